@@ -1,0 +1,184 @@
+"""Pipeline configuration: YAML in configs/, validated once into typed, frozen objects.
+
+Every error names the file and the key (``configs/demo.yaml: encoder.poolng: unknown key``).
+Relative paths are resolved against the directory the command runs in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoCorpusConfig(_Strict):
+    """A synthetic corpus generated before ingest (see tasks/ingest/demo_corpus.py)."""
+
+    root: Path
+    seed: int = 0
+    conditions: list[str] = Field(default_factory=lambda: ["studio", "phone", "far"], min_length=1)
+    utterances_per_split: dict[str, int] = Field(default_factory=lambda: {"train": 60, "dev": 30, "eval": 60})
+    sample_rate: int = 16000
+
+
+class DatasetConfig(_Strict):
+    name: str
+    adapter: str
+    root: Path
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EncoderConfig(_Strict):
+    id: str = Field(description="random-weight preset name, Hugging Face hub id, or local checkpoint directory")
+    revision: str | None = None
+    layers: list[int] = Field(default_factory=lambda: [-1], min_length=1)
+    pooling: Literal["mean", "mean+std"] = "mean"
+    crop_seconds: float | None = Field(default=None, gt=0)
+    batch_seconds: float = Field(default=64.0, gt=0, description="audio seconds per encoder batch")
+    shard_seconds: float = Field(default=600.0, gt=0, description="audio seconds per store shard / Dask task")
+    storage_dtype: Literal["float32", "float16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class ClusterConfig(_Strict):
+    address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    n_workers: int = Field(default=2, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: str = "6GiB"
+
+
+class DetectorConfig(_Strict):
+    name: str
+    kind: Literal["logreg", "dkl_gp"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    datasets: list[str] = Field(min_length=1)
+    splits: list[str] = Field(default_factory=lambda: ["train"], min_length=1)
+    dev_splits: list[str] = Field(default_factory=lambda: ["dev"])
+    layer: int = -1
+    detectors: list[DetectorConfig] = Field(min_length=1)
+
+
+class EvaluateConfig(_Strict):
+    splits: list[str] = Field(default_factory=lambda: ["eval"], min_length=1)
+    datasets: list[str] | None = Field(default=None, description="default: every configured dataset")
+
+
+class PipelineConfig(_Strict):
+    name: str
+    workdir: Path
+    demo_corpus: DemoCorpusConfig | None = None
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    encoder: EncoderConfig
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    train: TrainConfig
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_names(cls, datasets: list[DatasetConfig]) -> list[DatasetConfig]:
+        names = [d.name for d in datasets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"dataset name(s) {repeated} appear more than once")
+        return datasets
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "PipelineConfig":
+        names = {d.name for d in self.datasets}
+        for key, listed in (("train.datasets", self.train.datasets), ("evaluate.datasets", self.evaluate.datasets or [])):
+            unknown = [n for n in listed if n not in names]
+            if unknown:
+                raise ValueError(f"{key} names {unknown}, which are not in datasets ({sorted(names)})")
+        if self.train.layer not in self.encoder.layers:
+            raise ValueError(f"train.layer {self.train.layer} is not among encoder.layers {self.encoder.layers}")
+        detector_names = [d.name for d in self.train.detectors]
+        if len(set(detector_names)) != len(detector_names):
+            raise ValueError(f"train.detectors repeat a name: {detector_names}")
+        return self
+
+    @property
+    def eval_datasets(self) -> list[str]:
+        return self.evaluate.datasets or [d.name for d in self.datasets]
+
+    def dataset(self, name: str) -> DatasetConfig:
+        return next(d for d in self.datasets if d.name == name)
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{path}: {key}: unknown key")
+        elif item["type"] == "missing":
+            lines.append(f"{path}: {key}: required key is missing")
+        else:
+            lines.append(f"{path}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _check_paths_exist(config: PipelineConfig, path: Path) -> None:
+    """Dataset roots must exist, unless the demo corpus generator will create them."""
+    generated = config.demo_corpus.root.resolve() if config.demo_corpus else None
+    for index, dataset in enumerate(config.datasets):
+        root = dataset.root.resolve()
+        if generated is not None and (root == generated or generated in root.parents):
+            continue
+        if not root.exists():
+            raise ConfigError(f"{path}: datasets.{index}.root: path does not exist: {root}")
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Make relative paths absolute against ``base`` so later stages never depend on the cwd."""
+
+    def absolute(value: str | None) -> str | None:
+        if value is None or "://" in str(value):
+            return value
+        p = Path(os.path.expanduser(str(value)))
+        return str(p if p.is_absolute() else base / p)
+
+    raw = dict(raw)
+    if isinstance(raw.get("workdir"), str):
+        raw["workdir"] = absolute(raw["workdir"])
+    if isinstance(raw.get("demo_corpus"), dict) and isinstance(raw["demo_corpus"].get("root"), str):
+        raw["demo_corpus"] = {**raw["demo_corpus"], "root": absolute(raw["demo_corpus"]["root"])}
+    if isinstance(raw.get("datasets"), list):
+        raw["datasets"] = [
+            {**d, "root": absolute(d["root"])} if isinstance(d, dict) and isinstance(d.get("root"), str) else d
+            for d in raw["datasets"]
+        ]
+    return raw
+
+
+def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> PipelineConfig:
+    """Read and validate a pipeline config; raises ConfigError naming the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(raw).__name__}")
+    try:
+        config = PipelineConfig.model_validate(_resolve_paths(raw, Path.cwd()))
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from None
+    if check_paths:
+        _check_paths_exist(config, path)
+    return config

@@ -1,0 +1,61 @@
+"""The contracts of ARCHITECTURE.md that every stage and every outside tool relies on.
+
+Labels are the strings ``bonafide`` and ``spoof``. A score is a log-likelihood ratio
+``log p(x | bonafide) - log p(x | spoof)``: higher means more bona fide. Probabilities
+shown to people are P(spoof) = sigmoid(-score) (equal priors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+BONAFIDE = "bonafide"
+SPOOF = "spoof"
+LABELS = (BONAFIDE, SPOOF)
+
+# Required manifest columns, in the order they are written. Adapters may add
+# corpus-specific columns (codec, language, ...) after these.
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("utt_id", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("label", pa.string()),
+        ("attack", pa.string()),
+        ("speaker", pa.string()),
+        ("path", pa.string()),
+        ("duration_s", pa.float64()),
+        ("sha256", pa.string()),
+    ]
+)
+MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
+NULLABLE_MANIFEST_COLUMNS = frozenset({"attack", "speaker"})
+
+# One row per audio file that an ingest adapter could not accept, with the reason.
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("source", pa.string()),  # the file or protocol line the problem was found in
+        ("utt_id", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+# Key columns of the embedding store: one row per (utterance, encoder, layer, pooling).
+EMBEDDING_KEY_COLUMNS = ("utt_id", "dataset", "encoder", "layer", "pooling")
+
+
+def is_bonafide(labels) -> np.ndarray:
+    """Boolean array, True where the label is ``bonafide``; any label outside LABELS is an error."""
+    labels = np.asarray(labels, dtype=object)
+    unknown = sorted({str(x) for x in labels if x not in LABELS})
+    if unknown:
+        raise ValueError(f"unknown label(s) {unknown}: labels must be one of {list(LABELS)}")
+    return labels == BONAFIDE
+
+
+def p_spoof_from_score(score) -> np.ndarray:
+    """P(spoof) = sigmoid(-LLR), computed without overflow for large |score|."""
+    score = np.asarray(score, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, score))

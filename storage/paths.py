@@ -1,0 +1,67 @@
+"""Filesystem access for everything storage/ writes: local paths and fsspec URLs alike."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import fsspec
+
+
+def filesystem(path: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem for ``path`` and the path within it (``s3://b/k`` works like ``/tmp/k``)."""
+    fs, _, (resolved,) = fsspec.get_fs_token_paths(str(path))
+    return fs, resolved
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """Join path parts, keeping URL schemes intact (``os.path.join`` would on ``s3://``)."""
+    out = str(base).rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def exists(path: str | os.PathLike) -> bool:
+    fs, p = filesystem(path)
+    return fs.exists(p)
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    fs, p = filesystem(path)
+    fs.makedirs(p, exist_ok=True)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Write to a temporary sibling and move it into place only when the block succeeds.
+
+    A crash mid-write leaves a ``.tmp-*`` file that readers never match, never a
+    half-written ``path``. On local disks the final rename is atomic.
+    """
+    fs, final = filesystem(path)
+    parent = final.rsplit("/", 1)[0] if "/" in final else "."
+    fs.makedirs(parent, exist_ok=True)
+    name = final.rsplit("/", 1)[-1]
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
+    try:
+        with fs.open(tmp, mode) as handle:
+            yield handle
+        if "file" in fs.protocol:
+            os.replace(tmp, final)
+        else:
+            fs.mv(tmp, final)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def local_path(path: str | os.PathLike) -> Path:
+    """A local Path, for the few consumers (audio decoders, browsers) that need one."""
+    fs, p = filesystem(path)
+    if "file" not in fs.protocol:
+        raise ValueError(f"{path} is not on the local filesystem; copy it locally first")
+    return Path(p)
