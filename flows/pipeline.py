@@ -1,0 +1,62 @@
+"""The whole pipeline for one config: (demo corpus →) ingest → embed → train → evaluate → report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, get_run_logger
+
+from addgp.config import PipelineConfig, load_config
+from addgp.flows.cluster import dask_cluster
+from addgp.storage.workspace import Workspace
+from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
+from addgp.tasks.embed.task import embed_task
+from addgp.tasks.evaluate.task import evaluate_task
+from addgp.tasks.ingest.task import demo_corpus_task, ingest_task
+from addgp.tasks.report.build import ReportInput
+from addgp.tasks.report.task import report_task
+from addgp.tasks.train.task import train_task
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{name}"
+
+
+@flow(name="addgp-run", log_prints=True)
+def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
+    """Run the pipeline of ``config_path``; returns the published report folder."""
+    config: PipelineConfig = load_config(config_path)
+    logger = get_run_logger()
+    workspace = Workspace.at(config.workdir)
+    run_id = run_id or new_run_id(config.name)
+
+    if config.demo_corpus is not None:
+        demo_corpus_task(config.demo_corpus)
+    ingest_futures = {d.name: ingest_task.submit(d, workspace.manifest(d.name)) for d in config.datasets}
+    ingests = {name: future.result() for name, future in ingest_futures.items()}
+    manifests = [summary["manifest"] for summary in ingests.values()]
+
+    with dask_cluster(config.cluster) as scheduler:
+        embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
+    logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
+
+    models = [
+        train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
+        for detector in config.train.detectors
+    ]
+    scores, metrics = evaluate_task(
+        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits
+    )
+    spec = spec_from_config(config.encoder)
+    report = ReportInput(
+        title=f"addgp report: {config.name}",
+        run_id=run_id,
+        metrics=metrics,
+        models=models,
+        encoder=spec.name,
+        warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
+        notes={"ingest": ingests, "embed": embed},
+    )
+    folder = report_task(report, scores, workspace.reports, config.name)
+    logger.info("report published at %s", folder)
+    return folder

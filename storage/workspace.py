@@ -1,0 +1,50 @@
+"""Where a pipeline's own data lives under its ``workdir``: the data catalog of addgp.
+
+::
+
+    WORKDIR/
+      manifests/<dataset>.parquet            + <dataset>.rejects.parquet
+      embeddings/                            the embedding store (storage/embeddings.py)
+      models/<detector>/v<N>/                the model registry (storage/models.py)
+      reports/<run-id>/                      one report folder per run (storage/reports.py)
+      reports/LATEST                         the run id of the newest published report
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from addgp.storage.paths import join
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: str
+
+    @classmethod
+    def at(cls, root: str | os.PathLike) -> "Workspace":
+        return cls(str(root))
+
+    def manifest(self, dataset: str) -> str:
+        return join(self.root, "manifests", f"{dataset}.parquet")
+
+    @property
+    def embeddings(self) -> str:
+        return join(self.root, "embeddings")
+
+    @property
+    def models(self) -> str:
+        return join(self.root, "models")
+
+    @property
+    def reports(self) -> str:
+        return join(self.root, "reports")
+
+    def report(self, run_id: str) -> str:
+        return join(self.reports, run_id)
+
+    @property
+    def state(self) -> str:
+        """Small bookkeeping files (inbox batches seen, champion model)."""
+        return join(self.root, "state")

@@ -1,0 +1,28 @@
+"""Prefect task of the embed stage: manifests → embedding store, on a Dask cluster."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from addgp.config import EncoderConfig
+from addgp.storage.manifests import read_manifests
+from addgp.tasks.embed.encoder import spec_from_config
+from addgp.tasks.embed.run import embed_manifest
+
+
+# No result cache: the store itself is the cache (a re-run plans only missing shards).
+@task(name="embed", retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def embed_task(manifest_paths: list[str], encoder: EncoderConfig, store: str, scheduler_address: str | None) -> dict:
+    manifest = read_manifests(manifest_paths)
+    spec = spec_from_config(encoder)
+    if scheduler_address is None:
+        summary = embed_manifest(manifest, spec, store, batch_seconds=encoder.batch_seconds, shard_seconds=encoder.shard_seconds, progress=False)
+    else:
+        from addgp.flows.cluster import dask_client
+
+        with dask_client(scheduler_address) as client:
+            summary = embed_manifest(
+                manifest, spec, store, batch_seconds=encoder.batch_seconds, shard_seconds=encoder.shard_seconds, client=client, progress=False
+            )
+    return summary.as_dict()

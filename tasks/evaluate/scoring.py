@@ -1,0 +1,73 @@
+"""Score eval sets with registered detectors and compute the per-dataset metrics table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from addgp.contracts import p_spoof_from_score
+from addgp.tasks.evaluate.metrics import MetricsError, compute_metrics
+from addgp.tasks.train.data import labelled_embeddings
+
+
+def score_rows(detector, name: str, data) -> pd.DataFrame:
+    """One detector's scores for a LabelledEmbeddings selection, in the score-table layout."""
+    score = np.asarray(detector.decision_function(data.X), dtype=np.float64)
+    variance = detector.predict_variance(data.X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
+    rows = data.rows
+    return pd.DataFrame(
+        {
+            "utt_id": rows["utt_id"].to_numpy(),
+            "dataset": rows["dataset"].to_numpy(),
+            "split": rows["split"].to_numpy(),
+            "label": rows["label"].to_numpy(),
+            "attack": rows["attack"].to_numpy(),
+            "speaker": rows["speaker"].to_numpy(),
+            "detector": name,
+            "score": score,
+            "p_spoof": p_spoof_from_score(score),
+            "variance": np.asarray(variance, dtype=np.float64),
+        }
+    )
+
+
+def score_eval_sets(
+    manifest: pd.DataFrame,
+    store_root: str,
+    detectors: dict[str, tuple[object, dict]],
+    datasets: list[str],
+    splits: list[str],
+) -> pd.DataFrame:
+    """Scores of every detector on every dataset's eval splits (the cross-dataset matrix rows).
+
+    ``detectors`` maps name → (detector, model card); each is scored on the store rows of
+    its own encoder, layer and pooling.
+    """
+    frames = []
+    for name, (detector, card) in detectors.items():
+        for dataset in datasets:
+            data = labelled_embeddings(
+                manifest,
+                store_root,
+                encoder=card["encoder"],
+                layer=card["layer"],
+                pooling=card["pooling"],
+                crop_s=card.get("crop_s"),
+                datasets=[dataset],
+                splits=splits,
+            )
+            frames.append(score_rows(detector, name, data))
+    return pd.concat(frames, ignore_index=True)
+
+
+def metrics_by_detector_and_dataset(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (detector, dataset) with the full metric set; a set missing a class is noted, not NaN-crashed."""
+    records = []
+    for (detector, dataset), group in scores.groupby(["detector", "dataset"], sort=True):
+        try:
+            metrics = compute_metrics(group["score"].to_numpy(), group["label"].to_numpy())
+            note = ""
+        except MetricsError as exc:
+            metrics, note = {}, str(exc)
+        records.append({"detector": detector, "dataset": dataset, **metrics, "note": note})
+    return pd.DataFrame(records)

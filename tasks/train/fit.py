@@ -1,0 +1,81 @@
+"""Fit the configured detectors on the store and register them with a model card."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from addgp.contracts import is_bonafide
+from addgp.storage.models import save_model
+from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec
+from addgp.tasks.evaluate.metrics import compute_metrics
+from addgp.tasks.train.data import labelled_embeddings
+from addgp.tasks.train.detectors import make_detector
+
+
+@dataclass(frozen=True)
+class TrainingSelection:
+    """Which store rows a detector learns from."""
+
+    datasets: tuple[str, ...]
+    splits: tuple[str, ...]
+    dev_splits: tuple[str, ...]
+    layer: int
+
+
+def snapshot_id(rows: pd.DataFrame) -> str:
+    """Content hash of the training rows: the model card's record of exactly what trained it."""
+    keys = sorted(zip(rows["dataset"], rows["utt_id"], rows["sha256"], rows["label"]))
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update("\0".join(key).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def fit_and_register(
+    manifest: pd.DataFrame,
+    store_root: str,
+    models_root: str,
+    spec: EncoderSpec,
+    selection: TrainingSelection,
+    name: str,
+    kind: str,
+    params: dict,
+) -> dict:
+    """Fit one detector, score its dev set, and save it as the next version of ``name``."""
+    common = dict(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
+    train = labelled_embeddings(manifest, store_root, datasets=list(selection.datasets), splits=list(selection.splits), **common)
+    dev = None
+    if selection.dev_splits and manifest["split"].isin(selection.dev_splits).any():
+        dev = labelled_embeddings(manifest, store_root, datasets=list(selection.datasets), splits=list(selection.dev_splits), **common)
+    detector = make_detector(kind, **params)
+    if dev is not None:
+        detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y)
+    else:
+        detector.fit(train.X, train.y)
+    dev_metrics = compute_metrics(detector.decision_function(dev.X), dev.y) if dev is not None else None
+    bona = is_bonafide(train.y)
+    card = {
+        "name": name,
+        "encoder": spec.name,
+        "layer": selection.layer,
+        "pooling": spec.pooling,
+        "crop_s": spec.crop_seconds,
+        "random_weight_encoder": spec.random_weights,
+        "training_data": {
+            "datasets": list(selection.datasets),
+            "splits": list(selection.splits),
+            "dev_splits": list(selection.dev_splits) if dev is not None else [],
+            "n_bonafide": int(bona.sum()),
+            "n_spoof": int((~bona).sum()),
+            "missing_from_store": train.missing,
+            "snapshot_sha256": snapshot_id(train.rows),
+        },
+        "dev_metrics": dev_metrics,
+    }
+    if spec.random_weights:
+        card["warning"] = RANDOM_WEIGHT_WARNING
+    ref = save_model(models_root, name, detector, card)
+    return {"name": name, "kind": kind, "path": str(ref.path), "version": ref.version, "dev_metrics": dev_metrics}
