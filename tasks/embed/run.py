@@ -106,7 +106,7 @@ def _run_on_dask(client, shards, spec: EncoderSpec, store_root: str, batch_secon
     ]
     seconds = {shard.key: shard.audio_seconds for shard in shards}
     results: list[ShardResult] = []
-    for future in as_completed(futures):
+    for future in as_completed(futures, loop=client.loop):
         result = future.result()
         results.append(result)
         bar.update(seconds[result.key])

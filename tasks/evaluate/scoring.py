@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from addgp.tasks.evaluate.metrics import MetricsError, compute_metrics
+from addgp.tasks.evaluate.metrics import metrics_by
 from addgp.tasks.train.data import labelled_embeddings
 
 
@@ -61,13 +61,5 @@ def score_eval_sets(
 
 
 def metrics_by_detector_and_dataset(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (detector, dataset) with the full metric set; a set missing a class is noted, not NaN-crashed."""
-    records = []
-    for (detector, dataset), group in scores.groupby(["detector", "dataset"], sort=True):
-        try:
-            metrics = compute_metrics(group["score"].to_numpy(), group["label"].to_numpy())
-            note = ""
-        except MetricsError as exc:
-            metrics, note = {}, str(exc)
-        records.append({"detector": detector, "dataset": dataset, **metrics, "note": note})
-    return pd.DataFrame(records)
+    """One row per (detector, dataset) with the full metric set; a set missing a class gets a note, not a crash."""
+    return metrics_by(scores, ["detector", "dataset"])

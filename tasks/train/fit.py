@@ -9,7 +9,7 @@ import pandas as pd
 
 from addgp.contracts import is_bonafide
 from addgp.storage.models import save_model
-from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec
+from addgp.tasks.embed.encoder import EncoderSpec
 from addgp.tasks.evaluate.metrics import compute_metrics
 from addgp.tasks.train.data import labelled_embeddings
 from addgp.tasks.train.detectors import make_detector
@@ -58,7 +58,6 @@ def fit_and_register(
     dev_metrics = compute_metrics(detector.decision_function(dev.X), dev.y) if dev is not None else None
     bona = is_bonafide(train.y)
     card = {
-        "name": name,
         "encoder": spec.name,
         "layer": selection.layer,
         "pooling": spec.pooling,
@@ -75,7 +74,5 @@ def fit_and_register(
         },
         "dev_metrics": dev_metrics,
     }
-    if spec.random_weights:
-        card["warning"] = RANDOM_WEIGHT_WARNING
     ref = save_model(models_root, name, detector, card)
     return {"name": name, "kind": kind, "path": str(ref.path), "version": ref.version, "dev_metrics": dev_metrics}

@@ -1,0 +1,128 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from addgp.flows.cli import app
+from addgp.storage.manifests import read_manifest, write_manifest
+
+runner = CliRunner()
+
+
+def test_console_script_help_lists_the_verbs():
+    exe = shutil.which("addgp") or str(__import__("pathlib").Path(sys.executable).parent / "addgp")
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for verb in ("run", "demo-data", "ingest", "embed", "metrics"):
+        assert verb in done.stdout
+
+
+def test_every_verb_has_help():
+    for verb in ("run", "demo-data", "ingest", "embed", "metrics"):
+        result = runner.invoke(app, [verb, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_run_with_a_missing_config_exits_2_naming_it(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output and "not found" in result.output
+
+
+def test_run_with_an_invalid_config_names_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nworkdir: w\nunknown_section: 1\n")
+    result = runner.invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown_section: unknown key" in result.output
+
+
+def test_ingest_unknown_adapter_and_wrong_root(tmp_path):
+    result = runner.invoke(app, ["ingest", "no_such_corpus", str(tmp_path), "-o", str(tmp_path / "m.parquet")])
+    assert result.exit_code == 2 and "unknown dataset adapter" in result.output
+    (tmp_path / "something_else").mkdir()
+    result = runner.invoke(app, ["ingest", "asvspoof2019_la", str(tmp_path), "-o", str(tmp_path / "m.parquet")])
+    assert result.exit_code == 2
+    assert "ASVspoof2019_LA_cm_protocols" in result.output and "something_else" in result.output
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_ingest_writes_manifest_and_rejects(tmp_path):
+    from conftest import write_tone
+
+    la = tmp_path / "LA"
+    (la / "ASVspoof2019_LA_cm_protocols").mkdir(parents=True)
+    (la / "ASVspoof2019_LA_train" / "flac").mkdir(parents=True)
+    write_tone(la / "ASVspoof2019_LA_train" / "flac" / "LA_T_0000001.flac", 0.5)
+    write_tone(la / "ASVspoof2019_LA_train" / "flac" / "LA_T_0000002.flac", 0.5, seed=1)
+    (la / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.train.trn.txt").write_text(
+        "LA_0079 LA_T_0000001 - - bonafide\nLA_0079 LA_T_0000002 - A01 spoof\nLA_0080 LA_T_0000003 - A02 spoof\nbroken line\n"
+    )
+    out = tmp_path / "m.parquet"
+    result = runner.invoke(app, ["ingest", "asvspoof2019_la", str(tmp_path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 2 and summary["rejects"] == 2
+    manifest = read_manifest(out)
+    assert manifest["attack"].isna().tolist() == [True, False] and manifest["attack"].iloc[1] == "A01"
+    assert (tmp_path / "m.rejects.parquet").exists()
+
+
+def test_metrics_prints_the_contract_keys(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"score": np.r_[rng.normal(2, 1, 200), rng.normal(-2, 1, 300)], "label": ["bonafide"] * 200 + ["spoof"] * 300}
+    )
+    path = tmp_path / "scores.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["metrics", str(path)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in ("eer", "eer_rocch", "min_dcf", "act_dcf", "cllr", "min_cllr", "ece", "brier", "auc", "n_bonafide", "n_spoof"):
+        assert key in metrics
+    assert 0.0 < metrics["eer"] < 0.1 and metrics["n_bonafide"] == 200
+
+
+def test_metrics_errors_exit_2(tmp_path):
+    path = tmp_path / "scores.csv"
+    pd.DataFrame({"score": [1.0, 2.0], "label": ["spoof", "spoof"]}).to_csv(path, index=False)
+    result = runner.invoke(app, ["metrics", str(path)])
+    assert result.exit_code == 2 and "scores.csv" in result.output
+    pd.DataFrame({"value": [1.0]}).to_csv(path, index=False)
+    result = runner.invoke(app, ["metrics", str(path)])
+    assert result.exit_code == 2 and "score" in result.output
+    assert runner.invoke(app, ["metrics", str(tmp_path / "absent.csv")]).exit_code == 2
+
+
+def test_embed_with_unavailable_encoder_exits_3(tmp_path, audio_manifest):
+    manifest = tmp_path / "m.parquet"
+    write_manifest(audio_manifest, manifest)
+    result = runner.invoke(app, ["embed", str(manifest), "--encoder", "facebook/wav2vec2-xls-r-300m", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 3
+    assert "huggingface-cli download" in result.output
+
+
+def test_embed_via_cli_then_rerun_adds_nothing(tmp_path, audio_manifest):
+    manifest = tmp_path / "m.parquet"
+    write_manifest(audio_manifest, manifest)
+    args = ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), "--layers", "0,-1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "RANDOM-WEIGHT" in first.output
+    assert json.loads(first.stdout)["utterances_embedded"] == len(audio_manifest)
+    second = runner.invoke(app, args)
+    assert json.loads(second.stdout)["utterances_embedded"] == 0
+
+
+@pytest.mark.parametrize("bad", [["--pooling", "max"], ["--dtype", "int8"]])
+def test_embed_rejects_bad_options(tmp_path, audio_manifest, bad):
+    manifest = tmp_path / "m.parquet"
+    write_manifest(audio_manifest, manifest)
+    result = runner.invoke(app, ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), *bad])
+    assert result.exit_code == 2

@@ -1,0 +1,65 @@
+"""The pipeline flow end to end on a tiny generated corpus: Prefect + a Dask LocalCluster of processes."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from prefect.testing.utilities import prefect_test_harness
+
+from addgp.flows.pipeline import pipeline_flow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def prefect_backend():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def tiny_config(folder: Path) -> Path:
+    config = {
+        "name": "tiny",
+        "workdir": str(folder / "work"),
+        "demo_corpus": {"root": str(folder / "corpus"), "seed": 3, "conditions": ["studio", "phone"],
+                        "utterances_per_split": {"train": 40, "dev": 12, "eval": 30}},
+        "datasets": [
+            {"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_studio")},
+            {"name": "demo_phone", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_phone")},
+        ],
+        "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 20},
+        "cluster": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "3GiB"},
+        "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}]},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_pipeline_end_to_end(tmp_path, prefect_backend):
+    folder = Path(pipeline_flow(str(tiny_config(tmp_path)), run_id="first"))
+    assert folder == tmp_path / "work" / "reports" / "first"
+    for name in ("report.md", "index.html", "metrics.json", "scores.parquet"):
+        assert (folder / name).is_file(), name
+
+    document = json.loads((folder / "metrics.json").read_text())
+    assert any("RANDOM-WEIGHT" in w for w in document["warnings"])
+    rows = {(m["detector"], m["dataset"]): m for m in document["metrics"]}
+    assert set(rows) == {("lr", "demo_studio"), ("lr", "demo_phone")}
+    own = rows[("lr", "demo_studio")]["eer"]
+    assert 0.0 < own < 0.5, f"EER of the trained model on its own data: {own}"
+
+    report = (folder / "report.md").read_text()
+    assert "demo_studio" in report and "demo_phone" in report and "RANDOM-WEIGHT" in report
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert set(scores["dataset"]) == {"demo_studio", "demo_phone"} and scores["score"].notna().all()
+    assert set(scores["split"]) == {"eval"}
+
+    # A second run re-embeds nothing, registers a new model version and publishes a second report.
+    second = Path(pipeline_flow(str(tiny_config(tmp_path)), run_id="second"))
+    embed_note = json.loads((second / "metrics.json").read_text())["notes"]["embed"]
+    assert embed_note["utterances_embedded"] == 0
+    assert (tmp_path / "work" / "models" / "lr" / "v2").is_dir()
+    assert (tmp_path / "work" / "reports" / "LATEST").read_text() == "second"
