@@ -115,7 +115,7 @@ def ingest(
         options[key] = value
     try:
         result = ingest_dataset(dataset, root, dataset=name, workers=workers, **options)
-    except (LayoutError, KeyError, FileNotFoundError, TypeError) as exc:
+    except (LayoutError, KeyError, FileNotFoundError, ValueError, TypeError) as exc:
         _fail(str(exc).strip("'\""))
     write_manifest(result.manifest, output)
     rejects = write_rejects(result.rejects, rejects_path_for(output))
@@ -123,6 +123,22 @@ def ingest(
     typer.echo(json.dumps({**summary, "manifest": str(output), "rejects_table": rejects}, indent=2))
     if result.manifest.empty:
         _fail(f"no usable rows in {root}; see {rejects}")
+
+
+@app.command()
+def datasets(
+    registry: Optional[Path] = typer.Option(None, help="Corpus registry YAML (default: the packaged configs/datasets.yaml)."),
+    no_scan: bool = typer.Option(False, "--no-scan", help="Only report manifests already written; do not list corpus folders."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the corpus registry: what is on disk, and rows per split, label and attack."""
+    from addgp.tasks.ingest.catalog import RegistryError, describe_registry, render_registry
+
+    try:
+        rows = describe_registry(registry, scan=not no_scan)
+    except (RegistryError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(rows, indent=2, default=str) if as_json else render_registry(rows))
 
 
 @app.command()

@@ -18,12 +18,12 @@ def test_console_script_help_lists_the_verbs():
     exe = shutil.which("addgp") or str(__import__("pathlib").Path(sys.executable).parent / "addgp")
     done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
-    for verb in ("run", "demo-data", "ingest", "embed", "metrics"):
+    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics"):
         assert verb in done.stdout
 
 
 def test_every_verb_has_help():
-    for verb in ("run", "demo-data", "ingest", "embed", "metrics"):
+    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output

@@ -5,16 +5,42 @@ Each adapter is ``ingest(root, dataset=NAME, *, workers=..., progress=..., **opt
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Callable
 
-from addgp.tasks.ingest import asvspoof2019
-from addgp.tasks.ingest.common import IngestResult
+import yaml
+
+from addgp.tasks.ingest import (
+    asvspoof2019,
+    asvspoof2021,
+    asvspoof5,
+    fake_or_real,
+    hf,
+    in_the_wild,
+    inbox,
+    mlaad,
+    odss,
+    protocol_csv,
+    timit_tts,
+)
+from addgp.tasks.ingest.common import IngestResult, OptionError
 
 Adapter = Callable[..., IngestResult]
 
 ADAPTERS: dict[str, Adapter] = {
     "asvspoof2019_la": asvspoof2019.ingest,
+    "asvspoof2021_la": asvspoof2021.ingest_la,
+    "asvspoof2021_df": asvspoof2021.ingest_df,
+    "asvspoof5": asvspoof5.ingest,
+    "in_the_wild": in_the_wild.ingest,
+    "fake_or_real": fake_or_real.ingest,
+    "mlaad": mlaad.ingest,
+    "timit_tts": timit_tts.ingest,
+    "odss": odss.ingest,
+    "protocol_csv": protocol_csv.ingest,
+    "hf": hf.ingest,
+    "inbox": inbox.ingest,
 }
 
 
@@ -25,6 +51,86 @@ def get_adapter(name: str) -> Adapter:
         raise KeyError(f"unknown dataset adapter {name!r}; known: {', '.join(sorted(ADAPTERS))}") from None
 
 
+def adapter_options(name: str) -> dict[str, object]:
+    """The options an adapter accepts (keyword → default), for help texts and error messages."""
+    params = inspect.signature(get_adapter(name)).parameters
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in list(params.values())[2:]
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def coerce_option(adapter: str, param: inspect.Parameter, value):
+    """An option given as text (``addgp ingest --option KEY=VALUE``) → the type the adapter takes.
+
+    Non-text values (from YAML configs) pass unchanged. By the parameter's annotation and
+    default: booleans from true/false/yes/no/on/off/1/0; ints; dicts from YAML/JSON
+    (``{0: bonafide, 1: spoof}``); lists from YAML/JSON (``[a, b]``) or comma-separated text
+    (``a,b``) — unless the option also takes a plain string and the text has no comma or
+    bracket (``subsets=CLEAN``, ``keep_columns=all``); ``null``/``none`` → None where None is
+    allowed. Anything else stays text.
+    """
+    if not isinstance(value, str):
+        return value
+    annotation = str(param.annotation)
+    default = param.default
+    text = value.strip()
+    where = f"adapter {adapter!r}, option {param.name}"
+    if "None" in annotation and text.lower() in ("null", "none"):
+        return None
+    if isinstance(default, bool) or annotation.replace(" ", "") in ("bool", "bool|None"):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise OptionError(f"{where}: expected true or false, got {value!r}")
+    if (isinstance(default, int) and not isinstance(default, bool)) or annotation.replace(" ", "") in ("int", "int|None"):
+        try:
+            return int(text)
+        except ValueError:
+            raise OptionError(f"{where}: expected an integer, got {value!r}") from None
+    if annotation.startswith("dict") or "| dict" in annotation:
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise OptionError(f"{where}: expected a mapping such as {{0: bonafide, 1: spoof}}, got {value!r} ({exc})") from None
+        if not isinstance(parsed, dict):
+            raise OptionError(f"{where}: expected a mapping such as {{0: bonafide, 1: spoof}}, got {value!r}")
+        return parsed
+    if "list" in annotation or "tuple" in annotation or isinstance(default, (list, tuple)):
+        takes_text = annotation.startswith("str") or "| str" in annotation
+        if text.startswith("["):
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise OptionError(f"{where}: expected a list such as [a, b], got {value!r} ({exc})") from None
+            if not isinstance(parsed, list):
+                raise OptionError(f"{where}: expected a list such as [a, b], got {value!r}")
+            return [str(v) for v in parsed]
+        if takes_text and "," not in text:
+            return value
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
 def ingest_dataset(adapter: str, root: str | os.PathLike, dataset: str | None = None, **options) -> IngestResult:
-    """Run the adapter registered as ``adapter`` on ROOT; ``dataset`` names the rows (default: the adapter name)."""
-    return get_adapter(adapter)(root, dataset=dataset or adapter, **options)
+    """Run the adapter registered as ``adapter`` on ROOT; ``dataset`` names the rows (default: the adapter name).
+
+    Options given as text are converted to the adapter's types (``coerce_option``). An
+    option the adapter does not know is an OptionError (a TypeError and a ValueError)
+    listing the ones it does.
+    """
+    function = get_adapter(adapter)
+    params = inspect.signature(function).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            known = ", ".join(sorted(adapter_options(adapter)))
+            raise OptionError(f"adapter {adapter!r} has no option(s) {unknown}; its options are: {known}")
+    options = {k: coerce_option(adapter, params[k], v) if k in params else v for k, v in options.items()}
+    return function(root, dataset=dataset or adapter, **options)

@@ -1,0 +1,303 @@
+"""The corpus registry (``configs/datasets.yaml``) and what ``addgp datasets`` shows about it.
+
+Registry file::
+
+    data_root: ${ADDGP_DATA:-data}          # relative corpus roots are below this (default ".")
+    manifest_dir: ${ADDGP_MANIFESTS:-runs/manifests}   # where `addgp ingest` writes <name>.parquet
+    corpora:
+      - name: asvspoof2019_la               # unique; the manifest's `dataset` value
+        adapter: asvspoof2019_la            # a registry name of tasks/ingest/registry.py
+        root: ASVspoof2019/LA               # absolute, or relative to data_root
+        splits: {train: [train], dev: [dev], eval: [eval]}   # which manifest splits serve as what
+        options: {}                         # adapter options (keys_root, bonafide_root: below data_root)
+        manifest: null                      # optional: overrides <manifest_dir>/<name>.parquet
+        description: "…"                    # optional, free text
+
+``${VAR}`` and ``${VAR:-default}`` are expanded from the environment; ``~`` is expanded;
+relative ``data_root`` and ``manifest_dir`` are resolved against the directory the
+command runs in (the rule of ``addgp.config``). An ``hf`` root ``hf://owner/name`` is a
+Hub id and is left as is.
+
+``describe_registry`` returns one dict per corpus (see its docstring for the exact keys):
+counts come from the corpus' manifest when it exists, else — when ``scan`` is true and
+the root is on disk — from running the adapter with ``probe_mode("none")``, which reads
+protocols and folder listings but opens no audio (so missing or broken files are not
+detected, and nothing is written: no HF materialisation, no inbox batch).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from addgp.contracts import LABELS
+from addgp.tasks.ingest.common import IngestResult, probe_mode
+
+DATA_PATH_OPTIONS = ("keys_root", "bonafide_root")  # resolved like roots (below data_root)
+WORK_PATH_OPTIONS = ("materialise_dir", "state_dir")  # outputs: resolved against the cwd
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class RegistryError(ValueError):
+    """A registry file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusEntry(_Strict):
+    name: str
+    adapter: str
+    root: str
+    splits: dict[str, list[str]] = Field(default_factory=dict, description="role (train/dev/eval) → manifest split names")
+    options: dict[str, Any] = Field(default_factory=dict)
+    manifest: str | None = None
+    description: str | None = None
+
+    @field_validator("adapter")
+    @classmethod
+    def _known_adapter(cls, value: str) -> str:
+        from addgp.tasks.ingest.registry import ADAPTERS
+
+        if value not in ADAPTERS:
+            raise ValueError(f"unknown adapter {value!r}; known: {', '.join(sorted(ADAPTERS))}")
+        return value
+
+    @field_validator("splits")
+    @classmethod
+    def _roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - {"train", "dev", "eval"})
+        if unknown:
+            raise ValueError(f"unknown split role(s) {unknown}; roles are train, dev, eval")
+        return value
+
+
+class Registry(_Strict):
+    data_root: str = "."
+    manifest_dir: str = "runs/manifests"
+    corpora: list[CorpusEntry] = Field(default_factory=list)
+
+    @field_validator("corpora")
+    @classmethod
+    def _unique(cls, corpora: list[CorpusEntry]) -> list[CorpusEntry]:
+        names = [c.name for c in corpora]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"corpus name(s) {repeated} appear more than once")
+        return corpora
+
+    def entry(self, name: str) -> CorpusEntry:
+        for corpus in self.corpora:
+            if corpus.name == name:
+                return corpus
+        raise KeyError(f"no corpus {name!r} in the registry; known: {', '.join(c.name for c in self.corpora)}")
+
+    # -- resolution ---------------------------------------------------------------
+    def resolved_data_root(self) -> Path:
+        return _absolute(expand(self.data_root), Path.cwd())
+
+    def resolved_root(self, corpus: CorpusEntry) -> str:
+        root = expand(corpus.root)
+        if corpus.adapter == "hf" and root.startswith("hf://"):
+            return root
+        return str(_absolute(root, self.resolved_data_root()))
+
+    def resolved_options(self, corpus: CorpusEntry) -> dict[str, Any]:
+        options = dict(corpus.options)
+        for key in DATA_PATH_OPTIONS:
+            if isinstance(options.get(key), str):
+                options[key] = str(_absolute(expand(options[key]), self.resolved_data_root()))
+        for key in WORK_PATH_OPTIONS:
+            if isinstance(options.get(key), str):
+                options[key] = str(_absolute(expand(options[key]), Path.cwd()))
+        return options
+
+    def manifest_path(self, corpus: CorpusEntry) -> Path:
+        if corpus.manifest:
+            return _absolute(expand(corpus.manifest), Path.cwd())
+        return _absolute(expand(self.manifest_dir), Path.cwd()) / f"{corpus.name}.parquet"
+
+
+def expand(text: str) -> str:
+    """``${VAR}`` / ``${VAR:-default}`` from the environment, then ``~``."""
+
+    def substitute(match: re.Match) -> str:
+        value = os.environ.get(match.group(1))
+        if value is None or value == "":
+            if match.group(2) is not None:
+                return match.group(2)
+            if value is None:
+                raise RegistryError(f"environment variable {match.group(1)} is not set (write ${{{match.group(1)}:-default}} for a default)")
+        return value
+
+    return os.path.expanduser(_ENV.sub(substitute, str(text)))
+
+
+def _absolute(text: str, base: Path) -> Path:
+    p = Path(text)
+    return p if p.is_absolute() else base / p
+
+
+def default_registry_path() -> Path:
+    """``configs/datasets.yaml`` as installed with the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("addgp.configs") / "datasets.yaml"))
+
+
+def load_registry(path: str | os.PathLike | None = None) -> Registry:
+    """Read and validate a registry file; RegistryError names the file and the key."""
+    path = Path(path) if path is not None else default_registry_path()
+    if not path.is_file():
+        raise RegistryError(f"{path}: registry file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with a 'corpora' list at the top level")
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for item in exc.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(item["type"], item["msg"])
+            lines.append(f"{path}: {key}: {message}")
+        raise RegistryError("\n".join(lines)) from None
+
+
+def registry_ingest_args(path: str | os.PathLike | None, name: str) -> tuple[str, str, dict[str, Any]]:
+    """(adapter, resolved root, resolved options) of a registered corpus — what ``addgp ingest NAME``
+    needs when ROOT is not given on the command line."""
+    registry = load_registry(path)
+    corpus = registry.entry(name)
+    return corpus.adapter, registry.resolved_root(corpus), registry.resolved_options(corpus)
+
+
+# ------------------------------------------------------------------ counts
+
+
+def _counts(manifest, rejects=None) -> dict:
+    by_split: dict[str, dict[str, int]] = {}
+    for split, group in manifest.groupby("split", sort=True):
+        by_split[str(split)] = {label: int((group["label"] == label).sum()) for label in LABELS}
+    by_label = {label: int((manifest["label"] == label).sum()) for label in LABELS}
+    by_attack = {str(k): int(v) for k, v in manifest["attack"].value_counts(dropna=True).sort_index().items()}
+    out = {"rows": int(len(manifest)), "by_split": by_split, "by_label": by_label, "by_attack": by_attack}
+    if rejects is not None:
+        out["rejects"] = int(len(rejects))
+        out["reject_reasons"] = {str(k): int(v) for k, v in rejects["reason"].value_counts().items()}
+    return out
+
+
+def _reason_key(reason: str) -> str:
+    return reason.split(":")[0]
+
+
+def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, scan: bool = True) -> list[dict]:
+    """One dict per registered corpus, in registry order:
+
+    ``name``, ``adapter``, ``root`` (resolved), ``on_disk`` (ROOT exists; false for Hub ids),
+    ``splits`` (role → split names, from the registry), ``options`` (resolved),
+    ``manifest`` (its path), ``manifest_exists``, ``counts_from`` (``"manifest"``, ``"scan"``
+    or None), ``rows``, ``by_split`` ({split: {bonafide: n, spoof: n}}), ``by_label``,
+    ``by_attack`` ({attack: n}), ``rejects`` (rows rejected: from ``X.rejects.parquet`` beside
+    a manifest, or the protocol-level rejects of a scan), ``reject_reasons`` ({reason: n};
+    for scans the reason up to its first colon), ``hours`` (manifest only) and ``note``
+    (why counts are missing, or what they mean). Counts are None when unknown.
+
+    A manifest that exists wins. Otherwise, with ``scan`` and ROOT on disk, the adapter runs
+    under ``probe_mode("none")``: protocols are parsed and folders listed, no audio is
+    opened and nothing is written. An adapter error (wrong ROOT, unreadable protocol) goes
+    to ``note`` rather than raising, so one broken corpus does not hide the others.
+    """
+    from addgp.storage.manifests import read_manifest, read_rejects, rejects_path_for
+    from addgp.tasks.ingest.registry import get_adapter
+
+    registry = load_registry(registry_yaml_path)
+    out: list[dict] = []
+    for corpus in registry.corpora:
+        root = registry.resolved_root(corpus)
+        options = registry.resolved_options(corpus)
+        manifest_path = registry.manifest_path(corpus)
+        is_hub = corpus.adapter == "hf" and (root.startswith("hf://") or not Path(root).exists())
+        info: dict[str, Any] = {
+            "name": corpus.name,
+            "adapter": corpus.adapter,
+            "root": root,
+            "on_disk": (not is_hub) and Path(root).exists(),
+            "splits": dict(corpus.splits),
+            "options": options,
+            "manifest": str(manifest_path),
+            "manifest_exists": manifest_path.is_file(),
+            "counts_from": None,
+            "rows": None,
+            "by_split": None,
+            "by_label": None,
+            "by_attack": None,
+            "rejects": None,
+            "reject_reasons": None,
+            "hours": None,
+            "note": None,
+        }
+        if info["manifest_exists"]:
+            try:
+                manifest = read_manifest(manifest_path)
+                rejects_file = Path(rejects_path_for(manifest_path))
+                rejects = read_rejects(rejects_file) if rejects_file.is_file() else None
+                info.update(_counts(manifest, rejects))
+                info["hours"] = round(float(manifest["duration_s"].sum()) / 3600.0, 3)
+                info["counts_from"] = "manifest"
+            except Exception as exc:  # a broken manifest is reported, not raised
+                info["note"] = f"manifest unreadable: {exc}"
+        elif is_hub:
+            info["note"] = "Hugging Face Hub dataset: not scanned (run `addgp ingest` to materialise it)"
+        elif not info["on_disk"]:
+            info["note"] = f"root not found: {root}"
+        elif not scan:
+            info["note"] = "no manifest yet (scan disabled)"
+        else:
+            try:
+                with probe_mode("none"):
+                    result: IngestResult = get_adapter(corpus.adapter)(root, dataset=corpus.name, progress=False, **options)
+                info.update(_counts(result.manifest))
+                reasons = result.rejects["reason"].map(_reason_key).value_counts()
+                info["rejects"] = int(len(result.rejects))
+                info["reject_reasons"] = {str(k): int(v) for k, v in reasons.items()}
+                info["counts_from"] = "scan"
+                info["note"] = "counts from the layout (protocols and folder listings); audio not opened"
+            except Exception as exc:
+                info["note"] = f"{type(exc).__name__}: {exc}"
+        out.append(info)
+    return out
+
+
+def render_registry(rows: list[dict]) -> str:
+    """A plain-text table of ``describe_registry`` rows (what ``addgp datasets`` can print)."""
+    header = ("name", "adapter", "on disk", "counts", "rows", "bonafide", "spoof", "splits", "attacks", "note")
+    lines = [header]
+    for r in rows:
+        splits = " ".join(f"{s}:{sum(v.values())}" for s, v in (r["by_split"] or {}).items())
+        lines.append(
+            (
+                r["name"],
+                r["adapter"],
+                "yes" if r["on_disk"] else "no",
+                r["counts_from"] or "-",
+                "-" if r["rows"] is None else str(r["rows"]),
+                "-" if r["by_label"] is None else str(r["by_label"]["bonafide"]),
+                "-" if r["by_label"] is None else str(r["by_label"]["spoof"]),
+                splits or "-",
+                "-" if r["by_attack"] is None else str(len(r["by_attack"])),
+                (r["note"] or "")[:80],
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

@@ -1,0 +1,68 @@
+"""In-the-Wild (Müller et al., Interspeech 2022; ``release_in_the_wild.zip``).
+
+Layout::
+
+    release_in_the_wild/
+      meta.csv          file,speaker,label
+                        0.wav,Alec Guinness,spoof
+                        1.wav,Alec Guinness,bona-fide
+      0.wav
+      1.wav
+      …
+
+Labels ``bona-fide``/``spoof`` become ``bonafide``/``spoof``; ``utt_id`` is the file name
+without extension; every row is split ``eval`` (option ``split``) — the corpus has no
+official partition. ``attack`` is null (the generators are not published). ROOT is the
+folder with ``meta.csv`` or the folder that contains ``release_in_the_wild/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from addgp.tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from addgp.tasks.ingest.scan import normalise_label, none_if_dash, read_table, resolve_path, strip_extension
+
+META = "meta.csv"
+
+
+def _find_root(root: Path) -> Path:
+    for candidate in (root, root / "release_in_the_wild", root / "in_the_wild"):
+        if (candidate / META).is_file():
+            return candidate
+    raise LayoutError(
+        f"{root} is not an In-the-Wild root: expected {META} (columns file,speaker,label) beside the wav files, "
+        f"in ROOT or ROOT/release_in_the_wild/; found: {listing(root)}"
+    )
+
+
+def ingest(
+    root: str | os.PathLike,
+    dataset: str = "in_the_wild",
+    *,
+    split: str = "eval",
+    workers: int = 16,
+    progress: bool = True,
+) -> IngestResult:
+    base = _find_root(require_dir(root, "In-the-Wild"))
+    table = read_table(base / META, delimiter=",")
+    missing = [c for c in ("file", "label") if c not in table.columns]
+    if missing:
+        raise LayoutError(f"{base / META}: missing column(s) {missing}; expected file,speaker,label, found {table.columns}")
+    rejects = [reject(dataset, f"{base / META}:{n}", None, f"unparseable protocol line: {why}") for n, why in table.bad]
+    candidates = []
+    for number, record in table.rows:
+        name = record["file"]
+        candidates.append(
+            {
+                "utt_id": strip_extension(os.path.normpath(name)),
+                "split": split,
+                "label": normalise_label(record["label"]),
+                "attack": None,
+                "speaker": none_if_dash(record.get("speaker")),
+                "path": resolve_path(name, base),
+                "_source": f"{base / META}:{number}",
+            }
+        )
+    return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

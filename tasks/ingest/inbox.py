@@ -1,0 +1,313 @@
+"""The inbox: a drop folder of newly collected audio, labelled by sidecar files, ingested in dated batches.
+
+Layout (ROOT is the drop folder; any sub-folders)::
+
+    inbox/
+      2025-06-01-social/
+        a.wav  b.mp3
+        sidecar.csv        file,label,generator,source,collected[,speaker,language,split,notes]
+                           a.wav,spoof,elevenlabs,https://example.org/post/1,2025-06-01
+                           b.mp3,bonafide,,podcast,2025-06-01
+      c.wav
+      c.json               {"label": "spoof", "generator": "xtts", "source": "tip line", "collected": "2025-06-02"}
+      batch.json           {"collected": "2025-06-03", "source": "lab", "files": [{"file": "d.wav", "label": "spoof"}]}
+
+Sidecars: every ``*.csv``/``*.tsv`` is a table of files; a ``*.json`` is a table when it is a
+list of objects or an object with a ``files`` (or ``items``/``records``) list — the object's
+other keys are defaults for every entry —, and a per-file sidecar when it is a plain object
+beside an audio file with the same stem. Paths (column ``file``/``path``/``filename``) are
+relative to the sidecar's folder. ``generator`` (or ``attack``/``model``) becomes
+``attack``; ``source``, ``collected`` (ISO date), ``language`` and ``notes`` are kept as
+columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the audio path
+below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
+``split``). Audio without a sidecar entry is rejected (``no sidecar entry``).
+
+Batches: each (full) ingest compares the rows with the batch ledger
+``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
+before — or whose bytes changed — form a new batch ``YYYYMMDDTHHMMSSZ`` (UTC; option
+``batch_id`` to name it); files already recorded keep their batch. Every manifest row gets
+its ``batch_id``. A nightly run asks ``new_inbox_batches(state_dir, consumer="nightly")``
+for the batches it has not yet acknowledged and calls ``acknowledge_inbox_batches`` once it
+has used them. Counting runs (``probe_mode`` other than ``"full"``) and ``record_batch=False``
+never write the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+
+from addgp.contracts import BONAFIDE, SPOOF
+from addgp.storage.paths import atomic_write, filesystem, join
+from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject, require_dir
+from addgp.tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
+
+LEDGER_NAME = "inbox_batches.json"
+LEDGER_VERSION = 1
+FILE_KEYS = ("file", "path", "filename", "file_name", "audio")
+ATTACK_KEYS = ("generator", "attack", "model", "system")
+DATE_KEYS = ("collected", "collected_at", "collected_on", "date")
+LIST_KEYS = ("files", "items", "records")
+KEPT_KEYS = ("source", "language", "notes")
+
+
+# ------------------------------------------------------------------ ledger
+
+
+def ledger_path(state_dir: str | os.PathLike) -> str:
+    """``<state_dir>/inbox_batches.json`` (a local path or an fsspec URL such as ``s3://…``)."""
+    return join(str(state_dir), LEDGER_NAME)
+
+
+def _empty_ledger(dataset: str | None = None) -> dict:
+    return {"version": LEDGER_VERSION, "dataset": dataset, "files": {}, "batches": [], "consumers": {}}
+
+
+def read_ledger(state_dir: str | os.PathLike) -> dict:
+    """The batch ledger of an inbox (an empty one when none was written yet)."""
+    path = ledger_path(state_dir)
+    fs, target = filesystem(path)
+    if not fs.exists(target):
+        return _empty_ledger()
+    with fs.open(target, "rb") as handle:
+        text = handle.read().decode("utf-8")
+    try:
+        ledger = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); restore it from backup or delete it to start a new ledger") from None
+    for key, default in _empty_ledger().items():
+        ledger.setdefault(key, default)
+    return ledger
+
+
+def _write_ledger(state_dir: str | os.PathLike, ledger: dict) -> None:
+    with atomic_write(ledger_path(state_dir)) as handle:  # storage/ owns the write: atomic, fsspec
+        handle.write((json.dumps(ledger, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+
+
+@contextlib.contextmanager
+def _locked(state_dir: str | os.PathLike) -> Iterator[None]:
+    """An exclusive lock for the ledger's read-modify-write: a local lock file with fcntl
+    (no lock on object stores or where fcntl is missing — one nightly writer is assumed there)."""
+    fs, target = filesystem(str(state_dir))
+    if "file" not in fs.protocol:
+        yield
+        return
+    Path(target).mkdir(parents=True, exist_ok=True)
+    lock = Path(target) / f".{LEDGER_NAME}.lock"
+    with open(lock, "a+") as handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        yield
+
+
+def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly") -> list[dict]:
+    """Batches (oldest first) that ``consumer`` has not acknowledged yet.
+
+    Each is ``{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``; the
+    manifest rows of a batch are those whose ``batch_id`` column equals it.
+    """
+    ledger = read_ledger(state_dir)
+    seen = set(ledger["consumers"].get(consumer, []))
+    return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
+
+
+def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly") -> None:
+    """Record that ``consumer`` has used these batches (unknown ids are an error)."""
+    batch_ids = list(batch_ids)
+    with _locked(state_dir):
+        ledger = read_ledger(state_dir)
+        known = {b["batch_id"] for b in ledger["batches"]}
+        unknown = [b for b in batch_ids if b not in known]
+        if unknown:
+            raise KeyError(f"{ledger_path(state_dir)}: no batch(es) {unknown}; known: {sorted(known)}")
+        done = ledger["consumers"].setdefault(consumer, [])
+        done.extend(b for b in batch_ids if b not in done)
+        _write_ledger(state_dir, ledger)
+
+
+def rows_of_batches(manifest: pd.DataFrame, batch_ids: Iterable[str]) -> pd.DataFrame:
+    """The manifest rows of the given batches."""
+    return manifest[manifest["batch_id"].isin(list(batch_ids))].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ sidecars
+
+
+def _first(record: dict, keys: Iterable[str]):
+    for key in keys:
+        if key in record and record[key] not in (None, ""):
+            return record[key]
+    return None
+
+
+def _parse_date(value) -> str | None:
+    """ISO date (YYYY-MM-DD) from a date or datetime string; ValueError when unparseable."""
+    text = none_if_dash(value)
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text[:10]).isoformat() if len(text) >= 10 else dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"unparseable collected date {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _sidecar_records(path: Path, audio_stems: dict[tuple[Path, str], Path]) -> tuple[list[tuple[str, dict]], list[str]]:
+    """([(where, record with an absolute 'file')], [problems]) for one sidecar file."""
+    records: list[tuple[str, dict]] = []
+    problems: list[str] = []
+    if path.suffix.lower() in (".csv", ".tsv"):
+        table = read_table(path, strict_fields=False)
+        problems += [f"line {n}: {why}" for n, why in table.bad]
+        for number, record in table.rows:
+            records.append((f"{path}:{number}", record))
+    else:
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return [], [f"not valid JSON ({exc})"]
+        if isinstance(data, list):
+            entries, defaults = data, {}
+        elif isinstance(data, dict) and any(isinstance(data.get(k), list) for k in LIST_KEYS):
+            key = next(k for k in LIST_KEYS if isinstance(data.get(k), list))
+            entries, defaults = data[key], {k: v for k, v in data.items() if k != key}
+        elif isinstance(data, dict):
+            audio = audio_stems.get((path.parent, path.stem))
+            if audio is None:
+                return [], [f"a per-file sidecar needs an audio file named {path.stem}.<ext> beside it"]
+            entries, defaults = [{**data, "file": audio.name}], {}
+        else:
+            return [], ["expected a JSON object or a list of objects"]
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append(f"entry {index}: expected an object, got {type(entry).__name__}")
+                continue
+            records.append((f"{path}#{index}", {**defaults, **entry}))
+    out = []
+    for where, record in records:
+        name = _first(record, FILE_KEYS)
+        if name is None:
+            problems.append(f"{where}: no file/path field")
+            continue
+        out.append((where, {**record, "file": str((path.parent / str(name)).resolve())}))
+    return out, problems
+
+
+# ------------------------------------------------------------------ adapter
+
+
+def ingest(
+    root: str | os.PathLike,
+    dataset: str = "inbox",
+    *,
+    state_dir: str | os.PathLike | None = None,
+    split: str = "train",
+    label_map: dict | None = None,
+    batch_id: str | None = None,
+    record_batch: bool = True,
+    workers: int = 16,
+    progress: bool = True,
+) -> IngestResult:
+    root = require_dir(root, "the inbox drop folder")
+    state = str(state_dir) if state_dir is not None else str(root)
+    ledger_file = Path(ledger_path(state)).resolve() if "://" not in state else None
+    audio = walk_audio(root)
+    audio_stems = {(p.parent, p.stem): p for p in audio}
+    sidecars = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".json") and not p.name.startswith(".")
+        and p.resolve() != ledger_file and p.name != LEDGER_NAME
+    )
+    if not audio and not sidecars:
+        raise LayoutError(f"{root} holds no audio and no sidecar (*.csv, *.tsv, *.json) files; found: {listing(root)}")
+
+    root_resolved = root.resolve()
+    candidates: list[dict] = []
+    rejects: list[dict] = []
+    labelled: set[str] = set()
+    for sidecar in sidecars:
+        records, problems = _sidecar_records(sidecar, audio_stems)
+        rejects += [reject(dataset, str(sidecar), None, f"unparseable sidecar: {p}") for p in problems]
+        for where, record in records:
+            file = Path(record["file"])
+            rel = rel_posix(file, root_resolved) if file.is_relative_to(root_resolved) else file.as_posix()
+            utt_id = strip_extension(rel)
+            try:
+                collected = _parse_date(_first(record, DATE_KEYS))
+            except ValueError as exc:
+                rejects.append(reject(dataset, where, utt_id, str(exc)))
+                continue
+            label = normalise_label(record.get("label"), label_map)
+            row = {
+                "utt_id": utt_id,
+                "split": none_if_dash(record.get("split")) or split,
+                "label": label,
+                "attack": none_if_dash(_first(record, ATTACK_KEYS)) if label == SPOOF else None,
+                "speaker": none_if_dash(record.get("speaker")),
+                "path": str(file),
+                "collected": collected,
+                "sidecar": str(sidecar),
+                "_source": where,
+            }
+            for key in KEPT_KEYS:
+                value = record.get(key)
+                row[key] = none_if_dash(value) if not isinstance(value, (dict, list)) else json.dumps(value)
+            candidates.append(row)
+            labelled.add(str(file))
+    for path in audio:
+        if str(path.resolve()) not in labelled:
+            rejects.append(reject(dataset, str(path), strip_extension(rel_posix(path, root)), "no sidecar entry (label unknown)"))
+
+    result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
+    manifest = result.manifest
+    if current_probe_mode() != "full" or not record_batch:
+        known = read_ledger(state)["files"]
+        manifest["batch_id"] = [known.get(u, {}).get("batch_id") for u in manifest["utt_id"]]
+        return result
+
+    with _locked(state):
+        ledger = read_ledger(state)
+        ledger["dataset"] = ledger.get("dataset") or dataset
+        ledger["root"] = str(root.resolve())
+        files = ledger["files"]
+        fresh = [
+            i for i, (u, sha) in enumerate(zip(manifest["utt_id"], manifest["sha256"]))
+            if files.get(u, {}).get("sha256") != sha
+        ]
+        new_id = None
+        if fresh:
+            now = dt.datetime.now(dt.timezone.utc)
+            new_id = batch_id or now.strftime("%Y%m%dT%H%M%SZ")
+            existing = {b["batch_id"] for b in ledger["batches"]}
+            base, n = new_id, 2
+            while new_id in existing:
+                if batch_id is not None:
+                    raise OptionError(f"inbox: batch id {batch_id!r} is already in {ledger_path(state)}")
+                new_id, n = f"{base}-{n}", n + 1
+            batch_rows = manifest.iloc[fresh]
+            ledger["batches"].append(
+                {
+                    "batch_id": new_id,
+                    "created_at": now.isoformat(timespec="seconds"),
+                    "n_files": int(len(batch_rows)),
+                    "n_bonafide": int((batch_rows["label"] == BONAFIDE).sum()),
+                    "n_spoof": int((batch_rows["label"] == SPOOF).sum()),
+                    "hours": round(float(batch_rows["duration_s"].sum()) / 3600.0, 4),
+                }
+            )
+            for i in fresh:
+                files[manifest["utt_id"].iat[i]] = {"batch_id": new_id, "sha256": manifest["sha256"].iat[i]}
+            _write_ledger(state, ledger)
+        manifest["batch_id"] = [files[u]["batch_id"] for u in manifest["utt_id"]]
+    return result
+

@@ -1,0 +1,173 @@
+"""Any CSV/TSV protocol with a path and a label column (the adapter of last resort).
+
+ROOT is the protocol file, or a folder with option ``protocol`` naming the file inside it
+(relative to ROOT, or absolute). Audio paths in the table are relative to the protocol's
+folder (option ``audio_root`` overrides), or absolute.
+
+Bona fide rows get a null ``attack`` whatever the attack column says.
+
+Options (all optional):
+
+==================  ==========================================================================
+``path_column``     column with the audio path (default: first of path, file, filename,
+                    file_name, audio, audio_path, wav, flac, filepath, utt, utt_id)
+``label_column``    default: first of label, key, class, target, is_fake, fake, spoof
+``label_map``       mapping of the corpus' label values to bonafide/spoof, e.g.
+                    ``{"0": "bonafide", "1": "spoof"}``; common spellings (bona-fide, real,
+                    genuine, fake, synthetic, …) are understood without it
+``split_column``    column with the split (values kept as written, or mapped by ``split_map``)
+``split_map``       e.g. ``{"training": "train", "validation": "dev", "test": "eval"}``
+``split``           the split of every row when there is no split column (default ``eval``)
+``attack_column``   generator/attack id; ``speaker_column``; ``id_column`` (default: the path
+                    without extension)
+``delimiter``       ``","``, ``"tab"``, ``"|"``, ``";"``, ``"whitespace"`` (default: sniffed)
+``header``          false for headerless protocols; then ``columns`` names the fields
+``columns``         field names for a headerless protocol, e.g. ``[speaker, utt, _, attack, label]``
+``extension``       appended to path values that have none (e.g. ``.flac`` for ASVspoof-style ids)
+``audio_root``      folder the paths are relative to (default: the protocol's folder)
+``keep_columns``    ``"all"`` (default: every other column is kept — except names starting
+                    with ``_`` —, renamed ``src_<name>`` when it would clash with a manifest
+                    column) or a list of columns to keep
+==================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
+from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
+from addgp.tasks.ingest.scan import (
+    normalise_label,
+    none_if_dash,
+    parse_delimiter,
+    pick_column,
+    read_table,
+    resolve_path,
+    strip_extension,
+)
+
+PATH_CANDIDATES = ("path", "file", "filename", "file_name", "audio", "audio_path", "wav", "flac", "filepath", "utt", "utt_id")
+LABEL_CANDIDATES = ("label", "key", "class", "target", "is_fake", "fake", "spoof")
+RESERVED = set(MANIFEST_COLUMNS) | {"_source"}
+
+
+def find_protocol(root: Path, protocol: str | os.PathLike | None) -> Path:
+    if root.is_file():
+        return root
+    if not root.exists():
+        raise LayoutError(f"{root} does not exist; expected a protocol CSV/TSV file or a folder holding one")
+    if protocol is None:
+        tables = sorted(p for p in root.iterdir() if p.suffix.lower() in (".csv", ".tsv") and p.is_file())
+        if len(tables) == 1:
+            return tables[0]
+        raise LayoutError(
+            f"{root} is a folder: pass the protocol file as ROOT or name it with protocol=… "
+            f"({'several tables: ' + ', '.join(p.name for p in tables) if tables else 'no .csv/.tsv in it'}); found: {listing(root)}"
+        )
+    path = Path(protocol)
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise LayoutError(f"protocol {path} does not exist; found in {path.parent}: {listing(path.parent)}")
+    return path
+
+
+def ingest(
+    root: str | os.PathLike,
+    dataset: str = "protocol_csv",
+    *,
+    protocol: str | os.PathLike | None = None,
+    path_column: str | None = None,
+    label_column: str | None = None,
+    label_map: dict | None = None,
+    split_column: str | None = None,
+    split_map: dict | None = None,
+    split: str = "eval",
+    attack_column: str | None = None,
+    speaker_column: str | None = None,
+    id_column: str | None = None,
+    delimiter: str | None = ...,
+    header: bool = True,
+    columns: list[str] | None = None,
+    extension: str | None = None,
+    audio_root: str | os.PathLike | None = None,
+    keep_columns: str | list[str] = "all",
+    workers: int = 16,
+    progress: bool = True,
+) -> IngestResult:
+    table_path = find_protocol(Path(root), protocol)
+    if not header and not columns:
+        raise OptionError("protocol_csv: header=False needs columns=[…] naming the fields")
+    table = read_table(
+        table_path,
+        delimiter=parse_delimiter(delimiter) if delimiter is not ... else ...,
+        header=header,
+        columns=columns,
+        strict_fields=True,
+    )
+    if not table.columns:
+        raise LayoutError(f"{table_path} is empty; expected a header line and one row per audio file")
+    try:
+        path_col = pick_column(table.columns, path_column, PATH_CANDIDATES, "path", table_path)
+        label_col = pick_column(table.columns, label_column, LABEL_CANDIDATES, "label", table_path)
+        split_col = pick_column(table.columns, split_column, (), "split", table_path) if split_column else None
+        attack_col = pick_column(table.columns, attack_column, (), "attack", table_path) if attack_column else None
+        speaker_col = pick_column(table.columns, speaker_column, (), "speaker", table_path) if speaker_column else None
+        id_col = pick_column(table.columns, id_column, (), "id", table_path) if id_column else None
+    except ValueError as exc:
+        raise LayoutError(str(exc)) from None
+    if path_col is None or label_col is None:
+        what = " and ".join(w for w, c in (("a path", path_col), ("a label", label_col)) if c is None)
+        raise LayoutError(
+            f"{table_path}: cannot find {what} column among {table.columns}; "
+            f"name them with path_column=… / label_column=… (delimiter read as {table.delimiter!r})"
+        )
+    base = Path(audio_root) if audio_root is not None else table_path.parent
+    if not base.is_absolute():
+        base = table_path.parent / base
+    base_text = str(base)
+    used = {c for c in (path_col, label_col, split_col, attack_col, speaker_col, id_col) if c}
+    if isinstance(keep_columns, str) and keep_columns != "all":
+        keep_columns = [keep_columns]
+    if keep_columns == "all":
+        kept = [c for c in table.columns if c not in used and not c.startswith("_")]
+    else:
+        kept = [c for c in (keep_columns or []) if c in table.columns and c not in used]
+    split_lookup = {str(k): str(v) for k, v in (split_map or {}).items()}
+    if extension and not extension.startswith("."):
+        extension = "." + extension
+
+    rejects = [reject(dataset, f"{table_path}:{n}", None, f"unparseable protocol line: {why}") for n, why in table.bad]
+    candidates = []
+    for number, record in table.rows:
+        source = f"{table_path}:{number}"
+        raw_path = (record.get(path_col) or "").strip()
+        if not raw_path:
+            rejects.append(reject(dataset, source, None, f"unparseable protocol line: empty {path_col!r}"))
+            continue
+        if extension and not os.path.splitext(raw_path)[1]:
+            raw_path += extension
+        utt_id = none_if_dash(record.get(id_col)) if id_col else strip_extension(os.path.normpath(raw_path))
+        if not utt_id:
+            rejects.append(reject(dataset, source, None, f"unparseable protocol line: empty {id_col!r}"))
+            continue
+        row_split = split
+        if split_col:
+            value = (record.get(split_col) or "").strip()
+            row_split = split_lookup.get(value, value) or split
+        label = normalise_label(record.get(label_col), label_map)
+        row = {
+            "utt_id": utt_id,
+            "split": row_split,
+            "label": label,
+            "attack": none_if_dash(record.get(attack_col)) if attack_col and label != BONAFIDE else None,
+            "speaker": none_if_dash(record.get(speaker_col)) if speaker_col else None,
+            "path": resolve_path(raw_path, base_text),
+            "_source": source,
+        }
+        for column in kept:
+            name = column if column not in RESERVED else f"src_{column}"
+            row[name] = record.get(column)
+        candidates.append(row)
+    return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

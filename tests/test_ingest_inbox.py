@@ -1,0 +1,125 @@
+"""inbox: sidecar-labelled drop folder, dated batches, what a nightly run sees as new."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from addgp.tasks.ingest.common import LayoutError, probe_mode
+from addgp.tasks.ingest.inbox import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger, rows_of_batches
+from addgp.tasks.ingest.registry import ingest_dataset
+from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
+
+
+def first_drop(inbox):
+    day = inbox / "2025-06-01-social"
+    for name in ("a.wav", "b.wav", "c.flac"):
+        write_audio(day / name)
+    (day / "sidecar.csv").write_text(
+        "file,label,generator,source,collected,language\n"
+        "a.wav,spoof,elevenlabs,https://example.org/p/1,2025-06-01,en\n"
+        "b.wav,bonafide,,podcast,2025-06-01T10:00:00,en\n"
+        "c.flac,fake,xtts,tip line,2025-06-01,de\n"
+        "gone.wav,spoof,x,y,2025-06-01,en\n"
+        "b.wav,spoof,x,y,yesterday,en\n"
+        "a.wav,maybe,x,y,2025-06-01,en\n"
+    )
+    write_audio(inbox / "loose.wav")
+    (inbox / "loose.json").write_text(json.dumps({"label": "spoof", "generator": "bark", "source": "mail", "collected": "2025-06-02"}))
+    write_audio(inbox / "nolabel.wav")
+
+
+def test_inbox_first_ingest_records_a_batch(tmp_path):
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    first_drop(inbox)
+    result = ingest_dataset("inbox", inbox, state_dir=state, batch_id="B1", progress=False)
+    m = result.manifest
+    assert sorted(m["utt_id"]) == ["2025-06-01-social/a", "2025-06-01-social/b", "2025-06-01-social/c", "loose"]
+    a = row(result, "2025-06-01-social/a")
+    assert (a["label"], a["attack"], a["source"], a["collected"], a["language"], a["split"], a["batch_id"]) == (
+        "spoof", "elevenlabs", "https://example.org/p/1", "2025-06-01", "en", "train", "B1"
+    )
+    b = row(result, "2025-06-01-social/b")
+    assert b["label"] == "bonafide" and isnull(b["attack"]) and b["collected"] == "2025-06-01"
+    assert row(result, "2025-06-01-social/c")["label"] == "spoof"
+    assert row(result, "loose")["attack"] == "bark" and row(result, "loose")["sidecar"].endswith("loose.json")
+    why = reasons(result)
+    assert why["2025-06-01-social/gone"] == "audio file missing"
+    assert why["nolabel"] == "no sidecar entry (label unknown)"
+    assert "unparseable collected date 'yesterday'" in why["2025-06-01-social/b"]
+    assert why["2025-06-01-social/a"] == "unknown label 'maybe'"
+    assert new_inbox_batches(state) == [
+        {"batch_id": "B1", "created_at": read_ledger(state)["batches"][0]["created_at"], "n_files": 4, "n_bonafide": 1,
+         "n_spoof": 3, "hours": pytest.approx(4 * 0.2 / 3600, abs=1e-4)}
+    ]
+    assert Path(ledger_path(state)).is_file() and not (inbox / "inbox_batches.json").exists()
+
+
+def test_nightly_sees_only_new_batches(tmp_path):
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    first_drop(inbox)
+    ingest_dataset("inbox", inbox, state_dir=state, batch_id="B1", progress=False)
+    acknowledge_inbox_batches(state, ["B1"], consumer="nightly")
+    assert new_inbox_batches(state, consumer="nightly") == []
+    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="weekly")] == ["B1"]
+
+    # Nothing new: no new batch.
+    again = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    assert set(again.manifest["batch_id"]) == {"B1"} and len(read_ledger(state)["batches"]) == 1
+
+    # A new drop (JSON table with defaults) and one file whose bytes changed.
+    day2 = inbox / "2025-06-03"
+    write_audio(day2 / "d.wav")
+    write_audio(day2 / "e.wav")
+    (day2 / "batch.json").write_text(json.dumps({"collected": "2025-06-03", "source": "lab", "split": "dev",
+                                                 "files": [{"file": "d.wav", "label": "spoof", "generator": "f5"},
+                                                           {"file": "e.wav", "label": "real"}]}))
+    write_audio(inbox / "loose.wav", seconds=0.3, seed=123)
+    result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    new = new_inbox_batches(state, consumer="nightly")
+    assert len(new) == 1 and new[0]["n_files"] == 3
+    fresh = rows_of_batches(result.manifest, [new[0]["batch_id"]])
+    assert sorted(fresh["utt_id"]) == ["2025-06-03/d", "2025-06-03/e", "loose"]
+    assert row(result, "2025-06-03/d")["split"] == "dev" and row(result, "2025-06-03/e")["source"] == "lab"
+    assert row(result, "2025-06-01-social/a")["batch_id"] == "B1"
+    acknowledge_inbox_batches(state, [new[0]["batch_id"]])
+    assert new_inbox_batches(state) == []
+    with pytest.raises(KeyError, match="no batch"):
+        acknowledge_inbox_batches(state, ["nope"])
+
+
+def test_counting_and_dry_runs_do_not_touch_the_ledger(tmp_path):
+    inbox = tmp_path / "inbox"
+    first_drop(inbox)
+    with probe_mode("none"):
+        counted = ingest_dataset("inbox", inbox, progress=False)
+    assert counted.manifest["batch_id"].isna().all() and not Path(ledger_path(inbox)).exists()
+    dry = ingest_dataset("inbox", inbox, record_batch=False, progress=False)
+    assert len(dry.manifest) == 4 and not Path(ledger_path(inbox)).exists()
+    ingest_dataset("inbox", inbox, progress=False)  # default state_dir: the inbox itself
+    assert Path(ledger_path(inbox)).is_file()
+    again = ingest_dataset("inbox", inbox, progress=False)  # the ledger is not read as a sidecar
+    assert len(again.rejects) == len(dry.rejects)
+
+
+def test_bad_sidecars_and_empty_inbox(tmp_path):
+    inbox = tmp_path / "inbox"
+    write_audio(inbox / "x.wav")
+    (inbox / "x.json").write_text("{not json")
+    (inbox / "orphan.json").write_text(json.dumps({"label": "spoof"}))
+    write_garbage(inbox / "y.wav")
+    (inbox / "list.json").write_text(json.dumps([{"file": "y.wav", "label": "spoof"}, "oops", {"label": "spoof"}]))
+    result = ingest_dataset("inbox", inbox, record_batch=False, progress=False)
+    why = list(result.rejects["reason"])
+    assert any("unparseable sidecar: not valid JSON" in w for w in why)
+    assert any("per-file sidecar needs an audio file named orphan" in w for w in why)
+    assert any("entry 1: expected an object" in w for w in why)
+    assert any("no file/path field" in w for w in why)
+    assert reasons(result)["y"].startswith("unreadable audio")
+    assert reasons(result)["x"] == "no sidecar entry (label unknown)"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LayoutError, match="holds no audio and no sidecar"):
+        ingest_dataset("inbox", empty, progress=False)
