@@ -75,6 +75,46 @@ class TrainConfig(_Strict):
 class EvaluateConfig(_Strict):
     splits: list[str] = Field(default_factory=lambda: ["eval"], min_length=1)
     datasets: list[str] | None = Field(default=None, description="default: every configured dataset")
+    n_boot: int = Field(default=1000, ge=10, description="bootstrap resamples for the 95 % confidence intervals")
+    target_error: float = Field(default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage")
+
+
+class ScheduleConfig(_Strict):
+    """When the deployments of `addgp serve` run (cron, in ``timezone``)."""
+
+    nightly_cron: str = "0 2 * * *"
+    benchmark_cron: str = "0 4 * * 0"
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/London)") from None
+        return value
+
+    @field_validator("nightly_cron", "benchmark_cron")
+    @classmethod
+    def _five_field_cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a five-field cron expression (minute hour day month weekday)")
+        return value
+
+
+class NightlyConfig(_Strict):
+    """The nightly loop: absorb new inbox batches, challenge the champion, promote if better."""
+
+    inbox: str = Field(description="name of the dataset (adapter: inbox) that receives new fakes")
+    detector: str = Field(description="which train.detectors entry is the champion/challenger")
+    strategy: Literal["retrain", "adapt"] = "retrain"
+    holdout_fraction: float = Field(default=0.3, gt=0, lt=1, description="share of new rows kept to test on")
+    replay_rows: int = Field(default=2000, ge=1, description="old training rows replayed when adapting")
+    n_boot: int = Field(default=200, ge=10, description="bootstrap resamples for the promotion CI")
+    wait_for_lock_s: float = Field(default=0.0, ge=0, description="how long a second nightly waits; 0 = exit at once")
 
 
 class PipelineConfig(_Strict):
@@ -86,6 +126,9 @@ class PipelineConfig(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     train: TrainConfig
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    nightly: NightlyConfig | None = None
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    benchmark_config: Path | None = Field(default=None, description="config the weekly benchmark deployment runs")
 
     @field_validator("datasets")
     @classmethod
@@ -108,6 +151,13 @@ class PipelineConfig(_Strict):
         detector_names = [d.name for d in self.train.detectors]
         if len(set(detector_names)) != len(detector_names):
             raise ValueError(f"train.detectors repeat a name: {detector_names}")
+        if self.nightly is not None:
+            if self.nightly.inbox not in names:
+                raise ValueError(f"nightly.inbox names {self.nightly.inbox!r}, which is not in datasets ({sorted(names)})")
+            if self.dataset(self.nightly.inbox).adapter != "inbox":
+                raise ValueError(f"nightly.inbox: dataset {self.nightly.inbox!r} must use adapter 'inbox'")
+            if self.nightly.detector not in detector_names:
+                raise ValueError(f"nightly.detector names {self.nightly.detector!r}, not one of train.detectors {detector_names}")
         return self
 
     @property
@@ -155,8 +205,9 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
         return str(p if p.is_absolute() else base / p)
 
     raw = dict(raw)
-    if isinstance(raw.get("workdir"), str):
-        raw["workdir"] = absolute(raw["workdir"])
+    for key in ("workdir", "benchmark_config"):
+        if isinstance(raw.get(key), str):
+            raw[key] = absolute(raw[key])
     if isinstance(raw.get("demo_corpus"), dict) and isinstance(raw["demo_corpus"].get("root"), str):
         raw["demo_corpus"] = {**raw["demo_corpus"], "root": absolute(raw["demo_corpus"]["root"])}
     if isinstance(raw.get("datasets"), list):

@@ -1,7 +1,8 @@
 """The ``addgp`` command line. Each verb validates its inputs, calls a flow or a stage, prints a summary.
 
 Exit codes: 0 success, 2 bad input (config, paths, layouts: the message says which and how
-to fix it), 3 an encoder or model that is not available on this machine.
+to fix it), 3 an encoder or model that is not available on this machine, 4 another run of
+the same kind holds the lock.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import typer  # noqa: E402
 
 from addgp import __version__  # noqa: E402
 from addgp.config import ConfigError  # noqa: E402
+from addgp.flows.cli_evaluate import register as register_evaluate_verbs  # noqa: E402
 
 app = typer.Typer(
     name="addgp",
@@ -32,6 +34,7 @@ app = typer.Typer(
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_BUSY = 4
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -68,6 +71,44 @@ def run(
 
     folder = pipeline_flow(str(path), run_id=run_id)
     typer.echo(f"report: {folder}/index.html")
+
+
+@app.command()
+def nightly(
+    config: Path = typer.Argument(..., help="Pipeline config with a `nightly:` section."),
+    run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
+) -> None:
+    """Run one night now: absorb new inbox batches, challenge the champion, promote if better."""
+    from addgp.config import load_config
+    from addgp.storage.champions import RunInProgressError
+
+    try:
+        if load_config(config).nightly is None:
+            _fail(f"{config}: no `nightly:` section (inbox, detector, strategy); see docs/operations.md")
+    except ConfigError as exc:
+        _fail(str(exc))
+    from addgp.flows.nightly import nightly_flow
+
+    try:
+        outcome = nightly_flow(str(config), run_id=run_id)
+    except RunInProgressError as exc:
+        _fail(str(exc), EXIT_BUSY)
+    verdict = "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
+    typer.echo(f"{verdict}; report: {outcome['report']}/index.html")
+
+
+@app.command()
+def serve(config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs.")) -> None:
+    """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped."""
+    try:
+        from addgp.flows.deployments import build_deployments
+
+        deployments = build_deployments(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments)
 
 
 @app.command("demo-data")
@@ -201,6 +242,9 @@ def metrics(scores: Path = typer.Argument(..., help="CSV or Parquet with columns
     except (FileNotFoundError, MetricsError, ValueError) as exc:
         _fail(f"{scores}: {exc}")
     typer.echo(json.dumps(result))
+
+
+register_evaluate_verbs(app)
 
 
 def main() -> None:

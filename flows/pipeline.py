@@ -11,7 +11,7 @@ from addgp.flows.cluster import dask_cluster
 from addgp.storage.workspace import Workspace
 from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from addgp.tasks.embed.task import embed_task
-from addgp.tasks.evaluate.task import evaluate_task
+from addgp.tasks.evaluate.task import cross_dataset_task, evaluate_task
 from addgp.tasks.ingest.task import demo_corpus_task, ingest_task
 from addgp.tasks.report.build import ReportInput
 from addgp.tasks.report.task import report_task
@@ -47,6 +47,11 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     scores, metrics = evaluate_task(
         manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits
     )
+    evaluation = cross_dataset_task(
+        scores,
+        n_boot=config.evaluate.n_boot,
+        target_error=config.evaluate.target_error,
+    )
     spec = spec_from_config(config.encoder)
     report = ReportInput(
         title=f"addgp report: {config.name}",
@@ -56,7 +61,9 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         encoder=spec.name,
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
         notes={"ingest": ingests, "embed": embed},
+        evaluation=evaluation,
     )
+    # report_task compares with the previous published report (LATEST) and the earlier ones (trends).
     folder = report_task(report, scores, workspace.reports, config.name)
     logger.info("report published at %s", folder)
     return folder

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from addgp.storage.paths import atomic_write, filesystem, join
+from addgp.storage.paths import atomic_write, exists, filesystem, join
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
 
@@ -52,12 +52,19 @@ def publish_report(
     The files are assembled in a hidden sibling folder and renamed into place, so a reader
     never sees half a report; a report of the same run id is replaced whole.
     """
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+        raise ValueError(f"run id {run_id!r} cannot name a report folder: no '/', '\\' or leading '.'")
+    for name in files:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith("/") or ":" in parts[0] or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"report file name {name!r} would leave the report folder; use a relative name like plots/x.png")
     fs, root = filesystem(reports_root)
     target = join(root, run_id)
     fs.makedirs(root, exist_ok=True)
     local = "file" in fs.protocol
     build = Path(tempfile.mkdtemp(prefix=".building-", dir=root if local else None))
     try:
+        os.chmod(build, 0o755)  # mkdtemp makes it private; a published report is for the team to read
         for name, content in files.items():
             path = build / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +99,61 @@ def latest_report(reports_root: str | os.PathLike) -> str | None:
 
 
 def read_report_metrics(report_dir: str | os.PathLike) -> dict:
+    """The ``metrics.json`` document of a published report folder."""
     fs, p = filesystem(join(report_dir, "metrics.json"))
     with fs.open(p, "r") as handle:
         return json.load(handle)
+
+
+def list_reports(reports_root: str | os.PathLike) -> list[str]:
+    """Run ids of every published report under ``reports_root``, in run-id order.
+
+    A published report is a visible folder holding ``metrics.json``; folders still being
+    assembled (hidden ``.building-*``) never count. Default run ids start with the UTC
+    time (``20250101T000000Z-demo``), so run-id order is publication order.
+    """
+    fs, root = filesystem(reports_root)
+    if not fs.exists(root):
+        return []
+    run_ids = []
+    for entry in fs.ls(root, detail=True):
+        name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+        if entry.get("type") != "directory" or name.startswith((".", "_")):
+            continue
+        if fs.exists(f"{root}/{name}/metrics.json"):
+            run_ids.append(name)
+    return sorted(run_ids)
+
+
+def previous_report(reports_root: str | os.PathLike, run_id: str | None = None) -> str | None:
+    """The report a new run ``run_id`` compares with: LATEST, unless LATEST is ``run_id`` itself
+    (a re-run of the same id), then the newest other report; None before the first one."""
+    latest = latest_report(reports_root)
+    if latest is not None and run_id is not None and latest.rstrip("/").rsplit("/", 1)[-1] == run_id:
+        others = [r for r in list_reports(reports_root) if r != run_id]
+        latest = join(reports_root, others[-1]) if others else None
+    if latest is not None and not exists(join(latest, "metrics.json")):
+        return None
+    return latest
+
+
+def report_history(
+    reports_root: str | os.PathLike, exclude: str | None = None, limit: int | None = None
+) -> list[dict]:
+    """``metrics.json`` of the published reports (the newest ``limit`` of them), in run-id order.
+
+    ``exclude`` leaves out one run id (the run being published). Unreadable documents are
+    skipped: one broken old report must not stop a new one.
+    """
+    run_ids = [r for r in list_reports(reports_root) if r != exclude]
+    if limit is not None:
+        run_ids = run_ids[-limit:] if limit > 0 else []
+    documents = []
+    for run_id in run_ids:
+        try:
+            document = read_report_metrics(join(reports_root, run_id))
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict):
+            documents.append({**document, "run_id": run_id})
+    return documents

@@ -1,4 +1,4 @@
-"""Prefect task of the evaluate stage: score every eval set with every registered model."""
+"""Prefect tasks of the evaluate stage: score every eval set with every registered model, then analyse."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.storage.manifests import read_manifests
+from addgp.tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
 from addgp.tasks.evaluate.scoring import metrics_by_detector_and_dataset, score_eval_sets
 from addgp.tasks.train.detectors import load_detector
 
@@ -17,3 +18,9 @@ def evaluate_task(manifest_paths: list[str], store: str, model_paths: dict[str, 
     detectors = {name: load_detector(path) for name, path in model_paths.items()}
     scores = score_eval_sets(read_manifests(manifest_paths), store, detectors, datasets, splits)
     return scores, metrics_by_detector_and_dataset(scores)
+
+
+@task(name="cross-dataset", cache_policy=NO_CACHE)
+def cross_dataset_task(scores: pd.DataFrame, n_boot: int = 1000, target_error: float = 0.05, seed: int = 0) -> Evaluation:
+    """The cross-dataset matrix, bootstrap CIs, breakdowns and selective prediction of ``scores``."""
+    return evaluate_scores(scores, EvaluationSettings(n_boot=n_boot, target_error=target_error, seed=seed))

@@ -1,31 +1,103 @@
-"""Prefect task of the report stage: write the report folder and publish it as artifacts."""
+"""The report stage's I/O: read the earlier reports, render, publish; and its Prefect task (+ artifacts).
+
+:func:`publish_run_report` is the plain-Python entry (used by ``addgp report`` and the
+tests); :func:`report_task` wraps it for flows and publishes three Prefect artifacts under
+stable keys, so the Prefect UI keeps their history per key:
+
+- ``addgp-<config>-summary`` (markdown): regressions, headline, cross-dataset matrix;
+- ``addgp-<config>-eer-matrix`` (table): EER per (detector, train setting) and eval corpus,
+  with the unweighted average and the pooled EER;
+- ``addgp-<config>-html`` (link): the report's ``index.html``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.storage.reports import publish_report
-from addgp.tasks.report.build import ReportInput, eer_matrix, render_markdown, render_report
+from addgp.storage.paths import join
+from addgp.storage.reports import previous_report, publish_report, read_report_metrics, report_history
+from addgp.tasks.evaluate.crossdataset import Evaluation
+from addgp.tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
 
 
 def artifact_key(name: str, what: str) -> str:
     """Stable artifact keys (lowercase letters, digits, dashes), so the Prefect UI shows history per key."""
-    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
-    return f"addgp-{slug}-{what}"
+    slug = "".join(ch if ch.isalnum() and ch.isascii() else "-" for ch in name.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"addgp-{slug or 'run'}-{what}"
+
+
+@dataclass
+class PublishedReport:
+    folder: str
+    content: ReportContent
+
+    @property
+    def html(self) -> str:
+        return join(self.folder, "index.html")
+
+
+def publish_run_report(report: ReportInput, scores: pd.DataFrame | None, reports_root: str, trend_runs: int = TREND_RUNS) -> PublishedReport:
+    """Compare with the previous published report, render, and publish ``reports_root/<run_id>``.
+
+    The previous report is the one LATEST names (read before this one replaces it); the
+    trends read up to ``trend_runs - 1`` earlier reports.
+    """
+    history = report_history(reports_root, exclude=report.run_id, limit=max(trend_runs - 1, 0))
+    previous_dir = previous_report(reports_root, report.run_id)
+    previous = None
+    if previous_dir is not None:
+        try:
+            previous = {**read_report_metrics(previous_dir), "run_id": previous_dir.rstrip("/").rsplit("/", 1)[-1]}
+        except (OSError, ValueError):  # an unreadable previous report: compare with the newest readable one
+            previous = None
+        if previous is None or not isinstance(previous.get("metrics"), list):
+            # unreadable, or not an evaluation report (another kind published into this root)
+            comparable = [d for d in history if isinstance(d.get("metrics"), list)]
+            previous = comparable[-1] if comparable else None
+    report = replace(report, scores=scores if scores is not None else report.scores, previous=previous, history=history)
+    content = build_content(report)
+    folder = publish_report(render_report(content), reports_root, report.run_id, scores=report.scores)
+    return PublishedReport(folder=folder, content=content)
+
+
+def matrix_table(evaluation: Evaluation) -> list[dict]:
+    """The cross-dataset EER matrix as table-artifact rows (fractions, rounded; None = not evaluated)."""
+    matrix = evaluation.matrix("eer")
+    summary = evaluation.summary.set_index("detector")
+    rows = []
+    for (detector, setting), row in matrix.iterrows():
+        record = {"detector": str(detector), "train setting": str(setting)}
+        record.update({f"eval: {dataset}": (None if pd.isna(v) else round(float(v), 4)) for dataset, v in row.items()})
+        average = summary.loc[detector, "average_eer"]
+        record["average over corpora (unweighted)"] = None if pd.isna(average) else round(float(average), 4)
+        pooled = summary.loc[detector, "pooled_eer"]
+        record["pooled"] = None if pd.isna(pooled) else round(float(pooled), 4)
+        rows.append(record)
+    return rows
+
+
+def _link(folder: str) -> str:
+    target = join(folder, "index.html")
+    return target if "://" in target else f"file://{target}"
 
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, config_name: str) -> str:
-    folder = publish_report(render_report(report), reports_root, report.run_id, scores=scores)
-    create_markdown_artifact(render_markdown(report), key=artifact_key(config_name, "summary"), description=report.title)
-    table = eer_matrix(report.metrics).reset_index()
+    """Publish the run's report folder and its Prefect artifacts; returns the folder."""
+    published = publish_run_report(report, scores, reports_root)
+    content = published.content
+    create_markdown_artifact(summary_markdown(content), key=artifact_key(config_name, "summary"), description=report.title)
     create_table_artifact(
-        table.round(4).astype(object).where(table.notna(), None).to_dict("records"),
+        matrix_table(content.evaluation),
         key=artifact_key(config_name, "eer-matrix"),
-        description="EER per detector (rows) and dataset (columns), fractions",
+        description="EER per detector/train setting (rows) and eval corpus (columns), fractions; last columns: unweighted average and pooled",
     )
-    create_link_artifact(f"file://{folder}/index.html", link_text="HTML report", key=artifact_key(config_name, "html"))
-    return folder
+    create_link_artifact(_link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html"))
+    return published.folder

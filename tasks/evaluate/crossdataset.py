@@ -1,0 +1,324 @@
+"""Cross-dataset evaluation: every detector on every eval corpus, with CIs, breakdowns and selective prediction.
+
+Input is a score table (the ``storage.reports.SCORE_COLUMNS`` layout: one row per
+(detector, utterance) with ``score`` = LLR, ``label``, ``dataset``, optional ``speaker``,
+``attack``, ``variance`` and condition columns such as ``codec`` / ``language``) plus, per
+detector, its **train setting** - the datasets and splits it was trained on (from its model
+card's ``training_data``; the scoring stage writes it into the ``train_setting`` and
+``train_datasets`` columns).
+
+The result (:class:`Evaluation`) holds, all as plain DataFrames:
+
+- ``cells``: one row per (detector, eval corpus): every metric of ``compute_metrics``,
+  percentile-bootstrap CIs (``<metric>_ci_low`` / ``_ci_high``; speakers are the
+  resampling unit where the corpus names them), ``in_domain`` (the corpus is among the
+  detector's training datasets) and ``note`` (why a cell has no metrics, e.g. one class
+  missing).
+- ``summary``: one row per (detector, train setting) - the headline: the **unweighted
+  average EER over eval corpora** (Pascu et al.'s eight-corpus average) with its bootstrap
+  CI (the per-corpus resamples averaged draw by draw), the average over out-of-domain
+  corpora only, and the **pooled** EER (all corpora's scores in one set). Both are labelled
+  wherever they are shown: they answer different questions.
+- ``aggregates``: ``pooled_and_averaged`` of every metric per detector.
+- ``attacks`` / ``conditions``: per-attack (spoofs of one attack against all bona fide of
+  the corpus, as ASVspoof does) and per-condition (codec, language, ... where the manifest
+  has them) metrics per (detector, corpus).
+- ``selective`` / ``selective_curves``: the share of utterances a detector decides with at
+  most ``target_error`` errors when it may defer the most uncertain ones (GP variance when
+  the detector gives one, else the entropy of P(spoof)), as a number and a curve.
+
+Everything here is pure computation on DataFrames; nothing is read or written.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from addgp.tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
+from addgp.tasks.evaluate.metrics import METRIC_KEYS, metrics_by, pooled_and_averaged
+from addgp.tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
+
+CI_METRICS = ("eer", "min_dcf", "act_dcf", "cllr")
+CONDITION_COLUMNS = ("codec", "transmission", "language")
+UNKNOWN_SETTING = "unknown training data"
+TRAIN_DATASET_SEPARATOR = "\n"  # inside the train_datasets column (dataset names never hold a newline)
+MISSING_ATTACK = "(no attack id)"
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    n_boot: int = 1000
+    alpha: float = 0.05
+    ci_metrics: tuple[str, ...] = CI_METRICS
+    target_error: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 0:
+            raise ValueError(f"n_boot must be >= 0 (0 = no confidence intervals), got {self.n_boot}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
+        unknown = set(self.ci_metrics) - set(METRIC_KEYS)
+        if unknown:
+            raise ValueError(f"ci_metrics {sorted(unknown)} are not metrics; choose from {list(METRIC_KEYS)}")
+        if not 0 <= self.target_error < 1:
+            raise ValueError(f"target_error must lie in [0, 1), got {self.target_error}")
+
+    def as_dict(self) -> dict:
+        return {"n_boot": self.n_boot, "alpha": self.alpha, "ci_metrics": list(self.ci_metrics),
+                "target_error": self.target_error, "seed": self.seed}  # fmt: skip
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_scores` computes; see the module docstring for each table."""
+
+    cells: pd.DataFrame
+    summary: pd.DataFrame
+    aggregates: pd.DataFrame
+    attacks: pd.DataFrame
+    conditions: pd.DataFrame
+    selective: pd.DataFrame
+    selective_curves: pd.DataFrame
+    datasets: list[str]
+    settings: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+    def matrix(self, metric: str = "eer") -> pd.DataFrame:
+        """Rows (detector, train_setting), columns the eval corpora in evaluation order."""
+        return cross_dataset_matrix(self.cells, metric, self.datasets)
+
+
+# ------------------------------------------------------------------ train settings
+
+
+def train_setting(card: Mapping | None) -> tuple[str, list[str]]:
+    """(display string, training datasets) of a model card, e.g. ``("demo_studio (train)", ["demo_studio"])``."""
+    data = (card or {}).get("training_data") or {}
+    datasets = [str(d) for d in data.get("datasets") or []]
+    if not datasets:
+        return UNKNOWN_SETTING, []
+    splits = [str(s) for s in data.get("splits") or []]
+    label = " + ".join(datasets) + (f" ({', '.join(splits)})" if splits else "")
+    return label, datasets
+
+
+def with_train_columns(scores: pd.DataFrame, cards: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """``scores`` with ``train_setting`` and ``train_datasets`` columns (from ``cards`` by detector name).
+
+    Columns already present are kept for detectors not in ``cards``; detectors known
+    nowhere get ``UNKNOWN_SETTING``.
+    """
+    out = scores.copy()
+    if "train_setting" not in out.columns:
+        out["train_setting"] = UNKNOWN_SETTING
+    if "train_datasets" not in out.columns:
+        out["train_datasets"] = ""
+    out["train_setting"] = out["train_setting"].fillna(UNKNOWN_SETTING).astype(str)
+    out["train_datasets"] = out["train_datasets"].fillna("").astype(str)
+    for name, card in (cards or {}).items():
+        label, datasets = train_setting(card)
+        rows = out["detector"] == name
+        out.loc[rows, "train_setting"] = label
+        out.loc[rows, "train_datasets"] = TRAIN_DATASET_SEPARATOR.join(datasets)
+    return out
+
+
+# ------------------------------------------------------------------ the matrix
+
+
+def cross_dataset_matrix(cells: pd.DataFrame, metric: str = "eer", datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """Wide matrix of ``metric``: rows (detector, train_setting) in first-seen order, columns the eval corpora.
+
+    ``datasets`` fixes the column order (default: first-seen order in ``cells``); a cell
+    not evaluated is NaN. The averages are in :attr:`Evaluation.summary`, not a column, so
+    no corpus name can collide with them.
+    """
+    datasets = list(datasets) if datasets is not None else list(pd.unique(cells["dataset"]))
+    keys = cells[["detector", "train_setting"]].drop_duplicates()
+    matrix = cells.pivot_table(index=["detector", "train_setting"], columns="dataset", values=metric, aggfunc="first", dropna=False)
+    index = pd.MultiIndex.from_frame(keys)
+    return matrix.reindex(index=index, columns=datasets)
+
+
+def _cell_seed(seed: int, detector: str, dataset: str) -> int:
+    """A per-cell seed that does not depend on the order cells are evaluated in."""
+    return (seed * 1_000_003 + zlib.crc32(f"{detector}\0{dataset}".encode())) % (2**32)
+
+
+def evaluate_scores(
+    scores: pd.DataFrame,
+    settings: EvaluationSettings | None = None,
+    condition_columns: Sequence[str] = CONDITION_COLUMNS,
+) -> Evaluation:
+    """Cross-dataset metrics, CIs, breakdowns and selective prediction of a score table.
+
+    Parameters
+    ----------
+    scores : the score table (``detector``, ``dataset``, ``score``, ``label`` at least).
+    settings : bootstrap size, CI level and metrics, selective-prediction target, seed.
+    condition_columns : columns to break down by where the scores carry them (non-null).
+    """
+    settings = settings or EvaluationSettings()
+    missing = [c for c in ("detector", "dataset", "score", "label") if c not in scores.columns]
+    if missing:
+        raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
+    if scores.empty:
+        raise ValueError("score table is empty: nothing to evaluate")
+    scores = with_train_columns(scores)
+    datasets = [str(d) for d in pd.unique(scores["dataset"])]
+    detectors = [str(d) for d in pd.unique(scores["detector"])]
+    settings_of = scores.groupby("detector", sort=False)[["train_setting", "train_datasets"]].first()
+
+    cell_rows, draws = [], {}
+    attack_frames, condition_frames, selective_rows, curve_frames = [], [], [], []
+    groups = {key: group for key, group in scores.groupby(["detector", "dataset"], sort=False)}
+    for detector in detectors:
+        setting, train_datasets = settings_of.loc[detector]
+        trained_on = set(filter(None, str(train_datasets).split(TRAIN_DATASET_SEPARATOR)))
+        for dataset in datasets:
+            cell = groups.get((detector, dataset))
+            if cell is None:
+                continue
+            base = {"detector": detector, "train_setting": setting, "dataset": dataset, "in_domain": dataset in trained_on}
+            values = metrics_by(cell.assign(_all=0), "_all").drop(columns="_all").iloc[0].to_dict()
+            unit = "speaker" if speaker_units(cell, "speaker") is not None else "utterance"
+            cis = {}
+            for metric in settings.ci_metrics:
+                low = high = float("nan")
+                if values["note"] is None and settings.n_boot > 0:
+                    dist = bootstrap_distribution(
+                        cell, metric, settings.n_boot, cluster_col="speaker",
+                        seed=_cell_seed(settings.seed, detector, dataset),
+                    )  # fmt: skip
+                    low, high = (float(q) for q in np.quantile(dist, [settings.alpha / 2, 1 - settings.alpha / 2]))
+                    if metric == "eer":
+                        draws[(detector, dataset)] = dist
+                cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = low, high
+            cell_rows.append({**base, **values, **cis, "ci_unit": unit if settings.n_boot > 0 else None})
+            if values["note"] is None:
+                attack_frames.append(_attack_breakdown(cell, base))
+                condition_frames.append(_condition_breakdown(cell, base, condition_columns))
+                row, curve = _selective(cell, base, settings.target_error)
+                selective_rows.append(row)
+                curve_frames.append(curve)
+
+    cells = pd.DataFrame(cell_rows)
+    summary = _summary(scores, cells, draws, detectors, settings)
+    aggregates = pd.concat(
+        [
+            pooled_and_averaged(scores[scores["detector"] == d]).assign(detector=d, train_setting=settings_of.loc[d, "train_setting"])
+            for d in detectors
+        ],
+        ignore_index=True,
+    )
+    aggregates = aggregates[["detector", "train_setting", *[c for c in aggregates.columns if c not in ("detector", "train_setting")]]]
+    return Evaluation(
+        cells=cells,
+        summary=summary,
+        aggregates=aggregates,
+        attacks=_concat(attack_frames, ["detector", "train_setting", "dataset", "attack"]),
+        conditions=_concat(condition_frames, ["detector", "train_setting", "dataset", "factor", "value"]),
+        selective=pd.DataFrame(selective_rows),
+        selective_curves=_concat(curve_frames, ["detector", "dataset", "coverage", "error"]),
+        datasets=datasets,
+        settings=settings,
+    )
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _attack_breakdown(cell: pd.DataFrame, base: dict) -> pd.DataFrame | None:
+    """Each attack's spoofs against all of the corpus' bona fide rows (ASVspoof's per-attack EER)."""
+    if "attack" not in cell.columns:
+        return None
+    spoof = cell["label"] == "spoof"
+    if cell.loc[spoof, "attack"].isna().all():
+        return None
+    per_attack = metrics_by(cell, "attack", shared_bonafide=True)
+    per_attack["attack"] = per_attack["attack"].astype(object).where(per_attack["attack"].notna(), MISSING_ATTACK)
+    return per_attack.assign(**{k: v for k, v in base.items() if k != "in_domain"})[
+        ["detector", "train_setting", "dataset", *[c for c in per_attack.columns]]
+    ]
+
+
+def _condition_breakdown(cell: pd.DataFrame, base: dict, columns: Sequence[str]) -> pd.DataFrame | None:
+    frames = []
+    for column in columns:
+        if column not in cell.columns or cell[column].isna().all():
+            continue
+        part = metrics_by(cell, column).rename(columns={column: "value"})
+        part["value"] = part["value"].astype(object).where(part["value"].notna(), "(none)").astype(str)
+        frames.append(part.assign(factor=column))
+    if not frames:
+        return None
+    out = pd.concat(frames, ignore_index=True).assign(detector=base["detector"], train_setting=base["train_setting"], dataset=base["dataset"])
+    return out[["detector", "train_setting", "dataset", "factor", "value", *[c for c in out.columns if c not in ("detector", "train_setting", "dataset", "factor", "value")]]]
+
+
+def uncertainty_of(cell: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """(per-row uncertainty, its kind): the GP variance where every row has one, else the entropy of P(spoof)."""
+    if "variance" in cell.columns:
+        variance = cell["variance"].to_numpy(dtype=np.float64)
+        if np.isfinite(variance).all():
+            return variance, "gp_variance"
+    return entropy_uncertainty(cell["score"].to_numpy(dtype=np.float64)), "entropy"
+
+
+def _selective(cell: pd.DataFrame, base: dict, target_error: float) -> tuple[dict, pd.DataFrame]:
+    uncertainty, kind = uncertainty_of(cell)
+    curve = coverage_error_curve(cell["score"].to_numpy(), cell["label"], uncertainty)
+    row = {
+        "detector": base["detector"],
+        "train_setting": base["train_setting"],
+        "dataset": base["dataset"],
+        "uncertainty": kind,
+        "target_error": target_error,
+        "coverage_at_target": coverage_at_error(curve, target_error),
+        "error_at_full_coverage": float(curve["error"].iloc[0]),
+    }
+    return row, curve[["coverage", "error"]].assign(detector=base["detector"], dataset=base["dataset"])[["detector", "dataset", "coverage", "error"]]
+
+
+def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> pd.DataFrame:
+    """The headline row per (detector, train setting): average EER over corpora (with CI) and pooled EER."""
+    rows = []
+    n_total = cells["dataset"].nunique() if len(cells) else 0
+    for detector in detectors:
+        mine = cells[cells["detector"] == detector]
+        usable = mine[mine["note"].isna()]
+        average = float(usable["eer"].mean()) if len(usable) else float("nan")
+        low = high = float("nan")
+        stacked = [draws[(detector, d)] for d in usable["dataset"] if (detector, d) in draws]
+        if stacked and len(stacked) == len(usable):
+            mean_draws = np.mean(np.vstack(stacked), axis=0)
+            low, high = (float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2]))
+        out_of_domain = usable[~usable["in_domain"].astype(bool)]
+        pooled = pooled_and_averaged(scores[scores["detector"] == detector]).set_index("aggregate")
+        rows.append(
+            {
+                "detector": detector,
+                "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
+                "average_eer": average,
+                "average_eer_ci_low": low,
+                "average_eer_ci_high": high,
+                "n_corpora": int(len(usable)),
+                "n_corpora_evaluated": int(n_total),
+                "corpora": [str(d) for d in usable["dataset"]],
+                "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
+                "n_out_of_domain": int(len(out_of_domain)),
+                "pooled_eer": float(pooled.loc["pooled", "eer"]),
+                "average_min_dcf": float(usable["min_dcf"].mean()) if len(usable) else float("nan"),
+                "average_act_dcf": float(usable["act_dcf"].mean()) if len(usable) else float("nan"),
+                "average_cllr": float(usable["cllr"].mean()) if len(usable) else float("nan"),
+                "average_ece": float(usable["ece"].mean()) if len(usable) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
