@@ -229,7 +229,8 @@ def ingest(
         and p.resolve() != ledger_file and p.name != LEDGER_NAME
     )
     if not audio and not sidecars:
-        raise LayoutError(f"{root} holds no audio and no sidecar (*.csv, *.tsv, *.json) files; found: {listing(root)}")
+        # An empty drop folder is the normal state between deliveries: nothing new, not an error.
+        return finalize(dataset, [], [], workers=workers, progress=False)
 
     root_resolved = root.resolve()
     candidates: list[dict] = []

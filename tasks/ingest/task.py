@@ -6,7 +6,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DatasetConfig, DemoCorpusConfig
-from addgp.storage.manifests import rejects_path_for, write_manifest, write_rejects
+from addgp.storage.manifests import read_manifest, rejects_path_for, write_manifest, write_rejects
+from addgp.storage.paths import exists
+from addgp.tasks.ingest.common import IngestResult, LayoutError
 from addgp.tasks.ingest.registry import ingest_dataset
 
 
@@ -26,10 +28,29 @@ def demo_corpus_task(config: DemoCorpusConfig) -> dict[str, str]:
     return {name: str(path) for name, path in roots.items()}
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def ingest_task(dataset: DatasetConfig, manifest_path: str) -> dict:
-    """Read one corpus into ``manifest_path`` (+ its rejects table); returns the summary."""
-    result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, progress=False, **dataset.options)
+def transient_failure(task, task_run, state) -> bool:
+    """Retry I/O hiccups (a network filesystem, a busy disk), never a wrong layout or bad option."""
+    try:
+        state.result()
+    except (LayoutError, ValueError, KeyError, TypeError, FileNotFoundError):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=transient_failure, cache_policy=NO_CACHE)
+def ingest_task(dataset: DatasetConfig, manifest_path: str, extra_options: dict | None = None, reuse_existing: bool = False) -> dict:
+    """Read one corpus into ``manifest_path`` (+ its rejects table); returns the summary.
+
+    ``reuse_existing``: a published corpus does not change, so the nightly loop keeps a
+    manifest already written instead of re-hashing hundreds of thousands of files.
+    """
+    if reuse_existing and exists(manifest_path):
+        result = IngestResult(dataset=dataset.name, manifest=read_manifest(manifest_path))
+        return {**result.summary(), "manifest": manifest_path, "reused": True}
+    options = {**dataset.options, **(extra_options or {})}
+    result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, progress=False, **options)
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
-    return {**result.summary(), "manifest": manifest_path}
+    return {**result.summary(), "manifest": manifest_path, "reused": False}

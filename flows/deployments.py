@@ -1,0 +1,61 @@
+"""The scheduled deployments of a config, declared in one place.
+
+- ``<name>-nightly``: the nightly loop (flows/nightly.py) at ``schedule.nightly_cron``.
+- ``<name>-benchmark``: the full pipeline on ``benchmark_config`` (the eight-corpus
+  cross-dataset evaluation) at ``schedule.benchmark_cron``.
+
+Both run in ``schedule.timezone`` and with a deployment concurrency limit of one: a run
+that comes due while the previous one is still going waits in the queue (ENQUEUE) instead
+of overlapping it. ``addgp serve`` serves them from one process; for production the same
+flows are deployed to a work pool (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+
+from addgp.config import PipelineConfig, load_config
+from addgp.flows.nightly import nightly_flow
+from addgp.flows.pipeline import pipeline_flow
+
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+def deployment_names(config: PipelineConfig) -> dict[str, str]:
+    return {"nightly": f"{config.name}-nightly", "benchmark": f"{config.name}-benchmark"}
+
+
+def build_deployments(config_path: str | Path) -> list[RunnerDeployment]:
+    """Deployments for the config; the nightly one only when the config has a ``nightly:`` section."""
+    path = str(Path(config_path).resolve())
+    config = load_config(path)
+    names = deployment_names(config)
+    timezone = config.schedule.timezone
+    deployments = []
+    if config.nightly is not None:
+        deployments.append(
+            nightly_flow.to_deployment(
+                name=names["nightly"],
+                schedules=[Cron(config.schedule.nightly_cron, timezone=timezone)],
+                parameters={"config_path": path},
+                concurrency_limit=ONE_AT_A_TIME,
+                description="Absorb new inbox batches, challenge the champion, promote if better.",
+                tags=["addgp", "nightly"],
+            )
+        )
+    benchmark = str(config.benchmark_config) if config.benchmark_config else path
+    deployments.append(
+        pipeline_flow.to_deployment(
+            name=names["benchmark"],
+            schedules=[Cron(config.schedule.benchmark_cron, timezone=timezone)],
+            parameters={"config_path": benchmark},
+            concurrency_limit=ONE_AT_A_TIME,
+            description="The full cross-dataset evaluation of the benchmark config.",
+            tags=["addgp", "benchmark"],
+        )
+    )
+    return deployments

@@ -1,0 +1,93 @@
+"""Champion/challenger decisions of the nightly loop, as pure functions.
+
+The rule (issue 7): promote the challenger only if it is not worse beyond the confidence
+interval on the eval-corpus average, and better on the new fakes. The CI is the bootstrap
+95 % interval of the champion's average EER: a challenger inside it is "not worse" by any
+evidence the eval sets can give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+    champion_average_eer: float | None
+    challenger_average_eer: float
+    average_ci_half_width: float | None
+    champion_new_fakes_eer: float | None
+    challenger_new_fakes_eer: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide_promotion(
+    champion_eer: dict[str, float] | None,
+    challenger_eer: dict[str, float],
+    ci_half_width: float | None,
+    champion_new_eer: float | None,
+    challenger_new_eer: float | None,
+) -> PromotionDecision:
+    """Compare per-dataset EERs of the eval corpora and the EERs on the held-out new fakes."""
+    challenger_avg = float(np.mean(list(challenger_eer.values())))
+    if champion_eer is None:
+        return PromotionDecision(True, "no champion yet: the first model is promoted", None, challenger_avg, None, None, challenger_new_eer)
+    missing = sorted(set(champion_eer) - set(challenger_eer))
+    if missing:
+        raise ValueError(f"challenger was not evaluated on {missing}, which the champion was")
+    champion_avg = float(np.mean([champion_eer[d] for d in challenger_eer]))
+    half = float(ci_half_width or 0.0)
+    common = dict(
+        champion_average_eer=champion_avg,
+        challenger_average_eer=challenger_avg,
+        average_ci_half_width=half,
+        champion_new_fakes_eer=champion_new_eer,
+        challenger_new_fakes_eer=challenger_new_eer,
+    )
+    if challenger_avg > champion_avg + half:
+        return PromotionDecision(
+            False, f"worse on the eval average beyond the CI: {challenger_avg:.4f} > {champion_avg:.4f} + {half:.4f}", **common
+        )
+    if champion_new_eer is None or challenger_new_eer is None:
+        return PromotionDecision(False, "no held-out new fakes to show the challenger is better on them", **common)
+    if challenger_new_eer >= champion_new_eer:
+        return PromotionDecision(
+            False, f"not better on the new fakes: {challenger_new_eer:.4f} >= {champion_new_eer:.4f}", **common
+        )
+    return PromotionDecision(
+        True,
+        f"better on the new fakes ({challenger_new_eer:.4f} < {champion_new_eer:.4f}) and within the CI on the eval average",
+        **common,
+    )
+
+
+def forgetting_table(previous: dict[str, float] | None, current: dict[str, float]) -> pd.DataFrame:
+    """How each corpus' EER moved since the last champion was promoted (positive = worse)."""
+    rows = []
+    for dataset in sorted(current):
+        before = None if previous is None else previous.get(dataset)
+        rows.append(
+            {"dataset": dataset, "eer_at_last_promotion": before, "eer_now": current[dataset],
+             "change": None if before is None else current[dataset] - before}
+        )
+    return pd.DataFrame(rows)
+
+
+def holdout_mask(utt_ids: pd.Series, fraction: float, salt: str = "addgp-holdout") -> np.ndarray:
+    """Deterministic split of new rows: True for the ``fraction`` kept out of training to test on.
+
+    Hash-based, so an utterance keeps its side from night to night whatever else arrives.
+    """
+    def bucket(utt_id: str) -> float:
+        digest = hashlib.sha256(f"{salt}\0{utt_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return np.array([bucket(str(u)) < fraction for u in utt_ids], dtype=bool)
