@@ -45,7 +45,7 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.storage.paths import atomic_write, filesystem, join
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject, require_dir
+from addgp.tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
 from addgp.tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
 
 LEDGER_NAME = "inbox_batches.json"
