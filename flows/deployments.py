@@ -15,13 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
 from addgp.config import PipelineConfig, load_config
 from addgp.flows.nightly import nightly_flow
 from addgp.flows.pipeline import pipeline_flow
 
+# Entry points by module path (addgp.flows.nightly.nightly_flow), not file path: the flow is
+# found wherever addgp is installed, whatever directory the serving process runs in.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
@@ -45,6 +47,7 @@ def build_deployments(config_path: str | Path) -> list[RunnerDeployment]:
                 concurrency_limit=ONE_AT_A_TIME,
                 description="Absorb new inbox batches, challenge the champion, promote if better.",
                 tags=["addgp", "nightly"],
+                entrypoint_type=EntrypointType.MODULE_PATH,
             )
         )
     benchmark = str(config.benchmark_config) if config.benchmark_config else path
@@ -56,6 +59,7 @@ def build_deployments(config_path: str | Path) -> list[RunnerDeployment]:
             concurrency_limit=ONE_AT_A_TIME,
             description="The full cross-dataset evaluation of the benchmark config.",
             tags=["addgp", "benchmark"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
     )
     return deployments
