@@ -23,6 +23,7 @@ import typer  # noqa: E402
 from addgp import __version__  # noqa: E402
 from addgp.config import ConfigError  # noqa: E402
 from addgp.flows.cli_evaluate import register as register_evaluate_verbs  # noqa: E402
+from addgp.flows.cli_models import register as register_model_verbs  # noqa: E402
 
 app = typer.Typer(
     name="addgp",
@@ -245,6 +246,7 @@ def metrics(scores: Path = typer.Argument(..., help="CSV or Parquet with columns
 
 
 register_evaluate_verbs(app)
+register_model_verbs(app)
 
 
 def main() -> None:

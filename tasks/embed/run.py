@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from addgp.storage import embeddings as store
-from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, resolve_layers
+from addgp.tasks.embed.audio import AudioError, load_audio
+from addgp.tasks.embed.embedder import Embedder, length_buckets
+from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
 from addgp.tasks.embed.shards import ShardResult, embed_shard, plan_shards
 
 SHARD_RETRIES = 3
@@ -111,3 +114,30 @@ def _run_on_dask(client, shards, spec: EncoderSpec, store_root: str, batch_secon
         results.append(result)
         bar.update(seconds[result.key])
     return results
+
+
+def embed_paths(
+    paths: list[str], spec: EncoderSpec, batch_seconds: float = 64.0, embedder: Embedder | None = None
+) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """Embed audio files in memory (no store): (embedded paths, (n, dim) matrix of the first layer, {path: reason}).
+
+    For scoring files people bring (`addgp score`); batched by length like the store path.
+    """
+    embedder = embedder or Embedder(load_encoder(resolve_layers(spec)))
+    waves, kept, failures = [], [], {}
+    min_samples = embedder.encoder.min_samples()
+    for path in paths:
+        try:
+            wave = load_audio(path, spec.sample_rate, spec.crop_seconds)
+            if len(wave) < min_samples:
+                raise AudioError(f"too short for the encoder: {len(wave)} samples < receptive field {min_samples}")
+        except AudioError as exc:
+            failures[path] = str(exc)
+            continue
+        waves.append(wave)
+        kept.append(path)
+    layer = embedder.layers[0]
+    rows = np.zeros((len(waves), embedder.output_dim), dtype=np.float32)
+    for batch in length_buckets([len(w) for w in waves], int(batch_seconds * spec.sample_rate)):
+        rows[batch] = embedder.embed([waves[i] for i in batch])[layer]
+    return kept, rows, failures

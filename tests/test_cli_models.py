@@ -1,0 +1,105 @@
+"""`addgp train`, `adapt` and `score` through the CLI on generated audio."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from addgp.contracts import p_spoof_from_score
+from addgp.flows.cli import app
+from addgp.storage.manifests import write_manifest
+from addgp.tasks.embed.encoder import build_random_encoder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def trained(tmp_path, audio_manifest):
+    manifest = tmp_path / "m.parquet"
+    write_manifest(audio_manifest.assign(split=["train"] * 8 + ["dev"] * 4), manifest)
+    store, models = tmp_path / "store", tmp_path / "models"
+    embedded = runner.invoke(app, ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(store)])
+    assert embedded.exit_code == 0, embedded.output
+    result = runner.invoke(
+        app,
+        ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr",
+         "--encoder", "tiny-random", "--datasets", "alpha,beta", "--param", "C=1.0"],
+    )
+    assert result.exit_code == 0, result.output
+    return manifest, store, models, json.loads(result.stdout)
+
+
+def test_train_registers_a_version_with_a_card(trained):
+    _, _, models, result = trained
+    assert result["version"] == 1 and (models / "lr" / "v1" / "weights.safetensors").is_file()
+    card = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    assert card["encoder"] == "tiny-random" and card["random_weight_encoder"] is True and "random" in card["warning"].lower()
+    assert card["training_data"]["splits"] == ["train"] and card["training_data"]["dev_splits"] == ["dev"]
+
+
+def test_score_prints_one_line_per_file(trained, audio_manifest, tmp_path):
+    _, _, models, _ = trained
+    files = list(audio_manifest["path"][:3])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for path in audio_manifest["path"][3:5]:
+        shutil.copy(path, folder)
+    (folder / "notes.txt").write_text("not audio")
+    result = runner.invoke(app, ["score", *files, str(folder), "--model", str(models / "lr")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().split("\n")
+    assert len(lines) == 5 and lines[0].split("\t")[0] == files[0]
+    for line in lines:
+        path, score, p_spoof = line.split("\t")
+        assert np.isclose(float(p_spoof), p_spoof_from_score(float(score)), atol=1e-4)
+
+    as_json = runner.invoke(app, ["score", files[0], "--model", str(models / "lr" / "v1"), "--json"])
+    row = json.loads(as_json.stdout)
+    assert set(row) == {"path", "score", "p_spoof", "variance", "error"} and row["variance"] is None
+
+
+def test_score_reports_unreadable_files_and_missing_paths(trained, tmp_path):
+    _, _, models, _ = trained
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEjunk")
+    result = runner.invoke(app, ["score", str(broken), "--model", str(models / "lr")])
+    assert result.exit_code == 0 and "error:" in result.stdout
+    missing = runner.invoke(app, ["score", str(tmp_path / "nope.wav"), "--model", str(models / "lr")])
+    assert missing.exit_code == 2 and "nope.wav" in missing.output
+
+
+def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifest):
+    checkpoint = tmp_path / "xlsr-local"
+    build_random_encoder("tiny-random").save_pretrained(checkpoint)
+    manifest = tmp_path / "m.parquet"
+    write_manifest(audio_manifest, manifest)
+    store, models = tmp_path / "store", tmp_path / "models"
+    assert runner.invoke(app, ["embed", str(manifest), "--encoder", str(checkpoint), "--store", str(store)]).exit_code == 0
+    trained = runner.invoke(
+        app, ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr",
+              "--encoder", str(checkpoint), "--dev-splits", ""],
+    )
+    assert trained.exit_code == 0, trained.output
+    shutil.rmtree(checkpoint)  # the weights are gone from this machine
+    result = runner.invoke(app, ["score", audio_manifest["path"][0], "--model", str(models / "lr")])
+    assert result.exit_code == 3
+    assert str(checkpoint) in result.output
+
+
+def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
+    manifest, store, models, _ = trained
+    result = runner.invoke(
+        app,
+        ["adapt", str(models / "lr"), "--shots", str(manifest), "--where", "dataset=beta", "--store", str(store),
+         "--training-manifest", str(manifest), "--models", str(models), "--replay", "6"],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["version"] == 2 and out["shots"] == 4
+    card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
+    assert card["training_data"]["shots"] == 4
+    bad = runner.invoke(app, ["adapt", str(models / "lr"), "--shots", str(manifest), "--where", "nocolumn=x", "--store", str(store),
+                              "--training-manifest", str(manifest), "--models", str(models)])
+    assert bad.exit_code == 2 and "nocolumn" in bad.output
