@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,24 +67,30 @@ def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_b
     assert again["nothing_new"], "a batch already used must not be absorbed twice"
 
 
-def test_second_nightly_at_once_stops_without_touching_the_first(tmp_path, prefect_backend):
+def test_two_nightly_flows_at_once_the_second_stops_and_the_first_is_intact(tmp_path, prefect_backend):
     config = nightly_config(tmp_path)
-    state = load_config(config).workdir / "state"
-    holder_ready, release = threading.Event(), threading.Event()
+    drop_new_generator_batch(tmp_path)
+    workdir = load_config(config).workdir
+    lock = workdir / "state" / "nightly.lock"
+    first: dict = {}
 
-    def hold_lock():
-        with champions.exclusive_run(state, "nightly"):
-            holder_ready.set()
-            release.wait(60)
+    def run_first():
+        first["outcome"] = nightly_flow(str(config), run_id="first")
 
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    holder_ready.wait(30)
-    try:
-        with pytest.raises(Exception) as error:
-            nightly_flow(str(config), run_id="overlap")
-        assert "another nightly run is in progress" in str(error.value)
-        assert not (load_config(config).workdir / "reports" / "nightly" / "overlap").exists()
-    finally:
-        release.set()
-        holder.join()
+    runner = threading.Thread(target=run_first)
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text().startswith("pid")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert runner.is_alive(), "the first nightly finished before the second could start"
+    with pytest.raises(Exception) as error:
+        nightly_flow(str(config), run_id="second")
+    assert "another nightly run is in progress" in str(error.value)
+    runner.join(600)
+
+    assert first["outcome"]["promoted"], "the first run must complete its work undisturbed"
+    assert not (workdir / "reports" / "nightly" / "second").exists()
+    assert (workdir / "reports" / "nightly" / "first" / "index.html").is_file()
+    record = champions.read_champions(workdir / "state", "lr")
+    assert record["current"]["run_id"] == "first" and record["current"]["version"] == 2
+    assert nightly_flow(str(config), run_id="third")["nothing_new"], "the batch was used once, by the first run"
