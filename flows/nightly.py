@@ -23,7 +23,7 @@ from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from addgp.tasks.embed.task import embed_task
 from addgp.tasks.evaluate.nightly_task import compare_task
 from addgp.tasks.ingest.inbox import acknowledge_inbox_batches, new_inbox_batches, rows_of_batches
-from addgp.tasks.ingest.task import ingest_task
+from addgp.tasks.ingest.task import demo_corpus_task, ingest_task
 from addgp.tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from addgp.tasks.report.task import artifact_key
 from addgp.tasks.train.challenge import split_new_rows
@@ -59,6 +59,8 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     warnings = [RANDOM_WEIGHT_WARNING] if spec_from_config(config.encoder).random_weights else []
 
     with champions.exclusive_run(workspace.state, "nightly", wait_s=nightly.wait_for_lock_s):
+        if config.demo_corpus is not None:
+            demo_corpus_task(config.demo_corpus)
         futures = {
             d.name: ingest_task.submit(d, workspace.manifest(d.name), extra_options={"state_dir": workspace.state})
             if d.name == nightly.inbox

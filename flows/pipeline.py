@@ -32,7 +32,11 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
 
     if config.demo_corpus is not None:
         demo_corpus_task(config.demo_corpus)
-    ingest_futures = {d.name: ingest_task.submit(d, workspace.manifest(d.name)) for d in config.datasets}
+    # An inbox keeps its batch ledger in the workspace, never in the drop folder itself.
+    ingest_futures = {
+        d.name: ingest_task.submit(d, workspace.manifest(d.name), extra_options={"state_dir": workspace.state} if d.adapter == "inbox" else None)
+        for d in config.datasets
+    }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
     manifests = [summary["manifest"] for summary in ingests.values()]
 
