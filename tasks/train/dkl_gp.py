@@ -1,0 +1,494 @@
+"""Deep-kernel Gaussian-process detector (the ADD-GP idea, scaled to millions of embeddings).
+
+Embeddings are standardised, passed through a feature extractor ``g`` (an MLP, or the identity
+when ``hidden_dims`` is empty) and classified by a GP with a ``ScaleKernel(RBFKernel)`` on
+``g(x)``. ``g`` and the GP hyper-parameters are learnt together. Two modes:
+
+``mode="exact"`` (ADD-GP): exact GP classification with gpytorch's
+    ``DirichletClassificationLikelihood`` (Milios et al. 2018): the labels become regression
+    targets with fixed heteroscedastic noise, one GP per class (a batch of two), trained by the
+    exact marginal likelihood on the whole training set at once (full-batch Adam steps).
+    Exact inference is O(n^3) time and O(n^2) memory, so it refuses more than
+    ``MAX_EXACT_POINTS`` training points.
+
+``mode="variational"``: a sparse variational GP (SVGP, Hensman et al. 2015) with
+    ``n_inducing`` learnt inducing points in feature space, a ``BernoulliLikelihood`` (probit)
+    and the mini-batch ELBO. Mini-batches are streamed from ``X`` (a numpy array or an
+    ``np.memmap``) in contiguous chunks, so memory stays bounded by the chunk size however
+    large the training set is.
+
+Score (LLR). Both modes give a posterior for the latent decision function ``f(x)`` with
+mean ``mu`` and variance ``v`` (``predict_variance`` returns ``v``):
+
+* variational: ``f`` is the probit latent, ``P(bonafide | x) = Phi(mu / sqrt(1 + v))`` exactly;
+* exact: ``f = f_bonafide - f_spoof``, the difference of the two class GPs; the class
+  probability is ``E[softmax] = E[sigmoid(f)]`` under ``f ~ N(mu, v)``, computed with 32-point
+  Gauss-Hermite quadrature (deterministic, unlike sampling).
+
+Prior correction. A posterior log-odds ``log P(bonafide|x) - log P(spoof|x)`` contains the
+training class balance; the LLR ``log p(x|bonafide) - log p(x|spoof)`` must not.
+
+* variational: the ELBO is class-balanced (each class carries half of the expected
+  log-likelihood term), so the posterior is the one under equal priors and its log-odds is
+  directly the LLR.
+* exact: the log prior odds of the training set, ``log(n_bona / n_spoof)``, is subtracted
+  from the posterior log-odds, as for logistic regression. This is approximate: the Dirichlet
+  GP regresses log-transformed labels, its class probabilities are not calibrated posteriors,
+  and where classes overlap under a strong imbalance its threshold at LLR 0 still leans to
+  the majority class (docs/detectors.md has measurements). Reweighting the classes does not
+  help, as the kernel variance dilutes the noise-based weights. Fit ``calibration="affine"``
+  on a dev set for scores whose threshold and scale can be trusted.
+
+Early stopping: with a dev set, dev Cllr is measured after every epoch (variational) or every
+``EXACT_EVAL_EVERY`` full-batch steps (exact); training stops after ``patience`` evaluations
+without improvement and the best parameters are restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from contextlib import contextmanager
+
+import gpytorch
+import numpy as np
+import torch
+from gpytorch.distributions import MultivariateNormal
+from gpytorch.kernels import RBFKernel, ScaleKernel
+from gpytorch.likelihoods import BernoulliLikelihood, DirichletClassificationLikelihood
+from gpytorch.means import ConstantMean
+from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
+from scipy.special import log_ndtr, logsumexp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from tqdm.auto import tqdm
+
+from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
+from addgp.tasks.train.calibration import (
+    Calibration,
+    class_balanced,
+    cllr,
+    fit_calibration,
+    is_spoof_target,
+    log_prior_odds,
+)
+
+MODES = ("exact", "variational")
+# Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so
+# ~20 GB at this limit, which wants a large-memory host or GPU.
+MAX_EXACT_POINTS = 20_000
+EXACT_EVAL_EVERY = 10  # full-batch steps between dev evaluations in exact mode
+DEFAULT_MAX_EPOCHS = {"exact": 200, "variational": 30}
+_BLOCK_ROWS = 4_096  # contiguous rows read from X at once: 16 MiB at d=1,024 float32
+_BLOCKS_PER_CHUNK = 8  # random blocks mixed into one shuffled chunk of mini-batches
+_PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kernel block)
+_HERMITE_X, _HERMITE_W = np.polynomial.hermite.hermgauss(32)
+
+
+def _feature_extractor(input_dim: int, hidden_dims: tuple[int, ...]) -> nn.Module:
+    """MLP ``input_dim → hidden_dims[0] → … → hidden_dims[-1]`` with ReLU between layers; identity when empty.
+
+    The last layer is linear: the GP kernel works on its output, and a ReLU there would fold
+    far-away inputs back onto the training region and hide how unfamiliar they are.
+    """
+    if not hidden_dims:
+        return nn.Identity()
+    layers: list[nn.Module] = []
+    width = input_dim
+    for i, hidden in enumerate(hidden_dims):
+        layers.append(nn.Linear(width, hidden))
+        if i < len(hidden_dims) - 1:
+            layers.append(nn.ReLU())
+        width = hidden
+    return nn.Sequential(*layers)
+
+
+def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel:
+    kernel = ScaleKernel(
+        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape), batch_shape=batch_shape
+    )
+    # Distances between standardised d-dimensional points are ~sqrt(2d); gpytorch's default
+    # lengthscale (0.69) would start with a kernel that is zero almost everywhere.
+    kernel.base_kernel.lengthscale = math.sqrt(feature_dim)
+    return kernel
+
+
+class ExactDirichletGP(gpytorch.models.ExactGP):
+    """A batch of two exact GPs (spoof = 0, bonafide = 1) on g(x), regressing Dirichlet-transformed labels.
+
+    A training row of weight w counts as w rows: for a Gaussian likelihood, weighting a point's
+    log-likelihood by w is the same as dividing its noise variance by w.
+    """
+
+    def __init__(self, train_x, is_bona, weight, g: nn.Module, feature_dim: int, ard: bool, alpha_epsilon: float):
+        # The label noise is the one the Dirichlet transform prescribes (as in Milios et al.),
+        # with no extra learnt noise that would dilute the row weights.
+        likelihood = DirichletClassificationLikelihood(
+            is_bona.long(), alpha_epsilon=alpha_epsilon, learn_additional_noise=False
+        )
+        likelihood.noise_covar.noise = likelihood.noise_covar.noise / weight
+        super().__init__(train_x, likelihood.transformed_targets, likelihood)
+        self.train_weight = weight
+        self.g = g
+        self.mean_module = ConstantMean(batch_shape=torch.Size([2]))
+        self.covar_module = _kernel(feature_dim, ard, torch.Size([2]))
+
+    def forward(self, x):
+        z = self.g(x)
+        return MultivariateNormal(self.mean_module(z), self.covar_module(z))
+
+
+class _SVGPLayer(gpytorch.models.ApproximateGP):
+    def __init__(self, inducing_points: torch.Tensor, ard: bool):
+        q_u = CholeskyVariationalDistribution(inducing_points.size(0))
+        strategy = VariationalStrategy(self, inducing_points, q_u, learn_inducing_locations=True)
+        super().__init__(strategy)
+        self.mean_module = ConstantMean()
+        self.covar_module = _kernel(inducing_points.size(1), ard, torch.Size())
+
+    def forward(self, z):
+        return MultivariateNormal(self.mean_module(z), self.covar_module(z))
+
+
+class VariationalDKL(nn.Module):
+    """g followed by an SVGP whose inducing points live in g's output space (SV-DKL)."""
+
+    def __init__(self, g: nn.Module, inducing_points: torch.Tensor, ard: bool):
+        super().__init__()
+        self.g = g
+        self.gp = _SVGPLayer(inducing_points, ard)
+        self.likelihood = BernoulliLikelihood()
+
+    def forward(self, x):
+        return self.gp(self.g(x))
+
+
+def neg_elbo(model: VariationalDKL, x, is_bona, weight, num_data: int) -> torch.Tensor:
+    """Negative ELBO per data point on a mini-batch with row weights (mean 1 over the training set).
+
+    With all weights 1 this is gpytorch's ``VariationalELBO``; a row of weight w counts as w rows.
+    """
+    ell = model.likelihood.expected_log_prob(is_bona, model(x))
+    return -((ell * weight).mean() - model.gp.variational_strategy.kl_divergence() / num_data)
+
+
+@contextmanager
+def seeded(seed: int, device: str):
+    """Seed torch's RNG (layer initialisation) inside a fork, leaving the caller's RNG state untouched."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+class _EarlyStopping:
+    """Keeps the parameters of the best dev Cllr and says when ``patience`` evaluations passed without one."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = math.inf
+        self.best_state = None
+        self.since_best = 0
+
+    def update(self, score: float, module: nn.Module) -> bool:
+        if score < self.best:
+            self.best, self.since_best = score, 0
+            self.best_state = copy.deepcopy(module.state_dict())
+        else:
+            self.since_best += 1
+        return self.since_best >= self.patience
+
+    def restore(self, module: nn.Module) -> None:
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+class DKLGPDetector(ClassifierMixin, BaseEstimator):
+    """Deep-kernel GP detector; ``decision_function`` returns LLR scores.
+
+    Parameters
+    ----------
+    mode : ``"exact"`` (Dirichlet GP, ≤ MAX_EXACT_POINTS) or ``"variational"`` (SVGP, any n).
+    hidden_dims : widths of the MLP feature extractor; ``()`` = identity (a plain GP).
+    ard : one RBF lengthscale per feature dimension instead of one in all.
+    n_inducing : inducing points (variational mode).
+    lr : Adam learning rate.
+    max_epochs : passes over the training data; in exact mode one pass is one full-batch step.
+        ``None`` = DEFAULT_MAX_EPOCHS[mode].
+    batch_size : mini-batch rows (variational mode).
+    patience : dev evaluations without improvement before stopping.
+    alpha_epsilon : Dirichlet label smoothing (exact mode; ADD-GP and gpytorch use 0.01).
+    calibration : ``None``, ``"affine"`` or ``"temperature"``, fitted on the dev set in ``fit``.
+    device : torch device, e.g. ``"cpu"`` or ``"cuda"``.
+    random_state : seed for initialisation and mini-batch order.
+    progress : show a tqdm progress bar.
+    """
+
+    kind = "dkl_gp"
+
+    def __init__(
+        self,
+        mode: str = "variational",
+        hidden_dims: tuple[int, ...] = (256, 64),
+        ard: bool = False,
+        n_inducing: int = 512,
+        lr: float = 0.01,
+        max_epochs: int | None = None,
+        batch_size: int = 1024,
+        patience: int = 5,
+        alpha_epsilon: float = 0.01,
+        calibration: str | None = None,
+        device: str = "cpu",
+        random_state: int = 0,
+        progress: bool = True,
+    ):
+        self.mode = mode
+        self.hidden_dims = hidden_dims
+        self.ard = ard
+        self.n_inducing = n_inducing
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.alpha_epsilon = alpha_epsilon
+        self.calibration = calibration
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y, X_dev=None, y_dev=None) -> "DKLGPDetector":
+        """Fit on embeddings X (n, d), a numpy array or memmap, and labels y ("bonafide"/"spoof" or booleans is_spoof)."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")
+        is_spoof = is_spoof_target(y)
+        if len(is_spoof) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(is_spoof)} labels")
+        if self.mode == "exact" and len(X) > MAX_EXACT_POINTS:
+            raise ValueError(
+                f"mode='exact' fits at most {MAX_EXACT_POINTS:,} training points (exact GP memory grows as n^2); "
+                f"got {len(X):,}. Use mode='variational' (sparse variational GP) for large training sets."
+            )
+        have_dev = X_dev is not None and y_dev is not None
+        if self.calibration is not None and not have_dev:
+            raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
+        dev = (X_dev, is_spoof_target(y_dev)) if have_dev else None
+
+        self.n_train_ = int(len(X))
+        # Subtracted from the posterior log-odds; 0 in variational mode, which balances the classes instead.
+        self.log_prior_odds_ = log_prior_odds(is_spoof) if self.mode == "exact" else 0.0
+        self.input_dim_ = int(X.shape[1])
+        scaler = StandardScaler()  # block by block, so a memmap is never loaded whole
+        for start in range(0, len(X), _BLOCK_ROWS):
+            scaler.partial_fit(X[start : start + _BLOCK_ROWS])
+        self.input_mean_ = scaler.mean_.astype(np.float32)
+        self.input_scale_ = scaler.scale_.astype(np.float32)
+        self.best_dev_cllr_ = None
+
+        with seeded(self.random_state, self.device):
+            rng = np.random.default_rng(self.random_state)
+            if self.mode == "exact":
+                self._fit_exact(X, is_spoof, dev)
+            else:
+                self._fit_variational(X, is_spoof, class_balanced(is_spoof), dev, rng)
+
+        self.calibration_ = None
+        if self.calibration is not None:
+            self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
+        self.classes_ = np.array(LABELS)
+        return self
+
+    def _epochs(self) -> int:
+        return DEFAULT_MAX_EPOCHS[self.mode] if self.max_epochs is None else int(self.max_epochs)
+
+    def standardise(self, X) -> torch.Tensor:
+        """Rows of X as a standardised float32 tensor on the detector's device."""
+        Z = (np.asarray(X, dtype=np.float32) - self.input_mean_) / self.input_scale_
+        return torch.as_tensor(Z, dtype=torch.float32, device=self.device)
+
+    def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, weight: torch.Tensor, g: nn.Module):
+        """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona, weight)."""
+        feature_dim = self.hidden_dims[-1] if self.hidden_dims else self.input_dim_
+        model = ExactDirichletGP(train_x, is_bona, weight, g, feature_dim, self.ard, self.alpha_epsilon)
+        return model.to(self.device)
+
+    def _fit_exact(self, X, is_spoof, dev) -> None:
+        train_x = self.standardise(X)
+        is_bona = torch.as_tensor(~is_spoof, device=self.device)
+        weight = torch.ones(len(X), device=self.device)
+        self.model_ = self.build_exact_model(train_x, is_bona, weight, _feature_extractor(self.input_dim_, self.hidden_dims))
+        likelihood = self.model_.likelihood
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
+        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        stopper = _EarlyStopping(self.patience)
+        self.epochs_run_ = 0
+        for step in tqdm(range(self._epochs()), desc="exact DKL GP", disable=not self.progress):
+            self.model_.train()
+            optimizer.zero_grad()
+            loss = -mll(self.model_(train_x), likelihood.transformed_targets).sum()
+            loss.backward()
+            optimizer.step()
+            self.epochs_run_ = step + 1
+            if dev is not None and (step + 1) % EXACT_EVAL_EVERY == 0:
+                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
+                    break
+        if dev is not None:
+            stopper.restore(self.model_)
+            self.best_dev_cllr_ = stopper.best
+        self.model_.eval()
+
+    def minibatches(self, X, is_bona: np.ndarray, weight: np.ndarray, rng: np.random.Generator):
+        """One epoch of shuffled mini-batches with bounded memory.
+
+        X is read in contiguous blocks (sequential reads suit a memmap on disk); each chunk
+        joins ``_BLOCKS_PER_CHUNK`` blocks from random places and is shuffled, so that a store
+        sorted by dataset or label still gives mixed batches.
+        """
+        starts = rng.permutation(np.arange(0, len(X), _BLOCK_ROWS))
+        for group in range(0, len(starts), _BLOCKS_PER_CHUNK):
+            blocks = [slice(s, s + _BLOCK_ROWS) for s in np.sort(starts[group : group + _BLOCKS_PER_CHUNK])]
+            x = self.standardise(np.concatenate([X[b] for b in blocks]))
+            y = torch.as_tensor(np.concatenate([is_bona[b] for b in blocks]), dtype=torch.float32, device=self.device)
+            w = torch.as_tensor(np.concatenate([weight[b] for b in blocks]), dtype=torch.float32, device=self.device)
+            order = torch.as_tensor(rng.permutation(len(x)), device=self.device)
+            for i in range(0, len(x), self.batch_size):
+                rows = order[i : i + self.batch_size]
+                yield x[rows], y[rows], w[rows]
+
+    def _fit_variational(self, X, is_spoof, weight, dev, rng) -> None:
+        g = _feature_extractor(self.input_dim_, self.hidden_dims).to(self.device)
+        # Inducing points start at g of a random sample of training rows, so they cover the data.
+        rows = np.sort(rng.choice(len(X), size=min(self.n_inducing, len(X)), replace=False))
+        with torch.no_grad():
+            inducing = g(self.standardise(X[rows])).clone()
+        self.model_ = VariationalDKL(g, inducing, self.ard).to(self.device)
+        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
+        is_bona = ~is_spoof
+        stopper = _EarlyStopping(self.patience)
+        self.epochs_run_ = 0
+        n_batches = math.ceil(len(X) / self.batch_size)  # for the progress bar; chunk ends add a few short batches
+        for epoch in range(self._epochs()):
+            self.model_.train()
+            batches = self.minibatches(X, is_bona, weight, rng)
+            for xb, yb, wb in tqdm(batches, total=n_batches, desc=f"SVGP epoch {epoch + 1}", disable=not self.progress, leave=False):
+                optimizer.zero_grad()
+                loss = neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
+                loss.backward()
+                optimizer.step()
+            self.epochs_run_ = epoch + 1
+            if dev is not None and stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
+                break
+        if dev is not None:
+            stopper.restore(self.model_)
+            self.best_dev_cllr_ = stopper.best
+        self.model_.eval()
+
+    # ------------------------------------------------------------------ prediction
+
+    def latent(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent decision function f(x) (bona fide positive)."""
+        self.model_.eval()
+        means, variances = [], []
+        # fast_pred_var (LOVE, Pleiss et al. 2018): the exact GP's predictive variance from a cached
+        # rank-100 Lanczos root of K^-1, O(n) per test row instead of an n x n solve per batch.
+        # Its Lanczos start is random, hence seeded(): the same model always gives the same scores.
+        # Scoring the training rows themselves is legitimate; gpytorch would warn that it looks like a mistake.
+        with torch.no_grad(), gpytorch.settings.fast_pred_var(), seeded(self.random_state, self.device), warnings.catch_warnings():
+            warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
+            for start in range(0, len(X), _PREDICT_ROWS):
+                f = self.model_(self.standardise(X[start : start + _PREDICT_ROWS]))
+                mean, var = f.mean.double(), f.variance.double()
+                if self.mode == "exact":  # f = f_bonafide - f_spoof; the class GPs are independent
+                    mean, var = mean[1] - mean[0], var[1] + var[0]
+                means.append(mean.cpu().numpy())
+                variances.append(var.cpu().numpy())
+        if not means:
+            return np.empty(0), np.empty(0)
+        return np.concatenate(means), np.concatenate(variances)
+
+    def predict_variance(self, X) -> np.ndarray:
+        """Posterior variance of the latent function: high where the model has seen no similar training data."""
+        return self.latent(X)[1]
+
+    def raw_llr(self, X) -> np.ndarray:
+        """LLR before calibration (see the module docstring for the prior correction)."""
+        mean, var = self.latent(X)
+        if self.mode == "variational":
+            t = mean / np.sqrt(1.0 + var)  # P(bonafide) = Phi(t), so log-odds = log Phi(t) - log Phi(-t)
+            log_odds = log_ndtr(t) - log_ndtr(-t)
+        else:
+            f = mean[:, None] + np.sqrt(2.0 * var)[:, None] * _HERMITE_X[None, :]
+            log_w = np.log(_HERMITE_W / np.sqrt(np.pi))[None, :]
+            log_p_bona = logsumexp(log_w - np.logaddexp(0.0, -f), axis=1)  # log E[sigmoid(f)]
+            log_p_spoof = logsumexp(log_w - np.logaddexp(0.0, f), axis=1)
+            log_odds = log_p_bona - log_p_spoof
+        return log_odds - self.log_prior_odds_
+
+    def decision_function(self, X) -> np.ndarray:
+        """LLR scores (calibrated when a calibration was fitted); higher = more bona fide."""
+        scores = self.raw_llr(X)
+        return scores if self.calibration_ is None else self.calibration_.apply(scores)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Columns [P(bonafide), P(spoof)] at equal priors (P(spoof) = sigmoid(-LLR))."""
+        p_spoof = p_spoof_from_score(self.decision_function(X))
+        return np.column_stack([1.0 - p_spoof, p_spoof])
+
+    def predict(self, X) -> np.ndarray:
+        """Labels by the Bayes decision at equal priors: bona fide where the LLR is >= 0."""
+        return np.where(self.decision_function(X) >= 0, BONAFIDE, SPOOF)
+
+    # ------------------------------------------------------------------ state
+
+    def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {"input_mean": self.input_mean_, "input_scale": self.input_scale_}
+        arrays.update({f"model.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()})
+        if self.mode == "exact":  # an exact GP's prediction needs its training set
+            arrays["train_x"] = self.model_.train_inputs[0].cpu().numpy()
+            arrays["train_is_bona"] = self.model_.likelihood.targets.cpu().numpy()
+            arrays["train_weight"] = self.model_.train_weight.cpu().numpy()
+        params = {
+            "hyper_parameters": {**self.get_params(), "hidden_dims": list(self.hidden_dims)},
+            "fitted": {
+                "input_dim": self.input_dim_,
+                "n_train": self.n_train_,
+                "log_prior_odds": self.log_prior_odds_,
+                "epochs_run": self.epochs_run_,
+                "best_dev_cllr": self.best_dev_cllr_,
+                "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+            },
+        }
+        return arrays, params
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> "DKLGPDetector":
+        hyper = dict(params["hyper_parameters"])
+        hyper["hidden_dims"] = tuple(hyper["hidden_dims"])
+        detector = cls(**hyper)
+        fitted = params["fitted"]
+        detector.input_dim_ = int(fitted["input_dim"])
+        detector.n_train_ = int(fitted["n_train"])
+        detector.log_prior_odds_ = float(fitted["log_prior_odds"])
+        detector.epochs_run_ = int(fitted["epochs_run"])
+        detector.best_dev_cllr_ = fitted["best_dev_cllr"]
+        detector.calibration_ = Calibration.from_dict(fitted["calibration"])
+        detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float32)
+        detector.input_scale_ = np.asarray(arrays["input_scale"], dtype=np.float32)
+        state = {k[len("model.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
+        # The modules' initial weights are overwritten by the state; seeding only keeps the caller's RNG intact.
+        with seeded(detector.random_state, detector.device):
+            g = _feature_extractor(detector.input_dim_, detector.hidden_dims)
+            if detector.mode == "exact":
+                as_tensor = lambda name: torch.as_tensor(np.array(arrays[name]), device=detector.device)
+                detector.model_ = detector.build_exact_model(
+                    as_tensor("train_x"), as_tensor("train_is_bona"), as_tensor("train_weight"), g
+                )
+            else:
+                detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
+        detector.model_.load_state_dict(state)
+        detector.model_.to(detector.device).eval()
+        detector.classes_ = np.array(LABELS)
+        return detector

@@ -1,0 +1,158 @@
+"""Logistic regression on pooled SSL embeddings (the Pascu et al. 2024 recipe).
+
+Standardise each embedding dimension with the training mean and standard deviation, then fit
+an L2-regularised logistic regression for P(bonafide | x). The regularisation strength C is a
+hyper-parameter; left at ``None`` it is chosen on the dev set passed to ``fit`` from the grid
+``Cs`` (the last grid value, 1e6, is effectively unregularised), by the lowest dev Cllr.
+
+Score. Logistic regression models the posterior log-odds
+``logit P(bonafide | x) = log p(x | bonafide) - log p(x | spoof) + log(pi_bona / pi_spoof)``
+where ``pi`` are the class proportions of the (weighted) training set. Subtracting that
+log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTURE.md:
+``decision_function(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
+from addgp.tasks.train.calibration import Calibration, cllr, fit_calibration, is_spoof_target, log_prior_odds
+
+DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
+_CHUNK_ROWS = 16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64
+
+
+class LogRegDetector(ClassifierMixin, BaseEstimator):
+    """Standardise → logistic regression; ``decision_function`` returns LLR scores.
+
+    Parameters
+    ----------
+    C : inverse L2 strength on standardised features; ``None`` = choose on the dev set
+        from ``Cs`` (or 1.0 without a dev set).
+    Cs : the grid searched when C is None.
+    max_iter : L-BFGS iterations per fit.
+    calibration : ``None``, ``"affine"`` or ``"temperature"``; fitted on the dev set in ``fit``.
+    """
+
+    kind = "logreg"
+
+    def __init__(
+        self,
+        C: float | None = None,
+        Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e6),
+        max_iter: int = 1000,
+        calibration: str | None = None,
+    ):
+        self.C = C
+        self.Cs = Cs
+        self.max_iter = max_iter
+        self.calibration = calibration
+
+    def fit(self, X, y, X_dev=None, y_dev=None, sample_weight=None) -> "LogRegDetector":
+        """Fit on embeddings X (n, d) and labels y ("bonafide"/"spoof" strings or booleans is_spoof).
+
+        ``sample_weight`` (n,) weights rows (few-shot adaptation uses it to up-weight the shots).
+        """
+        is_spoof = is_spoof_target(y)
+        have_dev = X_dev is not None and y_dev is not None
+        if self.calibration is not None and not have_dev:
+            raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
+        self.log_prior_odds_ = log_prior_odds(is_spoof, sample_weight)
+        self.n_train_ = int(len(X))
+        scaler = StandardScaler()  # partial_fit in chunks: no float64 copy of a large X
+        for start in range(0, len(X), _CHUNK_ROWS):
+            scaler.partial_fit(X[start : start + _CHUNK_ROWS])
+        self.input_mean_, self.input_scale_ = scaler.mean_, scaler.scale_
+        Z = np.empty((len(X), len(self.input_mean_)), dtype=np.float32)  # the one in-memory copy
+        for start in range(0, len(X), _CHUNK_ROWS):
+            Z[start : start + _CHUNK_ROWS] = self._standardise(X[start : start + _CHUNK_ROWS])
+
+        if self.C is not None or not have_dev:
+            grid = [DEFAULT_C if self.C is None else float(self.C)]
+        else:
+            grid = sorted(float(c) for c in self.Cs)
+        # Ascending C with warm starts: each fit starts from the more regularised solution.
+        model = LogisticRegression(C=grid[0], max_iter=self.max_iter, warm_start=True)
+        target = ~is_spoof  # class 1 = bona fide, so the model's logit is log P(bonafide)/P(spoof)
+        dev_is_spoof = is_spoof_target(y_dev) if have_dev else None
+        self.dev_cllr_by_C_ = {}
+        best = None
+        for C in grid:
+            model.set_params(C=C).fit(Z, target, sample_weight=sample_weight)
+            self.C_, self.coef_, self.intercept_ = C, model.coef_.ravel().astype(np.float64), float(model.intercept_[0])
+            if len(grid) > 1:
+                self.dev_cllr_by_C_[C] = cllr(self.raw_llr(X_dev), dev_is_spoof)
+                if best is None or self.dev_cllr_by_C_[C] < self.dev_cllr_by_C_[best[0]]:
+                    best = (self.C_, self.coef_, self.intercept_)
+        if best is not None:
+            self.C_, self.coef_, self.intercept_ = best
+
+        self.calibration_ = None
+        if self.calibration is not None:
+            self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
+        self.classes_ = np.array(LABELS)
+        return self
+
+    def _standardise(self, X) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.input_mean_) / self.input_scale_
+
+    def raw_llr(self, X) -> np.ndarray:
+        """LLR before calibration: the model's posterior log-odds minus the training log prior odds."""
+        out = np.empty(len(X), dtype=np.float64)
+        for start in range(0, len(X), _CHUNK_ROWS):
+            Z = self._standardise(X[start : start + _CHUNK_ROWS])
+            out[start : start + len(Z)] = Z @ self.coef_ + self.intercept_ - self.log_prior_odds_
+        return out
+
+    def decision_function(self, X) -> np.ndarray:
+        """LLR scores (calibrated when a calibration was fitted); higher = more bona fide."""
+        scores = self.raw_llr(X)
+        return scores if self.calibration_ is None else self.calibration_.apply(scores)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Columns [P(bonafide), P(spoof)] at equal priors (P(spoof) = sigmoid(-LLR))."""
+        p_spoof = p_spoof_from_score(self.decision_function(X))
+        return np.column_stack([1.0 - p_spoof, p_spoof])
+
+    def predict(self, X) -> np.ndarray:
+        """Labels by the Bayes decision at equal priors: bona fide where the LLR is >= 0."""
+        return np.where(self.decision_function(X) >= 0, BONAFIDE, SPOOF)
+
+    def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {
+            "input_mean": self.input_mean_,
+            "input_scale": self.input_scale_,
+            "coef": self.coef_,
+            "intercept": np.array([self.intercept_]),
+        }
+        params = {
+            "hyper_parameters": {**self.get_params(), "Cs": list(self.Cs)},
+            "fitted": {
+                "C": self.C_,
+                "log_prior_odds": self.log_prior_odds_,
+                "n_train": self.n_train_,
+                "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+            },
+        }
+        return arrays, params
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> "LogRegDetector":
+        hyper = dict(params["hyper_parameters"])
+        hyper["Cs"] = tuple(hyper["Cs"])
+        detector = cls(**hyper)
+        fitted = params["fitted"]
+        detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float64)
+        detector.input_scale_ = np.asarray(arrays["input_scale"], dtype=np.float64)
+        detector.coef_ = np.asarray(arrays["coef"], dtype=np.float64)
+        detector.intercept_ = float(arrays["intercept"][0])
+        detector.C_ = float(fitted["C"])
+        detector.log_prior_odds_ = float(fitted["log_prior_odds"])
+        detector.n_train_ = int(fitted["n_train"])
+        detector.calibration_ = Calibration.from_dict(fitted["calibration"])
+        detector.classes_ = np.array(LABELS)
+        return detector
