@@ -31,35 +31,42 @@ def deployment_names(config: PipelineConfig) -> dict[str, str]:
     return {"nightly": f"{config.name}-nightly", "benchmark": f"{config.name}-benchmark"}
 
 
-def build_deployments(config_path: str | Path) -> list[RunnerDeployment]:
-    """Deployments for the config; the nightly one only when the config has a ``nightly:`` section."""
+def build_deployments(config_path: str | Path, *, job_variables: dict | None = None, check_paths: bool = True) -> list[RunnerDeployment]:
+    """Deployments for the config; the nightly one only when the config has a ``nightly:`` section.
+
+    ``job_variables`` go to the work pool's job (e.g. a process pool's ``working_dir``);
+    ``check_paths=False`` when registering from a machine that does not see the data
+    (the worker checks them when the run starts).
+    """
     path = str(Path(config_path).resolve())
-    config = load_config(path)
+    config = load_config(path, check_paths=check_paths)
     names = deployment_names(config)
-    timezone = config.schedule.timezone
+    common = {
+        "concurrency_limit": ONE_AT_A_TIME,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+        "job_variables": job_variables or {},
+    }
     deployments = []
     if config.nightly is not None:
         deployments.append(
             nightly_flow.to_deployment(
                 name=names["nightly"],
-                schedules=[Cron(config.schedule.nightly_cron, timezone=timezone)],
+                schedules=[Cron(config.schedule.nightly_cron, timezone=config.schedule.timezone)],
                 parameters={"config_path": path},
-                concurrency_limit=ONE_AT_A_TIME,
                 description="Absorb new inbox batches, challenge the champion, promote if better.",
                 tags=["addgp", "nightly"],
-                entrypoint_type=EntrypointType.MODULE_PATH,
+                **common,
             )
         )
     benchmark = str(config.benchmark_config) if config.benchmark_config else path
     deployments.append(
         pipeline_flow.to_deployment(
             name=names["benchmark"],
-            schedules=[Cron(config.schedule.benchmark_cron, timezone=timezone)],
+            schedules=[Cron(config.schedule.benchmark_cron, timezone=config.schedule.timezone)],
             parameters={"config_path": benchmark},
-            concurrency_limit=ONE_AT_A_TIME,
             description="The full cross-dataset evaluation of the benchmark config.",
             tags=["addgp", "benchmark"],
-            entrypoint_type=EntrypointType.MODULE_PATH,
+            **common,
         )
     )
     return deployments

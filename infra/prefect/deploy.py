@@ -34,46 +34,8 @@ from pathlib import Path
 
 from prefect import deploy
 from prefect.client.orchestration import get_client
-from prefect.deployments.runner import EntrypointType
-from prefect.schedules import Cron
 
-from addgp.config import load_config
-from addgp.flows.deployments import ONE_AT_A_TIME, deployment_names
-from addgp.flows.nightly import nightly_flow
-from addgp.flows.pipeline import pipeline_flow
-
-
-def work_pool_deployments(config_path: str, job_variables: dict | None = None):
-    path = str(Path(config_path).resolve())
-    # The worker checks dataset roots when the run starts; here they may live on another machine.
-    config = load_config(path, check_paths=False)
-    names = deployment_names(config)
-    timezone = config.schedule.timezone
-    common = {"concurrency_limit": ONE_AT_A_TIME, "entrypoint_type": EntrypointType.MODULE_PATH, "job_variables": job_variables or {}}
-    deployments = []
-    if config.nightly is not None:
-        deployments.append(
-            nightly_flow.to_deployment(
-                name=names["nightly"],
-                schedules=[Cron(config.schedule.nightly_cron, timezone=timezone)],
-                parameters={"config_path": path},
-                description="Absorb new inbox batches, challenge the champion, promote if better.",
-                tags=["addgp", "nightly"],
-                **common,
-            )
-        )
-    benchmark = str(config.benchmark_config) if config.benchmark_config else path
-    deployments.append(
-        pipeline_flow.to_deployment(
-            name=names["benchmark"],
-            schedules=[Cron(config.schedule.benchmark_cron, timezone=timezone)],
-            parameters={"config_path": benchmark},
-            description="The full cross-dataset evaluation of the benchmark config.",
-            tags=["addgp", "benchmark"],
-            **common,
-        )
-    )
-    return deployments
+from addgp.flows.deployments import build_deployments
 
 
 def main() -> None:
@@ -86,7 +48,7 @@ def main() -> None:
     with get_client(sync_client=True) as client:
         pool_type = client.read_work_pool(args.pool).type
     job_variables = {"working_dir": str(Path(args.working_dir or os.getcwd()).resolve())} if pool_type == "process" else {}
-    deployments = work_pool_deployments(args.config, job_variables)
+    deployments = build_deployments(args.config, job_variables=job_variables, check_paths=False)
     if args.image:
         ids = deploy(*deployments, work_pool_name=args.pool, image=args.image, build=False, push=False)
     else:

@@ -11,7 +11,7 @@ Parallelism: rows are probed on threads in chunks (one task per chunk, not per f
 tasks cost more in executor overhead than the probe of a short file), and the header is read
 with one libsndfile call through soundfile's cffi handle. A process pool was measured and
 rejected: no gain on 2 cores, and it cannot run inside daemonic Dask workers. See
-docs/benchmarks_ingest.md for the figures.
+docs/benchmarks.md ("Ingest throughput") for the figures.
 """
 
 from __future__ import annotations
