@@ -14,8 +14,7 @@ when ``hidden_dims`` is empty) and classified by a GP with a ``ScaleKernel(RBFKe
 ``mode="variational"``: a sparse variational GP (SVGP, Hensman et al. 2015) with
     ``n_inducing`` learnt inducing points in feature space, a ``BernoulliLikelihood`` (probit)
     and the mini-batch ELBO. Mini-batches are streamed from ``X`` (a numpy array or an
-    ``np.memmap``) in contiguous chunks, so memory stays bounded by the chunk size however
-    large the training set is.
+    ``np.memmap``) block by block, so memory stays bounded however large the training set is.
 
 Score (LLR). Both modes give a posterior for the latent decision function ``f(x)`` with
 mean ``mu`` and variance ``v`` (``predict_variance`` returns ``v``):
