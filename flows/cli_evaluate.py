@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
         warnings = [RANDOM_ENCODER_WARNING] if any(c.get("random_weight_encoder") for c in cards.values()) else []
         run = run_id or f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-report"
         report_input = ReportInput(
-            title=title, run_id=run, metrics=evaluation.cells, models=models, encoder=", ".join(encoders) or "not recorded",
+            title=title, run_id=run, models=models, encoder=", ".join(encoders) or "not recorded",
             warnings=warnings, notes={"scores": [Path(p).name for p in scores]}, evaluation=evaluation,
         )  # fmt: skip
         try:

@@ -48,7 +48,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
         for detector in config.train.detectors
     ]
-    scores, metrics = evaluate_task(
+    scores = evaluate_task(
         manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits
     )
     evaluation = cross_dataset_task(
@@ -60,7 +60,6 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     report = ReportInput(
         title=f"addgp report: {config.name}",
         run_id=run_id,
-        metrics=metrics,
         models=models,
         encoder=spec.name,
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],

@@ -11,7 +11,8 @@ from prefect import flow
 
 from addgp.config import EncoderConfig, TrainConfig
 from addgp.tasks.embed.task import embed_task
-from addgp.tasks.evaluate.task import evaluate_task
+from addgp.tasks.evaluate.crossdataset import Evaluation
+from addgp.tasks.evaluate.task import cross_dataset_task, evaluate_task
 from addgp.tasks.train.task import train_task
 
 
@@ -28,6 +29,8 @@ def train_flow(manifest_paths: list[str], store: str, models_root: str, encoder:
 
 
 @flow(name="addgp-evaluate", log_prints=True)
-def evaluate_flow(manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str]):
-    """Scores and per-(model, dataset) metrics of registered models on the given eval sets."""
-    return evaluate_task(manifest_paths, store, model_paths, datasets, splits)
+def evaluate_flow(
+    manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str], n_boot: int = 1000
+) -> Evaluation:
+    """The cross-dataset evaluation (matrix, CIs, breakdowns, selective prediction) of registered models."""
+    return cross_dataset_task(evaluate_task(manifest_paths, store, model_paths, datasets, splits), n_boot=n_boot)

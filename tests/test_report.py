@@ -31,7 +31,6 @@ def report_input(scores: pd.DataFrame, run_id: str = "20250101T000000Z-demo", **
     return ReportInput(
         title="addgp report: test",
         run_id=run_id,
-        metrics=None,
         models=models,
         encoder="/models/wav2vec2-xls-r-300m",
         warnings=["RANDOM-WEIGHT ENCODER: test run"],
@@ -324,14 +323,6 @@ def test_report_task_publishes_three_artifacts_with_stable_keys(tmp_path, small_
     assert {"train setting", "eval: studio", "eval: phone", "average over corpora (unweighted)", "pooled"} <= set(table[0])
     assert calls[2][2] == f"file://{folder}/index.html"
     assert artifact_key("<script>", "summary") == "addgp-script-summary"
-
-
-def test_legacy_report_input_without_evaluation_still_renders(small_scores):
-    from addgp.tasks.evaluate.scoring import metrics_by_detector_and_dataset
-
-    legacy = ReportInput(title="t", run_id="r", metrics=metrics_by_detector_and_dataset(small_scores), models=[], encoder="e", scores=small_scores)
-    files = render_report(legacy)
-    assert "index.html" in files and "plots/eer_heatmap.png" in files
 
 
 def test_a_previous_report_of_another_kind_is_skipped_for_the_diff(tmp_path, small_scores):

@@ -108,17 +108,16 @@ def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds:
     kept_rows: list[int] = []
     pooled: dict[int, list[np.ndarray]] = {layer: [] for layer in embedder.layers}
 
-    def decode(index: int) -> tuple[int, np.ndarray | None, str | None]:
+    def decode(index: int) -> tuple[int, np.ndarray | None, str | None, float]:
+        """(index, wave or None, reject reason or None, seconds spent), run on a decode thread."""
         t0 = time.perf_counter()
         try:
             wave = load_audio(frame.at[index, "path"], spec.sample_rate, spec.crop_seconds)
             if len(wave) < min_samples:
                 raise AudioError(f"too short for the encoder: {len(wave)} samples < receptive field {min_samples}")
-            return index, wave, None
+            return index, wave, None, time.perf_counter() - t0
         except AudioError as exc:
-            return index, None, str(exc)
-        finally:
-            timings.decode_s += time.perf_counter() - t0
+            return index, None, str(exc), time.perf_counter() - t0
 
     # Decoding the next batch on CPU threads overlaps with the model running this one.
     with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
@@ -127,7 +126,8 @@ def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds:
             if number + 1 < len(batches):
                 pending.append(pool.map(decode, batches[number + 1]))
             waves, indices = [], []
-            for index, wave, problem in pending.pop(0):
+            for index, wave, problem, seconds in pending.pop(0):
+                timings.decode_s += seconds  # summed here, on one thread: the decode threads share nothing
                 if problem is not None:
                     rejects.append({**_identity(frame, index), "reason": problem})
                     continue

@@ -7,7 +7,6 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from addgp.tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
-from addgp.tasks.evaluate.metrics import metrics_by
 from addgp.tasks.train.data import labelled_embeddings
 
 
@@ -73,8 +72,3 @@ def score_eval_sets(
             )
             frames.append(score_rows(detector, name, data, card))
     return pd.concat(frames, ignore_index=True)
-
-
-def metrics_by_detector_and_dataset(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (detector, dataset) with the full metric set; a set missing a class gets a note, not a crash."""
-    return metrics_by(scores, ["detector", "dataset"])

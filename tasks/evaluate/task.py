@@ -8,16 +8,15 @@ from prefect.cache_policies import NO_CACHE
 
 from addgp.storage.manifests import read_manifests
 from addgp.tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
-from addgp.tasks.evaluate.scoring import metrics_by_detector_and_dataset, score_eval_sets
+from addgp.tasks.evaluate.scoring import score_eval_sets
 from addgp.tasks.train.detectors import load_detector
 
 
 @task(name="evaluate", retries=1, cache_policy=NO_CACHE)
-def evaluate_task(manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores, metrics): scores of every model on every dataset's ``splits``, metrics per (model, dataset)."""
+def evaluate_task(manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str]) -> pd.DataFrame:
+    """Scores of every model on every dataset's ``splits`` (the rows of the cross-dataset matrix)."""
     detectors = {name: load_detector(path) for name, path in model_paths.items()}
-    scores = score_eval_sets(read_manifests(manifest_paths), store, detectors, datasets, splits)
-    return scores, metrics_by_detector_and_dataset(scores)
+    return score_eval_sets(read_manifests(manifest_paths), store, detectors, datasets, splits)
 
 
 @task(name="cross-dataset", cache_policy=NO_CACHE)

@@ -46,16 +46,14 @@ TREND_RUNS = 50  # at most this many reports in the trend plot
 class ReportInput:
     """What a report is made of.
 
-    ``metrics`` (one row per (detector, dataset)) is what older callers pass; when
-    ``evaluation`` is given it is the source of every number. Without ``evaluation`` the
-    report evaluates ``scores`` with default settings. ``previous`` is the metrics.json of
+    ``evaluation`` is the source of every number; without it the report evaluates
+    ``scores`` with default settings. ``previous`` is the metrics.json of
     the report to compare with (None for the first report), ``history`` those of earlier
     reports for the trends (run-id order).
     """
 
     title: str
     run_id: str
-    metrics: pd.DataFrame | None
     models: list[dict]
     encoder: str
     warnings: list[str] = field(default_factory=list)
@@ -188,13 +186,6 @@ class ReportContent:
     trends: pd.DataFrame
     images: dict[str, bytes]  # plots/<name>.png -> bytes
     figures: dict[str, list[tuple[str, str]]]  # section -> [(file name, caption)]
-
-
-def eer_matrix(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Detectors × datasets EER, with the unweighted average over datasets as the last column (legacy helper)."""
-    matrix = metrics.pivot(index="detector", columns="dataset", values="eer")
-    matrix["average"] = matrix.mean(axis=1)
-    return matrix
 
 
 def _evaluation_of(report: ReportInput) -> Evaluation:
