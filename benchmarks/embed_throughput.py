@@ -22,10 +22,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from addgp.tasks.embed.audio import load_audio, normalise
-from addgp.tasks.embed.encoder import EncoderSpec, load_encoder
-from addgp.tasks.embed.run import embed_manifest
-from addgp.tasks.ingest.common import finalize
+from tasks.embed.audio import load_audio, normalise
+from tasks.embed.encoder import EncoderSpec, load_encoder
+from tasks.embed.run import embed_manifest
+from tasks.ingest.common import finalize
 
 
 def make_files(folder: Path, count: int, seed: int = 0) -> list[dict]:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.registry import ingest_dataset
 
 
 def clips(n: int = 64, seconds: float = 0.2, sr: int = 16000, fmt: str = "FLAC") -> list[bytes]:

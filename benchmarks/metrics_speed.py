@@ -27,8 +27,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from addgp.tasks.evaluate.bootstrap import bootstrap_ci
-from addgp.tasks.evaluate.metrics import compute_metrics, group_by_score, metrics_from_counts, validated
+from tasks.evaluate.bootstrap import bootstrap_ci
+from tasks.evaluate.metrics import compute_metrics, group_by_score, metrics_from_counts, validated
 
 
 def cpu_model() -> str:

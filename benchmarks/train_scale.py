@@ -106,8 +106,8 @@ class AnonPeak:
 
 
 def make(model: str, args):
-    from addgp.tasks.train.dkl_gp import DKLGPDetector
-    from addgp.tasks.train.logreg import LogRegDetector
+    from tasks.train.dkl_gp import DKLGPDetector
+    from tasks.train.logreg import LogRegDetector
 
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
     if model == "lr":
@@ -128,7 +128,7 @@ def measure_one(model: str, n: int, args) -> dict:
     """Runs in a child process: load the memmap, fit, adapt, score; report times and peaks."""
     import torch
 
-    from addgp.tasks.train.adapt import adapt
+    from tasks.train.adapt import adapt
 
     if args.threads:  # this child process only
         torch.set_num_threads(args.threads)

@@ -22,8 +22,8 @@ import typer  # noqa: E402
 
 from addgp import __version__  # noqa: E402
 from addgp.config import ConfigError  # noqa: E402
-from addgp.flows.cli_evaluate import register as register_evaluate_verbs  # noqa: E402
-from addgp.flows.cli_models import register as register_model_verbs  # noqa: E402
+from flows.cli_evaluate import register as register_evaluate_verbs  # noqa: E402
+from flows.cli_models import register as register_model_verbs  # noqa: E402
 
 app = typer.Typer(
     name="addgp",
@@ -45,7 +45,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 def default_config() -> Path:
     """The embedded demo config shipped inside the package."""
-    return Path(str(resources.files("addgp.configs") / "demo.yaml"))
+    return Path(str(resources.files("configs") / "demo.yaml"))
 
 
 @app.callback(invoke_without_command=True)
@@ -68,7 +68,7 @@ def run(
         load_config(path)  # fail here, before any server or cluster starts
     except ConfigError as exc:
         _fail(str(exc))
-    from addgp.flows.pipeline import pipeline_flow
+    from flows.pipeline import pipeline_flow
 
     folder = pipeline_flow(str(path), run_id=run_id)
     typer.echo(f"report: {folder}/index.html")
@@ -81,14 +81,14 @@ def nightly(
 ) -> None:
     """Run one night now: absorb new inbox batches, challenge the champion, promote if better."""
     from addgp.config import load_config
-    from addgp.storage.champions import RunInProgressError
+    from storage.champions import RunInProgressError
 
     try:
         if load_config(config).nightly is None:
             _fail(f"{config}: no `nightly:` section (inbox, detector, strategy); see docs/operations.md")
     except ConfigError as exc:
         _fail(str(exc))
-    from addgp.flows.nightly import nightly_flow
+    from flows.nightly import nightly_flow
 
     try:
         outcome = nightly_flow(str(config), run_id=run_id)
@@ -102,7 +102,7 @@ def nightly(
 def serve(config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs.")) -> None:
     """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped."""
     try:
-        from addgp.flows.deployments import build_deployments
+        from flows.deployments import build_deployments
 
         deployments = build_deployments(config)
     except ConfigError as exc:
@@ -122,7 +122,7 @@ def demo_data(
     eval_: int = typer.Option(60, "--eval", help="Utterances in each dataset's eval split."),
 ) -> None:
     """Synthesise the demo corpus (ASVspoof 2019 LA layout, one dataset per condition)."""
-    from addgp.tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.ingest.demo_corpus import generate_demo_corpus
 
     try:
         roots = generate_demo_corpus(
@@ -145,9 +145,9 @@ def ingest(
     workers: int = typer.Option(16, help="Threads reading audio headers and hashing."),
 ) -> None:
     """Read a corpus from its native layout into a manifest; prints a summary."""
-    from addgp.storage.manifests import rejects_path_for, write_manifest, write_rejects
-    from addgp.tasks.ingest.common import LayoutError
-    from addgp.tasks.ingest.registry import ingest_dataset
+    from storage.manifests import rejects_path_for, write_manifest, write_rejects
+    from tasks.ingest.common import LayoutError
+    from tasks.ingest.registry import ingest_dataset
 
     options = {}
     for item in option:
@@ -174,7 +174,7 @@ def datasets(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the corpus registry: what is on disk, and rows per split, label and attack."""
-    from addgp.tasks.ingest.catalog import RegistryError, describe_registry, render_registry
+    from tasks.ingest.catalog import RegistryError, describe_registry, render_registry
 
     try:
         rows = describe_registry(registry, scan=not no_scan)
@@ -198,9 +198,9 @@ def embed(
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; default: run in this process."),
 ) -> None:
     """Embed every manifest row the store lacks; re-running adds nothing."""
-    from addgp.storage.manifests import read_manifests
-    from addgp.tasks.embed.encoder import EncoderSpec, EncoderUnavailableError
-    from addgp.tasks.embed.run import embed_manifest
+    from storage.manifests import read_manifests
+    from tasks.embed.encoder import EncoderSpec, EncoderUnavailableError
+    from tasks.embed.run import embed_manifest
 
     if pooling not in ("mean", "mean+std"):
         _fail(f"--pooling must be mean or mean+std, not {pooling!r}")
@@ -213,7 +213,7 @@ def embed(
             crop_seconds=crop_seconds, storage_dtype=dtype,
         )
         if scheduler:
-            from addgp.flows.cluster import dask_client
+            from flows.cluster import dask_client
 
             with dask_client(scheduler) as client:
                 summary = embed_manifest(frame, spec, str(store), batch_seconds=batch_seconds, shard_seconds=shard_seconds, client=client)
@@ -231,8 +231,8 @@ def embed(
 @app.command()
 def metrics(scores: Path = typer.Argument(..., help="CSV or Parquet with columns score, label (optional attack).")) -> None:
     """Print EER, minDCF, actDCF, Cllr, ECE, … of a score file as one JSON object."""
-    from addgp.storage.reports import read_scores
-    from addgp.tasks.evaluate.metrics import MetricsError, compute_metrics
+    from storage.reports import read_scores
+    from tasks.evaluate.metrics import MetricsError, compute_metrics
 
     try:
         frame = read_scores(scores)

@@ -30,9 +30,9 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
     """name -> (detector, card) for every --model; a name given twice gets ``@vN``."""
-    from addgp.storage.models import ModelRegistryError
-    from addgp.storage.paths import exists
-    from addgp.tasks.train.detectors import load_detector
+    from storage.models import ModelRegistryError
+    from storage.paths import exists
+    from tasks.train.detectors import load_detector
 
     loaded: dict[str, tuple[object, dict]] = {}
     for path in paths:
@@ -51,8 +51,8 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
 
 
 def _read_cards(paths: list[str]) -> dict[str, dict]:
-    from addgp.storage.models import ModelRegistryError, read_card
-    from addgp.storage.paths import exists
+    from storage.models import ModelRegistryError, read_card
+    from storage.paths import exists
 
     cards = {}
     for path in paths:
@@ -80,12 +80,12 @@ def register(app: typer.Typer) -> None:
         n_boot: int = typer.Option(200, help="Bootstrap resamples for the CIs printed (0 = none)."),
     ) -> None:
         """Score every eval corpus with every model; print the cross-dataset EER matrix as JSON."""
-        from addgp.storage.manifests import read_manifests
-        from addgp.storage.reports import write_scores
-        from addgp.tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-        from addgp.tasks.evaluate.metrics import MetricsError
-        from addgp.tasks.evaluate.scoring import score_eval_sets
-        from addgp.tasks.report.task import matrix_table
+        from storage.manifests import read_manifests
+        from storage.reports import write_scores
+        from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
+        from tasks.evaluate.metrics import MetricsError
+        from tasks.evaluate.scoring import score_eval_sets
+        from tasks.report.task import matrix_table
 
         if n_boot < 0:
             _fail(f"--n-boot must be >= 0, got {n_boot}")
@@ -127,12 +127,12 @@ def register(app: typer.Typer) -> None:
         """Evaluate score tables and publish a report folder; prints where it is and what regressed."""
         import pandas as pd
 
-        from addgp.storage.models import RANDOM_ENCODER_WARNING
-        from addgp.storage.reports import read_scores
-        from addgp.tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
-        from addgp.tasks.evaluate.metrics import MetricsError
-        from addgp.tasks.report.build import ReportInput
-        from addgp.tasks.report.task import publish_run_report
+        from storage.models import RANDOM_ENCODER_WARNING
+        from storage.reports import read_scores
+        from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
+        from tasks.evaluate.metrics import MetricsError
+        from tasks.report.build import ReportInput
+        from tasks.report.task import publish_run_report
 
         cards = _read_cards(model)
         try:
@@ -172,14 +172,14 @@ def register(app: typer.Typer) -> None:
             if artifacts:
                 from prefect import flow
 
-                from addgp.tasks.report.task import report_task
+                from tasks.report.task import report_task
 
                 @flow(name="addgp-report")
                 def report_flow() -> str:
                     return report_task(report_input, frame, str(reports_root), artifacts)
 
                 folder = report_flow()
-                from addgp.storage.reports import read_report_metrics
+                from storage.reports import read_report_metrics
 
                 comparison = read_report_metrics(folder).get("comparison", {})
             else:

@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
         param: list[str] = typer.Option([], "--param", help="Detector hyper-parameter KEY=VALUE (repeatable), e.g. mode=variational."),
     ) -> None:
         """Fit a detector on store embeddings and register it with a model card."""
-        from addgp.storage.manifests import read_manifests
-        from addgp.tasks.embed.encoder import EncoderSpec, EncoderUnavailableError, resolve_layer
-        from addgp.tasks.train.fit import TrainingSelection, fit_and_register
+        from storage.manifests import read_manifests
+        from tasks.embed.encoder import EncoderSpec, EncoderUnavailableError, resolve_layer
+        from tasks.train.fit import TrainingSelection, fit_and_register
 
         try:
             frame = read_manifests(list(manifest))
@@ -93,11 +93,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the replay sample."),
     ) -> None:
         """Few-shot adaptation: teach a model a new generator from K labelled examples, without forgetting."""
-        from addgp.storage.manifests import read_manifests
-        from addgp.tasks.train.challenge import build_challenger
-        from addgp.tasks.train.detectors import load_detector
-        from addgp.tasks.train.fit import snapshot_id
-        from addgp.storage.models import save_model
+        from storage.manifests import read_manifests
+        from tasks.train.challenge import build_challenger
+        from tasks.train.detectors import load_detector
+        from tasks.train.fit import snapshot_id
+        from storage.models import save_model
 
         try:
             detector, card = load_detector(model)
@@ -124,9 +124,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
     ) -> None:
         """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
-        from addgp.storage.models import ModelRegistryError
-        from addgp.tasks.embed.encoder import EncoderUnavailableError
-        from addgp.tasks.evaluate.score_files import score_files
+        from storage.models import ModelRegistryError
+        from tasks.embed.encoder import EncoderUnavailableError
+        from tasks.evaluate.score_files import score_files
 
         missing = [str(p) for p in audio if not p.exists()]
         if missing:

@@ -19,10 +19,10 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
 from addgp.config import PipelineConfig, load_config
-from addgp.flows.nightly import nightly_flow
-from addgp.flows.pipeline import pipeline_flow
+from flows.nightly import nightly_flow
+from flows.pipeline import pipeline_flow
 
-# Entry points by module path (addgp.flows.nightly.nightly_flow), not file path: the flow is
+# Entry points by module path (flows.nightly.nightly_flow), not file path: the flow is
 # found wherever addgp is installed, whatever directory the serving process runs in.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 

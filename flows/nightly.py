@@ -13,21 +13,21 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import ConfigError, load_config
-from addgp.flows.cluster import dask_cluster
-from addgp.flows.pipeline import new_run_id
-from addgp.storage import champions
-from addgp.storage.manifests import read_manifest
-from addgp.storage.reports import publish_report
-from addgp.storage.workspace import Workspace
-from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
-from addgp.tasks.embed.task import embed_task
-from addgp.tasks.evaluate.nightly_task import compare_task
-from addgp.tasks.ingest.inbox import acknowledge_inbox_batches, new_inbox_batches, rows_of_batches
-from addgp.tasks.ingest.task import demo_corpus_task, ingest_task
-from addgp.tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
-from addgp.tasks.report.task import artifact_key
-from addgp.tasks.train.challenge import split_new_rows
-from addgp.tasks.train.task import challenger_task, train_task
+from flows.cluster import dask_cluster
+from flows.pipeline import new_run_id
+from storage import champions
+from storage.manifests import read_manifest
+from storage.reports import publish_report
+from storage.workspace import Workspace
+from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
+from tasks.embed.task import embed_task
+from tasks.evaluate.nightly_task import compare_task
+from tasks.ingest.inbox import acknowledge_inbox_batches, new_inbox_batches, rows_of_batches
+from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
+from tasks.report.task import artifact_key
+from tasks.train.challenge import split_new_rows
+from tasks.train.task import challenger_task, train_task
 
 CONSUMER = "nightly"
 

@@ -7,15 +7,15 @@ from datetime import datetime, timezone
 from prefect import flow, get_run_logger
 
 from addgp.config import PipelineConfig, load_config
-from addgp.flows.cluster import dask_cluster
-from addgp.storage.workspace import Workspace
-from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
-from addgp.tasks.embed.task import embed_task
-from addgp.tasks.evaluate.task import cross_dataset_task, evaluate_task
-from addgp.tasks.ingest.task import demo_corpus_task, ingest_task
-from addgp.tasks.report.build import ReportInput
-from addgp.tasks.report.task import report_task
-from addgp.tasks.train.task import train_task
+from flows.cluster import dask_cluster
+from storage.workspace import Workspace
+from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
+from tasks.embed.task import embed_task
+from tasks.evaluate.task import cross_dataset_task, evaluate_task
+from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.report.build import ReportInput
+from tasks.report.task import report_task
+from tasks.train.task import train_task
 
 
 def new_run_id(name: str) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from prefect import flow
 
 from addgp.config import EncoderConfig, TrainConfig
-from addgp.tasks.embed.task import embed_task
-from addgp.tasks.evaluate.crossdataset import Evaluation
-from addgp.tasks.evaluate.task import cross_dataset_task, evaluate_task
-from addgp.tasks.train.task import train_task
+from tasks.embed.task import embed_task
+from tasks.evaluate.crossdataset import Evaluation
+from tasks.evaluate.task import cross_dataset_task, evaluate_task
+from tasks.train.task import train_task
 
 
 @flow(name="addgp-embed", log_prints=True)

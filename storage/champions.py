@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from addgp.storage.paths import atomic_write, filesystem, join, local_path
+from storage.paths import atomic_write, filesystem, join, local_path
 
 
 class RunInProgressError(RuntimeError):

@@ -30,7 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from addgp.contracts import EMBEDDING_KEY_COLUMNS
-from addgp.storage.paths import atomic_write, exists, filesystem, join
+from storage.paths import atomic_write, exists, filesystem, join
 
 REJECTS_DIR = "_rejects"
 ROW_IDENTITY = ("dataset", "utt_id", "sha256")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from addgp.contracts import LABELS, MANIFEST_COLUMNS, MANIFEST_SCHEMA, NULLABLE_MANIFEST_COLUMNS, REJECTS_SCHEMA
-from addgp.storage.paths import atomic_write, filesystem
+from storage.paths import atomic_write, filesystem
 
 
 class ManifestError(ValueError):

@@ -12,7 +12,7 @@ object stores, which have no rename, the move is not atomic.)
 
 The registry knows nothing of detector classes (storage/ imports nothing of tasks/): it
 stores whatever ``detector.to_state()`` returns, ``(dict of arrays, JSON-able params)``, and
-gives back the same pair. ``addgp.tasks.train.detectors.load_detector`` turns it into a
+gives back the same pair. ``tasks.train.detectors.load_detector`` turns it into a
 detector again.
 
 Loading checks, with a ``ModelRegistryError`` saying what is wrong: the sha256 of the weights
@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import safetensors.numpy
 
-from addgp.storage.paths import filesystem, join
+from storage.paths import filesystem, join
 
 FORMAT = "addgp-model/1"
 WEIGHTS_FILE = "weights.safetensors"

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from addgp.storage.paths import atomic_write, exists, filesystem, join
+from storage.paths import atomic_write, exists, filesystem, join
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from addgp.storage.paths import join
+from storage.paths import join
 
 
 @dataclass(frozen=True)

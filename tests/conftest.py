@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from addgp.tasks.ingest.common import finalize
+from tasks.ingest.common import finalize
 
 
 def write_tone(path, seconds: float, sample_rate: int = 16000, seed: int = 0, fmt: str | None = None) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from addgp.tasks.ingest.demo_corpus import generate_demo_corpus
+from tasks.ingest.demo_corpus import generate_demo_corpus
 
 
 def nightly_config(folder: Path, strategy: str = "retrain") -> Path:

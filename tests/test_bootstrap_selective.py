@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from addgp.tasks.evaluate.bootstrap import (
+from tasks.evaluate.bootstrap import (
     bootstrap_ci,
     bootstrap_distribution,
     draw_counts,
     speaker_units,
 )
-from addgp.tasks.evaluate.metrics import METRIC_KEYS, MetricsError, compute_metrics
-from addgp.tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
+from tasks.evaluate.metrics import METRIC_KEYS, MetricsError, compute_metrics
+from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 
 def scores_frame(seed=0, n_speakers=30, per_speaker=20, speaker_effect=0.0):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from addgp.flows.cli import app
-from addgp.storage.manifests import read_manifest, write_manifest
+from flows.cli import app
+from storage.manifests import read_manifest, write_manifest
 
 runner = CliRunner()
 

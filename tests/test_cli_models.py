@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from addgp.contracts import p_spoof_from_score
-from addgp.flows.cli import app
-from addgp.storage.manifests import write_manifest
-from addgp.tasks.embed.encoder import build_random_encoder
+from flows.cli import app
+from storage.manifests import write_manifest
+from tasks.embed.encoder import build_random_encoder
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from addgp.contracts import p_spoof_from_score
-from addgp.tasks.evaluate.crossdataset import (
+from tasks.evaluate.crossdataset import (
     MISSING_ATTACK,
     UNKNOWN_SETTING,
     EvaluationSettings,
@@ -16,8 +16,8 @@ from addgp.tasks.evaluate.crossdataset import (
     train_setting,
     with_train_columns,
 )
-from addgp.tasks.evaluate.metrics import compute_metrics, metrics_by
-from addgp.tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
+from tasks.evaluate.metrics import compute_metrics, metrics_by
+from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 DATASETS = ("studio", "phone", "far")
 
@@ -241,7 +241,7 @@ def test_a_few_hundred_scores_take_well_under_a_second_per_cell():
 
 
 def test_score_rows_carry_train_setting_and_conditions():
-    from addgp.tasks.evaluate.scoring import score_rows
+    from tasks.evaluate.scoring import score_rows
 
     class Data:
         rows = pd.DataFrame({"utt_id": ["a", "b"], "dataset": ["d", "d"], "split": ["eval"] * 2, "label": ["bonafide", "spoof"],

@@ -24,10 +24,10 @@ from distributed import Client
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import EncoderConfig
-from addgp.storage.manifests import write_manifest
-from addgp.tasks.embed.encoder import spec_from_config
-from addgp.tasks.embed.shards import plan_shards
-from addgp.tasks.ingest.common import finalize
+from storage.manifests import write_manifest
+from tasks.embed.encoder import spec_from_config
+from tasks.embed.shards import plan_shards
+from tasks.ingest.common import finalize
 
 from conftest import write_tone
 
@@ -139,7 +139,7 @@ def manifest_path(tmp_path) -> tuple[str, list[str]]:
 
 
 def test_embed_flow_survives_a_killed_cli_worker(tmp_path, cli_cluster, manifest_path):
-    from addgp.flows.stages import embed_flow
+    from flows.stages import embed_flow
 
     manifest, utt_ids = manifest_path
     store = tmp_path / "store"

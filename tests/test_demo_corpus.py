@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from addgp.tasks.ingest import demo_corpus as dc
-from addgp.tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS, ingest
+from tasks.ingest import demo_corpus as dc
+from tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS, ingest
 
 SMALL = {"train": 10, "dev": 5, "eval": 12}
 TINY = {"train": 6, "dev": 2, "eval": 8}
@@ -262,7 +262,7 @@ def test_eer_helper():
 
 def _tiny_random_encoder():
     try:
-        from addgp.tasks.embed.encoder import build_random_encoder
+        from tasks.embed.encoder import build_random_encoder
 
         return build_random_encoder("tiny-random").eval()
     except ImportError:  # the preset as the demo pipeline defines it

@@ -14,11 +14,11 @@ import torch
 from sklearn.base import clone
 
 from addgp.contracts import p_spoof_from_score
-from addgp.tasks.train.adapt import adapt
-from addgp.tasks.train.calibration import calibrate, cllr, is_spoof_target
-from addgp.tasks.train.detectors import DETECTOR_CLASSES, make_detector
-from addgp.tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector
-from addgp.tasks.train.logreg import LogRegDetector
+from tasks.train.adapt import adapt
+from tasks.train.calibration import calibrate, cllr, is_spoof_target
+from tasks.train.detectors import DETECTOR_CLASSES, make_detector
+from tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector
+from tasks.train.logreg import LogRegDetector
 
 DIM = 16
 ATTACK_AXES = {"A": 0, "B": 1, "C": 2}

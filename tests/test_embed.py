@@ -6,12 +6,12 @@ import soundfile as sf
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-from addgp.storage.embeddings import read_embeddings, read_rejects, store_summary
-from addgp.tasks.embed import shards as shards_module
-from addgp.tasks.embed.embedder import Embedder, length_buckets
-from addgp.tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, EncoderUnavailableError, load_encoder
-from addgp.tasks.embed.run import embed_manifest
-from addgp.tasks.ingest.common import finalize
+from storage.embeddings import read_embeddings, read_rejects, store_summary
+from tasks.embed import shards as shards_module
+from tasks.embed.embedder import Embedder, length_buckets
+from tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, EncoderUnavailableError, load_encoder
+from tasks.embed.run import embed_manifest
+from tasks.ingest.common import finalize
 
 from conftest import write_tone
 
@@ -58,7 +58,7 @@ def test_mean_std_pooling_matches_reference(audio_manifest, tmp_path):
 
 def test_batched_equals_unbatched(audio_manifest):
     embedder = Embedder(load_encoder(SPEC))
-    from addgp.tasks.embed.audio import load_audio
+    from tasks.embed.audio import load_audio
 
     waves = [load_audio(p) for p in audio_manifest["path"]]
     batched = embedder.embed(waves)
@@ -100,12 +100,12 @@ def test_run_killed_midway_resumes_to_exactly_once(audio_manifest, tmp_path, mon
             raise KeyboardInterrupt("simulated kill")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("addgp.tasks.embed.run.embed_shard", dies_on_third_shard)
+    monkeypatch.setattr("tasks.embed.run.embed_shard", dies_on_third_shard)
     with pytest.raises(KeyboardInterrupt):
         embed_manifest(audio_manifest, SPEC, store, batch_seconds=4, shard_seconds=1.5, progress=False)
     partial = ds.dataset(store).count_rows()
     assert 0 < partial < 2 * len(audio_manifest)
-    monkeypatch.setattr("addgp.tasks.embed.run.embed_shard", real)
+    monkeypatch.setattr("tasks.embed.run.embed_shard", real)
     resumed = embed_manifest(audio_manifest, SPEC, store, batch_seconds=4, shard_seconds=1.5, progress=False)
     assert resumed.utterances_embedded == len(audio_manifest) - partial // 2
     table = ds.dataset(store).to_table().to_pandas()
@@ -174,7 +174,7 @@ def test_local_directory_without_config_is_refused(tmp_path):
 
 def test_local_checkpoint_directory_loads(tmp_path, audio_manifest):
     """A checkpoint saved with save_pretrained (what users download) is loaded from its directory."""
-    from addgp.tasks.embed.encoder import build_random_encoder
+    from tasks.embed.encoder import build_random_encoder
 
     build_random_encoder("tiny-random").save_pretrained(tmp_path / "ckpt")
     store = str(tmp_path / "store")

@@ -10,9 +10,9 @@ import pyarrow.dataset as ds
 import pytest
 from distributed import Client, LocalCluster
 
-from addgp.tasks.embed.encoder import EncoderSpec
-from addgp.tasks.embed.run import embed_manifest
-from addgp.tasks.ingest.common import finalize
+from tasks.embed.encoder import EncoderSpec
+from tasks.embed.run import embed_manifest
+from tasks.ingest.common import finalize
 
 from conftest import write_tone
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from addgp.tasks.ingest.common import LayoutError
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.common import LayoutError
+from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import isnull, reasons, row, write_audio, write_empty
 
 LA_KEYS = """\

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from addgp.config import load_config
-from addgp.storage.manifests import write_manifest, write_rejects
-from addgp.tasks.ingest.catalog import (
+from storage.manifests import write_manifest, write_rejects
+from tasks.ingest.catalog import (
     RegistryError,
     default_registry_path,
     describe_registry,
@@ -16,7 +16,7 @@ from addgp.tasks.ingest.catalog import (
     registry_ingest_args,
     render_registry,
 )
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import write_audio
 
 REPO = Path(__file__).resolve().parents[1]

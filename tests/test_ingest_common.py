@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from addgp.contracts import MANIFEST_COLUMNS
-from addgp.storage.manifests import ManifestError, write_manifest
-from addgp.tasks.ingest.common import current_probe_mode, finalize, probe_audio, probe_mode
-from addgp.tasks.ingest.registry import ADAPTERS, adapter_options, get_adapter, ingest_dataset
+from storage.manifests import ManifestError, write_manifest
+from tasks.ingest.common import current_probe_mode, finalize, probe_audio, probe_mode
+from tasks.ingest.registry import ADAPTERS, adapter_options, get_adapter, ingest_dataset
 from ingest_helpers import reasons, write_audio, write_empty, write_garbage, write_silent_header
 
 ARCHITECTURE_NAMES = {

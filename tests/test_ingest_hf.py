@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from addgp.tasks.ingest.common import LayoutError, probe_mode
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.common import LayoutError, probe_mode
+from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import audio_bytes, reasons, row, write_audio
 
 AUDIO_STRUCT = {"bytes": Value("binary"), "path": Value("string")}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from addgp.tasks.ingest.common import LayoutError, probe_mode
-from addgp.tasks.ingest.inbox import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger, rows_of_batches
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.common import LayoutError, probe_mode
+from tasks.ingest.inbox import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger, rows_of_batches
+from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from addgp.tasks.ingest.common import LayoutError
-from addgp.tasks.ingest.registry import ingest_dataset
+from tasks.ingest.common import LayoutError
+from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import isnull, reasons, row, write_audio
 
 
@@ -87,7 +87,7 @@ def test_options_given_as_text_like_the_cli_does(tmp_path):
         keep_columns="who", workers="2", progress=False,
     )
     assert row(result, "U2")["label"] == "spoof" and row(result, "U1")["who"] == "spk1"
-    from addgp.tasks.ingest.common import OptionError
+    from tasks.ingest.common import OptionError
 
     with pytest.raises(OptionError, match="option header: expected true or false"):
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", header="perhaps", progress=False)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from addgp.storage.models import (
+from storage.models import (
     RANDOM_ENCODER_WARNING,
     ModelRef,
     ModelRegistryError,
@@ -20,10 +20,10 @@ from addgp.storage.models import (
     read_card,
     save_model,
 )
-from addgp.tasks.train.adapt import adapt
-from addgp.tasks.train.detectors import load_detector
-from addgp.tasks.train.dkl_gp import DKLGPDetector
-from addgp.tasks.train.logreg import LogRegDetector
+from tasks.train.adapt import adapt
+from tasks.train.detectors import load_detector
+from tasks.train.dkl_gp import DKLGPDetector
+from tasks.train.logreg import LogRegDetector
 
 DIM = 12
 CARD = {
@@ -179,7 +179,7 @@ def test_a_failed_save_leaves_no_version_behind(tmp_path, detectors, monkeypatch
     def crash(*args):  # the machine dies between writing the files and publishing the version
         raise OSError("disk went away")
 
-    monkeypatch.setattr("addgp.storage.models._rename_dir", crash)
+    monkeypatch.setattr("storage.models._rename_dir", crash)
     with pytest.raises(OSError, match="disk went away"):
         save_model(tmp_path, "broken", detectors["logreg"], CARD)
     assert list_versions(tmp_path, "broken") == []
@@ -195,7 +195,7 @@ def test_unknown_model_type_is_refused(tmp_path, detectors):
 
 
 def test_storage_does_not_import_tasks():
-    code = "import sys, addgp.storage.models; print(sorted(m for m in sys.modules if m.startswith('addgp.tasks')))"
+    code = "import sys, storage.models; print(sorted(m for m in sys.modules if m.startswith('tasks')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -203,6 +203,6 @@ def test_storage_does_not_import_tasks():
 def test_a_version_number_taken_by_a_concurrent_writer_is_skipped(tmp_path, detectors, monkeypatch):
     save_model(tmp_path, "lr", detectors["logreg"], CARD)
     # The second writer looked before the first one published v1, so it also tries v1 first.
-    monkeypatch.setattr("addgp.storage.models.list_versions", lambda root, name: [])
+    monkeypatch.setattr("storage.models.list_versions", lambda root, name: [])
     ref = save_model(tmp_path, "lr", detectors["logreg"], CARD)
     assert ref.version == 2 and read_card(ref)["version"] == 2

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from addgp.flows.pipeline import pipeline_flow
+from flows.pipeline import pipeline_flow
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from addgp.storage import champions
+from storage import champions
 
 from nightly_helpers import drop_new_generator_batch, nightly_config
 

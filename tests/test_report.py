@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from test_crossdataset import make_scores
 
-from addgp.storage.reports import list_reports, previous_report, publish_report, report_history
-from addgp.tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-from addgp.tasks.report.build import ReportInput, md_escape, render_report, slug, without_paths
-from addgp.tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
-from addgp.tasks.report.task import artifact_key, publish_run_report
+from storage.reports import list_reports, previous_report, publish_report, report_history
+from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
+from tasks.report.build import ReportInput, md_escape, render_report, slug, without_paths
+from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
+from tasks.report.task import artifact_key, publish_run_report
 
 SETTINGS = EvaluationSettings(n_boot=100)
 EVIL_DATASET = "<script>alert(1)</script>"
@@ -304,7 +304,7 @@ def test_publish_refuses_bad_run_ids(tmp_path, run_id):
 
 
 def test_report_task_publishes_three_artifacts_with_stable_keys(tmp_path, small_scores, monkeypatch):
-    import addgp.tasks.report.task as report_module
+    import tasks.report.task as report_module
 
     calls = []
     monkeypatch.setattr(report_module, "create_markdown_artifact", lambda markdown, key, description=None: calls.append(("md", key, markdown)))

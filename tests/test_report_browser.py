@@ -22,7 +22,7 @@ import pytest
 from test_crossdataset import make_scores
 from test_report import EVIL_DATASET, degrade, report_input
 
-from addgp.tasks.report.task import publish_run_report
+from tasks.report.task import publish_run_report
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here (.ci/run installs it: apt-get install chromium)")

@@ -13,11 +13,11 @@ from test_crossdataset import make_scores
 from test_report import degrade
 from typer.testing import CliRunner
 
-from addgp.flows.cli_evaluate import register
-from addgp.storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
-from addgp.storage.manifests import write_manifest
-from addgp.storage.models import save_model
-from addgp.storage.reports import write_scores
+from flows.cli_evaluate import register
+from storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
+from storage.manifests import write_manifest
+from storage.models import save_model
+from storage.reports import write_scores
 
 runner = CliRunner()
 ENCODER, LAYER, POOLING, DIM = "tiny-random", 4, "mean", 8
@@ -38,7 +38,7 @@ def app() -> typer.Typer:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict:
     """Two corpora in a manifest and the store, and a logistic regression trained on the first one."""
-    from addgp.tasks.train.logreg import LogRegDetector
+    from tasks.train.logreg import LogRegDetector
 
     root = tmp_path_factory.mktemp("ws")
     rng = np.random.default_rng(0)

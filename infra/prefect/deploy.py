@@ -14,7 +14,7 @@ The deployments are the ones `addgp serve` builds (flows/deployments.py): `<name
 `<name>-benchmark` at `schedule.benchmark_cron`, both in `schedule.timezone`, each with a
 concurrency limit of one (a run that comes due while the previous one still runs waits).
 
-Flows are referenced by module path (`addgp.flows.nightly.nightly_flow`), so the machine or
+Flows are referenced by module path (`flows.nightly.nightly_flow`), so the machine or
 pod that runs them needs addgp installed (the addgp image) but no source checkout and no code
 upload. CONFIG is stored in the deployment as an absolute path: it must be the path the
 *worker* sees (in the images, /app/infra/configs/… or a mounted /configs/…).
@@ -35,7 +35,7 @@ from pathlib import Path
 from prefect import deploy
 from prefect.client.orchestration import get_client
 
-from addgp.flows.deployments import build_deployments
+from flows.deployments import build_deployments
 
 
 def main() -> None:

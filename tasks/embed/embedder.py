@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from addgp.tasks.embed.audio import normalise
-from addgp.tasks.embed.encoder import LoadedEncoder
+from tasks.embed.audio import normalise
+from tasks.embed.encoder import LoadedEncoder
 
 
 def length_buckets(lengths: list[int] | np.ndarray, max_batch_samples: int) -> list[list[int]]:

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from addgp.storage import embeddings as store
-from addgp.tasks.embed.audio import AudioError, load_audio
-from addgp.tasks.embed.embedder import Embedder, length_buckets
-from addgp.tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
-from addgp.tasks.embed.shards import ShardResult, embed_shard, plan_shards
+from storage import embeddings as store
+from tasks.embed.audio import AudioError, load_audio
+from tasks.embed.embedder import Embedder, length_buckets
+from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
+from tasks.embed.shards import ShardResult, embed_shard, plan_shards
 
 SHARD_RETRIES = 3
 

@@ -17,10 +17,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from addgp.storage import embeddings as store
-from addgp.tasks.embed.audio import AudioError, load_audio
-from addgp.tasks.embed.embedder import Embedder, Timings, length_buckets
-from addgp.tasks.embed.encoder import EncoderSpec, LoadedEncoder, load_encoder
+from storage import embeddings as store
+from tasks.embed.audio import AudioError, load_audio
+from tasks.embed.embedder import Embedder, Timings, length_buckets
+from tasks.embed.encoder import EncoderSpec, LoadedEncoder, load_encoder
 
 SHARD_COLUMNS = ["utt_id", "dataset", "path", "duration_s", "sha256"]
 DECODE_THREADS = 4

@@ -6,9 +6,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import EncoderConfig
-from addgp.storage.manifests import read_manifests
-from addgp.tasks.embed.encoder import spec_from_config
-from addgp.tasks.embed.run import embed_manifest
+from storage.manifests import read_manifests
+from tasks.embed.encoder import spec_from_config
+from tasks.embed.run import embed_manifest
 
 
 # No result cache: the store itself is the cache (a re-run plans only missing shards).
@@ -19,7 +19,7 @@ def embed_task(manifest_paths: list[str], encoder: EncoderConfig, store: str, sc
     if scheduler_address is None:
         summary = embed_manifest(manifest, spec, store, batch_seconds=encoder.batch_seconds, shard_seconds=encoder.shard_seconds, progress=False)
     else:
-        from addgp.flows.cluster import dask_client
+        from flows.cluster import dask_client
 
         with dask_client(scheduler_address) as client:
             summary = embed_manifest(

@@ -6,10 +6,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from addgp.storage.manifests import read_manifests
-from addgp.tasks.train.challenge import NEW_FAKES, average_eer_ci_half_width, eer_by_dataset, score_champion_and_challenger
-from addgp.tasks.train.detectors import load_detector
-from addgp.tasks.train.promotion import decide_promotion, forgetting_table
+from storage.manifests import read_manifests
+from tasks.train.challenge import NEW_FAKES, average_eer_ci_half_width, eer_by_dataset, score_champion_and_challenger
+from tasks.train.detectors import load_detector
+from tasks.train.promotion import decide_promotion, forgetting_table
 
 
 @task(name="champion-vs-challenger", retries=1, cache_policy=NO_CACHE)

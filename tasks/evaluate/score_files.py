@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from addgp.tasks.embed.encoder import EncoderSpec
-from addgp.tasks.embed.run import embed_paths
-from addgp.tasks.ingest.scan import AUDIO_EXTENSIONS
-from addgp.tasks.train.detectors import load_detector
+from tasks.embed.encoder import EncoderSpec
+from tasks.embed.run import embed_paths
+from tasks.ingest.scan import AUDIO_EXTENSIONS
+from tasks.train.detectors import load_detector
 
 
 def expand_audio_paths(items: list[str]) -> list[str]:

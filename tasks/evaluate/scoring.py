@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from addgp.tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
-from addgp.tasks.train.data import labelled_embeddings
+from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
+from tasks.train.data import labelled_embeddings
 
 
 def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFrame:

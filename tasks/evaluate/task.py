@@ -6,10 +6,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from addgp.storage.manifests import read_manifests
-from addgp.tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
-from addgp.tasks.evaluate.scoring import score_eval_sets
-from addgp.tasks.train.detectors import load_detector
+from storage.manifests import read_manifests
+from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
+from tasks.evaluate.scoring import score_eval_sets
+from tasks.train.detectors import load_detector
 
 
 @task(name="evaluate", retries=1, cache_policy=NO_CACHE)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from addgp.tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
 
 PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
 PROTOCOLS = {

@@ -33,8 +33,8 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE
-from addgp.tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
-from addgp.tasks.ingest.scan import list_audio, none_if_dash, subdirs
+from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import list_audio, none_if_dash, subdirs
 
 LA_FIELDS = ("speaker", "utt_id", "codec", "transmission", "attack", "key", "trim", "subset")
 DF_FIELDS = ("speaker", "utt_id", "codec", "source", "attack", "key", "trim", "subset", "vocoder")

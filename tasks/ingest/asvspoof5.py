@@ -25,8 +25,8 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
-from addgp.tasks.ingest.scan import list_audio, none_if_dash, subdirs
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import list_audio, none_if_dash, subdirs
 
 PROTOCOLS = {
     "train": ("ASVspoof5.train.tsv", "ASVspoof5.train.track_1.tsv"),

@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from addgp.contracts import LABELS
-from addgp.tasks.ingest.common import IngestResult, probe_mode
+from tasks.ingest.common import IngestResult, probe_mode
 
 DATA_PATH_OPTIONS = ("keys_root", "bonafide_root")  # resolved like roots (below data_root)
 WORK_PATH_OPTIONS = ("materialise_dir", "state_dir")  # outputs: resolved against the cwd
@@ -63,7 +63,7 @@ class CorpusEntry(_Strict):
     @field_validator("adapter")
     @classmethod
     def _known_adapter(cls, value: str) -> str:
-        from addgp.tasks.ingest.registry import ADAPTERS
+        from tasks.ingest.registry import ADAPTERS
 
         if value not in ADAPTERS:
             raise ValueError(f"unknown adapter {value!r}; known: {', '.join(sorted(ADAPTERS))}")
@@ -148,7 +148,7 @@ def default_registry_path() -> Path:
     """``configs/datasets.yaml`` as installed with the package."""
     from importlib import resources
 
-    return Path(str(resources.files("addgp.configs") / "datasets.yaml"))
+    return Path(str(resources.files("configs") / "datasets.yaml"))
 
 
 def load_registry(path: str | os.PathLike | None = None) -> Registry:
@@ -218,8 +218,8 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     opened and nothing is written. An adapter error (wrong ROOT, unreadable protocol) goes
     to ``note`` rather than raising, so one broken corpus does not hide the others.
     """
-    from addgp.storage.manifests import read_manifest, read_rejects, rejects_path_for
-    from addgp.tasks.ingest.registry import get_adapter
+    from storage.manifests import read_manifest, read_rejects, rejects_path_for
+    from tasks.ingest.registry import get_adapter
 
     registry = load_registry(registry_yaml_path)
     out: list[dict] = []

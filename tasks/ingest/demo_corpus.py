@@ -8,7 +8,7 @@
       ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{train.trn,dev.trl,eval.trl}.txt
       demo_corpus.json                                                       (stamp, written last)
 
-so that ``addgp.tasks.ingest.asvspoof2019.ingest(ROOT/demo_<condition>)`` reads it unchanged.
+so that ``tasks.ingest.asvspoof2019.ingest(ROOT/demo_<condition>)`` reads it unchanged.
 
 What is in it (numpy/scipy/soxr only, deterministic from the seed):
 
@@ -77,7 +77,7 @@ from scipy.fft import next_fast_len
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
-from addgp.tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS
+from tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS
 
 __all__ = [
     "ATTACKS",
@@ -905,7 +905,7 @@ def _is_int(value: object) -> bool:
 
 def _stamp_params(condition: str, seed: int, counts: Mapping[str, int], sample_rate: int) -> dict:
     return {
-        "generator": "addgp.tasks.ingest.demo_corpus",
+        "generator": "tasks.ingest.demo_corpus",
         "version": GENERATOR_VERSION,
         "condition": condition,
         "seed": int(seed),

@@ -28,8 +28,8 @@ import re
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE, SPOOF
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, require_dir
-from addgp.tasks.ingest.scan import rel_posix, strip_extension, subdirs, walk_audio
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, require_dir
+from tasks.ingest.scan import rel_posix, strip_extension, subdirs, walk_audio
 
 SPLITS = {"training": "train", "validation": "dev", "testing": "eval"}
 LABEL_DIRS = {"real": BONAFIDE, "fake": SPOOF}

@@ -42,8 +42,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject
-from addgp.tasks.ingest.scan import (
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject
+from tasks.ingest.scan import (
     AUDIO_EXTENSIONS,
     normalise_label,
     none_if_dash,

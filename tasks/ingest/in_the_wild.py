@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from addgp.tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
-from addgp.tasks.ingest.scan import normalise_label, none_if_dash, read_table, resolve_path, strip_extension
+from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import normalise_label, none_if_dash, read_table, resolve_path, strip_extension
 
 META = "meta.csv"
 

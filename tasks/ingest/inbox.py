@@ -44,9 +44,9 @@ from typing import Iterable, Iterator
 import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
-from addgp.storage.paths import atomic_write, filesystem, join
-from addgp.tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
-from addgp.tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
+from storage.paths import atomic_write, filesystem, join
+from tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
+from tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
 
 LEDGER_NAME = "inbox_batches.json"
 LEDGER_VERSION = 1

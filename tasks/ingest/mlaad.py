@@ -35,8 +35,8 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE, SPOOF
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
-from addgp.tasks.ingest.scan import language_of, list_audio, none_if_dash, read_table, rel_posix, strip_extension, subdirs, walk_audio
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import language_of, list_audio, none_if_dash, read_table, rel_posix, strip_extension, subdirs, walk_audio
 
 META = "meta.csv"
 

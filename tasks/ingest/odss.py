@@ -26,9 +26,9 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE, SPOOF
-from addgp.tasks.ingest import protocol_csv
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
-from addgp.tasks.ingest.scan import language_of, rel_posix, strip_extension, walk_audio
+from tasks.ingest import protocol_csv
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import language_of, rel_posix, strip_extension, walk_audio
 
 BONAFIDE_DIRS = frozenset({"natural", "real", "bonafide", "bona-fide", "bona_fide", "genuine", "original", "human"})
 SPOOF_DIRS = frozenset({"synthetic", "fake", "spoof", "spoofed", "generated", "tts", "synthesized", "synthesised"})

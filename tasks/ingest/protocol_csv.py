@@ -37,8 +37,8 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
-from addgp.tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
-from addgp.tasks.ingest.scan import (
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
+from tasks.ingest.scan import (
     normalise_label,
     none_if_dash,
     parse_delimiter,

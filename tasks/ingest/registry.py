@@ -11,7 +11,7 @@ from typing import Callable
 
 import yaml
 
-from addgp.tasks.ingest import (
+from tasks.ingest import (
     asvspoof2019,
     asvspoof2021,
     asvspoof5,
@@ -24,7 +24,7 @@ from addgp.tasks.ingest import (
     protocol_csv,
     timit_tts,
 )
-from addgp.tasks.ingest.common import IngestResult, OptionError
+from tasks.ingest.common import IngestResult, OptionError
 
 Adapter = Callable[..., IngestResult]
 

@@ -6,16 +6,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DatasetConfig, DemoCorpusConfig
-from addgp.storage.manifests import read_manifest, rejects_path_for, write_manifest, write_rejects
-from addgp.storage.paths import exists
-from addgp.tasks.ingest.common import IngestResult, LayoutError
-from addgp.tasks.ingest.registry import ingest_dataset
+from storage.manifests import read_manifest, rejects_path_for, write_manifest, write_rejects
+from storage.paths import exists
+from tasks.ingest.common import IngestResult, LayoutError
+from tasks.ingest.registry import ingest_dataset
 
 
 @task(name="generate-demo-corpus", cache_policy=NO_CACHE)
 def demo_corpus_task(config: DemoCorpusConfig) -> dict[str, str]:
     """Synthesise the demo corpus (idempotent: an existing corpus with the same parameters is kept)."""
-    from addgp.tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.ingest.demo_corpus import generate_demo_corpus
 
     roots = generate_demo_corpus(
         config.root,

@@ -29,8 +29,8 @@ import os
 from pathlib import Path
 
 from addgp.contracts import BONAFIDE, SPOOF
-from addgp.tasks.ingest.common import IngestResult, LayoutError, finalize, listing, require_dir
-from addgp.tasks.ingest.scan import list_audio, rel_posix, strip_extension, subdirs, walk_audio
+from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, require_dir
+from tasks.ingest.scan import list_audio, rel_posix, strip_extension, subdirs, walk_audio
 
 MODES = ("single_speaker", "multi_speaker")
 

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from addgp import __version__
-from addgp.tasks.evaluate.crossdataset import Evaluation, evaluate_scores
-from addgp.tasks.report import plots
-from addgp.tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
+from tasks.evaluate.crossdataset import Evaluation, evaluate_scores
+from tasks.report import plots
+from tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
 
 FORMAT = "addgp-report/2"
 HEADLINE_METRICS = ["eer", "min_dcf", "act_dcf", "cllr", "ece", "auc", "n_bonafide", "n_spoof"]

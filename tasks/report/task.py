@@ -19,10 +19,10 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.storage.paths import join
-from addgp.storage.reports import previous_report, publish_report, read_report_metrics, report_history
-from addgp.tasks.evaluate.crossdataset import Evaluation
-from addgp.tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
+from storage.paths import join
+from storage.reports import previous_report, publish_report, read_report_metrics, report_history
+from tasks.evaluate.crossdataset import Evaluation
+from tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
 
 
 def artifact_key(name: str, what: str) -> str:

@@ -42,9 +42,9 @@ import torch
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from addgp.tasks.train.calibration import class_balanced, is_spoof_target, log_prior_odds
-from addgp.tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector, neg_elbo, seeded
-from addgp.tasks.train.logreg import LogRegDetector
+from tasks.train.calibration import class_balanced, is_spoof_target, log_prior_odds
+from tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector, neg_elbo, seeded
+from tasks.train.logreg import LogRegDetector
 
 DEFAULT_SHOT_WEIGHT = 5.0
 

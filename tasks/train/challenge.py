@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import BONAFIDE
-from addgp.tasks.evaluate.bootstrap import bootstrap_distribution
-from addgp.tasks.evaluate.metrics import compute_metrics
-from addgp.tasks.evaluate.scoring import score_rows
-from addgp.tasks.train.adapt import adapt
-from addgp.tasks.train.data import LabelledEmbeddings, labelled_embeddings
-from addgp.tasks.train.detectors import make_detector
-from addgp.tasks.train.promotion import holdout_mask
+from tasks.evaluate.bootstrap import bootstrap_distribution
+from tasks.evaluate.metrics import compute_metrics
+from tasks.evaluate.scoring import score_rows
+from tasks.train.adapt import adapt
+from tasks.train.data import LabelledEmbeddings, labelled_embeddings
+from tasks.train.detectors import make_detector
+from tasks.train.promotion import holdout_mask
 
 NEW_FAKES = "new_fakes"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from addgp.storage.embeddings import read_embeddings
+from storage.embeddings import read_embeddings
 
 
 @dataclass

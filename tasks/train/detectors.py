@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from addgp.storage.models import ModelRef, ModelRegistryError, load_model_state
-from addgp.tasks.train.dkl_gp import DKLGPDetector
-from addgp.tasks.train.logreg import LogRegDetector
+from storage.models import ModelRef, ModelRegistryError, load_model_state
+from tasks.train.dkl_gp import DKLGPDetector
+from tasks.train.logreg import LogRegDetector
 
 DETECTOR_CLASSES = {cls.kind: cls for cls in (LogRegDetector, DKLGPDetector)}
 

@@ -65,7 +65,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
-from addgp.tasks.train.calibration import (
+from tasks.train.calibration import (
     Calibration,
     class_balanced,
     cllr,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from addgp.contracts import is_bonafide
-from addgp.storage.models import save_model
-from addgp.tasks.embed.encoder import EncoderSpec
-from addgp.tasks.evaluate.metrics import compute_metrics
-from addgp.tasks.train.data import labelled_embeddings
-from addgp.tasks.train.detectors import make_detector
+from storage.models import save_model
+from tasks.embed.encoder import EncoderSpec
+from tasks.evaluate.metrics import compute_metrics
+from tasks.train.data import labelled_embeddings
+from tasks.train.detectors import make_detector
 
 
 @dataclass(frozen=True)

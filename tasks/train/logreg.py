@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
-from addgp.tasks.train.calibration import Calibration, cllr, fit_calibration, is_spoof_target, log_prior_odds
+from tasks.train.calibration import Calibration, cllr, fit_calibration, is_spoof_target, log_prior_odds
 
 DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
 _CHUNK_ROWS = 16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64

@@ -7,12 +7,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DetectorConfig, EncoderConfig, TrainConfig
-from addgp.storage.manifests import read_manifests
-from addgp.tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
-from addgp.storage.models import save_model
-from addgp.tasks.train.challenge import build_challenger
-from addgp.tasks.train.detectors import load_detector
-from addgp.tasks.train.fit import TrainingSelection, fit_and_register, snapshot_id
+from storage.manifests import read_manifests
+from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
+from storage.models import save_model
+from tasks.train.challenge import build_challenger
+from tasks.train.detectors import load_detector
+from tasks.train.fit import TrainingSelection, fit_and_register, snapshot_id
 
 
 @task(name="train", retries=1, cache_policy=NO_CACHE)
