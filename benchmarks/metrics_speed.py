@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.bootstrap import bootstrap_ci
-from tasks.evaluate.metrics import compute_metrics, group_by_score, metrics_from_counts, validated
+from addgp.metrics import compute_metrics, group_by_score, metrics_from_counts, validated
 
 
 def cpu_model() -> str:

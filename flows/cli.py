@@ -232,7 +232,7 @@ def embed(
 def metrics(scores: Path = typer.Argument(..., help="CSV or Parquet with columns score, label (optional attack).")) -> None:
     """Print EER, minDCF, actDCF, Cllr, ECE, … of a score file as one JSON object."""
     from storage.reports import read_scores
-    from tasks.evaluate.metrics import MetricsError, compute_metrics
+    from addgp.metrics import MetricsError, compute_metrics
 
     try:
         frame = read_scores(scores)

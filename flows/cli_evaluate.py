@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         from storage.manifests import read_manifests
         from storage.reports import write_scores
         from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-        from tasks.evaluate.metrics import MetricsError
+        from addgp.metrics import MetricsError
         from tasks.evaluate.scoring import score_eval_sets
         from tasks.report.task import matrix_table
 
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         from storage.models import RANDOM_ENCODER_WARNING
         from storage.reports import read_scores
         from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
-        from tasks.evaluate.metrics import MetricsError
+        from addgp.metrics import MetricsError
         from tasks.report.build import ReportInput
         from tasks.report.task import publish_run_report
 

@@ -14,7 +14,7 @@ from tasks.evaluate.bootstrap import (
     draw_counts,
     speaker_units,
 )
-from tasks.evaluate.metrics import METRIC_KEYS, MetricsError, compute_metrics
+from addgp.metrics import METRIC_KEYS, MetricsError, compute_metrics
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 

@@ -16,7 +16,7 @@ from tasks.evaluate.crossdataset import (
     train_setting,
     with_train_columns,
 )
-from tasks.evaluate.metrics import compute_metrics, metrics_by
+from addgp.metrics import compute_metrics, metrics_by
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 DATASETS = ("studio", "phone", "far")

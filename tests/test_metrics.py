@@ -15,7 +15,7 @@ import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from tasks.evaluate.metrics import (
+from addgp.metrics import (
     METRIC_KEYS,
     MetricsError,
     compute_metrics,

@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals for the metrics of :mod:`tasks.evaluate.metrics`.
+"""Bootstrap confidence intervals for the metrics of :mod:`addgp.metrics`.
 
 Resampling units are speakers when a speaker column is given and filled (a cluster
 bootstrap: utterances of one speaker are not independent), otherwise single rows. Units
@@ -9,7 +9,7 @@ stratum keeping its size. Rows without a speaker are units of their own.
 No resample is materialised: the scores are sorted into tie groups once and a batch of
 resamples becomes per-group class counts (one bincount of the draws; for speakers, one
 more gather and segmented sum), which
-:func:`~tasks.evaluate.metrics.metrics_from_counts` evaluates all at once.
+:func:`~addgp.metrics.metrics_from_counts` evaluates all at once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tasks.evaluate.metrics import (
+from addgp.metrics import (
     METRIC_KEYS,
     ScoreGroups,
     group_by_score,

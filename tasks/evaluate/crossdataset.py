@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
-from tasks.evaluate.metrics import METRIC_KEYS, metrics_by, pooled_and_averaged
+from addgp.metrics import METRIC_KEYS, metrics_by, pooled_and_averaged
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 CI_METRICS = ("eer", "min_dcf", "act_dcf", "cllr")

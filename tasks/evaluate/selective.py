@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from tasks.evaluate.metrics import MetricsError, group_by_score, metrics_from_counts, validated
+from addgp.metrics import MetricsError, group_by_score, metrics_from_counts, validated
 
 ERRORS = ("error_rate", "eer")
 DEFAULT_COVERAGES = np.linspace(1.0, 0.01, 100)

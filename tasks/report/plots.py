@@ -18,7 +18,7 @@ from matplotlib.figure import Figure  # a bare Figure renders through Agg on sav
 from matplotlib.patches import Rectangle
 from scipy.stats import norm
 
-from tasks.evaluate.metrics import ECE_BINS, bayes_threshold, compute_metrics, det_curve, reliability_bins
+from addgp.metrics import ECE_BINS, bayes_threshold, compute_metrics, det_curve, reliability_bins
 
 DPI = 110
 _PALETTE = (

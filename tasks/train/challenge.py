@@ -18,7 +18,7 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE
 from tasks.evaluate.bootstrap import bootstrap_distribution
-from tasks.evaluate.metrics import compute_metrics
+from addgp.metrics import compute_metrics
 from tasks.evaluate.scoring import score_rows
 from tasks.train.adapt import adapt
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings

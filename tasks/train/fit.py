@@ -10,7 +10,7 @@ import pandas as pd
 from addgp.contracts import is_bonafide
 from storage.models import save_model
 from tasks.embed.encoder import EncoderSpec
-from tasks.evaluate.metrics import compute_metrics
+from addgp.metrics import compute_metrics
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import make_detector
 
