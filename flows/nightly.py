@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from addgp.config import ConfigError, load_config
+from addgp.config import ConfigError
+from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
 from storage import champions
 from storage.manifests import read_manifest
@@ -37,7 +38,7 @@ from tasks.train.task import train_task
 @flow(name="addgp-nightly", log_prints=True)
 def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     """One night; returns {report, promoted, nothing_new, champion, resumed}."""
-    config = load_config(config_path)
+    config = load_pipeline_config(config_path)
     if config.nightly is None:
         raise ConfigError(f"{config_path}: the nightly flow needs a `nightly:` section (inbox, detector, strategy)")
     logger = get_run_logger()

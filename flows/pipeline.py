@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from addgp.config import PipelineConfig, load_config
+from addgp.config import PipelineConfig
+from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
 from storage.reports import new_run_id
 from storage.workspace import Workspace
@@ -20,7 +21,7 @@ from tasks.train.task import train_task
 @flow(name="addgp-run", log_prints=True)
 def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     """Run the pipeline of ``config_path``; returns the published report folder."""
-    config: PipelineConfig = load_config(config_path)
+    config: PipelineConfig = load_pipeline_config(config_path)
     logger = get_run_logger()
     workspace = Workspace.at(config.workdir)
     run_id = run_id or new_run_id(workspace.reports, config.name)

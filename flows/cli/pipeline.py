@@ -22,11 +22,11 @@ def run(
     run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
 ) -> None:
     """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report."""
-    from addgp.config import load_config
+    from flows.config import load_pipeline_config
 
     path = config or default_config()
     with exit_codes():
-        load_config(path)  # fail here, before any server or cluster starts
+        load_pipeline_config(path)  # fail here, before any server or cluster starts
     from flows.cli.server import prefect_api
     from flows.pipeline import pipeline_flow
 
@@ -41,10 +41,10 @@ def nightly(
     run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name + '-nightly')."),
 ) -> None:
     """Run one night now: absorb new inbox batches, challenge the champion, promote if better."""
-    from addgp.config import load_config
+    from flows.config import load_pipeline_config
 
     with exit_codes():
-        if load_config(config).nightly is None:
+        if load_pipeline_config(config).nightly is None:
             fail(f"{config}: no `nightly:` section (inbox, detector, strategy); see docs/operations.md")
     from flows.cli.server import prefect_api
     from flows.nightly import nightly_flow
