@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-DEFAULT_STARTUP_TIMEOUT_S = 120.0
+DEFAULT_STARTUP_TIMEOUT_S = 120
 _PR_SET_PDEATHSIG = 1
 
 
@@ -28,14 +28,15 @@ class ServerStartError(RuntimeError):
     """The temporary Prefect server did not answer in time; the message says what to set."""
 
 
-def startup_timeout_s() -> float:
+def startup_timeout_s() -> int:
+    """Prefect's own setting (whole seconds), with a default that fits a loaded machine."""
     value = os.environ.get(TIMEOUT_ENV)
     if value is None:
         return DEFAULT_STARTUP_TIMEOUT_S
     try:
-        return float(value)
+        return int(value)
     except ValueError:
-        raise ServerStartError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+        raise ServerStartError(f"{TIMEOUT_ENV}={value!r} is not a whole number of seconds") from None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -95,7 +96,7 @@ def prefect_api() -> Iterator[str | None]:
                 pass
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"the temporary Prefect server did not answer within {timeout:g} s (a loaded machine starts it slowly). "
+                    f"the temporary Prefect server did not answer within {timeout} s (a loaded machine starts it slowly). "
                     f"Set {TIMEOUT_ENV} higher (e.g. {TIMEOUT_ENV}=300), or run a Prefect server "
                     "(`prefect server start`) and set PREFECT_API_URL; see docs/operations.md"
                 )
