@@ -15,17 +15,15 @@ from addgp.config import ConfigError
 from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
 from storage import champions
-from storage.manifests import read_manifest
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
-from tasks.ingest.inbox import rows_of_batches
 from tasks.ingest.task import demo_corpus_task, ingest_task
-from tasks.nightly.challenger import split_new_rows
 from tasks.nightly.task import (
     challenger_task,
     close_night_task,
     compare_task,
+    new_rows_task,
     open_night_task,
     promote_task,
     publish_nightly_task,
@@ -76,8 +74,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             baseline = train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
             night = record_baseline_task(state, detector.name, night, baseline)
 
-        new_rows = rows_of_batches(read_manifest(workspace.manifest(nightly.inbox)), night["batch_ids"])
-        learn_rows, holdout_rows = split_new_rows(new_rows, nightly.holdout_fraction)
+        learn_rows, holdout_rows = new_rows_task(workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction)
         night = challenger_task(
             state, night, nightly.strategy, manifests, workspace.embeddings, workspace.models, detector.name,
             learn_rows, nightly.replay_rows,

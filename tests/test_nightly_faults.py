@@ -15,7 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
+import soundfile as sf
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
@@ -74,8 +77,13 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         record = champions.read_champions(state, "lr")
         assert [r["version"] for r in record["history"] + [record["current"]]] == ([1, 2] if rerun["promoted"] else [1])
 
-        # 2. Killed after the report was published and the champion written, before the batch was acknowledged.
+        # 2. Killed after the report was published and the champion written, before the batch was
+        #    acknowledged; the batch also holds a poison file (a header claiming 1 Hz: 4.4 h to decode).
         another_batch(tmp_path, "2026-11-21-tipline")
+        poisoned = tmp_path / "inbox" / "2026-11-21-tipline"
+        sf.write(poisoned / "poison.wav", np.zeros(16000, dtype=np.int16), 1, subtype="PCM_16")
+        with open(poisoned / "sidecar.csv", "a") as sidecar:
+            sidecar.write("poison.wav,spoof,newgen,tip line,2026-11-21\n")
         with monkeypatch.context() as patch:
             patch.setattr("tasks.nightly.task.close_night", die)
             with pytest.raises(Killed):
@@ -85,6 +93,8 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         rerun = nightly_flow(str(config))
         assert rerun["resumed"] and versions(workdir) == ["v1", "v2", "v3"] and len(nightly_reports(workdir)) == 2
         assert champions.read_champions(state, "lr") == champion_then, "a repeated promotion changed the champion record"
+        rejects = pd.read_parquet(workdir / "manifests" / "inbox.rejects.parquet")
+        assert "2026-11-21-tipline/poison" in set(rejects["utt_id"]), "the poison file should end as a reject"
         assert new_inbox_batches(state) == []
         ledger = json.loads(Path(ledger_path(state)).read_text())
         assert all(ledger["consumers"]["nightly"].count(b["batch_id"]) == 1 for b in ledger["batches"])

@@ -20,7 +20,8 @@ relative to the sidecar's folder. ``generator`` (or ``attack``/``model``) become
 ``attack``; ``source``, ``collected`` (ISO date), ``language`` and ``notes`` are kept as
 columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the audio path
 below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
-``split``). Audio without a sidecar entry is rejected (``no sidecar entry``).
+``split``). Audio without a sidecar entry is rejected (``no sidecar entry``), and so is a
+file whose header declares more than ``max_seconds`` of audio (option, default 1800).
 
 Batches: each (full) ingest compares the rows with the batch ledger
 ``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
@@ -124,6 +125,26 @@ def _sidecar_records(path: Path, audio_stems: dict[tuple[Path, str], Path]) -> t
 # ------------------------------------------------------------------ adapter
 
 
+def _quarantine_long(result: IngestResult, max_seconds: float) -> IngestResult:
+    """Rows whose header declares more than ``max_seconds`` of audio become rejects.
+
+    A drop folder takes files from anywhere: a WAV header claiming 1 Hz makes 32 KB decode
+    to hours at 16 kHz and kills the embed worker, night after night. Such a file is
+    rejected by name here, and the night goes on with the rest.
+    """
+    manifest = result.manifest
+    long = manifest["duration_s"] > max_seconds
+    if not long.any():
+        return result
+    extra = pd.DataFrame([
+        reject(result.dataset, path, utt_id, f"declares {seconds:.0f} s of audio, over max_seconds={max_seconds:g} "
+               "(a header with a wrong sample rate, or a recording to cut up); raise the inbox option max_seconds to keep it")
+        for path, utt_id, seconds in zip(manifest.loc[long, "path"], manifest.loc[long, "utt_id"], manifest.loc[long, "duration_s"])
+    ])  # fmt: skip
+    rejects = pd.concat([result.rejects, extra], ignore_index=True) if len(result.rejects) else extra
+    return IngestResult(dataset=result.dataset, manifest=manifest[~long].reset_index(drop=True), rejects=rejects)
+
+
 def ingest(
     root: str | os.PathLike,
     dataset: str = "inbox",
@@ -133,6 +154,7 @@ def ingest(
     label_map: dict | None = None,
     batch_id: str | None = None,
     record_batch: bool = True,
+    max_seconds: float = 1800.0,
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
@@ -188,6 +210,8 @@ def ingest(
             rejects.append(reject(dataset, str(path), strip_extension(rel_posix(path, root)), "no sidecar entry (label unknown)"))
 
     result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
+    if current_probe_mode() == "full":
+        result = _quarantine_long(result, max_seconds)
     manifest = result.manifest
     if current_probe_mode() != "full" or not record_batch:
         known = read_ledger(state)["files"]

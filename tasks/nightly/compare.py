@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from addgp.contracts import BONAFIDE
+from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from tasks.evaluate.bootstrap import bootstrap_distribution
 from tasks.evaluate.scoring import score_rows
@@ -30,14 +30,15 @@ def score_champion_and_challenger(
 
     The new-fakes set is the held-out inbox rows; where those hold no bona fide audio, the
     bona fide rows of the eval datasets stand in (as ASVspoof scores each attack against
-    the shared bona fide set).
+    the shared bona fide set). Held-out rows without a single spoof test no new fake: then
+    there is no ``new_fakes`` set, and the decision says so.
     """
     frames = []
     for name, (detector, card) in models.items():
         setting = EmbeddingSetting.of_card(card)
         for dataset in eval_datasets:
             frames.append(score_rows(detector, name, setting.select(manifest, store, [dataset], eval_splits)))
-        if len(holdout_rows):
+        if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
             held = subset_rows(setting.select(manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
             parts = [score_rows(detector, name, held)]
             if not (held.rows["label"] == BONAFIDE).any():

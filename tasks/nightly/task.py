@@ -10,11 +10,12 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storage.manifests import read_manifests
+from storage.manifests import read_manifest, read_manifests
 from storage.models import save_model
 from storage.paths import exists, join
 from storage.reports import publish_report
-from tasks.nightly.challenger import build_challenger, derived_card
+from tasks.ingest.inbox import rows_of_batches
+from tasks.nightly.challenger import build_challenger, derived_card, split_new_rows
 from tasks.nightly.compare import compare_champion_and_challenger
 from tasks.nightly.night import close_night, open_night, promote_after_decision, record_step
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
@@ -32,6 +33,12 @@ def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: d
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
     champion = {"model_path": baseline["path"], "version": baseline["version"], "run_id": night["run_id"], "eer": None}
     return record_step(state_dir, detector, night, champion=champion)
+
+
+@task(name="new-rows", cache_policy=NO_CACHE)
+def new_rows_task(inbox_manifest: str, batch_ids: list[str], holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The night's inbox rows: (rows to learn from, held-out rows to test on)."""
+    return split_new_rows(rows_of_batches(read_manifest(inbox_manifest), batch_ids), holdout_fraction)
 
 
 @task(name="challenger", retries=1, cache_policy=NO_CACHE)
