@@ -49,5 +49,5 @@ class Workspace:
 
     @property
     def state(self) -> str:
-        """Small bookkeeping files (inbox batches seen, champion model)."""
+        """Small bookkeeping files: the inbox batch ledger, champion records, the night under way, locks."""
         return join(self.root, "state")

@@ -207,3 +207,44 @@ def test_a_slow_server_start_names_the_setting(tmp_path, monkeypatch):
     code, message = done.stdout.split("\n", 1)
     assert code == "2", done.stdout + done.stderr
     assert "did not answer within 1 s" in message and f"Set {TIMEOUT_ENV} higher" in message
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kill_9_of_addgp_nightly_leaves_no_server_and_the_rerun_resumes(tmp_path):
+    import psutil
+
+    config = nightly_config(tmp_path)
+    drop_new_generator_batch(tmp_path)
+    workdir = load_config(config).workdir
+    night_file = workdir / "state" / "night-lr.json"
+    command = [sys.executable, "-m", "flows.cli", "nightly", str(config)]
+    log = tmp_path / "killed.log"
+    night = subprocess.Popen(command, env=clean_env(tmp_path), cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    children: list = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and night.poll() is None:
+            if night_file.is_file() and json.loads(night_file.read_text() or "{}").get("champion"):
+                break  # the baseline is trained and recorded; the challenger is next
+            time.sleep(0.1)
+        assert night.poll() is None, f"the nightly ended before it could be killed:\n{log.read_text()[-3000:]}"
+        children = psutil.Process(night.pid).children(recursive=True)
+        servers = [c for c in children if "uvicorn" in " ".join(c.cmdline())]
+        assert servers, "the command should have started its temporary Prefect server"
+        night.send_signal(signal.SIGKILL)
+        night.wait(30)
+        gone, alive = psutil.wait_procs(servers, timeout=30)
+        assert not alive, f"temporary Prefect server(s) outlived the killed nightly: {[p.pid for p in alive]}"
+    finally:
+        if night.poll() is None:
+            night.kill()
+        for child in children:  # e.g. Dask workers of the killed run, stopped here by pid
+            if child.is_running():
+                child.kill()
+    assert versions(workdir) == ["v1"]
+    rerun = subprocess.run(command, env=clean_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "(resumed an unfinished night)" in rerun.stdout
+    assert versions(workdir) == ["v1", "v2"] and len(nightly_reports(workdir)) == 1
+    assert new_inbox_batches(workdir / "state") == [] and not night_file.exists()
