@@ -18,6 +18,29 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
+class UnavailableError(ConfigError):
+    """The config names an encoder (local checkpoint folder) that is not on this machine (CLI exit code 3)."""
+
+
+def path_safe_name(value: str) -> str:
+    """A name that becomes a file or folder name (dataset → manifests/<name>.parquet, detector →
+    models/<name>/, config name → report and deployment names): one path component, never
+    ``..`` or hidden, so nothing is ever written outside the workspace. Any other character
+    (spaces, brackets, non-ASCII) is fine."""
+    problems = []
+    if not value or not value.strip():
+        problems.append("is empty")
+    if "/" in value or "\\" in value:
+        problems.append("contains '/' or '\\' (it names a file or folder)")
+    if value.startswith("."):
+        problems.append("starts with '.' (hidden or a parent folder)")
+    if any(ord(ch) < 32 for ch in value):
+        problems.append("contains a control character")
+    if problems:
+        raise ValueError(f"name {value!r} {' and '.join(problems)}; use one plain file name such as my_corpus")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,6 +61,11 @@ class DatasetConfig(_Strict):
     root: Path
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _path_safe(cls, value: str) -> str:
+        return path_safe_name(value)
+
 
 class EncoderConfig(_Strict):
     id: str = Field(description="random-weight preset name, Hugging Face hub id, or local checkpoint directory")
@@ -55,7 +83,20 @@ class ClusterConfig(_Strict):
     address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     n_workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
-    memory_limit: str = "6GiB"
+    memory_limit: str = Field(default="6GiB", description="per worker: bytes with a unit (6GiB, 4000MB) or auto")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _bytes_or_auto(cls, value: str) -> str:
+        from dask.utils import parse_bytes
+
+        if value == "auto":
+            return value
+        try:
+            parse_bytes(value)
+        except (ValueError, TypeError):
+            raise ValueError(f"{value!r} is not an amount of memory: use a number with a unit (6GiB, 4000MB) or auto") from None
+        return value
 
 
 class DetectorConfig(_Strict):
@@ -130,6 +171,11 @@ class PipelineConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     benchmark_config: Path | None = Field(default=None, description="config the weekly benchmark deployment runs")
 
+    @field_validator("name")
+    @classmethod
+    def _path_safe(cls, value: str) -> str:
+        return path_safe_name(value)
+
     @field_validator("datasets")
     @classmethod
     def _unique_names(cls, datasets: list[DatasetConfig]) -> list[DatasetConfig]:
@@ -149,6 +195,11 @@ class PipelineConfig(_Strict):
         if self.train.layer not in self.encoder.layers:
             raise ValueError(f"train.layer {self.train.layer} is not among encoder.layers {self.encoder.layers}")
         detector_names = [d.name for d in self.train.detectors]
+        for index, name in enumerate(detector_names):
+            try:
+                path_safe_name(name)
+            except ValueError as exc:
+                raise ValueError(f"train.detectors.{index}.name: {exc}") from None
         if len(set(detector_names)) != len(detector_names):
             raise ValueError(f"train.detectors repeat a name: {detector_names}")
         if self.nightly is not None:
@@ -193,6 +244,28 @@ def _check_paths_exist(config: PipelineConfig, path: Path) -> None:
             problems.append(f"{path}: datasets.{index}.root: path does not exist: {root}")
     if problems:
         raise ConfigError("\n".join(problems))
+    _check_local_encoder(config, path)
+
+
+def _check_local_encoder(config: PipelineConfig, path: Path) -> None:
+    """An ``encoder.id`` written as a path (``/…``, ``./…``, ``../…``, ``~…``, or an existing
+    folder) must be a Hugging Face checkpoint folder on this machine; a hub id
+    (``facebook/wav2vec2-xls-r-300m``) or a random preset is checked when the encoder loads."""
+    encoder_id = config.encoder.id
+    local = Path(os.path.expanduser(encoder_id))
+    looks_local = encoder_id.startswith(("/", "./", "../", "~")) or local.is_dir()
+    if not looks_local:
+        return
+    if not local.is_dir():
+        raise UnavailableError(
+            f"{path}: encoder.id: no checkpoint folder {local} on this machine. Copy the checkpoint there "
+            "(`huggingface-cli download facebook/wav2vec2-xls-r-300m --local-dir DIR` where there is network), "
+            "or point encoder.id at the folder that holds it"
+        )
+    if not (local / "config.json").is_file():
+        raise UnavailableError(
+            f"{path}: encoder.id: {local} has no config.json; it should hold a Hugging Face checkpoint (config.json + model.safetensors)"
+        )
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:

@@ -14,7 +14,7 @@ import logging
 from contextlib import contextmanager
 from typing import Iterator
 
-from distributed import Client, LocalCluster
+from distributed import LocalCluster
 
 from addgp.config import ClusterConfig
 
@@ -52,12 +52,3 @@ def dask_cluster(config: ClusterConfig) -> Iterator[str]:
         host="127.0.0.1",
     ) as cluster:
         yield cluster.scheduler_address
-
-
-@contextmanager
-def dask_client(address: str) -> Iterator[Client]:
-    client = Client(address, set_as_default=False)
-    try:
-        yield client
-    finally:
-        client.close()

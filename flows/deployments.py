@@ -18,7 +18,8 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 
-from addgp.config import PipelineConfig, load_config
+from addgp.config import PipelineConfig
+from flows.config import load_pipeline_config
 from flows.nightly import nightly_flow
 from flows.pipeline import pipeline_flow
 
@@ -39,7 +40,7 @@ def build_deployments(config_path: str | Path, *, job_variables: dict | None = N
     (the worker checks them when the run starts).
     """
     path = str(Path(config_path).resolve())
-    config = load_config(path, check_paths=check_paths)
+    config = load_pipeline_config(path, check_paths=check_paths)
     names = deployment_names(config)
     common = {
         "concurrency_limit": ONE_AT_A_TIME,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from prefect import flow, get_run_logger
 
-from addgp.config import PipelineConfig, load_config
+from addgp.config import PipelineConfig
+from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
+from storage.reports import new_run_id
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
@@ -18,17 +18,13 @@ from tasks.report.task import report_task
 from tasks.train.task import train_task
 
 
-def new_run_id(name: str) -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{name}"
-
-
 @flow(name="addgp-run", log_prints=True)
 def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     """Run the pipeline of ``config_path``; returns the published report folder."""
-    config: PipelineConfig = load_config(config_path)
+    config: PipelineConfig = load_pipeline_config(config_path)
     logger = get_run_logger()
     workspace = Workspace.at(config.workdir)
-    run_id = run_id or new_run_id(config.name)
+    run_id = run_id or new_run_id(workspace.reports, config.name)
 
     if config.demo_corpus is not None:
         demo_corpus_task(config.demo_corpus)
@@ -70,3 +66,9 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     folder = report_task(report, scores, workspace.reports, config.name)
     logger.info("report published at %s", folder)
     return folder
+
+
+@flow(name="addgp-report")
+def report_flow(report: ReportInput, scores, reports_root: str, artifact_name: str) -> str:
+    """Publish a report of existing score tables, with Prefect artifacts (``addgp report --artifacts``)."""
+    return report_task(report, scores, reports_root, artifact_name)

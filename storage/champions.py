@@ -1,4 +1,5 @@
-"""Which model version is in service (the champion), its history, and the nightly run lock.
+"""Which model version is in service (the champion), its history, the night in progress, and
+the nightly run lock.
 
 ``STATE/champion-<detector>.json`` holds the current champion and every earlier one::
 
@@ -6,48 +7,99 @@
      "history": [ …earlier "current" records, oldest first… ]}
 
 The EERs recorded at promotion are what the next night's forgetting table compares with.
+
+``STATE/night-<detector>.json`` exists only while a night that absorbs batches is under way:
+its run id, its batches, the champion it started from and each step done (baseline,
+challenger, decision, report). A night killed part-way is resumed from it by the next run,
+so a batch gets one challenger, one decision and one report however often the night is
+restarted. Every file lands by atomic rename.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from storage.paths import atomic_write, filesystem, join, local_path
+from storage.paths import exists, local_path
+from storage.state import read_state, remove_state, state_lock, state_path, write_state
 
 
 class RunInProgressError(RuntimeError):
     """Another run holds the lock; the message says which lock file and what to do."""
 
 
-def _path(state_dir: str, detector: str) -> str:
-    return join(state_dir, f"champion-{detector}.json")
+class ChampionMissingError(FileNotFoundError):
+    """The champion record points at a model folder that is not there; the message says what to do."""
+
+
+def _path(state_dir: str | os.PathLike, detector: str) -> str:
+    return state_path(state_dir, f"champion-{detector}.json")
+
+
+def _night_path(state_dir: str | os.PathLike, detector: str) -> str:
+    return state_path(state_dir, f"night-{detector}.json")
 
 
 def read_champions(state_dir: str | os.PathLike, detector: str) -> dict:
-    fs, p = filesystem(_path(str(state_dir), detector))
-    if not fs.exists(p):
-        return {"current": None, "history": []}
-    with fs.open(p, "r") as handle:
-        return json.load(handle)
+    fix = (
+        "restore it from a backup, or write {\"current\": {\"model_path\": MODELS/NAME/vN, \"version\": N, "
+        "\"eer\": null}, \"history\": []} by hand naming the model in service (every version stays in the registry)"
+    )
+    record = read_state(_path(state_dir, detector), {"current": None, "history": []}, fix=fix)
+    record.setdefault("history", [])
+    record.setdefault("current", None)
+    return record
 
 
 def current_champion(state_dir: str | os.PathLike, detector: str) -> dict | None:
     return read_champions(state_dir, detector)["current"]
 
 
+def require_champion_model(state_dir: str | os.PathLike, detector: str, champion: dict) -> None:
+    """Stop with a clear message when the champion's model folder is gone (deleted, unmounted)."""
+    if not exists(champion["model_path"]):
+        raise ChampionMissingError(
+            f"{_path(state_dir, detector)}: the champion model {champion['model_path']} is not on this machine. "
+            "Restore or mount that folder; or make another registered version the champion (edit \"current\" in "
+            "that file); or move the file away so that the next night trains a fresh baseline champion."
+        )
+
+
 def promote(state_dir: str | os.PathLike, detector: str, record: dict) -> None:
-    """Make ``record`` the champion; the previous one moves to the history."""
-    champions = read_champions(state_dir, detector)
-    if champions["current"] is not None:
-        champions["history"].append(champions["current"])
-    champions["current"] = record
-    with atomic_write(_path(str(state_dir), detector), "w") as handle:
-        json.dump(champions, handle, indent=2, default=str)
+    """Make ``record`` the champion; the previous one moves to the history.
+
+    A model is promoted at most once: promoting one that is or was the champion changes
+    nothing, so a resumed night that repeats its promotions leaves the record as it was.
+    (To roll back, edit ``current`` by hand; docs/operations.md.)
+    """
+    with state_lock(state_dir, f"champion-{detector}.json"):
+        champions = read_champions(state_dir, detector)
+        current = champions["current"]
+        promoted = [r.get("model_path") for r in champions["history"] + [current] if r is not None]
+        if record.get("model_path") in promoted:
+            return
+        if current is not None:
+            champions["history"].append(current)
+        champions["current"] = record
+        write_state(_path(state_dir, detector), champions)
+
+
+def night_in_progress(state_dir: str | os.PathLike, detector: str) -> dict | None:
+    """The record of a night that started absorbing batches and did not finish, or None."""
+    fix = "move it away: the next night then starts over on the batches not yet acknowledged (possibly training one more model version)"
+    return read_state(_night_path(state_dir, detector), None, fix=fix)
+
+
+def save_night(state_dir: str | os.PathLike, detector: str, night: dict) -> None:
+    """Record the night's progress (after each step that wrote something)."""
+    write_state(_night_path(state_dir, detector), night)
+
+
+def finish_night(state_dir: str | os.PathLike, detector: str) -> None:
+    remove_state(_night_path(state_dir, detector))
 
 
 @contextmanager

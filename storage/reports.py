@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from addgp.contracts import p_spoof_from_score
 from storage.paths import atomic_write, exists, filesystem, join
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
@@ -33,6 +35,29 @@ def write_scores(df: pd.DataFrame, path: str | os.PathLike) -> str:
     return str(path)
 
 
+def complete_score_table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A score table from another tool (``source`` names it in errors), made whole for evaluation.
+
+    ``detector``, ``dataset``, ``score`` and ``label`` are required; a missing ``p_spoof`` is
+    sigmoid(−score), missing ``split``/``attack`` are null, a missing ``utt_id`` numbers the
+    rows, a missing ``variance`` is NaN.
+    """
+    missing = [c for c in ("detector", "dataset", "score", "label") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source} lack column(s) {missing}; found {list(frame.columns)}")
+    frame = frame.copy()
+    if "p_spoof" not in frame.columns:
+        frame["p_spoof"] = p_spoof_from_score(frame["score"].to_numpy(dtype=float))
+    for column in ("split", "attack"):
+        if column not in frame.columns:
+            frame[column] = None
+    if "utt_id" not in frame.columns:
+        frame["utt_id"] = [str(i) for i in range(len(frame))]
+    if "variance" not in frame.columns:
+        frame["variance"] = float("nan")
+    return frame
+
+
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     """A score table from Parquet or CSV (for `addgp metrics` on other tools' output)."""
     fs, p = filesystem(path)
@@ -44,13 +69,32 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
         return pq.read_table(handle).to_pandas()
 
 
+def new_run_id(reports_root: str | os.PathLike, name: str) -> str:
+    """``<UTC time>-<name>``, with ``-2``, ``-3``, … appended when a report of that id exists.
+
+    Two runs started in the same second get different ids as long as the second one asks
+    after the first published (the nightly flow asks under its lock).
+    """
+    base = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{name}"
+    run_id, n = base, 2
+    while exists(join(reports_root, run_id)):
+        run_id, n = f"{base}-{n}", n + 1
+    return run_id
+
+
 def publish_report(
-    files: dict[str, str | bytes], reports_root: str | os.PathLike, run_id: str, scores: pd.DataFrame | None = None
+    files: dict[str, str | bytes],
+    reports_root: str | os.PathLike,
+    run_id: str,
+    scores: pd.DataFrame | None = None,
+    *,
+    replace: bool = True,
 ) -> str:
     """Write a report's files (and ``scores.parquet``) to ``reports_root/run_id`` at once; point LATEST at it.
 
     The files are assembled in a hidden sibling folder and renamed into place, so a reader
-    never sees half a report; a report of the same run id is replaced whole.
+    never sees half a report. A report of the same run id is replaced whole, or, with
+    ``replace=False``, kept (FileExistsError).
     """
     if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
         raise ValueError(f"run id {run_id!r} cannot name a report folder: no '/', '\\' or leading '.'")
@@ -60,6 +104,8 @@ def publish_report(
             raise ValueError(f"report file name {name!r} would leave the report folder; use a relative name like plots/x.png")
     fs, root = filesystem(reports_root)
     target = join(root, run_id)
+    if not replace and fs.exists(target):
+        raise FileExistsError(f"report {target} exists and is never overwritten; publish under another run id")
     fs.makedirs(root, exist_ok=True)
     local = "file" in fs.protocol
     build = Path(tempfile.mkdtemp(prefix=".building-", dir=root if local else None))

@@ -27,6 +27,9 @@ class Workspace:
         return cls(str(root))
 
     def manifest(self, dataset: str) -> str:
+        """``manifests/<dataset>.parquet``; a name that would leave that folder is refused."""
+        if not dataset or "/" in dataset or "\\" in dataset or dataset.startswith("."):
+            raise ValueError(f"dataset name {dataset!r} cannot name a manifest file (no '/', '\\' or leading '.')")
         return join(self.root, "manifests", f"{dataset}.parquet")
 
     @property
@@ -46,5 +49,5 @@ class Workspace:
 
     @property
     def state(self) -> str:
-        """Small bookkeeping files (inbox batches seen, champion model)."""
+        """Small bookkeeping files: the inbox batch ledger, champion records, the night under way, locks."""
         return join(self.root, "state")

@@ -126,3 +126,19 @@ def test_embed_rejects_bad_options(tmp_path, audio_manifest, bad):
     write_manifest(audio_manifest, manifest)
     result = runner.invoke(app, ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), *bad])
     assert result.exit_code == 2
+
+
+def test_one_app_with_module_level_verbs():
+    """Every README verb is a module-level function of flows/cli/, registered once on the one app."""
+    import importlib
+
+    names = {}
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__.replace("_", "-")
+        assert name not in names, f"verb {name} registered twice"
+        module = importlib.import_module(command.callback.__module__)
+        assert module.__name__.startswith("flows.cli.") and getattr(module, command.callback.__name__) is command.callback
+        names[name] = module.__name__
+    readme_verbs = {"run", "demo-data", "ingest", "datasets", "embed", "train", "adapt", "score", "evaluate", "report",
+                    "metrics", "nightly", "serve"}
+    assert set(names) == readme_verbs

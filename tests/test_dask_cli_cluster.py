@@ -139,7 +139,13 @@ def manifest_path(tmp_path) -> tuple[str, list[str]]:
 
 
 def test_embed_flow_survives_a_killed_cli_worker(tmp_path, cli_cluster, manifest_path):
-    from flows.stages import embed_flow
+    from prefect import flow
+
+    from tasks.embed.task import embed_task
+
+    @flow(name="addgp-embed")
+    def embed_flow(manifest_paths, encoder, store, scheduler_address):
+        return embed_task(manifest_paths, encoder, store, scheduler_address)
 
     manifest, utt_ids = manifest_path
     store = tmp_path / "store"

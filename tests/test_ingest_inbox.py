@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tasks.ingest.common import LayoutError, probe_mode
-from tasks.ingest.inbox import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger, rows_of_batches
+from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
+from tasks.ingest.inbox import rows_of_batches
 from tasks.ingest.registry import ingest_dataset
 from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
 
@@ -123,3 +124,22 @@ def test_bad_sidecars_and_empty_inbox(tmp_path):
     empty.mkdir()
     quiet = ingest_dataset("inbox", empty, progress=False)  # between deliveries: nothing new, not an error
     assert quiet.manifest.empty and quiet.rejects.empty
+
+
+def test_a_poison_file_is_quarantined_and_the_rest_forms_the_batch(tmp_path):
+    """A 32 KB WAV whose header says 1 Hz decodes to 4.4 h and kills the embed worker night after night."""
+    import numpy as np
+    import soundfile as sf
+
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    day = inbox / "2026-11-20-tipline"
+    write_audio(day / "good.wav")
+    sf.write(day / "poison.wav", np.zeros(16000, dtype=np.int16), 1, subtype="PCM_16")
+    (day / "sidecar.csv").write_text("file,label,generator\ngood.wav,spoof,newgen\npoison.wav,spoof,newgen\n")
+    result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    assert list(result.manifest["utt_id"]) == ["2026-11-20-tipline/good"]
+    why = reasons(result)["2026-11-20-tipline/poison"]
+    assert "declares 16000 s of audio, over max_seconds=1800" in why and "raise the inbox option max_seconds" in why
+    assert [b["n_files"] for b in new_inbox_batches(state)] == [1]
+    kept = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state2", max_seconds=20000, progress=False)
+    assert len(kept.manifest) == 2

@@ -11,7 +11,7 @@ from prefect.testing.utilities import prefect_test_harness
 from addgp.config import load_config
 from flows.nightly import nightly_flow
 from storage import champions
-from tasks.train.promotion import decide_promotion, holdout_mask
+from tasks.nightly.promotion import decide_promotion, holdout_mask
 
 from nightly_helpers import drop_new_generator_batch, nightly_config
 

@@ -1,4 +1,4 @@
-"""The `addgp evaluate` and `addgp report` verbs (flows/cli_evaluate.py) on a small synthetic store and model."""
+"""The `addgp evaluate` and `addgp report` verbs (flows/cli/evaluate.py) on a small synthetic store and model."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from test_crossdataset import make_scores
 from test_report import degrade
 from typer.testing import CliRunner
 
-from flows.cli_evaluate import register
+from flows.cli import app as addgp_app
 from storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
 from storage.manifests import write_manifest
 from storage.models import save_model
@@ -25,14 +25,7 @@ ENCODER, LAYER, POOLING, DIM = "tiny-random", 4, "mean", 8
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:  # a group, so that the verbs are subcommands as in `addgp`
-        pass
-
-    register(app)
-    return app
+    return addgp_app
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -9,6 +12,18 @@ from addgp.config import EncoderConfig
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
 from tasks.embed.run import embed_manifest
+
+
+@contextmanager
+def dask_client(address: str) -> Iterator:
+    """A client of the Dask scheduler at ``address``, closed on exit (the cluster itself is the caller's)."""
+    from distributed import Client
+
+    client = Client(address, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 # No result cache: the store itself is the cache (a re-run plans only missing shards).
@@ -19,8 +34,6 @@ def embed_task(manifest_paths: list[str], encoder: EncoderConfig, store: str, sc
     if scheduler_address is None:
         summary = embed_manifest(manifest, spec, store, batch_seconds=encoder.batch_seconds, shard_seconds=encoder.shard_seconds, progress=False)
     else:
-        from flows.cluster import dask_client
-
         with dask_client(scheduler_address) as client:
             summary = embed_manifest(
                 manifest, spec, store, batch_seconds=encoder.batch_seconds, shard_seconds=encoder.shard_seconds, client=client, progress=False

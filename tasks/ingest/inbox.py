@@ -20,120 +20,39 @@ relative to the sidecar's folder. ``generator`` (or ``attack``/``model``) become
 ``attack``; ``source``, ``collected`` (ISO date), ``language`` and ``notes`` are kept as
 columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the audio path
 below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
-``split``). Audio without a sidecar entry is rejected (``no sidecar entry``).
+``split``). Audio without a sidecar entry is rejected (``no sidecar entry``), and so is a
+file whose header declares more than ``max_seconds`` of audio (option, default 1800).
 
 Batches: each (full) ingest compares the rows with the batch ledger
 ``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
 before — or whose bytes changed — form a new batch ``YYYYMMDDTHHMMSSZ`` (UTC; option
 ``batch_id`` to name it); files already recorded keep their batch. Every manifest row gets
-its ``batch_id``. A nightly run asks ``new_inbox_batches(state_dir, consumer="nightly")``
-for the batches it has not yet acknowledged and calls ``acknowledge_inbox_batches`` once it
-has used them. Counting runs (``probe_mode`` other than ``"full"``) and ``record_batch=False``
+its ``batch_id``. The ledger is read and written by ``storage/inbox_ledger.py``: a nightly
+run asks it for the batches it has not yet acknowledged (``new_inbox_batches``) and
+acknowledges them once it has used them. Counting runs (``probe_mode`` other than ``"full"``) and ``record_batch=False``
 never write the ledger.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
-from storage.paths import atomic_write, filesystem, join
+from storage.inbox_ledger import LEDGER_NAME, ledger_path, ledger_transaction, read_ledger
 from tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
 from tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
 
-LEDGER_NAME = "inbox_batches.json"
-LEDGER_VERSION = 1
 FILE_KEYS = ("file", "path", "filename", "file_name", "audio")
 ATTACK_KEYS = ("generator", "attack", "model", "system")
 DATE_KEYS = ("collected", "collected_at", "collected_on", "date")
 LIST_KEYS = ("files", "items", "records")
 KEPT_KEYS = ("source", "language", "notes")
-
-
-# ------------------------------------------------------------------ ledger
-
-
-def ledger_path(state_dir: str | os.PathLike) -> str:
-    """``<state_dir>/inbox_batches.json`` (a local path or an fsspec URL such as ``s3://…``)."""
-    return join(str(state_dir), LEDGER_NAME)
-
-
-def _empty_ledger(dataset: str | None = None) -> dict:
-    return {"version": LEDGER_VERSION, "dataset": dataset, "files": {}, "batches": [], "consumers": {}}
-
-
-def read_ledger(state_dir: str | os.PathLike) -> dict:
-    """The batch ledger of an inbox (an empty one when none was written yet)."""
-    path = ledger_path(state_dir)
-    fs, target = filesystem(path)
-    if not fs.exists(target):
-        return _empty_ledger()
-    with fs.open(target, "rb") as handle:
-        text = handle.read().decode("utf-8")
-    try:
-        ledger = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); restore it from backup or delete it to start a new ledger") from None
-    for key, default in _empty_ledger().items():
-        ledger.setdefault(key, default)
-    return ledger
-
-
-def _write_ledger(state_dir: str | os.PathLike, ledger: dict) -> None:
-    with atomic_write(ledger_path(state_dir)) as handle:  # storage/ owns the write: atomic, fsspec
-        handle.write((json.dumps(ledger, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-
-
-@contextlib.contextmanager
-def _locked(state_dir: str | os.PathLike) -> Iterator[None]:
-    """An exclusive lock for the ledger's read-modify-write: a local lock file with fcntl
-    (no lock on object stores or where fcntl is missing — one nightly writer is assumed there)."""
-    fs, target = filesystem(str(state_dir))
-    if "file" not in fs.protocol:
-        yield
-        return
-    Path(target).mkdir(parents=True, exist_ok=True)
-    lock = Path(target) / f".{LEDGER_NAME}.lock"
-    with open(lock, "a+") as handle:
-        try:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
-        yield
-
-
-def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly") -> list[dict]:
-    """Batches (oldest first) that ``consumer`` has not acknowledged yet.
-
-    Each is ``{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``; the
-    manifest rows of a batch are those whose ``batch_id`` column equals it.
-    """
-    ledger = read_ledger(state_dir)
-    seen = set(ledger["consumers"].get(consumer, []))
-    return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
-
-
-def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly") -> None:
-    """Record that ``consumer`` has used these batches (unknown ids are an error)."""
-    batch_ids = list(batch_ids)
-    with _locked(state_dir):
-        ledger = read_ledger(state_dir)
-        known = {b["batch_id"] for b in ledger["batches"]}
-        unknown = [b for b in batch_ids if b not in known]
-        if unknown:
-            raise KeyError(f"{ledger_path(state_dir)}: no batch(es) {unknown}; known: {sorted(known)}")
-        done = ledger["consumers"].setdefault(consumer, [])
-        done.extend(b for b in batch_ids if b not in done)
-        _write_ledger(state_dir, ledger)
 
 
 def rows_of_batches(manifest: pd.DataFrame, batch_ids: Iterable[str]) -> pd.DataFrame:
@@ -206,6 +125,26 @@ def _sidecar_records(path: Path, audio_stems: dict[tuple[Path, str], Path]) -> t
 # ------------------------------------------------------------------ adapter
 
 
+def _quarantine_long(result: IngestResult, max_seconds: float) -> IngestResult:
+    """Rows whose header declares more than ``max_seconds`` of audio become rejects.
+
+    A drop folder takes files from anywhere: a WAV header claiming 1 Hz makes 32 KB decode
+    to hours at 16 kHz and kills the embed worker, night after night. Such a file is
+    rejected by name here, and the night goes on with the rest.
+    """
+    manifest = result.manifest
+    long = manifest["duration_s"] > max_seconds
+    if not long.any():
+        return result
+    extra = pd.DataFrame([
+        reject(result.dataset, path, utt_id, f"declares {seconds:.0f} s of audio, over max_seconds={max_seconds:g} "
+               "(a header with a wrong sample rate, or a recording to cut up); raise the inbox option max_seconds to keep it")
+        for path, utt_id, seconds in zip(manifest.loc[long, "path"], manifest.loc[long, "utt_id"], manifest.loc[long, "duration_s"])
+    ])  # fmt: skip
+    rejects = pd.concat([result.rejects, extra], ignore_index=True) if len(result.rejects) else extra
+    return IngestResult(dataset=result.dataset, manifest=manifest[~long].reset_index(drop=True), rejects=rejects)
+
+
 def ingest(
     root: str | os.PathLike,
     dataset: str = "inbox",
@@ -215,6 +154,7 @@ def ingest(
     label_map: dict | None = None,
     batch_id: str | None = None,
     record_batch: bool = True,
+    max_seconds: float = 1800.0,
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
@@ -270,14 +210,15 @@ def ingest(
             rejects.append(reject(dataset, str(path), strip_extension(rel_posix(path, root)), "no sidecar entry (label unknown)"))
 
     result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
+    if current_probe_mode() == "full":
+        result = _quarantine_long(result, max_seconds)
     manifest = result.manifest
     if current_probe_mode() != "full" or not record_batch:
         known = read_ledger(state)["files"]
         manifest["batch_id"] = [known.get(u, {}).get("batch_id") for u in manifest["utt_id"]]
         return result
 
-    with _locked(state):
-        ledger = read_ledger(state)
+    with ledger_transaction(state) as ledger:
         ledger["dataset"] = ledger.get("dataset") or dataset
         ledger["root"] = str(root.resolve())
         files = ledger["files"]
@@ -308,7 +249,6 @@ def ingest(
             )
             for i in fresh:
                 files[manifest["utt_id"].iat[i]] = {"batch_id": new_id, "sha256": manifest["sha256"].iat[i]}
-            _write_ledger(state, ledger)
         manifest["batch_id"] = [files[u]["batch_id"] for u in manifest["utt_id"]]
     return result
 

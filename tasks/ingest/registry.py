@@ -118,6 +118,21 @@ def coerce_option(adapter: str, param: inspect.Parameter, value):
     return value
 
 
+def check_options(adapter: str, options: dict) -> None:
+    """Raise (KeyError, OptionError) unless ``adapter`` exists and takes every option in ``options``
+    with a usable value: the check a config gets when it loads, before anything runs."""
+    function = get_adapter(adapter)
+    params = inspect.signature(function).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(adapter_options(adapter)))
+    if unknown:
+        known = ", ".join(sorted(adapter_options(adapter)))
+        raise OptionError(f"adapter {adapter!r} has no option(s) {unknown}; its options are: {known}")
+    for key, value in options.items():
+        coerce_option(adapter, params[key], value)
+
+
 def ingest_dataset(adapter: str, root: str | os.PathLike, dataset: str | None = None, **options) -> IngestResult:
     """Run the adapter registered as ``adapter`` on ROOT; ``dataset`` names the rows (default: the adapter name).
 

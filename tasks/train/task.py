@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DetectorConfig, EncoderConfig, TrainConfig
 from storage.manifests import read_manifests
 from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
-from storage.models import save_model
-from tasks.train.challenge import build_challenger
-from tasks.train.detectors import load_detector
-from tasks.train.fit import TrainingSelection, fit_and_register, snapshot_id
+from tasks.train.fit import TrainingSelection, fit_and_register
 
 
 @task(name="train", retries=1, cache_policy=NO_CACHE)
@@ -25,23 +21,3 @@ def train_task(manifest_paths: list[str], store: str, models_root: str, encoder:
     return fit_and_register(
         read_manifests(manifest_paths), store, models_root, spec, selection, detector.name, detector.kind, dict(detector.params)
     )
-
-
-@task(name="challenger", retries=1, cache_policy=NO_CACHE)
-def challenger_task(
-    champion_path: str, strategy: str, manifest_paths: list[str], store: str, models_root: str, name: str,
-    learn_rows: pd.DataFrame, replay_rows: int,
-) -> dict:
-    """Build tonight's challenger from the champion and the new rows; register it as the next version of ``name``."""
-    champion, card = load_detector(champion_path)
-    manifest = read_manifests(manifest_paths)
-    challenger = build_challenger(champion, card, strategy, manifest, store, learn_rows, replay_rows)
-    learned = card["training_data"] | {
-        "nightly_strategy": strategy,
-        "parent_model": champion_path,
-        "new_rows": int(len(learn_rows)),
-        "new_rows_sha256": snapshot_id(learn_rows),
-    }
-    keep = ("encoder", "layer", "pooling", "crop_s", "random_weight_encoder")
-    ref = save_model(models_root, name, challenger, {**{k: card.get(k) for k in keep}, "training_data": learned, "dev_metrics": None})
-    return {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}

@@ -16,16 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from addgp.contracts import BONAFIDE
-from tasks.evaluate.bootstrap import bootstrap_distribution
-from addgp.metrics import compute_metrics
-from tasks.evaluate.scoring import score_rows
+from tasks.nightly.promotion import holdout_mask
 from tasks.train.adapt import adapt
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
 from tasks.train.detectors import make_detector
-from tasks.train.promotion import holdout_mask
+from tasks.train.fit import snapshot_id
 
-NEW_FAKES = "new_fakes"
+# What a derived model (challenger, adapted model) inherits from its parent's card: the
+# embedding setting it reads and whether that encoder had random weights.
+INHERITED_CARD_KEYS = ("encoder", "layer", "pooling", "crop_s", "random_weight_encoder")
 
 
 @dataclass
@@ -52,7 +51,7 @@ def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.
     return new_rows[~held].reset_index(drop=True), new_rows[held].reset_index(drop=True)
 
 
-def _subset(data: LabelledEmbeddings, rows: pd.DataFrame) -> LabelledEmbeddings:
+def subset_rows(data: LabelledEmbeddings, rows: pd.DataFrame) -> LabelledEmbeddings:
     keys = set(zip(rows["dataset"], rows["utt_id"]))
     mask = np.array([k in keys for k in zip(data.rows["dataset"], data.rows["utt_id"])], dtype=bool)
     return LabelledEmbeddings(rows=data.rows[mask].reset_index(drop=True), X=data.X[mask], missing=len(rows) - int(mask.sum()))
@@ -72,7 +71,7 @@ def build_challenger(
     setting = EmbeddingSetting.of_card(champion_card)
     training = champion_card["training_data"]
     old = setting.select(manifest, store, training["datasets"], training["splits"])
-    new = _subset(setting.select(manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
+    new = subset_rows(setting.select(manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
     if len(new.rows) == 0:
         raise ValueError("none of the new rows to learn from are in the embedding store; did the embed step reject them?")
     if strategy == "retrain":
@@ -91,50 +90,11 @@ def build_challenger(
     raise ValueError(f"unknown nightly strategy {strategy!r}: use 'retrain' or 'adapt'")
 
 
-def score_champion_and_challenger(
-    models: dict[str, tuple[object, dict]],
-    manifest: pd.DataFrame,
-    store: str,
-    eval_datasets: list[str],
-    eval_splits: list[str],
-    holdout_rows: pd.DataFrame,
-) -> pd.DataFrame:
-    """Scores of each model on each eval dataset and on the held-out new fakes (dataset ``new_fakes``).
+def derived_card(parent_card: dict, rows: pd.DataFrame, provenance: dict, rows_key: str = "new_rows") -> dict:
+    """The model card of a model made from ``parent_card``'s model and ``rows`` (new rows, shots).
 
-    The new-fakes set is the held-out inbox rows; where those hold no bona fide audio, the
-    bona fide rows of the eval datasets stand in (as ASVspoof scores each attack against
-    the shared bona fide set).
+    It reads the parent's embeddings, and its training data is the parent's plus ``rows``
+    (counted and hashed under ``rows_key``) plus ``provenance`` (strategy, parent model, …).
     """
-    frames = []
-    for name, (detector, card) in models.items():
-        setting = EmbeddingSetting.of_card(card)
-        for dataset in eval_datasets:
-            frames.append(score_rows(detector, name, setting.select(manifest, store, [dataset], eval_splits)))
-        if len(holdout_rows):
-            held = _subset(setting.select(manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
-            parts = [score_rows(detector, name, held)]
-            if not (held.rows["label"] == BONAFIDE).any():
-                bona = setting.select(manifest, store, eval_datasets, eval_splits)
-                bona = LabelledEmbeddings(rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0)
-                parts.append(score_rows(detector, name, bona))
-            frames.append(pd.concat(parts, ignore_index=True).assign(dataset=NEW_FAKES))
-    return pd.concat(frames, ignore_index=True)
-
-
-def eer_by_dataset(scores: pd.DataFrame, detector: str) -> dict[str, float]:
-    mine = scores[scores["detector"] == detector]
-    return {d: compute_metrics(g["score"].to_numpy(), g["label"].to_numpy())["eer"] for d, g in mine.groupby("dataset", sort=True)}
-
-
-def average_eer_ci_half_width(scores: pd.DataFrame, detector: str, datasets: list[str], n_boot: int, seed: int = 0) -> float:
-    """Half-width of the bootstrap 95 % interval of the detector's EER averaged over ``datasets``.
-
-    Each dataset is resampled on its own (by speaker where known); the average is taken per
-    resample, so the interval reflects the average's own spread.
-    """
-    mine = scores[scores["detector"] == detector]
-    draws = np.mean(
-        [bootstrap_distribution(mine[mine["dataset"] == d], "eer", n_boot=n_boot, seed=seed) for d in datasets], axis=0
-    )
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return float((high - low) / 2)
+    learned = parent_card["training_data"] | provenance | {rows_key: int(len(rows)), f"{rows_key}_sha256": snapshot_id(rows)}
+    return {**{k: parent_card.get(k) for k in INHERITED_CARD_KEYS}, "training_data": learned, "dev_metrics": None}

@@ -1,0 +1,79 @@
+"""What every ``addgp`` verb shares: the one Typer app, the exit codes, and the one helper
+that turns an error into a message and an exit code.
+
+Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files: the message
+says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
+run of the same kind holds the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
+
+# Prefect's local server would otherwise try to send telemetry on every run.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import typer  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+EXIT_BUSY = 4
+QUOTES = "'\""  # KeyError quotes its message
+
+app = typer.Typer(
+    name="addgp",
+    help="Audio deepfake detection pipeline: XLS-R embeddings, LR and DKL-GP detectors, cross-dataset reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, exception class, exit code), most specific first. Looked up in sys.modules only:
+# an exception of a class can only be raised once its module is imported, and the CLI must
+# not import torch (tasks.embed.encoder) just to answer `addgp run bad.yaml` with exit 2.
+_EXIT_CODES = (
+    ("storage.champions", "RunInProgressError", EXIT_BUSY),
+    ("storage.champions", "ChampionMissingError", EXIT_UNAVAILABLE),
+    ("addgp.config", "UnavailableError", EXIT_UNAVAILABLE),
+    ("tasks.embed.encoder", "EncoderUnavailableError", EXIT_UNAVAILABLE),
+    ("addgp.config", "ConfigError", EXIT_BAD_INPUT),
+    ("storage.state", "StateFileError", EXIT_BAD_INPUT),
+    ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
+    ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
+)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The exit code the project's own exception ``exc`` stands for, or None for any other error."""
+    for module, name, code in _EXIT_CODES:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return code
+    return None
+
+
+@contextmanager
+def exit_codes(*bad_input: type[BaseException], prefix: str = "") -> Iterator[None]:
+    """Turn the project's errors (and ``bad_input`` types, e.g. FileNotFoundError) raised in the
+    block into ``error: <prefix><message>`` and their exit code; anything else propagates."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        code = exit_code_of(exc)
+        if code is None and isinstance(exc, bad_input):
+            code = EXIT_BAD_INPUT
+        if code is None:
+            raise
+        fail(f"{prefix}{str(exc).strip(QUOTES)}", code)

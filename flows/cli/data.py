@@ -1,0 +1,116 @@
+"""`addgp demo-data`, `addgp ingest`, `addgp datasets`, `addgp embed`: corpora in, embeddings out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli.common import app, exit_codes, fail
+
+
+@app.command("demo-data")
+def demo_data(
+    directory: Path = typer.Argument(..., help="Where to write the demo corpus."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
+    conditions: str = typer.Option("studio,phone,far", help="Comma-separated recording conditions (one dataset each)."),
+    train: int = typer.Option(60, help="Utterances in each dataset's train split."),
+    dev: int = typer.Option(30, help="Utterances in each dataset's dev split."),
+    eval_: int = typer.Option(60, "--eval", help="Utterances in each dataset's eval split."),
+) -> None:
+    """Synthesise the demo corpus (ASVspoof 2019 LA layout, one dataset per condition)."""
+    from tasks.ingest.demo_corpus import generate_demo_corpus
+
+    with exit_codes(ValueError):
+        roots = generate_demo_corpus(
+            directory, seed=seed, conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
+            utterances_per_split={"train": train, "dev": dev, "eval": eval_},
+        )
+    for name, root in roots.items():
+        typer.echo(f"{name}\t{root}")
+
+
+@app.command()
+def ingest(
+    dataset: str = typer.Argument(..., help="Registry name of the corpus layout, e.g. asvspoof2019_la (see `addgp datasets`)."),
+    root: Path = typer.Argument(..., help="The corpus as shipped by its publisher."),
+    output: Path = typer.Option(..., "-o", "--output", help="Manifest to write (Parquet); rejects go beside it."),
+    name: Optional[str] = typer.Option(None, help="Dataset name written into the rows (default: DATASET)."),
+    option: list[str] = typer.Option([], "--option", help="Adapter option KEY=VALUE (repeatable), e.g. keys_root=/data/keys."),
+    workers: int = typer.Option(16, help="Threads reading audio headers and hashing."),
+) -> None:
+    """Read a corpus from its native layout into a manifest; prints a summary."""
+    from storage.manifests import rejects_path_for, write_manifest, write_rejects
+    from tasks.ingest.common import LayoutError
+    from tasks.ingest.registry import ingest_dataset
+
+    options = {}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--option {item!r} is not KEY=VALUE")
+        options[key] = value
+    with exit_codes(LayoutError, KeyError, FileNotFoundError, ValueError, TypeError):
+        result = ingest_dataset(dataset, root, dataset=name, workers=workers, **options)
+    write_manifest(result.manifest, output)
+    rejects = write_rejects(result.rejects, rejects_path_for(output))
+    summary = result.summary()
+    typer.echo(json.dumps({**summary, "manifest": str(output), "rejects_table": rejects}, indent=2))
+    if result.manifest.empty:
+        fail(f"no usable rows in {root}; see {rejects}")
+
+
+@app.command()
+def datasets(
+    registry: Optional[Path] = typer.Option(None, help="Corpus registry YAML (default: the packaged configs/datasets.yaml)."),
+    no_scan: bool = typer.Option(False, "--no-scan", help="Only report manifests already written; do not list corpus folders."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the corpus registry: what is on disk, and rows per split, label and attack."""
+    from tasks.ingest.catalog import RegistryError, describe_registry, render_registry
+
+    with exit_codes(RegistryError, FileNotFoundError):
+        rows = describe_registry(registry, scan=not no_scan)
+    typer.echo(json.dumps(rows, indent=2, default=str) if as_json else render_registry(rows))
+
+
+@app.command()
+def embed(
+    manifest: list[Path] = typer.Argument(..., help="Manifest(s) from `addgp ingest`."),
+    encoder: str = typer.Option(..., help="Hugging Face hub id, local checkpoint dir, or random preset (tiny-random, xlsr-300m-random, …)."),
+    store: Path = typer.Option(..., help="Embedding store directory."),
+    layers: str = typer.Option("-1", help="Comma-separated hidden-state indices (0 = CNN features, -1 = last)."),
+    pooling: str = typer.Option("mean", help="mean or mean+std."),
+    crop_seconds: Optional[float] = typer.Option(None, help="Embed only the first N seconds."),
+    batch_seconds: float = typer.Option(64.0, help="Padded audio seconds per encoder batch."),
+    shard_seconds: float = typer.Option(600.0, help="Audio seconds per shard (one Dask task, one file)."),
+    dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
+    revision: Optional[str] = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
+    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; default: run in this process."),
+) -> None:
+    """Embed every manifest row the store lacks; re-running adds nothing."""
+    from storage.manifests import read_manifests
+    from tasks.embed.encoder import EncoderSpec
+    from tasks.embed.run import embed_manifest
+    from tasks.embed.task import dask_client
+
+    if pooling not in ("mean", "mean+std"):
+        fail(f"--pooling must be mean or mean+std, not {pooling!r}")
+    if dtype not in ("float32", "float16"):
+        fail(f"--dtype must be float32 or float16, not {dtype!r}")
+    with exit_codes(FileNotFoundError, ValueError):
+        frame = read_manifests(list(manifest))
+        spec = EncoderSpec(
+            id=encoder, revision=revision, layers=tuple(int(x) for x in layers.split(",")), pooling=pooling,
+            crop_seconds=crop_seconds, storage_dtype=dtype,
+        )
+        if scheduler:
+            with dask_client(scheduler) as client:
+                summary = embed_manifest(frame, spec, str(store), batch_seconds=batch_seconds, shard_seconds=shard_seconds, client=client)
+        else:
+            summary = embed_manifest(frame, spec, str(store), batch_seconds=batch_seconds, shard_seconds=shard_seconds)
+    for warning in summary.warnings:
+        typer.secho(f"WARNING: {warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(json.dumps(summary.as_dict(), indent=2))

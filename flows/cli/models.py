@@ -1,0 +1,131 @@
+"""`addgp train`, `addgp adapt` and `addgp score`: fit, adapt and use registered detectors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli.common import EXIT_UNAVAILABLE, app, exit_codes, fail
+
+
+def _params(items: list[str]) -> dict:
+    """KEY=VALUE pairs; values parsed as JSON where they are JSON (numbers, lists, true/false/null)."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--param {item!r} is not KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _filters(items: list[str]) -> dict[str, list[str]]:
+    """COLUMN=V1,V2 filters on manifest rows."""
+    filters = {}
+    for item in items:
+        column, sep, values = item.partition("=")
+        if not sep:
+            fail(f"--where {item!r} is not COLUMN=VALUE[,VALUE…]")
+        filters[column] = values.split(",")
+    return filters
+
+
+@app.command()
+def train(
+    manifest: list[Path] = typer.Argument(..., help="Manifest(s) holding the training rows."),
+    store: Path = typer.Option(..., help="Embedding store with those rows embedded."),
+    models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
+    name: str = typer.Option(..., help="Model name in the registry."),
+    kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
+    encoder: str = typer.Option(..., help="Encoder the store rows were made with (as in the store's encoder column)."),
+    layer: int = typer.Option(-1, help="Stored layer to train on."),
+    pooling: str = typer.Option("mean", help="Stored pooling."),
+    crop_seconds: Optional[float] = typer.Option(None, help="Stored crop (none = full length)."),
+    datasets: Optional[str] = typer.Option(None, help="Comma-separated datasets (default: all in the manifests)."),
+    splits: str = typer.Option("train", help="Comma-separated training splits."),
+    dev_splits: str = typer.Option("dev", help="Comma-separated dev splits (C / early stopping); empty for none."),
+    param: list[str] = typer.Option([], "--param", help="Detector hyper-parameter KEY=VALUE (repeatable), e.g. mode=variational."),
+) -> None:
+    """Fit a detector on store embeddings and register it with a model card."""
+    from storage.manifests import read_manifests
+    from tasks.embed.encoder import EncoderSpec, resolve_layer
+    from tasks.train.fit import TrainingSelection, fit_and_register
+
+    with exit_codes(FileNotFoundError, ValueError, TypeError):
+        frame = read_manifests(list(manifest))
+        spec = EncoderSpec(id=encoder.partition("@")[0], revision=encoder.partition("@")[2] or None, pooling=pooling, crop_seconds=crop_seconds)
+        selection = TrainingSelection(
+            datasets=tuple(datasets.split(",")) if datasets else tuple(sorted(frame["dataset"].unique())),
+            splits=tuple(splits.split(",")),
+            dev_splits=tuple(s for s in dev_splits.split(",") if s),
+            layer=resolve_layer(spec, layer),
+        )
+        result = fit_and_register(frame, str(store), str(models), spec, selection, name, kind, _params(param))
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
+def adapt(
+    model: Path = typer.Argument(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
+    shots: list[Path] = typer.Option(..., "--shots", help="Manifest(s) holding the labelled examples of the new generator."),
+    where: list[str] = typer.Option([], "--where", help="Keep shot rows with COLUMN=V1,V2 (repeatable), e.g. attack=A17."),
+    store: Path = typer.Option(..., help="Embedding store holding the shots and the model's training rows."),
+    training_manifest: list[Path] = typer.Option(..., "--training-manifest", help="Manifest(s) of the model's training data (for replay)."),
+    models: Path = typer.Option(..., help="Model registry root: the adapted model becomes the next version."),
+    replay: int = typer.Option(2000, help="Old training rows replayed with the shots."),
+    seed: int = typer.Option(0, help="Seed of the replay sample."),
+) -> None:
+    """Few-shot adaptation: teach a model a new generator from K labelled examples, without forgetting."""
+    from storage.manifests import read_manifests
+    from storage.models import save_model
+    from tasks.nightly.challenger import build_challenger, derived_card
+    from tasks.train.detectors import load_detector
+
+    with exit_codes(FileNotFoundError, ValueError, TypeError):
+        detector, card = load_detector(model)
+        shot_rows = read_manifests(list(shots))
+        for column, values in _filters(where).items():
+            if column not in shot_rows.columns:
+                fail(f"--where {column}: the shot manifest has no column {column!r}; it has {list(shot_rows.columns)}")
+            shot_rows = shot_rows[shot_rows[column].astype(str).isin(values)]
+        if shot_rows.empty:
+            fail("no shot rows left after --where filters")
+        manifest = read_manifests(list(dict.fromkeys(list(training_manifest) + list(shots))))  # each file once
+        adapted = build_challenger(detector, card, "adapt", manifest, str(store), shot_rows, replay, seed)
+        ref = save_model(str(models), card["name"], adapted, derived_card(card, shot_rows, {"adapted_from": str(model)}, rows_key="shots"))
+    typer.echo(json.dumps({"name": ref.name, "version": ref.version, "path": str(ref.path), "shots": int(len(shot_rows))}, indent=2))
+
+
+@app.command()
+def score(
+    audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    model: Path = typer.Option(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
+) -> None:
+    """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
+    from tasks.embed.encoder import EncoderUnavailableError
+    from tasks.evaluate.score_files import score_files
+
+    missing = [str(p) for p in audio if not p.exists()]
+    if missing:
+        fail(f"not found: {', '.join(missing)}")
+    with exit_codes(FileNotFoundError):
+        try:
+            table = score_files([str(p) for p in audio], str(model))
+        except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
+            fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
+    for row in table.to_dict("records"):
+        if as_json:
+            typer.echo(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}))
+        elif row["error"] is not None:
+            typer.echo(f"{row['path']}\terror: {row['error']}")
+        else:
+            variance = "" if math.isnan(row["variance"]) else f"\t{row['variance']:.4g}"
+            typer.echo(f"{row['path']}\t{row['score']:.4f}\t{row['p_spoof']:.4f}{variance}")

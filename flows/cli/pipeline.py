@@ -1,0 +1,68 @@
+"""`addgp run`, `addgp nightly`, `addgp serve`: the flows of a pipeline config."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from flows.cli.common import app, exit_codes, fail
+
+
+def default_config() -> Path:
+    """The embedded demo config shipped inside the package."""
+    return Path(str(resources.files("configs") / "demo.yaml"))
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="Pipeline config (YAML). Default: the embedded demo config."),
+    run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
+) -> None:
+    """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report."""
+    from flows.config import load_pipeline_config
+
+    path = config or default_config()
+    with exit_codes():
+        load_pipeline_config(path)  # fail here, before any server or cluster starts
+    from flows.cli.server import prefect_api
+    from flows.pipeline import pipeline_flow
+
+    with exit_codes(), prefect_api():
+        folder = pipeline_flow(str(path), run_id=run_id)
+    typer.echo(f"report: {folder}/index.html")
+
+
+@app.command()
+def nightly(
+    config: Path = typer.Argument(..., help="Pipeline config with a `nightly:` section."),
+    run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name + '-nightly')."),
+) -> None:
+    """Run one night now: absorb new inbox batches, challenge the champion, promote if better."""
+    from flows.config import load_pipeline_config
+
+    with exit_codes():
+        if load_pipeline_config(config).nightly is None:
+            fail(f"{config}: no `nightly:` section (inbox, detector, strategy); see docs/operations.md")
+    from flows.cli.server import prefect_api
+    from flows.nightly import nightly_flow
+
+    with exit_codes(FileExistsError), prefect_api():
+        outcome = nightly_flow(str(config), run_id=run_id)
+    verdict = "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
+    resumed = " (resumed an unfinished night)" if outcome.get("resumed") else ""
+    typer.echo(f"{verdict}{resumed}; report: {outcome['report']}/index.html")
+
+
+@app.command()
+def serve(config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs.")) -> None:
+    """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped."""
+    with exit_codes():
+        from flows.deployments import build_deployments
+
+        deployments = build_deployments(config)
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments)

@@ -1,0 +1,77 @@
+"""The inbox batch ledger ``STATE/inbox_batches.json``: which inbox files were seen, in which
+dated batch, and which consumer (the nightly loop) has used which batch.
+
+::
+
+    {"version": 1, "dataset": "inbox", "root": "/data/inbox",
+     "files": {utt_id: {"batch_id", "sha256"}},
+     "batches": [{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}, …],
+     "consumers": {"nightly": [batch_id, …]}}
+
+Every change is a read-modify-write under ``STATE/.inbox_batches.json.lock`` and lands by
+atomic rename, so a killed writer leaves the previous ledger intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterable, Iterator
+
+from storage.state import read_state, state_lock, state_path, write_state
+
+LEDGER_NAME = "inbox_batches.json"
+LEDGER_VERSION = 1
+_FIX = (
+    "restore it from a backup; deleting it makes every file in the inbox a new batch again "
+    "(the next night retrains on all of them)"
+)
+
+
+def ledger_path(state_dir: str | os.PathLike) -> str:
+    """``<state_dir>/inbox_batches.json`` (a local path or an fsspec URL such as ``s3://…``)."""
+    return state_path(state_dir, LEDGER_NAME)
+
+
+def _empty_ledger() -> dict:
+    return {"version": LEDGER_VERSION, "dataset": None, "files": {}, "batches": [], "consumers": {}}
+
+
+def read_ledger(state_dir: str | os.PathLike) -> dict:
+    """The batch ledger (an empty one when none was written yet); a damaged one is a StateFileError."""
+    ledger = read_state(ledger_path(state_dir), _empty_ledger(), fix=_FIX)
+    for key, default in _empty_ledger().items():
+        ledger.setdefault(key, default)
+    return ledger
+
+
+@contextlib.contextmanager
+def ledger_transaction(state_dir: str | os.PathLike) -> Iterator[dict]:
+    """The ledger, locked for the block; written back (atomically) only when the block succeeds."""
+    with state_lock(state_dir, LEDGER_NAME):
+        ledger = read_ledger(state_dir)
+        yield ledger
+        write_state(ledger_path(state_dir), ledger)
+
+
+def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly") -> list[dict]:
+    """Batches (oldest first) that ``consumer`` has not acknowledged yet.
+
+    Each is ``{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``; the
+    manifest rows of a batch are those whose ``batch_id`` column equals it.
+    """
+    ledger = read_ledger(state_dir)
+    seen = set(ledger["consumers"].get(consumer, []))
+    return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
+
+
+def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly") -> None:
+    """Record that ``consumer`` has used these batches (unknown ids are an error; repeats are no-ops)."""
+    batch_ids = list(batch_ids)
+    with ledger_transaction(state_dir) as ledger:
+        known = {b["batch_id"] for b in ledger["batches"]}
+        unknown = [b for b in batch_ids if b not in known]
+        if unknown:
+            raise KeyError(f"{ledger_path(state_dir)}: no batch(es) {unknown}; known: {sorted(known)}")
+        done = ledger["consumers"].setdefault(consumer, [])
+        done.extend(b for b in batch_ids if b not in done)

@@ -1,0 +1,93 @@
+"""One night's bookkeeping: which batches it absorbs, under which run id, from which champion,
+and which steps are done, so that a night killed part-way is resumed, not redone.
+
+A night that finds unacknowledged batches records itself (``storage.champions.save_night``)
+before it trains anything; each step that writes (baseline, challenger, promotion, report)
+adds its result to that record. The next run, under the same lock, finds the record and
+carries on from the last step done: the same run id, the same batches, the same
+challenger, so a batch gets one model version and one report. Acknowledging the batches
+ends the night and removes the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from storage import champions
+from storage.inbox_ledger import acknowledge_inbox_batches, new_inbox_batches
+from storage.paths import exists, join
+from storage.reports import new_run_id
+
+CONSUMER = "nightly"
+
+
+def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_id: str | None = None) -> dict:
+    """Tonight's record: the unfinished night's (resumed), a new one over the unacknowledged
+    batches, or an empty one (``batches == []``) when nothing new arrived.
+
+    Raises ChampionMissingError when the champion's model folder is gone, before anything
+    is trained, and FileExistsError when ``run_id`` names a published report.
+    """
+    pending = new_inbox_batches(state_dir, consumer=CONSUMER)
+    night = champions.night_in_progress(state_dir, detector)
+    if night is not None:
+        waiting = {b["batch_id"] for b in pending}
+        if not set(night["batch_ids"]) & waiting:
+            # Killed after acknowledging, before removing the record: the night is done.
+            champions.finish_night(state_dir, detector)
+            night = None
+    if night is not None:
+        night = {**night, "resumed": night.get("resumed", 0) + 1}
+        champions.save_night(state_dir, detector, night)
+        if night["champion"] is not None:
+            champions.require_champion_model(state_dir, detector, night["champion"])
+        return night
+    if run_id is not None and exists(join(reports_root, run_id)):
+        raise FileExistsError(f"--run-id {run_id}: a nightly report {join(reports_root, run_id)} exists; pick another id")
+    run_id = run_id or new_run_id(reports_root, name)
+    if not pending:
+        return {"run_id": run_id, "batch_ids": [], "batches": []}
+    champion = champions.current_champion(state_dir, detector)
+    if champion is not None:
+        champions.require_champion_model(state_dir, detector, champion)
+    night = {
+        "run_id": run_id,
+        "batch_ids": [b["batch_id"] for b in pending],
+        "batches": pending,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "champion": champion,
+    }
+    champions.save_night(state_dir, detector, night)
+    return night
+
+
+def record_step(state_dir: str, detector: str, night: dict, **done) -> dict:
+    """``night`` with the results of a step added, saved before the next step starts."""
+    night = {**night, **done}
+    champions.save_night(state_dir, detector, night)
+    return night
+
+
+def promote_after_decision(state_dir: str, detector: str, night: dict, comparison: dict, challenger: dict) -> dict:
+    """Write tonight's promotions (the first night's baseline, a winning challenger); return the champion after tonight.
+
+    Repeating them on a resumed night changes nothing (``champions.promote`` is a no-op for
+    a model already promoted).
+    """
+    champion = night["champion"]
+    if champion.get("eer") is None:
+        champion = {**champion, "eer": comparison["champion_eer"], "promoted_at": night["run_id"]}
+        champions.promote(state_dir, detector, champion)
+    if comparison["decision"]["promote"]:
+        champion = {
+            "model_path": challenger["path"], "version": challenger["version"], "run_id": night["run_id"],
+            "promoted_at": night["run_id"], "eer": comparison["challenger_eer"], "batches": night["batch_ids"],
+        }
+        champions.promote(state_dir, detector, champion)
+    return champions.current_champion(state_dir, detector) or champion
+
+
+def close_night(state_dir: str, detector: str, night: dict) -> None:
+    """Acknowledge the night's batches (used once, whatever happens next) and drop its record."""
+    acknowledge_inbox_batches(state_dir, night["batch_ids"], consumer=CONSUMER)
+    champions.finish_night(state_dir, detector)

@@ -1,0 +1,100 @@
+"""Prefect tasks of the nightly loop: open the night, build the challenger, compare, promote,
+publish, close. Each is a thin wrapper over tasks/nightly and storage; flows/nightly.py
+composes them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from storage.manifests import read_manifest, read_manifests
+from storage.models import save_model
+from storage.paths import exists, join
+from storage.reports import publish_report
+from tasks.ingest.inbox import rows_of_batches
+from tasks.nightly.challenger import build_challenger, derived_card, split_new_rows
+from tasks.nightly.compare import compare_champion_and_challenger
+from tasks.nightly.night import close_night, open_night, promote_after_decision, record_step
+from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
+from tasks.report.task import artifact_key
+from tasks.train.detectors import load_detector
+
+
+@task(name="open-night", cache_policy=NO_CACHE)
+def open_night_task(state_dir: str, detector: str, reports_root: str, name: str, run_id: str | None) -> dict:
+    return open_night(state_dir, detector, reports_root, name, run_id)
+
+
+@task(name="record-baseline", cache_policy=NO_CACHE)
+def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: dict) -> dict:
+    """The first night's baseline becomes the champion tonight's challenger is measured against."""
+    champion = {"model_path": baseline["path"], "version": baseline["version"], "run_id": night["run_id"], "eer": None}
+    return record_step(state_dir, detector, night, champion=champion)
+
+
+@task(name="new-rows", cache_policy=NO_CACHE)
+def new_rows_task(inbox_manifest: str, batch_ids: list[str], holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The night's inbox rows: (rows to learn from, held-out rows to test on)."""
+    return split_new_rows(rows_of_batches(read_manifest(inbox_manifest), batch_ids), holdout_fraction)
+
+
+@task(name="challenger", retries=1, cache_policy=NO_CACHE)
+def challenger_task(
+    state_dir: str, night: dict, strategy: str, manifest_paths: list[str], store: str, models_root: str, name: str,
+    learn_rows: pd.DataFrame, replay_rows: int,
+) -> dict:
+    """Tonight's challenger, registered as the next version of ``name``; on a resumed night, the one already built."""
+    built = night.get("challenger")
+    if built is not None and exists(built["path"]):
+        return night
+    champion_path = night["champion"]["model_path"]
+    champion, card = load_detector(champion_path)
+    challenger = build_challenger(champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows)
+    provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night["run_id"]}
+    ref = save_model(models_root, name, challenger, derived_card(card, learn_rows, provenance))
+    record = {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}
+    return record_step(state_dir, name, night, challenger=record)
+
+
+@task(name="champion-vs-challenger", retries=1, cache_policy=NO_CACHE)
+def compare_task(
+    champion_path: str,
+    challenger_path: str,
+    manifest_paths: list[str],
+    store: str,
+    eval_datasets: list[str],
+    eval_splits: list[str],
+    holdout_rows: pd.DataFrame,
+    n_boot: int,
+    eer_at_last_promotion: dict[str, float] | None,
+) -> dict:
+    """Score both models on the eval sets and the held-out new fakes; decide; measure forgetting."""
+    models = {"champion": load_detector(champion_path), "challenger": load_detector(challenger_path)}
+    return compare_champion_and_challenger(
+        models, read_manifests(manifest_paths), store, eval_datasets, eval_splits, holdout_rows, n_boot, eer_at_last_promotion
+    )
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote_task(state_dir: str, detector: str, night: dict, comparison: dict) -> dict:
+    """The champion record after tonight's decision (promotions written, at most once per model)."""
+    return promote_after_decision(state_dir, detector, night, comparison, night["challenger"])
+
+
+@task(name="publish-nightly-report", cache_policy=NO_CACHE)
+def publish_nightly_task(outcome: NightlyOutcome, reports_root: str, night: dict | None = None) -> str:
+    """Publish the nightly report once: a resumed ``night`` whose report is out returns it; a
+    published report is never replaced."""
+    if night is not None and exists(join(reports_root, outcome.run_id)):
+        return join(reports_root, outcome.run_id)  # this night's own report, published before a kill
+    folder = publish_report(render_nightly_report(outcome), reports_root, outcome.run_id, replace=False)
+    create_markdown_artifact(render_markdown(outcome), key=artifact_key(outcome.config_name, "nightly"), description="nightly decision")
+    return folder
+
+
+@task(name="close-night", cache_policy=NO_CACHE)
+def close_night_task(state_dir: str, detector: str, night: dict) -> None:
+    close_night(state_dir, detector, night)
