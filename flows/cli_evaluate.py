@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         except (FileNotFoundError, ValueError, MetricsError) as exc:
             _fail(str(exc))
         write_scores(scores, output)
-        cells = evaluation.cells[["detector", "dataset", "eer", "eer_ci_low", "eer_ci_high", "min_dcf", "act_dcf", "cllr", "n_bonafide", "n_spoof", "note"]]
+        cells = evaluation.headline_cells()
         result = {
             "scores": str(output),
             "rows": int(len(scores)),

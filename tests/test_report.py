@@ -13,7 +13,8 @@ from test_crossdataset import make_scores
 
 from storage.reports import list_reports, previous_report, publish_report, report_history
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-from tasks.report.build import ReportInput, md_escape, render_report, slug, without_paths
+from tasks.report.build import ReportInput, render_report
+from tasks.report.format import md_escape, slug, without_paths
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
 from tasks.report.task import artifact_key, publish_run_report
 
@@ -73,7 +74,7 @@ def test_metrics_json_is_strict_json_with_cis_for_the_next_run(files):
         raise AssertionError(f"non-JSON number {token}")
 
     document = json.loads(files["metrics.json"], parse_constant=no_nan)
-    assert document["format"] == "addgp-report/2"
+    assert document["format"] == "addgp-report/3"
     cell = next(m for m in document["metrics"] if m["detector"] == "lr" and m["dataset"] == "phone")
     assert 0 < cell["eer_ci_low"] <= cell["eer"] <= cell["eer_ci_high"] < 1
     assert {"average_eer", "average_eer_ci_low", "pooled_eer", "corpora"} <= set(document["summary"][0])

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import (
-    METRIC_KEYS,
     ScoreGroups,
     group_by_score,
+    metric_spec,
     metrics_from_counts,
     validated,
 )
@@ -117,8 +117,7 @@ def bootstrap_distribution(
     -------
     (n_boot,) float array, deterministic for a given ``seed`` and data.
     """
-    if metric not in METRIC_KEYS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {list(METRIC_KEYS)}")
+    metric_spec(metric)  # ValueError naming the known metrics
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     scores, bona = validated(df[score_col].to_numpy(), df[label_col])
@@ -151,7 +150,7 @@ def bootstrap_ci(
     ----------
     df : rows with ``score_col`` and ``label_col`` (and ``cluster_col`` for a speaker
         bootstrap; absent or all-null means resampling rows).
-    metric : one of METRIC_KEYS.
+    metric : a key of addgp.metrics.METRIC_SPECS.
 
     Returns
     -------
