@@ -332,3 +332,31 @@ def test_a_previous_report_of_another_kind_is_skipped_for_the_diff(tmp_path, sma
     publish_report({"metrics.json": json.dumps({"kind": "nightly", "run_id": "r2"})}, root, "r2")
     third = publish_run_report(report_input(small_scores, "r3"), small_scores, str(root))
     assert third.content.comparison.previous_run_id == "r1" and third.content.comparison.status == "none"
+
+
+# ------------------------------------------------------------------ shared inputs: conditions, data checks
+
+
+def with_conditions(scores: pd.DataFrame, shrink: dict | None = None, seed: int = 3) -> pd.DataFrame:
+    """``scores`` as clean plus degraded copies of every utterance (class separation shrunk, noise added)."""
+    rng = np.random.default_rng(seed)
+    frames = [scores.assign(condition="clean")]
+    for name, factor in (shrink or {"mp3_32k": 0.8, "telephony": 0.35}).items():
+        degraded = scores.copy()
+        degraded["score"] = degraded["score"] * factor + rng.normal(0, 0.5, len(degraded))
+        degraded["p_spoof"] = 1 / (1 + np.exp(degraded["score"]))
+        frames.append(degraded.assign(condition=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def data_checks_frame() -> pd.DataFrame:
+    """The long data-checks table the inputs stage hands to the report."""
+    return pd.DataFrame(
+        [
+            {"check": "duplicate utt_id", "scope": "all manifests", "count": 0, "severity": "info", "examples": ""},
+            {"check": "duplicate audio (sha256) within a manifest", "scope": "studio", "count": 3, "severity": "warning",
+             "examples": "/data/corpora/studio/a.flac = /data/corpora/studio/b.flac"},
+            {"check": "train/eval overlap (sha256)", "scope": f"studio train × {EVIL_DATASET} eval", "count": 2, "severity": "error",
+             "examples": "<b>u1</b>|u2"},
+        ]
+    )  # fmt: skip

@@ -23,6 +23,10 @@ The result (:class:`Evaluation`) holds, all as plain DataFrames:
 - ``attacks`` / ``conditions``: per-attack (spoofs of one attack against all bona fide of
   the corpus, as ASVspoof does) and per-condition (codec, language, ... where the manifest
   has them) metrics per (detector, corpus).
+- ``robustness`` / ``robustness_cells``: when the score table carries a ``condition``
+  column with more than one condition (``clean`` = audio as shipped), EER and Cllr per
+  detector x condition and their change against clean with paired bootstrap CIs
+  (:mod:`tasks.evaluate.robustness`); every other table is then built from the clean rows.
 - ``selective`` / ``selective_curves``: the share of utterances a detector decides with at
   most ``target_error`` errors when it may defer the most uncertain ones (GP variance when
   the detector gives one, else the entropy of P(spoof)), as a number and a curve.
@@ -40,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
+from tasks.evaluate.robustness import CLEAN, condition_labels, has_conditions, robustness_tables
 from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
@@ -96,6 +101,8 @@ class Evaluation:
     selective_curves: pd.DataFrame
     datasets: list[str]
     settings: EvaluationSettings = field(default_factory=EvaluationSettings)
+    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, condition); empty without conditions
+    robustness_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, corpus, condition)
 
     def matrix(self, metric: str = "eer") -> pd.DataFrame:
         """Rows (detector, train_setting), columns the eval corpora in evaluation order."""
@@ -185,6 +192,16 @@ def evaluate_scores(
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
     if scores.empty:
         raise ValueError("score table is empty: nothing to evaluate")
+    robustness_cells, robustness = robustness_tables(scores, settings.n_boot, settings.alpha, settings.seed)
+    if has_conditions(scores):
+        # every table but the robustness ones describes the audio as shipped
+        clean = (condition_labels(scores) == CLEAN).to_numpy()
+        if not clean.any():
+            raise ValueError(
+                f"score table has a 'condition' column with {sorted(set(condition_labels(scores)))} but no 'clean' rows; "
+                "score the eval sets as shipped too (condition 'clean' or empty)"
+            )
+        scores = scores[clean]
     scores = with_train_columns(scores)
     datasets = [str(d) for d in pd.unique(scores["dataset"])]
     detectors = [str(d) for d in pd.unique(scores["detector"])]
@@ -242,6 +259,8 @@ def evaluate_scores(
         selective_curves=_concat(curve_frames, ["detector", "dataset", "coverage", "error"]),
         datasets=datasets,
         settings=settings,
+        robustness=robustness,
+        robustness_cells=robustness_cells,
     )
 
 

@@ -138,6 +138,8 @@ def metrics_document(report: ReportInput, evaluation: Evaluation | None = None, 
         "aggregates": records(evaluation.aggregates),
         "attacks": records(evaluation.attacks),
         "conditions": records(evaluation.conditions),
+        "robustness": records(evaluation.robustness),
+        "robustness_cells": records(evaluation.robustness_cells),
         "selective": records(evaluation.selective),
         "selective_curves": records(evaluation.selective_curves),
         "notes": without_paths(report.notes),
@@ -159,7 +161,7 @@ def _scores_of(scores: pd.DataFrame | None, detector: str, dataset: str) -> pd.D
 
 def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, list]]:
     images: dict[str, bytes] = {}
-    figures: dict[str, list[tuple[str, str]]] = {"matrix": [], "corpora": [], "selective": [], "trends": []}
+    figures: dict[str, list[tuple[str, str]]] = {"matrix": [], "robustness": [], "corpora": [], "selective": [], "trends": []}
     summary = evaluation.summary
     if len(evaluation.cells):
         matrix = evaluation.matrix("eer")
@@ -169,6 +171,10 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
         name = "plots/eer_heatmap.png"
         images[name] = plots.heatmap_plot(matrix.to_numpy(dtype=float), rows, list(matrix.columns), averages, in_domain, "average")
         figures["matrix"].append((name, "EER (%) of every detector on every eval corpus; the last column is the unweighted average over corpora. Dashed outline: in-domain."))
+    if len(evaluation.robustness):
+        name = "plots/robustness.png"
+        images[name] = _robustness_plot(evaluation.robustness)
+        figures["robustness"].append((name, "EER (%) per detector and condition (average over eval corpora) and its change against clean; outlined: each detector's worst condition."))
     scores = report.scores
     detectors = list(summary["detector"]) if len(summary) else []
     for dataset in evaluation.datasets:
@@ -194,6 +200,16 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
         images[name] = plots.trend_plot(trends, evaluation.datasets, AVERAGE_LABEL, report.run_id)
         figures["trends"].append((name, "EER per eval corpus (and the average over corpora, black) across the published reports."))
     return images, figures
+
+
+def _robustness_plot(robustness: pd.DataFrame) -> bytes:
+    def wide(column: str) -> pd.DataFrame:
+        table = robustness.pivot_table(index="detector", columns="condition", values=column, aggfunc="first", sort=False)
+        return table.reindex(index=list(pd.unique(robustness["detector"])), columns=list(pd.unique(robustness["condition"])))
+
+    eer, delta = wide("eer"), wide("delta_eer")
+    worst = wide("worst").fillna(False).astype(bool)
+    return plots.robustness_plot(eer.to_numpy(dtype=float), delta.to_numpy(dtype=float), list(eer.index), list(eer.columns), worst.to_numpy())
 
 
 def build_content(report: ReportInput) -> ReportContent:

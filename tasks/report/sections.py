@@ -196,6 +196,55 @@ def matrix_section(content: ReportContent) -> Section:
                    nav="Cross-dataset matrix", summary=True)  # fmt: skip
 
 
+def _delta_cell(spec: MetricSpec, record, strong: bool = False) -> Cell:
+    """The change of a metric against clean (positive = worse), with its CI; red when the CI excludes no change."""
+    key = f"delta_{spec.key}"
+    value, low, high = record.get(key), record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
+    unit_scale = 100 if spec.percent else 1
+    text = f"{unit_scale * float(value):+.{spec.digits - 1 if spec.percent else spec.digits}f}" if is_number(value) else "–"
+    ci = spec.format_ci(low, high)
+    worse = is_number(low) and (spec.worse(low, 0.0) > 0 if not spec.higher_is_better else spec.worse(high, 0.0) > 0)
+    return Cell(text, ci=ci, css="bad" if worse else "", strong=strong)
+
+
+def robustness_section(content: ReportContent) -> Section | None:
+    ev = content.evaluation
+    if ev.robustness is None or ev.robustness.empty:
+        return None
+    eer, cllr = METRIC_SPECS["eer"], METRIC_SPECS["cllr"]
+    columns = [Column("detector", True), Column("condition", True), Column("corpora"), Column("EER (%)"), Column("ΔEER vs clean (pp)"),
+               Column("Cllr (bits)"), Column("ΔCllr vs clean (bits)")]  # fmt: skip
+    rows = []
+    for _, r in ev.robustness.iterrows():
+        worst = truthy(r.get("worst"))
+        condition = name_cell(r["condition"], strong=worst)
+        if worst:
+            condition.css, condition.mark, condition.title = "worst", " ▲ worst", "this detector's worst condition (largest EER increase)"
+        rows.append([name_cell(r["detector"]), condition, count_cell(r["n_corpora"]), rate_cell(r["eer"], digits=2),
+                     _delta_cell(eer, r, strong=worst), metric_cell(cllr, r), _delta_cell(cllr, r)])  # fmt: skip
+    detail_columns = [Column("detector", True), Column("eval corpus", True), Column("condition", True), Column("utterances"), Column("paired"),
+                      Column("EER (%)"), Column("ΔEER (pp)"), Column("Cllr (bits)"), Column("ΔCllr (bits)"), Column("note", True)]  # fmt: skip
+    detail = [
+        [name_cell(c["detector"]), name_cell(c["dataset"]), name_cell(c["condition"]), count_cell(c["n"]), count_cell(c["n_paired"]),
+         rate_cell(c["eer"], digits=2), _delta_cell(eer, c), metric_cell(cllr, c), _delta_cell(cllr, c), name_cell(_note(c["note"]))]
+        for _, c in ev.robustness_cells.iterrows()
+    ]  # fmt: skip
+    worst = ev.robustness[ev.robustness["worst"].map(truthy)]
+    glance: list[Inline] = ["Worst condition per detector: "]
+    for i, (_, w) in enumerate(worst.iterrows()):
+        glance += [", " if i else "", Span(f"{w['detector']}: {w['condition']} ({100 * w['delta_eer']:+.1f} pp EER)", "b")]
+    intro = Paragraph([
+        "Every eval set scored under each degradation condition (clean = audio as shipped). Averages over the eval corpora scored "
+        "under both the condition and clean; Δ = condition − clean (positive = worse), 95 % CI from a bootstrap paired by utterance "
+        f"({ev.settings.n_boot} resamples; an utterance scored under both is resampled with both its scores). "
+        "Red: the CI lies entirely on the worse side. The other sections describe clean audio only.",
+    ])  # fmt: skip
+    blocks = [intro, Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
+              Table("robustness-table", columns, rows), *_figures(content, "robustness", "heat"),
+              Heading("Per eval corpus"), Table("robustness-cells", detail_columns, detail)]  # fmt: skip
+    return Section("robustness", "Robustness to degradations", blocks, nav="Robustness", summary=True)
+
+
 def metrics_section(content: ReportContent) -> Section:
     ev = content.evaluation
     specs = list(METRIC_SPECS.values())
@@ -293,7 +342,7 @@ def models_section(content: ReportContent) -> Section:
 
 
 def run_document(content: ReportContent) -> Document:
-    """The run report's document: regressions first, then data checks, headline, matrix, robustness, details."""
+    """The run report's document: regressions first, then data checks, headline, matrix, robustness, the details."""
     r = content.report
     compared = content.comparison.previous_run_id
     meta: list[Inline] = ["Run ", Span(r.run_id, "b"), f" · {content.document['created']} · encoder {content.document['encoder']} · addgp {__version__}"]
@@ -304,6 +353,7 @@ def run_document(content: ReportContent) -> Document:
         data_checks_section(content),
         headline_section(content),
         matrix_section(content),
+        robustness_section(content),
         metrics_section(content),
         corpora_section(content),
         selective_section(content),
