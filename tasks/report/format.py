@@ -123,7 +123,8 @@ def records(frame: pd.DataFrame | None) -> list[dict]:
     return [jsonable(row) for row in frame.to_dict("records")] if frame is not None and len(frame) else []
 
 
-_PATH_IN_TEXT = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|~/|(?<![\w.])/)[^\s,;]+")
+# a path starts a token: at the start or after a space, comma, semicolon, '=', quote or bracket
+_PATH_IN_TEXT = re.compile(r"(?<![^\s,;=(\[\"'])(?:[A-Za-z][A-Za-z0-9+.-]*://|~/|/)[^\s,;]+")
 
 
 def without_paths_in_text(text) -> str:
