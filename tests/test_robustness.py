@@ -62,6 +62,13 @@ def test_the_other_tables_describe_clean_audio_and_the_deltas_are_the_metric_dif
         assert mine.loc["telephony", "delta_eer_ci_low"] > 0  # a large degradation: the CI excludes no change
 
 
+def test_per_corpus_plots_show_clean_audio_only(clean_scores, conditioned):
+    with_degraded = render_report(report_input(conditioned))
+    clean_only = render_report(report_input(clean_scores))
+    for name in ("plots/det_phone.png", "plots/reliability_phone.png", "plots/scores_studio.png", "plots/eer_heatmap.png"):
+        assert with_degraded[name] == clean_only[name], name
+
+
 def test_the_paired_bootstrap_is_tighter_than_an_unpaired_one_and_deterministic():
     rng = np.random.default_rng(0)
     n = 400

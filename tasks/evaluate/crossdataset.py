@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
-from tasks.evaluate.robustness import CLEAN, condition_labels, has_conditions, robustness_tables
+from tasks.evaluate.robustness import clean_rows, robustness_tables
 from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
@@ -192,17 +192,9 @@ def evaluate_scores(
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
     if scores.empty:
         raise ValueError("score table is empty: nothing to evaluate")
+    clean = clean_rows(scores)  # every table but the robustness ones describes audio as shipped
     robustness_cells, robustness = robustness_tables(scores, settings.n_boot, settings.alpha, settings.seed)
-    if has_conditions(scores):
-        # every table but the robustness ones describes the audio as shipped
-        clean = (condition_labels(scores) == CLEAN).to_numpy()
-        if not clean.any():
-            raise ValueError(
-                f"score table has a 'condition' column with {sorted(set(condition_labels(scores)))} but no 'clean' rows; "
-                "score the eval sets as shipped too (condition 'clean' or empty)"
-            )
-        scores = scores[clean]
-    scores = with_train_columns(scores)
+    scores = with_train_columns(clean)
     datasets = [str(d) for d in pd.unique(scores["dataset"])]
     detectors = [str(d) for d in pd.unique(scores["detector"])]
     settings_of = scores.groupby("detector", sort=False)[["train_setting", "train_datasets"]].first()

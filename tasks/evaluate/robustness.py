@@ -54,6 +54,24 @@ def has_conditions(scores: pd.DataFrame) -> bool:
     return len(conditions_of(scores)) > 1
 
 
+def clean_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of audio as shipped when the table holds several conditions; the whole table otherwise.
+
+    ValueError when there are several conditions but no clean row: the cross-dataset tables
+    describe clean audio and would be empty.
+    """
+    if not has_conditions(scores):
+        return scores
+    labels = condition_labels(scores)
+    clean = (labels == CLEAN).to_numpy()
+    if not clean.any():
+        raise ValueError(
+            f"score table has a 'condition' column with {sorted(set(labels))} but no 'clean' rows; "
+            "score the eval sets as shipped too (condition 'clean' or empty)"
+        )
+    return scores[clean]
+
+
 def _seed(seed: int, *names: str) -> int:
     return (seed * 1_000_003 + zlib.crc32("\0".join(names).encode())) % (2**32)
 

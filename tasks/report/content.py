@@ -16,6 +16,7 @@ import pandas as pd
 
 from addgp import __version__
 from tasks.evaluate.crossdataset import Evaluation, evaluate_scores
+from tasks.evaluate.robustness import clean_rows
 from tasks.report import plots
 from tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
 from tasks.report.format import jsonable, records, slug, truthy, without_paths, without_paths_in_text
@@ -175,7 +176,7 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
         name = "plots/robustness.png"
         images[name] = _robustness_plot(evaluation.robustness)
         figures["robustness"].append((name, "EER (%) per detector and condition (average over eval corpora) and its change against clean; outlined: each detector's worst condition."))
-    scores = report.scores
+    scores = None if report.scores is None else clean_rows(report.scores)  # as the evaluation's tables: audio as shipped
     detectors = list(summary["detector"]) if len(summary) else []
     for dataset in evaluation.datasets:
         cells = {d: _scores_of(scores, d, dataset) for d in detectors}
