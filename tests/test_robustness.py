@@ -47,7 +47,7 @@ def test_the_other_tables_describe_clean_audio_and_the_deltas_are_the_metric_dif
     cells = evaluation.robustness_cells.set_index(["detector", "dataset", "condition"])
     for detector in ("lr", "gp"):
         for dataset in ("studio", "phone"):
-            def eer(condition):
+            def eer(condition, detector=detector, dataset=dataset):
                 part = conditioned[(conditioned["detector"] == detector) & (conditioned["dataset"] == dataset) & (conditioned["condition"] == condition)]
                 return compute_metrics(part["score"], part["label"])["eer"]
 

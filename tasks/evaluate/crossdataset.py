@@ -326,7 +326,7 @@ def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> p
         usable = mine[mine["note"].isna()]
         out_of_domain = usable[~usable["in_domain"].astype(bool)]
         pooled = pooled_and_averaged(scores[scores["detector"] == detector]).set_index("aggregate")
-        averages = {}
+        averages: dict[str, float] = {}
         for key in dict.fromkeys(("eer", *headline_metrics(), *settings.ci_metrics)):
             averages[f"average_{key}"] = float(usable[key].mean()) if len(usable) else float("nan")
             if key in settings.ci_metrics or key == "eer":  # the headline EER always has its CI columns
@@ -336,18 +336,17 @@ def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> p
                     mean_draws = np.mean(np.vstack(stacked), axis=0)
                     low, high = (float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2]))
                 averages[f"average_{key}_ci_low"], averages[f"average_{key}_ci_high"] = low, high
-        rows.append(
-            {
-                "detector": detector,
-                "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
-                **{k: averages.pop(k) for k in ("average_eer", "average_eer_ci_low", "average_eer_ci_high") if k in averages},
-                "n_corpora": int(len(usable)),
-                "n_corpora_evaluated": int(n_total),
-                "corpora": [str(d) for d in usable["dataset"]],
-                "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
-                "n_out_of_domain": int(len(out_of_domain)),
-                "pooled_eer": float(pooled.loc["pooled", "eer"]),
-                **averages,
-            }
-        )
+        row: dict[str, object] = {
+            "detector": detector,
+            "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
+            **{k: averages.pop(k) for k in ("average_eer", "average_eer_ci_low", "average_eer_ci_high") if k in averages},
+            "n_corpora": int(len(usable)),
+            "n_corpora_evaluated": int(n_total),
+            "corpora": [str(d) for d in usable["dataset"]],
+            "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
+            "n_out_of_domain": int(len(out_of_domain)),
+            "pooled_eer": float(pooled.loc["pooled", "eer"]),
+            **averages,
+        }
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -140,8 +140,8 @@ def robustness_tables(
     quantiles = [alpha / 2, 1 - alpha / 2]
     for (detector, dataset), cell in frame.groupby(["detector", "dataset"], sort=False):
         by_condition = {c: g for c, g in cell.groupby("_condition", sort=False)}
-        clean = by_condition.get(CLEAN)
-        clean_ok = clean is not None and _both_classes(clean)
+        clean = by_condition.get(CLEAN, cell.iloc[:0])
+        clean_ok = _both_classes(clean) if len(clean) else False
         clean_values = compute_metrics(clean["score"].to_numpy(), clean["label"]) if clean_ok else {}
         for condition in conditions:
             part = by_condition.get(condition)
@@ -157,7 +157,7 @@ def robustness_tables(
                 deltas = {f"delta_{m}{suffix}": (0.0 if not suffix else np.nan) for m in ROBUSTNESS_METRICS for suffix in ("", "_ci_low", "_ci_high")}
                 rows.append({**row, "n_paired": int(len(part)), "note": None, **deltas})
                 continue
-            row["n_paired"] = int(part["utt_id"].astype(str).isin(set(clean["utt_id"].astype(str))).sum()) if clean is not None else 0
+            row["n_paired"] = int(part["utt_id"].astype(str).isin(set(clean["utt_id"].astype(str))).sum())
             row["note"] = None if clean_ok else "no clean scores with both classes to compare with"
             dist = None
             if clean_ok and n_boot > 0:
@@ -196,9 +196,9 @@ def _summary(cells: pd.DataFrame, draws: dict, conditions: list[str], quantiles:
                     row[f"delta_{m}_ci_low"] = row[f"delta_{m}_ci_high"] = np.nan
                     continue
                 row[f"delta_{m}"] = float(part[f"delta_{m}"].mean())
-                stacked = [draws.get((detector, d, condition, m)) for d in part["dataset"]]
+                stacked = [draws[(detector, d, condition, m)] for d in part["dataset"] if (detector, d, condition, m) in draws]
                 low = high = np.nan
-                if stacked and all(s is not None for s in stacked):
+                if stacked and len(stacked) == len(part):
                     low, high = (float(q) for q in np.quantile(np.mean(np.vstack(stacked), axis=0), quantiles))
                 row[f"delta_{m}_ci_low"], row[f"delta_{m}_ci_high"] = low, high
             rows.append(row)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import pandas as pd
 
@@ -84,7 +85,7 @@ class Comparison:
         }
 
 
-def _finite(value) -> bool:
+def _finite(value) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -130,7 +131,8 @@ def compare_with_previous(current: dict, previous: dict | None) -> Comparison:
     if previous is None:
         return Comparison(previous_run_id=None)
     comparison = Comparison(previous_run_id=str(previous.get("run_id", "previous report")))
-    keys_now, keys_before = set(), set()
+    keys_now: set[tuple[str, str]] = set()
+    keys_before: set[tuple[str, str]] = set()
     for metric in watched_metrics():
         now, before = _cells_of(current, metric), _cells_of(previous, metric)
         keys_now |= now.keys()

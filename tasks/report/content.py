@@ -179,8 +179,8 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
     scores = None if report.scores is None else clean_rows(report.scores)  # as the evaluation's tables: audio as shipped
     detectors = list(summary["detector"]) if len(summary) else []
     for dataset in evaluation.datasets:
-        cells = {d: _scores_of(scores, d, dataset) for d in detectors}
-        cells = {d: c for d, c in cells.items() if c is not None}
+        found = {d: _scores_of(scores, d, dataset) for d in detectors}
+        cells = {d: c for d, c in found.items() if c is not None}
         if not cells:
             continue
         key = slug(dataset)

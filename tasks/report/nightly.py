@@ -41,7 +41,7 @@ class NightlyOutcome:
 
 
 def headline(outcome: NightlyOutcome) -> str:
-    if outcome.nothing_new:
+    if outcome.nothing_new or outcome.decision is None:
         return "Nothing new in the inbox tonight: no model was trained and the champion is unchanged."
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
@@ -78,23 +78,29 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
             [name_cell(b["batch_id"]), Cell(fmt(b.get("n_files", ""))), Cell(fmt(b.get("n_bonafide", ""))), Cell(fmt(b.get("n_spoof", "")))]
             for b in outcome.batches
         ]
-        eer = [[name_cell(dataset), _rate(row.get("champion")), _rate(row.get("challenger"))] for dataset, row in outcome.eer.iterrows()]
+        eer_table = outcome.eer if outcome.eer is not None else pd.DataFrame(columns=["champion", "challenger"])
+        eer = [[name_cell(dataset), _rate(row.get("champion")), _rate(row.get("challenger"))] for dataset, row in eer_table.iterrows()]
+        forgetting_table = outcome.forgetting if outcome.forgetting is not None else pd.DataFrame(columns=["dataset", "eer_at_last_promotion", "eer_now", "change"])
         forgetting = [
             [name_cell(row["dataset"]), _rate(row["eer_at_last_promotion"]), _rate(row["eer_now"]), Cell(signed_pp(row["change"]))]
-            for _, row in outcome.forgetting.iterrows()
+            for _, row in forgetting_table.iterrows()
         ]
         sections += [
+            section
+            for section in (
             Section("batches", "New inbox batches", [Table("batches", [Column("batch", True), Column("files"), Column("bona fide"), Column("spoof")], batches)]),
             Section("eer", "EER: champion vs challenger", [Table("eer", [Column("dataset", True), Column("champion EER (%)"), Column("challenger EER (%)")], eer)]),
             _condition_section(outcome.eer_by_condition),
             Section("forgetting", "Forgetting since the last promotion",
                     [Table("forgetting", [Column("dataset", True), Column("EER then (%)"), Column("EER now (%)"), Column("change (pp)")], forgetting)]),
+            )
+            if section is not None
         ]  # fmt: skip
         if outcome.champion:
             sections.append(Section("champion", "Champion in service", [Paragraph(
                 [Span(_model_ref(outcome.champion["model_path"]), "code"), f" (version {outcome.champion['version']})."], note=False)]))  # fmt: skip
     meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f" · addgp {__version__}"]
-    return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), [s for s in sections if s is not None])
+    return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), sections)
 
 
 def render_markdown(outcome: NightlyOutcome) -> str:

@@ -21,6 +21,7 @@ from tasks.report.model import (
     Cards,
     Cell,
     Column,
+    Block,
     Details,
     Document,
     Figure,
@@ -177,7 +178,7 @@ def matrix_section(content: ReportContent) -> Section:
         detector, setting = key
         cells = [name_cell(detector), name_cell(setting)]
         for dataset, value in row.items():
-            ci = ci_pct(low.loc[key, dataset], high.loc[key, dataset]) if low is not None else ""
+            ci = ci_pct(low.loc[key, dataset], high.loc[key, dataset]) if low is not None and high is not None else ""
             own = truthy(in_domain.loc[key, dataset])
             cell = rate_cell(value, ci=ci, css="indomain" if own else "")
             cell.title, cell.mark = (INDOMAIN_TITLE, " ◦") if own else ("", "")
@@ -239,7 +240,7 @@ def robustness_section(content: ReportContent) -> Section | None:
         f"({ev.settings.n_boot} resamples; an utterance scored under both is resampled with both its scores). "
         "Red: the CI lies entirely on the worse side. The other sections describe clean audio only.",
     ])  # fmt: skip
-    blocks = [intro, Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
+    blocks: list[Block] = [intro, Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
               Table("robustness-table", columns, rows), *_figures(content, "robustness", "heat"),
               Heading("Per eval corpus"), Table("robustness-cells", detail_columns, detail)]  # fmt: skip
     return Section("robustness", "Robustness to degradations", blocks, nav="Robustness", summary=True)
