@@ -3,7 +3,7 @@
 Jinja2 with autoescaping: every value a template prints is escaped (by
 :func:`~tasks.report.format.html_text`, quotes included), so data - dataset, detector,
 attack, condition and run names, notes - can never become markup. The stylesheet
-(``static/report.css``, package data) is inlined and figures are embedded as ``data:``
+(``report.css``, package data beside the template ``page.html.j2``) is inlined and figures are embedded as ``data:``
 URIs; a Content-Security-Policy forbids loading anything else, and there is no script.
 """
 
@@ -38,7 +38,9 @@ def heat_color(value) -> str:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("tasks.report", "templates"),
+        # the template sits beside this module: a data folder under the package would look
+        # like an undeclared sub-package to setuptools
+        loader=PackageLoader("tasks.report", ""),
         autoescape=True,
         finalize=_escape,
         undefined=StrictUndefined,
@@ -52,7 +54,7 @@ def environment() -> Environment:
 
 @lru_cache(maxsize=1)
 def stylesheet() -> str:
-    return files("tasks.report").joinpath("static/report.css").read_text(encoding="utf-8")
+    return files("tasks.report").joinpath("report.css").read_text(encoding="utf-8")
 
 
 def render_page(document: Document) -> str:
