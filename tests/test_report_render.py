@@ -50,6 +50,7 @@ def test_a_toy_metric_spec_appears_in_every_table(toy_metric):
         assert shown in output
     metrics_table = page[page.index("<table id='metrics'>"): page.index("</table>", page.index("<table id='metrics'>"))]
     assert "Accuracy@0 (%)" in metrics_table and f">{shown}<" in metrics_table
+    assert "title='share decided right at LLR 0'>Accuracy@0 (%)</th>" in metrics_table  # its description as the tooltip
     assert re.search(r"averages: .*Accuracy@0 \d+\.\d %", page)  # the headline card
 
 

@@ -54,6 +54,7 @@ class Column:
     label: str
     text_column: bool = False
     css: str = ""
+    title: str = ""  # HTML tooltip (e.g. a metric's description)
 
 
 @dataclass

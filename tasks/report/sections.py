@@ -70,7 +70,7 @@ def _note(value) -> str:
 
 
 def _metric_columns() -> list[Column]:
-    return [Column(spec.header) for spec in METRIC_SPECS.values()]
+    return [Column(spec.header, title=spec.description) for spec in METRIC_SPECS.values()]
 
 
 # ------------------------------------------------------------------ sections
