@@ -14,6 +14,7 @@ import json
 from addgp import __version__
 from addgp.metrics import METRIC_SPECS, MetricSpec
 from tasks.evaluate.crossdataset import headline_metrics
+from tasks.evaluate.robustness import CLEAN
 from tasks.report.content import ReportContent, data_checks_of
 from tasks.report.format import ci_pct, fmt, is_number, pct, slug, truthy
 from tasks.report.model import (
@@ -83,10 +84,10 @@ def regressions_section(content: ReportContent) -> Section:
                        nav="Regressions", css="status first", summary=True)  # fmt: skip
     blocks: list = []
     if not c.regressions:
-        blocks.append(Paragraph([Span("None.", "b"), f" Nothing got worse beyond its bootstrap CI ({c.n_compared} cells compared)."], note=False))
+        blocks.append(Paragraph([Span("None.", "b"), f" Nothing got worse beyond its bootstrap CI ({c.n_compared} comparisons of a metric in a cell)."], note=False))
     else:
         blocks.append(Paragraph([Span(f"{len(c.regressions)} regression(s)", "b"),
-                                 f" among {c.n_compared} cells compared: worse by more than the half-width of the 95 % CI."], note=False))  # fmt: skip
+                                 f" among {c.n_compared} comparisons of a metric in a cell: worse by more than the half-width of the 95 % CI."], note=False))  # fmt: skip
         rows = []
         for r in c.regressions:
             spec = r.spec
@@ -199,6 +200,8 @@ def matrix_section(content: ReportContent) -> Section:
 
 def _delta_cell(spec: MetricSpec, record, strong: bool = False) -> Cell:
     """The change of a metric against clean (positive = worse), with its CI; red when the CI excludes no change."""
+    if record.get("condition") == CLEAN:
+        return Cell("ref", title="clean is the reference of every change")
     key = f"delta_{spec.key}"
     value, low, high = record.get(key), record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
     unit_scale = 100 if spec.percent else 1
