@@ -13,7 +13,7 @@ from test_report import EVIL_DATASET, data_checks_frame, report_input, with_cond
 from addgp.metrics import compute_metrics
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.evaluate.robustness import condition_eer_table, paired_delta_distribution, robustness_tables
-from tasks.report.build import render_report
+from tasks.report.build import render_report, summary_markdown
 from tasks.report.format import md_escape
 
 FAST = EvaluationSettings(n_boot=200)
@@ -117,6 +117,9 @@ def test_report_robustness_section_in_html_and_markdown_escapes_condition_names(
     assert page.index("id='matrix'") < page.index("id='robustness'") < page.index("id='metrics'")
     document = json.loads(files["metrics.json"])
     assert {r["condition"] for r in document["robustness"]} == {"clean", evil}
+    summary = summary_markdown(report_input(scores))  # the Prefect artifact: the robustness table, not the per-corpus detail
+    assert "## Robustness to degradations" in summary and "Robustness per eval corpus" not in summary
+    assert "Robustness per eval corpus" in text and "<table id='robustness-cells'>" in page
 
 
 # ------------------------------------------------------------------ data checks

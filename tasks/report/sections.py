@@ -211,10 +211,11 @@ def _delta_cell(spec: MetricSpec, record, strong: bool = False) -> Cell:
     return Cell(text, ci=ci, css="bad" if worse else "", strong=strong)
 
 
-def robustness_section(content: ReportContent) -> Section | None:
+def robustness_sections(content: ReportContent) -> list[Section]:
+    """The robustness summary (in the short Markdown too) and its per-corpus detail; none without conditions."""
     ev = content.evaluation
     if ev.robustness is None or ev.robustness.empty:
-        return None
+        return []
     eer, cllr = METRIC_SPECS["eer"], METRIC_SPECS["cllr"]
     columns = [Column("detector", True), Column("condition", True), Column("corpora"), Column("EER (%)"), Column("ΔEER vs clean (pp)"),
                Column("Cllr (bits)"), Column("ΔCllr vs clean (bits)")]  # fmt: skip
@@ -244,9 +245,12 @@ def robustness_section(content: ReportContent) -> Section | None:
         "Red: the CI lies entirely on the worse side. The other sections describe clean audio only.",
     ])  # fmt: skip
     blocks: list[Block] = [intro, Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
-              Table("robustness-table", columns, rows), *_figures(content, "robustness", "heat"),
-              Heading("Per eval corpus"), Table("robustness-cells", detail_columns, detail)]  # fmt: skip
-    return Section("robustness", "Robustness to degradations", blocks, nav="Robustness", summary=True)
+              Table("robustness-table", columns, rows), *_figures(content, "robustness", "heat")]  # fmt: skip
+    detail_intro = Paragraph(["The same per eval corpus; paired = utterances of the condition that were also scored clean."])
+    return [
+        Section("robustness", "Robustness to degradations", blocks, nav="Robustness", summary=True),
+        Section("robustness-detail", "Robustness per eval corpus", [detail_intro, Table("robustness-cells", detail_columns, detail)]),
+    ]
 
 
 def metrics_section(content: ReportContent) -> Section:
@@ -357,7 +361,7 @@ def run_document(content: ReportContent) -> Document:
         data_checks_section(content),
         headline_section(content),
         matrix_section(content),
-        robustness_section(content),
+        *robustness_sections(content),
         metrics_section(content),
         corpora_section(content),
         selective_section(content),
