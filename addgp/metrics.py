@@ -25,12 +25,17 @@ All rates are fractions.
 Every metric comes from one sort of the scores into tie groups; everything after the
 sort is O(n). The same code evaluates many bootstrap resamples at once from per-group
 counts (:func:`metrics_from_counts`).
+
+Each metric is one entry of :data:`METRIC_SPECS` (:class:`MetricSpec`: key, label, unit,
+format, CI or not, headline or not, direction, and its batched computation); everything
+that lists metrics - reports, the CLI table, the regression check - reads that table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -44,18 +49,6 @@ C_MISS = 1.0
 C_FA = 10.0
 ECE_BINS = 15
 
-METRIC_KEYS = (
-    "eer",
-    "eer_rocch",
-    "min_dcf",
-    "act_dcf",
-    "cllr",
-    "min_cllr",
-    "ece",
-    "brier",
-    "log_loss",
-    "auc",
-)
 _COUNT_KEYS = ("n_bonafide", "n_spoof")
 _LN2 = np.log(2.0)
 
@@ -154,11 +147,69 @@ def group_by_score(scores: np.ndarray, bona: np.ndarray) -> ScoreGroups:
 # ----------------------------------------------------------------- batched core
 
 
+class GroupCounts:
+    """k weighted score sets over the same distinct scores, and what several metrics share.
+
+    The intermediate arrays (cumulative counts, the EER point, the Cllr sums, P(spoof),
+    the PAV fit) are computed the first time a metric asks for them and reused by the
+    others, so asking for all metrics costs one pass of each.
+
+    Attributes
+    ----------
+    u : (G,) strictly increasing distinct scores.
+    nb, ns : (k, G) bona fide / spoof counts per group; row r is the r-th score set.
+    """
+
+    def __init__(self, group_scores: np.ndarray, n_bonafide: np.ndarray, n_spoof: np.ndarray):
+        self.u = np.asarray(group_scores, dtype=np.float64)
+        self.nb = np.asarray(n_bonafide, dtype=np.int64).reshape(-1, self.u.size)
+        self.ns = np.asarray(n_spoof, dtype=np.int64).reshape(-1, self.u.size)
+
+    @cached_property
+    def A(self) -> np.ndarray:
+        """(k, G) bona fide trials at or below each group."""
+        return np.cumsum(self.nb, axis=1)
+
+    @cached_property
+    def B(self) -> np.ndarray:
+        """(k, G) spoof trials at or below each group."""
+        return np.cumsum(self.ns, axis=1)
+
+    @property
+    def Nb(self) -> np.ndarray:
+        return self.A[:, -1]
+
+    @property
+    def Ns(self) -> np.ndarray:
+        return self.B[:, -1]
+
+    @cached_property
+    def eer_point(self) -> tuple[np.ndarray, np.ndarray]:
+        """(EER, trials rejected at its point) as the ASVspoof packages find it."""
+        return _asvspoof_eer(self.A, self.B, self.nb, self.ns)
+
+    @cached_property
+    def cross_entropy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) sums of -ln P(true class | score) in nats over bona fide and over spoof trials, equal priors."""
+        bona_nats = np.logaddexp(0.0, -self.u)  # -ln P(bonafide | score) under equal priors
+        spoof_nats = bona_nats + self.u  # -ln P(spoof | score) = softplus(score)
+        return self.nb @ bona_nats, self.ns @ spoof_nats
+
+    @cached_property
+    def p_spoof(self) -> np.ndarray:
+        return p_spoof_from_score(self.u)
+
+    @cached_property
+    def pav(self) -> np.ndarray:
+        """(k, 2): min Cllr and ROCCH EER of every score set."""
+        return np.array([_pav_metrics(b, s) for b, s in zip(self.nb, self.ns)])
+
+
 def metrics_from_counts(
     group_scores: np.ndarray,
     n_bonafide: np.ndarray,
     n_spoof: np.ndarray,
-    names: Iterable[str] = METRIC_KEYS,
+    names: Iterable[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Metrics of k weighted score sets that share the same distinct scores.
 
@@ -168,50 +219,25 @@ def metrics_from_counts(
     n_bonafide, n_spoof : (k, G) non-negative integer counts (or (G,) for k = 1); row r
         is the r-th score set (e.g. a bootstrap resample). Every row needs both classes;
         empty groups are fine.
-    names : metrics to compute, from METRIC_KEYS and ``eer_threshold``.
+    names : metrics to compute, keys of METRIC_SPECS and ``eer_threshold``; default all
+        metrics of METRIC_SPECS.
 
     Returns
     -------
     dict name -> (k,) float array.
     """
-    names = tuple(names)
-    unknown = set(names) - set(METRIC_KEYS) - {"eer_threshold"}
+    names = metric_keys() if names is None else tuple(names)
+    unknown = set(names) - set(METRIC_SPECS) - {"eer_threshold"}
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {list(METRIC_KEYS)}")
-    u = np.asarray(group_scores, dtype=np.float64)
-    nb = np.asarray(n_bonafide, dtype=np.int64).reshape(-1, u.size)
-    ns = np.asarray(n_spoof, dtype=np.int64).reshape(-1, u.size)
-    A = np.cumsum(nb, axis=1)  # bona fide trials at or below each group
-    B = np.cumsum(ns, axis=1)  # spoof trials at or below each group
-    Nb, Ns = A[:, -1], B[:, -1]
-    out: dict[str, np.ndarray] = {}
-    if "eer" in names or "eer_threshold" in names:
-        eer, position = _asvspoof_eer(A, B, nb, ns)
-        out["eer"] = eer
-        if "eer_threshold" in names:
-            out["eer_threshold"] = _threshold_at(u, A, B, position)
-    if "min_dcf" in names:
-        out["min_dcf"] = _min_dcf(A, B)
-    if "act_dcf" in names:
-        out["act_dcf"] = _act_dcf(u, A, B)
-    if {"cllr", "log_loss"} & set(names):
-        bona_nats = np.logaddexp(0.0, -u)  # -ln P(bonafide | score) under equal priors
-        spoof_nats = bona_nats + u  # -ln P(spoof | score) = softplus(score)
-        bona_total, spoof_total = nb @ bona_nats, ns @ spoof_nats
-        out["cllr"] = 0.5 * (bona_total / Nb + spoof_total / Ns) / _LN2
-        out["log_loss"] = (bona_total + spoof_total) / (Nb + Ns)
-    if {"brier", "ece"} & set(names):
-        p_spoof = p_spoof_from_score(u)
-        out["brier"] = (nb @ p_spoof**2 + ns @ (1.0 - p_spoof) ** 2) / (Nb + Ns)
-        out["ece"] = _ece(p_spoof, nb, ns)
-    if "auc" in names:
-        # sum over bona fide trials of (spoof trials below + half the tied ones)
-        pairs_won = np.einsum("kg,kg->k", nb, B) - 0.5 * np.einsum("kg,kg->k", nb, ns)
-        out["auc"] = pairs_won / (Nb.astype(np.float64) * Ns)
-    if {"min_cllr", "eer_rocch"} & set(names):
-        pav = np.array([_pav_metrics(b, s) for b, s in zip(nb, ns)])
-        out["min_cllr"], out["eer_rocch"] = pav[:, 0], pav[:, 1]
-    return {name: out[name] for name in names}
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {list(METRIC_SPECS)}")
+    counts = GroupCounts(group_scores, n_bonafide, n_spoof)
+    out = {}
+    for name in names:
+        if name == "eer_threshold":
+            out[name] = _threshold_at(counts.u, counts.A, counts.B, counts.eer_point[1])
+        else:
+            out[name] = np.asarray(METRIC_SPECS[name].from_counts(counts), dtype=np.float64)
+    return out
 
 
 def _asvspoof_eer(A, B, nb, ns) -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +371,132 @@ def _rocch_eer(pmiss: np.ndarray, pfa: np.ndarray) -> float:
     return float(crossing.max())
 
 
+# ------------------------------------------------------------------ the metric table
+
+
+def _cllr(c: GroupCounts) -> np.ndarray:
+    bona_total, spoof_total = c.cross_entropy
+    return 0.5 * (bona_total / c.Nb + spoof_total / c.Ns) / _LN2
+
+
+def _log_loss(c: GroupCounts) -> np.ndarray:
+    bona_total, spoof_total = c.cross_entropy
+    return (bona_total + spoof_total) / (c.Nb + c.Ns)
+
+
+def _brier(c: GroupCounts) -> np.ndarray:
+    p = c.p_spoof
+    return (c.nb @ p**2 + c.ns @ (1.0 - p) ** 2) / (c.Nb + c.Ns)
+
+
+def _auc(c: GroupCounts) -> np.ndarray:
+    # sum over bona fide trials of (spoof trials below + half the tied ones)
+    pairs_won = np.einsum("kg,kg->k", c.nb, c.B) - 0.5 * np.einsum("kg,kg->k", c.nb, c.ns)
+    return pairs_won / (c.Nb.astype(np.float64) * c.Ns)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Everything about one metric that the rest of addgp needs: how to compute it and how to show it.
+
+    Attributes
+    ----------
+    key : the name in metrics.json, score-table metrics and ``addgp metrics`` output.
+    label : short name for table headers (``EER``, ``minDCF``).
+    from_counts : (GroupCounts) -> (k,) values, one per score set; batched, so the same
+        function serves single evaluations and bootstrap resamples.
+    unit : shown after the label; ``%`` for rates shown in percent.
+    percent : the value is a fraction shown multiplied by 100.
+    digits : decimals when shown (its CI gets one fewer for percentages).
+    ci : bootstrap CIs are computed for it by default (and the regression check watches it).
+    headline : shown in the short tables: headline averages, the ``addgp evaluate`` table.
+    higher_is_better : direction of improvement (regression check, robustness deltas).
+    description : one line for the docs and table tooltips.
+    """
+
+    key: str
+    label: str
+    from_counts: Callable[[GroupCounts], np.ndarray]
+    unit: str = ""
+    percent: bool = False
+    digits: int = 3
+    ci: bool = False
+    headline: bool = False
+    higher_is_better: bool = False
+    description: str = ""
+
+    @property
+    def header(self) -> str:
+        """Column header: label and unit, e.g. ``EER (%)``, ``Cllr (bits)``."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def format(self, value, digits: int | None = None) -> str:
+        """The value as shown (percent when ``percent``); ``–`` for missing or non-finite values."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "–"
+        if isinstance(value, bool) or not np.isfinite(number):
+            return "–"
+        digits = self.digits if digits is None else digits
+        return f"{(100 * number if self.percent else number):.{digits}f}"
+
+    def format_ci(self, low, high) -> str:
+        """``[low, high]`` as shown, or ``""`` when either end is missing."""
+        digits = self.digits - 1 if self.percent else self.digits
+        low_text, high_text = self.format(low, digits), self.format(high, digits)
+        return "" if "–" in (low_text, high_text) else f"[{low_text}, {high_text}]"
+
+    def worse(self, new: float, old: float) -> float:
+        """How much worse ``new`` is than ``old`` (positive = worse), in the metric's own units."""
+        return old - new if self.higher_is_better else new - old
+
+
+METRIC_SPECS: dict[str, MetricSpec] = {
+    spec.key: spec
+    for spec in (
+        MetricSpec("eer", "EER", lambda c: c.eer_point[0], unit="%", percent=True, digits=2, ci=True, headline=True,
+                   description="equal error rate as the ASVspoof evaluation packages compute it"),
+        MetricSpec("eer_rocch", "ROCCH EER", lambda c: c.pav[:, 1], unit="%", percent=True, digits=2,
+                   description="EER on the ROC convex hull (BOSARIS rocch2eer)"),
+        MetricSpec("min_dcf", "minDCF", lambda c: _min_dcf(c.A, c.B), ci=True, headline=True,
+                   description="normalised minimum DCF, ASVspoof 5 costs (P_spoof 0.05, C_miss 1, C_fa 10)"),
+        MetricSpec("act_dcf", "actDCF", lambda c: _act_dcf(c.u, c.A, c.B), ci=True, headline=True,
+                   description="normalised DCF at the Bayes threshold for LLRs"),
+        MetricSpec("cllr", "Cllr", _cllr, unit="bits", ci=True, headline=True,
+                   description="log-likelihood-ratio cost (calibration and discrimination)"),
+        MetricSpec("min_cllr", "minCllr", lambda c: c.pav[:, 0], unit="bits",
+                   description="Cllr after the optimal monotone (PAV) recalibration"),
+        MetricSpec("ece", "ECE", lambda c: _ece(c.p_spoof, c.nb, c.ns), headline=True,
+                   description="expected calibration error of P(spoof), 15 equal-width bins"),
+        MetricSpec("brier", "Brier", _brier, description="Brier score of P(spoof)"),
+        MetricSpec("log_loss", "log loss", _log_loss, unit="nats", description="cross-entropy of P(spoof)"),
+        MetricSpec("auc", "AUC", _auc, higher_is_better=True,
+                   description="P(score of a bona fide trial > score of a spoof trial), ties 1/2"),
+    )
+}  # fmt: skip
+"""The metric table: one entry per metric. A new metric is one new entry here; the score
+tables, metrics.json, bootstrap CIs, the HTML and Markdown reports, the ``addgp evaluate``
+table and the regression check all read their metric lists from it."""
+
+METRIC_KEYS = tuple(METRIC_SPECS)
+"""The built-in metrics, those the ``addgp metrics`` contract promises (ARCHITECTURE.md)."""
+
+
+def metric_keys() -> tuple[str, ...]:
+    """Every metric of METRIC_SPECS (built-in and added), in table order."""
+    return tuple(METRIC_SPECS)
+
+
+def metric_spec(key: str) -> MetricSpec:
+    """The spec of ``key``; ValueError naming the known keys otherwise."""
+    try:
+        return METRIC_SPECS[key]
+    except KeyError:
+        raise ValueError(f"unknown metric {key!r}; choose from {list(METRIC_SPECS)}") from None
+
+
+
 # ------------------------------------------------------------------ public API
 
 
@@ -358,7 +510,7 @@ def compute_metrics(scores, labels) -> dict:
 
     Returns
     -------
-    dict with METRIC_KEYS (floats, rates as fractions), ``eer_threshold`` (the ASVspoof
+    dict with every metric of METRIC_SPECS (floats, rates as fractions), ``eer_threshold`` (the ASVspoof
     packages' threshold at the EER point) and ``n_bonafide``, ``n_spoof`` (ints).
 
     Raises
@@ -369,9 +521,9 @@ def compute_metrics(scores, labels) -> dict:
     s, bona = validated(scores, labels)
     groups = group_by_score(s, bona)
     values = metrics_from_counts(
-        groups.scores, groups.n_bonafide, groups.n_spoof, METRIC_KEYS + ("eer_threshold",)
+        groups.scores, groups.n_bonafide, groups.n_spoof, metric_keys() + ("eer_threshold",)
     )
-    result = {name: float(values[name][0]) for name in METRIC_KEYS + ("eer_threshold",)}
+    result = {name: float(values[name][0]) for name in metric_keys() + ("eer_threshold",)}
     result["n_bonafide"] = int(bona.sum())
     result["n_spoof"] = int(s.size - result["n_bonafide"])
     return result
@@ -427,7 +579,7 @@ def _metrics_or_note(scores, labels) -> tuple[dict, str | None]:
     if n_bona and n_spoof:
         return compute_metrics(scores, labels), None
     missing = " and ".join(name for name, n in (("bonafide", n_bona), ("spoof", n_spoof)) if n == 0)
-    nan = dict.fromkeys(METRIC_KEYS + ("eer_threshold",), float("nan"))
+    nan = dict.fromkeys(metric_keys() + ("eer_threshold",), float("nan"))
     return {**nan, "n_bonafide": n_bona, "n_spoof": n_spoof}, f"no {missing} rows"
 
 
@@ -464,7 +616,7 @@ def metrics_by(
         part = pd.concat([bona_rows, group[[score_col, label_col]]]) if shared_bonafide else group
         values, note = _metrics_or_note(part[score_col].to_numpy(), part[label_col])
         rows.append({**dict(zip(keys, key)), **values, "note": note})
-    columns = [*keys, *METRIC_KEYS, "eer_threshold", *_COUNT_KEYS, "note"]
+    columns = [*keys, *metric_keys(), "eer_threshold", *_COUNT_KEYS, "note"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -487,7 +639,7 @@ def pooled_and_averaged(
     usable = per_dataset[per_dataset["note"].isna()]
     pooled, pooled_note = _metrics_or_note(df[score_col].to_numpy(), df[label_col])
     excluded = per_dataset.loc[per_dataset["note"].notna(), dataset_col].astype(str).tolist()
-    average = {name: float(usable[name].mean()) if len(usable) else float("nan") for name in METRIC_KEYS}
+    average = {name: float(usable[name].mean()) if len(usable) else float("nan") for name in metric_keys()}
     average.update(
         eer_threshold=float("nan"),
         n_bonafide=int(usable["n_bonafide"].sum()),
@@ -502,5 +654,5 @@ def pooled_and_averaged(
             "note": f"excluded (missing a class): {', '.join(excluded)}" if excluded else None,
         },
     ]
-    columns = ["aggregate", "n_datasets", *METRIC_KEYS, "eer_threshold", *_COUNT_KEYS, "note"]
+    columns = ["aggregate", "n_datasets", *metric_keys(), "eer_threshold", *_COUNT_KEYS, "note"]
     return pd.DataFrame(rows, columns=columns)

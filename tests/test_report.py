@@ -13,7 +13,8 @@ from test_crossdataset import make_scores
 
 from storage.reports import list_reports, previous_report, publish_report, report_history
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-from tasks.report.build import ReportInput, md_escape, render_report, slug, without_paths
+from tasks.report.build import ReportInput, render_report
+from tasks.report.format import md_escape, slug, without_paths
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
 from tasks.report.task import artifact_key, publish_run_report
 
@@ -73,7 +74,7 @@ def test_metrics_json_is_strict_json_with_cis_for_the_next_run(files):
         raise AssertionError(f"non-JSON number {token}")
 
     document = json.loads(files["metrics.json"], parse_constant=no_nan)
-    assert document["format"] == "addgp-report/2"
+    assert document["format"] == "addgp-report/3"
     cell = next(m for m in document["metrics"] if m["detector"] == "lr" and m["dataset"] == "phone")
     assert 0 < cell["eer_ci_low"] <= cell["eer"] <= cell["eer_ci_high"] < 1
     assert {"average_eer", "average_eer_ci_low", "pooled_eer", "corpora"} <= set(document["summary"][0])
@@ -331,3 +332,31 @@ def test_a_previous_report_of_another_kind_is_skipped_for_the_diff(tmp_path, sma
     publish_report({"metrics.json": json.dumps({"kind": "nightly", "run_id": "r2"})}, root, "r2")
     third = publish_run_report(report_input(small_scores, "r3"), small_scores, str(root))
     assert third.content.comparison.previous_run_id == "r1" and third.content.comparison.status == "none"
+
+
+# ------------------------------------------------------------------ shared inputs: conditions, data checks
+
+
+def with_conditions(scores: pd.DataFrame, shrink: dict | None = None, seed: int = 3) -> pd.DataFrame:
+    """``scores`` as clean plus degraded copies of every utterance (class separation shrunk, noise added)."""
+    rng = np.random.default_rng(seed)
+    frames = [scores.assign(condition="clean")]
+    for name, factor in (shrink or {"mp3_32k": 0.8, "telephony": 0.35}).items():
+        degraded = scores.copy()
+        degraded["score"] = degraded["score"] * factor + rng.normal(0, 0.5, len(degraded))
+        degraded["p_spoof"] = 1 / (1 + np.exp(degraded["score"]))
+        frames.append(degraded.assign(condition=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def data_checks_frame() -> pd.DataFrame:
+    """The long data-checks table the inputs stage hands to the report."""
+    return pd.DataFrame(
+        [
+            {"check": "duplicate utt_id", "scope": "all manifests", "count": 0, "severity": "info", "examples": ""},
+            {"check": "duplicate audio (sha256) within a manifest", "scope": "studio", "count": 3, "severity": "warning",
+             "examples": "/data/corpora/studio/a.flac = /data/corpora/studio/b.flac"},
+            {"check": "train/eval overlap (sha256)", "scope": f"studio train × {EVIL_DATASET} eval", "count": 2, "severity": "error",
+             "examples": "<b>u1</b>|u2"},
+        ]
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from test_crossdataset import make_scores
-from test_report import EVIL_DATASET, degrade, report_input
+from test_report import EVIL_DATASET, data_checks_frame, degrade, report_input, with_conditions
 
 from tasks.report.task import publish_run_report
 
@@ -43,6 +43,14 @@ PAGE_CHECK = """
     first_section: document.querySelector('main section').id,
     first_heading: document.querySelector('main section h2').textContent,
     text: document.body.innerText,
+    robustness_rows: document.querySelectorAll('#robustness-table tbody tr').length,
+    worst: Array.from(document.querySelectorAll('#robustness-table td.worst')).map(td => td.textContent),
+    robustness_heatmap: !!document.querySelector("#robustness img[data-file='plots/robustness.png']"),
+    checks_rows: document.querySelectorAll('#data-checks-table tbody tr').length,
+    checks_first: document.querySelector('#data-checks-table tbody tr td:nth-child(4)').textContent,
+    warn_backgrounds: Array.from(document.querySelectorAll('#data-checks-table td.warn, #data-checks-table td.error'))
+      .map(td => getComputedStyle(td).backgroundColor),
+    plain_background: getComputedStyle(document.querySelector('#data-checks-table tbody tr:last-child td:nth-child(3)')).backgroundColor,
     width: document.documentElement.scrollWidth,
   };
 })()
@@ -117,12 +125,13 @@ class DevTools:
 
 @pytest.fixture
 def published(tmp_path) -> Path:
-    """The second of two reports (so the regression section and the trend plot have content)."""
-    scores = make_scores(detectors=("lr", "gp"), datasets=("studio", EVIL_DATASET, "far"), n=120)
+    """The second of two reports (so the regression section and the trend plot have content), with conditions and data checks."""
+    scores = with_conditions(make_scores(detectors=("lr", "gp"), datasets=("studio", EVIL_DATASET, "far"), n=120))
     root = str(tmp_path / "reports")
     publish_run_report(report_input(scores, "20250101T000000Z-demo"), scores, root)
     worse = degrade(scores, "lr", "far")
-    return Path(publish_run_report(report_input(worse, "20250102T000000Z-demo"), worse, root).folder)
+    report = report_input(worse, "20250102T000000Z-demo", data_checks=data_checks_frame())
+    return Path(publish_run_report(report, worse, root).folder)
 
 
 def test_report_opens_in_headless_chromium(published, tmp_path):
@@ -145,10 +154,11 @@ def test_report_opens_in_headless_chromium(published, tmp_path):
     screenshot.write_bytes(base64.b64decode(shot["data"]))
 
     plots = sorted(p.relative_to(published).as_posix() for p in (published / "plots").glob("*.png"))
-    assert page["images"] == len(plots) == 3 * 3 + 3  # DET, reliability, histogram per corpus; heatmap, selective, trend
+    assert page["images"] == len(plots) == 3 * 3 + 4  # DET, reliability, histogram per corpus; heatmap, robustness, selective, trend
     assert page["all_loaded"], f"images that did not load: {page['broken']}"
     assert page["external"] == 0
-    for table in ("regression-table", "eer-matrix", "metrics", "aggregates", "selective-table", "attacks", "conditions", "models"):
+    for table in ("regression-table", "data-checks-table", "eer-matrix", "robustness-table", "robustness-cells", "metrics", "aggregates",
+                  "selective-table", "attacks", "conditions", "models"):
         assert table in page["tables"], table
     assert page["matrix_rows"] == 2
     # the regression section is the first thing on the page and names the previous run
@@ -158,4 +168,12 @@ def test_report_opens_in_headless_chromium(published, tmp_path):
     assert page["scripts"] == 0
     assert not [e for e in browser.events if e.get("method") in ("Page.javascriptDialogOpening", "Runtime.exceptionThrown")]
     assert page["width"] <= WIDTH  # nothing forces horizontal scrolling at this width
+    # robustness: 2 detectors x 3 conditions; each detector's worst condition is marked and drawn
+    assert page["robustness_rows"] == 6 and page["robustness_heatmap"]
+    assert len(page["worst"]) == 2 and all(w == "telephony" for w in page["worst"])
+    assert "Worst condition per detector" in page["text"]
+    # data checks: errors first, warnings and errors highlighted, the info row not
+    assert page["checks_rows"] == 3 and page["checks_first"] == "error"
+    assert len(page["warn_backgrounds"]) == 4 and page["plain_background"] not in page["warn_backgrounds"]
+    assert "Data checks" in page["text"] and "a.flac = b.flac" in page["text"] and "/data/corpora" not in page["text"]
     assert screenshot.read_bytes().startswith(b"\x89PNG") and height > 2000

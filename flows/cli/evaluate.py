@@ -90,7 +90,7 @@ def evaluate(
         scores = score_eval_sets(frame, str(store), detectors, names, list(split))
         evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=n_boot))
     write_scores(scores, output)
-    cells = evaluation.cells[["detector", "dataset", "eer", "eer_ci_low", "eer_ci_high", "min_dcf", "act_dcf", "cllr", "n_bonafide", "n_spoof", "note"]]
+    cells = evaluation.headline_cells()
     result = {
         "scores": str(output),
         "rows": int(len(scores)),

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import (
-    METRIC_KEYS,
     ScoreGroups,
     group_by_score,
+    metric_spec,
     metrics_from_counts,
     validated,
 )
 
 # Per-batch budget of (resamples x rows) cells; keeps a batch's arrays to some tens of MB
 # whatever the data size.
-_BATCH_CELLS = 4_000_000
+BATCH_CELLS = 4_000_000
 
 # A resampler draws k resamples: (k, G) bona fide and spoof counts per tie group.
 Resampler = Callable[[int], tuple[np.ndarray, np.ndarray]]
@@ -70,30 +70,35 @@ def _row_resampler(groups: ScoreGroups, bona: np.ndarray, rng: np.random.Generat
     )
 
 
+def unit_counter(groups: ScoreGroups, mask: np.ndarray, units: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Unit draw counts (k, n_units) -> (k, G) counts of the ``mask`` rows per tie group.
+
+    A row drawn through its unit: a unit drawn twice counts each of its rows twice.
+    """
+    n_groups = groups.scores.size
+    rows = np.flatnonzero(mask)
+    rows = rows[np.argsort(groups.index[rows])]  # by tie group
+    row_group, row_unit = groups.index[rows], units[rows]
+    starts = np.flatnonzero(np.r_[True, row_group[1:] != row_group[:-1]]) if rows.size else np.zeros(0, dtype=np.intp)
+
+    def count(unit_counts: np.ndarray) -> np.ndarray:
+        out = np.zeros((unit_counts.shape[0], n_groups), dtype=np.int64)
+        if rows.size:
+            out[:, row_group[starts]] = np.add.reduceat(unit_counts[:, row_unit], starts, axis=1)
+        return out
+
+    return count
+
+
 def _speaker_resampler(
     groups: ScoreGroups, bona: np.ndarray, units: np.ndarray, rng: np.random.Generator
 ) -> Resampler:
-    n_units, n_groups = int(units.max()) + 1, groups.scores.size
+    n_units = int(units.max()) + 1
     carries = (np.bincount(units[bona], minlength=n_units) > 0) + 2 * (
         np.bincount(units[~bona], minlength=n_units) > 0
     )
     strata = [np.flatnonzero(carries == kind) for kind in (1, 2, 3) if (carries == kind).any()]
-
-    def class_counts(mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """Unit draw counts (k, n_units) -> (k, n_groups) counts of one class's trials."""
-        rows = np.flatnonzero(mask)
-        rows = rows[np.argsort(groups.index[rows])]  # by tie group
-        row_group, row_unit = groups.index[rows], units[rows]
-        starts = np.flatnonzero(np.r_[True, row_group[1:] != row_group[:-1]])
-
-        def count(unit_counts: np.ndarray) -> np.ndarray:
-            out = np.zeros((unit_counts.shape[0], n_groups), dtype=np.int64)
-            out[:, row_group[starts]] = np.add.reduceat(unit_counts[:, row_unit], starts, axis=1)
-            return out
-
-        return count
-
-    count_bona, count_spoof = class_counts(bona), class_counts(~bona)
+    count_bona, count_spoof = unit_counter(groups, bona, units), unit_counter(groups, ~bona, units)
 
     def resample(k: int) -> tuple[np.ndarray, np.ndarray]:
         unit_counts = draw_counts(strata, n_units, k, rng)
@@ -117,8 +122,7 @@ def bootstrap_distribution(
     -------
     (n_boot,) float array, deterministic for a given ``seed`` and data.
     """
-    if metric not in METRIC_KEYS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {list(METRIC_KEYS)}")
+    metric_spec(metric)  # ValueError naming the known metrics
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     scores, bona = validated(df[score_col].to_numpy(), df[label_col])
@@ -127,7 +131,7 @@ def bootstrap_distribution(
     rng = np.random.default_rng(seed)
     resample = _row_resampler(groups, bona, rng) if units is None else _speaker_resampler(groups, bona, units, rng)
     # a batch holds (resamples x rows) draws or gathered counts, and (resamples x groups) counts
-    batch = max(1, _BATCH_CELLS // scores.size)
+    batch = max(1, BATCH_CELLS // scores.size)
     values = []
     for start in range(0, n_boot, batch):
         n_bona, n_spoof = resample(min(batch, n_boot - start))
@@ -151,7 +155,7 @@ def bootstrap_ci(
     ----------
     df : rows with ``score_col`` and ``label_col`` (and ``cluster_col`` for a speaker
         bootstrap; absent or all-null means resampling rows).
-    metric : one of METRIC_KEYS.
+    metric : a key of addgp.metrics.METRIC_SPECS.
 
     Returns
     -------

@@ -23,6 +23,10 @@ The result (:class:`Evaluation`) holds, all as plain DataFrames:
 - ``attacks`` / ``conditions``: per-attack (spoofs of one attack against all bona fide of
   the corpus, as ASVspoof does) and per-condition (codec, language, ... where the manifest
   has them) metrics per (detector, corpus).
+- ``robustness`` / ``robustness_cells``: when the score table carries a ``condition``
+  column with more than one condition (``clean`` = audio as shipped), EER and Cllr per
+  detector x condition and their change against clean with paired bootstrap CIs
+  (:mod:`tasks.evaluate.robustness`); every other table is then built from the clean rows.
 - ``selective`` / ``selective_curves``: the share of utterances a detector decides with at
   most ``target_error`` errors when it may defer the most uncertain ones (GP variance when
   the detector gives one, else the entropy of P(spoof)), as a number and a curve.
@@ -40,21 +44,31 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
-from addgp.metrics import METRIC_KEYS, metrics_by, pooled_and_averaged
+from tasks.evaluate.robustness import clean_rows, robustness_tables
+from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
-CI_METRICS = ("eer", "min_dcf", "act_dcf", "cllr")
 CONDITION_COLUMNS = ("codec", "transmission", "language")
 UNKNOWN_SETTING = "unknown training data"
 TRAIN_DATASET_SEPARATOR = "\n"  # inside the train_datasets column (dataset names never hold a newline)
 MISSING_ATTACK = "(no attack id)"
 
 
+def default_ci_metrics() -> tuple[str, ...]:
+    """The metrics whose spec asks for bootstrap CIs (``MetricSpec.ci``)."""
+    return tuple(key for key, spec in METRIC_SPECS.items() if spec.ci)
+
+
+def headline_metrics() -> tuple[str, ...]:
+    """The metrics of the short tables (``MetricSpec.headline``)."""
+    return tuple(key for key, spec in METRIC_SPECS.items() if spec.headline)
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
     n_boot: int = 1000
     alpha: float = 0.05
-    ci_metrics: tuple[str, ...] = CI_METRICS
+    ci_metrics: tuple[str, ...] = field(default_factory=default_ci_metrics)
     target_error: float = 0.05
     seed: int = 0
 
@@ -63,9 +77,9 @@ class EvaluationSettings:
             raise ValueError(f"n_boot must be >= 0 (0 = no confidence intervals), got {self.n_boot}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
-        unknown = set(self.ci_metrics) - set(METRIC_KEYS)
+        unknown = set(self.ci_metrics) - set(METRIC_SPECS)
         if unknown:
-            raise ValueError(f"ci_metrics {sorted(unknown)} are not metrics; choose from {list(METRIC_KEYS)}")
+            raise ValueError(f"ci_metrics {sorted(unknown)} are not metrics; choose from {list(METRIC_SPECS)}")
         if not 0 <= self.target_error < 1:
             raise ValueError(f"target_error must lie in [0, 1), got {self.target_error}")
 
@@ -87,10 +101,19 @@ class Evaluation:
     selective_curves: pd.DataFrame
     datasets: list[str]
     settings: EvaluationSettings = field(default_factory=EvaluationSettings)
+    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, condition); empty without conditions
+    robustness_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, corpus, condition)
 
     def matrix(self, metric: str = "eer") -> pd.DataFrame:
         """Rows (detector, train_setting), columns the eval corpora in evaluation order."""
         return cross_dataset_matrix(self.cells, metric, self.datasets)
+
+    def headline_cells(self) -> pd.DataFrame:
+        """``cells`` cut to the headline metrics (with their CIs where computed), class counts and note."""
+        columns = ["detector", "dataset"]
+        for key in headline_metrics():
+            columns += [c for c in (key, f"{key}_ci_low", f"{key}_ci_high") if c in self.cells.columns]
+        return self.cells[[*columns, "n_bonafide", "n_spoof", "note"]]
 
 
 # ------------------------------------------------------------------ train settings
@@ -169,7 +192,9 @@ def evaluate_scores(
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
     if scores.empty:
         raise ValueError("score table is empty: nothing to evaluate")
-    scores = with_train_columns(scores)
+    clean = clean_rows(scores)  # every table but the robustness ones describes audio as shipped
+    robustness_cells, robustness = robustness_tables(scores, settings.n_boot, settings.alpha, settings.seed)
+    scores = with_train_columns(clean)
     datasets = [str(d) for d in pd.unique(scores["dataset"])]
     detectors = [str(d) for d in pd.unique(scores["detector"])]
     settings_of = scores.groupby("detector", sort=False)[["train_setting", "train_datasets"]].first()
@@ -196,8 +221,7 @@ def evaluate_scores(
                         seed=_cell_seed(settings.seed, detector, dataset),
                     )  # fmt: skip
                     low, high = (float(q) for q in np.quantile(dist, [settings.alpha / 2, 1 - settings.alpha / 2]))
-                    if metric == "eer":
-                        draws[(detector, dataset)] = dist
+                    draws[(detector, dataset, metric)] = dist
                 cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = low, high
             cell_rows.append({**base, **values, **cis, "ci_unit": unit if settings.n_boot > 0 else None})
             if values["note"] is None:
@@ -227,6 +251,8 @@ def evaluate_scores(
         selective_curves=_concat(curve_frames, ["detector", "dataset", "coverage", "error"]),
         datasets=datasets,
         settings=settings,
+        robustness=robustness,
+        robustness_cells=robustness_cells,
     )
 
 
@@ -288,37 +314,39 @@ def _selective(cell: pd.DataFrame, base: dict, target_error: float) -> tuple[dic
 
 
 def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> pd.DataFrame:
-    """The headline row per (detector, train setting): average EER over corpora (with CI) and pooled EER."""
+    """The headline row per (detector, train setting): average EER over corpora (with CI) and pooled EER.
+
+    Every headline metric is averaged over the usable corpora; a metric with bootstrap CIs
+    gets the CI of its average (the per-corpus resamples averaged draw by draw).
+    """
     rows = []
     n_total = cells["dataset"].nunique() if len(cells) else 0
     for detector in detectors:
         mine = cells[cells["detector"] == detector]
         usable = mine[mine["note"].isna()]
-        average = float(usable["eer"].mean()) if len(usable) else float("nan")
-        low = high = float("nan")
-        stacked = [draws[(detector, d)] for d in usable["dataset"] if (detector, d) in draws]
-        if stacked and len(stacked) == len(usable):
-            mean_draws = np.mean(np.vstack(stacked), axis=0)
-            low, high = (float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2]))
         out_of_domain = usable[~usable["in_domain"].astype(bool)]
         pooled = pooled_and_averaged(scores[scores["detector"] == detector]).set_index("aggregate")
-        rows.append(
-            {
-                "detector": detector,
-                "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
-                "average_eer": average,
-                "average_eer_ci_low": low,
-                "average_eer_ci_high": high,
-                "n_corpora": int(len(usable)),
-                "n_corpora_evaluated": int(n_total),
-                "corpora": [str(d) for d in usable["dataset"]],
-                "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
-                "n_out_of_domain": int(len(out_of_domain)),
-                "pooled_eer": float(pooled.loc["pooled", "eer"]),
-                "average_min_dcf": float(usable["min_dcf"].mean()) if len(usable) else float("nan"),
-                "average_act_dcf": float(usable["act_dcf"].mean()) if len(usable) else float("nan"),
-                "average_cllr": float(usable["cllr"].mean()) if len(usable) else float("nan"),
-                "average_ece": float(usable["ece"].mean()) if len(usable) else float("nan"),
-            }
-        )
+        averages: dict[str, float] = {}
+        for key in dict.fromkeys(("eer", *headline_metrics(), *settings.ci_metrics)):
+            averages[f"average_{key}"] = float(usable[key].mean()) if len(usable) else float("nan")
+            if key in settings.ci_metrics or key == "eer":  # the headline EER always has its CI columns
+                low = high = float("nan")
+                stacked = [draws[(detector, d, key)] for d in usable["dataset"] if (detector, d, key) in draws]
+                if stacked and len(stacked) == len(usable):
+                    mean_draws = np.mean(np.vstack(stacked), axis=0)
+                    low, high = (float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2]))
+                averages[f"average_{key}_ci_low"], averages[f"average_{key}_ci_high"] = low, high
+        row: dict[str, object] = {
+            "detector": detector,
+            "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
+            **{k: averages.pop(k) for k in ("average_eer", "average_eer_ci_low", "average_eer_ci_high") if k in averages},
+            "n_corpora": int(len(usable)),
+            "n_corpora_evaluated": int(n_total),
+            "corpora": [str(d) for d in usable["dataset"]],
+            "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
+            "n_out_of_domain": int(len(out_of_domain)),
+            "pooled_eer": float(pooled.loc["pooled", "eer"]),
+            **averages,
+        }
+        rows.append(row)
     return pd.DataFrame(rows)

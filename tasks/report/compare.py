@@ -5,9 +5,11 @@ dicts; ``storage.reports`` reads them), so they are pure and testable on hand-ma
 documents. Documents of older report formats (no CIs, no summary) are accepted: what
 they lack is simply not compared.
 
-A **regression** is a (detector, eval corpus) whose EER got worse than in the previous
-report by more than the half-width of the bootstrap 95 % CI - the previous report's CI of
-that cell when it has one, else this run's. The average EER over corpora is compared the
+A **regression** is a (detector, eval corpus, metric) whose value got worse than in the
+previous report by more than the half-width of the bootstrap 95 % CI - the previous
+report's CI of that cell when it has one, else this run's. The metrics watched are those
+whose spec asks for CIs (``MetricSpec.ci`` in :mod:`addgp.metrics`: EER, minDCF, actDCF,
+Cllr); "worse" follows the spec's direction. The averages over corpora are compared the
 same way when both runs averaged over the same corpora.
 """
 
@@ -15,10 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import pandas as pd
 
+from addgp.metrics import METRIC_SPECS, MetricSpec
+
 AVERAGE_LABEL = "average over corpora"
+
+
+def watched_metrics() -> tuple[str, ...]:
+    """The metrics the regression check compares: those with bootstrap CIs (``MetricSpec.ci``)."""
+    return tuple(key for key, spec in METRIC_SPECS.items() if spec.ci)
 
 
 @dataclass(frozen=True)
@@ -30,14 +40,20 @@ class Change:
     tolerance: float  # the CI half-width the change had to exceed
     tolerance_from: str  # "previous CI", "this run's CI" or "no CI"
     train_setting: str | None = None
+    metric: str = "eer"
+
+    @property
+    def spec(self) -> MetricSpec:
+        return METRIC_SPECS[self.metric]
 
     @property
     def delta(self) -> float:
-        return self.new - self.old
+        """How much worse the metric got (negative: better), in its own units."""
+        return self.spec.worse(self.new, self.old)
 
     def as_dict(self) -> dict:
         return {"detector": self.detector, "dataset": self.dataset, "train_setting": self.train_setting,
-                "old_eer": self.old, "new_eer": self.new, "delta": self.delta,
+                "metric": self.metric, "old": self.old, "new": self.new, "delta": self.delta,
                 "tolerance": self.tolerance, "tolerance_from": self.tolerance_from}  # fmt: skip
 
 
@@ -69,7 +85,7 @@ class Comparison:
         }
 
 
-def _finite(value) -> bool:
+def _finite(value) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -78,27 +94,27 @@ def _half_width(record: dict, low_key: str, high_key: str) -> float | None:
     return (high - low) / 2 if _finite(low) and _finite(high) else None
 
 
-def _cells_of(document: dict) -> dict[tuple[str, str], dict]:
-    """(detector, dataset) -> {eer, half_width, train_setting} from a metrics.json document."""
+def _cells_of(document: dict, metric: str = "eer") -> dict[tuple[str, str], dict]:
+    """(detector, dataset) -> {value, half_width, train_setting, corpora} of one metric from a metrics.json document."""
     cells = {}
     for record in document.get("metrics") or []:
         if not isinstance(record, dict) or "detector" not in record or "dataset" not in record:
             continue
-        eer = record.get("eer")
-        if not _finite(eer):
+        value = record.get(metric)
+        if not _finite(value):
             continue
         cells[(str(record["detector"]), str(record["dataset"]))] = {
-            "eer": float(eer),
-            "half_width": _half_width(record, "eer_ci_low", "eer_ci_high"),
+            "value": float(value),
+            "half_width": _half_width(record, f"{metric}_ci_low", f"{metric}_ci_high"),
             "train_setting": record.get("train_setting"),
             "corpora": None,
         }
     for record in document.get("summary") or []:
-        if not isinstance(record, dict) or not _finite(record.get("average_eer")):
+        if not isinstance(record, dict) or not _finite(record.get(f"average_{metric}")):
             continue
         cells[(str(record["detector"]), AVERAGE_LABEL)] = {
-            "eer": float(record["average_eer"]),
-            "half_width": _half_width(record, "average_eer_ci_low", "average_eer_ci_high"),
+            "value": float(record[f"average_{metric}"]),
+            "half_width": _half_width(record, f"average_{metric}_ci_low", f"average_{metric}_ci_high"),
             "train_setting": record.get("train_setting"),
             "corpora": tuple(sorted(str(c) for c in record.get("corpora") or [])),
         }
@@ -109,31 +125,39 @@ def compare_with_previous(current: dict, previous: dict | None) -> Comparison:
     """Regressions and improvements of the ``current`` metrics document against ``previous``.
 
     Both are metrics.json documents (``current`` may be the one about to be published).
+    Every watched metric (:func:`watched_metrics`) is compared cell by cell; ``n_compared``
+    counts the (cell, metric) pairs compared.
     """
     if previous is None:
         return Comparison(previous_run_id=None)
-    now, before = _cells_of(current), _cells_of(previous)
     comparison = Comparison(previous_run_id=str(previous.get("run_id", "previous report")))
-    for key in sorted(now.keys() & before.keys()):
-        new, old = now[key], before[key]
-        if key[1] == AVERAGE_LABEL and new["corpora"] != old["corpora"]:
-            continue  # averages over different corpora are not comparable
-        if old["half_width"] is not None:
-            tolerance, source = old["half_width"], "previous CI"
-        elif new["half_width"] is not None:
-            tolerance, source = new["half_width"], "this run's CI"
-        else:
-            tolerance, source = 0.0, "no CI"
-        change = Change(key[0], key[1], old["eer"], new["eer"], tolerance, source, new["train_setting"])
-        comparison.n_compared += 1
-        if change.delta > tolerance:
-            comparison.regressions.append(change)
-        elif -change.delta > tolerance:
-            comparison.improvements.append(change)
-    comparison.regressions.sort(key=lambda c: -c.delta)
-    comparison.improvements.sort(key=lambda c: c.delta)
-    comparison.added = sorted(k for k in now.keys() - before.keys() if k[1] != AVERAGE_LABEL)
-    comparison.removed = sorted(k for k in before.keys() - now.keys() if k[1] != AVERAGE_LABEL)
+    keys_now: set[tuple[str, str]] = set()
+    keys_before: set[tuple[str, str]] = set()
+    for metric in watched_metrics():
+        now, before = _cells_of(current, metric), _cells_of(previous, metric)
+        keys_now |= now.keys()
+        keys_before |= before.keys()
+        for key in sorted(now.keys() & before.keys()):
+            new, old = now[key], before[key]
+            if key[1] == AVERAGE_LABEL and new["corpora"] != old["corpora"]:
+                continue  # averages over different corpora are not comparable
+            if old["half_width"] is not None:
+                tolerance, source = old["half_width"], "previous CI"
+            elif new["half_width"] is not None:
+                tolerance, source = new["half_width"], "this run's CI"
+            else:
+                tolerance, source = 0.0, "no CI"
+            change = Change(key[0], key[1], old["value"], new["value"], tolerance, source, new["train_setting"], metric)
+            comparison.n_compared += 1
+            if change.delta > tolerance:
+                comparison.regressions.append(change)
+            elif -change.delta > tolerance:
+                comparison.improvements.append(change)
+    order = {key: i for i, key in enumerate(METRIC_SPECS)}
+    comparison.regressions.sort(key=lambda c: (order[c.metric], -c.delta))
+    comparison.improvements.sort(key=lambda c: (order[c.metric], c.delta))
+    comparison.added = sorted(k for k in keys_now - keys_before if k[1] != AVERAGE_LABEL)
+    comparison.removed = sorted(k for k in keys_before - keys_now if k[1] != AVERAGE_LABEL)
     return comparison
 
 
@@ -147,7 +171,7 @@ def trend_table(documents: list[dict]) -> pd.DataFrame:
     rows = []
     for document in documents:
         run_id = str(document.get("run_id", ""))
-        for (detector, dataset), cell in _cells_of(document).items():
-            rows.append({"run_id": run_id, "detector": detector, "dataset": dataset, "eer": cell["eer"]})
+        for (detector, dataset), cell in _cells_of(document, "eer").items():
+            rows.append({"run_id": run_id, "detector": detector, "dataset": dataset, "eer": cell["value"]})
     frame = pd.DataFrame(rows, columns=["run_id", "detector", "dataset", "eer"])
     return frame.sort_values("run_id", kind="stable").reset_index(drop=True)

@@ -1,30 +1,24 @@
 """The nightly report: what came in, champion vs challenger, the decision, and forgetting.
 
-Returns file contents (report.md, index.html, metrics.json); storage publishes them. Values
-from data (dataset names, batch ids, generators) are escaped in HTML.
+Returns file contents (report.md, index.html, metrics.json); storage publishes them. The
+report is a :class:`~tasks.report.model.Document` rendered by the same HTML (Jinja2,
+autoescaped) and Markdown (every value escaped) renderers as the run report, so values
+from data - dataset names, batch ids, generators, conditions - stay text in both.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
 
 from addgp import __version__
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#1b1f23;padding:0 1rem}
-.meta{color:#57606a} .warning{background:#fff4e5;border-left:4px solid #d97706;padding:.6rem 1rem;margin:1rem 0}
-.decision{padding:.8rem 1rem;margin:1rem 0;border-left:6px solid} .promoted{background:#e6f4ea;border-color:#1a7f37}
-.kept{background:#f6f8fa;border-color:#57606a}
-table{border-collapse:collapse;margin:1rem 0;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d0d7de;padding:.35rem .7rem;text-align:right} th{background:#f6f8fa}
-td:first-child,th:first-child{text-align:left}
-"""
+from tasks.report import html, markdown
+from tasks.report.format import fmt, signed_pp
+from tasks.report.model import Cell, Column, Document, Inline, Paragraph, Section, Span, Table
+from tasks.report.sections import name_cell, rate_cell
 
 
 @dataclass
@@ -37,80 +31,84 @@ class NightlyOutcome:
     forgetting: pd.DataFrame | None = None
     champion: dict | None = None  # the champion record after tonight
     warnings: list[str] = field(default_factory=list)
+    # long table: dataset, condition, champion, challenger (EER per degradation condition;
+    # tasks.evaluate.robustness.condition_eer_table). Shown when it holds more than one condition.
+    eer_by_condition: pd.DataFrame | None = None
 
     @property
     def nothing_new(self) -> bool:
         return not self.batches
 
 
-def _pct(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.2f} %"
-
-
-def _signed_pct(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:+.2f} pp"
-
-
 def headline(outcome: NightlyOutcome) -> str:
-    if outcome.nothing_new:
+    if outcome.nothing_new or outcome.decision is None:
         return "Nothing new in the inbox tonight: no model was trained and the champion is unchanged."
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
 
 
+def _model_ref(path) -> str:
+    """``NAME/vN`` of a model folder: a report names models, never where they live."""
+    return "/".join(str(path).replace("\\", "/").rstrip("/").split("/")[-2:])
+
+
+def _rate(value) -> Cell:
+    return rate_cell(value, digits=2, heat=False)
+
+
+def _condition_section(by_condition: pd.DataFrame | None) -> Section | None:
+    if by_condition is None or by_condition.empty or by_condition["condition"].nunique() < 2:
+        return None
+    rows = []
+    for _, row in by_condition.iterrows():
+        change = row["challenger"] - row["champion"]
+        rows.append([name_cell(row["dataset"]), name_cell(row["condition"]), _rate(row["champion"]), _rate(row["challenger"]),
+                     Cell(signed_pp(change), css="bad" if change > 0 else "good" if change < 0 else "")])  # fmt: skip
+    columns = [Column("dataset", True), Column("condition", True), Column("champion EER (%)"), Column("challenger EER (%)"), Column("change (pp)")]
+    intro = Paragraph(["EER of both models on the same eval sets under every degradation condition scored tonight (clean = audio as shipped)."])
+    return Section("eer-conditions", "EER per condition: champion vs challenger", [intro, Table("eer-conditions", columns, rows)])
+
+
+def nightly_document(outcome: NightlyOutcome) -> Document:
+    promoted = bool(outcome.decision and outcome.decision["promote"])
+    sections = [Section("decision", "Decision", [Paragraph([Span(headline(outcome), "b")], note=False)],
+                        css="decision " + ("promoted" if promoted else "kept"))]  # fmt: skip
+    if not outcome.nothing_new:
+        batches = [
+            [name_cell(b["batch_id"]), Cell(fmt(b.get("n_files", ""))), Cell(fmt(b.get("n_bonafide", ""))), Cell(fmt(b.get("n_spoof", "")))]
+            for b in outcome.batches
+        ]
+        eer_table = outcome.eer if outcome.eer is not None else pd.DataFrame(columns=["champion", "challenger"])
+        eer = [[name_cell(dataset), _rate(row.get("champion")), _rate(row.get("challenger"))] for dataset, row in eer_table.iterrows()]
+        forgetting_table = outcome.forgetting if outcome.forgetting is not None else pd.DataFrame(columns=["dataset", "eer_at_last_promotion", "eer_now", "change"])
+        forgetting = [
+            [name_cell(row["dataset"]), _rate(row["eer_at_last_promotion"]), _rate(row["eer_now"]), Cell(signed_pp(row["change"]))]
+            for _, row in forgetting_table.iterrows()
+        ]
+        sections += [
+            section
+            for section in (
+            Section("batches", "New inbox batches", [Table("batches", [Column("batch", True), Column("files"), Column("bona fide"), Column("spoof")], batches)]),
+            Section("eer", "EER: champion vs challenger", [Table("eer", [Column("dataset", True), Column("champion EER (%)"), Column("challenger EER (%)")], eer)]),
+            _condition_section(outcome.eer_by_condition),
+            Section("forgetting", "Forgetting since the last promotion",
+                    [Table("forgetting", [Column("dataset", True), Column("EER then (%)"), Column("EER now (%)"), Column("change (pp)")], forgetting)]),
+            )
+            if section is not None
+        ]  # fmt: skip
+        if outcome.champion:
+            sections.append(Section("champion", "Champion in service", [Paragraph(
+                [Span(_model_ref(outcome.champion["model_path"]), "code"), f" (version {outcome.champion['version']})."], note=False)]))  # fmt: skip
+    meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f" · addgp {__version__}"]
+    return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), sections)
+
+
 def render_markdown(outcome: NightlyOutcome) -> str:
-    lines = [f"# addgp nightly: {outcome.config_name}", "", f"Run `{outcome.run_id}` · addgp {__version__}", ""]
-    lines += [f"> **WARNING:** {w}" for w in outcome.warnings] + ([""] if outcome.warnings else [])
-    lines += [f"**{headline(outcome)}**", ""]
-    if outcome.nothing_new:
-        return "\n".join(lines) + "\n"
-    lines += ["## New inbox batches", "", "| batch | files | bona fide | spoof |", "|---|---|---|---|"]
-    lines += [f"| {b['batch_id']} | {b.get('n_files', '')} | {b.get('n_bonafide', '')} | {b.get('n_spoof', '')} |" for b in outcome.batches]
-    lines += ["", "## EER: champion vs challenger", "", "| dataset | champion | challenger |", "|---|---|---|"]
-    for dataset, row in outcome.eer.iterrows():
-        lines.append(f"| {dataset} | {_pct(row.get('champion'))} | {_pct(row.get('challenger'))} |")
-    lines += ["", "## Forgetting since the last promotion", "", "| dataset | EER then | EER now | change |", "|---|---|---|---|"]
-    for _, row in outcome.forgetting.iterrows():
-        lines.append(f"| {row['dataset']} | {_pct(row['eer_at_last_promotion'])} | {_pct(row['eer_now'])} | {_signed_pct(row['change'])} |")
-    if outcome.champion:
-        lines += ["", f"Champion in service: `{outcome.champion['model_path']}` (version {outcome.champion['version']})."]
-    return "\n".join(lines) + "\n"
+    return markdown.render_markdown(nightly_document(outcome))
 
 
 def render_html(outcome: NightlyOutcome) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>addgp nightly: {e(outcome.config_name)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>addgp nightly: {e(outcome.config_name)}</h1>",
-        f"<p class='meta'>Run <code>{e(outcome.run_id)}</code> · addgp {e(__version__)}</p>",
-    ]
-    parts += [f"<div class='warning'><strong>WARNING:</strong> {e(w)}</div>" for w in outcome.warnings]
-    promoted = bool(outcome.decision and outcome.decision["promote"])
-    parts.append(f"<div class='decision {'promoted' if promoted else 'kept'}' id='decision'>{e(headline(outcome))}</div>")
-    if not outcome.nothing_new:
-        parts.append("<h2>New inbox batches</h2><table id='batches'><tr><th>batch</th><th>files</th><th>bona fide</th><th>spoof</th></tr>")
-        parts += [
-            f"<tr><td>{e(str(b['batch_id']))}</td><td>{e(str(b.get('n_files', '')))}</td>"
-            f"<td>{e(str(b.get('n_bonafide', '')))}</td><td>{e(str(b.get('n_spoof', '')))}</td></tr>"
-            for b in outcome.batches
-        ]
-        parts.append("</table><h2>EER: champion vs challenger</h2><table id='eer'><tr><th>dataset</th><th>champion</th><th>challenger</th></tr>")
-        for dataset, row in outcome.eer.iterrows():
-            parts.append(f"<tr><td>{e(str(dataset))}</td><td>{e(_pct(row.get('champion')))}</td><td>{e(_pct(row.get('challenger')))}</td></tr>")
-        parts.append("</table><h2>Forgetting since the last promotion</h2><table id='forgetting'><tr><th>dataset</th><th>EER then</th><th>EER now</th><th>change</th></tr>")
-        for _, row in outcome.forgetting.iterrows():
-            parts.append(
-                f"<tr><td>{e(str(row['dataset']))}</td><td>{e(_pct(row['eer_at_last_promotion']))}</td>"
-                f"<td>{e(_pct(row['eer_now']))}</td><td>{e(_signed_pct(row['change']))}</td></tr>"
-            )
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return html.render_page(nightly_document(outcome))
 
 
 def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
@@ -124,6 +122,7 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "batches": outcome.batches,
         "decision": outcome.decision,
         "eer": None if outcome.eer is None else json.loads(outcome.eer.to_json(orient="index")),
+        "eer_by_condition": None if outcome.eer_by_condition is None else json.loads(outcome.eer_by_condition.to_json(orient="records")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
         "champion": outcome.champion,
         "warnings": outcome.warnings,

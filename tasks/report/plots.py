@@ -277,3 +277,46 @@ def trend_plot(trends: pd.DataFrame, datasets: Sequence[str], average_label: str
     fig.legend(list(seen.values()), list(seen.keys()), fontsize=7, loc="center right", bbox_to_anchor=(1 - 0.05 / fig.get_figwidth(), 0.5), framealpha=0.9)
     fig.suptitle("EER across published reports (run-id order; dotted: this run)", fontsize=10, x=0.02, y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")
     return _png(fig)
+
+
+def robustness_plot(eer: np.ndarray, delta: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], worst: np.ndarray) -> bytes:
+    """EER per detector (rows) under each condition (columns, clean first), coloured by the increase against clean.
+
+    ``eer`` and ``delta`` are (rows, conditions) fractions (NaN = not scored); each cell shows
+    the EER and the change in percentage points; ``worst`` (bool, same shape) outlines each
+    detector's worst condition. Colours run from white (no change or better) to red (+25 pp
+    and more), so the worst condition of every detector stands out at a glance.
+    """
+    eer, delta = np.asarray(eer, dtype=float), np.asarray(delta, dtype=float)
+    n_rows, n_cols = eer.shape
+    rows = [label(r, 40) for r in row_labels]
+    columns = [label(c, 18) for c in column_labels]
+    left = 0.3 + _text_inches(rows)
+    bottom = 0.3 + 0.5 * _text_inches(columns)
+    width = min(max(left + 0.2 + 1.0 * n_cols, 6.0), 18)
+    fig = _new_figure(width, bottom + 0.45 + 0.6 * n_rows, left=left, right=0.2, bottom=bottom, top=0.45)
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["Reds"]
+    for r in range(n_rows):
+        for c in range(n_cols):
+            change = delta[r, c]
+            face = cmap(min(max(change / 0.25, 0.0), 1.0) * 0.85) if np.isfinite(change) else (0.93, 0.93, 0.93, 1.0)
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=face, edgecolor="white", lw=1.5))
+            luminance = 0.2126 * face[0] + 0.7152 * face[1] + 0.0722 * face[2]
+            text = "–" if not np.isfinite(eer[r, c]) else f"{100 * eer[r, c]:.1f}"
+            if np.isfinite(change) and column_labels[c] != "clean":
+                text += f"\n{100 * change:+.1f} pp"
+            ax.text(c, r, text, ha="center", va="center", fontsize=8, color="#111" if luminance > 0.45 else "white",
+                    weight="bold" if worst[r, c] else "normal")  # fmt: skip
+            if worst[r, c]:
+                ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, edgecolor="#111", lw=2.0))
+    ax.set_xlim(-0.5, n_cols - 0.5)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.set_xticks(range(n_cols), columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(n_rows), rows, fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.suptitle("EER (%) and change vs clean (pp) · detector × condition · outlined: worst", fontsize=10, x=0.02,
+                 y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")  # fmt: skip
+    return _png(fig)

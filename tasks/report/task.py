@@ -73,7 +73,7 @@ def matrix_table(evaluation: Evaluation) -> list[dict]:
     summary = evaluation.summary.set_index("detector")
     rows = []
     for (detector, setting), row in matrix.iterrows():
-        record = {"detector": str(detector), "train setting": str(setting)}
+        record: dict[str, str | float | None] = {"detector": str(detector), "train setting": str(setting)}
         record.update({f"eval: {dataset}": (None if pd.isna(v) else round(float(v), 4)) for dataset, v in row.items()})
         average = summary.loc[detector, "average_eer"]
         record["average over corpora (unweighted)"] = None if pd.isna(average) else round(float(average), 4)
