@@ -208,8 +208,8 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     ``splits`` (role → split names, from the registry), ``options`` (resolved),
     ``manifest`` (its path), ``manifest_exists``, ``counts_from`` (``"manifest"``, ``"scan"``
     or None), ``rows``, ``by_split`` ({split: {bonafide: n, spoof: n}}), ``by_label``,
-    ``by_attack`` ({attack: n}), ``rejects`` (rows rejected: from ``X.rejects.parquet`` beside
-    a manifest, or the protocol-level rejects of a scan), ``reject_reasons`` ({reason: n};
+    ``by_attack`` ({attack: n}), ``rejects`` (rows rejected: from the manifest's rejects table,
+    ``_rejects/X.rejects.parquet`` beside it, or the protocol-level rejects of a scan), ``reject_reasons`` ({reason: n};
     for scans the reason up to its first colon), ``hours`` (manifest only) and ``note``
     (why counts are missing, or what they mean). Counts are None when unknown.
 
@@ -218,7 +218,7 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     opened and nothing is written. An adapter error (wrong ROOT, unreadable protocol) goes
     to ``note`` rather than raising, so one broken corpus does not hide the others.
     """
-    from storage.manifests import read_manifest, read_rejects, rejects_path_for
+    from storage.manifests import find_rejects, read_manifest, read_rejects
     from tasks.ingest.registry import get_adapter
 
     registry = load_registry(registry_yaml_path)
@@ -250,8 +250,8 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
         if info["manifest_exists"]:
             try:
                 manifest = read_manifest(manifest_path)
-                rejects_file = Path(rejects_path_for(manifest_path))
-                rejects = read_rejects(rejects_file) if rejects_file.is_file() else None
+                rejects_file = find_rejects(manifest_path)
+                rejects = read_rejects(rejects_file) if rejects_file else None
                 info.update(_counts(manifest, rejects))
                 info["hours"] = round(float(manifest["duration_s"].sum()) / 3600.0, 3)
                 info["counts_from"] = "manifest"
