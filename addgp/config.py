@@ -79,6 +79,15 @@ class EvaluateConfig(_Strict):
     target_error: float = Field(default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage")
 
 
+class DataChecksConfig(_Strict):
+    """What the checks on the manifests (tasks/ingest/checks.py) do before training."""
+
+    train_eval_overlap: Literal["warning", "error"] = Field(
+        default="warning",
+        description="the same audio (sha256) in a training split and an eval split: report it (warning) or stop the run (error)",
+    )
+
+
 class ScheduleConfig(_Strict):
     """When the deployments of `addgp serve` run (cron, in ``timezone``)."""
 
@@ -127,6 +136,7 @@ class PipelineConfig(_Strict):
     train: TrainConfig
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     nightly: NightlyConfig | None = None
+    data_checks: DataChecksConfig = Field(default_factory=DataChecksConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     benchmark_config: Path | None = Field(default=None, description="config the weekly benchmark deployment runs")
 

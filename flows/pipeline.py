@@ -12,7 +12,7 @@ from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
-from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.ingest.task import data_checks_task, demo_corpus_task, ingest_task
 from tasks.report.build import ReportInput
 from tasks.report.task import report_task
 from tasks.train.task import train_task
@@ -39,6 +39,8 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
     manifests = [summary["manifest"] for summary in ingests.values()]
+    # Before any training: duplicate audio, train/eval overlap (an error here stops the run).
+    data_checks = data_checks_task(manifests, config, config_path)
 
     with dask_cluster(config.cluster) as scheduler:
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
@@ -65,6 +67,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
         notes={"ingest": ingests, "embed": embed},
         evaluation=evaluation,
+        data_checks=data_checks,
     )
     # report_task compares with the previous published report (LATEST) and the earlier ones (trends).
     folder = report_task(report, scores, workspace.reports, config.name)

@@ -1,13 +1,16 @@
-"""Prefect tasks of the ingest stage: generate the demo corpus, ingest a dataset into a manifest."""
+"""Prefect tasks of the ingest stage: generate the demo corpus, ingest a dataset into a manifest,
+check a pipeline's manifests for duplicate audio and train/eval overlap."""
 
 from __future__ import annotations
 
-from prefect import task
+import pandas as pd
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from addgp.config import DatasetConfig, DemoCorpusConfig
-from storage.manifests import read_manifest, rejects_path_for, write_manifest, write_rejects
+from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
+from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
+from tasks.ingest.checks import content_checks, describe, enforce, pipeline_roles, problems
 from tasks.ingest.common import IngestResult, LayoutError
 from tasks.ingest.registry import ingest_dataset
 
@@ -54,3 +57,20 @@ def ingest_task(dataset: DatasetConfig, manifest_path: str, extra_options: dict 
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
     return {**result.summary(), "manifest": manifest_path, "reused": False}
+
+
+@task(name="data-checks", cache_policy=NO_CACHE)
+def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_path: str) -> pd.DataFrame:
+    """Duplicate audio and train/eval overlap across the pipeline's manifests, before any training.
+
+    Findings are logged as warnings; a train/eval overlap stops the run (DataCheckError) when
+    the config says ``data_checks.train_eval_overlap: error``. Returns the data-checks table
+    for the run report.
+    """
+    train, evaluate = pipeline_roles(config)
+    checks = content_checks(read_manifests(manifest_paths), train=train, evaluate=evaluate, overlap=config.data_checks.train_eval_overlap)
+    logger = get_run_logger()
+    for finding in problems(checks, "warning").to_dict("records"):
+        logger.warning("data check: %s", describe(finding))
+    enforce(checks, config_path)
+    return checks

@@ -49,7 +49,8 @@ class ReportInput:
     ``evaluation`` is the source of every number; without it the report evaluates
     ``scores`` with default settings. ``previous`` is the metrics.json of
     the report to compare with (None for the first report), ``history`` those of earlier
-    reports for the trends (run-id order).
+    reports for the trends (run-id order). ``data_checks`` (optional) is the long table of
+    tasks/ingest/checks.py (check, scope, count, severity, examples).
     """
 
     title: str
@@ -63,6 +64,7 @@ class ReportInput:
     previous: dict | None = None
     history: list[dict] = field(default_factory=list)
     created: str | None = None
+    data_checks: pd.DataFrame | None = None
 
 
 # ------------------------------------------------------------------ small helpers

@@ -1,0 +1,192 @@
+"""Data checks on a pipeline's manifests: the same audio twice, and the same audio in training and evaluation.
+
+Ingest deduplicates on ``utt_id`` only; these checks compare the bytes (``sha256``, filled
+by every full ingest). Real corpora share audio — bona fide speech reused across corpora,
+re-releases, one clip under two names — and audio that is in a training split and in an
+eval split makes the eval numbers look better than they are.
+
+``content_checks`` returns the long table the run report shows as "Data checks" (columns
+``check``, ``scope``, ``count``, ``severity``, ``examples``; one row per finding):
+
+================================  ==========================  ==========================================
+check                             scope                       count
+================================  ==========================  ==========================================
+``duplicate_audio``               ``DATASET``                 rows whose bytes repeat an earlier row of
+                                                              the same manifest (0: checked, none)
+``shared_audio``                  ``A ∩ B``                   distinct audio in both manifests
+``train_eval_overlap``            ``A/train → B/eval``        distinct audio in a training split (train
+                                                              or dev) and an eval split; one row with
+                                                              count 0 when there is none
+``label_conflict``                ``all manifests``           distinct audio labelled both bonafide and
+                                                              spoof
+``not_hashed``                    ``DATASET``                 rows without sha256 (counting scans):
+                                                              not checked
+================================  ==========================  ==========================================
+
+Severity: ``train_eval_overlap`` is ``warning`` or — when the pipeline config says
+``data_checks.train_eval_overlap: error`` — ``error``; ``duplicate_audio`` and
+``label_conflict`` are warnings, ``shared_audio`` is ``info`` (corpora do share bona fide
+speech; whether that matters is the overlap check's question); a count of 0 is always ``info``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import pandas as pd
+
+CHECK_COLUMNS = ("check", "scope", "count", "severity", "examples")
+SEVERITIES = ("info", "warning", "error")
+MAX_EXAMPLES = 3
+Role = tuple[str, str]  # (dataset, split)
+
+
+class DataCheckError(ValueError):
+    """A data check configured as an error failed; the message says which and how to proceed."""
+
+
+def _hashed(manifest: pd.DataFrame) -> pd.DataFrame:
+    sha = manifest["sha256"]
+    return manifest[sha.notna() & (sha.astype(str) != "")]
+
+
+def _short(sha: str) -> str:
+    return f"sha256 {str(sha)[:12]}…"
+
+
+def _name(row: pd.Series | dict, with_dataset: bool = True) -> str:
+    where = f"{row['dataset']}/{row['split']}:" if with_dataset else f"{row['split']}:"
+    return f"{where}{row['utt_id']}"
+
+
+def _examples(groups: Iterable[tuple[str, pd.DataFrame]], with_dataset: bool = True) -> str:
+    """``a = b = c (sha256 …)`` for the first MAX_EXAMPLES groups of rows sharing bytes."""
+    shown = []
+    for sha, rows in groups:
+        names = [_name(r, with_dataset) for r in rows.head(4).to_dict("records")]
+        more = f" (+{len(rows) - 4})" if len(rows) > 4 else ""
+        shown.append(f"{' = '.join(names)}{more} ({_short(sha)})")
+        if len(shown) == MAX_EXAMPLES:
+            break
+    return "; ".join(shown)
+
+
+def _row(check: str, scope: str, count: int, severity: str, examples: str = "") -> dict:
+    return {"check": check, "scope": scope, "count": int(count), "severity": severity if count else "info", "examples": examples}
+
+
+def _within(manifest: pd.DataFrame) -> list[dict]:
+    out = []
+    for dataset, rows in manifest.groupby("dataset", sort=True):
+        hashed = _hashed(rows)
+        missing = len(rows) - len(hashed)
+        if missing:
+            out.append(_row("not_hashed", str(dataset), missing, "info",
+                            "rows without sha256 (ingested without probing audio): run `addgp ingest` to check them"))
+        repeated = hashed[hashed.duplicated("sha256", keep=False)]
+        extra = int(hashed.duplicated("sha256").sum())
+        groups = repeated.sort_values(["sha256", "split", "utt_id"]).groupby("sha256", sort=False)
+        out.append(_row("duplicate_audio", str(dataset), extra, "warning", _examples(groups, with_dataset=False)))
+    return out
+
+
+def _across(hashed: pd.DataFrame) -> list[dict]:
+    """Audio shared by two datasets, whatever their roles (the overlap check judges those)."""
+    out = []
+    per_dataset = {d: set(rows["sha256"]) for d, rows in hashed.groupby("dataset", sort=True)}
+    names = sorted(per_dataset)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            shared = per_dataset[a] & per_dataset[b]
+            if not shared:
+                continue
+            rows = hashed[hashed["dataset"].isin((a, b)) & hashed["sha256"].isin(shared)]
+            groups = rows.sort_values(["sha256", "dataset", "utt_id"]).groupby("sha256", sort=False)
+            out.append(_row("shared_audio", f"{a} ∩ {b}", len(shared), "info", _examples(groups)))
+    return out
+
+
+def _in(rows: pd.DataFrame, roles: Sequence[Role]) -> pd.Series:
+    keys = set(roles)
+    return pd.Series([(d, s) in keys for d, s in zip(rows["dataset"], rows["split"])], index=rows.index, dtype=bool)
+
+
+def _overlap(hashed: pd.DataFrame, train: Sequence[Role], evaluate: Sequence[Role], severity: str) -> list[dict]:
+    train_rows = hashed[_in(hashed, train)]
+    eval_rows = hashed[_in(hashed, evaluate)]
+    out = []
+    for (td, ts), t_rows in train_rows.groupby(["dataset", "split"], sort=True):
+        for (ed, es), e_rows in eval_rows.groupby(["dataset", "split"], sort=True):
+            shared = set(t_rows["sha256"]) & set(e_rows["sha256"])
+            if not shared:
+                continue
+            rows = pd.concat([t_rows[t_rows["sha256"].isin(shared)], e_rows[e_rows["sha256"].isin(shared)]])
+            groups = rows.drop_duplicates(["dataset", "split", "utt_id"]).groupby("sha256", sort=True)
+            out.append(_row("train_eval_overlap", f"{td}/{ts} → {ed}/{es}", len(shared), severity, _examples(groups)))
+    if not out and train and evaluate:
+        scope = f"{', '.join(f'{d}/{s}' for d, s in sorted(set(train)))} → {', '.join(f'{d}/{s}' for d, s in sorted(set(evaluate)))}"
+        out.append(_row("train_eval_overlap", scope, 0, severity))
+    return out
+
+
+def _label_conflicts(hashed: pd.DataFrame) -> list[dict]:
+    labels = hashed.groupby("sha256")["label"].nunique()
+    conflicting = labels[labels > 1].index
+    if not len(conflicting):
+        return []
+    rows = hashed[hashed["sha256"].isin(conflicting)].sort_values(["sha256", "label", "dataset", "utt_id"])
+    examples = _examples((sha, g.assign(utt_id=g["utt_id"] + "(" + g["label"] + ")")) for sha, g in rows.groupby("sha256", sort=False))
+    return [_row("label_conflict", "all manifests", len(conflicting), "warning", examples)]
+
+
+def content_checks(
+    manifest: pd.DataFrame,
+    *,
+    train: Sequence[Role] = (),
+    evaluate: Sequence[Role] = (),
+    overlap: Literal["warning", "error"] = "warning",
+) -> pd.DataFrame:
+    """The data-checks table of one or more manifests (concatenated; ``dataset`` tells them apart).
+
+    ``train`` and ``evaluate`` are the (dataset, split) pairs a pipeline trains on (train and
+    dev splits: both shape the model) and evaluates on; ``overlap`` is the severity of audio
+    found in both. Without roles only duplicates, shared audio and label conflicts are checked.
+    """
+    if overlap not in ("warning", "error"):
+        raise ValueError(f"overlap severity must be 'warning' or 'error', not {overlap!r}")
+    hashed = _hashed(manifest)
+    rows = _within(manifest) + _overlap(hashed, train, evaluate, overlap) + _across(hashed) + _label_conflicts(hashed)
+    table = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
+    return table.astype({"count": "int64"})
+
+
+def pipeline_roles(config) -> tuple[list[Role], list[Role]]:
+    """(train, evaluate) (dataset, split) pairs of a PipelineConfig: what it trains and
+    selects on, and what it reports."""
+    train = [(d, s) for d in config.train.datasets for s in [*config.train.splits, *config.train.dev_splits]]
+    evaluate = [(d, s) for d in config.eval_datasets for s in config.evaluate.splits]
+    return train, evaluate
+
+
+def problems(checks: pd.DataFrame, severity: str) -> pd.DataFrame:
+    """Rows of ``checks`` at ``severity`` with something found."""
+    return checks[(checks["severity"] == severity) & (checks["count"] > 0)]
+
+
+def describe(row: pd.Series | dict) -> str:
+    """One line per finding, for logs and terminals."""
+    text = f"{row['check']} [{row['scope']}]: {row['count']}"
+    return f"{text} — e.g. {row['examples']}" if row["examples"] else text
+
+
+def enforce(checks: pd.DataFrame, config_path: str = "the pipeline config") -> None:
+    """Raise DataCheckError when a check configured as an error found something."""
+    errors = problems(checks, "error")
+    if len(errors):
+        lines = "\n".join(f"  {describe(r)}" for r in errors.to_dict("records"))
+        raise DataCheckError(
+            f"{config_path}: data_checks.train_eval_overlap is 'error' and the same audio is in a training and an eval split:\n"
+            f"{lines}\nRemove the shared files from one side (or pick other splits), or set "
+            f"data_checks.train_eval_overlap: warning to report it and go on."
+        )
