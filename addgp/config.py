@@ -192,12 +192,15 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
 
 
 def _check_paths_exist(config: PipelineConfig, path: Path) -> None:
-    """Dataset roots must exist, unless the demo corpus generator will create them."""
+    """Dataset roots must exist, unless the demo corpus generator will create them, or they are
+    an inbox drop folder (the inbox ingest creates a missing one, empty: nothing new yet)."""
     generated = config.demo_corpus.root.resolve() if config.demo_corpus else None
     problems = []
     for index, dataset in enumerate(config.datasets):
         root = dataset.root.resolve()
         if generated is not None and (root == generated or generated in root.parents):
+            continue
+        if dataset.adapter == "inbox":
             continue
         if not root.exists():
             problems.append(f"{path}: datasets.{index}.root: path does not exist: {root}")

@@ -123,3 +123,13 @@ def test_bad_sidecars_and_empty_inbox(tmp_path):
     empty.mkdir()
     quiet = ingest_dataset("inbox", empty, progress=False)  # between deliveries: nothing new, not an error
     assert quiet.manifest.empty and quiet.rejects.empty
+
+
+def test_a_missing_drop_folder_is_an_empty_inbox_and_a_full_ingest_creates_it(tmp_path):
+    inbox = tmp_path / "runs" / "demo" / "inbox"
+    with probe_mode("none"):  # counting (addgp datasets) writes nothing
+        counted = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    assert counted.manifest.empty and not inbox.exists()
+    result = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    assert result.manifest.empty and result.rejects.empty and inbox.is_dir()
+    assert new_inbox_batches(tmp_path / "state", consumer="nightly") == []
