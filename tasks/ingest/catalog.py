@@ -297,7 +297,7 @@ def registry_data_checks(registry_yaml_path: str | os.PathLike | None = None):
             continue
         try:
             manifest = read_manifest(path)
-        except Exception:  # describe_registry reports an unreadable manifest in its note
+        except (OSError, ValueError):  # describe_registry reports an unreadable manifest in its note
             continue
         frames.append(manifest.assign(dataset=corpus.name))
         train += [(corpus.name, s) for role in ("train", "dev") for s in corpus.splits.get(role, [])]
