@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 CHECK_COLUMNS = ("check", "scope", "count", "severity", "examples")
@@ -47,8 +48,11 @@ class DataCheckError(ValueError):
 
 
 def _hashed(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a sha256, plus ``_h``: the sha256 as an integer code (set operations on
+    integers, not on millions of 64-character strings)."""
     sha = manifest["sha256"]
-    return manifest[sha.notna() & (sha.astype(str) != "")]
+    hashed = manifest[sha.notna() & (sha.astype(str) != "")]
+    return hashed.assign(_h=pd.factorize(hashed["sha256"])[0])
 
 
 def _short(sha: str) -> str:
@@ -76,16 +80,16 @@ def _row(check: str, scope: str, count: int, severity: str, examples: str = "") 
     return {"check": check, "scope": scope, "count": int(count), "severity": severity if count else "info", "examples": examples}
 
 
-def _within(manifest: pd.DataFrame) -> list[dict]:
+def _within(manifest: pd.DataFrame, hashed: pd.DataFrame) -> list[dict]:
     out = []
     for dataset, rows in manifest.groupby("dataset", sort=True):
-        hashed = _hashed(rows)
-        missing = len(rows) - len(hashed)
+        own = hashed[hashed["dataset"] == dataset]
+        missing = len(rows) - len(own)
         if missing:
             out.append(_row("not_hashed", str(dataset), missing, "info",
                             "rows without sha256 (ingested without probing audio): run `addgp ingest` to check them"))
-        repeated = hashed[hashed.duplicated("sha256", keep=False)]
-        extra = int(hashed.duplicated("sha256").sum())
+        repeated = own[own.duplicated("_h", keep=False)]
+        extra = int(own.duplicated("_h").sum())
         groups = repeated.sort_values(["sha256", "split", "utt_id"]).groupby("sha256", sort=False)
         out.append(_row("duplicate_audio", str(dataset), extra, "warning", _examples(groups, with_dataset=False)))
     return out
@@ -94,34 +98,35 @@ def _within(manifest: pd.DataFrame) -> list[dict]:
 def _across(hashed: pd.DataFrame) -> list[dict]:
     """Audio shared by two datasets, whatever their roles (the overlap check judges those)."""
     out = []
-    per_dataset = {d: set(rows["sha256"]) for d, rows in hashed.groupby("dataset", sort=True)}
+    per_dataset = {d: rows["_h"].unique() for d, rows in hashed.groupby("dataset", sort=True)}
     names = sorted(per_dataset)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            shared = per_dataset[a] & per_dataset[b]
-            if not shared:
+            shared = np.intersect1d(per_dataset[a], per_dataset[b], assume_unique=True)
+            if not len(shared):
                 continue
-            rows = hashed[hashed["dataset"].isin((a, b)) & hashed["sha256"].isin(shared)]
+            rows = hashed[hashed["dataset"].isin((a, b)) & hashed["_h"].isin(shared)]
             groups = rows.sort_values(["sha256", "dataset", "utt_id"]).groupby("sha256", sort=False)
             out.append(_row("shared_audio", f"{a} ∩ {b}", len(shared), "info", _examples(groups)))
     return out
 
 
-def _in(rows: pd.DataFrame, roles: Sequence[Role]) -> pd.Series:
-    keys = set(roles)
-    return pd.Series([(d, s) in keys for d, s in zip(rows["dataset"], rows["split"])], index=rows.index, dtype=bool)
+def _in(rows: pd.DataFrame, roles: Sequence[Role]) -> np.ndarray:
+    return pd.MultiIndex.from_frame(rows[["dataset", "split"]]).isin(list(set(roles)))
 
 
 def _overlap(hashed: pd.DataFrame, train: Sequence[Role], evaluate: Sequence[Role], severity: str) -> list[dict]:
     train_rows = hashed[_in(hashed, train)]
     eval_rows = hashed[_in(hashed, evaluate)]
     out = []
+    eval_groups = [(key, rows, rows["_h"].unique()) for key, rows in eval_rows.groupby(["dataset", "split"], sort=True)]
     for (td, ts), t_rows in train_rows.groupby(["dataset", "split"], sort=True):
-        for (ed, es), e_rows in eval_rows.groupby(["dataset", "split"], sort=True):
-            shared = set(t_rows["sha256"]) & set(e_rows["sha256"])
-            if not shared:
+        t_hashes = t_rows["_h"].unique()
+        for (ed, es), e_rows, e_hashes in eval_groups:
+            shared = np.intersect1d(t_hashes, e_hashes, assume_unique=True)
+            if not len(shared):
                 continue
-            rows = pd.concat([t_rows[t_rows["sha256"].isin(shared)], e_rows[e_rows["sha256"].isin(shared)]])
+            rows = pd.concat([t_rows[t_rows["_h"].isin(shared)], e_rows[e_rows["_h"].isin(shared)]])
             groups = rows.drop_duplicates(["dataset", "split", "utt_id"]).groupby("sha256", sort=True)
             out.append(_row("train_eval_overlap", f"{td}/{ts} → {ed}/{es}", len(shared), severity, _examples(groups)))
     if not out and train and evaluate:
@@ -131,11 +136,11 @@ def _overlap(hashed: pd.DataFrame, train: Sequence[Role], evaluate: Sequence[Rol
 
 
 def _label_conflicts(hashed: pd.DataFrame) -> list[dict]:
-    labels = hashed.groupby("sha256")["label"].nunique()
+    labels = hashed.groupby("_h")["label"].nunique()
     conflicting = labels[labels > 1].index
     if not len(conflicting):
         return []
-    rows = hashed[hashed["sha256"].isin(conflicting)].sort_values(["sha256", "label", "dataset", "utt_id"])
+    rows = hashed[hashed["_h"].isin(conflicting)].sort_values(["sha256", "label", "dataset", "utt_id"])
     examples = _examples((sha, g.assign(utt_id=g["utt_id"] + "(" + g["label"] + ")")) for sha, g in rows.groupby("sha256", sort=False))
     return [_row("label_conflict", "all manifests", len(conflicting), "warning", examples)]
 
@@ -156,7 +161,7 @@ def content_checks(
     if overlap not in ("warning", "error"):
         raise ValueError(f"overlap severity must be 'warning' or 'error', not {overlap!r}")
     hashed = _hashed(manifest)
-    rows = _within(manifest) + _overlap(hashed, train, evaluate, overlap) + _across(hashed) + _label_conflicts(hashed)
+    rows = _within(manifest, hashed) + _overlap(hashed, train, evaluate, overlap) + _across(hashed) + _label_conflicts(hashed)
     table = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
     return table.astype({"count": "int64"})
 
