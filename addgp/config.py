@@ -86,6 +86,13 @@ class DataChecksConfig(_Strict):
         default="warning",
         description="the same audio (sha256) in a training split and an eval split: report it (warning) or stop the run (error)",
     )
+    near_duplicate_cosine: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="after embedding, also report eval clips whose embedding has a training clip at this cosine "
+        "similarity or above (near-duplicates: re-encoded, trimmed copies); unset = not checked",
+    )
 
 
 class ScheduleConfig(_Strict):

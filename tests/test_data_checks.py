@@ -4,7 +4,9 @@ in `addgp datasets` and before training in the pipeline."""
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -122,3 +124,49 @@ def test_addgp_datasets_reports_duplicates_and_overlap(tmp_path, corpora):
     assert [c["name"] for c in document["corpora"]] == ["a", "b", "c"]
     found = {(c["check"], c["scope"]): c["count"] for c in document["data_checks"]}
     assert found[("duplicate_audio", "a")] == 1 and found[("train_eval_overlap", "a/train → b/eval")] == 1
+
+
+def test_near_duplicates_by_embedding_leave_exact_copies_to_the_sha256_check():
+    from tasks.ingest.checks import near_duplicates
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((5, 16)).astype(np.float32)
+    X = np.vstack([base, base[1] + 0.01 * rng.standard_normal(16), base[2], rng.standard_normal(16)]).astype(np.float32)
+    rows = pd.DataFrame({
+        "dataset": ["a"] * 5 + ["b"] * 3, "split": ["train"] * 5 + ["eval"] * 3,
+        "utt_id": [f"a{i}" for i in range(5)] + ["b_reencoded", "b_copy", "b_other"],
+        "sha256": ["h0", "h1", "h2", "h3", "h4", "x1", "h2", "x3"],
+    })  # fmt: skip
+    checks = near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=0.99)
+    assert checks.to_dict("records") == [{
+        "check": "near_duplicate_overlap", "scope": "a/train → b/eval", "count": 1, "severity": "warning",
+        "examples": checks["examples"].iloc[0],
+    }]  # fmt: skip
+    assert re.fullmatch(r"a/train:a1 ≈ b/eval:b_reencoded \(cos 0\.99\d\d\)", checks["examples"].iloc[0])
+    # a block of one eval row at a time gives the same answer
+    assert near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=0.99, max_block_cells=1).equals(checks)
+    assert near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=1.0).empty
+
+
+def test_near_duplicates_from_the_embedding_store(tmp_path):
+    """A clip re-encoded with a little noise (other bytes) is found through the store's embeddings."""
+    import soundfile as sf
+
+    from tasks.embed.encoder import EncoderSpec, resolve_layer
+    from tasks.embed.run import embed_manifest
+    from tasks.ingest.checks import embedding_near_duplicates
+
+    train = manifest(tmp_path, "a", [("a1", "train", "bonafide", 1), ("a2", "train", "spoof", 2)])
+    original, rate = sf.read(train.loc[train["utt_id"] == "a2", "path"].iloc[0], dtype="float32")
+    noisy = tmp_path / "noisy.flac"
+    sf.write(noisy, original + 1e-4 * np.random.default_rng(0).standard_normal(len(original)).astype(np.float32), rate)
+    evaluation = finalize("b", [{"utt_id": "b1", "split": "eval", "label": "spoof", "attack": "A01", "speaker": None, "path": str(noisy)}], progress=False).manifest
+    frame = pd.concat([train, evaluation], ignore_index=True)
+    spec = EncoderSpec(id="tiny-random", layers=(-1,))
+    embed_manifest(frame, spec, str(tmp_path / "store"), progress=False)
+    found = embedding_near_duplicates(
+        frame, str(tmp_path / "store"), encoder=spec.name, layer=resolve_layer(spec, -1), pooling="mean", crop_s=None,
+        train=[("a", "train")], evaluate=[("b", "eval")], threshold=0.999,
+    )  # fmt: skip
+    assert found[["check", "scope", "count"]].to_dict("records") == [{"check": "near_duplicate_overlap", "scope": "a/train → b/eval", "count": 1}]
+    assert found["examples"].iloc[0].startswith("a/train:a2 ≈ b/eval:b1 (cos ")

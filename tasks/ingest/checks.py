@@ -21,7 +21,13 @@ check                             scope                       count
                                                               spoof
 ``not_hashed``                    ``DATASET``                 rows without sha256 (counting scans):
                                                               not checked
+``near_duplicate_overlap``        ``A/train → B/eval``        eval clips whose embedding has a training
+                                                              clip within the cosine threshold (other
+                                                              bytes: re-encoded, trimmed, resampled)
 ================================  ==========================  ==========================================
+
+The last one needs embeddings, so it runs after the embed stage and only when the config
+sets ``data_checks.near_duplicate_cosine`` (``near_duplicates``).
 
 Severity: ``train_eval_overlap`` is ``warning`` or — when the pipeline config says
 ``data_checks.train_eval_overlap: error`` — ``error``; ``duplicate_audio`` and
@@ -36,6 +42,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from storage.embeddings import read_embeddings
 
 CHECK_COLUMNS = ("check", "scope", "count", "severity", "examples")
 SEVERITIES = ("info", "warning", "error")
@@ -164,6 +172,74 @@ def content_checks(
     rows = _within(manifest, hashed) + _overlap(hashed, train, evaluate, overlap) + _across(hashed) + _label_conflicts(hashed)
     table = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
     return table.astype({"count": "int64"})
+
+
+def near_duplicates(
+    rows: pd.DataFrame,
+    X: np.ndarray,
+    *,
+    train: Sequence[Role],
+    evaluate: Sequence[Role],
+    threshold: float,
+    max_block_cells: int = 1 << 25,
+) -> pd.DataFrame:
+    """Eval clips with a training clip whose embedding is at cosine similarity ≥ ``threshold``.
+
+    ``rows`` (dataset, split, utt_id, sha256) are the rows of ``X``, one embedding each.
+    Pairs with the same sha256 are left out (``train_eval_overlap`` reports those). One check
+    row per (train split, eval split) with something found: ``count`` is the number of eval
+    clips with such a neighbour, ``examples`` the closest pairs; severity ``warning`` (a
+    threshold is a judgement, not proof). The similarity matrix is computed a block of eval
+    rows at a time, at most ``max_block_cells`` similarities (128 MiB of float32) at once.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"data_checks.near_duplicate_cosine must be in (0, 1], not {threshold}")
+    is_train, is_eval = _in(rows, train), _in(rows, evaluate)
+    if not is_train.any() or not is_eval.any():
+        return pd.DataFrame(columns=list(CHECK_COLUMNS))
+    unit = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    train_idx, eval_idx = np.flatnonzero(is_train), np.flatnonzero(is_eval)
+    sha = pd.factorize(rows["sha256"])[0]
+    best_sim = np.full(len(eval_idx), -np.inf, dtype=np.float32)
+    best_train = np.zeros(len(eval_idx), dtype=np.int64)
+    train_unit = unit[train_idx].astype(np.float32, copy=False)
+    block = max(1, max_block_cells // len(train_idx))
+    for start in range(0, len(eval_idx), block):
+        chunk = eval_idx[start:start + block]
+        sims = unit[chunk].astype(np.float32, copy=False) @ train_unit.T
+        sims[sha[chunk][:, None] == sha[train_idx][None, :]] = -np.inf  # exact copies: not this check's
+        j = sims.argmax(axis=1)
+        best_sim[start:start + len(chunk)] = sims[np.arange(len(chunk)), j]
+        best_train[start:start + len(chunk)] = train_idx[j]
+    found = best_sim >= threshold
+    pairs = pd.DataFrame({
+        "train": [_name(r) for r in rows.iloc[best_train[found]].to_dict("records")],
+        "train_scope": (rows["dataset"].iloc[best_train[found]] + "/" + rows["split"].iloc[best_train[found]]).to_numpy(),
+        "eval": [_name(r) for r in rows.iloc[eval_idx[found]].to_dict("records")],
+        "eval_scope": (rows["dataset"].iloc[eval_idx[found]] + "/" + rows["split"].iloc[eval_idx[found]]).to_numpy(),
+        "cos": best_sim[found],
+    })  # fmt: skip
+    out = []
+    for (t_scope, e_scope), group in pairs.groupby(["train_scope", "eval_scope"], sort=True):
+        closest = group.sort_values("cos", ascending=False).head(MAX_EXAMPLES)
+        examples = "; ".join(f"{r.train} ≈ {r.eval} (cos {r.cos:.4f})" for r in closest.itertuples())
+        out.append(_row("near_duplicate_overlap", f"{t_scope} → {e_scope}", len(group), "warning", examples))
+    return pd.DataFrame(out, columns=list(CHECK_COLUMNS)).astype({"count": "int64"})
+
+
+def embedding_near_duplicates(
+    manifest: pd.DataFrame, store: str, *, encoder: str, layer: int, pooling: str, crop_s: float | None,
+    train: Sequence[Role], evaluate: Sequence[Role], threshold: float,
+) -> pd.DataFrame:
+    """``near_duplicates`` on the store's embeddings of the manifest rows in ``train`` and
+    ``evaluate`` (one encoder setting and layer, as the detectors use them)."""
+    selected = manifest[_in(manifest, [*train, *evaluate])]
+    if selected.empty:
+        return pd.DataFrame(columns=list(CHECK_COLUMNS))
+    meta, X = read_embeddings(store, encoder=encoder, layer=layer, pooling=pooling, crop_s=crop_s, datasets=sorted(selected["dataset"].unique()))
+    positions = meta[["dataset", "utt_id", "sha256"]].assign(_row=np.arange(len(meta)))
+    joined = selected[["dataset", "split", "utt_id", "sha256"]].merge(positions, on=["dataset", "utt_id", "sha256"], how="inner")
+    return near_duplicates(joined.drop(columns="_row"), X[joined["_row"].to_numpy()], train=train, evaluate=evaluate, threshold=threshold)
 
 
 def pipeline_roles(config) -> tuple[list[Role], list[Role]]:

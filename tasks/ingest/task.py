@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
 from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
-from tasks.ingest.checks import content_checks, describe, enforce, pipeline_roles, problems
+from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
 from tasks.ingest.common import IngestResult, LayoutError
 from tasks.ingest.registry import ingest_dataset
 
@@ -74,3 +74,21 @@ def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_p
         logger.warning("data check: %s", describe(finding))
     enforce(checks, config_path)
     return checks
+
+
+@task(name="near-duplicate-checks", cache_policy=NO_CACHE)
+def near_duplicate_task(
+    checks: pd.DataFrame, manifest_paths: list[str], store: str, config: PipelineConfig, encoder_name: str, layer: int
+) -> pd.DataFrame:
+    """After embedding: eval clips with a near-identical training clip by embedding
+    (``data_checks.near_duplicate_cosine``), logged as warnings and added to ``checks``.
+    ``layer`` is the stored (non-negative) index of the layer the detectors train on."""
+    train, evaluate = pipeline_roles(config)
+    found = embedding_near_duplicates(
+        read_manifests(manifest_paths), store, encoder=encoder_name, layer=layer, pooling=config.encoder.pooling,
+        crop_s=config.encoder.crop_seconds, train=train, evaluate=evaluate, threshold=config.data_checks.near_duplicate_cosine,
+    )  # fmt: skip
+    logger = get_run_logger()
+    for finding in found.to_dict("records"):
+        logger.warning("data check: %s", describe(finding))
+    return pd.concat([checks, found], ignore_index=True)
