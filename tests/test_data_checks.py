@@ -145,7 +145,8 @@ def test_near_duplicates_by_embedding_leave_exact_copies_to_the_sha256_check():
     assert re.fullmatch(r"a/train:a1 ≈ b/eval:b_reencoded \(cos 0\.99\d\d\)", checks["examples"].iloc[0])
     # a block of one eval row at a time gives the same answer
     assert near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=0.99, max_block_cells=1).equals(checks)
-    assert near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=1.0).empty
+    none = near_duplicates(rows, X, train=[("a", "train")], evaluate=[("b", "eval")], threshold=1.0).to_dict("records")
+    assert none == [{"check": "near_duplicate_overlap", "scope": "a/train → b/eval", "count": 0, "severity": "info", "examples": "none at cosine ≥ 1.0"}]
 
 
 def test_near_duplicates_from_the_embedding_store(tmp_path):

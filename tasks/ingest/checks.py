@@ -138,9 +138,12 @@ def _overlap(hashed: pd.DataFrame, train: Sequence[Role], evaluate: Sequence[Rol
             groups = rows.drop_duplicates(["dataset", "split", "utt_id"]).groupby("sha256", sort=True)
             out.append(_row("train_eval_overlap", f"{td}/{ts} → {ed}/{es}", len(shared), severity, _examples(groups)))
     if not out and train and evaluate:
-        scope = f"{', '.join(f'{d}/{s}' for d, s in sorted(set(train)))} → {', '.join(f'{d}/{s}' for d, s in sorted(set(evaluate)))}"
-        out.append(_row("train_eval_overlap", scope, 0, severity))
+        out.append(_row("train_eval_overlap", _roles_scope(train, evaluate), 0, severity))
     return out
+
+
+def _roles_scope(train: Sequence[Role], evaluate: Sequence[Role]) -> str:
+    return f"{', '.join(f'{d}/{s}' for d, s in sorted(set(train)))} → {', '.join(f'{d}/{s}' for d, s in sorted(set(evaluate)))}"
 
 
 def _label_conflicts(hashed: pd.DataFrame) -> list[dict]:
@@ -224,6 +227,8 @@ def near_duplicates(
         closest = group.sort_values("cos", ascending=False).head(MAX_EXAMPLES)
         examples = "; ".join(f"{r.train} ≈ {r.eval} (cos {r.cos:.4f})" for r in closest.itertuples())
         out.append(_row("near_duplicate_overlap", f"{t_scope} → {e_scope}", len(group), "warning", examples))
+    if not out:  # checked, none found: say so, as the sha256 overlap check does
+        out.append(_row("near_duplicate_overlap", _roles_scope(train, evaluate), 0, "warning", f"none at cosine ≥ {threshold}"))
     return pd.DataFrame(out, columns=list(CHECK_COLUMNS)).astype({"count": "int64"})
 
 
