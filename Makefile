@@ -1,20 +1,26 @@
 # The two commands of the README:
 #   make demo   set up (.venv) and run the pipeline on the embedded demo config
 #   make test   set up (.venv) and run the test suite
+# and `make lock`, which regenerates the lock files (docs/installing.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch first and pinned: this CPU wheel is on every machine here, while an unpinned
-# `torch` (pulled in by transformers/gpytorch) would download GBs of CUDA packages.
-TORCH_SPEC ?= torch==2.13.0
+# Every install is the locked one: locks/requirements.lock (all of addgp[test] but torch) and
+# locks/torch-cpu.lock (the CPU torch wheel), exact versions with hashes, no resolution at
+# install time. An unpinned `torch` would download GBs of CUDA packages; for a GPU build set
+# TORCH_INSTALL, e.g. TORCH_INSTALL='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INSTALL ?= --no-deps --require-hashes --extra-index-url $(TORCH_CPU_INDEX) -r locks/torch-cpu.lock
+LOCKS := locks/requirements.lock locks/torch-cpu.lock
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast lock clean
 
-$(BIN)/addgp: pyproject.toml
+$(BIN)/addgp: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r locks/requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 setup: $(BIN)/addgp
@@ -27,6 +33,12 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not integration and not slow"
+
+# Regenerate the locks after changing pyproject.toml or locks/torch-cpu.in; keeps existing
+# pins. `make lock LOCK_ARGS=--upgrade` moves every package to its newest allowed release.
+lock: setup
+	$(BIN)/python -m pip install --quiet -e ".[lock]"
+	PYTHON=$(BIN)/python TORCH_CPU_INDEX=$(TORCH_CPU_INDEX) locks/update.sh $(LOCK_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

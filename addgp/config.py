@@ -120,6 +120,22 @@ class EvaluateConfig(_Strict):
     target_error: float = Field(default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage")
 
 
+class DataChecksConfig(_Strict):
+    """What the checks on the manifests (tasks/ingest/checks.py) do before training."""
+
+    train_eval_overlap: Literal["warning", "error"] = Field(
+        default="warning",
+        description="the same audio (sha256) in a training split and an eval split: report it (warning) or stop the run (error)",
+    )
+    near_duplicate_cosine: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="after embedding, also report eval clips whose embedding has a training clip at this cosine "
+        "similarity or above (near-duplicates: re-encoded, trimmed copies); unset = not checked",
+    )
+
+
 class ScheduleConfig(_Strict):
     """When the deployments of `addgp serve` run (cron, in ``timezone``)."""
 
@@ -168,6 +184,7 @@ class PipelineConfig(_Strict):
     train: TrainConfig
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     nightly: NightlyConfig | None = None
+    data_checks: DataChecksConfig = Field(default_factory=DataChecksConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     benchmark_config: Path | None = Field(default=None, description="config the weekly benchmark deployment runs")
 
@@ -233,12 +250,15 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
 
 
 def _check_paths_exist(config: PipelineConfig, path: Path) -> None:
-    """Dataset roots must exist, unless the demo corpus generator will create them."""
+    """Dataset roots must exist, unless the demo corpus generator will create them, or they are
+    an inbox drop folder (the inbox ingest creates a missing one, empty: nothing new yet)."""
     generated = config.demo_corpus.root.resolve() if config.demo_corpus else None
     problems = []
     for index, dataset in enumerate(config.datasets):
         root = dataset.root.resolve()
         if generated is not None and (root == generated or generated in root.parents):
+            continue
+        if dataset.adapter == "inbox":
             continue
         if not root.exists():
             problems.append(f"{path}: datasets.{index}.root: path does not exist: {root}")

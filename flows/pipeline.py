@@ -9,10 +9,10 @@ from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
 from storage.reports import new_run_id
 from storage.workspace import Workspace
-from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
+from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, resolve_layer, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
-from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.ingest.task import data_checks_task, demo_corpus_task, ingest_task, near_duplicate_task
 from tasks.report.build import ReportInput
 from tasks.report.task import report_task
 from tasks.train.task import train_task
@@ -35,10 +35,16 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
     manifests = [summary["manifest"] for summary in ingests.values()]
+    # Before any training: duplicate audio, train/eval overlap (an error here stops the run).
+    data_checks = data_checks_task(manifests, config, config_path)
 
     with dask_cluster(config.cluster) as scheduler:
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
+    spec = spec_from_config(config.encoder)
+    if config.data_checks.near_duplicate_cosine is not None:
+        layer = resolve_layer(spec, config.train.layer)
+        data_checks = near_duplicate_task(data_checks, manifests, workspace.embeddings, config, spec.name, layer)
 
     models = [
         train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
@@ -52,7 +58,6 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         n_boot=config.evaluate.n_boot,
         target_error=config.evaluate.target_error,
     )
-    spec = spec_from_config(config.encoder)
     report = ReportInput(
         title=f"addgp report: {config.name}",
         run_id=run_id,
@@ -61,6 +66,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
         notes={"ingest": ingests, "embed": embed},
         evaluation=evaluation,
+        data_checks=data_checks,
     )
     # report_task compares with the previous published report (LATEST) and the earlier ones (trends).
     folder = report_task(report, scores, workspace.reports, config.name)

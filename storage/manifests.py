@@ -3,10 +3,17 @@
 A manifest has one row per audio file with the columns of ``addgp.contracts.MANIFEST_SCHEMA``
 plus optional corpus-specific columns. ``validate_manifest`` is the single place that checks
 the contract; writers call it so that no invalid manifest ever reaches disk.
+
+The rejects of manifest ``DIR/X.parquet`` live in ``DIR/_rejects/X.rejects.parquet``: out of
+reach of a manifest glob (``addgp embed DIR/*.parquet``), and skipped by
+``pyarrow.dataset.dataset(DIR)`` like every ``_``-prefixed path. Rejects written beside the
+manifest by earlier versions (``DIR/X.rejects.parquet``) are still found, and a manifest
+list that names one skips it with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pandas as pd
@@ -14,7 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from addgp.contracts import LABELS, MANIFEST_COLUMNS, MANIFEST_SCHEMA, NULLABLE_MANIFEST_COLUMNS, REJECTS_SCHEMA
-from storage.paths import atomic_write, filesystem
+from storage.paths import atomic_write, exists, filesystem, join
+
+log = logging.getLogger(__name__)
+REJECTS_DIR = "_rejects"
+REJECTS_SUFFIX = ".rejects.parquet"
 
 
 class ManifestError(ValueError):
@@ -75,10 +86,34 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return validate_manifest(df, source=str(path))
 
 
+def is_rejects_table(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a rejects table (by name, confirmed by its columns), not a manifest."""
+    if not str(path).endswith(REJECTS_SUFFIX):
+        return False
+    if not exists(path):
+        return False
+    fs, p = filesystem(path)
+    with fs.open(p, "rb") as handle:
+        names = pq.read_schema(handle).names
+    return set(REJECTS_SCHEMA.names) <= set(names) and not set(MANIFEST_COLUMNS) <= set(names)
+
+
 def read_manifests(paths: list[str | os.PathLike]) -> pd.DataFrame:
-    """Several manifests as one frame (e.g. all eval corpora of a benchmark)."""
-    frames = [read_manifest(p) for p in paths]
-    return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, paths)))
+    """Several manifests as one frame (e.g. all eval corpora of a benchmark).
+
+    A rejects table among ``paths`` — a glob over a folder written before rejects moved to
+    ``_rejects/`` — is skipped with a warning rather than failing the whole list.
+    """
+    kept = []
+    for path in paths:
+        if is_rejects_table(path):
+            log.warning("%s is a rejects table, not a manifest: skipped (newer ingests write rejects to %s/)", path, REJECTS_DIR)
+        else:
+            kept.append(path)
+    if not kept:
+        raise ManifestError(f"no manifest among {[str(p) for p in paths]}: only rejects tables")
+    frames = [read_manifest(p) for p in kept]
+    return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, kept)))
 
 
 def empty_rejects() -> pd.DataFrame:
@@ -102,8 +137,24 @@ def read_rejects(path: str | os.PathLike) -> pd.DataFrame:
         return pq.read_table(handle).to_pandas()
 
 
+def _split(manifest_path: str | os.PathLike) -> tuple[str, str]:
+    """(folder, stem) of a manifest path, local or fsspec URL."""
+    folder, _, name = str(manifest_path).rstrip("/").rpartition("/")
+    stem = name[: -len(".parquet")] if name.endswith(".parquet") else name
+    return folder or ".", stem
+
+
 def rejects_path_for(manifest_path: str | os.PathLike) -> str:
-    """Where the rejects of a manifest live: ``X.parquet`` → ``X.rejects.parquet``."""
-    text = str(manifest_path)
-    stem = text[: -len(".parquet")] if text.endswith(".parquet") else text
-    return f"{stem}.rejects.parquet"
+    """Where the rejects of a manifest are written: ``DIR/X.parquet`` → ``DIR/_rejects/X.rejects.parquet``."""
+    folder, stem = _split(manifest_path)
+    return join(folder, REJECTS_DIR, f"{stem}{REJECTS_SUFFIX}")
+
+
+def find_rejects(manifest_path: str | os.PathLike) -> str | None:
+    """The rejects table of a manifest where it exists: ``_rejects/`` first, then the older
+    place beside the manifest (``DIR/X.rejects.parquet``); None when there is none."""
+    folder, stem = _split(manifest_path)
+    for candidate in (rejects_path_for(manifest_path), join(folder, f"{stem}{REJECTS_SUFFIX}")):
+        if exists(candidate):
+            return candidate
+    return None

@@ -3,7 +3,9 @@
 ::
 
     WORKDIR/
-      manifests/<dataset>.parquet            + <dataset>.rejects.parquet
+      manifests/<dataset>.parquet            the manifests (a glob manifests/*.parquet takes them all)
+      manifests/_rejects/<dataset>.rejects.parquet   what ingest could not use, and why
+                                             (storage.manifests.rejects_path_for / find_rejects)
       embeddings/                            the embedding store (storage/embeddings.py)
       models/<detector>/v<N>/                the model registry (storage/models.py)
       reports/<run-id>/                      one report folder per run (storage/reports.py)

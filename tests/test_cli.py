@@ -71,7 +71,30 @@ def test_ingest_writes_manifest_and_rejects(tmp_path):
     assert summary["rows"] == 2 and summary["rejects"] == 2
     manifest = read_manifest(out)
     assert manifest["attack"].isna().tolist() == [True, False] and manifest["attack"].iloc[1] == "A01"
-    assert (tmp_path / "m.rejects.parquet").exists()
+    rejects = tmp_path / "_rejects" / "m.rejects.parquet"
+    assert json.loads(result.stdout)["rejects_table"] == str(rejects) and rejects.exists()
+    assert list(tmp_path.glob("*.parquet")) == [out]  # a manifest glob catches no rejects table
+
+
+def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
+    """`addgp embed runs/demo/manifests/*.parquet` as the docs write it, expanded by a real shell,
+    on a folder that also holds rejects (new place) and a rejects table of the older layout."""
+    from storage.manifests import rejects_path_for, write_rejects
+
+    manifests = tmp_path / "runs" / "demo" / "manifests"
+    rejected = pd.DataFrame({"dataset": ["alpha"], "source": ["protocol.txt:3"], "utt_id": [None], "reason": ["unparseable protocol line"]})
+    for dataset, rows in audio_manifest.groupby("dataset"):
+        write_manifest(rows, manifests / f"{dataset}.parquet")
+        write_rejects(rejected.assign(dataset=dataset), rejects_path_for(manifests / f"{dataset}.parquet"))
+    write_rejects(rejected, manifests / "old.rejects.parquet")  # written beside it by earlier versions
+    exe = shutil.which("addgp") or str(__import__("pathlib").Path(sys.executable).parent / "addgp")
+    done = subprocess.run(
+        f"'{exe}' embed runs/demo/manifests/*.parquet --encoder tiny-random --store runs/demo/embeddings",
+        shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["utterances_embedded"] == len(audio_manifest)
+    assert "old.rejects.parquet is a rejects table, not a manifest: skipped" in done.stderr
 
 
 def test_metrics_prints_the_contract_keys(tmp_path):

@@ -165,3 +165,68 @@ def test_asvspoof5_one_split_and_wrong_root(tmp_path):
     assert set(result.manifest["split"]) == {"dev"}
     with pytest.raises(LayoutError, match=r"not an ASVspoof 5 root: expected the protocol file\(s\) ASVspoof5.train.tsv"):
         ingest_dataset("asvspoof5", root / "flac_T", progress=False)
+
+
+# The challenge-phase release (release.zip of the 2024 challenge): six fields, metadata beside the audio.
+CHALLENGE_TRAIN = """\
+T_4850 T_0000000000 F - A05 spoof
+T_4850 T_0000000001 F - bonafide bonafide
+T_1234 T_0000000002 M - - bonafide
+T_1234 T_0000000003 M - A01 spoof extra-field here
+"""
+CHALLENGE_DEV = """\
+D_0062 D_0000000000 M - A11 spoof
+D_0062 D_0000000001 M - bonafide bonafide
+"""
+
+
+def build_asv5_challenge(tmp_path):
+    root = tmp_path / "release"
+    root.mkdir()
+    (root / "ASVspoof5.train.metadata.txt").write_text(CHALLENGE_TRAIN)
+    (root / "ASVspoof5.dev.metadata.txt").write_text(CHALLENGE_DEV)
+    # The ASV enrolment and trial lists of the same release: not countermeasure protocols.
+    (root / "ASVspoof5.dev.enroll.txt").write_text("D_0062 D_0000000010,D_0000000011\n")
+    (root / "ASVspoof5.dev.trial.txt").write_text("D_0062 D_0000000000 spoof\n")
+    for utt in ("T_0000000000", "T_0000000001", "T_0000000002", "T_0000000003"):
+        write_audio(root / "flac_T" / f"{utt}.flac")
+    for utt in ("D_0000000000", "D_0000000001"):
+        write_audio(root / "flac_D" / f"{utt}.flac")
+    return root
+
+
+def test_asvspoof5_challenge_phase_release(tmp_path):
+    root = build_asv5_challenge(tmp_path)
+    result = ingest_dataset("asvspoof5", root, progress=False)
+    m = result.manifest
+    assert m.groupby(["split", "label"]).size().to_dict() == {
+        ("dev", "bonafide"): 1, ("dev", "spoof"): 1, ("train", "bonafide"): 2, ("train", "spoof"): 1,
+    }
+    assert set(m["metadata_release"]) == {"challenge"}
+    spoof = row(result, "T_0000000000")
+    assert (spoof["label"], spoof["attack"], spoof["speaker"], spoof["gender"]) == ("spoof", "A05", "T_4850", "F")
+    assert isnull(spoof["codec"]) and isnull(spoof["codec_q"]) and isnull(spoof["attack_tag"])
+    for bona in ("T_0000000001", "T_0000000002"):  # bona fide ATTACK as `bonafide` or `-`
+        assert isnull(row(result, bona)["attack"])
+    assert row(result, "D_0000000000")["attack"] == "A11"
+    assert reasons(result)["T_0000000003"].startswith(
+        "unparseable protocol line: expected 6 whitespace-separated fields (SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK KEY; the challenge release"
+    )
+    # The same columns as a public-release manifest, so the two can be read together.
+    public = ingest_dataset("asvspoof5", build_asv5(tmp_path), progress=False).manifest
+    assert list(m.columns) == list(public.columns) and set(public["metadata_release"]) == {"public"}
+
+
+def test_asvspoof5_release_detected_from_content_and_public_wins(tmp_path):
+    root = build_asv5_challenge(tmp_path)
+    # A challenge-phase file renamed to the public name reads by its six columns.
+    (root / "ASVspoof5.train.metadata.txt").rename(root / "ASVspoof5.train.tsv")
+    result = ingest_dataset("asvspoof5", root, splits=["train"], progress=False)
+    assert len(result.manifest) == 3 and set(result.manifest["metadata_release"]) == {"challenge"}
+    # Both releases present for a split: the public protocol is read, the challenge file ignored.
+    both = build_asv5(tmp_path / "both")
+    (both / "ASVspoof5.train.metadata.txt").write_text(CHALLENGE_TRAIN)
+    train = ingest_dataset("asvspoof5", both, splits=["train"], progress=False).manifest
+    assert set(train["metadata_release"]) == {"public"} and len(train) == 3
+    with pytest.raises(LayoutError, match=r"ASVspoof5.train.metadata.txt.*challenge-phase release"):
+        ingest_dataset("asvspoof5", root / "flac_T", progress=False)

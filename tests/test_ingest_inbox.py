@@ -143,3 +143,13 @@ def test_a_poison_file_is_quarantined_and_the_rest_forms_the_batch(tmp_path):
     assert [b["n_files"] for b in new_inbox_batches(state)] == [1]
     kept = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state2", max_seconds=20000, progress=False)
     assert len(kept.manifest) == 2
+
+
+def test_a_missing_drop_folder_is_an_empty_inbox_and_a_full_ingest_creates_it(tmp_path):
+    inbox = tmp_path / "runs" / "demo" / "inbox"
+    with probe_mode("none"):  # counting (addgp datasets) writes nothing
+        counted = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    assert counted.manifest.empty and not inbox.exists()
+    result = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    assert result.manifest.empty and result.rejects.empty and inbox.is_dir()
+    assert new_inbox_batches(tmp_path / "state", consumer="nightly") == []

@@ -32,6 +32,7 @@ def tiny_config(folder: Path) -> Path:
         "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 20},
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "3GiB"},
         "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}]},
+        "data_checks": {"near_duplicate_cosine": 0.9999},  # exercises the check after embedding
     }
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -63,3 +64,20 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     assert embed_note["utterances_embedded"] == 0
     assert (tmp_path / "work" / "models" / "lr" / "v2").is_dir()
     assert (tmp_path / "work" / "reports" / "LATEST").read_text() == "second"
+
+
+def test_train_eval_overlap_configured_as_error_stops_before_embedding(tmp_path, prefect_backend):
+    """Evaluating on the training split is the plainest overlap: with `data_checks.train_eval_overlap:
+    error` the run stops right after ingest, naming the key, before any embedding or training."""
+    from tasks.ingest.checks import DataCheckError
+
+    path = tiny_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["demo_corpus"]["utterances_per_split"] = {"train": 8, "dev": 4, "eval": 4}
+    config["evaluate"] = {"splits": ["train", "eval"]}
+    config["data_checks"] = {"train_eval_overlap": "error", "near_duplicate_cosine": 0.9999}
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(DataCheckError, match=r"data_checks.train_eval_overlap is 'error'.*\n.*demo_studio/train → demo_studio/train\]: 8"):
+        pipeline_flow(str(path), run_id="leaky")
+    assert (tmp_path / "work" / "manifests" / "demo_studio.parquet").is_file()
+    assert not (tmp_path / "work" / "embeddings").exists() and not (tmp_path / "work" / "reports").exists()

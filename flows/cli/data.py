@@ -68,12 +68,17 @@ def datasets(
     no_scan: bool = typer.Option(False, "--no-scan", help="Only report manifests already written; do not list corpus folders."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List the corpus registry: what is on disk, and rows per split, label and attack."""
-    from tasks.ingest.catalog import RegistryError, describe_registry, render_registry
+    """List the corpus registry: what is on disk, rows per split, label and attack, and the data
+    checks of the manifests written (duplicate audio, train/eval overlap)."""
+    from tasks.ingest.catalog import RegistryError, describe_registry, registry_data_checks, render_registry
 
     with exit_codes(RegistryError, FileNotFoundError):
         rows = describe_registry(registry, scan=not no_scan)
-    typer.echo(json.dumps(rows, indent=2, default=str) if as_json else render_registry(rows))
+        checks = registry_data_checks(registry)
+    if as_json:
+        typer.echo(json.dumps({"corpora": rows, "data_checks": checks.to_dict("records")}, indent=2, default=str))
+    else:
+        typer.echo(render_registry(rows, checks))
 
 
 @app.command()

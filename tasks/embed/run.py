@@ -46,6 +46,53 @@ class EmbedSummary:
         return {**asdict(self), "audio_seconds_per_second": round(self.audio_seconds_per_second, 2)}
 
 
+class _Bar(tqdm):
+    """tqdm with one extra field, ``{done}``, for the bar format (tqdm's ``{postfix}`` adds a comma)."""
+
+    done = ""
+
+    @property
+    def format_dict(self):
+        return {**super().format_dict, "done": self.done}
+
+
+class EmbedProgress:
+    """The embed progress bar, for a person: files and audio done of the total, the speed as
+    a multiple of real time, elapsed and ETA as clock times, e.g.
+    ``embed tiny-random:  41%|████▏     | 460/1126 files, audio 07:40/18:46, 12.5× real time [00:37<00:53]``.
+
+    The bar advances in whole audio-seconds — the work is proportional to audio, not to
+    files — so the ETA holds when file lengths vary.
+    """
+
+    def __init__(self, shards: list, desc: str, disable: bool = False):
+        self.files_total = sum(len(s.rows) for s in shards)
+        self.audio_total = sum(s.audio_seconds for s in shards)
+        self.files = 0
+        self.audio = 0.0
+        self.bar = _Bar(
+            total=round(self.audio_total), desc=desc, disable=disable, unit="audio-s",
+            bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {done} [{elapsed}<{remaining}]",
+        )  # fmt: skip
+        self._describe(0.0)
+
+    def _describe(self, elapsed: float) -> None:
+        speed = f", {self.audio / elapsed:.1f}× real time" if self.audio and elapsed > 0 else ""
+        clock = tqdm.format_interval
+        self.bar.done = f"{self.files}/{self.files_total} files, audio {clock(self.audio)}/{clock(self.audio_total)}{speed}"
+
+    def advance(self, shard) -> None:
+        """One shard done (written, skipped or rejected: its files are no longer to do)."""
+        self.files += len(shard.rows)
+        before = round(self.audio)
+        self.audio += shard.audio_seconds
+        self._describe(time.time() - self.bar.start_t if not self.bar.disable else 0.0)
+        self.bar.update(round(self.audio) - before)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def embed_manifest(
     manifest: pd.DataFrame,
     spec: EncoderSpec,
@@ -61,12 +108,12 @@ def embed_manifest(
     spec = resolve_layers(spec)
     with store.writer_lock(store_root):
         shards = plan_shards(manifest, spec, store_root, shard_seconds)
-        bar = tqdm(total=sum(s.audio_seconds for s in shards), unit="audio-s", desc=f"embed {spec.name}", disable=not progress)
+        bar = EmbedProgress(shards, f"embed {spec.name}", disable=not progress)
         results: list[ShardResult] = []
         if client is None:
             for shard in shards:
                 results.append(embed_shard(shard, spec, store_root, batch_seconds))
-                bar.update(shard.audio_seconds)
+                bar.advance(shard)
         else:
             results = _run_on_dask(client, shards, spec, store_root, batch_seconds, bar)
         bar.close()
@@ -107,12 +154,12 @@ def _run_on_dask(client, shards, spec: EncoderSpec, store_root: str, batch_secon
         )
         for shard in shards
     ]
-    seconds = {shard.key: shard.audio_seconds for shard in shards}
+    by_key = {shard.key: shard for shard in shards}
     results: list[ShardResult] = []
     for future in as_completed(futures, loop=client.loop):
         result = future.result()
         results.append(result)
-        bar.update(seconds[result.key])
+        bar.advance(by_key[result.key])
     return results
 
 

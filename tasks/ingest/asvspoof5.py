@@ -1,6 +1,7 @@
-"""ASVspoof 5 (Zenodo record 14498691): train, dev and eval of track 1.
+"""ASVspoof 5 (Zenodo record 14498691): train, dev and eval of track 1, from either metadata release.
 
-Layout after unpacking ``ASVspoof5_protocols.tar.gz`` and the ``flac_{T,D,E}_a?.tar`` shards::
+**Public release** (Zenodo), after unpacking ``ASVspoof5_protocols.tar.gz`` and the
+``flac_{T,D,E}_a?.tar`` shards::
 
     ASVspoof5_protocols/ASVspoof5.train.tsv
     ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv
@@ -14,9 +15,26 @@ Protocol lines are whitespace-separated (the files say ``.tsv`` but hold spaces)
     SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP
     T_4850     T_0000000000   F              -     -       0          bonafide   bonafide     bonafide -
 
-``attack`` is ATTACK_LABEL (A01…A32; null for bona fide); the manifest keeps ``gender``,
-``codec``, ``codec_q``, ``codec_seed``, ``attack_tag`` and ``tmp``. ROOT is the folder
-holding the protocol folder (or the protocol files) and the flac folders.
+**Challenge-phase release** (``release.zip`` of the 2024 challenge), metadata beside the audio::
+
+    ASVspoof5.train.metadata.txt
+    ASVspoof5.dev.metadata.txt           (+ ASVspoof5.dev.enroll.txt, ASVspoof5.dev.trial.txt: ASV lists, unused)
+    flac_T/T_0000000000.flac
+    flac_D/D_0000000000.flac
+
+six whitespace-separated fields, no header::
+
+    SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK KEY
+    T_4850     T_0000000000   F              -     A05    spoof
+
+The challenge phase shipped no labelled eval set, so only train and dev come from it. The
+release is detected from the files present — per split, the public file wins when both are
+there — and each file's column layout from its first data line, so a metadata file renamed
+to a public name (or the reverse) still reads. ``attack`` is ATTACK_LABEL (public) or ATTACK
+(challenge), null for bona fide; the manifest keeps ``gender``, ``codec``, ``codec_q``,
+``codec_seed``, ``attack_tag``, ``tmp`` (null where the release lacks them) and
+``metadata_release`` (``public`` or ``challenge``). ROOT is the folder holding the protocol
+folder (or the protocol files) and the flac folders.
 """
 
 from __future__ import annotations
@@ -28,27 +46,47 @@ from addgp.contracts import BONAFIDE
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
 from tasks.ingest.scan import list_audio, none_if_dash, subdirs
 
+PUBLIC, CHALLENGE = "public", "challenge"
 PROTOCOLS = {
-    "train": ("ASVspoof5.train.tsv", "ASVspoof5.train.track_1.tsv"),
-    "dev": ("ASVspoof5.dev.track_1.tsv", "ASVspoof5.dev.tsv"),
+    "train": ("ASVspoof5.train.tsv", "ASVspoof5.train.track_1.tsv", "ASVspoof5.train.metadata.txt"),
+    "dev": ("ASVspoof5.dev.track_1.tsv", "ASVspoof5.dev.tsv", "ASVspoof5.dev.metadata.txt"),
     "eval": ("ASVspoof5.eval.track_1.tsv", "ASVspoof5.eval.tsv"),
 }
 AUDIO_PREFIX = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E"}
-FIELDS = (
-    "speaker", "utt_id", "gender", "codec", "codec_q", "codec_seed", "attack_tag", "attack_label", "key", "tmp",
-)
-MIN_FIELDS = 9  # TMP may be absent
+# (fields, fewest fields a line may have) per release; the public TMP column may be absent.
+# Messages name the columns as the releases' READMEs do.
+COLUMN_NAMES = {
+    PUBLIC: "SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP",
+    CHALLENGE: "SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK KEY",
+}
+LAYOUTS = {
+    PUBLIC: (("speaker", "utt_id", "gender", "codec", "codec_q", "codec_seed", "attack_tag", "attack_label", "key", "tmp"), 9),
+    CHALLENGE: (("speaker", "utt_id", "gender", "codec", "attack_label", "key"), 6),
+}
+OPTIONAL_COLUMNS = ("gender", "codec", "codec_q", "codec_seed", "attack_tag", "tmp")
 
 
 def _protocol_dirs(root: Path) -> list[Path]:
-    return [d for d in (root / "ASVspoof5_protocols", root / "protocols", root) if d.is_dir()]
+    return [d for d in (root / "ASVspoof5_protocols", root / "protocols", root / "cm_protocols", root) if d.is_dir()]
 
 
 def find_protocol(root: Path, split: str) -> Path | None:
-    for folder in _protocol_dirs(root):
-        for name in PROTOCOLS[split]:
+    """The split's protocol file: a public name before a challenge-phase one, in the folders of
+    ``_protocol_dirs`` in order."""
+    for name in PROTOCOLS[split]:
+        for folder in _protocol_dirs(root):
             if (folder / name).is_file():
                 return folder / name
+    return None
+
+
+def detect_layout(lines: list[str]) -> str | None:
+    """``public`` or ``challenge`` from the field count of the first data line (None: no data)."""
+    for line in lines:
+        parts = line.split()
+        if not parts or parts[0].upper() == "SPEAKER_ID":
+            continue
+        return CHALLENGE if len(parts) == len(LAYOUTS[CHALLENGE][0]) else PUBLIC
     return None
 
 
@@ -91,47 +129,51 @@ def ingest(
                 audio.setdefault(name[: -len(".flac")], path)
         default_dir = str(folders[0] if folders else root / f"{AUDIO_PREFIX[split]}{'_eval' if split == 'eval' else ''}")
         with open(protocol, "r", encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                parts = line.split()
-                if not parts or (number == 1 and parts[0].upper() == "SPEAKER_ID"):
-                    continue
-                source = f"{protocol}:{number}"
-                if len(parts) < MIN_FIELDS or len(parts) > len(FIELDS):
-                    rejects.append(
-                        reject(dataset, source, parts[1] if len(parts) > 1 else None,
-                               f"unparseable protocol line: expected {len(FIELDS)} whitespace-separated fields "
-                               f"({' '.join(f.upper() for f in FIELDS)}), got {len(parts)}")
-                    )
-                    continue
-                record = dict(zip(FIELDS, parts))
-                utt_id = record["utt_id"]
-                if utt_id.endswith(".flac"):
-                    utt_id = utt_id[: -len(".flac")]
-                label = record["key"]
-                attack = none_if_dash(record["attack_label"])
-                if label == BONAFIDE or attack == BONAFIDE:
-                    attack = None
-                candidates.append(
-                    {
-                        "utt_id": utt_id,
-                        "split": split,
-                        "label": label,
-                        "attack": attack,
-                        "speaker": none_if_dash(record["speaker"]),
-                        "path": audio.get(utt_id) or os.path.join(default_dir, f"{utt_id}.flac"),
-                        "gender": none_if_dash(record["gender"]),
-                        "codec": none_if_dash(record["codec"]),
-                        "codec_q": none_if_dash(record["codec_q"]),
-                        "codec_seed": none_if_dash(record["codec_seed"]),
-                        "attack_tag": none_if_dash(record["attack_tag"]),
-                        "tmp": none_if_dash(record.get("tmp")),
-                        "_source": source,
-                    }
+            lines = handle.read().splitlines()
+        release = detect_layout(lines)
+        if release is None:
+            continue
+        fields, min_fields = LAYOUTS[release]
+        for number, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts or (number == 1 and parts[0].upper() == "SPEAKER_ID"):
+                continue
+            source = f"{protocol}:{number}"
+            if len(parts) < min_fields or len(parts) > len(fields):
+                rejects.append(
+                    reject(dataset, source, parts[1] if len(parts) > 1 else None,
+                           f"unparseable protocol line: expected {len(fields)} whitespace-separated fields "
+                           f"({COLUMN_NAMES[release]}; the {release} release, detected from the "
+                           f"file's first line), got {len(parts)}")
                 )
+                continue
+            record = dict(zip(fields, parts))
+            utt_id = record["utt_id"]
+            if utt_id.endswith(".flac"):
+                utt_id = utt_id[: -len(".flac")]
+            label = record["key"]
+            attack = none_if_dash(record["attack_label"])
+            if label == BONAFIDE or attack == BONAFIDE:
+                attack = None
+            candidates.append(
+                {
+                    "utt_id": utt_id,
+                    "split": split,
+                    "label": label,
+                    "attack": attack,
+                    "speaker": none_if_dash(record["speaker"]),
+                    "path": audio.get(utt_id) or os.path.join(default_dir, f"{utt_id}.flac"),
+                    **{column: none_if_dash(record.get(column)) for column in OPTIONAL_COLUMNS},
+                    "metadata_release": release,
+                    "_source": source,
+                }
+            )
     if not found_any:
         expected = ", ".join(names[0] for s, names in PROTOCOLS.items() if s in splits)
+        challenge = ", ".join(n for s, names in PROTOCOLS.items() if s in splits for n in names if n.endswith(".metadata.txt"))
         raise LayoutError(
             f"{root} is not an ASVspoof 5 root: expected the protocol file(s) {expected} in ROOT/ASVspoof5_protocols/ "
-            f"(or ROOT) beside flac_T/, flac_D/, flac_E*/; found: {listing(root)}"
+            f"(or ROOT) beside flac_T/, flac_D/, flac_E*/ (public release), or {challenge} in ROOT beside flac_T/, "
+            f"flac_D/ (challenge-phase release); found: {listing(root)}"
         )
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

@@ -208,8 +208,8 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     ``splits`` (role → split names, from the registry), ``options`` (resolved),
     ``manifest`` (its path), ``manifest_exists``, ``counts_from`` (``"manifest"``, ``"scan"``
     or None), ``rows``, ``by_split`` ({split: {bonafide: n, spoof: n}}), ``by_label``,
-    ``by_attack`` ({attack: n}), ``rejects`` (rows rejected: from ``X.rejects.parquet`` beside
-    a manifest, or the protocol-level rejects of a scan), ``reject_reasons`` ({reason: n};
+    ``by_attack`` ({attack: n}), ``rejects`` (rows rejected: from the manifest's rejects table,
+    ``_rejects/X.rejects.parquet`` beside it, or the protocol-level rejects of a scan), ``reject_reasons`` ({reason: n};
     for scans the reason up to its first colon), ``hours`` (manifest only) and ``note``
     (why counts are missing, or what they mean). Counts are None when unknown.
 
@@ -218,7 +218,7 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     opened and nothing is written. An adapter error (wrong ROOT, unreadable protocol) goes
     to ``note`` rather than raising, so one broken corpus does not hide the others.
     """
-    from storage.manifests import read_manifest, read_rejects, rejects_path_for
+    from storage.manifests import find_rejects, read_manifest, read_rejects
     from tasks.ingest.registry import get_adapter
 
     registry = load_registry(registry_yaml_path)
@@ -250,8 +250,8 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
         if info["manifest_exists"]:
             try:
                 manifest = read_manifest(manifest_path)
-                rejects_file = Path(rejects_path_for(manifest_path))
-                rejects = read_rejects(rejects_file) if rejects_file.is_file() else None
+                rejects_file = find_rejects(manifest_path)
+                rejects = read_rejects(rejects_file) if rejects_file else None
                 info.update(_counts(manifest, rejects))
                 info["hours"] = round(float(manifest["duration_s"].sum()) / 3600.0, 3)
                 info["counts_from"] = "manifest"
@@ -279,8 +279,53 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
     return out
 
 
-def render_registry(rows: list[dict]) -> str:
-    """A plain-text table of ``describe_registry`` rows (what ``addgp datasets`` can print)."""
+def registry_data_checks(registry_yaml_path: str | os.PathLike | None = None):
+    """The data checks (tasks/ingest/checks.py) over every manifest of the registry that exists:
+    duplicate audio within each, audio shared between corpora, and train/eval overlap where
+    one corpus' train or dev role splits hold audio of an eval role split (its own or
+    another corpus'). Corpora without a manifest are not hashed, so not checked."""
+    import pandas as pd
+
+    from storage.manifests import read_manifest
+    from tasks.ingest.checks import CHECK_COLUMNS, content_checks
+
+    registry = load_registry(registry_yaml_path)
+    frames, train, evaluate = [], [], []
+    for corpus in registry.corpora:
+        path = registry.manifest_path(corpus)
+        if not path.is_file():
+            continue
+        try:
+            manifest = read_manifest(path)
+        except (OSError, ValueError):  # describe_registry reports an unreadable manifest in its note
+            continue
+        frames.append(manifest.assign(dataset=corpus.name))
+        train += [(corpus.name, s) for role in ("train", "dev") for s in corpus.splits.get(role, [])]
+        evaluate += [(corpus.name, s) for s in corpus.splits.get("eval", [])]
+    if not frames:
+        return pd.DataFrame(columns=list(CHECK_COLUMNS))
+    return content_checks(pd.concat(frames, ignore_index=True), train=train, evaluate=evaluate)
+
+
+def _text_table(lines: list[tuple]) -> str:
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def render_checks(checks) -> str:
+    """A plain-text table of data checks (what ``addgp datasets`` prints below the corpora)."""
+    if checks is None or not len(checks):
+        return "Data checks: no manifest written yet (`addgp ingest`), nothing to check."
+    lines = [("check", "scope", "count", "severity", "examples")]
+    for r in checks.to_dict("records"):
+        examples = r["examples"] if len(r["examples"]) <= 100 else r["examples"][:99] + "…"
+        lines.append((r["check"], r["scope"], str(r["count"]), r["severity"], examples))
+    return "Data checks (manifests on disk; same bytes = same sha256):\n" + _text_table(lines)
+
+
+def render_registry(rows: list[dict], checks=None) -> str:
+    """A plain-text table of ``describe_registry`` rows (what ``addgp datasets`` prints), and
+    below it the table of ``registry_data_checks`` when given."""
     header = ("name", "adapter", "on disk", "counts", "rows", "bonafide", "spoof", "splits", "attacks", "note")
     lines = [header]
     for r in rows:
@@ -299,5 +344,5 @@ def render_registry(rows: list[dict]) -> str:
                 (r["note"] or "")[:80],
             )
         )
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    table = _text_table(lines)
+    return table if checks is None else f"{table}\n\n{render_checks(checks)}"

@@ -158,6 +158,12 @@ def ingest(
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
+    if "://" not in str(root) and not Path(root).exists():
+        # A drop folder nobody has delivered to yet is an empty one: nothing new. A full ingest
+        # creates it, so the first delivery has somewhere to go; counting runs write nothing.
+        if current_probe_mode() == "full":
+            Path(root).mkdir(parents=True)
+        return finalize(dataset, [], [], workers=workers, progress=False)
     root = require_dir(root, "the inbox drop folder")
     state = str(state_dir) if state_dir is not None else str(root)
     ledger_file = Path(ledger_path(state)).resolve() if "://" not in state else None

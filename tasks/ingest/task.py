@@ -1,13 +1,16 @@
-"""Prefect tasks of the ingest stage: generate the demo corpus, ingest a dataset into a manifest."""
+"""Prefect tasks of the ingest stage: generate the demo corpus, ingest a dataset into a manifest,
+check a pipeline's manifests for duplicate audio and train/eval overlap."""
 
 from __future__ import annotations
 
-from prefect import task
+import pandas as pd
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from addgp.config import DatasetConfig, DemoCorpusConfig
-from storage.manifests import read_manifest, rejects_path_for, write_manifest, write_rejects
+from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
+from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
+from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
 from tasks.ingest.common import IngestResult, LayoutError
 from tasks.ingest.registry import ingest_dataset
 
@@ -54,3 +57,38 @@ def ingest_task(dataset: DatasetConfig, manifest_path: str, extra_options: dict 
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
     return {**result.summary(), "manifest": manifest_path, "reused": False}
+
+
+@task(name="data-checks", cache_policy=NO_CACHE)
+def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_path: str) -> pd.DataFrame:
+    """Duplicate audio and train/eval overlap across the pipeline's manifests, before any training.
+
+    Findings are logged as warnings; a train/eval overlap stops the run (DataCheckError) when
+    the config says ``data_checks.train_eval_overlap: error``. Returns the data-checks table
+    for the run report.
+    """
+    train, evaluate = pipeline_roles(config)
+    checks = content_checks(read_manifests(manifest_paths), train=train, evaluate=evaluate, overlap=config.data_checks.train_eval_overlap)
+    logger = get_run_logger()
+    for finding in problems(checks, "warning").to_dict("records"):
+        logger.warning("data check: %s", describe(finding))
+    enforce(checks, config_path)
+    return checks
+
+
+@task(name="near-duplicate-checks", cache_policy=NO_CACHE)
+def near_duplicate_task(
+    checks: pd.DataFrame, manifest_paths: list[str], store: str, config: PipelineConfig, encoder_name: str, layer: int
+) -> pd.DataFrame:
+    """After embedding: eval clips with a near-identical training clip by embedding
+    (``data_checks.near_duplicate_cosine``), logged as warnings and added to ``checks``.
+    ``layer`` is the stored (non-negative) index of the layer the detectors train on."""
+    train, evaluate = pipeline_roles(config)
+    found = embedding_near_duplicates(
+        read_manifests(manifest_paths), store, encoder=encoder_name, layer=layer, pooling=config.encoder.pooling,
+        crop_s=config.encoder.crop_seconds, train=train, evaluate=evaluate, threshold=config.data_checks.near_duplicate_cosine,
+    )  # fmt: skip
+    logger = get_run_logger()
+    for finding in found.to_dict("records"):
+        logger.warning("data check: %s", describe(finding))
+    return pd.concat([checks, found], ignore_index=True)
