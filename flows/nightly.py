@@ -75,7 +75,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             return {"report": folder, "promoted": False, "nothing_new": True, "champion": champions.current_champion(workspace.state, detector.name)}
 
         with dask_cluster(config.cluster) as scheduler:
-            embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
+            embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
 
         champion = champions.current_champion(workspace.state, detector.name)
         if champion is None:

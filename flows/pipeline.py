@@ -41,7 +41,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     manifests = [summary["manifest"] for summary in ingests.values()]
 
     with dask_cluster(config.cluster) as scheduler:
-        embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
+        embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
 
     models = [

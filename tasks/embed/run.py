@@ -154,6 +154,20 @@ def _run_on_dask(
     return results
 
 
+def parse_layers(text: str, option: str = "--layers") -> tuple[int, ...]:
+    """Layer indices from a comma-separated option value; ValueError naming the option and what it accepts."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        if not parts or any(not p for p in parts):
+            raise ValueError
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r}: expected comma-separated hidden-state indices — integers, 0 = CNN features, "
+            "1…N = transformer layers, -1 = last, -2 = second to last — e.g. -1 or 8,12,-1"
+        ) from None
+
+
 def embed_paths(
     paths: list[str], spec: EncoderSpec, batch_seconds: float = 64.0, embedder: Embedder | None = None
 ) -> tuple[list[str], np.ndarray, dict[str, str]]:
