@@ -30,7 +30,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
     """name -> (detector, card) for every --model; a name given twice gets ``@vN``."""
-    from storage.models import ModelRegistryError
+    from storage.models import ModelNotFoundError, ModelRegistryError
     from storage.paths import exists
     from tasks.train.detectors import load_detector
 
@@ -41,7 +41,7 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
         try:
             detector, card = load_detector(path)
         except ModelRegistryError as exc:
-            code = EXIT_UNAVAILABLE if str(exc).startswith("no model at") else EXIT_BAD_INPUT
+            code = EXIT_UNAVAILABLE if isinstance(exc, ModelNotFoundError) else EXIT_BAD_INPUT
             _fail(f"--model {path}: {exc}", code)
         name = str(card.get("name") or Path(path).name)
         if name in loaded:
@@ -51,7 +51,7 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
 
 
 def _read_cards(paths: list[str]) -> dict[str, dict]:
-    from storage.models import ModelRegistryError, read_card
+    from storage.models import ModelNotFoundError, ModelRegistryError, read_card
     from storage.paths import exists
 
     cards = {}
@@ -61,7 +61,7 @@ def _read_cards(paths: list[str]) -> dict[str, dict]:
         try:
             card = read_card(path)
         except ModelRegistryError as exc:
-            _fail(f"--model {path}: {exc}")
+            _fail(f"--model {path}: {exc}", EXIT_UNAVAILABLE if isinstance(exc, ModelNotFoundError) else EXIT_BAD_INPUT)
         cards[str(card.get("name") or Path(path).name)] = card
     return cards
 

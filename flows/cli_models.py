@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
     ) -> None:
         """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
-        from storage.models import ModelRegistryError
+        from storage.models import ModelNotFoundError, ModelRegistryError
         from tasks.embed.encoder import EncoderUnavailableError
         from tasks.evaluate.score_files import score_files
 
@@ -135,7 +135,9 @@ def register(app: typer.Typer) -> None:
             table = score_files([str(p) for p in audio], str(model))
         except EncoderUnavailableError as exc:
             _fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
-        except (ModelRegistryError, FileNotFoundError) as exc:
+        except ModelNotFoundError as exc:
+            _fail(str(exc), EXIT_UNAVAILABLE)
+        except (ModelRegistryError, FileNotFoundError, ValueError) as exc:
             _fail(str(exc))
         for row in table.to_dict("records"):
             if as_json:

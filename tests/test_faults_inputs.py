@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from ingest_helpers import write_audio
 from typer.testing import CliRunner
 
 from tasks.ingest.common import LayoutError
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import write_audio
 
 
 def _accounted_lines(result) -> set[int]:

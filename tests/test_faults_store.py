@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from conftest import write_tone
 from typer.testing import CliRunner
 
 from storage import embeddings as store
@@ -35,8 +37,6 @@ from storage.manifests import write_manifest
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
-
-from conftest import write_tone
 
 SPEC = EncoderSpec("tiny-random", layers=(-1,))
 # The names of the issue: each was hidden from pyarrow's discovery, and the CJK ones collided.
@@ -137,7 +137,7 @@ def test_a_file_changed_between_ingest_and_embed_is_rejected_naming_both_hashes(
     manifest = _manifest(tmp_path, "alpha", 3)
     changed = manifest.iloc[1]
     write_tone(changed["path"], 0.7, seed=99)  # new bytes under the manifest's old sha256
-    new_hash = hashlib.sha256(open(changed["path"], "rb").read()).hexdigest()
+    new_hash = hashlib.sha256(Path(changed["path"]).read_bytes()).hexdigest()
     root = str(tmp_path / "store")
     summary = embed_manifest(manifest, SPEC, root, progress=False)
     assert summary.utterances_embedded == 2 and summary.rejects == 1
