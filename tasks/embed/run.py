@@ -6,8 +6,8 @@ per task where workers advertise a ``GPU`` resource.
 
 A shard whose task kills its workers (the scheduler gives up after
 ``distributed.scheduler.allowed-failures`` deaths: ``KilledWorker``) is split into one task
-per file; a file that still kills its worker alone is written to the store's rejects, so
-the run completes and no later run tries it again.
+per file, run one at a time; a file that still kills its worker alone is written to the
+store's rejects, so the run completes and no later run tries it again.
 """
 
 from __future__ import annotations
@@ -117,40 +117,50 @@ def _run_on_dask(
     # Task keys carry the run: a task of a killed run that still executes under the same
     # shard key must not be taken for this run's (its fence is stale; it writes nothing).
     run = (fence or uuid.uuid4().hex)[:12]
-    submitted: dict[str, Shard] = {}
+    submitted: dict[str, tuple[Shard, bool]] = {}  # task key -> (shard, ran alone as a suspect)
 
-    def submit(shard: Shard, retries: int):
-        key = f"embed-shard-{shard.key}-{run}"
-        submitted[key] = shard
+    def submit(shard: Shard, isolated: bool = False):
+        key = f"embed-shard-{shard.key}-{run}" + ("-alone" if isolated else "")
+        submitted[key] = (shard, isolated)
+        # A suspect gets no retries: each one would cost another worker.
         return client.submit(
             embed_shard, shard, spec, store_root, batch_seconds, None, fence, max_seconds,
-            key=key, retries=retries, resources=resources, pure=False,
+            key=key, retries=0 if isolated else SHARD_RETRIES, resources=resources, pure=False,
         )
 
-    pending = as_completed([submit(shard, SHARD_RETRIES) for shard in shards], loop=client.loop)
+    pending = as_completed([submit(shard) for shard in shards], loop=client.loop)
+    # Files of shards that killed their workers, run one task at a time: a worker's death
+    # also counts against the tasks merely queued on it, so only a file that was alone in
+    # flight when its worker died is known to be the one that killed it.
+    suspects: list[Shard] = []
+    suspect_running = False
     results: list[ShardResult] = []
     for future in pending:
-        shard = submitted[future.key]
+        shard, isolated = submitted[future.key]
         try:
             result = future.result()
         except KilledWorker as exc:
-            if len(shard.rows) > 1:
-                # Which file killed the workers is unknown: one task per file finds it. Files
-                # that crash alone get no retries: each would cost another worker.
-                for part in split_shard(shard, spec):
-                    pending.add(submit(part, 0))
-                continue
-            path = shard.rows[0][2]
-            result = reject_shard(
-                shard, spec, store_root,
-                f"crashed the worker process embedding it ({type(exc).__name__}: {exc}); "
-                "likely out of memory or a decoder crash — inspect the file before re-ingesting it",
-                fence,
-            )
-            result.crashed = True
-            log.warning("embed: %s killed the worker embedding it; written to the store's rejects", path)
-        results.append(result)
-        bar.update(shard.audio_seconds)
+            if not isolated:
+                suspects.extend(split_shard(shard, spec))
+                result = None
+            else:
+                path = shard.rows[0][2]
+                result = reject_shard(
+                    shard, spec, store_root,
+                    f"crashed the worker process embedding it ({type(exc).__name__}: {exc}); "
+                    "likely out of memory or a decoder crash — inspect the file before re-ingesting it",
+                    fence,
+                )
+                result.crashed = True
+                log.warning("embed: %s killed the worker embedding it; written to the store's rejects", path)
+        if isolated:
+            suspect_running = False
+        if suspects and not suspect_running:
+            pending.add(submit(suspects.pop(0), isolated=True))
+            suspect_running = True
+        if result is not None:
+            results.append(result)
+            bar.update(shard.audio_seconds)
     return results
 
 

@@ -9,6 +9,7 @@ so planning the same work twice yields the same shard files.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tasks.embed.encoder import EncoderSpec, LoadedEncoder, load_encoder
 
 SHARD_COLUMNS = ["utt_id", "dataset", "path", "duration_s", "sha256"]
 DECODE_THREADS = 4
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ def embed_shard(
     rejects_df = pd.DataFrame(rejects, columns=store.REJECTS_SCHEMA.names)
     try:
         store.write_shard(location, rows, matrix, spec.storage_dtype, rejects_df, fence=fence)
-    except store.StaleWriterError:
+    except store.StaleWriterError as exc:
+        log.warning("shard not committed: %s", exc)
         return ShardResult(shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True)
     return ShardResult(
         key=shard.key,
