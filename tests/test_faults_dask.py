@@ -22,6 +22,7 @@ import dask
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
+from conftest import write_tone
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -30,8 +31,6 @@ from storage.manifests import write_manifest
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
-
-from conftest import write_tone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -207,11 +206,13 @@ def test_a_file_that_kills_its_worker_is_rejected_and_the_run_completes(tmp_path
     manifest = _manifest(tmp_path / "audio", 8, crash_at=5)
     store = str(tmp_path / "store")
     # Give up on a task after it was on two dead workers (the default, 3, only makes this slower).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
-            with Client(cluster) as client:
-                client.register_plugin(PatchDecode(crash_marker="crasher"))
-                summary = embed_manifest(manifest, SPEC, store, batch_seconds=2, shard_seconds=100, client=client, progress=False)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster,
+        Client(cluster) as client,
+    ):
+        client.register_plugin(PatchDecode(crash_marker="crasher"))
+        summary = embed_manifest(manifest, SPEC, store, batch_seconds=2, shard_seconds=100, client=client, progress=False)
     assert summary.files_crashed == 1 and summary.utterances_embedded == 7
     reason = read_rejects(store).set_index("utt_id").at["u05", "reason"]
     assert "crashed the worker" in reason

@@ -13,16 +13,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_tone
 from typer.testing import CliRunner
 
 from flows.cli import app
 from storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
 from storage.manifests import write_manifest
-from storage.models import ModelNotFoundError, ModelRegistryError, card_digest, save_model
+from storage.models import (
+    ModelNotFoundError,
+    ModelRegistryError,
+    card_digest,
+    save_model,
+)
 from tasks.train.detectors import load_detector
 from tasks.train.logreg import LogRegDetector
-
-from conftest import write_tone
 
 runner = CliRunner()
 CARD = {"encoder": "tiny-random", "layer": 2, "pooling": "mean", "crop_s": None, "random_weight_encoder": True,
