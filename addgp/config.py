@@ -79,6 +79,16 @@ class EncoderConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class EmbedConfig(_Strict):
+    """Limits of the embed stage that protect a run from hostile audio (not encoder settings)."""
+
+    max_seconds: float | None = Field(
+        default=1800.0, gt=0,
+        description="longest audio a header may declare for a file embedded whole; longer files are rejected "
+        "(a crop bounds decoding instead); null = no limit",
+    )
+
+
 class ClusterConfig(_Strict):
     address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     n_workers: int = Field(default=2, ge=1)
@@ -180,6 +190,7 @@ class PipelineConfig(_Strict):
     demo_corpus: DemoCorpusConfig | None = None
     datasets: list[DatasetConfig] = Field(min_length=1)
     encoder: EncoderConfig
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     train: TrainConfig
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)

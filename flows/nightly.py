@@ -67,7 +67,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             logger.warning("resuming the unfinished night %s (batches %s)", night["run_id"], night["batch_ids"])
 
         with dask_cluster(config.cluster) as scheduler:
-            embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
+            embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
 
         if night["champion"] is None:
             # First night: the configured training data gives the baseline champion.

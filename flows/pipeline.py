@@ -39,7 +39,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     data_checks = data_checks_task(manifests, config, config_path)
 
     with dask_cluster(config.cluster) as scheduler:
-        embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
+        embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
     spec = spec_from_config(config.encoder)
     if config.data_checks.near_duplicate_cosine is not None:

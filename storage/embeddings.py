@@ -2,25 +2,43 @@
 
 Layout::
 
-    STORE/<encoder-slug>/<dataset>/part-<shard-key>.parquet          embeddings
-    STORE/_rejects/<encoder-slug>/<dataset>/rejects-<shard-key>.parquet   what could not be embedded
+    STORE/<encoder-slug>/<dataset-folder>/part-<shard-key>.parquet          embeddings
+    STORE/_rejects/<encoder-slug>/<dataset-folder>/rejects-<shard-key>.parquet   what could not be embedded
+    STORE/.writer.lock, STORE/.writer.epoch                                  who may commit shards
 
 ``pyarrow.dataset.dataset(STORE)`` reads every embedding shard: it skips paths starting with
-``_`` or ``.``, so rejects and in-flight temporary files never show up as rows. A shard's key
-is a hash of its rows' identities and the encoder settings, and each shard is written by an
-atomic rename, so a shard is either wholly present or absent and writing it twice gives
-the same file: a re-run adds nothing and a killed run resumes at the first missing shard.
-Readers still drop duplicate keys, which covers two overlapping runs on object stores
-without atomic renames.
+``_`` or ``.``, so rejects, locks and in-flight temporary files never show up as rows. Every
+folder holding embeddings is therefore named so that it never starts with ``_`` or ``.``
+(``dataset_folder``: percent-encoding, reversible and collision-free), and this module's own
+readers list the ``part-*.parquet`` files explicitly instead of trusting discovery, so no
+written shard can be skipped — including those of stores written before the encoding, whose
+folders were named by replacing unusual characters with ``_``.
+
+A shard's key is a hash of its rows' identities and the encoder settings, and each shard is
+written by an atomic rename, so a shard is either wholly present or absent and writing it
+twice gives the same file: a re-run adds nothing and a killed run resumes at the first
+missing shard.
+
+Exactly-once across runs (a killed Dask client whose workers keep writing while the next run
+plans the same rows under other shard keys) rests on a *fence*: the run holding the writer
+lock writes a new epoch token to ``STORE/.writer.epoch``, every shard task carries the token
+of the run that planned it, and a shard is committed (renamed into place) only under the
+short commit lock and only while the token is still current. A run's planning starts after
+its epoch is written, so every shard it can see was committed before, and every shard of an
+older run not yet committed is refused. Object stores have no lock: there the readers of this
+module drop duplicate keys (raw ``pyarrow.dataset`` readers would not; see docs/operations.md).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
@@ -30,9 +48,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from addgp.contracts import EMBEDDING_KEY_COLUMNS
-from storage.paths import atomic_write, exists, filesystem, join
+from storage.paths import exists, filesystem, join
 
 REJECTS_DIR = "_rejects"
+LOCK_FILE = ".writer.lock"
+EPOCH_FILE = ".writer.epoch"
+COMMIT_LOCK_FILE = ".commit.lock"
+# A file-name component may hold 255 bytes; longer encoded names keep a readable prefix and a hash.
+MAX_FOLDER_CHARS = 200
 ROW_IDENTITY = ("dataset", "utt_id", "sha256")
 # crop_s is part of a row's key too: the same audio cropped differently is another embedding.
 DEDUPE_COLUMNS = (*EMBEDDING_KEY_COLUMNS, "crop_s", "sha256")
@@ -84,57 +107,145 @@ class ShardLocation:
 
     @property
     def embeddings_path(self) -> str:
-        return join(self.store, self.slug, _safe(self.dataset), f"part-{self.key}.parquet")
+        return join(self.store, self.slug, dataset_folder(self.dataset), f"part-{self.key}.parquet")
 
     @property
     def rejects_path(self) -> str:
-        return join(self.store, REJECTS_DIR, self.slug, _safe(self.dataset), f"rejects-{self.key}.parquet")
+        return join(self.store, REJECTS_DIR, self.slug, dataset_folder(self.dataset), f"rejects-{self.key}.parquet")
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+def dataset_folder(name: str) -> str:
+    """The folder of a dataset's shards: its name percent-encoded (RFC 3986 unreserved characters
+    kept), with a leading ``.`` or ``_`` encoded too, so discovery never takes it for hidden.
+
+    Reversible (``dataset_from_folder``) and collision-free for names up to ``MAX_FOLDER_CHARS``
+    encoded characters; plain names (``asvspoof2019_la``) keep their folder of older stores.
+    Longer names keep a readable prefix and a hash of the whole name (still collision-free;
+    the name itself is in every row).
+    """
+    if not name:
+        raise ValueError("dataset name is empty; every manifest row needs a dataset name")
+    encoded = quote(name, safe="-_.~")
+    if encoded[0] in "._":
+        encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
+    if len(encoded) > MAX_FOLDER_CHARS:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        encoded = f"{encoded[: MAX_FOLDER_CHARS - 20].rstrip('%0123456789ABCDEF')}--{digest}"
+    return encoded
 
 
-def write_shard(location: ShardLocation, rows: pd.DataFrame, embeddings: np.ndarray, dtype: str, rejects: pd.DataFrame) -> None:
+def dataset_from_folder(folder: str) -> str:
+    """The dataset name a folder of ``dataset_folder`` stands for (not for hashed long names)."""
+    return unquote(folder)
+
+
+class StaleWriterError(RuntimeError):
+    """A shard task of a run that no longer owns the store tried to commit; nothing was written."""
+
+
+def write_shard(
+    location: ShardLocation,
+    rows: pd.DataFrame,
+    embeddings: np.ndarray,
+    dtype: str,
+    rejects: pd.DataFrame,
+    fence: str | None = None,
+) -> None:
     """Write one shard's embeddings and rejects; each file appears atomically or not at all.
 
     ``rows`` holds the META_FIELDS columns, ``embeddings`` the matching (n, dim) matrix.
     Rows are grouped by layer into separate row groups so that a layer filter reads only
-    its own pages. The rejects file is written first: the embeddings file is the marker
-    that the shard is complete.
+    its own pages. Both files are written to temporary names first, then renamed into place
+    (rejects first: the embeddings file is the marker that the shard is complete). With a
+    ``fence`` (the epoch token of the run that planned the shard, from ``writer_lock``), the
+    renames happen under the store's commit lock and only while that token is current;
+    otherwise the temporary files are removed and ``StaleWriterError`` is raised.
     """
     reject_table = pa.Table.from_pandas(rejects[REJECTS_SCHEMA.names], schema=REJECTS_SCHEMA, preserve_index=False)
-    with atomic_write(location.rejects_path) as handle:
-        pq.write_table(reject_table, handle)
+    staged: list[tuple[str, str]] = []
+    fs, _ = filesystem(location.store)
+    try:
+        with _staged(location.rejects_path, staged) as handle:
+            pq.write_table(reject_table, handle)
+        with _staged(location.embeddings_path, staged) as handle:
+            _write_embeddings(handle, rows, embeddings, dtype)
+        with commit_lock(location.store):
+            if fence is not None:
+                current = current_epoch(location.store)
+                if current != fence:
+                    raise StaleWriterError(
+                        f"shard {location.key} of {location.store} was planned by writer epoch {fence}, but "
+                        f"{EPOCH_FILE} now holds {current}: a newer run owns the store; this shard's rows are left to it"
+                    )
+            for tmp, final in staged:
+                _move(fs, tmp, final)
+    finally:
+        for tmp, _ in staged:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+
+
+@contextmanager
+def _staged(final_path: str, staged: list[tuple[str, str]]):
+    """A temporary sibling of ``final_path`` to write; recorded in ``staged`` for the commit."""
+    fs, final = filesystem(final_path)
+    parent = final.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{final.rsplit('/', 1)[-1]}"
+    staged.append((tmp, final))
+    with fs.open(tmp, "wb") as handle:
+        yield handle
+
+
+def _move(fs, tmp: str, final: str) -> None:
+    if "file" in fs.protocol:
+        os.replace(tmp, final)
+    else:
+        fs.mv(tmp, final)
+
+
+def _write_embeddings(handle, rows: pd.DataFrame, embeddings: np.ndarray, dtype: str) -> None:
     dim = embeddings.shape[1] if embeddings.ndim == 2 and len(embeddings) else 0
     schema = embedding_schema(dim, dtype)
     np_dtype = np.float16 if dtype == "float16" else np.float32
-    with atomic_write(location.embeddings_path) as handle:
-        with pq.ParquetWriter(handle, schema) as writer:
-            for layer in sorted(rows["layer"].unique()) if len(rows) else []:
-                mask = (rows["layer"] == layer).to_numpy()
-                values = np.ascontiguousarray(embeddings[mask], dtype=np_dtype)
-                flat = pa.array(values.reshape(-1), type=schema.field("embedding").type.value_type)
-                columns = [pa.array(rows.loc[mask, f.name].tolist(), type=f.type) for f in META_FIELDS]
-                columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
-                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
-            if not len(rows):
-                writer.write_table(schema.empty_table())
+    with pq.ParquetWriter(handle, schema) as writer:
+        for layer in sorted(rows["layer"].unique()) if len(rows) else []:
+            mask = (rows["layer"] == layer).to_numpy()
+            values = np.ascontiguousarray(embeddings[mask], dtype=np_dtype)
+            flat = pa.array(values.reshape(-1), type=schema.field("embedding").type.value_type)
+            columns = [pa.array(rows.loc[mask, f.name].tolist(), type=f.type) for f in META_FIELDS]
+            columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+        if not len(rows):
+            writer.write_table(schema.empty_table())
 
 
 def _dataset(store: str) -> ds.Dataset | None:
     if not exists(store):
         return None
     fs, root = filesystem(store)
-    files = [f for f in fs.find(root) if f.endswith(".parquet") and not _hidden(f, root)]
+    files = _shard_files(fs, root, "part-", skip_top=REJECTS_DIR)
     if not files:
         return None
     return ds.dataset(files, filesystem=fs, format="parquet")
 
 
-def _hidden(path: str, root: str) -> bool:
-    relative = path[len(root) :].lstrip("/")
-    return any(part.startswith((".", "_")) for part in relative.split("/"))
+def _shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list[str]:
+    """Every committed shard file below ``root``, listed explicitly.
+
+    Only the file name decides (``prefix…parquet``; temporary files start with ``.tmp-``):
+    folder names are never taken for hidden, so shards under any dataset folder — also the
+    ``_…`` folders of stores written before ``dataset_folder`` — are read.
+    """
+    out = []
+    for path in fs.find(root):
+        relative = path[len(root) :].lstrip("/")
+        if skip_top is not None and relative.split("/", 1)[0] == skip_top:
+            continue
+        name = relative.rsplit("/", 1)[-1]
+        if name.startswith(prefix) and name.endswith(".parquet"):
+            out.append(path)
+    return sorted(out)
 
 
 def completed_keys(store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]) -> set[tuple[str, str, str]]:
@@ -166,7 +277,7 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     if not exists(base):
         return empty
     fs, root = filesystem(base)
-    files = [f for f in fs.find(root) if f.endswith(".parquet") and not _hidden(f, root)]
+    files = _shard_files(fs, root, "rejects-")
     if not files:
         return empty
     return ds.dataset(files, filesystem=fs, format="parquet").to_table().to_pandas().drop_duplicates()
@@ -234,23 +345,60 @@ def shard_exists(location: ShardLocation) -> bool:
 
 @contextmanager
 def writer_lock(store: str, wait: bool = True):
-    """Hold the store's advisory lock while planning and writing shards.
+    """Own the store while planning and writing shards; yields the run's fence token.
 
-    Two embed runs on one local store then run one after the other instead of planning
-    the same missing rows twice. Object stores have no such lock; there the deterministic
-    shard keys and the readers' duplicate drop keep the result exactly-once.
+    Two embed runs on one local store run one after the other instead of planning the same
+    missing rows twice. On taking the lock the run writes a fresh epoch token to
+    ``STORE/.writer.epoch`` (under the commit lock) before it plans anything; shard tasks
+    pass the token to ``write_shard``, which commits only while it is current. So when a
+    run's client dies (the kernel then releases its lock) but its workers keep embedding,
+    the next run fences them off: none of their shards lands once it has planned.
+    Object stores have no such lock: the token is None and nothing is fenced there; the
+    deterministic shard keys and the readers' duplicate drop keep reads exactly-once.
     """
+    fs, root = filesystem(store)
+    if "file" not in fs.protocol:
+        yield None
+        return
+    fs.makedirs(root, exist_ok=True)
+    with open(f"{root}/{LOCK_FILE}", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise RuntimeError(f"another embed run holds {root}/{LOCK_FILE}; wait for it to finish") from None
+        try:
+            token = uuid.uuid4().hex
+            with commit_lock(store):
+                tmp = f"{root}/.tmp-{token}-{EPOCH_FILE}"
+                with open(tmp, "w") as epoch:
+                    epoch.write(token)
+                os.replace(tmp, f"{root}/{EPOCH_FILE}")
+            yield token
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def commit_lock(store: str):
+    """The short lock around a shard's commit and an epoch change (local stores; no-op elsewhere)."""
     fs, root = filesystem(store)
     if "file" not in fs.protocol:
         yield
         return
     fs.makedirs(root, exist_ok=True)
-    with open(f"{root}/.writer.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise RuntimeError(f"another embed run holds {root}/.writer.lock; wait for it to finish") from None
+    with open(f"{root}/{COMMIT_LOCK_FILE}", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_epoch(store: str) -> str | None:
+    """The fence token of the run that owns the store now (None before any run took the lock)."""
+    fs, root = filesystem(store)
+    path = f"{root}/{EPOCH_FILE}"
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "r") as handle:
+        return handle.read().strip()

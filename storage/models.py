@@ -15,10 +15,19 @@ stores whatever ``detector.to_state()`` returns, ``(dict of arrays, JSON-able pa
 gives back the same pair. ``tasks.train.detectors.load_detector`` turns it into a
 detector again.
 
-Loading checks, with a ``ModelRegistryError`` saying what is wrong: the sha256 of the weights
-against the card (a modified or replaced file), the tensor names, shapes and dtypes against
-the card (a card that belongs to other weights), and, when asked, that the model was trained
-on the same encoder, layer and pooling as the embeddings it is about to score.
+Loading checks, with a ``ModelRegistryError`` saying what is wrong and naming the file: the
+card's ``digest`` — one sha256 over the whole card except the digest itself, so over every
+field that affects scores (encoder, layer, pooling, hyper-parameters, fitted values such as
+``log_prior_odds``, and the weights through their recorded sha256), including fields added
+to cards later — against the card (an edited card); the sha256 of the weights against the
+card (a modified or replaced file); that the weights parse as safetensors; the tensor names,
+shapes and dtypes against the card (a card that belongs to other weights); and, when asked,
+that the model was trained on the same encoder, layer and pooling as the embeddings it is
+about to score. A model that is not there raises ``ModelNotFoundError`` (the CLI's exit code
+3); every other refusal is a ``ModelRegistryError`` (exit code 2).
+
+Cards of format ``addgp-model/1`` (written before the digest) still load, with the weights
+checks only; re-save such a model (``addgp train``/``adapt``) to protect its card.
 """
 
 from __future__ import annotations
@@ -37,11 +46,14 @@ from pathlib import PurePath
 from typing import Any, Protocol
 
 import numpy as np
+import safetensors
 import safetensors.numpy
 
 from storage.paths import filesystem, join
 
-FORMAT = "addgp-model/1"
+FORMAT = "addgp-model/2"
+LEGACY_FORMATS = ("addgp-model/1",)  # no card digest: the weights checks only
+DIGEST_KEY = "digest"
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "model_card.json"
 # What the caller must say about the embeddings the model was trained on.
@@ -49,6 +61,7 @@ REQUIRED_CARD_KEYS = ("encoder", "layer", "pooling", "random_weight_encoder")
 # What save_model writes itself; a caller's card may not set these.
 GENERATED_CARD_KEYS = (
     "format", "name", "version", "model_type", "detector_params", "library_versions", "created_utc", "weights", "warning",
+    DIGEST_KEY,
 )  # fmt: skip
 RANDOM_ENCODER_WARNING = (
     "This model was trained on embeddings from an encoder with random (untrained) weights. Its scores "
@@ -60,6 +73,20 @@ _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 class ModelRegistryError(ValueError):
     """A model that cannot be saved or loaded as asked; the message says which file and why."""
+
+
+class ModelNotFoundError(ModelRegistryError):
+    """No model at the path given: nothing saved there (the CLI exits 3, "not on this machine")."""
+
+
+def card_digest(card: dict) -> str:
+    """sha256 of the card without its digest field, over canonical JSON (sorted keys, no spaces).
+
+    Generic on purpose: whatever fields a card carries — now or added later — are covered.
+    """
+    body = {k: v for k, v in card.items() if k != DIGEST_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -138,6 +165,7 @@ def save_model(root: str | os.PathLike, name: str, detector: SupportsState, card
         version = max((ref.version for ref in list_versions(root, name)), default=0) + 1
         while True:
             full_card["version"] = version
+            full_card[DIGEST_KEY] = card_digest(full_card)
             with fs.open(f"{tmp}/{CARD_FILE}", "w") as handle:
                 json.dump(full_card, handle, indent=2, allow_nan=False)
             final = f"{model_dir}/v{version}"
@@ -182,7 +210,7 @@ def latest(root: str | os.PathLike, name: str) -> ModelRef:
     """The newest version of ``ROOT/NAME``."""
     refs = list_versions(root, name)
     if not refs:
-        raise ModelRegistryError(f"no saved versions of model {name!r} under {root}")
+        raise ModelNotFoundError(f"no saved versions of model {name!r} under {root}")
     return refs[-1]
 
 
@@ -196,7 +224,7 @@ def _resolve(path_or_ref: str | os.PathLike | ModelRef) -> str:
         parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
         if list_versions(parent, name):
             return latest(parent, name).path
-    raise ModelRegistryError(f"no model at {path}: expected a folder with {CARD_FILE} or a model folder with v1, v2, …")
+    raise ModelNotFoundError(f"no model at {path}: expected a folder with {CARD_FILE} or a model folder with v1, v2, …")
 
 
 def read_card(path_or_ref: str | os.PathLike | ModelRef) -> dict:
@@ -206,10 +234,19 @@ def read_card(path_or_ref: str | os.PathLike | ModelRef) -> dict:
     try:
         with fs.open(f"{p}/{CARD_FILE}", "r") as handle:
             card = json.load(handle)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelRegistryError(f"{path}/{CARD_FILE} is not valid JSON: {exc}") from None
-    if card.get("format") != FORMAT:
+    if not isinstance(card, dict):
+        raise ModelRegistryError(f"{path}/{CARD_FILE} is not a JSON object")
+    if card.get("format") not in (FORMAT, *LEGACY_FORMATS):
         raise ModelRegistryError(f"{path}/{CARD_FILE}: format {card.get('format')!r} is not {FORMAT!r}")
+    if card["format"] == FORMAT:
+        recorded, actual = card.get(DIGEST_KEY), card_digest(card)
+        if recorded != actual:
+            raise ModelRegistryError(
+                f"{path}/{CARD_FILE} was changed after saving (digest {actual} does not match the recorded {recorded}); "
+                "its fields decide the scores, so it is refused: restore the file, or train/adapt a new version"
+            )
     missing = [k for k in ("model_type", "detector_params", "weights") if k not in card]
     if missing:
         raise ModelRegistryError(f"{path}/{CARD_FILE} lacks {missing}")
@@ -243,7 +280,10 @@ def load_model_state(
             f"{path}/{WEIGHTS_FILE} has sha256 {actual} but {CARD_FILE} records {recorded}: "
             "the weights were modified or replaced after saving; refusing to load them"
         )
-    arrays = safetensors.numpy.load(weights)
+    try:
+        arrays = safetensors.numpy.load(weights)
+    except (safetensors.SafetensorError, ValueError) as exc:
+        raise ModelRegistryError(f"{path}/{WEIGHTS_FILE} is not a readable safetensors file ({exc}); restore it or retrain") from None
     found = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in sorted(arrays.items())}
     if found != card["weights"]["tensors"]:
         differing = sorted(set(found) ^ set(card["weights"]["tensors"]))

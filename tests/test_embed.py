@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
@@ -133,8 +135,9 @@ def test_bad_inputs_become_rejects_and_the_rest_continues(audio_manifest, tmp_pa
     gone = write_tone(tmp_path / "gone.flac", 1.0)
     vanished = finalize("alpha", [{"utt_id": "gone", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": gone}], progress=False).manifest
     (tmp_path / "gone.flac").unlink()  # deleted between ingest and embed
-    broken = vanished.assign(utt_id="corrupt", path=str(corrupt))
     corrupt.write_bytes(b"fLaC" + b"\x00" * 50)  # a header and nothing decodable
+    # its manifest hash matches its bytes: the decode failure, not the hash check, must reject it
+    broken = vanished.assign(utt_id="corrupt", path=str(corrupt), sha256=hashlib.sha256(corrupt.read_bytes()).hexdigest())
     manifest = pd.concat([good, bad_rows, vanished, broken], ignore_index=True)
     store = str(tmp_path / "store")
     summary = embed_manifest(manifest, SPEC, store, progress=False)

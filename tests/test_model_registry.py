@@ -14,6 +14,7 @@ from storage.models import (
     RANDOM_ENCODER_WARNING,
     ModelRef,
     ModelRegistryError,
+    card_digest,
     latest,
     list_versions,
     load_model_state,
@@ -135,6 +136,7 @@ def test_weights_of_another_model_are_refused_even_with_a_matching_hash(tmp_path
     (v2 / "weights.safetensors").write_bytes((v1 / "weights.safetensors").read_bytes())
     card = json.loads((v2 / "model_card.json").read_text())
     card["weights"]["sha256"] = json.loads((v1 / "model_card.json").read_text())["weights"]["sha256"]
+    card["digest"] = card_digest(card)  # a forger who also re-seals the card
     (v2 / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelRegistryError, match="do not belong together"):
         load_detector(v2)
@@ -189,7 +191,8 @@ def test_a_failed_save_leaves_no_version_behind(tmp_path, detectors, monkeypatch
 def test_unknown_model_type_is_refused(tmp_path, detectors):
     ref = save_model(tmp_path, "lr", detectors["logreg"], CARD)
     card_path = tmp_path / "lr" / "v1" / "model_card.json"
-    card_path.write_text(card_path.read_text().replace('"model_type": "logreg"', '"model_type": "svm"'))
+    card = json.loads(card_path.read_text()) | {"model_type": "svm"}
+    card_path.write_text(json.dumps(card | {"digest": card_digest(card)}))  # re-sealed: only the type is wrong
     with pytest.raises(ModelRegistryError, match="model_type 'svm'"):
         load_detector(ref)
 

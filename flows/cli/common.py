@@ -42,6 +42,7 @@ _EXIT_CODES = (
     ("tasks.embed.encoder", "EncoderUnavailableError", EXIT_UNAVAILABLE),
     ("addgp.config", "ConfigError", EXIT_BAD_INPUT),
     ("storage.state", "StateFileError", EXIT_BAD_INPUT),
+    ("storage.models", "ModelNotFoundError", EXIT_UNAVAILABLE),
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
 )

@@ -94,28 +94,32 @@ def embed(
     dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
     revision: Optional[str] = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; default: run in this process."),
+    max_seconds: Optional[float] = typer.Option(1800.0, help="Reject files whose header declares more audio seconds (unless cropped)."),
 ) -> None:
     """Embed every manifest row the store lacks; re-running adds nothing."""
     from storage.manifests import read_manifests
     from tasks.embed.encoder import EncoderSpec
-    from tasks.embed.run import embed_manifest
+    from tasks.embed.run import embed_manifest, parse_layers
     from tasks.embed.task import dask_client
 
     if pooling not in ("mean", "mean+std"):
         fail(f"--pooling must be mean or mean+std, not {pooling!r}")
     if dtype not in ("float32", "float16"):
         fail(f"--dtype must be float32 or float16, not {dtype!r}")
+    with exit_codes(ValueError):
+        layer_indices = parse_layers(layers)
     with exit_codes(FileNotFoundError, ValueError):
         frame = read_manifests(list(manifest))
         spec = EncoderSpec(
-            id=encoder, revision=revision, layers=tuple(int(x) for x in layers.split(",")), pooling=pooling,
+            id=encoder, revision=revision, layers=layer_indices, pooling=pooling,
             crop_seconds=crop_seconds, storage_dtype=dtype,
         )
+        options = {"batch_seconds": batch_seconds, "shard_seconds": shard_seconds, "max_seconds": max_seconds}
         if scheduler:
             with dask_client(scheduler) as client:
-                summary = embed_manifest(frame, spec, str(store), batch_seconds=batch_seconds, shard_seconds=shard_seconds, client=client)
+                summary = embed_manifest(frame, spec, str(store), client=client, **options)
         else:
-            summary = embed_manifest(frame, spec, str(store), batch_seconds=batch_seconds, shard_seconds=shard_seconds)
+            summary = embed_manifest(frame, spec, str(store), **options)
     for warning in summary.warnings:
         typer.secho(f"WARNING: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(json.dumps(summary.as_dict(), indent=2))

@@ -24,7 +24,7 @@ from flows.cli.common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, app, exit_codes, 
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
     """name -> (detector, card) for every --model; a name given twice gets ``@vN``."""
-    from storage.models import ModelRegistryError
+    from storage.models import ModelNotFoundError, ModelRegistryError
     from storage.paths import exists
     from tasks.train.detectors import load_detector
 
@@ -35,7 +35,7 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
         try:
             detector, card = load_detector(path)
         except ModelRegistryError as exc:
-            code = EXIT_UNAVAILABLE if str(exc).startswith("no model at") else EXIT_BAD_INPUT
+            code = EXIT_UNAVAILABLE if isinstance(exc, ModelNotFoundError) else EXIT_BAD_INPUT
             fail(f"--model {path}: {exc}", code)
         name = str(card.get("name") or Path(path).name)
         if name in loaded:

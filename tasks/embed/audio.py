@@ -7,24 +7,63 @@ thread pool keeps several files decoding while the model runs.
 
 from __future__ import annotations
 
+import hashlib
+import io
+
 import numpy as np
 import soundfile as sf
 import soxr
+
+# The longest file embedded whole when the caller sets no limit: a header claiming more (a
+# 32 KB WAV declaring 1 Hz decodes to hours at 16 kHz) is rejected before any sample is read.
+DEFAULT_MAX_SECONDS = 1800.0
 
 
 class AudioError(ValueError):
     """A file that cannot be turned into encoder input; the message is the reject reason."""
 
 
-def load_audio(path: str, sample_rate: int = 16000, crop_seconds: float | None = None) -> np.ndarray:
-    """Mono float32 waveform at ``sample_rate``, first ``crop_seconds`` only when given."""
+def load_audio(
+    path: str,
+    sample_rate: int = 16000,
+    crop_seconds: float | None = None,
+    *,
+    expected_sha256: str | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> np.ndarray:
+    """Mono float32 waveform at ``sample_rate``, first ``crop_seconds`` only when given.
+
+    The file's bytes are read once: hashed and compared with ``expected_sha256`` (the
+    manifest's, when given: a file changed since ingest is rejected, naming both hashes),
+    then decoded from memory. ``max_seconds`` bounds what the header may declare (frames /
+    rate) when the whole file would be decoded; with ``crop_seconds`` only the crop is read,
+    so a long file is cropped rather than rejected.
+    """
     try:
-        with sf.SoundFile(path) as handle:
-            native_rate = handle.samplerate
-            frames = -1 if crop_seconds is None else int(np.ceil(crop_seconds * native_rate))
-            audio = handle.read(frames=frames, dtype="float32", always_2d=True)
+        with open(path, "rb") as raw:
+            data = raw.read()
     except FileNotFoundError:
         raise AudioError("audio file missing") from None
+    except IsADirectoryError:
+        raise AudioError("not a regular file") from None
+    except OSError as exc:
+        raise AudioError(f"unreadable audio: {exc.strerror or exc}") from None
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256:
+            raise AudioError(
+                f"file changed since ingest: sha256 {actual} on disk, {expected_sha256} in the manifest; re-ingest it"
+            )
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            native_rate = handle.samplerate
+            if crop_seconds is None and max_seconds is not None and handle.frames > max_seconds * native_rate:
+                raise AudioError(
+                    f"header declares {handle.frames / native_rate:.0f} s ({handle.frames} frames at {native_rate} Hz), "
+                    f"over the limit of {max_seconds:g} s (embed.max_seconds); raise it or set encoder.crop_seconds"
+                )
+            frames = -1 if crop_seconds is None else int(np.ceil(crop_seconds * native_rate))
+            audio = handle.read(frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioError(f"failed to decode: {exc}") from None
     if audio.size == 0:

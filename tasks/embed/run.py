@@ -3,11 +3,18 @@
 Runs in-process when no Dask client is given (tests, small jobs) and on the client's
 workers otherwise: one task per shard, retried when a worker dies, pinned to one GPU
 per task where workers advertise a ``GPU`` resource.
+
+A shard whose task kills its workers (the scheduler gives up after
+``distributed.scheduler.allowed-failures`` deaths: ``KilledWorker``) is split into one task
+per file, run one at a time; a file that still kills its worker alone is written to the
+store's rejects, so the run completes and no later run tries it again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -15,12 +22,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from storage import embeddings as store
-from tasks.embed.audio import AudioError, load_audio
+from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, length_buckets
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
-from tasks.embed.shards import ShardResult, embed_shard, plan_shards
+from tasks.embed.shards import Shard, ShardResult, embed_shard, plan_shards, reject_shard, split_shard
 
 SHARD_RETRIES = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +45,8 @@ class EmbedSummary:
     wall_s: float
     oom_splits: int
     warnings: list[str] = field(default_factory=list)
+    shards_fenced: int = 0  # shards a newer run took over before they were committed
+    files_crashed: int = 0  # files that killed their worker alone and were rejected
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -102,20 +112,27 @@ def embed_manifest(
     shard_seconds: float = 600.0,
     client=None,
     progress: bool = True,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
 ) -> EmbedSummary:
-    """Fill ``store_root`` with embeddings of every manifest row it lacks for ``spec``."""
+    """Fill ``store_root`` with embeddings of every manifest row it lacks for ``spec``.
+
+    ``max_seconds``: files whose header declares more audio are rejected (unless
+    ``spec.crop_seconds`` crops them); None lifts the limit.
+    """
     started = time.perf_counter()
     spec = resolve_layers(spec)
-    with store.writer_lock(store_root):
+    with store.writer_lock(store_root) as fence:
+        # Planning only after the fence is up: every shard of an earlier run is either
+        # committed (and skipped here) or refused at its commit.
         shards = plan_shards(manifest, spec, store_root, shard_seconds)
         bar = EmbedProgress(shards, f"embed {spec.name}", disable=not progress)
         results: list[ShardResult] = []
         if client is None:
             for shard in shards:
-                results.append(embed_shard(shard, spec, store_root, batch_seconds))
+                results.append(embed_shard(shard, spec, store_root, batch_seconds, None, fence, max_seconds))
                 bar.advance(shard)
         else:
-            results = _run_on_dask(client, shards, spec, store_root, batch_seconds, bar)
+            results = _run_on_dask(client, shards, spec, store_root, batch_seconds, bar, fence, max_seconds)
         bar.close()
     warnings = [RANDOM_WEIGHT_WARNING] if spec.random_weights else []
     return EmbedSummary(
@@ -131,36 +148,81 @@ def embed_manifest(
         wall_s=time.perf_counter() - started,
         oom_splits=sum(r.oom_splits for r in results),
         warnings=warnings,
+        shards_fenced=sum(r.fenced for r in results),
+        files_crashed=sum(1 for r in results if r.crashed),
     )
 
 
-def _run_on_dask(client, shards, spec: EncoderSpec, store_root: str, batch_seconds: float, bar) -> list[ShardResult]:
-    from distributed import as_completed
+def _run_on_dask(
+    client, shards: list[Shard], spec: EncoderSpec, store_root: str, batch_seconds: float, bar, fence: str | None, max_seconds: float | None
+) -> list[ShardResult]:
+    from distributed import KilledWorker, as_completed
 
     gpu_workers = [w for w in client.scheduler_info().get("workers", {}).values() if w.get("resources", {}).get("GPU")]
     # A GPU never runs two encoders at once: each shard task claims one whole GPU.
     resources = {"GPU": 1} if gpu_workers else None
-    futures = [
-        client.submit(
-            embed_shard,
-            shard,
-            spec,
-            store_root,
-            batch_seconds,
-            key=f"embed-shard-{shard.key}",
-            retries=SHARD_RETRIES,
-            resources=resources,
-            pure=False,
+    # Task keys carry the run: a task of a killed run that still executes under the same
+    # shard key must not be taken for this run's (its fence is stale; it writes nothing).
+    run = (fence or uuid.uuid4().hex)[:12]
+    submitted: dict[str, tuple[Shard, bool]] = {}  # task key -> (shard, ran alone as a suspect)
+
+    def submit(shard: Shard, isolated: bool = False):
+        key = f"embed-shard-{shard.key}-{run}" + ("-alone" if isolated else "")
+        submitted[key] = (shard, isolated)
+        # A suspect gets no retries: each one would cost another worker.
+        return client.submit(
+            embed_shard, shard, spec, store_root, batch_seconds, None, fence, max_seconds,
+            key=key, retries=0 if isolated else SHARD_RETRIES, resources=resources, pure=False,
         )
-        for shard in shards
-    ]
-    by_key = {shard.key: shard for shard in shards}
+
+    pending = as_completed([submit(shard) for shard in shards], loop=client.loop)
+    # Files of shards that killed their workers, run one task at a time: a worker's death
+    # also counts against the tasks merely queued on it, so only a file that was alone in
+    # flight when its worker died is known to be the one that killed it.
+    suspects: list[Shard] = []
+    suspect_running = False
     results: list[ShardResult] = []
-    for future in as_completed(futures, loop=client.loop):
-        result = future.result()
-        results.append(result)
-        bar.advance(by_key[result.key])
+    for future in pending:
+        shard, isolated = submitted[future.key]
+        try:
+            result = future.result()
+        except KilledWorker as exc:
+            if not isolated:
+                suspects.extend(split_shard(shard, spec))
+                result = None
+            else:
+                path = shard.rows[0][2]
+                result = reject_shard(
+                    shard, spec, store_root,
+                    f"crashed the worker process embedding it ({type(exc).__name__}: {exc}); "
+                    "likely out of memory or a decoder crash — inspect the file before re-ingesting it",
+                    fence,
+                )
+                result.crashed = True
+                log.warning("embed: %s killed the worker embedding it; written to the store's rejects", path)
+        if isolated:
+            suspect_running = False
+        if suspects and not suspect_running:
+            pending.add(submit(suspects.pop(0), isolated=True))
+            suspect_running = True
+        if result is not None:
+            results.append(result)
+            bar.advance(shard)
     return results
+
+
+def parse_layers(text: str, option: str = "--layers") -> tuple[int, ...]:
+    """Layer indices from a comma-separated option value; ValueError naming the option and what it accepts."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        if not parts or any(not p for p in parts):
+            raise ValueError
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r}: expected comma-separated hidden-state indices — integers, 0 = CNN features, "
+            "1…N = transformer layers, -1 = last, -2 = second to last — e.g. -1 or 8,12,-1"
+        ) from None
 
 
 def embed_paths(

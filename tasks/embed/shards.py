@@ -9,6 +9,7 @@ so planning the same work twice yields the same shard files.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from storage import embeddings as store
-from tasks.embed.audio import AudioError, load_audio
+from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, Timings, length_buckets
 from tasks.embed.encoder import EncoderSpec, LoadedEncoder, load_encoder
 
 SHARD_COLUMNS = ["utt_id", "dataset", "path", "duration_s", "sha256"]
 DECODE_THREADS = 4
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class ShardResult:
     wall_s: float
     oom_splits: int
     skipped: bool = False
+    fenced: bool = False  # a newer run owned the store at commit time: nothing was written
+    crashed: bool = False  # its one file killed the worker embedding it; written as a reject
 
 
 def plan_shards(manifest: pd.DataFrame, spec: EncoderSpec, store_root: str, shard_seconds: float) -> list[Shard]:
@@ -73,6 +77,25 @@ def plan_shards(manifest: pd.DataFrame, spec: EncoderSpec, store_root: str, shar
     return shards
 
 
+def split_shard(shard: Shard, spec: EncoderSpec) -> list[Shard]:
+    """One shard per row: how a shard that crashed its workers is narrowed down to the file that did it."""
+    return [Shard(key=_shard_key(spec, (row,)), dataset=shard.dataset, rows=(row,)) for row in shard.rows]
+
+
+def reject_shard(shard: Shard, spec: EncoderSpec, store_root: str, reason: str, fence: str | None = None) -> ShardResult:
+    """Write ``shard`` with every row a reject (``reason``), so no later run plans it again."""
+    started = time.perf_counter()
+    location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
+    frame = shard.frame()
+    rejects = frame[["dataset", "utt_id", "sha256", "path"]].assign(reason=reason)
+    no_rows = pd.DataFrame(columns=[f.name for f in store.META_FIELDS])
+    try:
+        store.write_shard(location, no_rows, np.zeros((0, 0), np.float32), spec.storage_dtype, rejects, fence=fence)
+    except store.StaleWriterError:
+        return ShardResult(shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True)
+    return ShardResult(shard.key, shard.dataset, 0, len(frame), 0.0, 0.0, 0.0, time.perf_counter() - started, 0)
+
+
 def _shard_key(spec: EncoderSpec, rows: tuple[tuple, ...]) -> str:
     digest = hashlib.sha256(spec.run_key().encode())
     digest.update(repr(spec.layers).encode())
@@ -91,8 +114,23 @@ def worker_encoder(spec: EncoderSpec) -> Embedder:
     return Embedder(load_encoder(spec))
 
 
-def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds: float, embedder: Embedder | None = None) -> ShardResult:
-    """Decode, embed and write one shard; rows that cannot be embedded become rejects."""
+def embed_shard(
+    shard: Shard,
+    spec: EncoderSpec,
+    store_root: str,
+    batch_seconds: float,
+    embedder: Embedder | None = None,
+    fence: str | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> ShardResult:
+    """Decode, embed and write one shard; rows that cannot be embedded become rejects.
+
+    Each file's bytes are checked against the manifest's sha256 as they are read, and
+    ``max_seconds`` bounds the duration a header may declare (see ``load_audio``).
+    ``fence``: the planning run's token (``storage.embeddings.writer_lock``); when a newer
+    run owns the store by the time the shard is done, nothing is written and the result
+    says ``fenced``.
+    """
     started = time.perf_counter()
     location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
     if store.shard_exists(location):
@@ -112,7 +150,10 @@ def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds:
         """(index, wave or None, reject reason or None, seconds spent), run on a decode thread."""
         t0 = time.perf_counter()
         try:
-            wave = load_audio(frame.at[index, "path"], spec.sample_rate, spec.crop_seconds)
+            wave = load_audio(
+                frame.at[index, "path"], spec.sample_rate, spec.crop_seconds,
+                expected_sha256=frame.at[index, "sha256"], max_seconds=max_seconds,
+            )
             if len(wave) < min_samples:
                 raise AudioError(f"too short for the encoder: {len(wave)} samples < receptive field {min_samples}")
             return index, wave, None, time.perf_counter() - t0
@@ -143,7 +184,11 @@ def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds:
 
     rows, matrix = _rows_for_store(frame, kept_rows, pooled, spec, embedder)
     rejects_df = pd.DataFrame(rejects, columns=store.REJECTS_SCHEMA.names)
-    store.write_shard(location, rows, matrix, spec.storage_dtype, rejects_df)
+    try:
+        store.write_shard(location, rows, matrix, spec.storage_dtype, rejects_df, fence=fence)
+    except store.StaleWriterError as exc:
+        log.warning("shard not committed: %s", exc)
+        return ShardResult(shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True)
     return ShardResult(
         key=shard.key,
         dataset=shard.dataset,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_paths
+from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
 from tasks.train.detectors import load_detector
 
@@ -39,8 +39,7 @@ def score_files(items: list[str], model_path: str, batch_seconds: float = 64.0) 
     kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
     rows = []
     if kept:
-        score = np.asarray(detector.decision_function(X), dtype=np.float64)
-        variance = detector.predict_variance(X) if hasattr(detector, "predict_variance") else np.full(len(kept), np.nan)
+        score, variance = detector_scores(detector, X, f"model {model_path}")
         rows = [
             {"path": p, "score": float(s), "p_spoof": float(q), "variance": float(v), "error": None}
             for p, s, q, v in zip(kept, score, p_spoof_from_score(score), variance)

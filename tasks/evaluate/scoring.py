@@ -10,6 +10,36 @@ from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARAT
 from tasks.train.data import labelled_embeddings
 
 
+class EmbeddingWidthError(ValueError):
+    """A model asked to score embeddings it cannot take (another width: other encoder or pooling)."""
+
+
+def detector_scores(detector, X: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(LLR scores, variance or NaN) of ``detector`` on ``X``; ``model`` names it in errors.
+
+    A model fitted on embeddings of another width fails inside numpy or torch with a shape
+    traceback; here it becomes an ``EmbeddingWidthError`` saying what does not fit.
+    """
+    X = np.asarray(X)
+    expected = getattr(detector, "n_features_in_", None)
+    mismatch = (
+        f"{model} cannot score {X.shape[1]}-dimensional embeddings"
+        + (f" (it was fitted on {expected}-dimensional ones)" if expected is not None else "")
+        + ": they come from another encoder, layer width or pooling than the model was trained on; "
+        "embed with the model card's encoder and pooling, or score with a model trained on these embeddings"
+    )
+    if expected is not None and X.ndim == 2 and X.shape[1] != expected:
+        raise EmbeddingWidthError(mismatch)
+    try:
+        score = np.asarray(detector.decision_function(X), dtype=np.float64)
+        variance = detector.predict_variance(X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
+    except (ValueError, RuntimeError) as exc:
+        if "shape" in str(exc) or "broadcast" in str(exc) or "dimension" in str(exc):
+            raise EmbeddingWidthError(f"{mismatch} ({type(exc).__name__}: {exc})") from None
+        raise
+    return score, np.asarray(variance, dtype=np.float64)
+
+
 def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFrame:
     """One detector's scores for a LabelledEmbeddings selection, in the score-table layout.
 
@@ -19,8 +49,8 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
     detector's train setting from its model card (``train_setting``, ``train_datasets``).
     ``variance`` is the GP's predictive variance, NaN for detectors without one.
     """
-    score = np.asarray(detector.decision_function(data.X), dtype=np.float64)
-    variance = detector.predict_variance(data.X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
+    label = f"model {name}" + (f" v{card.get('version')}" if card and card.get("version") is not None else "")
+    score, variance = detector_scores(detector, data.X, label)
     rows = data.rows
     setting, datasets = train_setting(card)
     frame = pd.DataFrame(

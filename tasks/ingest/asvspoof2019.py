@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from tasks.ingest.scan import read_lines
 
 PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
 PROTOCOLS = {
@@ -66,7 +67,9 @@ def ingest(
             continue
         found_any = True
         audio_dir = la / f"ASVspoof2019_LA_{split}" / "flac"
-        for number, line in enumerate(protocol.read_text().splitlines(), start=1):
+        lines, undecodable = read_lines(protocol)
+        rejects += [reject(dataset, f"{protocol}:{n}", None, f"unparseable protocol line: {why}") for n, why in undecodable]
+        for number, line in lines:
             if not line.strip():
                 continue
             source = f"{protocol}:{number}"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from addgp.contracts import BONAFIDE
 from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
-from tasks.ingest.scan import list_audio, none_if_dash, subdirs
+from tasks.ingest.scan import list_audio, none_if_dash, read_lines, subdirs
 
 LA_FIELDS = ("speaker", "utt_id", "codec", "transmission", "attack", "key", "trim", "subset")
 DF_FIELDS = ("speaker", "utt_id", "codec", "source", "attack", "key", "trim", "subset", "vocoder")
@@ -111,47 +111,48 @@ def _ingest(
     fields = LA_FIELDS if track == "LA" else DF_FIELDS
     candidates: list[dict] = []
     rejects: list[dict] = []
-    with open(keys, "r", encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            source = f"{keys}:{number}"
-            if len(parts) < len(fields):
-                rejects.append(
-                    reject(dataset, source, parts[1] if len(parts) > 1 else None,
-                           f"unparseable protocol line: expected at least {len(fields)} fields ({' '.join(fields)}), got {len(parts)}")
-                )
-                continue
-            record = dict(zip(fields, parts))
-            if wanted is not None and record["subset"] not in wanted:
-                continue
-            utt_id = record["utt_id"]
-            label = record["key"]
-            attack = none_if_dash(record["attack"])
-            if label == BONAFIDE or attack == BONAFIDE:
-                attack = None
-            row = {
-                "utt_id": utt_id,
-                "split": split,
-                "label": label,
-                "attack": attack,
-                "speaker": none_if_dash(record["speaker"]),
-                "path": audio.get(utt_id) or os.path.join(default_dir, f"{utt_id}.flac"),
-                "codec": none_if_dash(record["codec"]),
-                "trim": record["trim"],
-                "subset": record["subset"],
-                "_source": source,
-            }
-            if track == "LA":
-                row["transmission"] = none_if_dash(record["transmission"])
-            else:
-                row["source_corpus"] = none_if_dash(record["source"])
-                vocoder = none_if_dash(record["vocoder"])
-                row["vocoder"] = None if vocoder == BONAFIDE else vocoder
-            extra = [p for p in parts[len(fields):] if p != "-"]
-            row["extra_meta"] = " ".join(parts[len(fields):]) if extra else None
-            candidates.append(row)
+    lines, undecodable = read_lines(keys)
+    rejects += [reject(dataset, f"{keys}:{n}", None, f"unparseable protocol line: {why}") for n, why in undecodable]
+    for number, line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        source = f"{keys}:{number}"
+        if len(parts) < len(fields):
+            rejects.append(
+                reject(dataset, source, parts[1] if len(parts) > 1 else None,
+                       f"unparseable protocol line: expected at least {len(fields)} fields ({' '.join(fields)}), got {len(parts)}")
+            )
+            continue
+        record = dict(zip(fields, parts))
+        if wanted is not None and record["subset"] not in wanted:
+            continue
+        utt_id = record["utt_id"]
+        label = record["key"]
+        attack = none_if_dash(record["attack"])
+        if label == BONAFIDE or attack == BONAFIDE:
+            attack = None
+        row = {
+            "utt_id": utt_id,
+            "split": split,
+            "label": label,
+            "attack": attack,
+            "speaker": none_if_dash(record["speaker"]),
+            "path": audio.get(utt_id) or os.path.join(default_dir, f"{utt_id}.flac"),
+            "codec": none_if_dash(record["codec"]),
+            "trim": record["trim"],
+            "subset": record["subset"],
+            "_source": source,
+        }
+        if track == "LA":
+            row["transmission"] = none_if_dash(record["transmission"])
+        else:
+            row["source_corpus"] = none_if_dash(record["source"])
+            vocoder = none_if_dash(record["vocoder"])
+            row["vocoder"] = None if vocoder == BONAFIDE else vocoder
+        extra = [p for p in parts[len(fields):] if p != "-"]
+        row["extra_meta"] = " ".join(parts[len(fields):]) if extra else None
+        candidates.append(row)
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)
 
 

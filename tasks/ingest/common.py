@@ -5,7 +5,7 @@ An adapter only knows its corpus layout: it turns protocol files and folders int
 columns) and *rejects* for lines it could not parse. ``finalize`` then does the work that
 is the same for every corpus: read each audio header (duration) and hash its bytes in
 parallel, and move every bad row (missing file, unreadable or empty audio, duplicate id,
-unknown label) to the rejects table with its reason.
+unknown label, a bona fide row naming an attack) to the rejects table with its reason.
 
 Parallelism: rows are probed on threads in chunks (one task per chunk, not per file: per-file
 tasks cost more in executor overhead than the probe of a short file), and the header is read
@@ -31,7 +31,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from addgp.contracts import LABELS, MANIFEST_COLUMNS, REJECTS_SCHEMA
+from addgp.contracts import BONAFIDE, LABELS, MANIFEST_COLUMNS, REJECTS_SCHEMA
 
 HASH_CHUNK_BYTES = 1 << 20
 # Paths per task handed to a probe thread: one task per file costs more executor
@@ -229,6 +229,13 @@ def probe_paths(
         bar.close()
 
 
+def _names_an_attack(value) -> bool:
+    """True for a real attack id; None, NaN, blank and ``-`` mean none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return str(value).strip() not in ("", "-")
+
+
 def finalize(
     dataset: str,
     candidates: Iterable[dict],
@@ -258,6 +265,11 @@ def finalize(
         source = row.pop("_source", row.get("path", ""))
         if row.get("label") not in LABELS:
             bad.append(reject(dataset, source, row.get("utt_id"), f"unknown label {row.get('label')!r}"))
+        elif row.get("label") == BONAFIDE and _names_an_attack(row.get("attack")):
+            bad.append(reject(
+                dataset, source, row.get("utt_id"),
+                f"bona fide row names attack {row['attack']!r} (a bona fide file has no attack): fix the label or the attack",
+            ))
         elif row["utt_id"] in seen:
             bad.append(reject(dataset, source, row["utt_id"], "duplicate utt_id"))
         else:

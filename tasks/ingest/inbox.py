@@ -16,7 +16,8 @@ Sidecars: every ``*.csv``/``*.tsv`` is a table of files; a ``*.json`` is a table
 list of objects or an object with a ``files`` (or ``items``/``records``) list — the object's
 other keys are defaults for every entry —, and a per-file sidecar when it is a plain object
 beside an audio file with the same stem. Paths (column ``file``/``path``/``filename``) are
-relative to the sidecar's folder. ``generator`` (or ``attack``/``model``) becomes
+relative to the sidecar's folder and must stay inside ROOT: an absolute path, or one that
+leaves ROOT through ``../`` or a link, is rejected with the reason. ``generator`` (or ``attack``/``model``) becomes
 ``attack``; ``source``, ``collected`` (ISO date), ``language`` and ``notes`` are kept as
 columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the audio path
 below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
@@ -82,7 +83,7 @@ def _parse_date(value) -> str | None:
 
 
 def _sidecar_records(path: Path, audio_stems: dict[tuple[Path, str], Path]) -> tuple[list[tuple[str, dict]], list[str]]:
-    """([(where, record with an absolute 'file')], [problems]) for one sidecar file."""
+    """([(where, record with its file field as written)], [problems]) for one sidecar file."""
     records: list[tuple[str, dict]] = []
     problems: list[str] = []
     if path.suffix.lower() in (".csv", ".tsv"):
@@ -118,8 +119,22 @@ def _sidecar_records(path: Path, audio_stems: dict[tuple[Path, str], Path]) -> t
         if name is None:
             problems.append(f"{where}: no file/path field")
             continue
-        out.append((where, {**record, "file": str((path.parent / str(name)).resolve())}))
+        out.append((where, {**record, "file": str(name)}))
     return out, problems
+
+
+def _resolve_inside(sidecar: Path, name: str, root: Path) -> Path:
+    """The audio a sidecar names, resolved (links followed) inside the drop folder ``root``.
+
+    ValueError with the reason for an absolute path or one that leaves ``root`` (``../``, a
+    link pointing elsewhere): a sidecar may only label audio that was delivered with it.
+    """
+    if Path(name).is_absolute() or name.startswith("~"):
+        raise ValueError(f"path {name!r} is absolute; sidecar paths are relative to the sidecar's folder inside the inbox")
+    file = (sidecar.parent / name).resolve()
+    if not file.is_relative_to(root):
+        raise ValueError(f"path {name!r} resolves to {file}, outside the inbox {root}; only audio inside the drop folder is read")
+    return file
 
 
 # ------------------------------------------------------------------ adapter
@@ -186,9 +201,12 @@ def ingest(
         records, problems = _sidecar_records(sidecar, audio_stems)
         rejects += [reject(dataset, str(sidecar), None, f"unparseable sidecar: {p}") for p in problems]
         for where, record in records:
-            file = Path(record["file"])
-            rel = rel_posix(file, root_resolved) if file.is_relative_to(root_resolved) else file.as_posix()
-            utt_id = strip_extension(rel)
+            try:
+                file = _resolve_inside(sidecar, record["file"], root_resolved)
+            except ValueError as exc:
+                rejects.append(reject(dataset, where, None, str(exc)))
+                continue
+            utt_id = strip_extension(rel_posix(file, root_resolved))
             try:
                 collected = _parse_date(_first(record, DATE_KEYS))
             except ValueError as exc:

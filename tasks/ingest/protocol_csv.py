@@ -2,9 +2,13 @@
 
 ROOT is the protocol file, or a folder with option ``protocol`` naming the file inside it
 (relative to ROOT, or absolute). Audio paths in the table are relative to the protocol's
-folder (option ``audio_root`` overrides), or absolute.
+folder (option ``audio_root`` overrides), or absolute; either way they must lie inside that
+audio root (``..`` is resolved first), or the line is rejected: a protocol cannot pull in
+files from elsewhere unless ``audio_root`` says so (``audio_root: /`` allows any path).
 
-Bona fide rows get a null ``attack`` whatever the attack column says.
+A bona fide row whose attack column names an attack is rejected (contract: a bona fide file
+has no attack); ``-``, empty or a bona fide spelling (``bonafide``, ``real``, …) there mean none.
+Every line of the table ends as a row or a reject (blank and ``#`` comment lines aside).
 
 Options (all optional):
 
@@ -24,7 +28,7 @@ Options (all optional):
 ``header``          false for headerless protocols; then ``columns`` names the fields
 ``columns``         field names for a headerless protocol, e.g. ``[speaker, utt, _, attack, label]``
 ``extension``       appended to path values that have none (e.g. ``.flac`` for ASVspoof-style ids)
-``audio_root``      folder the paths are relative to (default: the protocol's folder)
+``audio_root``      folder the paths are relative to and must lie in (default: the protocol's folder)
 ``keep_columns``    ``"all"`` (default: every other column is kept — except names starting
                     with ``_`` —, renamed ``src_<name>`` when it would clash with a manifest
                     column) or a list of columns to keep
@@ -51,6 +55,18 @@ from tasks.ingest.scan import (
 PATH_CANDIDATES = ("path", "file", "filename", "file_name", "audio", "audio_path", "wav", "flac", "filepath", "utt", "utt_id")
 LABEL_CANDIDATES = ("label", "key", "class", "target", "is_fake", "fake", "spoof")
 RESERVED = set(MANIFEST_COLUMNS) | {"_source"}
+
+
+def _attack(value) -> str | None:
+    """The attack id of a row; placeholders and bona fide spellings are none (``finalize`` rejects
+    a bona fide row that still names one)."""
+    text = none_if_dash(value)
+    return None if text is None or normalise_label(text) == BONAFIDE else text
+
+
+def _inside(path: str, root: str) -> bool:
+    """``path`` lies in ``root`` (both normalised; string comparison, links are not followed)."""
+    return os.path.commonpath([path, root]) == root
 
 
 def find_protocol(root: Path, protocol: str | os.PathLike | None) -> Path:
@@ -126,7 +142,7 @@ def ingest(
     base = Path(audio_root) if audio_root is not None else table_path.parent
     if not base.is_absolute():
         base = table_path.parent / base
-    base_text = str(base)
+    base_text = os.path.normpath(os.path.abspath(base))
     used = {c for c in (path_col, label_col, split_col, attack_col, speaker_col, id_col) if c}
     if isinstance(keep_columns, str) and keep_columns != "all":
         keep_columns = [keep_columns]
@@ -157,13 +173,21 @@ def ingest(
             value = (record.get(split_col) or "").strip()
             row_split = split_lookup.get(value, value) or split
         label = normalise_label(record.get(label_col), label_map)
+        path = os.path.normpath(resolve_path(raw_path, base_text))
+        if not _inside(path, base_text):
+            rejects.append(reject(
+                dataset, source, utt_id,
+                f"path {raw_path!r} resolves to {path}, outside the audio root {base_text}; "
+                "set audio_root=… to a folder that holds it",
+            ))
+            continue
         row = {
             "utt_id": utt_id,
             "split": row_split,
             "label": label,
-            "attack": none_if_dash(record.get(attack_col)) if attack_col and label != BONAFIDE else None,
+            "attack": _attack(record.get(attack_col)) if attack_col else None,
             "speaker": none_if_dash(record.get(speaker_col)) if speaker_col else None,
-            "path": resolve_path(raw_path, base_text),
+            "path": path,
             "_source": source,
         }
         for column in kept:

@@ -2,13 +2,16 @@
 
 Nothing here opens audio: adapters turn folders and tables into candidate rows, and
 ``common.finalize`` probes the audio. Tables are read line by line so that one bad line
-becomes one reject (with its line number) while every good line is kept.
+becomes one reject (with its line number) while every good line is kept: every physical
+line ends as a row, a reject, or a blank/comment line — a quoted field never spans lines,
+so an unterminated quote costs its own line only, and bytes that are not UTF-8 cost the
+line they are on (the reason names the byte). A UTF-8 byte-order mark is dropped.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from addgp.contracts import BONAFIDE, SPOOF
+from tasks.ingest.common import LayoutError
 
 # Extensions read as audio when an adapter walks a folder (lower case, with the dot).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".m4a")
@@ -152,6 +156,27 @@ def parse_delimiter(value: str | None) -> str | None:
     return named.get(value, value)
 
 
+def read_lines(path: str | os.PathLike) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """([(line number, text)], [(line number, reason)]) of a UTF-8 text file.
+
+    Lines end at ``\n``, ``\r\n`` or ``\r``; a leading byte-order mark is dropped; a line
+    that is not valid UTF-8 goes to the second list with the offending byte and column.
+    """
+    data = Path(path).read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    good: list[tuple[int, str]] = []
+    bad: list[tuple[int, str]] = []
+    for number, raw in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
+        try:
+            good.append((number, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            bad.append((number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"))
+    if good and good[-1] == (number, ""):
+        good.pop()  # the empty string after the final newline is not a line
+    return good, bad
+
+
 def read_table(
     path: str | os.PathLike,
     *,
@@ -178,28 +203,32 @@ def read_table(
     the delimiter — instead of being bad.
     """
     path = Path(path)
-    with open(path, "r", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        text = handle.read()
-    lines = text.splitlines()
-    first = next((ln for ln in lines if ln.strip() and not (comment and ln.lstrip().startswith(comment))), "")
+    lines, undecodable = read_lines(path)
+    first_data = next(((n, ln) for n, ln in lines if ln.strip() and not (comment and ln.lstrip().startswith(comment))), None)
+    if header and undecodable and (first_data is None or undecodable[0][0] < first_data[0]):
+        number, why = undecodable[0]
+        raise LayoutError(f"{path}: header line {number} is {why}")
+    first = first_data[1] if first_data else ""
     if delimiter is ...:
         delimiter = sniff_delimiter(first, path.suffix)
     table = Table(path=path, columns=[], delimiter=delimiter)
+    table.bad.extend(undecodable)
 
     def split_lines() -> Iterator[tuple[int, list[str]]]:
         if delimiter is None:
-            for number, line in enumerate(lines, start=1):
+            for number, line in lines:
                 yield number, line.split()
             return
         quoting = csv.QUOTE_MINIMAL if delimiter in (",", ";") else csv.QUOTE_NONE
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, skipinitialspace=False)
-        start = 1
-        try:
-            for fields in reader:
-                yield start, fields
-                start = reader.line_num + 1
-        except csv.Error as exc:  # e.g. an unterminated quote: the rest of the file is one field
-            table.bad.append((start, f"unparseable line: {exc}"))
+        for number, line in lines:
+            # One physical line at a time, strictly: an unterminated quote must not swallow
+            # the lines after it (a reader over the whole text would make them one field).
+            try:
+                fields = next(csv.reader([line], delimiter=delimiter, quoting=quoting, skipinitialspace=False, strict=True), [])
+            except csv.Error as exc:
+                table.bad.append((number, f"unparseable line: {exc} (a quoted field must close on its own line)"))
+                continue
+            yield number, fields
 
     header_done = not header
     expected: int | None = None
@@ -238,6 +267,7 @@ def read_table(
         table.rows.append((number, record))
     if header and not table.columns:
         table.columns = []
+    table.bad.sort()
     return table
 
 
