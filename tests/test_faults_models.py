@@ -122,3 +122,11 @@ def test_a_missing_model_exits_3(tmp_path):
     result = runner.invoke(app, ["score", audio, "--model", str(tmp_path / "models" / "nothing")])
     assert result.exit_code == 3, result.output
     assert "no model at" in result.output
+
+
+def test_a_card_written_before_the_digest_still_loads(tmp_path):
+    """Registries from before the digest (format addgp-model/1) keep working, with the weights checks."""
+    ref = save_model(tmp_path, "lr", _fitted(4), CARD)
+    _edit_card(tmp_path / "lr" / "v1", lambda c: (c.pop("digest"), c.update(format="addgp-model/1")))
+    detector, card = load_detector(ref)
+    assert card["format"] == "addgp-model/1" and len(detector.decision_function(np.zeros((2, 4)))) == 2
