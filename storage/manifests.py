@@ -116,9 +116,6 @@ def read_manifests(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, kept)))
 
 
-def empty_rejects() -> pd.DataFrame:
-    return REJECTS_SCHEMA.empty_table().to_pandas()
-
 
 def write_rejects(df: pd.DataFrame, path: str | os.PathLike) -> str:
     """Write a rejects table (dataset, source, utt_id, reason) atomically."""

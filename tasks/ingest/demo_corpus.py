@@ -62,7 +62,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -77,6 +76,7 @@ from scipy.fft import next_fast_len
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
+from storage.paths import atomic_write
 from tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS
 
 __all__ = [
@@ -945,20 +945,6 @@ def _clean(root: Path) -> None:
             path.unlink()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def generate_demo_corpus(
     root: str | os.PathLike,
     *,
@@ -1011,5 +997,6 @@ def generate_demo_corpus(
                 (ds_root / rel).write_text("\n".join(lines) + "\n")
                 files[rel] = _sha256(ds_root / rel)
             stamp = {"params": params, "attacks": {k: ATTACKS[k] for k in sorted({p.attack for p in plans if p.attack})}, "files": files}
-            _write_atomic(ds_root / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+            with atomic_write(ds_root / STAMP_NAME, "w") as handle:
+                handle.write(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
     return out

@@ -64,10 +64,6 @@ def none_if_dash(value) -> str | None:
     return None if text in ("", "-", "--", "nan", "None", "NA", "N/A") else text
 
 
-def is_audio(name: str, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> bool:
-    return os.path.splitext(name)[1].lower() in tuple(extensions)
-
-
 def strip_extension(name: str) -> str:
     stem, ext = os.path.splitext(name)
     return stem if ext.lower() in AUDIO_EXTENSIONS else name
