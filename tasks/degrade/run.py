@@ -1,0 +1,199 @@
+"""Degrade manifest rows under one condition: plan, transform, cache, derive the manifest.
+
+Each source row becomes one row of the derived manifest: same utt_id, split, label,
+attack and speaker; dataset ``<dataset>@<condition>`` so that (dataset, utt_id) stays
+unique next to the clean manifest and the embedding store keeps the two apart; ``path``
+and ``sha256`` of the degraded file; ``source_dataset``, ``source_sha256``, ``condition``,
+``condition_params`` (JSON) and ``degrade_seed``. A row that cannot be degraded goes to the
+rejects with the condition named. Files already in the cache are reused, never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+from tqdm.auto import tqdm
+
+from storage import degraded as cache
+from tasks.degrade.base import DegradeContext, DegradeError, stream
+from tasks.degrade.registry import Condition
+
+DATASET_SEPARATOR = "@"
+BABBLE_POOL = 16  # utterances of the corpus that babble is drawn from
+NOISE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+DERIVED_COLUMNS = ["source_dataset", "source_sha256", "condition", "condition_params", "degrade_seed"]
+
+
+def derived_dataset(dataset: str, condition: str) -> str:
+    """The dataset name of ``dataset``'s copies under ``condition``: ``demo_studio@mp3_64k``."""
+    return f"{dataset}{DATASET_SEPARATOR}{condition}"
+
+
+@dataclass
+class DegradeSummary:
+    dataset: str
+    condition: str
+    files: int
+    written: int
+    reused: int
+    rejects: int
+    audio_s: float
+    wall_s: float
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def audio_seconds_per_second(self) -> float:
+        return self.audio_s / self.wall_s if self.wall_s else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "files_per_second": round(self.files_per_second, 2),
+            "audio_seconds_per_second": round(self.audio_seconds_per_second, 2),
+        }
+
+
+def load_source(path: str, sample_rate: int) -> np.ndarray:
+    """A source file as mono float32 at the working rate; DegradeError (the reject reason) when it cannot be read."""
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise DegradeError("source audio file missing") from None
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise DegradeError(f"source failed to decode: {exc}") from None
+    if audio.size == 0:
+        raise DegradeError("source is zero-length audio")
+    mono = audio.mean(axis=1)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def build_context(dataset_rows: pd.DataFrame, sample_rate: int, noise_dir: str | Path | None) -> DegradeContext:
+    """The babble pool (bona fide utterances of the corpus, chosen by content hash) and the noise folder's files."""
+    bona = dataset_rows[dataset_rows["label"] == "bonafide"].drop_duplicates("sha256").sort_values("sha256")
+    babble, babble_shas = [], []
+    for path, sha in zip(bona["path"], bona["sha256"]):
+        if len(babble) == BABBLE_POOL:
+            break
+        try:
+            babble.append(load_source(path, sample_rate))
+            babble_shas.append(sha)
+        except DegradeError:
+            continue  # an unreadable file is reported by its own row; the pool takes the next one
+    noise_files = []
+    if noise_dir is not None:
+        noise_files = sorted(p for p in Path(noise_dir).rglob("*") if p.suffix.lower() in NOISE_SUFFIXES and p.is_file())
+    digest = hashlib.sha256()
+    for sha in babble_shas:
+        digest.update(f"babble {sha}\n".encode())
+    for path in noise_files:
+        digest.update(f"noise {path.relative_to(noise_dir)} {path.stat().st_size}\n".encode())
+    return DegradeContext(babble=babble, noise_files=noise_files, digest=digest.hexdigest(), babble_sha256=babble_shas)
+
+
+def degrade_wave(wave: np.ndarray, condition: Condition, sample_rate: int, seed: int, source_sha256: str, context: DegradeContext) -> np.ndarray:
+    """Apply the condition's transforms in order; each step draws from its own child of the file's random stream."""
+    steps = stream(seed, condition.spec(), source_sha256).spawn(len(condition.transforms))
+    own = context.excluding(source_sha256)
+    out = wave
+    for transform, step in zip(condition.transforms, steps):
+        out = transform.apply(out, sample_rate, np.random.default_rng(step), own)
+        if len(out) != len(wave):
+            raise DegradeError(f"{transform.kind} changed the length from {len(wave)} to {len(out)} samples")
+    if not np.isfinite(out).all():
+        raise DegradeError("the degraded copy contains NaN or infinite samples")
+    return out
+
+
+def degrade_rows(
+    rows: pd.DataFrame,
+    condition: Condition,
+    cache_root: str,
+    *,
+    seed: int = 0,
+    sample_rate: int = 16000,
+    context: DegradeContext | None = None,
+    threads: int = 2,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, DegradeSummary]:
+    """(derived manifest rows, rejects, summary) for ``rows`` (one source dataset) under ``condition``.
+
+    Raises CodecUnavailable before any work when the machine lacks a codec the condition needs.
+    """
+    condition.check_available()
+    started = time.perf_counter()
+    context = context or DegradeContext()
+    spec = condition.spec()
+    context_digest = context.digest if condition.uses_context else ""
+    dataset = str(rows["dataset"].iloc[0]) if len(rows) else ""
+    target = derived_dataset(dataset, condition.name)
+
+    def one(record: dict) -> tuple[str | None, str, str | None, bool]:
+        """(sha256 or None, cache path, reject reason or None, written now)."""
+        key = cache.cache_key(record["sha256"], spec, seed, sample_rate, context_digest)
+        path = cache.cached_path(cache_root, condition.name, spec, key)
+        sha = cache.cached_sha256(path)
+        if sha is not None:
+            return sha, path, None, False
+        try:
+            wave = load_source(record["path"], sample_rate)
+            out = degrade_wave(wave, condition, sample_rate, seed, record["sha256"], context)
+        except DegradeError as exc:
+            return None, path, f"condition {condition.name}: {exc}", False
+        return cache.write_audio(path, out, sample_rate), path, None, True
+
+    records = rows.to_dict("records")
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        bar = tqdm(total=len(records), unit="file", desc=f"degrade {target}", disable=not progress)
+        for result in pool.map(one, records):
+            results.append(result)
+            bar.update(1)
+        bar.close()
+
+    derived, rejects = [], []
+    for record, (sha, path, reason, _) in zip(records, results):
+        if reason is not None:
+            rejects.append({"dataset": target, "source": record["path"], "utt_id": record["utt_id"], "reason": reason})
+            continue
+        derived.append(
+            {
+                **record,
+                "dataset": target,
+                "path": path,
+                "sha256": sha,
+                "source_dataset": dataset,
+                "source_sha256": record["sha256"],
+                "condition": condition.name,
+                "condition_params": spec,
+                "degrade_seed": seed,
+            }
+        )
+    columns = list(rows.columns) + [c for c in DERIVED_COLUMNS if c not in rows.columns]
+    summary = DegradeSummary(
+        dataset=target,
+        condition=condition.name,
+        files=len(records),
+        written=sum(1 for r in results if r[3]),
+        reused=sum(1 for r in results if r[2] is None and not r[3]),
+        rejects=len(rejects),
+        audio_s=float(rows["duration_s"].sum()) if len(rows) else 0.0,
+        wall_s=time.perf_counter() - started,
+    )
+    return (
+        pd.DataFrame(derived, columns=columns),
+        pd.DataFrame(rejects, columns=["dataset", "source", "utt_id", "reason"]),
+        summary,
+    )
