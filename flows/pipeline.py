@@ -9,8 +9,11 @@ from prefect import flow, get_run_logger
 from addgp.config import PipelineConfig, load_config
 from flows.cluster import dask_cluster
 from storage.workspace import Workspace
+from tasks.degrade.plan import augmented_train_datasets
+from tasks.degrade.task import degrade_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
+from tasks.evaluate.robustness import clean_scores
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
 from tasks.ingest.task import demo_corpus_task, ingest_task
 from tasks.report.build import ReportInput
@@ -39,20 +42,28 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
     manifests = [summary["manifest"] for summary in ingests.values()]
+    degraded = None
+    if config.conditions:
+        # Degraded copies are datasets of their own (<dataset>@<condition>): embedded, trained on and scored like the rest.
+        degraded = degrade_task(manifests, config, str(workspace.root))
+        manifests = manifests + degraded["manifests"]
 
     with dask_cluster(config.cluster) as scheduler:
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
 
+    train = config.train.model_copy(update={"datasets": augmented_train_datasets(config)})
     models = [
-        train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
+        train_task(manifests, workspace.embeddings, workspace.models, config.encoder, train, detector)
         for detector in config.train.detectors
     ]
     scores = evaluate_task(
-        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits
+        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits,
+        config.evaluate.conditions,
     )
+    # The cross-dataset matrix is of the audio as shipped; the condition rows go to the report's robustness section.
     evaluation = cross_dataset_task(
-        scores,
+        clean_scores(scores),
         n_boot=config.evaluate.n_boot,
         target_error=config.evaluate.target_error,
     )
@@ -63,7 +74,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         models=models,
         encoder=spec.name,
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
-        notes={"ingest": ingests, "embed": embed},
+        notes={"ingest": ingests, "embed": embed, **({"degrade": degraded["summaries"]} if degraded else {})},
         evaluation=evaluation,
     )
     # report_task compares with the previous published report (LATEST) and the earlier ones (trends).

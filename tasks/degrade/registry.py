@@ -60,10 +60,10 @@ CONDITIONS: dict[str, tuple[Transform, ...]] = {
 }
 
 PRESETS: dict[str, tuple[str, ...]] = {
-    # a landline/PSTN call: telephone band, G.711 μ-law at 8 kHz, a quiet line hiss
-    "telephony": ("bandpass_telephone", "g711_mulaw", "noise_pink_snr20"),
-    # a mobile call: AMR-NB at its top rate, some lost frames
-    "mobile": ("bandpass_telephone", "amr_nb_12k2", "packet_loss_5"),
+    # a landline/PSTN call: telephone band, a quiet line hiss, G.711 μ-law at 8 kHz
+    "telephony": ("bandpass_telephone", "noise_pink_snr20", "g711_mulaw"),
+    # a mobile call: some lost frames (muted before coding, so the call stays narrowband), AMR-NB at its top rate
+    "mobile": ("bandpass_telephone", "packet_loss_5", "amr_nb_12k2"),
     # a VoIP call: wideband Opus at 16 kbit/s, bursty packet loss, a small room
     "voip": ("opus_16k", "packet_loss_5", "reverb_rt03"),
     # downloaded and re-uploaded: AAC at 64 kbit/s (platform transcode), then MP3 at 128 kbit/s
