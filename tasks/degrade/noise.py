@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
+from scipy.fft import next_fast_len
 
 from tasks.degrade.base import DegradeContext, DegradeError, Transform, power
 
@@ -32,11 +33,13 @@ def mix_at_snr(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
 
 def coloured_noise(length: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise shaped in the frequency domain to the colour's 1/f^k power slope."""
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    freqs = np.fft.rfftfreq(length)
-    freqs[0] = freqs[1] if length > 1 else 1.0  # no infinite DC gain for pink/brown
+    # An FFT of a length with a large prime factor is slow: shape a fast length, keep the first ``length``.
+    size = next_fast_len(length, real=True)
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    freqs = np.fft.rfftfreq(size)
+    freqs[0] = freqs[1] if size > 1 else 1.0  # no infinite DC gain for pink/brown
     spectrum *= freqs ** (-COLOUR_EXPONENTS[colour] / 2)
-    noise = np.fft.irfft(spectrum, n=length)
+    noise = np.fft.irfft(spectrum, n=size)[:length]
     return (noise - noise.mean()).astype(np.float32)
 
 
