@@ -43,12 +43,11 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     ingests = {name: future.result() for name, future in ingest_futures.items()}
     manifests = [summary["manifest"] for summary in ingests.values()]
     degraded = None
-    if config.conditions:
-        # Degraded copies are datasets of their own (<dataset>@<condition>): embedded, trained on and scored like the rest.
-        degraded = degrade_task(manifests, config, str(workspace.root))
-        manifests = manifests + degraded["manifests"]
-
     with dask_cluster(config.cluster) as scheduler:
+        if config.conditions:
+            # Degraded copies are datasets of their own (<dataset>@<condition>): embedded, trained on and scored like the rest.
+            degraded = degrade_task(manifests, config, str(workspace.root), scheduler)
+            manifests = manifests + degraded["manifests"]
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
 

@@ -9,8 +9,10 @@ condition's parameters, the seed, the working sample rate and (for babble / nois
 conditions) the digest of the audio mixed in. The same source content under the same
 condition is therefore one file however many datasets or utt_ids point at it, a re-run
 finds every file in place and writes nothing, and a killed run resumes where it stopped:
-each file appears by an atomic rename, whole or not at all. Files are 32-bit float WAV, so
-a gain or noise condition is stored without re-quantising or clipping it a second time.
+each file appears by an atomic rename, whole or not at all. Files are 32-bit float RF64 (the
+64-bit WAV), so a gain or noise condition is stored without re-quantising or clipping it a
+second time; RF64 rather than plain WAV because libsndfile stamps the time into a float WAV's
+PEAK chunk, and the same samples must give the same bytes (the derived manifest's sha256).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def cached_path(cache_root: str, condition: str, condition_spec: str, key: str) 
 
 def encode_wav(wave: np.ndarray, sample_rate: int) -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, np.asarray(wave, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT")
+    sf.write(buffer, np.asarray(wave, dtype=np.float32), sample_rate, format="RF64", subtype="FLOAT")
     return buffer.getvalue()
 
 

@@ -218,6 +218,9 @@ def test_degrade_rows_is_exactly_once_and_embeds_once(corpus):
     again, _, second = degrade_rows(rows, condition, workspace.degraded, context=context, progress=False)
     assert second.written == 0 and second.reused == len(rows)
     pd.testing.assert_frame_equal(again, derived)
+    # Made afresh elsewhere (another cache, later): the same bytes, so the same sha256.
+    fresh, _, third = degrade_rows(rows, condition, str(workspace.root) + "/other-cache", context=context, threads=1, progress=False)
+    assert third.written == len(rows) and list(fresh["sha256"]) == list(derived["sha256"])
 
     # Embedding the derived rows next to the clean ones: distinct keys, and a rerun adds nothing.
     store = str(workspace.embeddings)
@@ -227,6 +230,25 @@ def test_degrade_rows_is_exactly_once_and_embeds_once(corpus):
     assert embed_manifest(both, spec, store, progress=False).utterances_embedded == 0
     meta, _ = read_embeddings(store)
     assert sorted(meta["dataset"].unique()) == ["alpha", "alpha@mp3_32k+babble_snr10"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_degrade_on_dask_workers_matches_in_process(corpus):
+    from distributed import Client, LocalCluster
+
+    workspace, manifest = corpus
+    rows = manifest[manifest["dataset"] == "alpha"]
+    condition = resolve("babble_snr5+aac_32k")
+    context = build_context(rows, SR, None)
+    local, _, _ = degrade_rows(rows, condition, str(workspace.root) + "/local", context=context, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        remote, _, summary = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)
+        assert summary.written == len(rows)
+        again, _, rerun = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)
+    assert rerun.written == 0 and rerun.reused == len(rows)
+    # same bytes whichever process made them
+    assert list(remote["sha256"]) == list(local["sha256"]) == list(again["sha256"])
 
 
 def test_a_copy_that_fails_to_decode_is_rejected_with_the_condition(corpus, monkeypatch):

@@ -29,6 +29,8 @@ from tasks.degrade.registry import Condition
 DATASET_SEPARATOR = "@"
 BABBLE_POOL = 16  # utterances of the corpus that babble is drawn from
 NOISE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+CHUNK_FILES = 64  # rows per Dask task: enough to amortise scheduling, small enough to balance
+CHUNK_RETRIES = 3  # a chunk whose worker died is rerun; files it already wrote are reused
 DERIVED_COLUMNS = ["source_dataset", "source_sha256", "condition", "condition_params", "degrade_seed"]
 
 
@@ -117,6 +119,48 @@ def degrade_wave(wave: np.ndarray, condition: Condition, sample_rate: int, seed:
     return out
 
 
+Result = tuple[str | None, str, str | None, bool]  # (sha256 or None, cache path, reject reason or None, written now)
+
+
+def degrade_record(record: dict, condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext) -> Result:
+    """Degrade one manifest row into the cache, or find its copy there already."""
+    spec = condition.spec()
+    key = cache.cache_key(record["sha256"], spec, seed, sample_rate, context.digest if condition.uses_context else "")
+    path = cache.cached_path(cache_root, condition.name, spec, key)
+    sha = cache.cached_sha256(path)
+    if sha is not None:
+        return sha, path, None, False
+    try:
+        wave = load_source(record["path"], sample_rate)
+        out = degrade_wave(wave, condition, sample_rate, seed, record["sha256"], context)
+    except DegradeError as exc:
+        return None, path, f"condition {condition.name}: {exc}", False
+    return cache.write_audio(path, out, sample_rate), path, None, True
+
+
+def degrade_chunk(records: list[dict], condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext) -> list[Result]:
+    """The unit of work on a Dask worker: a run of rows, in order."""
+    return [degrade_record(r, condition, cache_root, seed, sample_rate, context) for r in records]
+
+
+def _run_on_dask(client, records, condition, cache_root, seed, sample_rate, context, bar) -> list[Result]:
+    from distributed import as_completed
+
+    # The babble pool travels to each worker once, not with every chunk.
+    shared = client.scatter(context, broadcast=True)
+    chunks = [records[i : i + CHUNK_FILES] for i in range(0, len(records), CHUNK_FILES)]
+    futures = [
+        client.submit(degrade_chunk, chunk, condition, cache_root, seed, sample_rate, shared, retries=CHUNK_RETRIES, pure=False)
+        for chunk in chunks
+    ]
+    position = {future.key: index for index, future in enumerate(futures)}
+    done: list[list[Result] | None] = [None] * len(chunks)
+    for future in as_completed(futures):
+        done[position[future.key]] = future.result()
+        bar.update(len(chunks[position[future.key]]))
+    return [result for chunk in done for result in chunk]
+
+
 def degrade_rows(
     rows: pd.DataFrame,
     condition: Condition,
@@ -126,42 +170,33 @@ def degrade_rows(
     sample_rate: int = 16000,
     context: DegradeContext | None = None,
     threads: int = 2,
+    client=None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, DegradeSummary]:
     """(derived manifest rows, rejects, summary) for ``rows`` (one source dataset) under ``condition``.
 
-    Raises CodecUnavailable before any work when the machine lacks a codec the condition needs.
+    Runs on ``threads`` threads in-process, or as chunks of ``CHUNK_FILES`` rows on the
+    workers of a Dask ``client``. Raises CodecUnavailable before any work when the machine
+    lacks a codec the condition needs.
     """
     condition.check_available()
     started = time.perf_counter()
     context = context or DegradeContext()
     spec = condition.spec()
-    context_digest = context.digest if condition.uses_context else ""
     dataset = str(rows["dataset"].iloc[0]) if len(rows) else ""
     target = derived_dataset(dataset, condition.name)
 
-    def one(record: dict) -> tuple[str | None, str, str | None, bool]:
-        """(sha256 or None, cache path, reject reason or None, written now)."""
-        key = cache.cache_key(record["sha256"], spec, seed, sample_rate, context_digest)
-        path = cache.cached_path(cache_root, condition.name, spec, key)
-        sha = cache.cached_sha256(path)
-        if sha is not None:
-            return sha, path, None, False
-        try:
-            wave = load_source(record["path"], sample_rate)
-            out = degrade_wave(wave, condition, sample_rate, seed, record["sha256"], context)
-        except DegradeError as exc:
-            return None, path, f"condition {condition.name}: {exc}", False
-        return cache.write_audio(path, out, sample_rate), path, None, True
-
     records = rows.to_dict("records")
-    results = []
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        bar = tqdm(total=len(records), unit="file", desc=f"degrade {target}", disable=not progress)
-        for result in pool.map(one, records):
-            results.append(result)
-            bar.update(1)
-        bar.close()
+    bar = tqdm(total=len(records), unit="file", desc=f"degrade {target}", disable=not progress)
+    if client is not None:
+        results = _run_on_dask(client, records, condition, cache_root, seed, sample_rate, context, bar)
+    else:
+        results = []
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for result in pool.map(lambda r: degrade_record(r, condition, cache_root, seed, sample_rate, context), records):
+                results.append(result)
+                bar.update(1)
+    bar.close()
 
     derived, rejects = [], []
     for record, (sha, path, reason, _) in zip(records, results):
