@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.manifests import read_manifests
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
-from tasks.evaluate.robustness import score_with_conditions
+from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
 
 

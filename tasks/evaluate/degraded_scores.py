@@ -4,7 +4,8 @@ Every eval set is scored as shipped (``condition`` = ``clean``) and, for each co
 condition, on its degraded copy (the derived dataset ``<dataset>@<condition>`` the degrade
 stage wrote). Rows of a copy carry the source dataset's name in ``dataset`` and the
 condition in ``condition``, so (detector, dataset, condition) indexes the robustness
-matrix and the clean rows alone are the cross-dataset matrix as before.
+matrix and the clean rows alone are the cross-dataset matrix as before (the analysis of
+both is ``tasks.evaluate.crossdataset.evaluate_scores``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,3 @@ def score_with_conditions(
         frames.append(scores.assign(condition=condition))
     return pd.concat(frames, ignore_index=True)
 
-
-def clean_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """The rows of audio as shipped (a table without a ``condition`` column is all clean)."""
-    if "condition" not in scores.columns:
-        return scores
-    return scores[scores["condition"] == CLEAN].reset_index(drop=True)
