@@ -220,9 +220,15 @@ def test_degrade_rows_is_exactly_once_and_embeds_once(corpus):
     again, _, second = degrade_rows(rows, condition, workspace.degraded, context=context, progress=False)
     assert second.written == 0 and second.reused == len(rows)
     pd.testing.assert_frame_equal(again, derived)
+    # A run killed half-way leaves whole files only; the next run makes just the missing ones.
+    for path in derived["path"].iloc[:2]:
+        Path(path).unlink()
+    resumed, _, third = degrade_rows(rows, condition, workspace.degraded, context=context, progress=False)
+    assert third.written == 2 and third.reused == len(rows) - 2
+    pd.testing.assert_frame_equal(resumed, derived)
     # Made afresh elsewhere (another cache, later): the same bytes, so the same sha256.
-    fresh, _, third = degrade_rows(rows, condition, str(workspace.root) + "/other-cache", context=context, threads=1, progress=False)
-    assert third.written == len(rows) and list(fresh["sha256"]) == list(derived["sha256"])
+    fresh, _, elsewhere = degrade_rows(rows, condition, str(workspace.root) + "/other-cache", context=context, threads=1, progress=False)
+    assert elsewhere.written == len(rows) and list(fresh["sha256"]) == list(derived["sha256"])
 
     # Embedding the derived rows next to the clean ones: distinct keys, and a rerun adds nothing.
     store = str(workspace.embeddings)
