@@ -250,7 +250,7 @@ def test_degrade_on_dask_workers_matches_in_process(corpus):
     condition = resolve("babble_snr5+aac_32k")
     context = build_context(rows, SR, None)
     local, _, _ = degrade_rows(rows, condition, str(workspace.root) + "/local", context=context, progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
         remote, _, summary = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)
         assert summary.written == len(rows)
         again, _, rerun = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)

@@ -155,7 +155,7 @@ def _run_on_dask(client, records, condition, cache_root, seed, sample_rate, cont
     ]
     position = {future.key: index for index, future in enumerate(futures)}
     done: list[list[Result] | None] = [None] * len(chunks)
-    for future in as_completed(futures):
+    for future in as_completed(futures, loop=client.loop):  # the client is not the process default
         done[position[future.key]] = future.result()
         bar.update(len(chunks[position[future.key]]))
     return [result for chunk in done for result in chunk]
