@@ -9,13 +9,18 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import yaml
+from conftest import write_tone
 
 from addgp.config import ConfigError, load_config
 from storage import degraded as cache
 from storage.embeddings import read_embeddings
-from storage.manifests import read_manifest, read_rejects, rejects_path_for, write_manifest
+from storage.manifests import (
+    read_manifest,
+    read_rejects,
+    rejects_path_for,
+    write_manifest,
+)
 from storage.workspace import Workspace
 from tasks.degrade.base import CodecUnavailable, DegradeContext, power
 from tasks.degrade.channel import PacketLoss
@@ -27,8 +32,6 @@ from tasks.degrade.run import build_context, degrade_rows, degrade_wave, derived
 from tasks.degrade.task import degrade_manifests
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest
-
-from conftest import write_tone
 
 SR = 16000
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

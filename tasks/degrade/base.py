@@ -39,7 +39,7 @@ class DegradeContext:
     digest: str = ""
     babble_sha256: list[str] = field(default_factory=list)  # sha256 of each babble utterance, same order
 
-    def excluding(self, sha256: str) -> "DegradeContext":
+    def excluding(self, sha256: str) -> DegradeContext:
         """The context for one file: an utterance never babbles over itself."""
         if sha256 not in self.babble_sha256:
             return self

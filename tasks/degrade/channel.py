@@ -75,7 +75,7 @@ class PacketLoss(Transform):
         return lost
 
     def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
-        size = max(1, int(round(self.packet_ms * sample_rate / 1000)))
+        size = max(1, round(self.packet_ms * sample_rate / 1000))
         n_packets = -(-len(wave) // size)
         out = wave.copy()
         for index in np.flatnonzero(self.lost_packets(n_packets, rng)):

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy.signal import correlate
 
-from tasks.degrade.base import CodecUnavailable, DegradeContext, DegradeError, Transform, fit_length
+from tasks.degrade.base import (
+    CodecUnavailable,
+    DegradeContext,
+    DegradeError,
+    Transform,
+    fit_length,
+)
 
 MAX_DELAY_S = 0.15
 
@@ -31,7 +37,7 @@ INSTALL_HINT = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def codec_available(name: str, mode: str) -> bool:
     """Whether this machine's FFmpeg (inside PyAV) has encoder (mode 'w') or decoder ('r') ``name``."""
     import av

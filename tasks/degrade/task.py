@@ -6,7 +6,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import PipelineConfig
-from storage.manifests import read_manifests, rejects_path_for, write_manifest, write_rejects
+from storage.manifests import (
+    read_manifests,
+    rejects_path_for,
+    write_manifest,
+    write_rejects,
+)
 from storage.workspace import Workspace
 from tasks.degrade.plan import degrade_plan
 from tasks.degrade.registry import resolve
