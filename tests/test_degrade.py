@@ -188,6 +188,22 @@ def test_chain_applies_each_part_in_order():
         resolve("lowpass_4k+mp3_65k")
 
 
+def test_context_holds_babble_pool_and_noise_folder(tmp_path, audio_manifest):
+    rows = audio_manifest[audio_manifest["dataset"] == "alpha"]
+    (tmp_path / "noise" / "sub").mkdir(parents=True)
+    write_tone(tmp_path / "noise" / "sub" / "fan.flac", 0.7, seed=3)
+    (tmp_path / "noise" / "notes.txt").write_text("not audio")
+    context = build_context(rows, SR, tmp_path / "noise")
+    bona = rows[rows["label"] == "bonafide"]
+    assert sorted(context.babble_sha256) == sorted(bona["sha256"]) and len(context.babble) == len(bona)
+    assert [p.name for p in context.noise_files] == ["fan.flac"]
+    write_tone(tmp_path / "noise" / "hum.wav", 0.5, seed=4)
+    # another noise folder content is another cache key
+    assert build_context(rows, SR, tmp_path / "noise").digest != context.digest
+    out = degrade_wave(speechlike(), resolve("noisefolder_snr10"), SR, 0, "x", context)
+    assert abs(10 * np.log10(power(speechlike()) / power(out - speechlike())) - 10) < 0.5
+
+
 def test_babble_never_uses_the_utterance_itself(context):
     own = context.babble[0]
     other_only = context.excluding("b7")

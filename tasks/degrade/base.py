@@ -8,7 +8,6 @@ given, so the same seed and the same source audio always give the same samples.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ class Transform:
         raise NotImplementedError
 
     def params(self) -> dict:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        return {"kind": self.kind, **vars(self)}  # subclasses are frozen dataclasses: their fields
 
     def check_available(self) -> None:
         """Raise CodecUnavailable when this machine cannot run the transform (codecs override it)."""

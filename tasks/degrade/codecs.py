@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Literal
 
 import numpy as np
 from scipy.signal import correlate
@@ -38,7 +39,7 @@ INSTALL_HINT = (
 
 
 @cache
-def codec_available(name: str, mode: str) -> bool:
+def codec_available(name: str, mode: Literal["r", "w"]) -> bool:
     """Whether this machine's FFmpeg (inside PyAV) has encoder (mode 'w') or decoder ('r') ``name``."""
     import av
 
@@ -74,6 +75,7 @@ class Codec(Transform):
         payload = 0
         with av.open(buffer, "w", format=self.container) as output:
             stream = output.add_stream(self.encoder, rate=self.codec_rate, layout="mono")
+            assert isinstance(stream, av.audio.stream.AudioStream)  # an audio encoder makes an audio stream
             if self.bitrate is not None:
                 stream.bit_rate = self.bitrate
             if self.options:
@@ -96,7 +98,7 @@ class Codec(Transform):
     def decode(self, data: bytes, sample_rate: int) -> np.ndarray:
         import av
 
-        chunks = []
+        chunks: list[np.ndarray] = []
         try:
             with av.open(io.BytesIO(data), "r") as source:
                 resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)

@@ -85,7 +85,8 @@ def load_source(path: str, sample_rate: int) -> np.ndarray:
 def build_context(dataset_rows: pd.DataFrame, sample_rate: int, noise_dir: str | Path | None) -> DegradeContext:
     """The babble pool (bona fide utterances of the corpus, chosen by content hash) and the noise folder's files."""
     bona = dataset_rows[dataset_rows["label"] == "bonafide"].drop_duplicates("sha256").sort_values("sha256")
-    babble, babble_shas = [], []
+    babble: list[np.ndarray] = []
+    babble_shas: list[str] = []
     for path, sha in zip(bona["path"], bona["sha256"]):
         if len(babble) == BABBLE_POOL:
             break
@@ -94,14 +95,13 @@ def build_context(dataset_rows: pd.DataFrame, sample_rate: int, noise_dir: str |
             babble_shas.append(sha)
         except DegradeError:
             continue  # an unreadable file is reported by its own row; the pool takes the next one
-    noise_files = []
-    if noise_dir is not None:
-        noise_files = sorted(p for p in Path(noise_dir).rglob("*") if p.suffix.lower() in NOISE_SUFFIXES and p.is_file())
+    folder = Path(noise_dir) if noise_dir is not None else None
+    noise_files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in NOISE_SUFFIXES and p.is_file()) if folder else []
     digest = hashlib.sha256()
     for sha in babble_shas:
         digest.update(f"babble {sha}\n".encode())
     for path in noise_files:
-        digest.update(f"noise {path.relative_to(noise_dir)} {path.stat().st_size}\n".encode())
+        digest.update(f"noise {path.relative_to(folder or '/')} {path.stat().st_size}\n".encode())
     return DegradeContext(babble=babble, noise_files=noise_files, digest=digest.hexdigest(), babble_sha256=babble_shas)
 
 
@@ -154,11 +154,11 @@ def _run_on_dask(client, records, condition, cache_root, seed, sample_rate, cont
         for chunk in chunks
     ]
     position = {future.key: index for index, future in enumerate(futures)}
-    done: list[list[Result] | None] = [None] * len(chunks)
+    done: dict[int, list[Result]] = {}
     for future in as_completed(futures, loop=client.loop):  # the client is not the process default
         done[position[future.key]] = future.result()
         bar.update(len(chunks[position[future.key]]))
-    return [result for chunk in done for result in chunk]
+    return [result for index in range(len(chunks)) for result in done[index]]
 
 
 def degrade_rows(
