@@ -146,8 +146,10 @@ def degrade_chunk(records: list[dict], condition: Condition, cache_root: str, se
 def _run_on_dask(client, records, condition, cache_root, seed, sample_rate, context, bar) -> list[Result]:
     from distributed import as_completed
 
-    # The babble pool travels to each worker once, not with every chunk.
-    shared = client.scatter(context, broadcast=True)
+    # The babble pool travels to each worker once, not with every chunk. hash=False: a content
+    # key would be shared with the previous condition's scatter of the same pool, whose
+    # release can race with this use ("lost dependencies").
+    shared = client.scatter(context, broadcast=True, hash=False)
     chunks = [records[i : i + CHUNK_FILES] for i in range(0, len(records), CHUNK_FILES)]
     futures = [
         client.submit(degrade_chunk, chunk, condition, cache_root, seed, sample_rate, shared, retries=CHUNK_RETRIES, pure=False)
