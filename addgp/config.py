@@ -120,7 +120,7 @@ class DegradeConfig(_Strict):
     seed: int = 0
     sample_rate: int = Field(default=16000, gt=0, description="working rate of the degraded copies")
     noise_dir: Path | None = Field(default=None, description="folder of noise recordings for the noisefolder_* conditions")
-    threads: int = Field(default=2, ge=1, description="files degraded at once")
+    threads: int = Field(default=2, ge=1, description="files degraded at once in-process; on a Dask cluster each task takes 64")
 
 
 class ScheduleConfig(_Strict):
