@@ -115,12 +115,39 @@ class DetectorConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+def _known_conditions(names: list[str]) -> list[str]:
+    """Every name a registered degradation condition, preset or ``+`` chain of them (tasks/degrade/registry.py)."""
+    from tasks.degrade.registry import CLEAN, known_names, unknown_parts
+
+    if CLEAN in names:
+        raise ValueError(f"'{CLEAN}' (the audio as shipped) is always scored; list only degradations")
+    unknown = [name for name in names if unknown_parts(name)]
+    if unknown:
+        raise ValueError(f"unknown condition(s) {unknown}; known conditions and presets: {', '.join(known_names())}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"conditions repeat a name: {names}")
+    return names
+
+
+class AugmentConfig(_Strict):
+    """Quality-agnostic training: degraded copies of training utterances mixed into the training set."""
+
+    conditions: list[str] = Field(min_length=1, description="conditions a training copy is drawn from (uniformly)")
+    fraction: float = Field(default=0.5, gt=0, le=1, description="share of training utterances that get one degraded copy")
+
+    @field_validator("conditions")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        return _known_conditions(names)
+
+
 class TrainConfig(_Strict):
     datasets: list[str] = Field(min_length=1)
     splits: list[str] = Field(default_factory=lambda: ["train"], min_length=1)
     dev_splits: list[str] = Field(default_factory=lambda: ["dev"])
     layer: int = -1
     detectors: list[DetectorConfig] = Field(min_length=1)
+    augment: AugmentConfig | None = None
 
 
 class EvaluateConfig(_Strict):
@@ -128,6 +155,23 @@ class EvaluateConfig(_Strict):
     datasets: list[str] | None = Field(default=None, description="default: every configured dataset")
     n_boot: int = Field(default=1000, ge=10, description="bootstrap resamples for the 95 % confidence intervals")
     target_error: float = Field(default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage")
+    conditions: list[str] = Field(
+        default_factory=list, description="degradation conditions every eval set is also scored under (clean always is)"
+    )
+
+    @field_validator("conditions")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        return _known_conditions(names)
+
+
+class DegradeConfig(_Strict):
+    """How the degrade stage makes its copies (tasks/degrade, docs/degradation.md)."""
+
+    seed: int = 0
+    sample_rate: int = Field(default=16000, gt=0, description="working rate of the degraded copies")
+    noise_dir: Path | None = Field(default=None, description="folder of noise recordings for the noisefolder_* conditions")
+    threads: int = Field(default=2, ge=1, description="files degraded at once in-process; on a Dask cluster each task takes 64")
 
 
 class DataChecksConfig(_Strict):
@@ -194,6 +238,7 @@ class PipelineConfig(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     train: TrainConfig
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    degrade: DegradeConfig = Field(default_factory=DegradeConfig)
     nightly: NightlyConfig | None = None
     data_checks: DataChecksConfig = Field(default_factory=DataChecksConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -222,6 +267,9 @@ class PipelineConfig(_Strict):
                 raise ValueError(f"{key} names {unknown}, which are not in datasets ({sorted(names)})")
         if self.train.layer not in self.encoder.layers:
             raise ValueError(f"train.layer {self.train.layer} is not among encoder.layers {self.encoder.layers}")
+        uses_folder = [c for c in self.conditions if "noisefolder_" in c]
+        if uses_folder and self.degrade.noise_dir is None:
+            raise ValueError(f"condition(s) {uses_folder} mix in a noise folder; set degrade.noise_dir to a folder of audio files")
         detector_names = [d.name for d in self.train.detectors]
         for index, name in enumerate(detector_names):
             try:
@@ -238,6 +286,12 @@ class PipelineConfig(_Strict):
             if self.nightly.detector not in detector_names:
                 raise ValueError(f"nightly.detector names {self.nightly.detector!r}, not one of train.detectors {detector_names}")
         return self
+
+    @property
+    def conditions(self) -> list[str]:
+        """Every degradation condition the run needs: scored at evaluation or mixed into training."""
+        augment = self.train.augment.conditions if self.train.augment else []
+        return list(dict.fromkeys([*self.evaluate.conditions, *augment]))
 
     @property
     def eval_datasets(self) -> list[str]:
@@ -273,6 +327,8 @@ def _check_paths_exist(config: PipelineConfig, path: Path) -> None:
             continue
         if not root.exists():
             problems.append(f"{path}: datasets.{index}.root: path does not exist: {root}")
+    if config.degrade.noise_dir is not None and not config.degrade.noise_dir.is_dir():
+        problems.append(f"{path}: degrade.noise_dir: not a folder: {config.degrade.noise_dir}")
     if problems:
         raise ConfigError("\n".join(problems))
     _check_local_encoder(config, path)
@@ -312,6 +368,8 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     for key in ("workdir", "benchmark_config"):
         if isinstance(raw.get(key), str):
             raw[key] = absolute(raw[key])
+    if isinstance(raw.get("degrade"), dict) and isinstance(raw["degrade"].get("noise_dir"), str):
+        raw["degrade"] = {**raw["degrade"], "noise_dir": absolute(raw["degrade"]["noise_dir"])}
     if isinstance(raw.get("demo_corpus"), dict) and isinstance(raw["demo_corpus"].get("root"), str):
         raw["demo_corpus"] = {**raw["demo_corpus"], "root": absolute(raw["demo_corpus"]["root"])}
     if isinstance(raw.get("datasets"), list):

@@ -9,6 +9,8 @@ from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
 from storage.reports import new_run_id
 from storage.workspace import Workspace
+from tasks.degrade.plan import augmented_train_datasets
+from tasks.degrade.task import degrade_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, resolve_layer, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
@@ -38,7 +40,12 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     # Before any training: duplicate audio, train/eval overlap (an error here stops the run).
     data_checks = data_checks_task(manifests, config, config_path)
 
+    degraded = None
     with dask_cluster(config.cluster) as scheduler:
+        if config.conditions:
+            # Degraded copies are datasets of their own (<dataset>@<condition>): embedded, trained on and scored like the rest.
+            degraded = degrade_task(manifests, config, str(workspace.root), scheduler)
+            manifests = manifests + degraded["manifests"]
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
     logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
     spec = spec_from_config(config.encoder)
@@ -46,13 +53,16 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         layer = resolve_layer(spec, config.train.layer)
         data_checks = near_duplicate_task(data_checks, manifests, workspace.embeddings, config, spec.name, layer)
 
+    train = config.train.model_copy(update={"datasets": augmented_train_datasets(config)})
     models = [
-        train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
+        train_task(manifests, workspace.embeddings, workspace.models, config.encoder, train, detector)
         for detector in config.train.detectors
     ]
     scores = evaluate_task(
-        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits
+        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits,
+        config.evaluate.conditions,
     )
+    # One table for both analyses: the cross-dataset matrix of the clean rows, the robustness section of the condition column.
     evaluation = cross_dataset_task(
         scores,
         n_boot=config.evaluate.n_boot,
@@ -64,7 +74,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         models=models,
         encoder=spec.name,
         warnings=[RANDOM_WEIGHT_WARNING] if spec.random_weights else [],
-        notes={"ingest": ingests, "embed": embed},
+        notes={"ingest": ingests, "embed": embed, **({"degrade": degraded["summaries"]} if degraded else {})},
         evaluation=evaluation,
         data_checks=data_checks,
     )

@@ -6,6 +6,8 @@
       manifests/<dataset>.parquet            the manifests (a glob manifests/*.parquet takes them all)
       manifests/_rejects/<dataset>.rejects.parquet   what ingest could not use, and why
                                              (storage.manifests.rejects_path_for / find_rejects)
+      manifests/<dataset>@<condition>.parquet  derived manifests of degraded copies (tasks/degrade)
+      degraded/                              the degraded-audio cache (storage/degraded.py)
       embeddings/                            the embedding store (storage/embeddings.py)
       models/<detector>/v<N>/                the model registry (storage/models.py)
       reports/<run-id>/                      one report folder per run (storage/reports.py)
@@ -37,6 +39,11 @@ class Workspace:
     @property
     def embeddings(self) -> str:
         return join(self.root, "embeddings")
+
+    @property
+    def degraded(self) -> str:
+        """The content-keyed cache of degraded audio (storage/degraded.py)."""
+        return join(self.root, "degraded")
 
     @property
     def models(self) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("addgp", "configs", "flows", "storage", "tasks")
-STAGE_ORDER = ("ingest", "embed", "train", "evaluate", "report", "nightly")
+STAGE_ORDER = ("ingest", "degrade", "embed", "train", "evaluate", "report", "nightly")
 
 
 def module_name(path: Path) -> str:

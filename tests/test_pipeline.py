@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -31,7 +32,9 @@ def tiny_config(folder: Path) -> Path:
         ],
         "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 20},
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "3GiB"},
-        "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}]},
+        "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}],
+                  "augment": {"conditions": ["noise_white_snr10"], "fraction": 0.5}},
+        "evaluate": {"conditions": ["resample_8k", "mp3_32k"]},
         "data_checks": {"near_duplicate_cosine": 0.9999},  # exercises the check after embedding
     }
     path = folder / "tiny.yaml"
@@ -57,11 +60,24 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     scores = pd.read_parquet(folder / "scores.parquet")
     assert set(scores["dataset"]) == {"demo_studio", "demo_phone"} and scores["score"].notna().all()
     assert set(scores["split"]) == {"eval"}
+    # Every eval utterance is scored as shipped and under each condition, on its own degraded copy.
+    assert set(scores["condition"]) == {"clean", "resample_8k", "mp3_32k"}
+    per_condition = scores.groupby("condition").size()
+    assert per_condition.nunique() == 1, per_condition
+    clean = scores[scores["condition"] == "clean"].set_index(["dataset", "utt_id"])["score"]
+    degraded = scores[scores["condition"] == "mp3_32k"].set_index(["dataset", "utt_id"])["score"]
+    assert not np.allclose(clean.sort_index(), degraded.sort_index())
+    card = json.loads((tmp_path / "work" / "models" / "lr" / "v1" / "model_card.json").read_text())
+    assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
+    degrade_note = document["notes"]["degrade"]
+    assert {d["dataset"] for d in degrade_note} >= {"demo_studio@resample_8k", "demo_phone@mp3_32k", "demo_studio@noise_white_snr10"}
+    assert all(d["rejects"] == 0 and d["written"] == d["files"] for d in degrade_note)
 
     # A second run re-embeds nothing, registers a new model version and publishes a second report.
     second = Path(pipeline_flow(str(tiny_config(tmp_path)), run_id="second"))
-    embed_note = json.loads((second / "metrics.json").read_text())["notes"]["embed"]
-    assert embed_note["utterances_embedded"] == 0
+    notes = json.loads((second / "metrics.json").read_text())["notes"]
+    assert notes["embed"]["utterances_embedded"] == 0
+    assert sum(d["written"] for d in notes["degrade"]) == 0
     assert (tmp_path / "work" / "models" / "lr" / "v2").is_dir()
     assert (tmp_path / "work" / "reports" / "LATEST").read_text() == "second"
 

@@ -8,15 +8,22 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.manifests import read_manifests
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
-from tasks.evaluate.scoring import score_eval_sets
+from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
 
 
 @task(name="evaluate", retries=1, cache_policy=NO_CACHE)
-def evaluate_task(manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str]) -> pd.DataFrame:
-    """Scores of every model on every dataset's ``splits`` (the rows of the cross-dataset matrix)."""
+def evaluate_task(
+    manifest_paths: list[str], store: str, model_paths: dict[str, str], datasets: list[str], splits: list[str],
+    conditions: list[str] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Scores of every model on every dataset's ``splits``, clean and under each degradation ``conditions`` entry.
+
+    The ``condition`` column says which (``clean`` = as shipped); the manifests must include
+    the degrade stage's derived manifests for every condition.
+    """
     detectors = {name: load_detector(path) for name, path in model_paths.items()}
-    return score_eval_sets(read_manifests(manifest_paths), store, detectors, datasets, splits)
+    return score_with_conditions(read_manifests(manifest_paths), store, detectors, datasets, splits, list(conditions or []))
 
 
 @task(name="cross-dataset", cache_policy=NO_CACHE)

@@ -1,0 +1,63 @@
+"""Prefect task of the degrade stage: manifests → degraded copies in the cache + derived manifests."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from addgp.config import PipelineConfig
+from storage.manifests import (
+    read_manifests,
+    rejects_path_for,
+    write_manifest,
+    write_rejects,
+)
+from storage.workspace import Workspace
+from tasks.degrade.plan import degrade_plan
+from tasks.degrade.registry import resolve
+from tasks.degrade.run import build_context, degrade_rows, derived_dataset
+
+
+def degrade_manifests(manifest_paths: list[str], config: PipelineConfig, workspace: Workspace, client=None, progress: bool = True) -> dict:
+    """Degrade what ``config`` needs; write one derived manifest (+ rejects) per (dataset, condition).
+
+    Returns ``{"manifests": [paths], "summaries": [DegradeSummary.as_dict()]}``. Every
+    condition's codecs are checked before any file is touched, so a missing one fails at once.
+    """
+    manifest = read_manifests(manifest_paths)
+    plan = degrade_plan(manifest, config)
+    conditions = {name: resolve(name) for name in sorted({c for _, c in plan})}
+    for condition in conditions.values():
+        condition.check_available()
+    settings = config.degrade
+    contexts = {}
+    paths, summaries = [], []
+    for (dataset, name), rows in plan.items():
+        condition = conditions[name]
+        context = None
+        if condition.uses_context:
+            if dataset not in contexts:
+                contexts[dataset] = build_context(manifest[manifest["dataset"] == dataset], settings.sample_rate, settings.noise_dir)
+            context = contexts[dataset]
+        derived, rejects, summary = degrade_rows(
+            rows, condition, workspace.degraded, seed=settings.seed, sample_rate=settings.sample_rate,
+            context=context, threads=settings.threads, client=client, progress=progress,
+        )  # fmt: skip
+        path = workspace.manifest(derived_dataset(dataset, name))
+        write_manifest(derived, path)
+        write_rejects(rejects, rejects_path_for(path))
+        paths.append(path)
+        summaries.append(summary.as_dict())
+    return {"manifests": paths, "summaries": summaries}
+
+
+# No result cache: the degraded-audio cache is the cache (a re-run reuses every file).
+@task(name="degrade", retries=1, cache_policy=NO_CACHE)
+def degrade_task(manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None) -> dict:
+    """Degrade in-process (threads), or in chunks on the Dask cluster at ``scheduler_address``."""
+    if scheduler_address is None:
+        return degrade_manifests(manifest_paths, config, Workspace.at(workdir), progress=False)
+    from distributed import Client
+
+    with Client(scheduler_address, set_as_default=False) as client:
+        return degrade_manifests(manifest_paths, config, Workspace.at(workdir), client=client, progress=False)
