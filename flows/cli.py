@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 bad input (config, paths, layouts: the message says which and how
 to fix it), 3 an encoder or model that is not available on this machine, 4 another run of
-the same kind holds the lock.
+the same kind holds the lock, 5 (`addgp score`) a model asked to score embeddings of another
+encoder variant (fp32/int8) than it was trained on.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def embed(
     layers: str = typer.Option("-1", help="Comma-separated hidden-state indices (0 = CNN features, -1 = last)."),
     pooling: str = typer.Option("mean", help="mean or mean+std."),
     crop_seconds: Optional[float] = typer.Option(None, help="Embed only the first N seconds."),
-    batch_seconds: float = typer.Option(64.0, help="Padded audio seconds per encoder batch."),
+    variant: str = typer.Option("fp32", help="Encoder variant: fp32, or int8 (quantised linear layers, CPU only; stored as ENCODER+int8)."),
+    batch_seconds: Optional[float] = typer.Option(None, help="Padded audio seconds per encoder batch (default: 16 on CPU, 64 on CUDA)."),
     shard_seconds: float = typer.Option(600.0, help="Audio seconds per shard (one Dask task, one file)."),
     dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
     revision: Optional[str] = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
@@ -199,17 +201,19 @@ def embed(
 ) -> None:
     """Embed every manifest row the store lacks; re-running adds nothing."""
     from storage.manifests import read_manifests
-    from tasks.embed.encoder import EncoderSpec, EncoderUnavailableError
+    from tasks.embed.encoder import VARIANTS, EncoderSpec, EncoderUnavailableError
     from tasks.embed.run import embed_manifest
 
     if pooling not in ("mean", "mean+std"):
         _fail(f"--pooling must be mean or mean+std, not {pooling!r}")
     if dtype not in ("float32", "float16"):
         _fail(f"--dtype must be float32 or float16, not {dtype!r}")
+    if variant not in VARIANTS:
+        _fail(f"--variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
     try:
         frame = read_manifests(list(manifest))
         spec = EncoderSpec(
-            id=encoder, revision=revision, layers=tuple(int(x) for x in layers.split(",")), pooling=pooling,
+            id=encoder, revision=revision, variant=variant, layers=tuple(int(x) for x in layers.split(",")), pooling=pooling,
             crop_seconds=crop_seconds, storage_dtype=dtype,
         )
         if scheduler:

@@ -11,6 +11,7 @@ import typer
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_VARIANT_MISMATCH = 5
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
         models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
         name: str = typer.Option(..., help="Model name in the registry."),
         kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
-        encoder: str = typer.Option(..., help="Encoder the store rows were made with (as in the store's encoder column)."),
+        encoder: str = typer.Option(..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."),
         layer: int = typer.Option(-1, help="Stored layer to train on."),
         pooling: str = typer.Option("mean", help="Stored pooling."),
         crop_seconds: Optional[float] = typer.Option(None, help="Stored crop (none = full length)."),
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             frame = read_manifests(list(manifest))
-            spec = EncoderSpec(id=encoder.partition("@")[0], revision=encoder.partition("@")[2] or None, pooling=pooling, crop_seconds=crop_seconds)
+            spec = EncoderSpec.from_name(encoder, pooling=pooling, crop_seconds=crop_seconds)
             selection = TrainingSelection(
                 datasets=tuple(datasets.split(",")) if datasets else tuple(sorted(frame["dataset"].unique())),
                 splits=tuple(splits.split(",")),
@@ -122,17 +123,24 @@ def register(app: typer.Typer) -> None:
         audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
         model: Path = typer.Option(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
+        encoder_variant: Optional[str] = typer.Option(
+            None, help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's."
+        ),
     ) -> None:
         """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
         from storage.models import ModelRegistryError
-        from tasks.embed.encoder import EncoderUnavailableError
+        from tasks.embed.encoder import VARIANTS, EncoderUnavailableError, EncoderVariantMismatchError
         from tasks.evaluate.score_files import score_files
 
         missing = [str(p) for p in audio if not p.exists()]
         if missing:
             _fail(f"not found: {', '.join(missing)}")
+        if encoder_variant is not None and encoder_variant not in VARIANTS:
+            _fail(f"--encoder-variant must be one of {', '.join(VARIANTS)}, not {encoder_variant!r}")
         try:
-            table = score_files([str(p) for p in audio], str(model))
+            table = score_files([str(p) for p in audio], str(model), variant=encoder_variant)
+        except EncoderVariantMismatchError as exc:
+            _fail(str(exc), EXIT_VARIANT_MISMATCH)
         except EncoderUnavailableError as exc:
             _fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
         except (ModelRegistryError, FileNotFoundError) as exc:

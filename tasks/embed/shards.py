@@ -91,8 +91,14 @@ def worker_encoder(spec: EncoderSpec) -> Embedder:
     return Embedder(load_encoder(spec))
 
 
-def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds: float, embedder: Embedder | None = None) -> ShardResult:
-    """Decode, embed and write one shard; rows that cannot be embedded become rejects."""
+def embed_shard(
+    shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds: float | None, embedder: Embedder | None = None
+) -> ShardResult:
+    """Decode, embed and write one shard; rows that cannot be embedded become rejects.
+
+    ``batch_seconds`` None: the default measured for this worker's device (resolved here, on
+    the worker, since the driver may have no GPU).
+    """
     started = time.perf_counter()
     location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
     if store.shard_exists(location):
@@ -102,7 +108,7 @@ def embed_shard(shard: Shard, spec: EncoderSpec, store_root: str, batch_seconds:
     timings = Timings()
     min_samples = embedder.encoder.min_samples()
     expected = np.maximum((frame["duration_s"].to_numpy() * spec.sample_rate).astype(int), 1)
-    batches = length_buckets(expected, int(batch_seconds * spec.sample_rate))
+    batches = length_buckets(expected, int(spec.batch_seconds(batch_seconds) * spec.sample_rate))
 
     rejects: list[dict] = []
     kept_rows: list[int] = []
