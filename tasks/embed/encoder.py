@@ -98,13 +98,13 @@ class EncoderSpec:
 
     id: str
     revision: str | None = None
-    variant: str = "fp32"
     layers: tuple[int, ...] = (-1,)
     pooling: str = "mean"
     crop_seconds: float | None = None
     storage_dtype: str = "float32"
     device: str = "auto"
     sample_rate: int = field(default=16000)
+    variant: str = "fp32"  # one of VARIANTS; last, so positional uses of the fields above stay valid
 
     @property
     def random_weights(self) -> bool:
