@@ -60,8 +60,8 @@ def make_files(folder: Path, count: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def bare_forward_seconds(embedder: Embedder, waves: list[np.ndarray], batch_seconds: float) -> float:
-    """Wall seconds of the encoder forward alone over ``waves`` (decoded, normalised, padded beforehand)."""
+def bare_forward_seconds(embedder: Embedder, waves: list[np.ndarray], batch_seconds: float) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the encoder forward alone over ``waves`` (decoded, normalised, padded beforehand)."""
     model = embedder.encoder.model
     batches = []
     for batch in length_buckets([len(w) for w in waves], int(batch_seconds * 16000)):
@@ -74,12 +74,12 @@ def bare_forward_seconds(embedder: Embedder, waves: list[np.ndarray], batch_seco
     synchronise = torch.cuda.synchronize if embedder.device.startswith("cuda") else (lambda: None)
     with torch.inference_mode():
         synchronise()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for values, mask in batches:
             with embedder.autocast:
                 model(values, attention_mask=mask, output_hidden_states=True)
         synchronise()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def run_without_truncation() -> None:
@@ -139,15 +139,19 @@ def main() -> None:
         embed_manifest(manifest.head(2), spec, str(folder / "warm"), batch_seconds=batch_seconds, client=client, progress=False)
         bare_forward_seconds(embedder, waves[:2], batch_seconds)
 
-        bare, pipeline, model_share = [], [], []
+        bare, pipeline, model_share, bare_cpu, pipeline_cpu = [], [], [], [], []
         for repeat in range(args.repeat):
-            bare.append(audio_s / bare_forward_seconds(embedder, waves, batch_seconds))
+            wall_s, cpu_s = bare_forward_seconds(embedder, waves, batch_seconds)
+            bare.append(audio_s / wall_s)
+            bare_cpu.append(cpu_s / audio_s)
+            cpu_started = time.process_time()
             summary = embed_manifest(manifest, spec, str(folder / f"store{repeat}"), batch_seconds=batch_seconds, client=client, progress=False)
+            pipeline_cpu.append((time.process_time() - cpu_started) / audio_s)
             pipeline.append(audio_s / summary.wall_s)
             model_share.append(summary.model_s / summary.wall_s)
 
     def spread(values: list[float]) -> dict:
-        return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+        return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
     loaded = embedder.encoder
     result = {
@@ -166,6 +170,10 @@ def main() -> None:
         "pipeline_audio_s_per_s": spread(pipeline),
         "pipeline_over_bare": round(statistics.median(pipeline) / statistics.median(bare), 3),
         "pipeline_model_share": round(statistics.median(model_share), 3),
+        # CPU seconds this process spent per audio second: steadier than wall time on a shared
+        # machine (it does not count time spent waiting for a core); meaningless with --dask.
+        "bare_cpu_s_per_audio_s": spread(bare_cpu),
+        "pipeline_cpu_s_per_audio_s": spread(pipeline_cpu),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
         + (f", {torch.cuda.get_device_name()}" if spec.resolved_device().startswith("cuda") else ""),
         "load_avg_1min": [load_before, load_average()],
