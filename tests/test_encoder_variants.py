@@ -154,6 +154,11 @@ def test_int8_rows_are_stored_apart_from_fp32_rows(audio_manifest, tmp_path):
         read_embeddings(store, layer=1)  # a reader must say which variant it wants
 
 
+def test_embed_cli_refuses_an_unknown_variant(tmp_path):
+    result = runner.invoke(app, ["embed", str(tmp_path / "m.parquet"), "--encoder", "tiny-random", "--variant", "int4", "--store", str(tmp_path)])
+    assert result.exit_code == 2 and "--variant" in result.output
+
+
 def test_config_selects_the_variant_and_refuses_int8_on_cuda():
     from pydantic import ValidationError
 
@@ -192,6 +197,8 @@ def test_score_refuses_embeddings_of_another_variant(fp32_model, audio_manifest)
     assert "fp32" in refused.output and "int8" in refused.output and "--encoder-variant fp32" in refused.output
     with pytest.raises(EncoderVariantMismatchError):
         score_files(files, str(fp32_model / "lr8"), variant="fp32")
+    unknown = runner.invoke(app, ["score", *files, "--model", str(fp32_model / "lr"), "--encoder-variant", "int4"])
+    assert unknown.exit_code == 2 and "int4" in unknown.output
     # Asking for the model's own variant (or nothing) scores.
     for model, variant in (("lr", "fp32"), ("lr8", "int8"), ("lr8", None)):
         args = ["score", *files, "--model", str(fp32_model / model), "--json"]
