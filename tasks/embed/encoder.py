@@ -74,8 +74,8 @@ VARIANTS = ("fp32", "int8")
 # Others (conformer, SEW, …) run whole.
 TRUNCATABLE_MODEL_TYPES = frozenset({"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat"})
 # Attention kernel: PyTorch's fused scaled-dot-product attention. On CUDA it is the fast path
-# (flash / memory-efficient kernels under bf16); on CPU it measured no slower than the eager
-# matmul-softmax-matmul (docs/benchmarks.md), so one choice serves both. Checkpoints get the
+# (flash / memory-efficient kernels under bf16); on CPU it measured the same CPU time as the
+# eager matmul-softmax-matmul on 2–8 s clips (docs/benchmarks.md), so one choice serves both. Checkpoints get the
 # same from transformers' default (SDPA wherever the architecture supports it, eager elsewhere).
 ATTENTION = "sdpa"
 # Padded audio seconds per encoder batch when the config does not say. On CPU a forward is
