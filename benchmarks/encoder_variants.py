@@ -33,9 +33,9 @@ import pandas as pd
 from addgp.metrics import compute_metrics
 from tasks.embed import encoder as encoder_module
 from tasks.embed import shards as shards_module
-from tasks.embed.encoder import EncoderSpec, resolve_layer
+from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layer
 from tasks.embed.run import embed_manifest
-from tasks.evaluate.score_files import score_files
+from tasks.evaluate.score_files import encoder_spec_of_card, score_files
 from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.data import labelled_embeddings
@@ -114,6 +114,9 @@ def main() -> None:
             finally:
                 encoder_module.truncate_encoder = truncate
         truncated, full_depth = min(truncated), min(full_depth)
+        # The share of each `addgp score` call that is building the encoder (a random preset is
+        # initialised from its seed, a checkpoint read from disk), the same with or without truncation.
+        load_s = min(_timed(lambda: load_encoder(encoder_spec_of_card(load_detector(model)[1]))) for _ in range(2))
         score_audio_s = float(manifest.set_index("path").loc[files, "duration_s"].sum())
 
     result = {
@@ -131,6 +134,7 @@ def main() -> None:
         "score_files": {
             "files": len(files), "audio_s": round(score_audio_s, 1),
             "truncated_s": round(truncated, 2), "full_depth_s": round(full_depth, 2), "speedup": round(full_depth / truncated, 2),
+            "encoder_load_s": round(load_s, 2),
         },
         "load_avg_1min": [load_before, round(os.getloadavg()[0], 2)],
     }
