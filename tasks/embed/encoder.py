@@ -79,8 +79,9 @@ TRUNCATABLE_MODEL_TYPES = frozenset({"wav2vec2", "hubert", "wavlm", "data2vec-au
 # same from transformers' default (SDPA wherever the architecture supports it, eager elsewhere).
 ATTENTION = "sdpa"
 # Padded audio seconds per encoder batch when the config does not say. On CPU a forward is
-# compute-bound already at one utterance and attention grows with the square of the padded
-# length, so small batches win (measured: docs/benchmarks.md); GPUs need large batches to fill.
+# compute-bound already at one utterance: 64 s batches cost the same CPU time per audio second
+# as 16 s ones (docs/benchmarks.md), so the smaller one, with less padding and memory, is the
+# default; GPUs need large batches to fill.
 DEFAULT_BATCH_SECONDS = {"cpu": 16.0, "cuda": 64.0}
 
 
