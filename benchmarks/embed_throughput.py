@@ -41,7 +41,7 @@ from tasks.embed import encoder as encoder_module
 from tasks.embed import shards as shards_module
 from tasks.embed.audio import load_audio, normalise
 from tasks.embed.embedder import Embedder, length_buckets
-from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layers
+from tasks.embed.encoder import EncoderSpec, resolve_layers
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
 

@@ -44,7 +44,7 @@ ARCHITECTURES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def embedded(folder: str, layers: tuple[int, ...]) -> tuple[int, list[int], dict[int, np.ndarray], nn.Module]:
     """(transformer layers kept, hidden-state indices, pooled outputs on ``waves()``, the model) for one setting."""
     loaded = load_encoder(EncoderSpec(folder, layers=layers, device="cpu"))

@@ -125,7 +125,7 @@ class EncoderSpec:
         return name if self.variant == "fp32" else f"{name}+{self.variant}"
 
     @classmethod
-    def from_name(cls, name: str, **fields) -> "EncoderSpec":
+    def from_name(cls, name: str, **fields) -> EncoderSpec:
         """The spec whose ``name`` is ``name`` (the ``encoder`` of a store row or model card)."""
         variant = "fp32"
         for candidate in VARIANTS[1:]:
