@@ -73,10 +73,22 @@ class EncoderConfig(_Strict):
     layers: list[int] = Field(default_factory=lambda: [-1], min_length=1)
     pooling: Literal["mean", "mean+std"] = "mean"
     crop_seconds: float | None = Field(default=None, gt=0)
-    batch_seconds: float = Field(default=64.0, gt=0, description="audio seconds per encoder batch")
+    variant: Literal["fp32", "int8"] = Field(
+        default="fp32", description="fp32, or int8: dynamically quantised linear layers (CPU only; a separate encoder identity)"
+    )
+    batch_seconds: float | None = Field(
+        default=None, gt=0, description="padded audio seconds per encoder batch; default: measured per device (CPU 16, CUDA 64)"
+    )
     shard_seconds: float = Field(default=600.0, gt=0, description="audio seconds per store shard / Dask task")
     storage_dtype: Literal["float32", "float16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _int8_on_cpu(self) -> "EncoderConfig":
+        # Dynamic int8 has no GPU kernels ("auto" resolves to the CPU for it).
+        if self.variant == "int8" and self.device == "cuda":
+            raise ValueError("variant int8 runs on CPU only: set encoder.device to cpu or auto, or use variant fp32 on the GPU")
+        return self
 
 
 class EmbedConfig(_Strict):

@@ -1,19 +1,34 @@
-"""Embedding throughput: addgp's embed stage against a naive per-file fp32 loop.
+"""Embedding throughput: the bare encoder forward against addgp's whole embed stage.
 
-Reports audio seconds embedded per wall second, and for addgp the share of wall time
-spent in the model forward. Both paths embed the same generated files with the same
-encoder; both are warmed up (encoder built, first forward run) before timing.
+One run reports, for one encoder setting (encoder, variant, layers, batch size, attention):
+
+* ``bare``: the encoder's forward alone, as loaded by addgp (run up to the deepest requested
+  layer), on the same length-bucketed, already-decoded batches — the ceiling;
+* ``pipeline``: ``embed_manifest`` end to end — shard planning, decoding on threads, batching,
+  the forward, masked pooling, Parquet shard writes;
+* ``ratio`` = pipeline / bare throughput (1.0: the pipeline costs nothing beyond the model).
+
+Throughputs are audio seconds per wall second; each is measured ``--repeat`` times,
+alternating, after a warm-up, and the median (min–max) is shown. The 1-minute load average
+is recorded before and after, since the machine may be shared.
 
     python benchmarks/embed_throughput.py --encoder tiny-random --files 64
-    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --files 16
-    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --files 2000 --device cuda   # on a GPU
+    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --layers 9 --files 8 --repeat 3
+    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --layers 9 --files 8 --full-depth   # "before": every layer runs
+    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --layers 9 --files 8 --variant int8
+    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --layers 9 --files 8 --attention eager
+    # on a GPU (a dask-cuda worker per GPU, bf16 autocast):
+    python benchmarks/embed_throughput.py --encoder xlsr-300m-random --layers 9 --files 2000 --device cuda --dask
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +37,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from tasks.embed import encoder as encoder_module
+from tasks.embed import shards as shards_module
 from tasks.embed.audio import load_audio, normalise
-from tasks.embed.encoder import EncoderSpec, load_encoder
+from tasks.embed.embedder import Embedder, length_buckets
+from tasks.embed.encoder import EncoderSpec, resolve_layers
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
 
@@ -42,56 +60,123 @@ def make_files(folder: Path, count: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def naive_loop(paths: list[str], spec: EncoderSpec) -> float:
-    """What a one-off script does: one file at a time, fp32, no overlap of decode and model."""
-    encoder = load_encoder(spec)
-    model = encoder.model
+def bare_forward_seconds(embedder: Embedder, waves: list[np.ndarray], batch_seconds: float) -> tuple[float, float]:
+    """(wall, process CPU) seconds of the encoder forward alone over ``waves`` (decoded, normalised, padded beforehand)."""
+    model = embedder.encoder.model
+    batches = []
+    for batch in length_buckets([len(w) for w in waves], int(batch_seconds * 16000)):
+        lengths = torch.tensor([len(waves[i]) for i in batch])
+        values = torch.zeros(len(batch), int(lengths.max()))
+        for row, index in enumerate(batch):
+            values[row, : lengths[row]] = torch.from_numpy(normalise(waves[index]))
+        mask = (torch.arange(values.shape[1])[None, :] < lengths[:, None]).long()
+        batches.append((values.to(embedder.device), mask.to(embedder.device)))
+    synchronise = torch.cuda.synchronize if embedder.device.startswith("cuda") else (lambda: None)
     with torch.inference_mode():
-        model(torch.zeros(1, 16000, device=encoder.device))  # warm-up
-        started = time.perf_counter()
-        for path in paths:
-            wave = torch.from_numpy(normalise(load_audio(path)))[None].to(encoder.device)
-            hidden = model(wave, output_hidden_states=True).hidden_states[-1]
-            hidden.mean(dim=1).cpu()
-        if encoder.device.startswith("cuda"):
-            torch.cuda.synchronize()
-    return time.perf_counter() - started
+        synchronise()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for values, mask in batches:
+            with embedder.autocast:
+                model(values, attention_mask=mask, output_hidden_states=True)
+        synchronise()
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def run_without_truncation() -> None:
+    """Emulate the embed stage before truncation existed: every transformer layer runs."""
+    encoder_module.truncate_encoder = lambda model, deepest: model.config.num_hidden_layers
+
+
+def set_attention(implementation: str) -> None:
+    """Random presets are built with ``encoder.ATTENTION``; switch it for an eager/SDPA comparison."""
+    encoder_module.ATTENTION = implementation
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default="tiny-random")
+    parser.add_argument("--layers", default="-1", help="comma-separated hidden-state indices, as `addgp embed --layers`")
+    parser.add_argument("--variant", default="fp32", choices=encoder_module.VARIANTS)
     parser.add_argument("--files", type=int, default=64)
-    parser.add_argument("--batch-seconds", type=float, default=64.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-seconds", type=float, default=None, help="default: the device's (encoder.DEFAULT_BATCH_SECONDS)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--attention", default=encoder_module.ATTENTION, choices=["sdpa", "eager"], help="random presets only")
+    parser.add_argument("--full-depth", action="store_true", help="run every layer (the behaviour before truncation)")
+    parser.add_argument(
+        "--dask", action="store_true",
+        help="run the pipeline on the cluster `addgp run` starts (flows/cluster.py): one dask-cuda worker per GPU where there are GPUs",
+    )
     args = parser.parse_args()
+    if args.dask and (args.full_depth or args.attention != encoder_module.ATTENTION):
+        parser.error("--full-depth and --attention change this process only; Dask workers would not see them")
 
-    spec = EncoderSpec(args.encoder, layers=(-1,), device=args.device)
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.full_depth:
+        run_without_truncation()
+    set_attention(args.attention)
+    spec = resolve_layers(EncoderSpec(args.encoder, layers=tuple(int(x) for x in args.layers.split(",")), variant=args.variant, device=args.device))
+    batch_seconds = spec.batch_seconds(args.batch_seconds)
+    load_before = load_average()
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.dask:
+            from addgp.config import ClusterConfig
+            from flows.cluster import dask_client, dask_cluster
+
+            client = stack.enter_context(dask_client(stack.enter_context(dask_cluster(ClusterConfig()))))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         folder = Path(tmp)
         manifest = finalize("bench", make_files(folder, args.files), progress=False).manifest
         audio_s = float(manifest["duration_s"].sum())
+        waves = [load_audio(p) for p in manifest["path"]]
 
-        # Warm-up: build the encoder once in this process (as a long-lived worker has) and run one shard.
-        embed_manifest(manifest.head(2), spec, str(folder / "warm"), batch_seconds=args.batch_seconds, progress=False)
-        summary = embed_manifest(manifest, spec, str(folder / "store"), batch_seconds=args.batch_seconds, progress=False)
-        naive_s = None if args.skip_naive else naive_loop(list(manifest["path"]), spec)
+        # Warm-up: the encoder is built once per process (as a long-lived worker keeps it) and run once.
+        embedder = shards_module.worker_encoder(spec)
+        embed_manifest(manifest.head(2), spec, str(folder / "warm"), batch_seconds=batch_seconds, client=client, progress=False)
+        bare_forward_seconds(embedder, waves[:2], batch_seconds)
 
+        bare, pipeline, model_share, bare_cpu, pipeline_cpu = [], [], [], [], []
+        for repeat in range(args.repeat):
+            wall_s, cpu_s = bare_forward_seconds(embedder, waves, batch_seconds)
+            bare.append(audio_s / wall_s)
+            bare_cpu.append(cpu_s / audio_s)
+            cpu_started = time.process_time()
+            summary = embed_manifest(manifest, spec, str(folder / f"store{repeat}"), batch_seconds=batch_seconds, client=client, progress=False)
+            pipeline_cpu.append((time.process_time() - cpu_started) / audio_s)
+            pipeline.append(audio_s / summary.wall_s)
+            model_share.append(summary.model_s / summary.wall_s)
+
+    def spread(values: list[float]) -> dict:
+        return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+    loaded = embedder.encoder
     result = {
-        "encoder": args.encoder,
+        "encoder": spec.name,
+        "layers": list(spec.layers),
+        "transformer_layers_run": loaded.kept_layers,
+        "of_layers": loaded.num_layers,
+        "attention": args.attention,
         "device": spec.resolved_device(),
-        "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "dask": args.dask,
+        "batch_seconds": batch_seconds,
         "files": args.files,
         "audio_s": round(audio_s, 1),
-        "addgp_wall_s": round(summary.wall_s, 2),
-        "addgp_audio_s_per_s": round(audio_s / summary.wall_s, 1),
-        "addgp_model_fraction": round(summary.model_s / summary.wall_s, 3),
-        "addgp_decode_cpu_s": round(summary.decode_s, 2),
-        "naive_wall_s": None if naive_s is None else round(naive_s, 2),
-        "naive_audio_s_per_s": None if naive_s is None else round(audio_s / naive_s, 1),
-        "speedup": None if naive_s is None else round(naive_s / summary.wall_s, 2),
+        "repeats": args.repeat,
+        "bare_audio_s_per_s": spread(bare),
+        "pipeline_audio_s_per_s": spread(pipeline),
+        "pipeline_over_bare": round(statistics.median(pipeline) / statistics.median(bare), 3),
+        "pipeline_model_share": round(statistics.median(model_share), 3),
+        # CPU seconds this process spent per audio second: steadier than wall time on a shared
+        # machine (it does not count time spent waiting for a core); meaningless with --dask.
+        "bare_cpu_s_per_audio_s": spread(bare_cpu),
+        "pipeline_cpu_s_per_audio_s": spread(pipeline_cpu),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        + (f", {torch.cuda.get_device_name()}" if spec.resolved_device().startswith("cuda") else ""),
+        "load_avg_1min": [load_before, load_average()],
     }
     print(json.dumps(result, indent=2))
 

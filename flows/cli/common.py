@@ -3,7 +3,8 @@ that turns an error into a message and an exit code.
 
 Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files: the message
 says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
-run of the same kind holds the lock.
+run of the same kind holds the lock, 5 (`addgp score`) a model asked to score embeddings of
+another encoder variant (fp32/int8) than it was trained on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typer  # noqa: E402
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_BUSY = 4
+EXIT_VARIANT_MISMATCH = 5
 QUOTES = "'\""  # KeyError quotes its message
 
 app = typer.Typer(
@@ -39,6 +41,7 @@ _EXIT_CODES = (
     ("storage.champions", "RunInProgressError", EXIT_BUSY),
     ("storage.champions", "ChampionMissingError", EXIT_UNAVAILABLE),
     ("addgp.config", "UnavailableError", EXIT_UNAVAILABLE),
+    ("tasks.embed.encoder", "EncoderVariantMismatchError", EXIT_VARIANT_MISMATCH),
     ("tasks.embed.encoder", "EncoderUnavailableError", EXIT_UNAVAILABLE),
     ("addgp.config", "ConfigError", EXIT_BAD_INPUT),
     ("storage.state", "StateFileError", EXIT_BAD_INPUT),

@@ -89,7 +89,8 @@ def embed(
     layers: str = typer.Option("-1", help="Comma-separated hidden-state indices (0 = CNN features, -1 = last)."),
     pooling: str = typer.Option("mean", help="mean or mean+std."),
     crop_seconds: Optional[float] = typer.Option(None, help="Embed only the first N seconds."),
-    batch_seconds: float = typer.Option(64.0, help="Padded audio seconds per encoder batch."),
+    variant: str = typer.Option("fp32", help="Encoder variant: fp32, or int8 (quantised linear layers, CPU only; stored as ENCODER+int8)."),
+    batch_seconds: Optional[float] = typer.Option(None, help="Padded audio seconds per encoder batch (default: 16 on CPU, 64 on CUDA)."),
     shard_seconds: float = typer.Option(600.0, help="Audio seconds per shard (one Dask task, one file)."),
     dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
     revision: Optional[str] = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
@@ -98,7 +99,7 @@ def embed(
 ) -> None:
     """Embed every manifest row the store lacks; re-running adds nothing."""
     from storage.manifests import read_manifests
-    from tasks.embed.encoder import EncoderSpec
+    from tasks.embed.encoder import VARIANTS, EncoderSpec
     from tasks.embed.run import embed_manifest, parse_layers
     from tasks.embed.task import dask_client
 
@@ -106,12 +107,14 @@ def embed(
         fail(f"--pooling must be mean or mean+std, not {pooling!r}")
     if dtype not in ("float32", "float16"):
         fail(f"--dtype must be float32 or float16, not {dtype!r}")
+    if variant not in VARIANTS:
+        fail(f"--variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
     with exit_codes(ValueError):
         layer_indices = parse_layers(layers)
     with exit_codes(FileNotFoundError, ValueError):
         frame = read_manifests(list(manifest))
         spec = EncoderSpec(
-            id=encoder, revision=revision, layers=layer_indices, pooling=pooling,
+            id=encoder, revision=revision, variant=variant, layers=layer_indices, pooling=pooling,
             crop_seconds=crop_seconds, storage_dtype=dtype,
         )
         options = {"batch_seconds": batch_seconds, "shard_seconds": shard_seconds, "max_seconds": max_seconds}

@@ -44,7 +44,7 @@ def train(
     models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
     name: str = typer.Option(..., help="Model name in the registry."),
     kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
-    encoder: str = typer.Option(..., help="Encoder the store rows were made with (as in the store's encoder column)."),
+    encoder: str = typer.Option(..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."),
     layer: int = typer.Option(-1, help="Stored layer to train on."),
     pooling: str = typer.Option("mean", help="Stored pooling."),
     crop_seconds: Optional[float] = typer.Option(None, help="Stored crop (none = full length)."),
@@ -60,7 +60,7 @@ def train(
 
     with exit_codes(FileNotFoundError, ValueError, TypeError):
         frame = read_manifests(list(manifest))
-        spec = EncoderSpec(id=encoder.partition("@")[0], revision=encoder.partition("@")[2] or None, pooling=pooling, crop_seconds=crop_seconds)
+        spec = EncoderSpec.from_name(encoder, pooling=pooling, crop_seconds=crop_seconds)
         selection = TrainingSelection(
             datasets=tuple(datasets.split(",")) if datasets else tuple(sorted(frame["dataset"].unique())),
             splits=tuple(splits.split(",")),
@@ -108,17 +108,22 @@ def score(
     audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     model: Path = typer.Option(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
+    encoder_variant: Optional[str] = typer.Option(
+        None, help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's."
+    ),
 ) -> None:
     """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
-    from tasks.embed.encoder import EncoderUnavailableError
+    from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
     from tasks.evaluate.score_files import score_files
 
     missing = [str(p) for p in audio if not p.exists()]
     if missing:
         fail(f"not found: {', '.join(missing)}")
+    if encoder_variant is not None and encoder_variant not in VARIANTS:
+        fail(f"--encoder-variant must be one of {', '.join(VARIANTS)}, not {encoder_variant!r}")
     with exit_codes(FileNotFoundError):
         try:
-            table = score_files([str(p) for p in audio], str(model))
+            table = score_files([str(p) for p in audio], str(model), variant=encoder_variant)
         except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
             fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
     for row in table.to_dict("records"):

@@ -1,10 +1,16 @@
 """The frozen speech encoder: wav2vec2-family checkpoints, or random-weight presets.
 
-``EncoderSpec`` says what to run (checkpoint, layers, pooling, crop); ``load_encoder``
+``EncoderSpec`` says what to run (checkpoint, variant, layers, pooling, crop); ``load_encoder``
 builds it. Real checkpoints come from a local directory or the Hugging Face hub (pinned
 revision recorded); presets build the real XLS-R architectures from their configs with
 random weights — for tests and speed benchmarks only, and every output made with one
 carries ``random_weights = True``.
+
+Only what is used is run: the loaded model keeps the transformer layers up to the deepest
+requested one (the encoder is > 90 % of a run's time, and middle layers are the ones that
+generalise best), and the ``int8`` variant quantises its linear layers for CPU scoring.
+The variant changes the numbers, so it is part of the encoder's identity (``name``): rows
+and model cards of an int8 encoder never mix with fp32 ones.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import AutoConfig, AutoModel, Wav2Vec2Config, Wav2Vec2Model
 
 RANDOM_WEIGHT_WARNING = (
@@ -58,9 +65,32 @@ RANDOM_PRESETS: dict[str, dict] = {
 }
 PRESET_SEED = 0
 
+# fp32: the weights as trained. int8: dynamic int8 quantisation of every nn.Linear (weights
+# int8 per tensor, activations quantised per batch at run time), CPU only.
+VARIANTS = ("fp32", "int8")
+# Architectures whose encoder is `pos_conv → [layer_norm] → layers → [final layer_norm]` with
+# hidden_states[i] the output of layer i, so dropping the layers after the deepest one needed
+# leaves the kept ones untouched (checked against the full model in tests/test_encoder_variants.py).
+# Others (conformer, SEW, …) run whole.
+TRUNCATABLE_MODEL_TYPES = frozenset({"wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat"})
+# Attention kernel: PyTorch's fused scaled-dot-product attention. On CUDA it is the fast path
+# (flash / memory-efficient kernels under bf16); on CPU it measured the same CPU time as the
+# eager matmul-softmax-matmul on 2–8 s clips (docs/benchmarks.md), so one choice serves both. Checkpoints get the
+# same from transformers' default (SDPA wherever the architecture supports it, eager elsewhere).
+ATTENTION = "sdpa"
+# Padded audio seconds per encoder batch when the config does not say. On CPU a forward is
+# compute-bound already at one utterance: 64 s batches cost the same CPU time per audio second
+# as 16 s ones (docs/benchmarks.md), so the smaller one, with less padding and memory, is the
+# default; GPUs need large batches to fill.
+DEFAULT_BATCH_SECONDS = {"cpu": 16.0, "cuda": 64.0}
+
 
 class EncoderUnavailableError(RuntimeError):
     """The encoder's weights are not on this machine and cannot be fetched."""
+
+
+class EncoderVariantMismatchError(ValueError):
+    """A model would score embeddings of another encoder variant than it was trained on."""
 
 
 @dataclass(frozen=True)
@@ -75,15 +105,34 @@ class EncoderSpec:
     storage_dtype: str = "float32"
     device: str = "auto"
     sample_rate: int = field(default=16000)
+    variant: str = "fp32"  # one of VARIANTS; last, so positional uses of the fields above stay valid
 
     @property
     def random_weights(self) -> bool:
         return self.id in RANDOM_PRESETS
 
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"encoder variant {self.variant!r} is not one of {list(VARIANTS)}")
+
     @property
     def name(self) -> str:
-        """The ``encoder`` column: id plus pinned revision when there is one."""
-        return f"{self.id}@{self.revision}" if self.revision else self.id
+        """The ``encoder`` column: id, pinned revision when there is one, ``+variant`` unless fp32.
+
+        ``xlsr-300m-random``, ``facebook/wav2vec2-xls-r-300m@1a2b3c``, ``…@1a2b3c+int8``.
+        """
+        name = f"{self.id}@{self.revision}" if self.revision else self.id
+        return name if self.variant == "fp32" else f"{name}+{self.variant}"
+
+    @classmethod
+    def from_name(cls, name: str, **fields) -> EncoderSpec:
+        """The spec whose ``name`` is ``name`` (the ``encoder`` of a store row or model card)."""
+        variant = "fp32"
+        for candidate in VARIANTS[1:]:
+            if name.endswith(f"+{candidate}"):
+                name, variant = name[: -len(candidate) - 1], candidate
+        encoder, _, revision = name.partition("@")
+        return cls(id=encoder, revision=revision or None, variant=variant, **fields)
 
     def run_key(self) -> str:
         """Short stable hash of what determines the numbers; device and storage dtype do not count."""
@@ -92,8 +141,15 @@ class EncoderSpec:
 
     def resolved_device(self) -> str:
         if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
+            # Dynamic int8 has CPU kernels only.
+            return "cuda" if torch.cuda.is_available() and self.variant == "fp32" else "cpu"
         return self.device
+
+    def batch_seconds(self, configured: float | None = None) -> float:
+        """Padded audio seconds per batch: the configured value, else the measured default for the device."""
+        if configured is not None:
+            return configured
+        return DEFAULT_BATCH_SECONDS["cuda" if self.resolved_device().startswith("cuda") else "cpu"]
 
 
 @dataclass
@@ -102,7 +158,8 @@ class LoadedEncoder:
     model: Wav2Vec2Model
     revision: str | None
     device: str
-    num_layers: int  # hidden_states has num_layers + 1 entries
+    num_layers: int  # the checkpoint's transformer layers; its hidden_states would have num_layers + 1 entries
+    kept_layers: int  # transformer layers this model still runs (the deepest requested layer, at least 1)
 
     def layer_indices(self) -> list[int]:
         """The requested layers as sorted non-negative indices into hidden_states."""
@@ -118,7 +175,7 @@ class LoadedEncoder:
 
 def build_random_encoder(preset: str) -> Wav2Vec2Model:
     """The preset's architecture with weights drawn from a fixed seed (identical on every worker)."""
-    config = Wav2Vec2Config(**RANDOM_PRESETS[preset])
+    config = Wav2Vec2Config(**RANDOM_PRESETS[preset], attn_implementation=ATTENTION)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(PRESET_SEED)
     try:
@@ -192,16 +249,72 @@ def _load_pretrained(spec: EncoderSpec) -> tuple[torch.nn.Module, str | None]:
 
 
 def load_encoder(spec: EncoderSpec) -> LoadedEncoder:
-    """Build or load the encoder in eval mode on the spec's device, gradients off."""
+    """Build or load the encoder in eval mode on the spec's device, gradients off.
+
+    The model keeps only the transformer layers up to the deepest of ``spec.layers``, and the
+    ``int8`` variant has its linear layers quantised.
+    """
+    device = spec.resolved_device()
+    if spec.variant == "int8" and device != "cpu":
+        raise ValueError(
+            f"encoder variant int8 runs on CPU only (dynamic quantisation has no {device} kernels); "
+            "set encoder.device to cpu or auto, or use variant fp32 on the GPU"
+        )
     if spec.random_weights:
         model, revision = build_random_encoder(spec.id), None
     else:
         model, revision = _load_pretrained(spec)
     if not hasattr(model.config, "conv_kernel"):
         raise EncoderUnavailableError(f"encoder '{spec.id}' is a {type(model).__name__}, not a wav2vec2-family model")
-    device = spec.resolved_device()
+    num_layers = model.config.num_hidden_layers
+    kept = truncate_encoder(model, max(_resolve(spec, num_layers)))
+    if spec.variant == "int8":
+        model = quantize_int8(model)
     model = model.to(device).eval().requires_grad_(False)
-    return LoadedEncoder(spec=spec, model=model, revision=revision, device=device, num_layers=model.config.num_hidden_layers)
+    return LoadedEncoder(spec=spec, model=model, revision=revision, device=device, num_layers=num_layers, kept_layers=kept)
+
+
+def truncate_encoder(model: nn.Module, deepest: int) -> int:
+    """Drop the transformer layers after ``deepest`` (a hidden_states index); returns the layers kept.
+
+    hidden_states[i] is the output of layer i (0: the projected CNN features entering layer 1),
+    so layers 1..deepest give hidden_states[0..deepest] unchanged. One layer stays at least: the
+    hidden states are recorded around the layers. The "stable layer norm" variant (XLS-R) ends
+    with a layer norm after the last layer; transformers 5 leaves it out of hidden_states and
+    transformers 4 folds it into the last entry, so once the last layer is gone it is dropped
+    too (it would otherwise land on hidden_states[deepest] under transformers 4). The other
+    variant's layer norm comes before the layers and stays.
+    """
+    layers = getattr(getattr(model, "encoder", None), "layers", None)
+    if model.config.model_type not in TRUNCATABLE_MODEL_TYPES or not isinstance(layers, nn.ModuleList):
+        return model.config.num_hidden_layers
+    keep = max(deepest, 1)
+    if keep >= len(layers):
+        return len(layers)
+    model.encoder.layers = nn.ModuleList(list(layers)[:keep])
+    if getattr(model.config, "do_stable_layer_norm", False):
+        model.encoder.layer_norm = nn.Identity()
+    # transformers resolves negative hidden-state indices with this count.
+    model.config.num_hidden_layers = keep
+    return keep
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of the linear layers (attention projections, feed-forward).
+
+    The CNN feature extractor and the positional convolution stay fp32: dynamic quantisation
+    has no kernels for convolutions, and they are a small share of the work past the first
+    layers. ``torch.ao.quantization.quantize_dynamic`` is deprecated in favour of torchao, but it
+    is what runs on plain CPU torch 2.13 without another dependency (torchao's int8 path targets
+    GPUs); its deprecation warnings are silenced here so they do not repeat on every worker.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao")
+        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
+        return torch.ao.quantization.quantize_dynamic(model.cpu(), {nn.Linear}, dtype=torch.qint8)
 
 
 def spec_from_config(config) -> EncoderSpec:
@@ -209,6 +322,7 @@ def spec_from_config(config) -> EncoderSpec:
     return EncoderSpec(
         id=config.id,
         revision=config.revision,
+        variant=config.variant,
         layers=tuple(config.layers),
         pooling=config.pooling,
         crop_seconds=config.crop_seconds,

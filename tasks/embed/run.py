@@ -108,7 +108,7 @@ def embed_manifest(
     spec: EncoderSpec,
     store_root: str,
     *,
-    batch_seconds: float = 64.0,
+    batch_seconds: float | None = None,
     shard_seconds: float = 600.0,
     client=None,
     progress: bool = True,
@@ -154,7 +154,7 @@ def embed_manifest(
 
 
 def _run_on_dask(
-    client, shards: list[Shard], spec: EncoderSpec, store_root: str, batch_seconds: float, bar, fence: str | None, max_seconds: float | None
+    client, shards: list[Shard], spec: EncoderSpec, store_root: str, batch_seconds: float | None, bar, fence: str | None, max_seconds: float | None
 ) -> list[ShardResult]:
     from distributed import KilledWorker, as_completed
 
@@ -226,11 +226,12 @@ def parse_layers(text: str, option: str = "--layers") -> tuple[int, ...]:
 
 
 def embed_paths(
-    paths: list[str], spec: EncoderSpec, batch_seconds: float = 64.0, embedder: Embedder | None = None
+    paths: list[str], spec: EncoderSpec, batch_seconds: float | None = None, embedder: Embedder | None = None
 ) -> tuple[list[str], np.ndarray, dict[str, str]]:
     """Embed audio files in memory (no store): (embedded paths, (n, dim) matrix of the first layer, {path: reason}).
 
-    For scoring files people bring (`addgp score`); batched by length like the store path.
+    For scoring files people bring (`addgp score`); batched by length like the store path
+    (``batch_seconds`` None: the device's measured default).
     """
     embedder = embedder or Embedder(load_encoder(resolve_layers(spec)))
     waves, kept, failures = [], [], {}
@@ -247,6 +248,6 @@ def embed_paths(
         kept.append(path)
     layer = embedder.layers[0]
     rows = np.zeros((len(waves), embedder.output_dim), dtype=np.float32)
-    for batch in length_buckets([len(w) for w in waves], int(batch_seconds * spec.sample_rate)):
+    for batch in length_buckets([len(w) for w in waves], int(spec.batch_seconds(batch_seconds) * spec.sample_rate)):
         rows[batch] = embedder.embed([waves[i] for i in batch])[layer]
     return kept, rows, failures

@@ -118,7 +118,7 @@ def embed_shard(
     shard: Shard,
     spec: EncoderSpec,
     store_root: str,
-    batch_seconds: float,
+    batch_seconds: float | None,
     embedder: Embedder | None = None,
     fence: str | None = None,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
@@ -129,7 +129,8 @@ def embed_shard(
     ``max_seconds`` bounds the duration a header may declare (see ``load_audio``).
     ``fence``: the planning run's token (``storage.embeddings.writer_lock``); when a newer
     run owns the store by the time the shard is done, nothing is written and the result
-    says ``fenced``.
+    says ``fenced``. ``batch_seconds`` None: the default measured for this worker's device
+    (resolved here, on the worker, since the driver may have no GPU).
     """
     started = time.perf_counter()
     location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
@@ -140,7 +141,7 @@ def embed_shard(
     timings = Timings()
     min_samples = embedder.encoder.min_samples()
     expected = np.maximum((frame["duration_s"].to_numpy() * spec.sample_rate).astype(int), 1)
-    batches = length_buckets(expected, int(batch_seconds * spec.sample_rate))
+    batches = length_buckets(expected, int(spec.batch_seconds(batch_seconds) * spec.sample_rate))
 
     rejects: list[dict] = []
     kept_rows: list[int] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from tasks.embed.encoder import EncoderSpec
+from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
@@ -27,14 +27,33 @@ def expand_audio_paths(items: list[str]) -> list[str]:
 
 
 def encoder_spec_of_card(card: dict) -> EncoderSpec:
-    """The encoder setting a model was trained on, from its model card."""
-    encoder, _, revision = card["encoder"].partition("@")
-    return EncoderSpec(id=encoder, revision=revision or None, layers=(card["layer"],), pooling=card["pooling"], crop_seconds=card.get("crop_s"))
+    """The encoder setting a model was trained on, from its model card (only its layer is run up to)."""
+    return EncoderSpec.from_name(card["encoder"], layers=(card["layer"],), pooling=card["pooling"], crop_seconds=card.get("crop_s"))
 
 
-def score_files(items: list[str], model_path: str, batch_seconds: float = 64.0) -> pd.DataFrame:
-    """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read)."""
+def check_variant(card: dict, variant: str | None, model_path: str) -> None:
+    """Refuse to score with embeddings of another encoder variant than the model was trained on.
+
+    An int8 encoder's embeddings are close to the fp32 ones (docs/benchmarks.md) but not the
+    same numbers, and a detector's calibration is fitted to the exact numbers it saw.
+    """
+    trained = EncoderSpec.from_name(card["encoder"]).variant
+    if variant is not None and variant != trained:
+        raise EncoderVariantMismatchError(
+            f"{model_path} was trained on {trained} embeddings of {card['encoder']}, not {variant} ones; "
+            f"score it with --encoder-variant {trained} (the default: the model's own), "
+            f"or train a model on {variant} embeddings (encoder.variant: {variant})"
+        )
+
+
+def score_files(items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None) -> pd.DataFrame:
+    """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read).
+
+    The audio is embedded with the encoder variant of the model's card; ``variant``, when
+    given, must be that one (``EncoderVariantMismatchError`` otherwise).
+    """
     detector, card = load_detector(model_path)
+    check_variant(card, variant, model_path)
     paths = expand_audio_paths(items)
     kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
     rows = []
