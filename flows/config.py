@@ -1,6 +1,7 @@
 """Loading a pipeline config for a flow or a CLI verb: ``addgp.config.load_config`` plus the
-checks that need the stages' registries (adapter names and options), so every config error
-stops the command at load, before a server, a cluster or an ingest starts.
+checks that need the stages' registries (adapter names and options, degradation conditions),
+so every config error stops the command at load, before a server, a cluster or an ingest
+starts. They live here because the core (``addgp/``) imports no stage.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 
 from addgp.config import ConfigError, PipelineConfig, load_config
+from tasks.degrade.registry import CLEAN, known_names, unknown_parts
 from tasks.ingest.registry import check_options
 
 
@@ -23,6 +25,20 @@ def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -
                 problems.append(f"{path}: datasets.{index}.adapter: {exc.args[0]}")
             else:
                 problems.append(f"{path}: datasets.{index}.options: {exc}")
+    problems += _condition_problems(path, config)
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _condition_problems(path: str | os.PathLike, config: PipelineConfig) -> list[str]:
+    """Every condition name a registered degradation, preset or ``+`` chain of them (tasks/degrade/registry.py)."""
+    augment = config.train.augment.conditions if config.train.augment else []
+    problems = []
+    for key, names in (("evaluate.conditions", config.evaluate.conditions), ("train.augment.conditions", augment)):
+        if CLEAN in names:
+            problems.append(f"{path}: {key}: '{CLEAN}' (the audio as shipped) is always scored; list only degradations")
+        unknown = [name for name in names if unknown_parts(name)]
+        if unknown:
+            problems.append(f"{path}: {key}: unknown condition(s) {unknown}; known conditions and presets: {', '.join(known_names())}")
+    return problems

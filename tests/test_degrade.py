@@ -13,6 +13,7 @@ import yaml
 from conftest import write_tone
 
 from addgp.config import ConfigError, load_config
+from flows.config import load_pipeline_config
 from storage import degraded as cache
 from storage.embeddings import read_embeddings
 from storage.manifests import (
@@ -344,12 +345,12 @@ def test_unknown_condition_is_a_config_error_naming_key_and_known_names(tmp_path
     raw["evaluate"]["conditions"] = ["mp3_64k", "mp3_65k"]
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"c\.yaml: evaluate\.conditions: .*\['mp3_65k'\].*known.*mp3_64k.*telephony"):
-        load_config(tmp_path / "c.yaml", check_paths=False)
+        load_pipeline_config(tmp_path / "c.yaml", check_paths=False)
     raw["evaluate"]["conditions"] = []
     raw["train"]["augment"] = {"conditions": ["voip+nope"], "fraction": 0.5}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"train\.augment\.conditions: .*voip\+nope"):
-        load_config(tmp_path / "c.yaml", check_paths=False)
+        load_pipeline_config(tmp_path / "c.yaml", check_paths=False)
     raw["train"]["augment"] = {"conditions": ["noisefolder_snr10"], "fraction": 0.5}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"degrade\.noise_dir"):
@@ -357,7 +358,7 @@ def test_unknown_condition_is_a_config_error_naming_key_and_known_names(tmp_path
 
 
 def test_committed_configs_name_only_known_conditions():
-    demo = load_config(CONFIGS / "demo.yaml", check_paths=False)
+    demo = load_pipeline_config(CONFIGS / "demo.yaml", check_paths=False)
     assert 2 <= len(demo.evaluate.conditions) <= 3
-    bench = load_config(CONFIGS / "benchmark.yaml", check_paths=False)
+    bench = load_pipeline_config(CONFIGS / "benchmark.yaml", check_paths=False)
     assert set(PRESETS) <= set(bench.evaluate.conditions)
