@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -60,8 +60,28 @@ class ClusterConfig(_Strict):
 
 class DetectorConfig(_Strict):
     name: str
-    kind: Literal["logreg", "dkl_gp"]
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(description="a key of tasks/train/detectors.py DETECTOR_CLASSES, e.g. logreg or dkl_gp")
+    params: dict[str, Any] = Field(default_factory=dict, description="the detector class's __init__ parameters")
+
+    @field_validator("params")
+    @classmethod
+    def _params_of_kind(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Imported here, not at the top: the registry pulls in torch and the detector modules,
+        # and tasks/train/task.py imports this module — a cycle at import time.
+        from tasks.train.detectors import check_params
+
+        if "kind" not in info.data:  # kind itself failed validation; that error is reported
+            return params
+        # The converted values (e.g. a tuple where the YAML has a list) are what the detector gets.
+        return check_params(info.data["kind"], params)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from tasks.train.detectors import detector_class
+
+        detector_class(kind)
+        return kind
 
 
 class TrainConfig(_Strict):
@@ -176,6 +196,8 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             lines.append(f"{path}: {key}: unknown key")
         elif item["type"] == "missing":
             lines.append(f"{path}: {key}: required key is missing")
+        elif item["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, " prefix
+            lines.append(f"{path}: {key}: {item['ctx']['error']}")
         else:
             lines.append(f"{path}: {key}: {item['msg']}")
     return "\n".join(lines)

@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         from tasks.train.challenge import build_challenger
         from tasks.train.detectors import load_detector
         from tasks.train.fit import snapshot_id
-        from storage.models import save_model
+        from storage.models import EmbeddingSetting, save_model
 
         try:
             detector, card = load_detector(model)
@@ -110,9 +110,9 @@ def register(app: typer.Typer) -> None:
                 _fail("no shot rows left after --where filters")
             manifest = read_manifests(list(dict.fromkeys(list(training_manifest) + list(shots))))  # each file once
             adapted = build_challenger(detector, card, "adapt", manifest, str(store), shot_rows, replay, seed)
-            keep = ("encoder", "layer", "pooling", "crop_s", "random_weight_encoder")
+            inherited = {**EmbeddingSetting.of_card(card).to_card(), "random_weight_encoder": card["random_weight_encoder"]}
             learned = card["training_data"] | {"adapted_from": str(model), "shots": int(len(shot_rows)), "shots_sha256": snapshot_id(shot_rows)}
-            ref = save_model(str(models), card["name"], adapted, {**{k: card.get(k) for k in keep}, "training_data": learned, "dev_metrics": None})
+            ref = save_model(str(models), card["name"], adapted, {**inherited, "training_data": learned, "dev_metrics": None})
         except (FileNotFoundError, ValueError, TypeError) as exc:
             _fail(str(exc))
         typer.echo(json.dumps({"name": ref.name, "version": ref.version, "path": str(ref.path), "shots": int(len(shot_rows))}, indent=2))

@@ -14,7 +14,6 @@ import torch
 from sklearn.base import clone
 
 from addgp.contracts import p_spoof_from_score
-from tasks.train.adapt import adapt
 from tasks.train.calibration import calibrate, cllr, is_spoof_target
 from tasks.train.detectors import DETECTOR_CLASSES, make_detector
 from tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector
@@ -91,7 +90,7 @@ def fitted(data):
 @pytest.mark.parametrize("name", list(FAST))
 def test_each_detector_beats_chance_on_shifted_eval(fitted, data, name):
     X, y = data["eval"]
-    assert eer(fitted[name].decision_function(X), y) < 0.1  # chance is 0.5
+    assert eer(fitted[name].score_llr(X), y) < 0.1  # chance is 0.5
 
 
 @pytest.mark.parametrize("name", ["logreg", "exact", "variational"])
@@ -103,7 +102,7 @@ def test_sklearn_estimator_contract(fitted, data, name):
     assert not hasattr(clone(detector), "classes_")
     assert list(detector.classes_) == ["bonafide", "spoof"]
     proba = detector.predict_proba(X)
-    scores = detector.decision_function(X)
+    scores = detector.score_llr(X)
     assert proba.shape == (len(X), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_allclose(proba[:, 1], p_spoof_from_score(scores))
@@ -119,14 +118,16 @@ def test_set_params_and_factory():
     assert set(DETECTOR_CLASSES) == {"logreg", "dkl_gp"}
     with pytest.raises(ValueError, match="unknown detector kind"):
         make_detector("svm")
-    with pytest.raises(ValueError, match="unknown parameter.*hidden"):
+    with pytest.raises(ValueError, match="logreg has no parameter 'hidden'"):
         make_detector("logreg", hidden=3)
+    with pytest.raises(ValueError, match="dkl_gp parameter 'hidden_dims': Input should be a valid tuple .got 32"):
+        make_detector("dkl_gp", hidden_dims=32)  # issue 16: a number where a list is expected
 
 
 def test_labels_are_strings_or_is_spoof_booleans_never_integers(data):
     X, y = data["train"]
-    from_strings = LogRegDetector(C=1.0).fit(X, y).decision_function(X)
-    from_booleans = LogRegDetector(C=1.0).fit(X, y == "spoof").decision_function(X)
+    from_strings = LogRegDetector(C=1.0).fit(X, y).score_llr(X)
+    from_booleans = LogRegDetector(C=1.0).fit(X, y == "spoof").score_llr(X)
     np.testing.assert_array_equal(from_strings, from_booleans)
     with pytest.raises(ValueError, match="ambiguous"):
         LogRegDetector().fit(X, (y == "spoof").astype(int))
@@ -163,7 +164,7 @@ def test_scores_are_llrs_not_posteriors_under_class_imbalance(name):
     params = IMBALANCED[name]
     detector = LogRegDetector(**params) if name == "logreg" else DKLGPDetector(**params)
     detector.fit(X, y, X_dev=Xd, y_dev=yd)
-    scores, bona = detector.decision_function(Xt), yt == "bonafide"
+    scores, bona = detector.score_llr(Xt), yt == "bonafide"
     miss, false_alarm = (scores[bona] < 0).mean(), (scores[~bona] >= 0).mean()
     assert abs(miss - false_alarm) < 0.12, (miss, false_alarm)
 
@@ -180,7 +181,7 @@ def test_gp_variance_is_higher_far_from_training_data(fitted, data, name):
 
 def test_exact_and_variational_gp_agree(fitted, data):
     X, y = data["eval"]
-    exact, variational = fitted["exact"].decision_function(X), fitted["variational"].decision_function(X)
+    exact, variational = fitted["exact"].score_llr(X), fitted["variational"].score_llr(X)
     assert np.corrcoef(exact, variational)[0, 1] > 0.9
     assert abs(eer(exact, y) - eer(variational, y)) < 0.05
 
@@ -198,8 +199,8 @@ def test_variational_gp_streams_a_memmap(tmp_path, data):
     mapped[:] = X
     mapped.flush()
     readonly = np.load(tmp_path / "X.npy", mmap_mode="r")
-    from_memmap = build("variational").fit(readonly, y).decision_function(data["eval"][0])
-    from_array = build("variational").fit(X, y).decision_function(data["eval"][0])
+    from_memmap = build("variational").fit(readonly, y).score_llr(data["eval"][0])
+    from_array = build("variational").fit(X, y).score_llr(data["eval"][0])
     np.testing.assert_allclose(from_memmap, from_array, rtol=1e-6, atol=1e-6)
 
 
@@ -219,11 +220,11 @@ def test_fit_is_seeded_and_leaves_the_callers_rng_alone(data):
     X, y = data["train"]
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    first = build("variational_mlp").fit(X, y).decision_function(X)
+    first = build("variational_mlp").fit(X, y).score_llr(X)
     assert torch.equal(torch.random.get_rng_state(), before)
-    second = build("variational_mlp").fit(X, y).decision_function(X)
+    second = build("variational_mlp").fit(X, y).score_llr(X)
     np.testing.assert_array_equal(first, second)
-    other_seed = DKLGPDetector(**{**FAST["variational_mlp"], "random_state": 1}).fit(X, y).decision_function(X)
+    other_seed = DKLGPDetector(**{**FAST["variational_mlp"], "random_state": 1}).fit(X, y).score_llr(X)
     assert not np.array_equal(first, other_seed)
 
 
@@ -235,14 +236,14 @@ def test_calibration_is_fitted_on_dev_stored_and_applied(data, method):
     raw = LogRegDetector(C=1e6).fit(X, y)
     calibrated = LogRegDetector(C=1e6, calibration=method).fit(X, y, X_dev=Xd, y_dev=yd)
     assert calibrated.calibration_.method == method
-    assert cllr(calibrated.decision_function(Xd), is_spoof_target(yd)) < cllr(raw.decision_function(Xd), is_spoof_target(yd))
-    np.testing.assert_allclose(calibrated.raw_llr(Xd), raw.decision_function(Xd))
+    assert cllr(calibrated.score_llr(Xd), is_spoof_target(yd)) < cllr(raw.score_llr(Xd), is_spoof_target(yd))
+    np.testing.assert_allclose(calibrated.raw_llr(Xd), raw.score_llr(Xd))
     if method == "temperature":  # a pure rescaling keeps the threshold at 0 and the ranking
         assert calibrated.calibration_.offset == 0.0
         np.testing.assert_array_equal(calibrated.predict(Xd), raw.predict(Xd))
     recalibrated = calibrate(raw, Xd, yd, method)
     assert raw.calibration_ is None  # calibrate() returns a copy
-    np.testing.assert_allclose(recalibrated.decision_function(Xd), calibrated.decision_function(Xd))
+    np.testing.assert_allclose(recalibrated.score_llr(Xd), calibrated.score_llr(Xd))
     with pytest.raises(ValueError, match="needs a dev set"):
         LogRegDetector(calibration=method).fit(X, y)
 
@@ -259,23 +260,23 @@ def test_few_shot_adaptation_learns_a_new_generator_without_forgetting(fitted, d
     X_old, y_old = data["eval"]
     X_new, y_new = make_set(3, 100, {"C": 100}, shift=0.6)
     X_shots, y_shots = make_set(4, 0, {"C": 10}, shift=0.6)
-    before_old, before_new = eer(detector.decision_function(X_old), y_old), eer(detector.decision_function(X_new), y_new)
-    scores_before = detector.decision_function(X_old)
+    before_old, before_new = eer(detector.score_llr(X_old), y_old), eer(detector.score_llr(X_new), y_new)
+    scores_before = detector.score_llr(X_old)
 
-    adapted = adapt(detector, X_shots, y_shots, X, y, steps=30)
+    adapted = detector.adapt(X_shots, y_shots, X, y, **({} if name == "logreg" else {"steps": 30}))
 
-    after_old, after_new = eer(adapted.decision_function(X_old), y_old), eer(adapted.decision_function(X_new), y_new)
+    after_old, after_new = eer(adapted.score_llr(X_old), y_old), eer(adapted.score_llr(X_new), y_new)
     assert after_new <= min(before_new / 2, 0.15), (before_new, after_new)
     assert after_old <= before_old + OLD_EER_MARGIN, (before_old, after_old)
     assert adapted is not detector
-    np.testing.assert_array_equal(detector.decision_function(X_old), scores_before)  # original untouched
+    np.testing.assert_array_equal(detector.score_llr(X_old), scores_before)  # original untouched
 
 
 def test_adapt_accepts_a_single_shot_and_checks_dimensions(fitted, data):
     X, y = data["train"]
     X_shot, y_shot = make_set(4, 0, {"C": 1})
     for name in ("logreg", "exact", "variational"):
-        adapted = adapt(fitted[name], X_shot, y_shot, X, y, steps=2)
-        assert np.isfinite(adapted.decision_function(X_shot)).all()
+        adapted = fitted[name].adapt(X_shot, y_shot, X, y, **({} if name == "logreg" else {"steps": 2}))
+        assert np.isfinite(adapted.score_llr(X_shot)).all()
     with pytest.raises(ValueError, match="dimensions"):
-        adapt(fitted["logreg"], X_shot[:, :4], y_shot, X, y)
+        fitted["logreg"].adapt(X_shot[:, :4], y_shot, X, y)

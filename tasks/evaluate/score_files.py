@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
+from storage.models import EmbeddingSetting
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_paths
 from tasks.ingest.scan import AUDIO_EXTENSIONS
@@ -26,20 +27,20 @@ def expand_audio_paths(items: list[str]) -> list[str]:
     return paths
 
 
-def encoder_spec_of_card(card: dict) -> EncoderSpec:
-    """The encoder setting a model was trained on, from its model card."""
-    encoder, _, revision = card["encoder"].partition("@")
-    return EncoderSpec(id=encoder, revision=revision or None, layers=(card["layer"],), pooling=card["pooling"], crop_seconds=card.get("crop_s"))
+def encoder_spec_of_setting(setting: EmbeddingSetting) -> EncoderSpec:
+    """The encoder run that makes the embeddings a model reads."""
+    encoder, _, revision = setting.encoder.partition("@")
+    return EncoderSpec(id=encoder, revision=revision or None, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s)
 
 
 def score_files(items: list[str], model_path: str, batch_seconds: float = 64.0) -> pd.DataFrame:
     """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read)."""
     detector, card = load_detector(model_path)
     paths = expand_audio_paths(items)
-    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
+    kept, X, failures = embed_paths(paths, encoder_spec_of_setting(EmbeddingSetting.of_card(card)), batch_seconds)
     rows = []
     if kept:
-        score = np.asarray(detector.decision_function(X), dtype=np.float64)
+        score = np.asarray(detector.score_llr(X), dtype=np.float64)
         variance = detector.predict_variance(X) if hasattr(detector, "predict_variance") else np.full(len(kept), np.nan)
         rows = [
             {"path": p, "score": float(s), "p_spoof": float(q), "variance": float(v), "error": None}

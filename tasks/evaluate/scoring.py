@@ -7,6 +7,7 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
+from storage.models import EmbeddingSetting
 from tasks.train.data import labelled_embeddings
 
 
@@ -19,7 +20,7 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
     detector's train setting from its model card (``train_setting``, ``train_datasets``).
     ``variance`` is the GP's predictive variance, NaN for detectors without one.
     """
-    score = np.asarray(detector.decision_function(data.X), dtype=np.float64)
+    score = np.asarray(detector.score_llr(data.X), dtype=np.float64)
     variance = detector.predict_variance(data.X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
     rows = data.rows
     setting, datasets = train_setting(card)
@@ -60,15 +61,6 @@ def score_eval_sets(
     frames = []
     for name, (detector, card) in detectors.items():
         for dataset in datasets:
-            data = labelled_embeddings(
-                manifest,
-                store_root,
-                encoder=card["encoder"],
-                layer=card["layer"],
-                pooling=card["pooling"],
-                crop_s=card.get("crop_s"),
-                datasets=[dataset],
-                splits=splits,
-            )
+            data = labelled_embeddings(manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits)
             frames.append(score_rows(detector, name, data, card))
     return pd.concat(frames, ignore_index=True)

@@ -11,8 +11,6 @@ on: the "new fakes" test set on which the challenger must beat the champion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,7 @@ from addgp.contracts import BONAFIDE
 from tasks.evaluate.bootstrap import bootstrap_distribution
 from addgp.metrics import compute_metrics
 from tasks.evaluate.scoring import score_rows
-from tasks.train.adapt import adapt
+from storage.models import EmbeddingSetting
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
 from tasks.train.detectors import make_detector
 from tasks.train.promotion import holdout_mask
@@ -28,22 +26,8 @@ from tasks.train.promotion import holdout_mask
 NEW_FAKES = "new_fakes"
 
 
-@dataclass
-class EmbeddingSetting:
-    encoder: str
-    layer: int
-    pooling: str
-    crop_s: float | None
-
-    @classmethod
-    def of_card(cls, card: dict) -> "EmbeddingSetting":
-        return cls(card["encoder"], card["layer"], card["pooling"], card.get("crop_s"))
-
-    def select(self, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None) -> LabelledEmbeddings:
-        return labelled_embeddings(
-            manifest, store, encoder=self.encoder, layer=self.layer, pooling=self.pooling, crop_s=self.crop_s,
-            datasets=datasets, splits=splits,
-        )
+def _select(setting: EmbeddingSetting, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None) -> LabelledEmbeddings:
+    return labelled_embeddings(manifest, store, setting, datasets=datasets, splits=splits)
 
 
 def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,15 +55,15 @@ def build_challenger(
     """A new detector that has seen ``learn_rows`` (manifest rows of the new batches)."""
     setting = EmbeddingSetting.of_card(champion_card)
     training = champion_card["training_data"]
-    old = setting.select(manifest, store, training["datasets"], training["splits"])
-    new = _subset(setting.select(manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
+    old = _select(setting, manifest, store, training["datasets"], training["splits"])
+    new = _subset(_select(setting, manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
     if len(new.rows) == 0:
         raise ValueError("none of the new rows to learn from are in the embedding store; did the embed step reject them?")
     if strategy == "retrain":
         detector = make_detector(champion_card["model_type"], **champion_card["detector_params"]["hyper_parameters"])
         X, y = np.concatenate([old.X, new.X]), np.concatenate([old.y, new.y])
         if training.get("dev_splits"):
-            dev = setting.select(manifest, store, training["datasets"], training["dev_splits"])
+            dev = _select(setting, manifest, store, training["datasets"], training["dev_splits"])
             detector.fit(X, y, X_dev=dev.X, y_dev=dev.y)
         else:
             detector.fit(X, y)
@@ -87,7 +71,7 @@ def build_challenger(
     if strategy == "adapt":
         rng = np.random.default_rng(seed)
         replay = rng.choice(len(old.rows), size=min(replay_rows, len(old.rows)), replace=False)
-        return adapt(champion, new.X, new.y, old.X[replay], old.y[replay], random_state=seed)
+        return champion.adapt(new.X, new.y, old.X[replay], old.y[replay], random_state=seed)
     raise ValueError(f"unknown nightly strategy {strategy!r}: use 'retrain' or 'adapt'")
 
 
@@ -109,12 +93,12 @@ def score_champion_and_challenger(
     for name, (detector, card) in models.items():
         setting = EmbeddingSetting.of_card(card)
         for dataset in eval_datasets:
-            frames.append(score_rows(detector, name, setting.select(manifest, store, [dataset], eval_splits)))
+            frames.append(score_rows(detector, name, _select(setting, manifest, store, [dataset], eval_splits)))
         if len(holdout_rows):
-            held = _subset(setting.select(manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
+            held = _subset(_select(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
             parts = [score_rows(detector, name, held)]
             if not (held.rows["label"] == BONAFIDE).any():
-                bona = setting.select(manifest, store, eval_datasets, eval_splits)
+                bona = _select(setting, manifest, store, eval_datasets, eval_splits)
                 bona = LabelledEmbeddings(rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0)
                 parts.append(score_rows(detector, name, bona))
             frames.append(pd.concat(parts, ignore_index=True).assign(dataset=NEW_FAKES))

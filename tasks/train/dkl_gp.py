@@ -59,20 +59,12 @@ from gpytorch.likelihoods import BernoulliLikelihood, DirichletClassificationLik
 from gpytorch.means import ConstantMean
 from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
 from scipy.special import log_ndtr, logsumexp
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
-from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
-from tasks.train.calibration import (
-    Calibration,
-    class_balanced,
-    cllr,
-    fit_calibration,
-    is_spoof_target,
-    log_prior_odds,
-)
+from tasks.train.base import LLRDetector
+from tasks.train.calibration import class_balanced, cllr, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
 # Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so
@@ -204,8 +196,8 @@ class _EarlyStopping:
             module.load_state_dict(self.best_state)
 
 
-class DKLGPDetector(ClassifierMixin, BaseEstimator):
-    """Deep-kernel GP detector; ``decision_function`` returns LLR scores.
+class DKLGPDetector(LLRDetector):
+    """Deep-kernel GP detector; ``score_llr`` returns LLR scores.
 
     Parameters
     ----------
@@ -272,14 +264,13 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
                 f"got {len(X):,}. Use mode='variational' (sparse variational GP) for large training sets."
             )
         have_dev = X_dev is not None and y_dev is not None
-        if self.calibration is not None and not have_dev:
-            raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
+        self._check_calibration_data(X_dev, y_dev)
         dev = (X_dev, is_spoof_target(y_dev)) if have_dev else None
 
         self.n_train_ = int(len(X))
         # Subtracted from the posterior log-odds; 0 in variational mode, which balances the classes instead.
         self.log_prior_odds_ = log_prior_odds(is_spoof) if self.mode == "exact" else 0.0
-        self.input_dim_ = int(X.shape[1])
+        self.input_dim_ = self.n_features_in_ = int(X.shape[1])
         scaler = StandardScaler()  # block by block, so a memmap is never loaded whole
         for start in range(0, len(X), _BLOCK_ROWS):
             scaler.partial_fit(X[start : start + _BLOCK_ROWS])
@@ -294,10 +285,7 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
             else:
                 self._fit_variational(X, is_spoof, class_balanced(is_spoof), dev, rng)
 
-        self.calibration_ = None
-        if self.calibration is not None:
-            self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
-        self.classes_ = np.array(LABELS)
+        self._fit_calibration(X_dev, y_dev)
         return self
 
     def _epochs(self) -> int:
@@ -426,20 +414,6 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
             log_odds = log_p_bona - log_p_spoof
         return log_odds - self.log_prior_odds_
 
-    def decision_function(self, X) -> np.ndarray:
-        """LLR scores (calibrated when a calibration was fitted); higher = more bona fide."""
-        scores = self.raw_llr(X)
-        return scores if self.calibration_ is None else self.calibration_.apply(scores)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Columns [P(bonafide), P(spoof)] at equal priors (P(spoof) = sigmoid(-LLR))."""
-        p_spoof = p_spoof_from_score(self.decision_function(X))
-        return np.column_stack([1.0 - p_spoof, p_spoof])
-
-    def predict(self, X) -> np.ndarray:
-        """Labels by the Bayes decision at equal priors: bona fide where the LLR is >= 0."""
-        return np.where(self.decision_function(X) >= 0, BONAFIDE, SPOOF)
-
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -457,7 +431,7 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
                 "log_prior_odds": self.log_prior_odds_,
                 "epochs_run": self.epochs_run_,
                 "best_dev_cllr": self.best_dev_cllr_,
-                "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+                "calibration": self._calibration_state(),
             },
         }
         return arrays, params
@@ -468,12 +442,12 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
         hyper["hidden_dims"] = tuple(hyper["hidden_dims"])
         detector = cls(**hyper)
         fitted = params["fitted"]
-        detector.input_dim_ = int(fitted["input_dim"])
+        detector.input_dim_ = detector.n_features_in_ = int(fitted["input_dim"])
         detector.n_train_ = int(fitted["n_train"])
         detector.log_prior_odds_ = float(fitted["log_prior_odds"])
         detector.epochs_run_ = int(fitted["epochs_run"])
         detector.best_dev_cllr_ = fitted["best_dev_cllr"]
-        detector.calibration_ = Calibration.from_dict(fitted["calibration"])
+        detector._restore_fitted(fitted)
         detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float32)
         detector.input_scale_ = np.asarray(arrays["input_scale"], dtype=np.float32)
         state = {k[len("model.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
@@ -489,5 +463,82 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
                 detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
         detector.model_.load_state_dict(state)
         detector.model_.to(detector.device).eval()
-        detector.classes_ = np.array(LABELS)
         return detector
+
+    # ------------------------------------------------------------------ adaptation
+
+    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state, steps: int = 50, lr: float | None = None):
+        """g frozen; ``steps`` Adam steps (learning rate ``lr``, default the fit's) on replay + shots.
+
+        * exact: the GP is conditioned on replay + shots (a new training set, the learnt
+          hyper-parameters as the start), then the kernel hyper-parameters and constant means
+          get ``steps`` steps on the exact marginal likelihood. A shot's Dirichlet noise
+          variance is divided by ``shot_weight``, the Gaussian-likelihood equivalent of
+          weighting it; the log prior odds of the weighted rows is subtracted, as in ``fit``.
+        * variational: ``steps`` steps on the ELBO of replay + shots move the variational
+          distribution, inducing points and kernel hyper-parameters. The ELBO keeps the
+          original training-set size as ``num_data`` (the replay stands in for the whole
+          training set, so the KL term keeps its weight); the rows are class-balanced as in
+          ``fit`` and each shot's expected log-likelihood is weighted by ``shot_weight``.
+
+        Keep K x shot_weight well below the number of replay rows, or the new attack swamps
+        the old ones (docs/detectors.md).
+        """
+        if X_replay is None:
+            raise ValueError("the GP adapts on replay rows of its training data plus the shots: pass X_replay, y_replay")
+        X = np.concatenate([X_replay, X_shots])
+        is_spoof = np.concatenate([is_spoof_replay, is_spoof_shots])
+        weight = np.concatenate([np.ones(len(X_replay)), np.full(len(X_shots), shot_weight)])
+        lr = self.lr if lr is None else lr
+        with seeded(random_state, self.device):
+            if self.mode == "exact":
+                return self._adapt_exact(X, is_spoof, weight, steps, lr)
+            weight = class_balanced(is_spoof, weight)  # as in fit: the SVGP's prior correction
+            return self._adapt_variational(X, is_spoof, weight, steps, lr, np.random.default_rng(random_state))
+
+    def _adapt_exact(self, X, is_spoof, weight, steps: int, lr: float) -> "DKLGPDetector":
+        if len(X) > MAX_EXACT_POINTS:
+            raise ValueError(
+                f"an exact GP conditions on at most {MAX_EXACT_POINTS:,} rows; got {len(X):,} replay rows + shots: "
+                "pass a smaller replay sample"
+            )
+        adapted = copy.deepcopy(self)
+        g = adapted.model_.g.requires_grad_(False)
+        model = adapted.build_exact_model(
+            adapted.standardise(X),
+            torch.as_tensor(~is_spoof, device=adapted.device),
+            torch.as_tensor(weight, dtype=torch.float32, device=adapted.device),
+            g,
+        )
+        model.load_state_dict(self.model_.state_dict())  # keep the learnt kernel, means and noise as the start
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        model.train()
+        for _ in tqdm(range(steps), desc="adapt exact GP", disable=not self.progress):
+            optimizer.zero_grad()
+            loss = -mll(model(*model.train_inputs), model.likelihood.transformed_targets).sum()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        adapted.model_ = model
+        adapted.n_train_ = len(X)
+        adapted.log_prior_odds_ = log_prior_odds(is_spoof, weight)
+        return adapted
+
+    def _adapt_variational(self, X, is_spoof, weight, steps: int, lr: float, rng) -> "DKLGPDetector":
+        adapted = copy.deepcopy(self)
+        model = adapted.model_
+        model.g.requires_grad_(False)
+        x = adapted.standardise(X)
+        is_bona = torch.as_tensor(~is_spoof, dtype=torch.float32, device=adapted.device)
+        w = torch.as_tensor(weight, dtype=torch.float32, device=adapted.device)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        model.train()
+        for _ in tqdm(range(steps), desc="adapt SVGP", disable=not self.progress):
+            rows = torch.as_tensor(rng.permutation(len(X))[: self.batch_size], device=adapted.device)
+            optimizer.zero_grad()
+            loss = neg_elbo(model, x[rows], is_bona[rows], w[rows], num_data=self.n_train_)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        return adapted

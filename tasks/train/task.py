@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from addgp.config import DetectorConfig, EncoderConfig, TrainConfig
 from storage.manifests import read_manifests
 from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
-from storage.models import save_model
+from storage.models import EmbeddingSetting, save_model
 from tasks.train.challenge import build_challenger
 from tasks.train.detectors import load_detector
 from tasks.train.fit import TrainingSelection, fit_and_register, snapshot_id
@@ -42,6 +42,6 @@ def challenger_task(
         "new_rows": int(len(learn_rows)),
         "new_rows_sha256": snapshot_id(learn_rows),
     }
-    keep = ("encoder", "layer", "pooling", "crop_s", "random_weight_encoder")
-    ref = save_model(models_root, name, challenger, {**{k: card.get(k) for k in keep}, "training_data": learned, "dev_metrics": None})
+    inherited = {**EmbeddingSetting.of_card(card).to_card(), "random_weight_encoder": card["random_weight_encoder"]}
+    ref = save_model(models_root, name, challenger, {**inherited, "training_data": learned, "dev_metrics": None})
     return {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}
