@@ -105,7 +105,7 @@ class AnonPeak:
         self.peak_kib = max(self.peak_kib, self.current_kib())
 
 
-def make(model: str, args):
+def make(model: str, args, n: int):
     from tasks.train.dkl_gp import DKLGPDetector
     from tasks.train.logreg import LogRegDetector
 
@@ -115,11 +115,11 @@ def make(model: str, args):
     if model == "lr_grid":
         return LogRegDetector()
     if model == "exact":
-        return DKLGPDetector(mode="exact", hidden_dims=hidden, max_epochs=args.exact_steps, progress=False)
+        return DKLGPDetector(mode="exact", hidden_dims=hidden, max_steps=args.exact_steps, progress=False)
     if model == "svgp":
         return DKLGPDetector(
             mode="variational", hidden_dims=hidden, n_inducing=args.inducing, batch_size=args.batch_size,
-            max_epochs=args.svgp_epochs, progress=False,
+            max_steps=args.svgp_epochs * -(-n // args.batch_size), progress=False,
         )  # fmt: skip
     raise ValueError(f"unknown model {model!r}")
 
@@ -141,8 +141,8 @@ def measure_one(model: str, n: int, args) -> dict:
         fit_kwargs = {"X_dev": np.asarray(X[rows]), "y_dev": is_spoof[rows]}
     # Warm-up on 256 rows: torch's and gpytorch's one-time start-up costs (~2 s) are not fit time.
     warm = np.sort(np.random.default_rng(3).choice(n, size=min(256, n), replace=False))
-    make(model, args).set_params(**({"max_epochs": 1} if model in ("exact", "svgp") else {})).fit(X[warm], is_spoof[warm])
-    detector = make(model, args)
+    make(model, args, n).set_params(**({"max_steps": 1} if model in ("exact", "svgp") else {})).fit(X[warm], is_spoof[warm])
+    detector = make(model, args, n)
     result = {"model": model, "n": n, "dim": args.dim, "torch_threads": torch.get_num_threads()}
     if model == "exact":
         result["steps"] = args.exact_steps
@@ -163,7 +163,7 @@ def measure_one(model: str, n: int, args) -> dict:
     if model == "lr_grid":
         result["C_chosen"] = detector.C_
     if model in ("exact", "svgp"):
-        result["epochs_run"] = detector.epochs_run_
+        result["steps_run"] = detector.steps_run_
 
     test = np.asarray(X[: min(n, 10_000)])
     start = time.perf_counter()

@@ -56,7 +56,7 @@ def one_torch_thread():
 def detectors():
     X, y = make_set(0)
     Xd, yd = make_set(1, 40)
-    fast = dict(lr=0.05, max_epochs=20, progress=False)
+    fast = dict(lr=0.05, max_steps=20, progress=False)
     exact = DKLGPDetector(mode="exact", hidden_dims=(8,), **fast).fit(X, y, X_dev=Xd, y_dev=yd)
     return {
         "logreg": LogRegDetector(calibration="affine").fit(X, y, X_dev=Xd, y_dev=yd),

@@ -38,9 +38,18 @@ training class balance; the LLR ``log p(x|bonafide) - log p(x|spoof)`` must not.
   help, as the kernel variance dilutes the noise-based weights. Fit ``calibration="affine"``
   on a dev set for scores whose threshold and scale can be trusted.
 
-Early stopping: with a dev set, dev Cllr is measured after every epoch (variational) or every
-``EXACT_EVAL_EVERY`` full-batch steps (exact); training stops after ``patience`` evaluations
-without improvement and the best parameters are restored.
+Training budget. Both modes count their budget in optimiser steps (``max_steps``), not passes
+over the data: a variational GP on 1,000 rows gets as many steps as one on 1,000,000 (an
+epoch-counted budget gave it 30 steps, and its kernel never left its initial lengthscale). Two
+learning rates: ``lr`` for the GP (kernel hyper-parameters, constant means, variational
+distribution, inducing points; ADD-GP uses 0.05) and ``feature_lr`` for g's weights; both
+follow a cosine schedule from their value down to a tenth of it over ``max_steps``, so the
+kernel moves early and settles late.
+
+Early stopping: with a dev set, dev Cllr is measured every ``eval_every`` steps, but only
+from ``min_steps`` on (default: half the budget), so training can neither stop nor be rolled
+back to parameters from before the kernel has learnt; it stops after ``patience``
+evaluations without improvement and the best parameters are restored.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from contextlib import contextmanager
 import gpytorch
 import numpy as np
 import torch
+from gpytorch.constraints import Positive
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.kernels import RBFKernel, ScaleKernel
 from gpytorch.likelihoods import BernoulliLikelihood, DirichletClassificationLikelihood
@@ -70,8 +80,9 @@ MODES = ("exact", "variational")
 # Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so
 # ~20 GB at this limit, which wants a large-memory host or GPU.
 MAX_EXACT_POINTS = 20_000
-EXACT_EVAL_EVERY = 10  # full-batch steps between dev evaluations in exact mode
-DEFAULT_MAX_EPOCHS = {"exact": 200, "variational": 30}
+DEFAULT_MAX_STEPS = {"exact": 300, "variational": 1500}
+DEFAULT_EVAL_EVERY = {"exact": 10, "variational": 50}
+FINAL_LR_FRACTION = 0.1  # the cosine schedule ends at this fraction of each learning rate
 _BLOCK_ROWS = 4_096  # contiguous rows read from X at once: 16 MiB at d=1,024 float32
 _BLOCKS_PER_CHUNK = 8  # random blocks mixed into one shuffled chunk of mini-batches
 _PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kernel block)
@@ -96,9 +107,20 @@ def _feature_extractor(input_dim: int, hidden_dims: tuple[int, ...]) -> nn.Modul
     return nn.Sequential(*layers)
 
 
+def _log_positive() -> Positive:
+    """A positivity constraint through exp/log: an Adam step moves the value by a relative amount.
+
+    gpytorch's default (softplus) is linear for large values, so a lengthscale of 16 moves by
+    about ``lr`` per step and 200 steps at lr 0.01 leave it where it started.
+    """
+    return Positive(transform=torch.exp, inv_transform=torch.log)
+
+
 def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel:
     kernel = ScaleKernel(
-        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape), batch_shape=batch_shape
+        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape, lengthscale_constraint=_log_positive()),
+        batch_shape=batch_shape,
+        outputscale_constraint=_log_positive(),
     )
     # Distances between standardised d-dimensional points are ~sqrt(2d); gpytorch's default
     # lengthscale (0.69) would start with a kernel that is zero almost everywhere.
@@ -205,11 +227,14 @@ class DKLGPDetector(LLRDetector):
     hidden_dims : widths of the MLP feature extractor; ``()`` = identity (a plain GP).
     ard : one RBF lengthscale per feature dimension instead of one in all.
     n_inducing : inducing points (variational mode).
-    lr : Adam learning rate.
-    max_epochs : passes over the training data; in exact mode one pass is one full-batch step.
-        ``None`` = DEFAULT_MAX_EPOCHS[mode].
+    lr : Adam learning rate of the GP (kernel hyper-parameters, means, variational parameters).
+    feature_lr : Adam learning rate of g's weights.
+    max_steps : optimiser steps (exact: full-batch; variational: mini-batch).
+        ``None`` = DEFAULT_MAX_STEPS[mode].
+    min_steps : steps before early stopping may act; ``None`` = max_steps // 2.
+    eval_every : steps between dev evaluations; ``None`` = DEFAULT_EVAL_EVERY[mode].
     batch_size : mini-batch rows (variational mode).
-    patience : dev evaluations without improvement before stopping.
+    patience : dev evaluations (after min_steps) without improvement before stopping.
     alpha_epsilon : Dirichlet label smoothing (exact mode; ADD-GP and gpytorch use 0.01).
     calibration : ``None``, ``"affine"`` or ``"temperature"``, fitted on the dev set in ``fit``.
     device : torch device, e.g. ``"cpu"`` or ``"cuda"``.
@@ -225,8 +250,11 @@ class DKLGPDetector(LLRDetector):
         hidden_dims: tuple[int, ...] = (256, 64),
         ard: bool = False,
         n_inducing: int = 512,
-        lr: float = 0.01,
-        max_epochs: int | None = None,
+        lr: float = 0.05,
+        feature_lr: float = 0.01,
+        max_steps: int | None = None,
+        min_steps: int | None = None,
+        eval_every: int | None = None,
         batch_size: int = 1024,
         patience: int = 5,
         alpha_epsilon: float = 0.01,
@@ -240,7 +268,10 @@ class DKLGPDetector(LLRDetector):
         self.ard = ard
         self.n_inducing = n_inducing
         self.lr = lr
-        self.max_epochs = max_epochs
+        self.feature_lr = feature_lr
+        self.max_steps = max_steps
+        self.min_steps = min_steps
+        self.eval_every = eval_every
         self.batch_size = batch_size
         self.patience = patience
         self.alpha_epsilon = alpha_epsilon
@@ -288,8 +319,35 @@ class DKLGPDetector(LLRDetector):
         self._fit_calibration(X_dev, y_dev)
         return self
 
-    def _epochs(self) -> int:
-        return DEFAULT_MAX_EPOCHS[self.mode] if self.max_epochs is None else int(self.max_epochs)
+    def _optimise(self, model: nn.Module, loss_fn, dev, desc: str) -> None:
+        """``max_steps`` Adam steps on ``loss_fn()`` with the cosine schedule and early stopping (module docstring)."""
+        max_steps = DEFAULT_MAX_STEPS[self.mode] if self.max_steps is None else int(self.max_steps)
+        min_steps = max_steps // 2 if self.min_steps is None else min(int(self.min_steps), max_steps)
+        eval_every = DEFAULT_EVAL_EVERY[self.mode] if self.eval_every is None else int(self.eval_every)
+        g_params = [p for p in model.g.parameters() if p.requires_grad]
+        g_ids = {id(p) for p in g_params}
+        gp_params = [p for p in model.parameters() if p.requires_grad and id(p) not in g_ids]
+        groups = [{"params": gp_params, "lr": self.lr}] + ([{"params": g_params, "lr": self.feature_lr}] if g_params else [])
+        optimizer = torch.optim.Adam(groups)
+        decay = lambda step: FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * step / max_steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+        stopper = _EarlyStopping(self.patience)
+        self.steps_run_ = 0
+        for step in tqdm(range(1, max_steps + 1), desc=desc, disable=not self.progress):
+            model.train()
+            optimizer.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            self.steps_run_ = step
+            if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
+                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
+                    break
+        if dev is not None:
+            stopper.restore(model)
+            self.best_dev_cllr_ = stopper.best
+        model.eval()
 
     def standardise(self, X) -> torch.Tensor:
         """Rows of X as a standardised float32 tensor on the detector's device."""
@@ -309,23 +367,7 @@ class DKLGPDetector(LLRDetector):
         self.model_ = self.build_exact_model(train_x, is_bona, weight, _feature_extractor(self.input_dim_, self.hidden_dims))
         likelihood = self.model_.likelihood
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
-        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        stopper = _EarlyStopping(self.patience)
-        self.epochs_run_ = 0
-        for step in tqdm(range(self._epochs()), desc="exact DKL GP", disable=not self.progress):
-            self.model_.train()
-            optimizer.zero_grad()
-            loss = -mll(self.model_(train_x), likelihood.transformed_targets).sum()
-            loss.backward()
-            optimizer.step()
-            self.epochs_run_ = step + 1
-            if dev is not None and (step + 1) % EXACT_EVAL_EVERY == 0:
-                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
-                    break
-        if dev is not None:
-            stopper.restore(self.model_)
-            self.best_dev_cllr_ = stopper.best
-        self.model_.eval()
+        self._optimise(self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP")
 
     def minibatches(self, X, is_bona: np.ndarray, weight: np.ndarray, rng: np.random.Generator):
         """One epoch of shuffled mini-batches with bounded memory.
@@ -352,26 +394,19 @@ class DKLGPDetector(LLRDetector):
         with torch.no_grad():
             inducing = g(self.standardise(X[rows])).clone()
         self.model_ = VariationalDKL(g, inducing, self.ard).to(self.device)
-        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         is_bona = ~is_spoof
-        stopper = _EarlyStopping(self.patience)
-        self.epochs_run_ = 0
-        n_batches = math.ceil(len(X) / self.batch_size)  # for the progress bar; chunk ends add a few short batches
-        for epoch in range(self._epochs()):
-            self.model_.train()
-            batches = self.minibatches(X, is_bona, weight, rng)
-            for xb, yb, wb in tqdm(batches, total=n_batches, desc=f"SVGP epoch {epoch + 1}", disable=not self.progress, leave=False):
-                optimizer.zero_grad()
-                loss = neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
-                loss.backward()
-                optimizer.step()
-            self.epochs_run_ = epoch + 1
-            if dev is not None and stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
-                break
-        if dev is not None:
-            stopper.restore(self.model_)
-            self.best_dev_cllr_ = stopper.best
-        self.model_.eval()
+
+        def batches():  # epoch after epoch, as long as the step budget lasts
+            while True:
+                yield from self.minibatches(X, is_bona, weight, rng)
+
+        stream = batches()
+
+        def loss():
+            xb, yb, wb = next(stream)
+            return neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
+
+        self._optimise(self.model_, loss, dev, "SVGP")
 
     # ------------------------------------------------------------------ prediction
 
@@ -429,7 +464,7 @@ class DKLGPDetector(LLRDetector):
                 "input_dim": self.input_dim_,
                 "n_train": self.n_train_,
                 "log_prior_odds": self.log_prior_odds_,
-                "epochs_run": self.epochs_run_,
+                "steps_run": self.steps_run_,
                 "best_dev_cllr": self.best_dev_cllr_,
                 "calibration": self._calibration_state(),
             },
@@ -445,7 +480,7 @@ class DKLGPDetector(LLRDetector):
         detector.input_dim_ = detector.n_features_in_ = int(fitted["input_dim"])
         detector.n_train_ = int(fitted["n_train"])
         detector.log_prior_odds_ = float(fitted["log_prior_odds"])
-        detector.epochs_run_ = int(fitted["epochs_run"])
+        detector.steps_run_ = int(fitted["steps_run"])
         detector.best_dev_cllr_ = fitted["best_dev_cllr"]
         detector._restore_fitted(fitted)
         detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float32)
