@@ -145,9 +145,9 @@ def test_logreg_chooses_C_on_dev_including_unregularised(fitted):
 IMBALANCED = {  # 4 spoof per bona fide; overlapping classes (distance 1.5)
     "logreg": dict(),
     "variational": dict(FAST["variational"], max_steps=250),
-    # The Dirichlet GP's LLR leans to the majority class (see dkl_gp.py); an affine calibration
-    # on a balanced dev set moves its threshold back.
-    "exact": dict(FAST["exact"], calibration="affine"),
+    # The Dirichlet GP's LLR leans to the majority class (see dkl_gp.py); its default
+    # calibration ("regularised") on the 200-row balanced dev set moves its threshold back.
+    "exact": {k: v for k, v in FAST["exact"].items() if k != "calibration"},
 }
 
 
@@ -226,6 +226,33 @@ def test_fit_is_seeded_and_leaves_the_callers_rng_alone(data):
     np.testing.assert_array_equal(first, second)
     other_seed = DKLGPDetector(**{**FAST["variational_mlp"], "random_state": 1}).fit(X, y).score_llr(X)
     assert not np.array_equal(first, other_seed)
+
+
+def test_regularised_calibration_does_not_degrade_cllr_on_a_30_row_dev_set():
+    """Issue 11 item 3: eight dev sets of 30 rows each; the plain affine fit overfits some of them."""
+    X, y = make_set(10, 80, {"A": 320}, distance=1.5)
+    Xt, yt = make_set(11, 300, {"A": 300}, distance=1.5)
+    is_spoof = is_spoof_target(yt)
+    for detector in (LogRegDetector(C=1e6), DKLGPDetector(**{**FAST["exact"], "calibration": None})):
+        detector.fit(X, y)
+        raw = cllr(detector.score_llr(Xt), is_spoof)
+        held_out = {"affine": [], "regularised": []}
+        for seed in range(8):
+            Xd, yd = make_set(100 + seed, 15, {"A": 15}, distance=1.5)
+            for method, results in held_out.items():
+                results.append(cllr(calibrate(detector, Xd, yd, method).score_llr(Xt), is_spoof))
+        assert np.mean(held_out["regularised"]) <= raw + 0.01, (raw, held_out)
+        assert max(held_out["regularised"]) < max(held_out["affine"]), held_out
+
+
+def test_regularised_calibration_is_the_identity_without_dev_data_and_the_affine_fit_with_much():
+    X, y = make_set(10, 80, {"A": 320}, distance=1.5)
+    assert DKLGPDetector(**FAST["exact"]).fit(X, y).calibration_ is None  # the default, no dev set: no error, no map
+    detector = LogRegDetector(C=1e6).fit(X, y)
+    Xd, yd = make_set(12, 3000, {"A": 3000}, distance=1.5)
+    many = calibrate(detector, Xd, yd, "regularised").calibration_
+    affine = calibrate(detector, Xd, yd, "affine").calibration_
+    assert many.scale == pytest.approx(affine.scale, abs=0.02) and many.offset == pytest.approx(affine.offset, abs=0.02)
 
 
 @pytest.mark.parametrize("method", ["affine", "temperature"])

@@ -17,7 +17,8 @@ fitted detector is defined once, here:
 * ``predict_proba(X)``: columns in ``classes_`` order, ``[P(bonafide), P(spoof)]`` at
   equal priors, P(spoof) = sigmoid(-LLR).
 * ``predict(X)``: the Bayes decision at equal priors (bona fide where the LLR is >= 0).
-* ``calibration``: every kind takes the hyper-parameter; ``fit`` calls
+* ``calibration``: every kind takes the hyper-parameter (``None`` or a method of
+  ``calibration.CALIBRATION_METHODS``); ``fit`` calls
   ``self._fit_calibration(X_dev, y_dev)`` after fitting, and ``score_llr`` applies it.
 * ``adapt(X_shots, y_shots, X_replay, y_replay, ...)``: a NEW detector that has also learnt
   from K labelled shots; the input checks are here, the kind's own update in ``_adapt``.
@@ -84,13 +85,14 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ shared steps of fit / state
 
     def _check_calibration_data(self, X_dev, y_dev) -> None:
-        if self.calibration is not None and (X_dev is None or y_dev is None):
+        # "regularised" without dev data is the identity (its prior's mode), so it needs none.
+        if self.calibration not in (None, "regularised") and (X_dev is None or y_dev is None):
             raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
 
     def _fit_calibration(self, X_dev, y_dev) -> None:
         """Set ``calibration_`` (None without a ``calibration`` method) and ``classes_``: the last step of every ``fit``."""
         self.calibration_ = None
-        if self.calibration is not None:
+        if self.calibration is not None and X_dev is not None and y_dev is not None:
             self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
         self.classes_ = CLASSES.copy()
 

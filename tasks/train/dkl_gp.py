@@ -35,8 +35,9 @@ training class balance; the LLR ``log p(x|bonafide) - log p(x|spoof)`` must not.
   GP regresses log-transformed labels, its class probabilities are not calibrated posteriors,
   and where classes overlap under a strong imbalance its threshold at LLR 0 still leans to
   the majority class (docs/detectors.md has measurements). Reweighting the classes does not
-  help, as the kernel variance dilutes the noise-based weights. Fit ``calibration="affine"``
-  on a dev set for scores whose threshold and scale can be trusted.
+  help, as the kernel variance dilutes the noise-based weights. The default calibration,
+  ``"regularised"`` (calibration.py), fitted on the dev set moves the threshold back without
+  overfitting a small dev set.
 
 Training budget. Both modes count their budget in optimiser steps (``max_steps``), not passes
 over the data: a variational GP on 1,000 rows gets as many steps as one on 1,000,000 (an
@@ -74,7 +75,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tasks.train.base import LLRDetector
-from tasks.train.calibration import class_balanced, cllr, is_spoof_target, log_prior_odds
+from tasks.train.calibration import CalibrationMethod, class_balanced, cllr, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
 # Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so
@@ -236,7 +237,8 @@ class DKLGPDetector(LLRDetector):
     batch_size : mini-batch rows (variational mode).
     patience : dev evaluations (after min_steps) without improvement before stopping.
     alpha_epsilon : Dirichlet label smoothing (exact mode; ADD-GP and gpytorch use 0.01).
-    calibration : ``None``, ``"affine"`` or ``"temperature"``, fitted on the dev set in ``fit``.
+    calibration : ``"regularised"`` (default: MAP affine map pulled to the identity, identity without a dev set),
+        ``"affine"``, ``"temperature"`` or ``None`` (calibration.py); fitted on the dev set in ``fit``.
     device : torch device, e.g. ``"cpu"`` or ``"cuda"``.
     random_state : seed for initialisation and mini-batch order.
     progress : show a tqdm progress bar.
@@ -258,7 +260,7 @@ class DKLGPDetector(LLRDetector):
         batch_size: int = 1024,
         patience: int = 5,
         alpha_epsilon: float = 0.01,
-        calibration: str | None = None,
+        calibration: CalibrationMethod | None = "regularised",
         device: str = "cpu",
         random_state: int = 0,
         progress: bool = True,

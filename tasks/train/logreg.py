@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from tasks.train.base import LLRDetector
-from tasks.train.calibration import cllr, is_spoof_target, log_prior_odds
+from tasks.train.calibration import CalibrationMethod, cllr, is_spoof_target, log_prior_odds
 
 DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
 _CHUNK_ROWS = 16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64
@@ -35,7 +35,7 @@ class LogRegDetector(LLRDetector):
         from ``Cs`` (or 1.0 without a dev set).
     Cs : the grid searched when C is None.
     max_iter : L-BFGS iterations per fit.
-    calibration : ``None``, ``"affine"`` or ``"temperature"``; fitted on the dev set in ``fit``.
+    calibration : ``None``, ``"affine"``, ``"temperature"`` or ``"regularised"`` (calibration.py); fitted on the dev set in ``fit``.
     """
 
     kind = "logreg"
@@ -45,7 +45,7 @@ class LogRegDetector(LLRDetector):
         C: float | None = None,
         Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e6),
         max_iter: int = 1000,
-        calibration: str | None = None,
+        calibration: CalibrationMethod | None = None,
     ):
         self.C = C
         self.Cs = Cs
