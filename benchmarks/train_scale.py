@@ -110,15 +110,16 @@ def make(model: str, args, n: int):
     from tasks.train.logreg import LogRegDetector
 
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    g = dict(feature_extractor="mlp", hidden_dims=hidden) if hidden else dict(feature_extractor="identity")
     if model == "lr":
         return LogRegDetector(C=1.0)
     if model == "lr_grid":
         return LogRegDetector()
     if model == "exact":
-        return DKLGPDetector(mode="exact", hidden_dims=hidden, max_steps=args.exact_steps, progress=False)
+        return DKLGPDetector(mode="exact", **g, max_steps=args.exact_steps, progress=False)
     if model == "svgp":
         return DKLGPDetector(
-            mode="variational", hidden_dims=hidden, n_inducing=args.inducing, batch_size=args.batch_size,
+            mode="variational", **g, n_inducing=args.inducing, batch_size=args.batch_size,
             max_steps=args.svgp_epochs * -(-n // args.batch_size), progress=False,
         )  # fmt: skip
     raise ValueError(f"unknown model {model!r}")
@@ -191,7 +192,7 @@ def main(argv=None):
     parser.add_argument("--exact-max", type=int, default=10_000, help="largest n for the exact GP (it refuses > 20,000)")
     parser.add_argument("--exact-steps", type=int, default=10, help="full-batch steps of the exact GP")
     parser.add_argument("--svgp-epochs", type=int, default=1)
-    parser.add_argument("--hidden", default="256,64", help="feature extractor widths for both GPs ('' = identity)")
+    parser.add_argument("--hidden", default="256,64", help="MLP feature extractor widths for both GPs ('' = identity)")
     parser.add_argument("--inducing", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--adapt-k", default="10,100")

@@ -33,7 +33,7 @@ def blobs(seed: int, n: int = 120, dim: int = 6, distance: float = 1.5):
 
 SKLEARN_KINDS = {
     "logreg": lambda: LogRegDetector(C=1.0),
-    "dkl_gp": lambda: DKLGPDetector(mode="variational", hidden_dims=(), n_inducing=16, batch_size=64, max_steps=30, progress=False),
+    "dkl_gp": lambda: DKLGPDetector(mode="variational", feature_extractor="identity", n_inducing=16, batch_size=64, max_steps=30, progress=False),
 }
 
 

@@ -68,10 +68,12 @@ def data():
 # Small, fast settings: the suite runs on two shared CPU cores.
 FAST = {
     "logreg": dict(),
-    "exact": dict(mode="exact", hidden_dims=(), lr=0.05, max_steps=60, progress=False),
-    "variational": dict(mode="variational", hidden_dims=(), n_inducing=32, batch_size=64, lr=0.05, max_steps=75, progress=False),
-    "exact_mlp": dict(mode="exact", hidden_dims=(32, 8), lr=0.01, max_steps=60, progress=False),
-    "variational_mlp": dict(mode="variational", hidden_dims=(32, 8), n_inducing=32, batch_size=64, lr=0.01, max_steps=75, progress=False),
+    "exact": dict(mode="exact", feature_extractor="identity", lr=0.05, max_steps=60, progress=False),
+    "variational": dict(mode="variational", feature_extractor="identity", n_inducing=32, batch_size=64, lr=0.05, max_steps=75, progress=False),
+    "exact_mlp": dict(mode="exact", feature_extractor="mlp", hidden_dims=(32, 8), lr=0.01, max_steps=60, progress=False),
+    "variational_mlp": dict(mode="variational", feature_extractor="mlp", hidden_dims=(32, 8), n_inducing=32, batch_size=64, lr=0.01, max_steps=75, progress=False),
+    "exact_residual": dict(mode="exact", hidden_dims=(32,), max_steps=60, progress=False),
+    "variational_residual": dict(mode="variational", hidden_dims=(32,), n_inducing=32, batch_size=64, max_steps=75, progress=False),
 }
 
 
@@ -169,7 +171,7 @@ def test_scores_are_llrs_not_posteriors_under_class_imbalance(name):
     assert abs(miss - false_alarm) < 0.12, (miss, false_alarm)
 
 
-@pytest.mark.parametrize("name", ["exact", "variational", "exact_mlp", "variational_mlp"])
+@pytest.mark.parametrize("name", ["exact", "variational", "exact_mlp", "variational_mlp", "exact_residual", "variational_residual"])
 def test_gp_variance_is_higher_far_from_training_data(fitted, data, name):
     X, _ = data["eval"]
     far = X + 6.0 * np.random.default_rng(0).normal(size=X.shape[1]).astype(np.float32)
@@ -321,3 +323,27 @@ def test_budget_is_in_steps_and_early_stopping_waits_for_the_kernel(data):
     assert impatient.steps_run_ >= 50
     lengthscale = float(impatient.model_.covar_module.base_kernel.lengthscale.mean())
     assert abs(np.log(lengthscale / start)) > 0.15, lengthscale  # softplus-parametrised, it moved by 0.003
+
+
+def test_residual_g_keeps_distances_and_the_mlp_does_not(fitted, data):
+    """Issue 11 item 1: |g(x) - g(y)| / |x - y| stays within (1 - c, 1 + c) for one residual block,
+    on training rows and on points far from them; the MLP g has no such bound."""
+    X, _ = data["train"]
+    rng = np.random.default_rng(7)
+    far = rng.normal(size=(100, DIM)).astype(np.float32) * 3 + 10 * np.eye(DIM)[5]  # a direction no training attack uses
+    points = np.concatenate([X[rng.choice(len(X), 100, replace=False)], far])
+    i, j = rng.integers(0, len(points), (2, 2000))
+    keep = i != j
+
+    def ratios(detector):
+        with torch.no_grad():
+            z = detector.standardise(points)
+            gz = detector.model_.g(z)
+        return ((gz[i] - gz[j]).norm(dim=1) / (z[i] - z[j]).norm(dim=1)).numpy()[keep]
+
+    for name in ("exact_residual", "variational_residual"):
+        c = fitted[name].lipschitz
+        r = ratios(fitted[name])
+        assert r.min() >= 1 - c - 1e-3 and r.max() <= 1 + c + 1e-3, (name, r.min(), r.max())
+    r_mlp = ratios(fitted["exact_mlp"])
+    assert r_mlp.max() / r_mlp.min() > (1 + 0.9) / (1 - 0.9), (r_mlp.min(), r_mlp.max())  # wider than the residual bound allows

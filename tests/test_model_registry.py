@@ -62,7 +62,7 @@ def detectors():
         "logreg": LogRegDetector(calibration="affine").fit(X, y, X_dev=Xd, y_dev=yd),
         "exact": exact,
         "variational": DKLGPDetector(
-            mode="variational", hidden_dims=(16, 4), n_inducing=16, batch_size=50, calibration="temperature", **fast
+            mode="variational", feature_extractor="mlp", hidden_dims=(16, 4), n_inducing=16, batch_size=50, calibration="temperature", **fast
         ).fit(X, y, X_dev=Xd, y_dev=yd),
         # An adapted exact GP carries per-row weights that the saved state must keep.
         "exact_adapted": exact.adapt(*make_set(5, 3), X, y, steps=3),

@@ -1,8 +1,9 @@
 """Deep-kernel Gaussian-process detector (the ADD-GP idea, scaled to millions of embeddings).
 
-Embeddings are standardised, passed through a feature extractor ``g`` (an MLP, or the identity
-when ``hidden_dims`` is empty) and classified by a GP with a ``ScaleKernel(RBFKernel)`` on
-``g(x)``. ``g`` and the GP hyper-parameters are learnt together. Two modes:
+Embeddings are standardised, passed through a feature extractor ``g`` (by default a residual,
+spectrally normalised network that keeps distances, DUE-style; or an MLP; or the identity) and
+classified by a GP with a ``ScaleKernel(RBFKernel)`` on ``g(x)``. ``g`` and the GP
+hyper-parameters are learnt together. Two modes:
 
 ``mode="exact"`` (ADD-GP): exact GP classification with gpytorch's
     ``DirichletClassificationLikelihood`` (Milios et al. 2018): the labels become regression
@@ -59,6 +60,7 @@ import copy
 import math
 import warnings
 from contextlib import contextmanager
+from typing import Literal
 
 import gpytorch
 import numpy as np
@@ -90,14 +92,48 @@ _PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kern
 _HERMITE_X, _HERMITE_W = np.polynomial.hermite.hermgauss(32)
 
 
-def _feature_extractor(input_dim: int, hidden_dims: tuple[int, ...]) -> nn.Module:
-    """MLP ``input_dim → hidden_dims[0] → … → hidden_dims[-1]`` with ReLU between layers; identity when empty.
+FEATURE_EXTRACTORS = ("residual", "mlp", "identity")
 
-    The last layer is linear: the GP kernel works on its output, and a ReLU there would fold
-    far-away inputs back onto the training region and hide how unfamiliar they are.
+
+class _ResidualBlock(nn.Module):
+    """``z + c · W2 relu(W1 z)`` with W1, W2 spectrally normalised: the residual branch is c-Lipschitz."""
+
+    def __init__(self, width: int, inner: int, lipschitz: float):
+        super().__init__()
+        self.lipschitz = lipschitz
+        self.inner = nn.Sequential(
+            nn.utils.parametrizations.spectral_norm(nn.Linear(width, inner)),
+            nn.ReLU(),
+            nn.utils.parametrizations.spectral_norm(nn.Linear(inner, width)),
+        )
+
+    def forward(self, z):
+        return z + self.lipschitz * self.inner(z)
+
+
+def _feature_extractor(kind: str, input_dim: int, hidden_dims: tuple[int, ...], lipschitz: float) -> nn.Module:
+    """The feature extractor g the kernel sees the data through.
+
+    * ``"residual"`` (DUE / SNGP, van Amersfoort et al. 2021, Liu et al. 2020): one residual
+      block per entry of ``hidden_dims`` (the block's inner width) at the input's own width,
+      each branch spectrally normalised to Lipschitz constant ``lipschitz`` = c < 1. Then
+      ``(1 - c)^k |x - y| <= |g(x) - g(y)| <= (1 + c)^k |x - y|`` for k blocks: g cannot map
+      far-apart inputs together (feature collapse) nor tear near ones apart, so a new attack
+      stays visible to the kernel and the GP's variance still rises away from the data.
+    * ``"mlp"``: ``input_dim → hidden_dims[0] → … → hidden_dims[-1]`` with ReLU between layers.
+      The last layer is linear: a ReLU there would fold far-away inputs back onto the training
+      region and hide how unfamiliar they are. Nothing stops it from collapsing directions
+      the training attacks do not use.
+    * ``"identity"``: a plain GP on the standardised embeddings.
     """
-    if not hidden_dims:
+    if kind not in FEATURE_EXTRACTORS:
+        raise ValueError(f"unknown feature_extractor {kind!r}; choose one of {list(FEATURE_EXTRACTORS)}")
+    if kind == "identity":
         return nn.Identity()
+    if not hidden_dims:
+        raise ValueError(f"feature_extractor={kind!r} needs hidden_dims (one width per layer); use 'identity' for none")
+    if kind == "residual":
+        return nn.Sequential(*[_ResidualBlock(input_dim, inner, lipschitz) for inner in hidden_dims])
     layers: list[nn.Module] = []
     width = input_dim
     for i, hidden in enumerate(hidden_dims):
@@ -225,7 +261,10 @@ class DKLGPDetector(LLRDetector):
     Parameters
     ----------
     mode : ``"exact"`` (Dirichlet GP, ≤ MAX_EXACT_POINTS) or ``"variational"`` (SVGP, any n).
-    hidden_dims : widths of the MLP feature extractor; ``()`` = identity (a plain GP).
+    feature_extractor : g: ``"residual"`` (spectrally normalised, distance-preserving; the
+        default), ``"mlp"`` or ``"identity"`` (a plain GP); see ``_feature_extractor``.
+    hidden_dims : residual: the inner width of each block; mlp: the layer widths.
+    lipschitz : the residual branches' Lipschitz bound c (< 1).
     ard : one RBF lengthscale per feature dimension instead of one in all.
     n_inducing : inducing points (variational mode).
     lr : Adam learning rate of the GP (kernel hyper-parameters, means, variational parameters).
@@ -248,8 +287,10 @@ class DKLGPDetector(LLRDetector):
 
     def __init__(
         self,
-        mode: str = "variational",
+        mode: Literal["exact", "variational"] = "variational",
+        feature_extractor: Literal["residual", "mlp", "identity"] = "residual",
         hidden_dims: tuple[int, ...] = (256, 64),
+        lipschitz: float = 0.9,
         ard: bool = False,
         n_inducing: int = 512,
         lr: float = 0.05,
@@ -266,7 +307,9 @@ class DKLGPDetector(LLRDetector):
         progress: bool = True,
     ):
         self.mode = mode
+        self.feature_extractor = feature_extractor
         self.hidden_dims = hidden_dims
+        self.lipschitz = lipschitz
         self.ard = ard
         self.n_inducing = n_inducing
         self.lr = lr
@@ -286,6 +329,8 @@ class DKLGPDetector(LLRDetector):
 
     def fit(self, X, y, X_dev=None, y_dev=None) -> "DKLGPDetector":
         """Fit on embeddings X (n, d), a numpy array or memmap, and labels y ("bonafide"/"spoof" or booleans is_spoof)."""
+        if self.lipschitz <= 0 or self.lipschitz >= 1:
+            raise ValueError(f"lipschitz={self.lipschitz} must be in (0, 1): the residual g is bi-Lipschitz only then")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")
         is_spoof = is_spoof_target(y)
@@ -356,9 +401,12 @@ class DKLGPDetector(LLRDetector):
         Z = (np.asarray(X, dtype=np.float32) - self.input_mean_) / self.input_scale_
         return torch.as_tensor(Z, dtype=torch.float32, device=self.device)
 
+    def _new_g(self) -> nn.Module:
+        return _feature_extractor(self.feature_extractor, self.input_dim_, tuple(self.hidden_dims), self.lipschitz)
+
     def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, weight: torch.Tensor, g: nn.Module):
         """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona, weight)."""
-        feature_dim = self.hidden_dims[-1] if self.hidden_dims else self.input_dim_
+        feature_dim = self.hidden_dims[-1] if self.feature_extractor == "mlp" else self.input_dim_
         model = ExactDirichletGP(train_x, is_bona, weight, g, feature_dim, self.ard, self.alpha_epsilon)
         return model.to(self.device)
 
@@ -366,7 +414,7 @@ class DKLGPDetector(LLRDetector):
         train_x = self.standardise(X)
         is_bona = torch.as_tensor(~is_spoof, device=self.device)
         weight = torch.ones(len(X), device=self.device)
-        self.model_ = self.build_exact_model(train_x, is_bona, weight, _feature_extractor(self.input_dim_, self.hidden_dims))
+        self.model_ = self.build_exact_model(train_x, is_bona, weight, self._new_g())
         likelihood = self.model_.likelihood
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
         self._optimise(self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP")
@@ -390,7 +438,7 @@ class DKLGPDetector(LLRDetector):
                 yield x[rows], y[rows], w[rows]
 
     def _fit_variational(self, X, is_spoof, weight, dev, rng) -> None:
-        g = _feature_extractor(self.input_dim_, self.hidden_dims).to(self.device)
+        g = self._new_g().to(self.device)
         # Inducing points start at g of a random sample of training rows, so they cover the data.
         rows = np.sort(rng.choice(len(X), size=min(self.n_inducing, len(X)), replace=False))
         with torch.no_grad():
@@ -490,7 +538,7 @@ class DKLGPDetector(LLRDetector):
         state = {k[len("model.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
         # The modules' initial weights are overwritten by the state; seeding only keeps the caller's RNG intact.
         with seeded(detector.random_state, detector.device):
-            g = _feature_extractor(detector.input_dim_, detector.hidden_dims)
+            g = detector._new_g()
             if detector.mode == "exact":
                 as_tensor = lambda name: torch.as_tensor(np.array(arrays[name]), device=detector.device)
                 detector.model_ = detector.build_exact_model(
