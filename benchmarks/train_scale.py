@@ -178,7 +178,7 @@ def measure_one(model: str, n: int, args) -> dict:
     for k in args.adapt_k:
         shots = rng.standard_normal((k, args.dim)).astype(np.float32) + new_attack
         start = time.perf_counter()
-        detector.adapt(shots, np.ones(k, dtype=bool), X_replay, y_replay, **({"steps": args.adapt_steps} if model in ("exact", "svgp") else {}))
+        detector.adapt(shots, np.ones(k, dtype=bool), X_replay, y_replay)
         result[f"adapt_K{k}_s"] = round(time.perf_counter() - start, 2)
     result["load_avg_1min"] = round(os.getloadavg()[0], 1)  # the CPU may be shared: context for the times
     return result
@@ -196,7 +196,6 @@ def main(argv=None):
     parser.add_argument("--inducing", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--adapt-k", default="10,100")
-    parser.add_argument("--adapt-steps", type=int, default=20)
     parser.add_argument("--replay", type=int, default=2000, help="replay rows for adaptation")
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the measuring process (0 = torch's default)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "addgp-train-bench"))

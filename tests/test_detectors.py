@@ -282,7 +282,7 @@ def test_calibration_is_fitted_on_dev_stored_and_applied(data, method):
 OLD_EER_MARGIN = 0.05
 
 
-@pytest.mark.parametrize("name", ["logreg", "exact", "variational"])
+@pytest.mark.parametrize("name", ["logreg", "exact", "variational", "exact_residual", "variational_residual"])
 def test_few_shot_adaptation_learns_a_new_generator_without_forgetting(fitted, data, name):
     detector = fitted[name]
     X, y = data["train"]  # the replay: here all 300 training rows, in practice a sample
@@ -292,7 +292,7 @@ def test_few_shot_adaptation_learns_a_new_generator_without_forgetting(fitted, d
     before_old, before_new = eer(detector.score_llr(X_old), y_old), eer(detector.score_llr(X_new), y_new)
     scores_before = detector.score_llr(X_old)
 
-    adapted = detector.adapt(X_shots, y_shots, X, y, **({} if name == "logreg" else {"steps": 30}))
+    adapted = detector.adapt(X_shots, y_shots, X, y)
 
     after_old, after_new = eer(adapted.score_llr(X_old), y_old), eer(adapted.score_llr(X_new), y_new)
     assert after_new <= min(before_new / 2, 0.15), (before_new, after_new)
@@ -305,7 +305,7 @@ def test_adapt_accepts_a_single_shot_and_checks_dimensions(fitted, data):
     X, y = data["train"]
     X_shot, y_shot = make_set(4, 0, {"C": 1})
     for name in ("logreg", "exact", "variational"):
-        adapted = fitted[name].adapt(X_shot, y_shot, X, y, **({} if name == "logreg" else {"steps": 2}))
+        adapted = fitted[name].adapt(X_shot, y_shot, X, y)
         assert np.isfinite(adapted.score_llr(X_shot)).all()
     with pytest.raises(ValueError, match="dimensions"):
         fitted["logreg"].adapt(X_shot[:, :4], y_shot, X, y)
@@ -347,3 +347,22 @@ def test_residual_g_keeps_distances_and_the_mlp_does_not(fitted, data):
         assert r.min() >= 1 - c - 1e-3 and r.max() <= 1 + c + 1e-3, (name, r.min(), r.max())
     r_mlp = ratios(fitted["exact_mlp"])
     assert r_mlp.max() / r_mlp.min() > (1 + 0.9) / (1 - 0.9), (r_mlp.min(), r_mlp.max())  # wider than the residual bound allows
+
+
+def test_gp_adapts_by_conditioning_without_replay_and_accumulates_shots(fitted, data):
+    """Issue 11 item 2: the GP's update needs only the shots; a second adaptation conditions on both sets of shots."""
+    X_new, y_new = make_set(3, 100, {"C": 100}, shift=0.6)
+    first_shots, first_y = make_set(4, 0, {"C": 5}, shift=0.6)
+    more_shots, more_y = make_set(5, 0, {"C": 5}, shift=0.6)
+    for name in ("exact_residual", "variational_residual"):
+        detector = fitted[name]
+        once = detector.adapt(first_shots, first_y)  # no replay rows
+        twice = once.adapt(more_shots, more_y)
+        assert len(twice.shots_["x"]) == 10 and once.shots_ is not twice.shots_ and detector.shots_ is None
+        both = detector.adapt(np.concatenate([first_shots, more_shots]), np.concatenate([first_y, more_y]))
+        np.testing.assert_allclose(twice.score_llr(X_new), both.score_llr(X_new), rtol=1e-6, atol=1e-6)
+        # The new attack's rows become more spoof-like, and the GP is surer about them.
+        assert np.median(twice.score_llr(X_new[y_new == "spoof"])) < np.median(detector.score_llr(X_new[y_new == "spoof"]))
+        assert np.median(twice.predict_variance(X_new[y_new == "spoof"])) < np.median(detector.predict_variance(X_new[y_new == "spoof"]))
+    with pytest.raises(ValueError, match="replay rows"):
+        fitted["logreg"].adapt(first_shots, first_y)

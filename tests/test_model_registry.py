@@ -64,8 +64,8 @@ def detectors():
         "variational": DKLGPDetector(
             mode="variational", feature_extractor="mlp", hidden_dims=(16, 4), n_inducing=16, batch_size=50, calibration="temperature", **fast
         ).fit(X, y, X_dev=Xd, y_dev=yd),
-        # An adapted exact GP carries per-row weights that the saved state must keep.
-        "exact_adapted": exact.adapt(*make_set(5, 3), X, y, steps=3),
+        # An adapted GP carries the shots it is conditioned on, which the saved state must keep.
+        "exact_adapted": exact.adapt(*make_set(5, 3), X, y),
     }
 
 
@@ -77,9 +77,11 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path, detectors, name):
     loaded, card = load_detector(ref, expect=EmbeddingSetting(encoder=CARD["encoder"], layer=6, pooling="mean"))
     assert type(loaded) is type(detector)
     assert loaded.get_params() == detector.get_params()
-    np.testing.assert_array_equal(loaded.score_llr(X), detector.score_llr(X))
+    # Equal to float64 rounding: the conditioned GP's variance can differ in the last bit
+    # between two copies of the same numbers (BLAS paths depend on memory alignment).
+    np.testing.assert_allclose(loaded.score_llr(X), detector.score_llr(X), rtol=1e-12, atol=1e-12)
     if isinstance(detector, DKLGPDetector):
-        np.testing.assert_array_equal(loaded.predict_variance(X), detector.predict_variance(X))
+        np.testing.assert_allclose(loaded.predict_variance(X), detector.predict_variance(X), rtol=1e-12, atol=1e-12)
     assert card["model_type"] == detector.kind
 
 

@@ -355,6 +355,7 @@ class DKLGPDetector(LLRDetector):
         self.input_mean_ = scaler.mean_.astype(np.float32)
         self.input_scale_ = scaler.scale_.astype(np.float32)
         self.best_dev_cllr_ = None
+        self.shots_ = None  # set by adapt: the shots the posterior is conditioned on
 
         with seeded(self.random_state, self.device):
             rng = np.random.default_rng(self.random_state)
@@ -460,21 +461,47 @@ class DKLGPDetector(LLRDetector):
 
     # ------------------------------------------------------------------ prediction
 
-    def latent(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and variance of the latent decision function f(x) (bona fide positive)."""
+    @contextmanager
+    def _predicting(self):
+        """No gradients; LOVE for the exact GP's variances; seeded; gpytorch's training-row warning off.
+
+        fast_pred_var (LOVE, Pleiss et al. 2018): the exact GP's predictive (co)variance from a
+        cached rank-100 Lanczos root of K^-1, O(n) per test row instead of an n x n solve per
+        batch. Its Lanczos start is random, hence seeded(): the same model always gives the
+        same scores. Scoring the training rows themselves is legitimate; gpytorch would warn
+        that it looks like a mistake.
+        """
         self.model_.eval()
-        means, variances = [], []
-        # fast_pred_var (LOVE, Pleiss et al. 2018): the exact GP's predictive variance from a cached
-        # rank-100 Lanczos root of K^-1, O(n) per test row instead of an n x n solve per batch.
-        # Its Lanczos start is random, hence seeded(): the same model always gives the same scores.
-        # Scoring the training rows themselves is legitimate; gpytorch would warn that it looks like a mistake.
         with torch.no_grad(), gpytorch.settings.fast_pred_var(), seeded(self.random_state, self.device), warnings.catch_warnings():
             warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
+            yield
+
+    def _base_latent(self, x: torch.Tensor, joint: bool):
+        """The fitted posterior of f at standardised rows x: mean and variance, or mean and full covariance."""
+        f = self.model_(x)
+        mean = f.mean.double()
+        spread = f.covariance_matrix.double() if joint else f.variance.double()
+        if self.mode == "exact":  # f = f_bonafide - f_spoof; the class GPs are independent
+            mean, spread = mean[1] - mean[0], spread[1] + spread[0]
+        return mean, spread
+
+    def latent(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent decision function f(x) (bona fide positive).
+
+        After ``adapt``, the posterior conditioned on the shots as well (see ``_adapt``).
+        """
+        means, variances = [], []
+        with self._predicting():
             for start in range(0, len(X), _PREDICT_ROWS):
-                f = self.model_(self.standardise(X[start : start + _PREDICT_ROWS]))
-                mean, var = f.mean.double(), f.variance.double()
-                if self.mode == "exact":  # f = f_bonafide - f_spoof; the class GPs are independent
-                    mean, var = mean[1] - mean[0], var[1] + var[0]
+                x = self.standardise(X[start : start + _PREDICT_ROWS])
+                if self.shots_ is None:
+                    mean, var = self._base_latent(x, joint=False)
+                else:
+                    joint_mean, cov = self._base_latent(torch.cat([x, self.shots_["x"]]), joint=True)
+                    cross = cov[: len(x), len(x) :]  # posterior covariance of f between the rows and the shots
+                    mean = joint_mean[: len(x)] + cross @ self.shots_["alpha"]
+                    var = cov.diagonal()[: len(x)] - ((cross @ self.shots_["precision"]) * cross).sum(1)
+                    var = var.clamp_min(0.0)
                 means.append(mean.cpu().numpy())
                 variances.append(var.cpu().numpy())
         if not means:
@@ -508,6 +535,8 @@ class DKLGPDetector(LLRDetector):
             arrays["train_x"] = self.model_.train_inputs[0].cpu().numpy()
             arrays["train_is_bona"] = self.model_.likelihood.targets.cpu().numpy()
             arrays["train_weight"] = self.model_.train_weight.cpu().numpy()
+        if self.shots_ is not None:
+            arrays.update({f"shots.{k}": v.cpu().numpy() for k, v in self.shots_.items()})
         params = {
             "hyper_parameters": {**self.get_params(), "hidden_dims": list(self.hidden_dims)},
             "fitted": {
@@ -548,82 +577,77 @@ class DKLGPDetector(LLRDetector):
                 detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
         detector.model_.load_state_dict(state)
         detector.model_.to(detector.device).eval()
+        shots = {k[len("shots.") :]: torch.as_tensor(np.array(v), device=detector.device) for k, v in arrays.items() if k.startswith("shots.")}
+        detector.shots_ = shots or None
         return detector
 
     # ------------------------------------------------------------------ adaptation
 
-    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state, steps: int = 50, lr: float | None = None):
-        """g frozen; ``steps`` Adam steps (learning rate ``lr``, default the fit's) on replay + shots.
+    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state):
+        """Condition the fitted posterior on the K shots: a Bayesian update, g and the kernel frozen.
 
-        * exact: the GP is conditioned on replay + shots (a new training set, the learnt
-          hyper-parameters as the start), then the kernel hyper-parameters and constant means
-          get ``steps`` steps on the exact marginal likelihood. A shot's Dirichlet noise
-          variance is divided by ``shot_weight``, the Gaussian-likelihood equivalent of
-          weighting it; the log prior odds of the weighted rows is subtracted, as in ``fit``.
-        * variational: ``steps`` steps on the ELBO of replay + shots move the variational
-          distribution, inducing points and kernel hyper-parameters. The ELBO keeps the
-          original training-set size as ``num_data`` (the replay stands in for the whole
-          training set, so the KL term keeps its weight); the rows are class-balanced as in
-          ``fit`` and each shot's expected log-likelihood is weighted by ``shot_weight``.
+        The fitted model's posterior of f (conditioned, exactly or variationally, on the whole
+        training set) is the prior; each shot adds the likelihood of its label (the mode's own
+        link: probit for the SVGP, logistic for the Dirichlet GP's class difference), raised
+        to ``shot_weight`` (a shot counts as that many observations at its place). The
+        posterior over the shots' latent values is found by Laplace's method (Newton on K
+        values; Rasmussen & Williams, Algorithm 3.1/3.2), and at any x
 
-        Keep K x shot_weight well below the number of replay rows, or the new attack swamps
-        the old ones (docs/detectors.md).
+            mean(x) = m(x) + S(x, K) alpha,   var(x) = v(x) - S(x, K) P S(K, x),
+
+        with m, v, S the fitted posterior's mean, variance and covariance, alpha the gradient
+        of the shots' log-likelihood at the mode and P = W^1/2 (I + W^1/2 S_KK W^1/2)^-1 W^1/2.
+        Adapting costs O(K^3) plus the fitted posterior at K points, whatever the training
+        set's size; scoring adds the K shots to each batch. Rows far from the shots (in g's
+        space) keep their scores: forgetting is bounded by the kernel, not by a replay sample.
+        Replay rows are not needed and are ignored. Adapting an adapted model conditions on the
+        earlier shots and the new ones together.
         """
-        if X_replay is None:
-            raise ValueError("the GP adapts on replay rows of its training data plus the shots: pass X_replay, y_replay")
-        X = np.concatenate([X_replay, X_shots])
-        is_spoof = np.concatenate([is_spoof_replay, is_spoof_shots])
-        weight = np.concatenate([np.ones(len(X_replay)), np.full(len(X_shots), shot_weight)])
-        lr = self.lr if lr is None else lr
-        with seeded(random_state, self.device):
-            if self.mode == "exact":
-                return self._adapt_exact(X, is_spoof, weight, steps, lr)
-            weight = class_balanced(is_spoof, weight)  # as in fit: the SVGP's prior correction
-            return self._adapt_variational(X, is_spoof, weight, steps, lr, np.random.default_rng(random_state))
-
-    def _adapt_exact(self, X, is_spoof, weight, steps: int, lr: float) -> "DKLGPDetector":
-        if len(X) > MAX_EXACT_POINTS:
-            raise ValueError(
-                f"an exact GP conditions on at most {MAX_EXACT_POINTS:,} rows; got {len(X):,} replay rows + shots: "
-                "pass a smaller replay sample"
-            )
         adapted = copy.deepcopy(self)
-        g = adapted.model_.g.requires_grad_(False)
-        model = adapted.build_exact_model(
-            adapted.standardise(X),
-            torch.as_tensor(~is_spoof, device=adapted.device),
-            torch.as_tensor(weight, dtype=torch.float32, device=adapted.device),
-            g,
-        )
-        model.load_state_dict(self.model_.state_dict())  # keep the learnt kernel, means and noise as the start
-        mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-        model.train()
-        for _ in tqdm(range(steps), desc="adapt exact GP", disable=not self.progress):
-            optimizer.zero_grad()
-            loss = -mll(model(*model.train_inputs), model.likelihood.transformed_targets).sum()
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        adapted.model_ = model
-        adapted.n_train_ = len(X)
-        adapted.log_prior_odds_ = log_prior_odds(is_spoof, weight)
+        x = self.standardise(X_shots)
+        is_bona = torch.as_tensor(~is_spoof_shots, dtype=torch.float64, device=self.device)
+        weight = torch.full((len(x),), shot_weight, dtype=torch.float64, device=self.device)
+        if self.shots_ is not None:
+            x = torch.cat([self.shots_["x"], x])
+            is_bona = torch.cat([self.shots_["is_bona"], is_bona])
+            weight = torch.cat([self.shots_["weight"], weight])
+        with self._predicting():
+            prior_mean, prior_cov = self._base_latent(x, joint=True)
+        alpha, precision = _laplace(prior_mean, prior_cov, 2 * is_bona - 1, weight, probit=self.mode == "variational")
+        adapted.shots_ = {"x": x, "is_bona": is_bona, "weight": weight, "alpha": alpha, "precision": precision}
         return adapted
 
-    def _adapt_variational(self, X, is_spoof, weight, steps: int, lr: float, rng) -> "DKLGPDetector":
-        adapted = copy.deepcopy(self)
-        model = adapted.model_
-        model.g.requires_grad_(False)
-        x = adapted.standardise(X)
-        is_bona = torch.as_tensor(~is_spoof, dtype=torch.float32, device=adapted.device)
-        w = torch.as_tensor(weight, dtype=torch.float32, device=adapted.device)
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-        model.train()
-        for _ in tqdm(range(steps), desc="adapt SVGP", disable=not self.progress):
-            rows = torch.as_tensor(rng.permutation(len(X))[: self.batch_size], device=adapted.device)
-            optimizer.zero_grad()
-            loss = neg_elbo(model, x[rows], is_bona[rows], w[rows], num_data=self.n_train_)
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        return adapted
+
+def _laplace(mean: torch.Tensor, cov: torch.Tensor, sign: torch.Tensor, weight: torch.Tensor, probit: bool, iterations: int = 100):
+    """Laplace posterior of K latent values f ~ N(mean, cov) under weighted binary likelihoods p(sign | f).
+
+    Returns ``alpha`` = the likelihood gradient at the mode (= cov^-1 (f_mode - mean)) and
+    ``precision`` = W^1/2 B^-1 W^1/2 with B = I + W^1/2 cov W^1/2 (well conditioned: B >= I).
+    """
+    eye = torch.eye(len(mean), dtype=mean.dtype, device=mean.device)
+
+    def derivatives(f):
+        z = sign * f
+        if probit:  # log Phi(z): d/dz = N(z)/Phi(z) = r, d2/dz2 = -r (r + z)
+            r = torch.exp(torch.distributions.Normal(0.0, 1.0).log_prob(z) - torch.special.log_ndtr(z))
+            return weight * sign * r, weight * r * (r + z)
+        p = torch.sigmoid(z)  # log sigmoid(z): d/dz = 1 - p, d2/dz2 = -p (1 - p)
+        return weight * sign * (1 - p), weight * p * (1 - p)
+
+    f = mean.clone()
+    for _ in range(iterations):
+        grad, W = derivatives(f)
+        root = W.sqrt()
+        chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
+        b = W * (f - mean) + grad
+        a = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
+        f_new = mean + cov @ a
+        converged = torch.max(torch.abs(f_new - f)) < 1e-9
+        f = f_new
+        if converged:
+            break
+    grad, W = derivatives(f)
+    root = W.sqrt()
+    chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
+    precision = root[:, None] * torch.cholesky_solve(torch.diag(root), chol)
+    return grad, precision
