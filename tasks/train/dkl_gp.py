@@ -86,6 +86,11 @@ MAX_EXACT_POINTS = 20_000
 DEFAULT_MAX_STEPS = {"exact": 300, "variational": 1500}
 DEFAULT_EVAL_EVERY = {"exact": 10, "variational": 50}
 FINAL_LR_FRACTION = 0.1  # the cosine schedule ends at this fraction of each learning rate
+# Cholesky attempts with growing jitter (1e-6, 1e-5, …, 10 on the diagonal) before giving up.
+# gpytorch's default of 3 (up to 1e-4) failed on the inducing-point covariance once the learnt
+# output scale reached ~30 with 512 inducing points in 64-d (shift benchmark, 3,000 rows): a
+# jitter of that size relative to the output scale is still harmless.
+CHOLESKY_MAX_TRIES = 8
 _BLOCK_ROWS = 4_096  # contiguous rows read from X at once: 16 MiB at d=1,024 float32
 _BLOCKS_PER_CHUNK = 8  # random blocks mixed into one shuffled chunk of mini-batches
 _PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kernel block)
@@ -166,21 +171,15 @@ def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel
 
 
 class ExactDirichletGP(gpytorch.models.ExactGP):
-    """A batch of two exact GPs (spoof = 0, bonafide = 1) on g(x), regressing Dirichlet-transformed labels.
+    """A batch of two exact GPs (spoof = 0, bonafide = 1) on g(x), regressing Dirichlet-transformed labels."""
 
-    A training row of weight w counts as w rows: for a Gaussian likelihood, weighting a point's
-    log-likelihood by w is the same as dividing its noise variance by w.
-    """
-
-    def __init__(self, train_x, is_bona, weight, g: nn.Module, feature_dim: int, ard: bool, alpha_epsilon: float):
+    def __init__(self, train_x, is_bona, g: nn.Module, feature_dim: int, ard: bool, alpha_epsilon: float):
         # The label noise is the one the Dirichlet transform prescribes (as in Milios et al.),
-        # with no extra learnt noise that would dilute the row weights.
+        # with no extra learnt noise.
         likelihood = DirichletClassificationLikelihood(
             is_bona.long(), alpha_epsilon=alpha_epsilon, learn_additional_noise=False
         )
-        likelihood.noise_covar.noise = likelihood.noise_covar.noise / weight
         super().__init__(train_x, likelihood.transformed_targets, likelihood)
-        self.train_weight = weight
         self.g = g
         self.mean_module = ConstantMean(batch_shape=torch.Size([2]))
         self.covar_module = _kernel(feature_dim, ard, torch.Size([2]))
@@ -381,6 +380,14 @@ class DKLGPDetector(LLRDetector):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
         stopper = _EarlyStopping(self.patience)
         self.steps_run_ = 0
+        with gpytorch.settings.cholesky_max_tries(CHOLESKY_MAX_TRIES):
+            self._steps(model, loss_fn, optimizer, schedule, stopper, dev, max_steps, min_steps, eval_every, desc)
+        if dev is not None:
+            stopper.restore(model)
+            self.best_dev_cllr_ = stopper.best
+        model.eval()
+
+    def _steps(self, model, loss_fn, optimizer, schedule, stopper, dev, max_steps, min_steps, eval_every, desc) -> None:
         for step in tqdm(range(1, max_steps + 1), desc=desc, disable=not self.progress):
             model.train()
             optimizer.zero_grad()
@@ -392,10 +399,6 @@ class DKLGPDetector(LLRDetector):
             if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
                 if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
                     break
-        if dev is not None:
-            stopper.restore(model)
-            self.best_dev_cllr_ = stopper.best
-        model.eval()
 
     def standardise(self, X) -> torch.Tensor:
         """Rows of X as a standardised float32 tensor on the detector's device."""
@@ -405,17 +408,16 @@ class DKLGPDetector(LLRDetector):
     def _new_g(self) -> nn.Module:
         return _feature_extractor(self.feature_extractor, self.input_dim_, tuple(self.hidden_dims), self.lipschitz)
 
-    def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, weight: torch.Tensor, g: nn.Module):
-        """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona, weight)."""
+    def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, g: nn.Module):
+        """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona)."""
         feature_dim = self.hidden_dims[-1] if self.feature_extractor == "mlp" else self.input_dim_
-        model = ExactDirichletGP(train_x, is_bona, weight, g, feature_dim, self.ard, self.alpha_epsilon)
+        model = ExactDirichletGP(train_x, is_bona, g, feature_dim, self.ard, self.alpha_epsilon)
         return model.to(self.device)
 
     def _fit_exact(self, X, is_spoof, dev) -> None:
         train_x = self.standardise(X)
         is_bona = torch.as_tensor(~is_spoof, device=self.device)
-        weight = torch.ones(len(X), device=self.device)
-        self.model_ = self.build_exact_model(train_x, is_bona, weight, self._new_g())
+        self.model_ = self.build_exact_model(train_x, is_bona, self._new_g())
         likelihood = self.model_.likelihood
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
         self._optimise(self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP")
@@ -472,7 +474,13 @@ class DKLGPDetector(LLRDetector):
         that it looks like a mistake.
         """
         self.model_.eval()
-        with torch.no_grad(), gpytorch.settings.fast_pred_var(), seeded(self.random_state, self.device), warnings.catch_warnings():
+        with (
+            torch.no_grad(),
+            gpytorch.settings.fast_pred_var(),
+            gpytorch.settings.cholesky_max_tries(CHOLESKY_MAX_TRIES),
+            seeded(self.random_state, self.device),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
             yield
 
@@ -534,7 +542,6 @@ class DKLGPDetector(LLRDetector):
         if self.mode == "exact":  # an exact GP's prediction needs its training set
             arrays["train_x"] = self.model_.train_inputs[0].cpu().numpy()
             arrays["train_is_bona"] = self.model_.likelihood.targets.cpu().numpy()
-            arrays["train_weight"] = self.model_.train_weight.cpu().numpy()
         if self.shots_ is not None:
             arrays.update({f"shots.{k}": v.cpu().numpy() for k, v in self.shots_.items()})
         params = {
@@ -571,7 +578,7 @@ class DKLGPDetector(LLRDetector):
             if detector.mode == "exact":
                 as_tensor = lambda name: torch.as_tensor(np.array(arrays[name]), device=detector.device)
                 detector.model_ = detector.build_exact_model(
-                    as_tensor("train_x"), as_tensor("train_is_bona"), as_tensor("train_weight"), g
+                    as_tensor("train_x"), as_tensor("train_is_bona"), g
                 )
             else:
                 detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
