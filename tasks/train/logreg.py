@@ -9,7 +9,7 @@ Score. Logistic regression models the posterior log-odds
 ``logit P(bonafide | x) = log p(x | bonafide) - log p(x | spoof) + log(pi_bona / pi_spoof)``
 where ``pi`` are the class proportions of the (weighted) training set. Subtracting that
 log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTURE.md:
-``decision_function(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
+``score_llr(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
 """
 
 from __future__ import annotations
