@@ -123,8 +123,10 @@ class ClusterConfig(_Strict):
 
 class DetectorConfig(_Strict):
     name: str
-    kind: Literal["logreg", "dkl_gp"]
-    params: dict[str, Any] = Field(default_factory=dict)
+    # Checked against tasks/train/detectors.py DETECTOR_CLASSES (kind; params' names and types)
+    # by flows/config.py when the config loads: the core imports no stage.
+    kind: str = Field(description="a key of tasks/train/detectors.py DETECTOR_CLASSES, e.g. logreg or dkl_gp")
+    params: dict[str, Any] = Field(default_factory=dict, description="the detector class's __init__ parameters")
 
 
 def _unique_conditions(names: list[str]) -> list[str]:
@@ -315,6 +317,8 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             lines.append(f"{path}: {key}: unknown key")
         elif item["type"] == "missing":
             lines.append(f"{path}: {key}: required key is missing")
+        elif item["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, " prefix
+            lines.append(f"{path}: {key}: {item['ctx']['error']}")
         else:
             lines.append(f"{path}: {key}: {item['msg']}")
     return "\n".join(lines)

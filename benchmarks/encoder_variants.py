@@ -35,7 +35,8 @@ from tasks.embed import encoder as encoder_module
 from tasks.embed import shards as shards_module
 from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layer
 from tasks.embed.run import embed_manifest
-from tasks.evaluate.score_files import encoder_spec_of_card, score_files
+from storage.models import EmbeddingSetting
+from tasks.evaluate.score_files import encoder_spec_of_setting, score_files
 from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.data import labelled_embeddings
@@ -86,9 +87,9 @@ def main() -> None:
         fp32, int8 = evals["fp32"], evals["int8"]
         assert fp32.rows["utt_id"].tolist() == int8.rows["utt_id"].tolist()
         cos = cosines(fp32.X, int8.X)
-        score_fp32 = detectors["fp32"].decision_function(fp32.X)
-        score_cross = detectors["fp32"].decision_function(int8.X)
-        score_int8 = detectors["int8"].decision_function(int8.X)
+        score_fp32 = detectors["fp32"].score_llr(fp32.X)
+        score_cross = detectors["fp32"].score_llr(int8.X)
+        score_int8 = detectors["int8"].score_llr(int8.X)
         delta = np.abs(score_cross - score_fp32)
         eer = {
             "fp32_model_fp32_embeddings": compute_metrics(score_fp32, fp32.y)["eer"],
@@ -116,7 +117,7 @@ def main() -> None:
         truncated, full_depth = min(truncated), min(full_depth)
         # The share of each `addgp score` call that is building the encoder (a random preset is
         # initialised from its seed, a checkpoint read from disk), the same with or without truncation.
-        load_s = min(_timed(lambda: load_encoder(encoder_spec_of_card(load_detector(model)[1]))) for _ in range(2))
+        load_s = min(_timed(lambda: load_encoder(encoder_spec_of_setting(EmbeddingSetting.of_card(load_detector(model)[1])))) for _ in range(2))
         score_audio_s = float(manifest.set_index("path").loc[files, "duration_s"].sum())
 
     result = {

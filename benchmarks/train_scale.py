@@ -105,21 +105,22 @@ class AnonPeak:
         self.peak_kib = max(self.peak_kib, self.current_kib())
 
 
-def make(model: str, args):
+def make(model: str, args, n: int):
     from tasks.train.dkl_gp import DKLGPDetector
     from tasks.train.logreg import LogRegDetector
 
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    g = dict(feature_extractor="mlp", hidden_dims=hidden) if hidden else dict(feature_extractor="identity")
     if model == "lr":
         return LogRegDetector(C=1.0)
     if model == "lr_grid":
         return LogRegDetector()
     if model == "exact":
-        return DKLGPDetector(mode="exact", hidden_dims=hidden, max_epochs=args.exact_steps, progress=False)
+        return DKLGPDetector(mode="exact", **g, max_steps=args.exact_steps, progress=False)
     if model == "svgp":
         return DKLGPDetector(
-            mode="variational", hidden_dims=hidden, n_inducing=args.inducing, batch_size=args.batch_size,
-            max_epochs=args.svgp_epochs, progress=False,
+            mode="variational", **g, n_inducing=args.inducing, batch_size=args.batch_size,
+            max_steps=args.svgp_epochs * -(-n // args.batch_size), progress=False,
         )  # fmt: skip
     raise ValueError(f"unknown model {model!r}")
 
@@ -128,7 +129,6 @@ def measure_one(model: str, n: int, args) -> dict:
     """Runs in a child process: load the memmap, fit, adapt, score; report times and peaks."""
     import torch
 
-    from tasks.train.adapt import adapt
 
     if args.threads:  # this child process only
         torch.set_num_threads(args.threads)
@@ -142,8 +142,8 @@ def measure_one(model: str, n: int, args) -> dict:
         fit_kwargs = {"X_dev": np.asarray(X[rows]), "y_dev": is_spoof[rows]}
     # Warm-up on 256 rows: torch's and gpytorch's one-time start-up costs (~2 s) are not fit time.
     warm = np.sort(np.random.default_rng(3).choice(n, size=min(256, n), replace=False))
-    make(model, args).set_params(**({"max_epochs": 1} if model in ("exact", "svgp") else {})).fit(X[warm], is_spoof[warm])
-    detector = make(model, args)
+    make(model, args, n).set_params(**({"max_steps": 1} if model in ("exact", "svgp") else {})).fit(X[warm], is_spoof[warm])
+    detector = make(model, args, n)
     result = {"model": model, "n": n, "dim": args.dim, "torch_threads": torch.get_num_threads()}
     if model == "exact":
         result["steps"] = args.exact_steps
@@ -164,11 +164,11 @@ def measure_one(model: str, n: int, args) -> dict:
     if model == "lr_grid":
         result["C_chosen"] = detector.C_
     if model in ("exact", "svgp"):
-        result["epochs_run"] = detector.epochs_run_
+        result["steps_run"] = detector.steps_run_
 
     test = np.asarray(X[: min(n, 10_000)])
     start = time.perf_counter()
-    detector.decision_function(test)
+    detector.score_llr(test)
     result["score_rows_per_s"] = round(len(test) / (time.perf_counter() - start))
 
     rng = np.random.default_rng(2)
@@ -178,7 +178,7 @@ def measure_one(model: str, n: int, args) -> dict:
     for k in args.adapt_k:
         shots = rng.standard_normal((k, args.dim)).astype(np.float32) + new_attack
         start = time.perf_counter()
-        adapt(detector, shots, np.ones(k, dtype=bool), X_replay, y_replay, steps=args.adapt_steps)
+        detector.adapt(shots, np.ones(k, dtype=bool), X_replay, y_replay)
         result[f"adapt_K{k}_s"] = round(time.perf_counter() - start, 2)
     result["load_avg_1min"] = round(os.getloadavg()[0], 1)  # the CPU may be shared: context for the times
     return result
@@ -192,11 +192,10 @@ def main(argv=None):
     parser.add_argument("--exact-max", type=int, default=10_000, help="largest n for the exact GP (it refuses > 20,000)")
     parser.add_argument("--exact-steps", type=int, default=10, help="full-batch steps of the exact GP")
     parser.add_argument("--svgp-epochs", type=int, default=1)
-    parser.add_argument("--hidden", default="256,64", help="feature extractor widths for both GPs ('' = identity)")
+    parser.add_argument("--hidden", default="256,64", help="MLP feature extractor widths for both GPs ('' = identity)")
     parser.add_argument("--inducing", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--adapt-k", default="10,100")
-    parser.add_argument("--adapt-steps", type=int, default=20)
     parser.add_argument("--replay", type=int, default=2000, help="replay rows for adaptation")
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the measuring process (0 = torch's default)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "addgp-train-bench"))

@@ -1,5 +1,6 @@
 """Loading a pipeline config for a flow or a CLI verb: ``addgp.config.load_config`` plus the
-checks that need the stages' registries (adapter names and options, degradation conditions),
+checks that need the stages' registries (adapter names and options, detector kinds and their
+parameters, degradation conditions),
 so every config error stops the command at load, before a server, a cluster or an ingest
 starts. They live here because the core (``addgp/``) imports no stage.
 """
@@ -25,6 +26,16 @@ def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -
                 problems.append(f"{path}: datasets.{index}.adapter: {exc.args[0]}")
             else:
                 problems.append(f"{path}: datasets.{index}.options: {exc}")
+    # Imported only for a config that parsed: the detector registry pulls in torch, which a
+    # config with a typo should not wait for.
+    from tasks.train.detectors import check_params
+
+    for index, detector in enumerate(config.train.detectors):
+        try:
+            check_params(detector.kind, detector.params)
+        except ValueError as exc:
+            key = "kind" if str(exc).startswith("unknown detector kind") else "params"
+            problems.append(f"{path}: train.detectors.{index}.{key}: {exc}")
     problems += _condition_problems(path, config)
     if problems:
         raise ConfigError("\n".join(problems))

@@ -22,8 +22,8 @@ field that affects scores (encoder, layer, pooling, hyper-parameters, fitted val
 to cards later — against the card (an edited card); the sha256 of the weights against the
 card (a modified or replaced file); that the weights parse as safetensors; the tensor names,
 shapes and dtypes against the card (a card that belongs to other weights); and, when asked,
-that the model was trained on the same encoder, layer and pooling as the embeddings it is
-about to score. A model that is not there raises ``ModelNotFoundError`` (the CLI's exit code
+that the model was trained on the same embeddings (``EmbeddingSetting``: encoder, layer,
+pooling, crop) as those it is about to score. A model that is not there raises ``ModelNotFoundError`` (the CLI's exit code
 3); every other refusal is a ``ModelRegistryError`` (exit code 2).
 
 Cards of format ``addgp-model/1`` (written before the digest) still load, with the weights
@@ -39,7 +39,7 @@ import os
 import platform
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import PurePath
@@ -56,7 +56,8 @@ LEGACY_FORMATS = ("addgp-model/1",)  # no card digest: the weights checks only
 DIGEST_KEY = "digest"
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "model_card.json"
-# What the caller must say about the embeddings the model was trained on.
+# What the caller must say about the embeddings the model was trained on (EmbeddingSetting's
+# required fields, plus whether the encoder had random weights).
 REQUIRED_CARD_KEYS = ("encoder", "layer", "pooling", "random_weight_encoder")
 # What save_model writes itself; a caller's card may not set these.
 GENERATED_CARD_KEYS = (
@@ -87,6 +88,32 @@ def card_digest(card: dict) -> str:
     body = {k: v for k, v in card.items() if k != DIGEST_KEY}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class EmbeddingSetting:
+    """Which embeddings a model reads: the store rows it was trained on and must be scored on.
+
+    Recorded on the model card, one card key per field (``to_card``), and read back with
+    ``of_card``; training, scoring, adaptation and the nightly loop all select store rows
+    through it. A new way embeddings can differ (e.g. an encoder variant) is one more field
+    with a default, so that cards written before it still load.
+    """
+
+    encoder: str  # the store's encoder column: id, or id@revision
+    layer: int
+    pooling: str
+    crop_s: float | None = None  # seconds each file was cropped to before encoding; None = full length
+
+    def to_card(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of_card(cls, card: dict) -> "EmbeddingSetting":
+        missing = [f.name for f in fields(cls) if f.name in REQUIRED_CARD_KEYS and f.name not in card]
+        if missing:
+            raise ModelRegistryError(f"model card {card.get('name', '?')} v{card.get('version', '?')} lacks {missing}")
+        return cls(**{f.name: card[f.name] for f in fields(cls) if f.name in card})
 
 
 @dataclass(frozen=True)
@@ -253,22 +280,18 @@ def read_card(path_or_ref: str | os.PathLike | ModelRef) -> dict:
     return card
 
 
-def load_model_state(
-    path_or_ref: str | os.PathLike | ModelRef,
-    expect_encoder: str | None = None,
-    expect_layer: int | None = None,
-    expect_pooling: str | None = None,
-) -> ModelState:
-    """Read and verify a saved model; the ``expect_*`` values, when given, must match the card."""
+def load_model_state(path_or_ref: str | os.PathLike | ModelRef, expect: EmbeddingSetting | None = None) -> ModelState:
+    """Read and verify a saved model; ``expect``, when given, must be the embedding setting on the card."""
     path = _resolve(path_or_ref)
     card = read_card(path)
-    expected = {"encoder": expect_encoder, "layer": expect_layer, "pooling": expect_pooling}
-    wrong = [f"{k} {card.get(k)!r} (expected {v!r})" for k, v in expected.items() if v is not None and card.get(k) != v]
-    if wrong:
-        raise ModelRegistryError(
-            f"{path} was trained on other embeddings: {', '.join(wrong)}; "
-            "score it only with embeddings from the same encoder, layer and pooling"
-        )
+    if expect is not None:
+        recorded = EmbeddingSetting.of_card(card).to_card()
+        wrong = [f"{k} {recorded[k]!r} (expected {v!r})" for k, v in expect.to_card().items() if recorded[k] != v]
+        if wrong:
+            raise ModelRegistryError(
+                f"{path} was trained on other embeddings: {', '.join(wrong)}; "
+                "score it only with embeddings of the same setting (encoder, layer, pooling, crop)"
+            )
 
     fs, p = filesystem(path)
     with fs.open(f"{p}/{WEIGHTS_FILE}", "rb") as handle:

@@ -103,3 +103,26 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     bad = runner.invoke(app, ["adapt", str(models / "lr"), "--shots", str(manifest), "--where", "nocolumn=x", "--store", str(store),
                               "--training-manifest", str(manifest), "--models", str(models)])
     assert bad.exit_code == 2 and "nocolumn" in bad.output
+
+
+def test_adapt_conditions_a_gp_on_the_shots(trained):
+    """`addgp adapt` on a GP: the next version carries the shots it is conditioned on (issue 11 item 2)."""
+    manifest, store, models, _ = trained
+    fitted = runner.invoke(
+        app,
+        ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "gp", "--kind", "dkl_gp",
+         "--encoder", "tiny-random", "--datasets", "alpha,beta", "--param", "mode=exact", "--param", "hidden_dims=[8]",
+         "--param", "max_steps=10", "--param", "progress=false"],
+    )  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    result = runner.invoke(
+        app,
+        ["adapt", str(models / "gp"), "--shots", str(manifest), "--where", "dataset=beta", "--store", str(store),
+         "--training-manifest", str(manifest), "--models", str(models)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((models / "gp" / "v2" / "model_card.json").read_text())
+    assert card["weights"]["tensors"]["shots.x"]["shape"][0] == 4 and card["training_data"]["shots"] == 4
+    wrong = runner.invoke(app, ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "gp2", "--kind", "dkl_gp",
+                                "--encoder", "tiny-random", "--param", "hidden_dims=32"])  # fmt: skip
+    assert wrong.exit_code == 2 and "hidden_dims" in wrong.output and "valid tuple" in wrong.output  # issue 16: not 'int' object is not iterable

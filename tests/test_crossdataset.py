@@ -249,7 +249,7 @@ def test_score_rows_carry_train_setting_and_conditions():
         X = np.zeros((2, 3))
 
     class Detector:
-        def decision_function(self, X):
+        def score_llr(self, X):
             return np.array([1.0, -2.0])
 
     card = {"training_data": {"datasets": ["d"], "splits": ["train"]}}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.ingest.common import LayoutError, probe_mode
+from tasks.ingest.common import probe_mode
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
 from tasks.ingest.inbox import rows_of_batches
 from tasks.ingest.registry import ingest_dataset

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
+from storage.models import EmbeddingSetting
 from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
@@ -26,9 +27,9 @@ def expand_audio_paths(items: list[str]) -> list[str]:
     return paths
 
 
-def encoder_spec_of_card(card: dict) -> EncoderSpec:
-    """The encoder setting a model was trained on, from its model card (only its layer is run up to)."""
-    return EncoderSpec.from_name(card["encoder"], layers=(card["layer"],), pooling=card["pooling"], crop_seconds=card.get("crop_s"))
+def encoder_spec_of_setting(setting: EmbeddingSetting) -> EncoderSpec:
+    """The encoder run that makes the embeddings a model reads (only its layer is run up to)."""
+    return EncoderSpec.from_name(setting.encoder, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s)
 
 
 def check_variant(card: dict, variant: str | None, model_path: str) -> None:
@@ -55,7 +56,7 @@ def score_files(items: list[str], model_path: str, batch_seconds: float | None =
     detector, card = load_detector(model_path)
     check_variant(card, variant, model_path)
     paths = expand_audio_paths(items)
-    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
+    kept, X, failures = embed_paths(paths, encoder_spec_of_setting(EmbeddingSetting.of_card(card)), batch_seconds)
     rows = []
     if kept:
         score, variance = detector_scores(detector, X, f"model {model_path}")

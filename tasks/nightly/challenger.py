@@ -11,38 +11,17 @@ on: the "new fakes" test set on which the challenger must beat the champion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from storage.models import EmbeddingSetting
 from tasks.nightly.promotion import holdout_mask
-from tasks.train.adapt import adapt
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
 from tasks.train.detectors import make_detector
 from tasks.train.fit import snapshot_id
 
-# What a derived model (challenger, adapted model) inherits from its parent's card: the
-# embedding setting it reads and whether that encoder had random weights.
-INHERITED_CARD_KEYS = ("encoder", "layer", "pooling", "crop_s", "random_weight_encoder")
-
-
-@dataclass
-class EmbeddingSetting:
-    encoder: str
-    layer: int
-    pooling: str
-    crop_s: float | None
-
-    @classmethod
-    def of_card(cls, card: dict) -> "EmbeddingSetting":
-        return cls(card["encoder"], card["layer"], card["pooling"], card.get("crop_s"))
-
-    def select(self, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None) -> LabelledEmbeddings:
-        return labelled_embeddings(
-            manifest, store, encoder=self.encoder, layer=self.layer, pooling=self.pooling, crop_s=self.crop_s,
-            datasets=datasets, splits=splits,
-        )
+def select_rows(setting: EmbeddingSetting, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None) -> LabelledEmbeddings:
+    return labelled_embeddings(manifest, store, setting, datasets=datasets, splits=splits)
 
 
 def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -70,15 +49,15 @@ def build_challenger(
     """A new detector that has seen ``learn_rows`` (manifest rows of the new batches)."""
     setting = EmbeddingSetting.of_card(champion_card)
     training = champion_card["training_data"]
-    old = setting.select(manifest, store, training["datasets"], training["splits"])
-    new = subset_rows(setting.select(manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
+    old = select_rows(setting, manifest, store, training["datasets"], training["splits"])
+    new = subset_rows(select_rows(setting, manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
     if len(new.rows) == 0:
         raise ValueError("none of the new rows to learn from are in the embedding store; did the embed step reject them?")
     if strategy == "retrain":
         detector = make_detector(champion_card["model_type"], **champion_card["detector_params"]["hyper_parameters"])
         X, y = np.concatenate([old.X, new.X]), np.concatenate([old.y, new.y])
         if training.get("dev_splits"):
-            dev = setting.select(manifest, store, training["datasets"], training["dev_splits"])
+            dev = select_rows(setting, manifest, store, training["datasets"], training["dev_splits"])
             detector.fit(X, y, X_dev=dev.X, y_dev=dev.y)
         else:
             detector.fit(X, y)
@@ -86,7 +65,7 @@ def build_challenger(
     if strategy == "adapt":
         rng = np.random.default_rng(seed)
         replay = rng.choice(len(old.rows), size=min(replay_rows, len(old.rows)), replace=False)
-        return adapt(champion, new.X, new.y, old.X[replay], old.y[replay], random_state=seed)
+        return champion.adapt(new.X, new.y, old.X[replay], old.y[replay], random_state=seed)
     raise ValueError(f"unknown nightly strategy {strategy!r}: use 'retrain' or 'adapt'")
 
 
@@ -97,4 +76,6 @@ def derived_card(parent_card: dict, rows: pd.DataFrame, provenance: dict, rows_k
     (counted and hashed under ``rows_key``) plus ``provenance`` (strategy, parent model, …).
     """
     learned = parent_card["training_data"] | provenance | {rows_key: int(len(rows)), f"{rows_key}_sha256": snapshot_id(rows)}
-    return {**{k: parent_card.get(k) for k in INHERITED_CARD_KEYS}, "training_data": learned, "dev_metrics": None}
+    # A derived model reads its parent's embeddings, made by the same (random-weight or not) encoder.
+    inherited = {**EmbeddingSetting.of_card(parent_card).to_card(), "random_weight_encoder": parent_card.get("random_weight_encoder")}
+    return {**inherited, "training_data": learned, "dev_metrics": None}

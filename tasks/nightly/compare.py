@@ -11,7 +11,8 @@ from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from tasks.evaluate.bootstrap import bootstrap_distribution
 from tasks.evaluate.scoring import score_rows
-from tasks.nightly.challenger import EmbeddingSetting, subset_rows
+from storage.models import EmbeddingSetting
+from tasks.nightly.challenger import select_rows, subset_rows
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 from tasks.train.data import LabelledEmbeddings
 
@@ -37,12 +38,12 @@ def score_champion_and_challenger(
     for name, (detector, card) in models.items():
         setting = EmbeddingSetting.of_card(card)
         for dataset in eval_datasets:
-            frames.append(score_rows(detector, name, setting.select(manifest, store, [dataset], eval_splits)))
+            frames.append(score_rows(detector, name, select_rows(setting, manifest, store, [dataset], eval_splits)))
         if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
-            held = subset_rows(setting.select(manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
+            held = subset_rows(select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
             parts = [score_rows(detector, name, held)]
             if not (held.rows["label"] == BONAFIDE).any():
-                bona = setting.select(manifest, store, eval_datasets, eval_splits)
+                bona = select_rows(setting, manifest, store, eval_datasets, eval_splits)
                 bona = LabelledEmbeddings(rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0)
                 parts.append(score_rows(detector, name, bona))
             frames.append(pd.concat(parts, ignore_index=True).assign(dataset=NEW_FAKES))

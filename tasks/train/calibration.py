@@ -6,24 +6,36 @@ on one corpus is rarely well calibrated on another. An optional calibration maps
 
 * ``"affine"`` (logistic calibration): scale and offset fitted together;
 * ``"temperature"``: offset fixed at 0, only the scale (= 1 / temperature) fitted, so the
-  decision threshold at LLR 0 does not move and the EER is unchanged.
+  decision threshold at LLR 0 does not move and the EER is unchanged;
+* ``"regularised"``: affine, fitted as the MAP estimate under a Gaussian prior that pulls the
+  scale to 1 and the offset to 0 (precision ``PRIOR_PRECISION`` on each, i.e. a standard
+  deviation of 0.5). The likelihood term grows with the dev set and the prior does not, so
+  on 30 dev rows the map stays near the identity (the plain affine fit there overfits:
+  on the demo's studio set it took Cllr 0.60 → 1.55), on thousands it is the affine fit.
+  Without a dev set it is the identity (the prior's mode), so it is safe as a default.
 
-Both minimise Cllr on a dev set: the cross-entropy with the two classes weighted equally,
+All minimise Cllr on a dev set: the cross-entropy with the two classes weighted equally,
 which is the loss whose minimiser, at equal priors, is the true LLR. The fitted calibration is
-stored with the model and applied in ``decision_function``.
+stored with the model and applied in ``score_llr``.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.optimize import minimize
 
 from addgp.contracts import is_bonafide
 
-CALIBRATION_METHODS = ("affine", "temperature")
+CALIBRATION_METHODS = ("affine", "temperature", "regularised")
+CalibrationMethod = Literal["affine", "temperature", "regularised"]
+# Prior precision of the regularised calibration on (scale - 1) and offset, in the units of
+# the summed dev log-likelihood (nats): a dev row of a well-separated class adds about 0.1-0.25
+# to the likelihood's curvature, so the prior weighs as much as roughly 20-40 such rows.
+PRIOR_PRECISION = 4.0
 
 
 def is_spoof_target(y) -> np.ndarray:
@@ -94,7 +106,7 @@ class Calibration:
 
 
 def fit_calibration(scores, y, method: str = "affine") -> Calibration:
-    """Fit an affine or temperature calibration of LLR ``scores`` to labels ``y`` by minimising Cllr."""
+    """Fit a calibration of LLR ``scores`` to labels ``y`` by minimising Cllr (plus the prior, for ``"regularised"``)."""
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {list(CALIBRATION_METHODS)}")
     scores = np.asarray(scores, dtype=np.float64)
@@ -104,15 +116,19 @@ def fit_calibration(scores, y, method: str = "affine") -> Calibration:
     # Bona fide targets are +1, spoof -1; each class is averaged separately (equal priors).
     sign = np.where(is_spoof, -1.0, 1.0)
     weight = np.where(is_spoof, 0.5 / is_spoof.sum(), 0.5 / (~is_spoof).sum())
-    with_offset = method == "affine"
+    with_offset = method != "temperature"
+    # The loss is a per-row average (weights sum to 1), so the prior enters divided by the rows.
+    prior = PRIOR_PRECISION / len(scores) if method == "regularised" else 0.0
+    centre = np.array([1.0, 0.0] if with_offset else [1.0])
 
     def loss_and_grad(theta):
         scale, offset = theta[0], (theta[1] if with_offset else 0.0)
         margin = sign * (scale * scores + offset)
         loss = float(np.sum(weight * np.logaddexp(0.0, -margin)))
         dmargin = -weight * sign * np.exp(-np.logaddexp(0.0, margin))  # d loss / d (scale*s+offset)
-        grad = [np.sum(dmargin * scores)] + ([np.sum(dmargin)] if with_offset else [])
-        return loss, np.array(grad)
+        grad = np.array([np.sum(dmargin * scores)] + ([np.sum(dmargin)] if with_offset else []))
+        loss += 0.5 * prior * float(np.sum((theta - centre) ** 2))
+        return loss, grad + prior * (theta - centre)
 
     theta0 = np.array([1.0, 0.0] if with_offset else [1.0])
     result = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from storage.embeddings import read_embeddings
+from storage.models import EmbeddingSetting
 
 
 @dataclass
@@ -28,15 +29,12 @@ class LabelledEmbeddings:
 def labelled_embeddings(
     manifest: pd.DataFrame,
     store_root: str,
+    setting: EmbeddingSetting,
     *,
-    encoder: str,
-    layer: int,
-    pooling: str,
-    crop_s: float | None,
     datasets: list[str] | None = None,
     splits: list[str] | None = None,
 ) -> LabelledEmbeddings:
-    """The store vectors of the manifest rows in ``datasets`` × ``splits`` (None = all)."""
+    """The store vectors of ``setting`` for the manifest rows in ``datasets`` × ``splits`` (None = all)."""
     selected = manifest
     if datasets is not None:
         selected = selected[selected["dataset"].isin(datasets)]
@@ -45,14 +43,19 @@ def labelled_embeddings(
     if selected.empty:
         raise ValueError(f"the manifests have no rows for datasets={datasets}, splits={splits}")
     meta, matrix = read_embeddings(
-        store_root, encoder=encoder, layer=layer, pooling=pooling, crop_s=crop_s, datasets=sorted(selected["dataset"].unique())
+        store_root,
+        encoder=setting.encoder,
+        layer=setting.layer,
+        pooling=setting.pooling,
+        crop_s=setting.crop_s,
+        datasets=sorted(selected["dataset"].unique())
     )
     positions = meta[["dataset", "utt_id", "sha256"]].assign(_row=np.arange(len(meta)))
     joined = selected.merge(positions, on=["dataset", "utt_id", "sha256"], how="inner")
     if joined.empty:
         raise ValueError(
             f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) are in the store "
-            f"{store_root} for encoder={encoder} layer={layer} pooling={pooling}; run `addgp embed` first"
+            f"{store_root} for {setting}; run `addgp embed` first"
         )
     X = matrix[joined.pop("_row").to_numpy()]
     return LabelledEmbeddings(rows=joined.reset_index(drop=True), X=X, missing=len(selected) - len(joined))

@@ -1,48 +1,93 @@
-"""The detector kinds by name, and loading a detector back from the model registry.
+"""The detector kinds by name, their parameters checked, and loading a detector back from the registry.
 
 ``kind`` is what pipeline configs write (``train.detectors[].kind``) and what the model card
 records as ``model_type``; ``params`` are the detector's ``__init__`` hyper-parameters.
+
+A new kind is one module with a subclass of ``tasks.train.base.LLRDetector`` and one line in
+``DETECTOR_CLASSES``. Its parameters are checked against the type annotations of its
+``__init__`` (``check_params``) when a pipeline config loads, by ``make_detector`` and by
+``addgp train --param``, so that ``hidden_dims: 32`` where a list is expected is an error
+before any data is read.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import typing
+from functools import cache
 
-from storage.models import ModelRef, ModelRegistryError, load_model_state
+from pydantic import ConfigDict, ValidationError, create_model
+
+from storage.models import EmbeddingSetting, ModelRef, ModelRegistryError, load_model_state
+from tasks.train.base import LLRDetector
 from tasks.train.dkl_gp import DKLGPDetector
 from tasks.train.logreg import LogRegDetector
 
-DETECTOR_CLASSES = {cls.kind: cls for cls in (LogRegDetector, DKLGPDetector)}
+DETECTOR_CLASSES: dict[str, type[LLRDetector]] = {
+    "logreg": LogRegDetector,
+    "dkl_gp": DKLGPDetector,
+}
 
 
-def make_detector(kind: str, **params):
-    """A new, unfitted detector of ``kind`` ("logreg" or "dkl_gp") with hyper-parameters ``params``."""
+def detector_class(kind: str) -> type[LLRDetector]:
     if kind not in DETECTOR_CLASSES:
         raise ValueError(f"unknown detector kind {kind!r}; choose one of {sorted(DETECTOR_CLASSES)}")
-    cls = DETECTOR_CLASSES[kind]
+    return DETECTOR_CLASSES[kind]
+
+
+@cache
+def _params_model(cls: type[LLRDetector]):
+    """A pydantic model of ``cls.__init__``'s parameters: their annotations and defaults, nothing else allowed."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {
+        name: (hints.get(name, typing.Any), param.default)
+        for name, param in inspect.signature(cls.__init__).parameters.items()
+        if name != "self"
+    }
+    return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+
+
+def check_params(kind: str, params: dict) -> dict:
+    """``params`` validated against kind's ``__init__`` (names and types); returns them converted (lists → tuples, …).
+
+    Raises ValueError naming each wrong parameter, e.g. ``dkl_gp parameter 'hidden_dims':
+    Input should be a valid tuple (got 32)``.
+    """
+    cls = detector_class(kind)
     try:
-        return cls(**params)
-    except TypeError:
-        known = sorted(cls().get_params())
-        unknown = sorted(set(params) - set(known))
-        raise ValueError(f"{kind}: unknown parameter(s) {unknown}; known: {known}") from None
+        validated = _params_model(cls).model_validate(params)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors():
+            key = ".".join(str(part) for part in item["loc"])
+            if item["type"] == "extra_forbidden":
+                known = ", ".join(n for n in _params_model(cls).model_fields)
+                problems.append(f"{kind} has no parameter {key!r}; its parameters are: {known}")
+            else:
+                problems.append(f"{kind} parameter {key!r}: {item['msg']} (got {item['input']!r})")
+        raise ValueError("; ".join(problems)) from None
+    return {name: getattr(validated, name) for name in params}
+
+
+def make_detector(kind: str, **params) -> LLRDetector:
+    """A new, unfitted detector of ``kind`` with hyper-parameters ``params`` (checked by ``check_params``)."""
+    return detector_class(kind)(**check_params(kind, params))
 
 
 def load_detector(
     path_or_ref: str | os.PathLike | ModelRef,
-    expect_encoder: str | None = None,
-    expect_layer: int | None = None,
-    expect_pooling: str | None = None,
+    expect: EmbeddingSetting | None = None,
     device: str | None = None,
-):
-    """Load a registered model as ``(detector, card)``, checking weights and (optionally) the embedding it expects.
+) -> tuple[LLRDetector, dict]:
+    """Load a registered model as ``(detector, card)``, checking weights and (optionally) the embeddings it expects.
 
     ``path_or_ref`` is a version folder ``ROOT/NAME/vN``, a ``ModelRef``, or a model folder
     ``ROOT/NAME`` (its latest version). ``device`` overrides the torch device a GP was trained
     on (a model fitted on a GPU worker, scored on a CPU). Raises ``ModelRegistryError`` on any
     mismatch.
     """
-    state = load_model_state(path_or_ref, expect_encoder, expect_layer, expect_pooling)
+    state = load_model_state(path_or_ref, expect)
     params = state.params
     if device is not None and "device" in params["hyper_parameters"]:
         params = {**params, "hyper_parameters": {**params["hyper_parameters"], "device": device}}

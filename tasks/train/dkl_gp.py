@@ -1,8 +1,9 @@
 """Deep-kernel Gaussian-process detector (the ADD-GP idea, scaled to millions of embeddings).
 
-Embeddings are standardised, passed through a feature extractor ``g`` (an MLP, or the identity
-when ``hidden_dims`` is empty) and classified by a GP with a ``ScaleKernel(RBFKernel)`` on
-``g(x)``. ``g`` and the GP hyper-parameters are learnt together. Two modes:
+Embeddings are standardised, passed through a feature extractor ``g`` (by default a residual,
+spectrally normalised network that keeps distances, DUE-style; or an MLP; or the identity) and
+classified by a GP with a ``ScaleKernel(RBFKernel)`` on ``g(x)``. ``g`` and the GP
+hyper-parameters are learnt together. Two modes:
 
 ``mode="exact"`` (ADD-GP): exact GP classification with gpytorch's
     ``DirichletClassificationLikelihood`` (Milios et al. 2018): the labels become regression
@@ -35,12 +36,22 @@ training class balance; the LLR ``log p(x|bonafide) - log p(x|spoof)`` must not.
   GP regresses log-transformed labels, its class probabilities are not calibrated posteriors,
   and where classes overlap under a strong imbalance its threshold at LLR 0 still leans to
   the majority class (docs/detectors.md has measurements). Reweighting the classes does not
-  help, as the kernel variance dilutes the noise-based weights. Fit ``calibration="affine"``
-  on a dev set for scores whose threshold and scale can be trusted.
+  help, as the kernel variance dilutes the noise-based weights. The default calibration,
+  ``"regularised"`` (calibration.py), fitted on the dev set moves the threshold back without
+  overfitting a small dev set.
 
-Early stopping: with a dev set, dev Cllr is measured after every epoch (variational) or every
-``EXACT_EVAL_EVERY`` full-batch steps (exact); training stops after ``patience`` evaluations
-without improvement and the best parameters are restored.
+Training budget. Both modes count their budget in optimiser steps (``max_steps``), not passes
+over the data: a variational GP on 1,000 rows gets as many steps as one on 1,000,000 (an
+epoch-counted budget gave it 30 steps, and its kernel never left its initial lengthscale). Two
+learning rates: ``lr`` for the GP (kernel hyper-parameters, constant means, variational
+distribution, inducing points; ADD-GP uses 0.05) and ``feature_lr`` for g's weights; both
+follow a cosine schedule from their value down to a tenth of it over ``max_steps``, so the
+kernel moves early and settles late.
+
+Early stopping: with a dev set, dev Cllr is measured every ``eval_every`` steps, but only
+from ``min_steps`` on (default: half the budget), so training can neither stop nor be rolled
+back to parameters from before the kernel has learnt; it stops after ``patience``
+evaluations without improvement and the best parameters are restored.
 """
 
 from __future__ import annotations
@@ -49,51 +60,85 @@ import copy
 import math
 import warnings
 from contextlib import contextmanager
+from typing import Literal
 
 import gpytorch
 import numpy as np
 import torch
+from gpytorch.constraints import Positive
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.kernels import RBFKernel, ScaleKernel
 from gpytorch.likelihoods import BernoulliLikelihood, DirichletClassificationLikelihood
 from gpytorch.means import ConstantMean
 from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
 from scipy.special import log_ndtr, logsumexp
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
-from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
-from tasks.train.calibration import (
-    Calibration,
-    class_balanced,
-    cllr,
-    fit_calibration,
-    is_spoof_target,
-    log_prior_odds,
-)
+from tasks.train.base import LLRDetector
+from tasks.train.calibration import CalibrationMethod, class_balanced, cllr, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
 # Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so
 # ~20 GB at this limit, which wants a large-memory host or GPU.
 MAX_EXACT_POINTS = 20_000
-EXACT_EVAL_EVERY = 10  # full-batch steps between dev evaluations in exact mode
-DEFAULT_MAX_EPOCHS = {"exact": 200, "variational": 30}
+DEFAULT_MAX_STEPS = {"exact": 300, "variational": 1500}
+DEFAULT_EVAL_EVERY = {"exact": 10, "variational": 50}
+FINAL_LR_FRACTION = 0.1  # the cosine schedule ends at this fraction of each learning rate
+# Cholesky attempts with growing jitter (1e-6, 1e-5, …, 10 on the diagonal) before giving up.
+# gpytorch's default of 3 (up to 1e-4) failed on the inducing-point covariance once the learnt
+# output scale reached ~30 with 512 inducing points in 64-d (shift benchmark, 3,000 rows): a
+# jitter of that size relative to the output scale is still harmless.
+CHOLESKY_MAX_TRIES = 8
 _BLOCK_ROWS = 4_096  # contiguous rows read from X at once: 16 MiB at d=1,024 float32
 _BLOCKS_PER_CHUNK = 8  # random blocks mixed into one shuffled chunk of mini-batches
 _PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kernel block)
 _HERMITE_X, _HERMITE_W = np.polynomial.hermite.hermgauss(32)
 
 
-def _feature_extractor(input_dim: int, hidden_dims: tuple[int, ...]) -> nn.Module:
-    """MLP ``input_dim → hidden_dims[0] → … → hidden_dims[-1]`` with ReLU between layers; identity when empty.
+FEATURE_EXTRACTORS = ("residual", "mlp", "identity")
 
-    The last layer is linear: the GP kernel works on its output, and a ReLU there would fold
-    far-away inputs back onto the training region and hide how unfamiliar they are.
+
+class _ResidualBlock(nn.Module):
+    """``z + c · W2 relu(W1 z)`` with W1, W2 spectrally normalised: the residual branch is c-Lipschitz."""
+
+    def __init__(self, width: int, inner: int, lipschitz: float):
+        super().__init__()
+        self.lipschitz = lipschitz
+        self.inner = nn.Sequential(
+            nn.utils.parametrizations.spectral_norm(nn.Linear(width, inner)),
+            nn.ReLU(),
+            nn.utils.parametrizations.spectral_norm(nn.Linear(inner, width)),
+        )
+
+    def forward(self, z):
+        return z + self.lipschitz * self.inner(z)
+
+
+def _feature_extractor(kind: str, input_dim: int, hidden_dims: tuple[int, ...], lipschitz: float) -> nn.Module:
+    """The feature extractor g the kernel sees the data through.
+
+    * ``"residual"`` (DUE / SNGP, van Amersfoort et al. 2021, Liu et al. 2020): one residual
+      block per entry of ``hidden_dims`` (the block's inner width) at the input's own width,
+      each branch spectrally normalised to Lipschitz constant ``lipschitz`` = c < 1. Then
+      ``(1 - c)^k |x - y| <= |g(x) - g(y)| <= (1 + c)^k |x - y|`` for k blocks: g cannot map
+      far-apart inputs together (feature collapse) nor tear near ones apart, so a new attack
+      stays visible to the kernel and the GP's variance still rises away from the data.
+    * ``"mlp"``: ``input_dim → hidden_dims[0] → … → hidden_dims[-1]`` with ReLU between layers.
+      The last layer is linear: a ReLU there would fold far-away inputs back onto the training
+      region and hide how unfamiliar they are. Nothing stops it from collapsing directions
+      the training attacks do not use.
+    * ``"identity"``: a plain GP on the standardised embeddings.
     """
-    if not hidden_dims:
+    if kind not in FEATURE_EXTRACTORS:
+        raise ValueError(f"unknown feature_extractor {kind!r}; choose one of {list(FEATURE_EXTRACTORS)}")
+    if kind == "identity":
         return nn.Identity()
+    if not hidden_dims:
+        raise ValueError(f"feature_extractor={kind!r} needs hidden_dims (one width per layer); use 'identity' for none")
+    if kind == "residual":
+        return nn.Sequential(*[_ResidualBlock(input_dim, inner, lipschitz) for inner in hidden_dims])
     layers: list[nn.Module] = []
     width = input_dim
     for i, hidden in enumerate(hidden_dims):
@@ -104,9 +149,20 @@ def _feature_extractor(input_dim: int, hidden_dims: tuple[int, ...]) -> nn.Modul
     return nn.Sequential(*layers)
 
 
+def _log_positive() -> Positive:
+    """A positivity constraint through exp/log: an Adam step moves the value by a relative amount.
+
+    gpytorch's default (softplus) is linear for large values, so a lengthscale of 16 moves by
+    about ``lr`` per step and 200 steps at lr 0.01 leave it where it started.
+    """
+    return Positive(transform=torch.exp, inv_transform=torch.log)
+
+
 def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel:
     kernel = ScaleKernel(
-        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape), batch_shape=batch_shape
+        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape, lengthscale_constraint=_log_positive()),
+        batch_shape=batch_shape,
+        outputscale_constraint=_log_positive(),
     )
     # Distances between standardised d-dimensional points are ~sqrt(2d); gpytorch's default
     # lengthscale (0.69) would start with a kernel that is zero almost everywhere.
@@ -115,21 +171,15 @@ def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel
 
 
 class ExactDirichletGP(gpytorch.models.ExactGP):
-    """A batch of two exact GPs (spoof = 0, bonafide = 1) on g(x), regressing Dirichlet-transformed labels.
+    """A batch of two exact GPs (spoof = 0, bonafide = 1) on g(x), regressing Dirichlet-transformed labels."""
 
-    A training row of weight w counts as w rows: for a Gaussian likelihood, weighting a point's
-    log-likelihood by w is the same as dividing its noise variance by w.
-    """
-
-    def __init__(self, train_x, is_bona, weight, g: nn.Module, feature_dim: int, ard: bool, alpha_epsilon: float):
+    def __init__(self, train_x, is_bona, g: nn.Module, feature_dim: int, ard: bool, alpha_epsilon: float):
         # The label noise is the one the Dirichlet transform prescribes (as in Milios et al.),
-        # with no extra learnt noise that would dilute the row weights.
+        # with no extra learnt noise.
         likelihood = DirichletClassificationLikelihood(
             is_bona.long(), alpha_epsilon=alpha_epsilon, learn_additional_noise=False
         )
-        likelihood.noise_covar.noise = likelihood.noise_covar.noise / weight
         super().__init__(train_x, likelihood.transformed_targets, likelihood)
-        self.train_weight = weight
         self.g = g
         self.mean_module = ConstantMean(batch_shape=torch.Size([2]))
         self.covar_module = _kernel(feature_dim, ard, torch.Size([2]))
@@ -204,22 +254,29 @@ class _EarlyStopping:
             module.load_state_dict(self.best_state)
 
 
-class DKLGPDetector(ClassifierMixin, BaseEstimator):
-    """Deep-kernel GP detector; ``decision_function`` returns LLR scores.
+class DKLGPDetector(LLRDetector):
+    """Deep-kernel GP detector; ``score_llr`` returns LLR scores.
 
     Parameters
     ----------
     mode : ``"exact"`` (Dirichlet GP, ≤ MAX_EXACT_POINTS) or ``"variational"`` (SVGP, any n).
-    hidden_dims : widths of the MLP feature extractor; ``()`` = identity (a plain GP).
+    feature_extractor : g: ``"residual"`` (spectrally normalised, distance-preserving; the
+        default), ``"mlp"`` or ``"identity"`` (a plain GP); see ``_feature_extractor``.
+    hidden_dims : residual: the inner width of each block; mlp: the layer widths.
+    lipschitz : the residual branches' Lipschitz bound c (< 1).
     ard : one RBF lengthscale per feature dimension instead of one in all.
     n_inducing : inducing points (variational mode).
-    lr : Adam learning rate.
-    max_epochs : passes over the training data; in exact mode one pass is one full-batch step.
-        ``None`` = DEFAULT_MAX_EPOCHS[mode].
+    lr : Adam learning rate of the GP (kernel hyper-parameters, means, variational parameters).
+    feature_lr : Adam learning rate of g's weights.
+    max_steps : optimiser steps (exact: full-batch; variational: mini-batch).
+        ``None`` = DEFAULT_MAX_STEPS[mode].
+    min_steps : steps before early stopping may act; ``None`` = max_steps // 2.
+    eval_every : steps between dev evaluations; ``None`` = DEFAULT_EVAL_EVERY[mode].
     batch_size : mini-batch rows (variational mode).
-    patience : dev evaluations without improvement before stopping.
+    patience : dev evaluations (after min_steps) without improvement before stopping.
     alpha_epsilon : Dirichlet label smoothing (exact mode; ADD-GP and gpytorch use 0.01).
-    calibration : ``None``, ``"affine"`` or ``"temperature"``, fitted on the dev set in ``fit``.
+    calibration : ``"regularised"`` (default: MAP affine map pulled to the identity, identity without a dev set),
+        ``"affine"``, ``"temperature"`` or ``None`` (calibration.py); fitted on the dev set in ``fit``.
     device : torch device, e.g. ``"cpu"`` or ``"cuda"``.
     random_state : seed for initialisation and mini-batch order.
     progress : show a tqdm progress bar.
@@ -229,26 +286,36 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        mode: str = "variational",
+        mode: Literal["exact", "variational"] = "variational",
+        feature_extractor: Literal["residual", "mlp", "identity"] = "residual",
         hidden_dims: tuple[int, ...] = (256, 64),
+        lipschitz: float = 0.9,
         ard: bool = False,
         n_inducing: int = 512,
-        lr: float = 0.01,
-        max_epochs: int | None = None,
+        lr: float = 0.05,
+        feature_lr: float = 0.01,
+        max_steps: int | None = None,
+        min_steps: int | None = None,
+        eval_every: int | None = None,
         batch_size: int = 1024,
         patience: int = 5,
         alpha_epsilon: float = 0.01,
-        calibration: str | None = None,
+        calibration: CalibrationMethod | None = "regularised",
         device: str = "cpu",
         random_state: int = 0,
         progress: bool = True,
     ):
         self.mode = mode
+        self.feature_extractor = feature_extractor
         self.hidden_dims = hidden_dims
+        self.lipschitz = lipschitz
         self.ard = ard
         self.n_inducing = n_inducing
         self.lr = lr
-        self.max_epochs = max_epochs
+        self.feature_lr = feature_lr
+        self.max_steps = max_steps
+        self.min_steps = min_steps
+        self.eval_every = eval_every
         self.batch_size = batch_size
         self.patience = patience
         self.alpha_epsilon = alpha_epsilon
@@ -261,6 +328,8 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, X_dev=None, y_dev=None) -> "DKLGPDetector":
         """Fit on embeddings X (n, d), a numpy array or memmap, and labels y ("bonafide"/"spoof" or booleans is_spoof)."""
+        if self.lipschitz <= 0 or self.lipschitz >= 1:
+            raise ValueError(f"lipschitz={self.lipschitz} must be in (0, 1): the residual g is bi-Lipschitz only then")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")
         is_spoof = is_spoof_target(y)
@@ -272,20 +341,20 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
                 f"got {len(X):,}. Use mode='variational' (sparse variational GP) for large training sets."
             )
         have_dev = X_dev is not None and y_dev is not None
-        if self.calibration is not None and not have_dev:
-            raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
+        self._check_calibration_data(X_dev, y_dev)
         dev = (X_dev, is_spoof_target(y_dev)) if have_dev else None
 
         self.n_train_ = int(len(X))
         # Subtracted from the posterior log-odds; 0 in variational mode, which balances the classes instead.
         self.log_prior_odds_ = log_prior_odds(is_spoof) if self.mode == "exact" else 0.0
-        self.input_dim_ = int(X.shape[1])
+        self.input_dim_ = self.n_features_in_ = int(X.shape[1])
         scaler = StandardScaler()  # block by block, so a memmap is never loaded whole
         for start in range(0, len(X), _BLOCK_ROWS):
             scaler.partial_fit(X[start : start + _BLOCK_ROWS])
         self.input_mean_ = scaler.mean_.astype(np.float32)
         self.input_scale_ = scaler.scale_.astype(np.float32)
         self.best_dev_cllr_ = None
+        self.shots_ = None  # set by adapt: the shots the posterior is conditioned on
 
         with seeded(self.random_state, self.device):
             rng = np.random.default_rng(self.random_state)
@@ -294,50 +363,64 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
             else:
                 self._fit_variational(X, is_spoof, class_balanced(is_spoof), dev, rng)
 
-        self.calibration_ = None
-        if self.calibration is not None:
-            self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
-        self.classes_ = np.array(LABELS)
+        self._fit_calibration(X_dev, y_dev)
         return self
 
-    def _epochs(self) -> int:
-        return DEFAULT_MAX_EPOCHS[self.mode] if self.max_epochs is None else int(self.max_epochs)
+    def _optimise(self, model: nn.Module, loss_fn, dev, desc: str) -> None:
+        """``max_steps`` Adam steps on ``loss_fn()`` with the cosine schedule and early stopping (module docstring)."""
+        max_steps = DEFAULT_MAX_STEPS[self.mode] if self.max_steps is None else int(self.max_steps)
+        min_steps = max_steps // 2 if self.min_steps is None else min(int(self.min_steps), max_steps)
+        eval_every = DEFAULT_EVAL_EVERY[self.mode] if self.eval_every is None else int(self.eval_every)
+        g_params = [p for p in model.g.parameters() if p.requires_grad]
+        g_ids = {id(p) for p in g_params}
+        gp_params = [p for p in model.parameters() if p.requires_grad and id(p) not in g_ids]
+        groups = [{"params": gp_params, "lr": self.lr}] + ([{"params": g_params, "lr": self.feature_lr}] if g_params else [])
+        optimizer = torch.optim.Adam(groups)
+        decay = lambda step: FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * step / max_steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+        stopper = _EarlyStopping(self.patience)
+        self.steps_run_ = 0
+        with gpytorch.settings.cholesky_max_tries(CHOLESKY_MAX_TRIES):
+            self._steps(model, loss_fn, optimizer, schedule, stopper, dev, max_steps, min_steps, eval_every, desc)
+        if dev is not None:
+            stopper.restore(model)
+            self.best_dev_cllr_ = stopper.best
+        model.eval()
+
+    def _steps(self, model, loss_fn, optimizer, schedule, stopper, dev, max_steps, min_steps, eval_every, desc) -> None:
+        for step in tqdm(range(1, max_steps + 1), desc=desc, disable=not self.progress):
+            model.train()
+            optimizer.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            self.steps_run_ = step
+            if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
+                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
+                    break
 
     def standardise(self, X) -> torch.Tensor:
         """Rows of X as a standardised float32 tensor on the detector's device."""
         Z = (np.asarray(X, dtype=np.float32) - self.input_mean_) / self.input_scale_
         return torch.as_tensor(Z, dtype=torch.float32, device=self.device)
 
-    def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, weight: torch.Tensor, g: nn.Module):
-        """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona, weight)."""
-        feature_dim = self.hidden_dims[-1] if self.hidden_dims else self.input_dim_
-        model = ExactDirichletGP(train_x, is_bona, weight, g, feature_dim, self.ard, self.alpha_epsilon)
+    def _new_g(self) -> nn.Module:
+        return _feature_extractor(self.feature_extractor, self.input_dim_, tuple(self.hidden_dims), self.lipschitz)
+
+    def build_exact_model(self, train_x: torch.Tensor, is_bona: torch.Tensor, g: nn.Module):
+        """The exact Dirichlet GP of this detector's settings, conditioned on (train_x, is_bona)."""
+        feature_dim = self.hidden_dims[-1] if self.feature_extractor == "mlp" else self.input_dim_
+        model = ExactDirichletGP(train_x, is_bona, g, feature_dim, self.ard, self.alpha_epsilon)
         return model.to(self.device)
 
     def _fit_exact(self, X, is_spoof, dev) -> None:
         train_x = self.standardise(X)
         is_bona = torch.as_tensor(~is_spoof, device=self.device)
-        weight = torch.ones(len(X), device=self.device)
-        self.model_ = self.build_exact_model(train_x, is_bona, weight, _feature_extractor(self.input_dim_, self.hidden_dims))
+        self.model_ = self.build_exact_model(train_x, is_bona, self._new_g())
         likelihood = self.model_.likelihood
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
-        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        stopper = _EarlyStopping(self.patience)
-        self.epochs_run_ = 0
-        for step in tqdm(range(self._epochs()), desc="exact DKL GP", disable=not self.progress):
-            self.model_.train()
-            optimizer.zero_grad()
-            loss = -mll(self.model_(train_x), likelihood.transformed_targets).sum()
-            loss.backward()
-            optimizer.step()
-            self.epochs_run_ = step + 1
-            if dev is not None and (step + 1) % EXACT_EVAL_EVERY == 0:
-                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
-                    break
-        if dev is not None:
-            stopper.restore(self.model_)
-            self.best_dev_cllr_ = stopper.best
-        self.model_.eval()
+        self._optimise(self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP")
 
     def minibatches(self, X, is_bona: np.ndarray, weight: np.ndarray, rng: np.random.Generator):
         """One epoch of shuffled mini-batches with bounded memory.
@@ -358,50 +441,75 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
                 yield x[rows], y[rows], w[rows]
 
     def _fit_variational(self, X, is_spoof, weight, dev, rng) -> None:
-        g = _feature_extractor(self.input_dim_, self.hidden_dims).to(self.device)
+        g = self._new_g().to(self.device)
         # Inducing points start at g of a random sample of training rows, so they cover the data.
         rows = np.sort(rng.choice(len(X), size=min(self.n_inducing, len(X)), replace=False))
         with torch.no_grad():
             inducing = g(self.standardise(X[rows])).clone()
         self.model_ = VariationalDKL(g, inducing, self.ard).to(self.device)
-        optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         is_bona = ~is_spoof
-        stopper = _EarlyStopping(self.patience)
-        self.epochs_run_ = 0
-        n_batches = math.ceil(len(X) / self.batch_size)  # for the progress bar; chunk ends add a few short batches
-        for epoch in range(self._epochs()):
-            self.model_.train()
-            batches = self.minibatches(X, is_bona, weight, rng)
-            for xb, yb, wb in tqdm(batches, total=n_batches, desc=f"SVGP epoch {epoch + 1}", disable=not self.progress, leave=False):
-                optimizer.zero_grad()
-                loss = neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
-                loss.backward()
-                optimizer.step()
-            self.epochs_run_ = epoch + 1
-            if dev is not None and stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), self.model_):
-                break
-        if dev is not None:
-            stopper.restore(self.model_)
-            self.best_dev_cllr_ = stopper.best
-        self.model_.eval()
+
+        def batches():  # epoch after epoch, as long as the step budget lasts
+            while True:
+                yield from self.minibatches(X, is_bona, weight, rng)
+
+        stream = batches()
+
+        def loss():
+            xb, yb, wb = next(stream)
+            return neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
+
+        self._optimise(self.model_, loss, dev, "SVGP")
 
     # ------------------------------------------------------------------ prediction
 
-    def latent(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and variance of the latent decision function f(x) (bona fide positive)."""
+    @contextmanager
+    def _predicting(self):
+        """No gradients; LOVE for the exact GP's variances; seeded; gpytorch's training-row warning off.
+
+        fast_pred_var (LOVE, Pleiss et al. 2018): the exact GP's predictive (co)variance from a
+        cached rank-100 Lanczos root of K^-1, O(n) per test row instead of an n x n solve per
+        batch. Its Lanczos start is random, hence seeded(): the same model always gives the
+        same scores. Scoring the training rows themselves is legitimate; gpytorch would warn
+        that it looks like a mistake.
+        """
         self.model_.eval()
-        means, variances = [], []
-        # fast_pred_var (LOVE, Pleiss et al. 2018): the exact GP's predictive variance from a cached
-        # rank-100 Lanczos root of K^-1, O(n) per test row instead of an n x n solve per batch.
-        # Its Lanczos start is random, hence seeded(): the same model always gives the same scores.
-        # Scoring the training rows themselves is legitimate; gpytorch would warn that it looks like a mistake.
-        with torch.no_grad(), gpytorch.settings.fast_pred_var(), seeded(self.random_state, self.device), warnings.catch_warnings():
+        with (
+            torch.no_grad(),
+            gpytorch.settings.fast_pred_var(),
+            gpytorch.settings.cholesky_max_tries(CHOLESKY_MAX_TRIES),
+            seeded(self.random_state, self.device),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore", gpytorch.utils.warnings.GPInputWarning)
+            yield
+
+    def _base_latent(self, x: torch.Tensor, joint: bool):
+        """The fitted posterior of f at standardised rows x: mean and variance, or mean and full covariance."""
+        f = self.model_(x)
+        mean = f.mean.double()
+        spread = f.covariance_matrix.double() if joint else f.variance.double()
+        if self.mode == "exact":  # f = f_bonafide - f_spoof; the class GPs are independent
+            mean, spread = mean[1] - mean[0], spread[1] + spread[0]
+        return mean, spread
+
+    def latent(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent decision function f(x) (bona fide positive).
+
+        After ``adapt``, the posterior conditioned on the shots as well (see ``_adapt``).
+        """
+        means, variances = [], []
+        with self._predicting():
             for start in range(0, len(X), _PREDICT_ROWS):
-                f = self.model_(self.standardise(X[start : start + _PREDICT_ROWS]))
-                mean, var = f.mean.double(), f.variance.double()
-                if self.mode == "exact":  # f = f_bonafide - f_spoof; the class GPs are independent
-                    mean, var = mean[1] - mean[0], var[1] + var[0]
+                x = self.standardise(X[start : start + _PREDICT_ROWS])
+                if self.shots_ is None:
+                    mean, var = self._base_latent(x, joint=False)
+                else:
+                    joint_mean, cov = self._base_latent(torch.cat([x, self.shots_["x"]]), joint=True)
+                    cross = cov[: len(x), len(x) :]  # posterior covariance of f between the rows and the shots
+                    mean = joint_mean[: len(x)] + cross @ self.shots_["alpha"]
+                    var = cov.diagonal()[: len(x)] - ((cross @ self.shots_["precision"]) * cross).sum(1)
+                    var = var.clamp_min(0.0)
                 means.append(mean.cpu().numpy())
                 variances.append(var.cpu().numpy())
         if not means:
@@ -426,20 +534,6 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
             log_odds = log_p_bona - log_p_spoof
         return log_odds - self.log_prior_odds_
 
-    def decision_function(self, X) -> np.ndarray:
-        """LLR scores (calibrated when a calibration was fitted); higher = more bona fide."""
-        scores = self.raw_llr(X)
-        return scores if self.calibration_ is None else self.calibration_.apply(scores)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Columns [P(bonafide), P(spoof)] at equal priors (P(spoof) = sigmoid(-LLR))."""
-        p_spoof = p_spoof_from_score(self.decision_function(X))
-        return np.column_stack([1.0 - p_spoof, p_spoof])
-
-    def predict(self, X) -> np.ndarray:
-        """Labels by the Bayes decision at equal priors: bona fide where the LLR is >= 0."""
-        return np.where(self.decision_function(X) >= 0, BONAFIDE, SPOOF)
-
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -448,16 +542,17 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
         if self.mode == "exact":  # an exact GP's prediction needs its training set
             arrays["train_x"] = self.model_.train_inputs[0].cpu().numpy()
             arrays["train_is_bona"] = self.model_.likelihood.targets.cpu().numpy()
-            arrays["train_weight"] = self.model_.train_weight.cpu().numpy()
+        if self.shots_ is not None:
+            arrays.update({f"shots.{k}": v.cpu().numpy() for k, v in self.shots_.items()})
         params = {
             "hyper_parameters": {**self.get_params(), "hidden_dims": list(self.hidden_dims)},
             "fitted": {
                 "input_dim": self.input_dim_,
                 "n_train": self.n_train_,
                 "log_prior_odds": self.log_prior_odds_,
-                "epochs_run": self.epochs_run_,
+                "steps_run": self.steps_run_,
                 "best_dev_cllr": self.best_dev_cllr_,
-                "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+                "calibration": self._calibration_state(),
             },
         }
         return arrays, params
@@ -468,26 +563,98 @@ class DKLGPDetector(ClassifierMixin, BaseEstimator):
         hyper["hidden_dims"] = tuple(hyper["hidden_dims"])
         detector = cls(**hyper)
         fitted = params["fitted"]
-        detector.input_dim_ = int(fitted["input_dim"])
+        detector.input_dim_ = detector.n_features_in_ = int(fitted["input_dim"])
         detector.n_train_ = int(fitted["n_train"])
         detector.log_prior_odds_ = float(fitted["log_prior_odds"])
-        detector.epochs_run_ = int(fitted["epochs_run"])
+        detector.steps_run_ = int(fitted["steps_run"])
         detector.best_dev_cllr_ = fitted["best_dev_cllr"]
-        detector.calibration_ = Calibration.from_dict(fitted["calibration"])
+        detector._restore_fitted(fitted)
         detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float32)
         detector.input_scale_ = np.asarray(arrays["input_scale"], dtype=np.float32)
         state = {k[len("model.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
         # The modules' initial weights are overwritten by the state; seeding only keeps the caller's RNG intact.
         with seeded(detector.random_state, detector.device):
-            g = _feature_extractor(detector.input_dim_, detector.hidden_dims)
+            g = detector._new_g()
             if detector.mode == "exact":
                 as_tensor = lambda name: torch.as_tensor(np.array(arrays[name]), device=detector.device)
                 detector.model_ = detector.build_exact_model(
-                    as_tensor("train_x"), as_tensor("train_is_bona"), as_tensor("train_weight"), g
+                    as_tensor("train_x"), as_tensor("train_is_bona"), g
                 )
             else:
                 detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
         detector.model_.load_state_dict(state)
         detector.model_.to(detector.device).eval()
-        detector.classes_ = np.array(LABELS)
+        shots = {k[len("shots.") :]: torch.as_tensor(np.array(v), device=detector.device) for k, v in arrays.items() if k.startswith("shots.")}
+        detector.shots_ = shots or None
         return detector
+
+    # ------------------------------------------------------------------ adaptation
+
+    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state):
+        """Condition the fitted posterior on the K shots: a Bayesian update, g and the kernel frozen.
+
+        The fitted model's posterior of f (conditioned, exactly or variationally, on the whole
+        training set) is the prior; each shot adds the likelihood of its label (the mode's own
+        link: probit for the SVGP, logistic for the Dirichlet GP's class difference), raised
+        to ``shot_weight`` (a shot counts as that many observations at its place). The
+        posterior over the shots' latent values is found by Laplace's method (Newton on K
+        values; Rasmussen & Williams, Algorithm 3.1/3.2), and at any x
+
+            mean(x) = m(x) + S(x, K) alpha,   var(x) = v(x) - S(x, K) P S(K, x),
+
+        with m, v, S the fitted posterior's mean, variance and covariance, alpha the gradient
+        of the shots' log-likelihood at the mode and P = W^1/2 (I + W^1/2 S_KK W^1/2)^-1 W^1/2.
+        Adapting costs O(K^3) plus the fitted posterior at K points, whatever the training
+        set's size; scoring adds the K shots to each batch. Rows far from the shots (in g's
+        space) keep their scores: forgetting is bounded by the kernel, not by a replay sample.
+        Replay rows are not needed and are ignored. Adapting an adapted model conditions on the
+        earlier shots and the new ones together.
+        """
+        adapted = copy.deepcopy(self)
+        x = self.standardise(X_shots)
+        is_bona = torch.as_tensor(~is_spoof_shots, dtype=torch.float64, device=self.device)
+        weight = torch.full((len(x),), shot_weight, dtype=torch.float64, device=self.device)
+        if self.shots_ is not None:
+            x = torch.cat([self.shots_["x"], x])
+            is_bona = torch.cat([self.shots_["is_bona"], is_bona])
+            weight = torch.cat([self.shots_["weight"], weight])
+        with self._predicting():
+            prior_mean, prior_cov = self._base_latent(x, joint=True)
+        alpha, precision = _laplace(prior_mean, prior_cov, 2 * is_bona - 1, weight, probit=self.mode == "variational")
+        adapted.shots_ = {"x": x, "is_bona": is_bona, "weight": weight, "alpha": alpha, "precision": precision}
+        return adapted
+
+
+def _laplace(mean: torch.Tensor, cov: torch.Tensor, sign: torch.Tensor, weight: torch.Tensor, probit: bool, iterations: int = 100):
+    """Laplace posterior of K latent values f ~ N(mean, cov) under weighted binary likelihoods p(sign | f).
+
+    Returns ``alpha`` = the likelihood gradient at the mode (= cov^-1 (f_mode - mean)) and
+    ``precision`` = W^1/2 B^-1 W^1/2 with B = I + W^1/2 cov W^1/2 (well conditioned: B >= I).
+    """
+    eye = torch.eye(len(mean), dtype=mean.dtype, device=mean.device)
+
+    def derivatives(f):
+        z = sign * f
+        if probit:  # log Phi(z): d/dz = N(z)/Phi(z) = r, d2/dz2 = -r (r + z)
+            r = torch.exp(torch.distributions.Normal(0.0, 1.0).log_prob(z) - torch.special.log_ndtr(z))
+            return weight * sign * r, weight * r * (r + z)
+        p = torch.sigmoid(z)  # log sigmoid(z): d/dz = 1 - p, d2/dz2 = -p (1 - p)
+        return weight * sign * (1 - p), weight * p * (1 - p)
+
+    f = mean.clone()
+    for _ in range(iterations):
+        grad, W = derivatives(f)
+        root = W.sqrt()
+        chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
+        b = W * (f - mean) + grad
+        a = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
+        f_new = mean + cov @ a
+        converged = torch.max(torch.abs(f_new - f)) < 1e-9
+        f = f_new
+        if converged:
+            break
+    grad, W = derivatives(f)
+    root = W.sqrt()
+    chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
+    precision = root[:, None] * torch.cholesky_solve(torch.diag(root), chol)
+    return grad, precision

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from addgp.contracts import is_bonafide
-from storage.models import save_model
+from storage.models import EmbeddingSetting, save_model
 from tasks.embed.encoder import EncoderSpec
 from addgp.metrics import compute_metrics
 from tasks.train.data import labelled_embeddings
@@ -45,23 +45,20 @@ def fit_and_register(
     params: dict,
 ) -> dict:
     """Fit one detector, score its dev set, and save it as the next version of ``name``."""
-    common = dict(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
-    train = labelled_embeddings(manifest, store_root, datasets=list(selection.datasets), splits=list(selection.splits), **common)
+    setting = EmbeddingSetting(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
+    train = labelled_embeddings(manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.splits))
     dev = None
     if selection.dev_splits and manifest["split"].isin(selection.dev_splits).any():
-        dev = labelled_embeddings(manifest, store_root, datasets=list(selection.datasets), splits=list(selection.dev_splits), **common)
+        dev = labelled_embeddings(manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.dev_splits))
     detector = make_detector(kind, **params)
     if dev is not None:
         detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y)
     else:
         detector.fit(train.X, train.y)
-    dev_metrics = compute_metrics(detector.decision_function(dev.X), dev.y) if dev is not None else None
+    dev_metrics = compute_metrics(detector.score_llr(dev.X), dev.y) if dev is not None else None
     bona = is_bonafide(train.y)
     card = {
-        "encoder": spec.name,
-        "layer": selection.layer,
-        "pooling": spec.pooling,
-        "crop_s": spec.crop_seconds,
+        **setting.to_card(),
         "random_weight_encoder": spec.random_weights,
         "training_data": {
             "datasets": list(selection.datasets),

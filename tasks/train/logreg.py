@@ -9,25 +9,25 @@ Score. Logistic regression models the posterior log-odds
 ``logit P(bonafide | x) = log p(x | bonafide) - log p(x | spoof) + log(pi_bona / pi_spoof)``
 where ``pi`` are the class proportions of the (weighted) training set. Subtracting that
 log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTURE.md:
-``decision_function(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
+``score_llr(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
-from tasks.train.calibration import Calibration, cllr, fit_calibration, is_spoof_target, log_prior_odds
+from tasks.train.base import LLRDetector
+from tasks.train.calibration import CalibrationMethod, cllr, is_spoof_target, log_prior_odds
 
 DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
 _CHUNK_ROWS = 16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64
 
 
-class LogRegDetector(ClassifierMixin, BaseEstimator):
-    """Standardise → logistic regression; ``decision_function`` returns LLR scores.
+class LogRegDetector(LLRDetector):
+    """Standardise → logistic regression; ``score_llr`` returns LLR scores.
 
     Parameters
     ----------
@@ -35,7 +35,7 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
         from ``Cs`` (or 1.0 without a dev set).
     Cs : the grid searched when C is None.
     max_iter : L-BFGS iterations per fit.
-    calibration : ``None``, ``"affine"`` or ``"temperature"``; fitted on the dev set in ``fit``.
+    calibration : ``None``, ``"affine"``, ``"temperature"`` or ``"regularised"`` (calibration.py); fitted on the dev set in ``fit``.
     """
 
     kind = "logreg"
@@ -45,7 +45,7 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
         C: float | None = None,
         Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e6),
         max_iter: int = 1000,
-        calibration: str | None = None,
+        calibration: CalibrationMethod | None = None,
     ):
         self.C = C
         self.Cs = Cs
@@ -59,10 +59,10 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
         """
         is_spoof = is_spoof_target(y)
         have_dev = X_dev is not None and y_dev is not None
-        if self.calibration is not None and not have_dev:
-            raise ValueError(f"calibration={self.calibration!r} needs a dev set: fit(X, y, X_dev=..., y_dev=...)")
+        self._check_calibration_data(X_dev, y_dev)
         self.log_prior_odds_ = log_prior_odds(is_spoof, sample_weight)
         self.n_train_ = int(len(X))
+        self.n_features_in_ = int(X.shape[1])
         scaler = StandardScaler()  # partial_fit in chunks: no float64 copy of a large X
         for start in range(0, len(X), _CHUNK_ROWS):
             scaler.partial_fit(X[start : start + _CHUNK_ROWS])
@@ -91,10 +91,7 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
         if best is not None:
             self.C_, self.coef_, self.intercept_ = best
 
-        self.calibration_ = None
-        if self.calibration is not None:
-            self.calibration_ = fit_calibration(self.raw_llr(X_dev), y_dev, self.calibration)
-        self.classes_ = np.array(LABELS)
+        self._fit_calibration(X_dev, y_dev)
         return self
 
     def _standardise(self, X) -> np.ndarray:
@@ -107,20 +104,6 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
             Z = self._standardise(X[start : start + _CHUNK_ROWS])
             out[start : start + len(Z)] = Z @ self.coef_ + self.intercept_ - self.log_prior_odds_
         return out
-
-    def decision_function(self, X) -> np.ndarray:
-        """LLR scores (calibrated when a calibration was fitted); higher = more bona fide."""
-        scores = self.raw_llr(X)
-        return scores if self.calibration_ is None else self.calibration_.apply(scores)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Columns [P(bonafide), P(spoof)] at equal priors (P(spoof) = sigmoid(-LLR))."""
-        p_spoof = p_spoof_from_score(self.decision_function(X))
-        return np.column_stack([1.0 - p_spoof, p_spoof])
-
-    def predict(self, X) -> np.ndarray:
-        """Labels by the Bayes decision at equal priors: bona fide where the LLR is >= 0."""
-        return np.where(self.decision_function(X) >= 0, BONAFIDE, SPOOF)
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {
@@ -135,7 +118,7 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
                 "C": self.C_,
                 "log_prior_odds": self.log_prior_odds_,
                 "n_train": self.n_train_,
-                "calibration": None if self.calibration_ is None else self.calibration_.to_dict(),
+                "calibration": self._calibration_state(),
             },
         }
         return arrays, params
@@ -153,6 +136,20 @@ class LogRegDetector(ClassifierMixin, BaseEstimator):
         detector.C_ = float(fitted["C"])
         detector.log_prior_odds_ = float(fitted["log_prior_odds"])
         detector.n_train_ = int(fitted["n_train"])
-        detector.calibration_ = Calibration.from_dict(fitted["calibration"])
-        detector.classes_ = np.array(LABELS)
+        detector.n_features_in_ = len(detector.input_mean_)
+        detector._restore_fitted(fitted)
         return detector
+
+    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state, **options):
+        """Refit (same C as the original fit, no calibration refit) on replay + shots, each shot weighted ``shot_weight``."""
+        if options:
+            raise TypeError(f"logreg adaptation takes no options {sorted(options)}")
+        if X_replay is None:
+            raise ValueError("logistic regression adapts by refitting: pass replay rows of its training data with the shots")
+        X = np.concatenate([X_replay, X_shots])
+        is_spoof = np.concatenate([is_spoof_replay, is_spoof_shots])
+        weight = np.concatenate([np.ones(len(X_replay)), np.full(len(X_shots), shot_weight)])
+        adapted = clone(self).set_params(C=self.C_, calibration=None)
+        adapted.fit(X, is_spoof, sample_weight=weight)
+        adapted.calibration_ = self.calibration_
+        return adapted
