@@ -74,20 +74,25 @@ class EncoderConfig(_Strict):
     pooling: Literal["mean", "mean+std"] = "mean"
     crop_seconds: float | None = Field(default=None, gt=0)
     variant: Literal["fp32", "int8"] = Field(
-        default="fp32", description="fp32, or int8: dynamically quantised linear layers (CPU only; a separate encoder identity)"
+        default="fp32",
+        description="fp32, or int8: dynamically quantised linear layers (CPU only; a separate encoder identity)",
     )
     batch_seconds: float | None = Field(
-        default=None, gt=0, description="padded audio seconds per encoder batch; default: measured per device (CPU 16, CUDA 64)"
+        default=None,
+        gt=0,
+        description="padded audio seconds per encoder batch; default: measured per device (CPU 16, CUDA 64)",
     )
     shard_seconds: float = Field(default=600.0, gt=0, description="audio seconds per store shard / Dask task")
     storage_dtype: Literal["float32", "float16"] = "float32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _int8_on_cpu(self) -> "EncoderConfig":
+    def _int8_on_cpu(self) -> EncoderConfig:
         # Dynamic int8 has no GPU kernels ("auto" resolves to the CPU for it).
         if self.variant == "int8" and self.device == "cuda":
-            raise ValueError("variant int8 runs on CPU only: set encoder.device to cpu or auto, or use variant fp32 on the GPU")
+            raise ValueError(
+                "variant int8 runs on CPU only: set encoder.device to cpu or auto, or use variant fp32 on the GPU"
+            )
         return self
 
 
@@ -95,7 +100,8 @@ class EmbedConfig(_Strict):
     """Limits of the embed stage that protect a run from hostile audio (not encoder settings)."""
 
     max_seconds: float | None = Field(
-        default=1800.0, gt=0,
+        default=1800.0,
+        gt=0,
         description="longest audio a header may declare for a file embedded whole; longer files are rejected "
         "(a crop bounds decoding instead); null = no limit",
     )
@@ -117,7 +123,9 @@ class ClusterConfig(_Strict):
         try:
             parse_bytes(value)
         except (ValueError, TypeError):
-            raise ValueError(f"{value!r} is not an amount of memory: use a number with a unit (6GiB, 4000MB) or auto") from None
+            raise ValueError(
+                f"{value!r} is not an amount of memory: use a number with a unit (6GiB, 4000MB) or auto"
+            ) from None
         return value
 
 
@@ -141,7 +149,9 @@ class AugmentConfig(_Strict):
     """Quality-agnostic training: degraded copies of training utterances mixed into the training set."""
 
     conditions: list[str] = Field(min_length=1, description="conditions a training copy is drawn from (uniformly)")
-    fraction: float = Field(default=0.5, gt=0, le=1, description="share of training utterances that get one degraded copy")
+    fraction: float = Field(
+        default=0.5, gt=0, le=1, description="share of training utterances that get one degraded copy"
+    )
 
     @field_validator("conditions")
     @classmethod
@@ -162,7 +172,9 @@ class EvaluateConfig(_Strict):
     splits: list[str] = Field(default_factory=lambda: ["eval"], min_length=1)
     datasets: list[str] | None = Field(default=None, description="default: every configured dataset")
     n_boot: int = Field(default=1000, ge=10, description="bootstrap resamples for the 95 % confidence intervals")
-    target_error: float = Field(default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage")
+    target_error: float = Field(
+        default=0.05, gt=0, lt=0.5, description="error target of the selective-prediction coverage"
+    )
     conditions: list[str] = Field(
         default_factory=list, description="degradation conditions every eval set is also scored under (clean always is)"
     )
@@ -178,8 +190,12 @@ class DegradeConfig(_Strict):
 
     seed: int = 0
     sample_rate: int = Field(default=16000, gt=0, description="working rate of the degraded copies")
-    noise_dir: Path | None = Field(default=None, description="folder of noise recordings for the noisefolder_* conditions")
-    threads: int = Field(default=2, ge=1, description="files degraded at once in-process; on a Dask cluster each task takes 64")
+    noise_dir: Path | None = Field(
+        default=None, description="folder of noise recordings for the noisefolder_* conditions"
+    )
+    threads: int = Field(
+        default=2, ge=1, description="files degraded at once in-process; on a Dask cluster each task takes 64"
+    )
 
 
 class DataChecksConfig(_Strict):
@@ -267,9 +283,12 @@ class PipelineConfig(_Strict):
         return datasets
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> "PipelineConfig":
+    def _references_resolve(self) -> PipelineConfig:
         names = {d.name for d in self.datasets}
-        for key, listed in (("train.datasets", self.train.datasets), ("evaluate.datasets", self.evaluate.datasets or [])):
+        for key, listed in (
+            ("train.datasets", self.train.datasets),
+            ("evaluate.datasets", self.evaluate.datasets or []),
+        ):
             unknown = [n for n in listed if n not in names]
             if unknown:
                 raise ValueError(f"{key} names {unknown}, which are not in datasets ({sorted(names)})")
@@ -277,7 +296,9 @@ class PipelineConfig(_Strict):
             raise ValueError(f"train.layer {self.train.layer} is not among encoder.layers {self.encoder.layers}")
         uses_folder = [c for c in self.conditions if "noisefolder_" in c]
         if uses_folder and self.degrade.noise_dir is None:
-            raise ValueError(f"condition(s) {uses_folder} mix in a noise folder; set degrade.noise_dir to a folder of audio files")
+            raise ValueError(
+                f"condition(s) {uses_folder} mix in a noise folder; set degrade.noise_dir to a folder of audio files"
+            )
         detector_names = [d.name for d in self.train.detectors]
         for index, name in enumerate(detector_names):
             try:
@@ -288,11 +309,15 @@ class PipelineConfig(_Strict):
             raise ValueError(f"train.detectors repeat a name: {detector_names}")
         if self.nightly is not None:
             if self.nightly.inbox not in names:
-                raise ValueError(f"nightly.inbox names {self.nightly.inbox!r}, which is not in datasets ({sorted(names)})")
+                raise ValueError(
+                    f"nightly.inbox names {self.nightly.inbox!r}, which is not in datasets ({sorted(names)})"
+                )
             if self.dataset(self.nightly.inbox).adapter != "inbox":
                 raise ValueError(f"nightly.inbox: dataset {self.nightly.inbox!r} must use adapter 'inbox'")
             if self.nightly.detector not in detector_names:
-                raise ValueError(f"nightly.detector names {self.nightly.detector!r}, not one of train.detectors {detector_names}")
+                raise ValueError(
+                    f"nightly.detector names {self.nightly.detector!r}, not one of train.detectors {detector_names}"
+                )
         return self
 
     @property

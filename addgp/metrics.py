@@ -119,8 +119,7 @@ def validated(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     if not finite.all():
         first = int(np.flatnonzero(~finite)[0])
         raise MetricsError(
-            f"{int((~finite).sum())} non-finite score(s), first at row {first} ({s[first]}); "
-            "scores must be finite LLRs"
+            f"{int((~finite).sum())} non-finite score(s), first at row {first} ({s[first]}); scores must be finite LLRs"
         )
     n_bona = int(bona.sum())
     if n_bona == 0 or n_bona == s.size:
@@ -455,26 +454,76 @@ class MetricSpec:
 METRIC_SPECS: dict[str, MetricSpec] = {
     spec.key: spec
     for spec in (
-        MetricSpec("eer", "EER", lambda c: c.eer_point[0], unit="%", percent=True, digits=2, ci=True, headline=True,
-                   description="equal error rate as the ASVspoof evaluation packages compute it"),
-        MetricSpec("eer_rocch", "ROCCH EER", lambda c: c.pav[:, 1], unit="%", percent=True, digits=2,
-                   description="EER on the ROC convex hull (BOSARIS rocch2eer)"),
-        MetricSpec("min_dcf", "minDCF", lambda c: _min_dcf(c.A, c.B), ci=True, headline=True,
-                   description="normalised minimum DCF, ASVspoof 5 costs (P_spoof 0.05, C_miss 1, C_fa 10)"),
-        MetricSpec("act_dcf", "actDCF", lambda c: _act_dcf(c.u, c.A, c.B), ci=True, headline=True,
-                   description="normalised DCF at the Bayes threshold for LLRs"),
-        MetricSpec("cllr", "Cllr", _cllr, unit="bits", ci=True, headline=True,
-                   description="log-likelihood-ratio cost (calibration and discrimination)"),
-        MetricSpec("min_cllr", "minCllr", lambda c: c.pav[:, 0], unit="bits",
-                   description="Cllr after the optimal monotone (PAV) recalibration"),
-        MetricSpec("ece", "ECE", lambda c: _ece(c.p_spoof, c.nb, c.ns), headline=True,
-                   description="expected calibration error of P(spoof), 15 equal-width bins"),
+        MetricSpec(
+            "eer",
+            "EER",
+            lambda c: c.eer_point[0],
+            unit="%",
+            percent=True,
+            digits=2,
+            ci=True,
+            headline=True,
+            description="equal error rate as the ASVspoof evaluation packages compute it",
+        ),
+        MetricSpec(
+            "eer_rocch",
+            "ROCCH EER",
+            lambda c: c.pav[:, 1],
+            unit="%",
+            percent=True,
+            digits=2,
+            description="EER on the ROC convex hull (BOSARIS rocch2eer)",
+        ),
+        MetricSpec(
+            "min_dcf",
+            "minDCF",
+            lambda c: _min_dcf(c.A, c.B),
+            ci=True,
+            headline=True,
+            description="normalised minimum DCF, ASVspoof 5 costs (P_spoof 0.05, C_miss 1, C_fa 10)",
+        ),
+        MetricSpec(
+            "act_dcf",
+            "actDCF",
+            lambda c: _act_dcf(c.u, c.A, c.B),
+            ci=True,
+            headline=True,
+            description="normalised DCF at the Bayes threshold for LLRs",
+        ),
+        MetricSpec(
+            "cllr",
+            "Cllr",
+            _cllr,
+            unit="bits",
+            ci=True,
+            headline=True,
+            description="log-likelihood-ratio cost (calibration and discrimination)",
+        ),
+        MetricSpec(
+            "min_cllr",
+            "minCllr",
+            lambda c: c.pav[:, 0],
+            unit="bits",
+            description="Cllr after the optimal monotone (PAV) recalibration",
+        ),
+        MetricSpec(
+            "ece",
+            "ECE",
+            lambda c: _ece(c.p_spoof, c.nb, c.ns),
+            headline=True,
+            description="expected calibration error of P(spoof), 15 equal-width bins",
+        ),
         MetricSpec("brier", "Brier", _brier, description="Brier score of P(spoof)"),
         MetricSpec("log_loss", "log loss", _log_loss, unit="nats", description="cross-entropy of P(spoof)"),
-        MetricSpec("auc", "AUC", _auc, higher_is_better=True,
-                   description="P(score of a bona fide trial > score of a spoof trial), ties 1/2"),
+        MetricSpec(
+            "auc",
+            "AUC",
+            _auc,
+            higher_is_better=True,
+            description="P(score of a bona fide trial > score of a spoof trial), ties 1/2",
+        ),
     )
-}  # fmt: skip
+}
 """The metric table: one entry per metric. A new metric is one new entry here; the score
 tables, metrics.json, bootstrap CIs, the HTML and Markdown reports, the ``addgp evaluate``
 table and the regression check all read their metric lists from it."""
@@ -494,7 +543,6 @@ def metric_spec(key: str) -> MetricSpec:
         return METRIC_SPECS[key]
     except KeyError:
         raise ValueError(f"unknown metric {key!r}; choose from {list(METRIC_SPECS)}") from None
-
 
 
 # ------------------------------------------------------------------ public API
@@ -520,9 +568,7 @@ def compute_metrics(scores, labels) -> dict:
     """
     s, bona = validated(scores, labels)
     groups = group_by_score(s, bona)
-    values = metrics_from_counts(
-        groups.scores, groups.n_bonafide, groups.n_spoof, metric_keys() + ("eer_threshold",)
-    )
+    values = metrics_from_counts(groups.scores, groups.n_bonafide, groups.n_spoof, metric_keys() + ("eer_threshold",))
     result = {name: float(values[name][0]) for name in metric_keys() + ("eer_threshold",)}
     result["n_bonafide"] = int(bona.sum())
     result["n_spoof"] = int(s.size - result["n_bonafide"])

@@ -31,10 +31,15 @@ def synthetic_manifests(rows: int, datasets: int, duplicate_share: float, seed: 
     sha = np.array([f"{i:064x}" for i in range(rows)], dtype=object)
     copies = rng.random(rows) < duplicate_share
     sha[copies] = sha[rng.integers(0, rows, int(copies.sum()))]  # the bytes of another row, anywhere
-    return pd.DataFrame({
-        "utt_id": [f"u{i}" for i in range(rows)], "dataset": dataset, "split": split,
-        "label": rng.choice(["bonafide", "spoof"], rows), "sha256": sha,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(rows)],
+            "dataset": dataset,
+            "split": split,
+            "label": rng.choice(["bonafide", "spoof"], rows),
+            "sha256": sha,
+        }
+    )
 
 
 def main() -> None:
@@ -55,14 +60,23 @@ def main() -> None:
         times.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     found = checks[checks["count"] > 0].groupby("check")["count"].sum().to_dict()
-    print(json.dumps({
-        "rows": args.rows, "datasets": args.datasets, "duplicate_share": args.duplicate_share,
-        "check_rows": len(checks), "found": {k: int(v) for k, v in found.items()},
-        "seconds_best": round(min(times), 2), "seconds_all": [round(t, 2) for t in times],
-        # CPU seconds of this process: what the checks cost when the machine is shared.
-        "cpu_seconds_best": round(min(cpu), 2),
-        "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}, pandas {pd.__version__}",
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "datasets": args.datasets,
+                "duplicate_share": args.duplicate_share,
+                "check_rows": len(checks),
+                "found": {k: int(v) for k, v in found.items()},
+                "seconds_best": round(min(times), 2),
+                "seconds_all": [round(t, 2) for t in times],
+                # CPU seconds of this process: what the checks cost when the machine is shared.
+                "cpu_seconds_best": round(min(cpu), 2),
+                "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}, pandas {pd.__version__}",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

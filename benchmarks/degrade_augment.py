@@ -43,19 +43,30 @@ UNSEEN = ["telephony", "opus_16k", "babble_snr5"]
 DETECTOR_PARAMS = {"logreg": {}, "dkl_gp": {"mode": "exact", "hidden_dims": [32], "progress": False}}
 
 
-def run_seed(root: Path, seed: int, detectors: list[str], augment: list[str], unseen: list[str], fraction: float) -> pd.DataFrame:
+def run_seed(
+    root: Path, seed: int, detectors: list[str], augment: list[str], unseen: list[str], fraction: float
+) -> pd.DataFrame:
     corpus = generate_demo_corpus(root / "corpus", seed=seed, conditions=["studio"], progress=False)
     workspace = Workspace.at(root / "work")
-    clean_path = write_manifest(ingest_dataset("asvspoof2019_la", corpus["demo_studio"], dataset="demo_studio").manifest, workspace.manifest("demo_studio"))
+    clean_path = write_manifest(
+        ingest_dataset("asvspoof2019_la", corpus["demo_studio"], dataset="demo_studio").manifest,
+        workspace.manifest("demo_studio"),
+    )
     conditions = augment + unseen
-    config = PipelineConfig.model_validate({
-        "name": "qad", "workdir": str(root / "work"),
-        "datasets": [{"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(corpus["demo_studio"])}],
-        "encoder": {"id": "tiny-random"},
-        "train": {"datasets": ["demo_studio"], "detectors": [{"name": d, "kind": d} for d in detectors],
-                  "augment": {"conditions": augment, "fraction": fraction}},
-        "evaluate": {"conditions": conditions},
-    })  # fmt: skip
+    config = PipelineConfig.model_validate(
+        {
+            "name": "qad",
+            "workdir": str(root / "work"),
+            "datasets": [{"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(corpus["demo_studio"])}],
+            "encoder": {"id": "tiny-random"},
+            "train": {
+                "datasets": ["demo_studio"],
+                "detectors": [{"name": d, "kind": d} for d in detectors],
+                "augment": {"conditions": augment, "fraction": fraction},
+            },
+            "evaluate": {"conditions": conditions},
+        }
+    )
     degraded = degrade_manifests([clean_path], config, workspace, progress=False)
     paths = [clean_path, *degraded["manifests"]]
     manifest = read_manifests(paths)
@@ -63,15 +74,42 @@ def run_seed(root: Path, seed: int, detectors: list[str], augment: list[str], un
     embed_manifest(manifest, spec, workspace.embeddings, batch_seconds=16, progress=False)
     rows = []
     for setting, datasets in (("clean", ["demo_studio"]), ("augmented", augmented_train_datasets(config))):
-        selection = TrainingSelection(datasets=tuple(datasets), splits=("train",), dev_splits=("dev",), layer=spec.layers[0])
+        selection = TrainingSelection(
+            datasets=tuple(datasets), splits=("train",), dev_splits=("dev",), layer=spec.layers[0]
+        )
         for kind in detectors:
             name = f"{kind}-{setting}"
-            model = fit_and_register(manifest, workspace.embeddings, workspace.models, spec, selection, name, kind, dict(DETECTOR_PARAMS[kind]))
-            scores = score_with_conditions(manifest, workspace.embeddings, {name: load_detector(model["path"])}, ["demo_studio"], ["eval"], conditions)
+            model = fit_and_register(
+                manifest,
+                workspace.embeddings,
+                workspace.models,
+                spec,
+                selection,
+                name,
+                kind,
+                dict(DETECTOR_PARAMS[kind]),
+            )
+            scores = score_with_conditions(
+                manifest,
+                workspace.embeddings,
+                {name: load_detector(model["path"])},
+                ["demo_studio"],
+                ["eval"],
+                conditions,
+            )
             for condition, cell in scores.groupby("condition"):
                 metrics = compute_metrics(cell["score"].to_numpy(), cell["label"].to_numpy())
-                rows.append({"seed": seed, "detector": kind, "training": setting, "condition": condition,
-                             "seen": condition in augment, "eer": metrics["eer"], "cllr": metrics["cllr"]})  # fmt: skip
+                rows.append(
+                    {
+                        "seed": seed,
+                        "detector": kind,
+                        "training": setting,
+                        "condition": condition,
+                        "seen": condition in augment,
+                        "eer": metrics["eer"],
+                        "cllr": metrics["cllr"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -93,13 +131,17 @@ def main() -> None:
     print("| detector | condition | seen | EER clean-trained | EER augmented | gap clean-trained | gap augmented |")
     print("|---|---|---|---:|---:|---:|---:|")
     for (detector, condition, seen), row in mean.iterrows():
-        print(f"| {detector} | `{condition}` | {'yes' if seen else ('—' if condition == 'clean' else 'no')} | "
-              f"{row[('eer', 'clean')]:.3f} | {row[('eer', 'augmented')]:.3f} | {row[('gap', 'clean')]:+.3f} | {row[('gap', 'augmented')]:+.3f} |")  # fmt: skip
+        print(
+            f"| {detector} | `{condition}` | {'yes' if seen else ('—' if condition == 'clean' else 'no')} | "
+            f"{row[('eer', 'clean')]:.3f} | {row[('eer', 'augmented')]:.3f} | {row[('gap', 'clean')]:+.3f} | {row[('gap', 'augmented')]:+.3f} |"
+        )
     degraded = table[table["condition"] != "clean"]
     for subset, rows in (("seen", degraded[degraded["seen"]]), ("unseen", degraded[~degraded["seen"]])):
         gaps = rows.groupby(["detector", "training"])["gap"].mean().unstack("training")
         for detector, gap in gaps.iterrows():
-            print(f"mean gap over {subset} conditions, {detector}: clean-trained {gap['clean']:+.3f}, augmented {gap['augmented']:+.3f}")
+            print(
+                f"mean gap over {subset} conditions, {detector}: clean-trained {gap['clean']:+.3f}, augmented {gap['augmented']:+.3f}"
+            )
     print(json.dumps(table.to_dict("records"), default=float))
 
 

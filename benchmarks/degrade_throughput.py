@@ -33,20 +33,29 @@ from tasks.ingest.registry import ingest_dataset
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=40, help="eval utterances of the generated corpus")
-    parser.add_argument("--conditions", nargs="*", default=None, help="default: every condition but the noise folder, then the presets")
+    parser.add_argument(
+        "--conditions", nargs="*", default=None, help="default: every condition but the noise folder, then the presets"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     names = args.conditions or [n for n in CONDITIONS if not n.startswith("noisefolder_")] + sorted(PRESETS)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate_demo_corpus(root / "corpus", conditions=["studio"], utterances_per_split={"train": 2, "dev": 2, "eval": args.files}, progress=False)
+        generate_demo_corpus(
+            root / "corpus",
+            conditions=["studio"],
+            utterances_per_split={"train": 2, "dev": 2, "eval": args.files},
+            progress=False,
+        )
         manifest = ingest_dataset("asvspoof2019_la", root / "corpus" / "demo_studio", dataset="demo_studio").manifest
         manifest = manifest[manifest["split"] == "eval"].reset_index(drop=True)
         audio_s = float(manifest["duration_s"].sum())
         workspace = Workspace.at(root / "work")
         context = build_context(manifest, 16000, None)
-        print(f"# {len(manifest)} files, {audio_s:.1f} s of audio; {platform.processor() or platform.machine()}, threads={args.threads}")
+        print(
+            f"# {len(manifest)} files, {audio_s:.1f} s of audio; {platform.processor() or platform.machine()}, threads={args.threads}"
+        )
 
         started = time.perf_counter()
         for path in manifest["path"]:
@@ -56,21 +65,39 @@ def main() -> None:
         embed_manifest(manifest.head(2), spec, str(root / "warm"), progress=False)  # build the encoder once
         embed = embed_manifest(manifest, spec, str(root / "store"), batch_seconds=16, progress=False)
         results = [
-            {"condition": "(decode only)", "files_per_s": len(manifest) / decode_s, "audio_s_per_s": audio_s / decode_s},
-            {"condition": "(embed, tiny-random)", "files_per_s": len(manifest) / embed.wall_s, "audio_s_per_s": embed.audio_seconds_per_second},
+            {
+                "condition": "(decode only)",
+                "files_per_s": len(manifest) / decode_s,
+                "audio_s_per_s": audio_s / decode_s,
+            },
+            {
+                "condition": "(embed, tiny-random)",
+                "files_per_s": len(manifest) / embed.wall_s,
+                "audio_s_per_s": embed.audio_seconds_per_second,
+            },
         ]
         for name in names:
             condition = resolve(name)
             try:
                 _, rejects, summary = degrade_rows(
-                    manifest, condition, workspace.degraded, context=context if condition.uses_context else None,
-                    threads=args.threads, progress=False,
-                )  # fmt: skip
+                    manifest,
+                    condition,
+                    workspace.degraded,
+                    context=context if condition.uses_context else None,
+                    threads=args.threads,
+                    progress=False,
+                )
             except CodecUnavailable as exc:
                 results.append({"condition": name, "unavailable": str(exc).split(".")[0]})
                 continue
             assert rejects.empty, rejects
-            results.append({"condition": name, "files_per_s": summary.files_per_second, "audio_s_per_s": summary.audio_seconds_per_second})
+            results.append(
+                {
+                    "condition": name,
+                    "files_per_s": summary.files_per_second,
+                    "audio_s_per_s": summary.audio_seconds_per_second,
+                }
+            )
         print("| condition | files/s | audio-s/s |\n|---|---:|---:|")
         for row in results:
             if "unavailable" in row:

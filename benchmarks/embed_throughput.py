@@ -56,7 +56,9 @@ def make_files(folder: Path, count: int, seed: int = 0) -> list[dict]:
         wave = 0.1 * np.sin(2 * np.pi * rng.uniform(90, 250) * t) + 0.02 * rng.standard_normal(len(t))
         path = folder / f"b{i:05d}.flac"
         sf.write(str(path), wave.astype(np.float32), 16000)
-        rows.append({"utt_id": path.stem, "split": "eval", "label": "spoof", "attack": None, "speaker": None, "path": str(path)})
+        rows.append(
+            {"utt_id": path.stem, "split": "eval", "label": "spoof", "attack": None, "speaker": None, "path": str(path)}
+        )
     return rows
 
 
@@ -99,16 +101,23 @@ def load_average() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", default="tiny-random")
-    parser.add_argument("--layers", default="-1", help="comma-separated hidden-state indices, as `addgp embed --layers`")
+    parser.add_argument(
+        "--layers", default="-1", help="comma-separated hidden-state indices, as `addgp embed --layers`"
+    )
     parser.add_argument("--variant", default="fp32", choices=encoder_module.VARIANTS)
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch-seconds", type=float, default=None, help="default: the device's (encoder.DEFAULT_BATCH_SECONDS)")
+    parser.add_argument(
+        "--batch-seconds", type=float, default=None, help="default: the device's (encoder.DEFAULT_BATCH_SECONDS)"
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--attention", default=encoder_module.ATTENTION, choices=["sdpa", "eager"], help="random presets only")
+    parser.add_argument(
+        "--attention", default=encoder_module.ATTENTION, choices=["sdpa", "eager"], help="random presets only"
+    )
     parser.add_argument("--full-depth", action="store_true", help="run every layer (the behaviour before truncation)")
     parser.add_argument(
-        "--dask", action="store_true",
+        "--dask",
+        action="store_true",
         help="run the pipeline on the cluster `addgp run` starts (flows/cluster.py): one dask-cuda worker per GPU where there are GPUs",
     )
     args = parser.parse_args()
@@ -118,7 +127,11 @@ def main() -> None:
     if args.full_depth:
         run_without_truncation()
     set_attention(args.attention)
-    spec = resolve_layers(EncoderSpec(args.encoder, layers=tuple(int(x) for x in args.layers.split(",")), variant=args.variant, device=args.device))
+    spec = resolve_layers(
+        EncoderSpec(
+            args.encoder, layers=tuple(int(x) for x in args.layers.split(",")), variant=args.variant, device=args.device
+        )
+    )
     batch_seconds = spec.batch_seconds(args.batch_seconds)
     load_before = load_average()
     with contextlib.ExitStack() as stack:
@@ -136,7 +149,9 @@ def main() -> None:
 
         # Warm-up: the encoder is built once per process (as a long-lived worker keeps it) and run once.
         embedder = shards_module.worker_encoder(spec)
-        embed_manifest(manifest.head(2), spec, str(folder / "warm"), batch_seconds=batch_seconds, client=client, progress=False)
+        embed_manifest(
+            manifest.head(2), spec, str(folder / "warm"), batch_seconds=batch_seconds, client=client, progress=False
+        )
         bare_forward_seconds(embedder, waves[:2], batch_seconds)
 
         bare, pipeline, model_share, bare_cpu, pipeline_cpu = [], [], [], [], []
@@ -145,13 +160,24 @@ def main() -> None:
             bare.append(audio_s / wall_s)
             bare_cpu.append(cpu_s / audio_s)
             cpu_started = time.process_time()
-            summary = embed_manifest(manifest, spec, str(folder / f"store{repeat}"), batch_seconds=batch_seconds, client=client, progress=False)
+            summary = embed_manifest(
+                manifest,
+                spec,
+                str(folder / f"store{repeat}"),
+                batch_seconds=batch_seconds,
+                client=client,
+                progress=False,
+            )
             pipeline_cpu.append((time.process_time() - cpu_started) / audio_s)
             pipeline.append(audio_s / summary.wall_s)
             model_share.append(summary.model_s / summary.wall_s)
 
     def spread(values: list[float]) -> dict:
-        return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+        return {
+            "median": round(statistics.median(values), 3),
+            "min": round(min(values), 3),
+            "max": round(max(values), 3),
+        }
 
     loaded = embedder.encoder
     result = {

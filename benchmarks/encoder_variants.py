@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import compute_metrics
+from storage.models import EmbeddingSetting
 from tasks.embed import encoder as encoder_module
 from tasks.embed import shards as shards_module
 from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layer
 from tasks.embed.run import embed_manifest
-from storage.models import EmbeddingSetting
 from tasks.evaluate.score_files import encoder_spec_of_setting, score_files
 from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
@@ -63,10 +63,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         roots = generate_demo_corpus(
-            tmp / "demo", conditions=args.conditions.split(","), utterances_per_split={"train": train_n, "dev": dev_n, "eval": eval_n},
+            tmp / "demo",
+            conditions=args.conditions.split(","),
+            utterances_per_split={"train": train_n, "dev": dev_n, "eval": eval_n},
             progress=False,
         )
-        manifest = pd.concat([ingest_dataset("asvspoof2019_la", root, name).manifest for name, root in roots.items()], ignore_index=True)
+        manifest = pd.concat(
+            [ingest_dataset("asvspoof2019_la", root, name).manifest for name, root in roots.items()], ignore_index=True
+        )
         datasets = sorted(roots)
         layer = resolve_layer(EncoderSpec(args.encoder), args.layer)
         store, models = str(tmp / "store"), str(tmp / "models")
@@ -78,11 +82,25 @@ def main() -> None:
             summary = embed_manifest(manifest, spec, store, progress=False)
             speed[variant] = summary.audio_s / summary.wall_s
             result = fit_and_register(
-                manifest, store, models, spec, TrainingSelection(tuple(datasets), ("train",), ("dev",), layer), f"lr-{variant}", "logreg", {}
+                manifest,
+                store,
+                models,
+                spec,
+                TrainingSelection(tuple(datasets), ("train",), ("dev",), layer),
+                f"lr-{variant}",
+                "logreg",
+                {},
             )
             detectors[variant] = load_detector(result["path"])[0]
             evals[variant] = labelled_embeddings(
-                manifest, store, encoder=spec.name, layer=layer, pooling="mean", crop_s=None, datasets=datasets, splits=["eval"]
+                manifest,
+                store,
+                encoder=spec.name,
+                layer=layer,
+                pooling="mean",
+                crop_s=None,
+                datasets=datasets,
+                splits=["eval"],
             )
         fp32, int8 = evals["fp32"], evals["int8"]
         assert fp32.rows["utt_id"].tolist() == int8.rows["utt_id"].tolist()
@@ -117,7 +135,10 @@ def main() -> None:
         truncated, full_depth = min(truncated), min(full_depth)
         # The share of each `addgp score` call that is building the encoder (a random preset is
         # initialised from its seed, a checkpoint read from disk), the same with or without truncation.
-        load_s = min(_timed(lambda: load_encoder(encoder_spec_of_setting(EmbeddingSetting.of_card(load_detector(model)[1])))) for _ in range(2))
+        load_s = min(
+            _timed(lambda: load_encoder(encoder_spec_of_setting(EmbeddingSetting.of_card(load_detector(model)[1]))))
+            for _ in range(2)
+        )
         score_audio_s = float(manifest.set_index("path").loc[files, "duration_s"].sum())
 
     result = {
@@ -126,15 +147,24 @@ def main() -> None:
         "corpus": {"datasets": datasets, "per_split": [train_n, dev_n, eval_n], "eval_rows": len(fp32.rows)},
         "embed_audio_s_per_s": {k: round(v, 2) for k, v in speed.items()},
         "int8_speedup": round(speed["int8"] / speed["fp32"], 2),
-        "cosine_int8_fp32": {"mean": round(float(cos.mean()), 5), "p5": round(float(np.percentile(cos, 5)), 5), "min": round(float(cos.min()), 5)},
+        "cosine_int8_fp32": {
+            "mean": round(float(cos.mean()), 5),
+            "p5": round(float(np.percentile(cos, 5)), 5),
+            "min": round(float(cos.min()), 5),
+        },
         "abs_delta_score": {
-            "mean": round(float(delta.mean()), 4), "median": round(float(np.median(delta)), 4), "max": round(float(delta.max()), 4),
+            "mean": round(float(delta.mean()), 4),
+            "median": round(float(np.median(delta)), 4),
+            "max": round(float(delta.max()), 4),
             "fp32_score_std": round(float(score_fp32.std()), 4),
         },
         "eer": {k: round(v, 4) for k, v in eer.items()},
         "score_files": {
-            "files": len(files), "audio_s": round(score_audio_s, 1),
-            "truncated_s": round(truncated, 2), "full_depth_s": round(full_depth, 2), "speedup": round(full_depth / truncated, 2),
+            "files": len(files),
+            "audio_s": round(score_audio_s, 1),
+            "truncated_s": round(truncated, 2),
+            "full_depth_s": round(full_depth, 2),
+            "speedup": round(full_depth / truncated, 2),
             "encoder_load_s": round(load_s, 2),
         },
         "load_avg_1min": [load_before, round(os.getloadavg()[0], 2)],

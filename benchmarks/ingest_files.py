@@ -44,7 +44,9 @@ def clips(n: int = 64, seconds: float = 0.2, sr: int = 16000, fmt: str = "FLAC")
     out = []
     for _ in range(n):
         buffer = io.BytesIO()
-        sf.write(buffer, (0.1 * rng.standard_normal(int(seconds * sr))).astype("float32"), sr, format=fmt, subtype="PCM_16")
+        sf.write(
+            buffer, (0.1 * rng.standard_normal(int(seconds * sr))).astype("float32"), sr, format=fmt, subtype="PCM_16"
+        )
         out.append(buffer.getvalue())
     return out
 
@@ -120,8 +122,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="addgp-ingest-bench-", dir=args.dir))
     report: dict = {
-        "files": args.files, "layout": args.layout, "workers": args.workers, "clip_seconds": args.seconds,
-        "python": platform.python_version(), "machine": platform.machine(), "load_avg_1m_before": round(os.getloadavg()[0], 2), "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "files": args.files,
+        "layout": args.layout,
+        "workers": args.workers,
+        "clip_seconds": args.seconds,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "load_avg_1m_before": round(os.getloadavg()[0], 2),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     }
     try:
         start = time.perf_counter()
@@ -155,7 +163,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"ingest: {report['ingest_files_per_s']} files/s ({args.files} files in {report['ingest_s']} s, "
         f"{args.workers} threads, {report['cpus']} CPUs)"
-        + (f"; old per-file probe alone: {report['legacy_probe_files_per_s']} files/s" if "legacy_probe_files_per_s" in report else "")
+        + (
+            f"; old per-file probe alone: {report['legacy_probe_files_per_s']} files/s"
+            if "legacy_probe_files_per_s" in report
+            else ""
+        )
     )
     return report
 

@@ -27,8 +27,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from tasks.evaluate.bootstrap import bootstrap_ci
 from addgp.metrics import compute_metrics, group_by_score, metrics_from_counts, validated
+from tasks.evaluate.bootstrap import bootstrap_ci
 
 
 def cpu_model() -> str:
@@ -94,6 +94,7 @@ def main() -> None:
     ours = step("EER (on groups)", on_groups("eer"))["eer"][0]
     step("min DCF (on groups)", on_groups("min_dcf"))
     step("Cllr (on groups)", on_groups("cllr"))
+
     def eer_dcf_cllr():
         g = group_by_score(*validated(scores, labels))
         return metrics_from_counts(g.scores, g.n_bonafide, g.n_spoof, ("eer", "min_dcf", "cllr"))
@@ -116,8 +117,10 @@ def main() -> None:
                 n=args.boot_n * args.boot,
             )
 
-    print(f"# {time.strftime('%Y-%m-%d')}, {cpu_model()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"# {time.strftime('%Y-%m-%d')}, {cpu_model()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}"
+    )
     print(f"# EER {ours:.6f} (equal to the package procedure), min DCF {full['min_dcf']:.4f}, Cllr {full['cllr']:.4f}")
     print(f"{'step':<44} {'scores handled':>14} {'seconds':>8} {'M scores/s':>11}")
     for name, n, seconds in rows:

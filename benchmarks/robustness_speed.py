@@ -35,8 +35,15 @@ def score_table(detectors: int, corpora: int, n: int, conditions: int, seed: int
         for c in range(corpora):
             bona = rng.random(n) < 0.3
             clean = np.where(bona, 1.5, -1.5) + rng.normal(0, 1, n)
-            base = pd.DataFrame({"utt_id": [f"c{c}-{i}" for i in range(n)], "dataset": f"corpus{c}", "detector": f"det{d}",
-                                 "label": np.where(bona, "bonafide", "spoof"), "speaker": [f"s{i % 200}" for i in range(n)]})  # fmt: skip
+            base = pd.DataFrame(
+                {
+                    "utt_id": [f"c{c}-{i}" for i in range(n)],
+                    "dataset": f"corpus{c}",
+                    "detector": f"det{d}",
+                    "label": np.where(bona, "bonafide", "spoof"),
+                    "speaker": [f"s{i % 200}" for i in range(n)],
+                }
+            )
             frames.append(base.assign(score=clean, condition="clean"))
             for k in range(conditions):
                 degraded = clean * (0.9 - 0.2 * k) + rng.normal(0, 0.3 + 0.2 * k, n)
@@ -67,10 +74,14 @@ def main() -> None:
     clean = table[table["condition"] == "clean"]
     settings = EvaluationSettings(n_boot=args.boot)
     cells = args.detectors * args.corpora * args.conditions
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, numpy {np.__version__}")  # fmt: skip
-    print(f"# {args.detectors} detectors x {args.corpora} corpora x {args.n} utterances, clean + {args.conditions} conditions "
-          f"({len(table):,} rows), {args.boot} resamples")  # fmt: skip
+    print(
+        f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
+    print(
+        f"# {args.detectors} detectors x {args.corpora} corpora x {args.n} utterances, clean + {args.conditions} conditions "
+        f"({len(table):,} rows), {args.boot} resamples"
+    )
     rows = [
         (f"robustness_tables ({cells} paired cells)", best(lambda: robustness_tables(table, args.boot), args.repeat)),
         ("evaluate_scores, clean rows only", best(lambda: evaluate_scores(clean, settings), args.repeat)),

@@ -75,7 +75,10 @@ class World:
     def __init__(self, dim: int, seed: int):
         rng = np.random.default_rng(seed)
         self.dim = dim
-        unit = lambda: (v := rng.normal(size=dim)) / np.linalg.norm(v)
+
+        def unit():
+            return (v := rng.normal(size=dim)) / np.linalg.norm(v)
+
         self.centres = rng.normal(size=(4, dim)) * 3 / np.sqrt(2 * dim)  # centres ~3 apart
         own = {f: unit() for f in FAMILIES + "N"}
         direction = dict(own)
@@ -84,7 +87,16 @@ class World:
         direction["E"] = own["E"] + own["F"]  # E and F share a part
         direction["F"] = own["F"] + 0.5 * own["E"]
         direction["N"] = np.sqrt(8) * own["N"] + own["B"]  # a third of its norm along B's own part
-        self.kind = {"A": "linear", "B": "linear", "C": "subspace", "D": "quadratic", "E": "linear", "F": "subspace", "G": "quadratic", "N": "linear"}
+        self.kind = {
+            "A": "linear",
+            "B": "linear",
+            "C": "subspace",
+            "D": "quadratic",
+            "E": "linear",
+            "F": "subspace",
+            "G": "quadratic",
+            "N": "linear",
+        }
         self.direction = {f: d / np.linalg.norm(d) for f, d in direction.items()}
         self.amplitude = {f: rng.uniform(2.5, 3.5) for f in FAMILIES + "N"}
         self.subspace = {f: np.linalg.qr(rng.normal(size=(dim, 8)))[0] for f in FAMILIES}
@@ -110,7 +122,9 @@ class World:
         """n rows, half bona fide, half spoof spread over the corpus's families, through its channel."""
         families = families or CORPORA[name][0]
         n_spoof = n // 2
-        parts = [self.speech(n - n_spoof, rng)] + [self.attack(f, len(c), rng) for f, c in zip(families, np.array_split(np.arange(n_spoof), len(families)))]
+        parts = [self.speech(n - n_spoof, rng)] + [
+            self.attack(f, len(c), rng) for f, c in zip(families, np.array_split(np.arange(n_spoof), len(families)))
+        ]
         gain, offset = self.channels[name]
         X = (np.concatenate(parts) * gain + offset).astype(np.float32)
         return X, np.array(["bonafide"] * (n - n_spoof) + ["spoof"] * n_spoof)
@@ -124,7 +138,9 @@ def detectors(args) -> dict:
     variational = dict(ours, n_inducing=args.inducing) if args.inducing else ours
     return {
         "lr (Pascu)": lambda: LogRegDetector(),
-        "add-gp recipe": lambda: DKLGPDetector(mode="exact", feature_extractor="identity", lr=0.05, max_steps=300, calibration=None, progress=False),
+        "add-gp recipe": lambda: DKLGPDetector(
+            mode="exact", feature_extractor="identity", lr=0.05, max_steps=300, calibration=None, progress=False
+        ),
         "gp var residual (default)": lambda: DKLGPDetector(**variational),
         "gp var mlp": lambda: DKLGPDetector(feature_extractor="mlp", **variational),
         "gp var identity": lambda: DKLGPDetector(feature_extractor="identity", **variational),
@@ -166,7 +182,9 @@ def run(args) -> list[dict]:
         if hasattr(detector, "predict_variance"):
             var = {c: detector.predict_variance(Xe) for c, (Xe, _) in evals.items()}
             in_domain, shifted = var["train"], var["in_the_wild"]
-            row["var_auroc_shift"] = round(roc_auc_score(np.r_[np.zeros(len(in_domain)), np.ones(len(shifted))], np.r_[in_domain, shifted]), 4)
+            row["var_auroc_shift"] = round(
+                roc_auc_score(np.r_[np.zeros(len(in_domain)), np.ones(len(shifted))], np.r_[in_domain, shifted]), 4
+            )
             pooled_s = np.concatenate(list(scores.values()))
             pooled_v = np.concatenate(list(var.values()))
             pooled_y = np.concatenate([ye for _, ye in evals.values()])
@@ -177,7 +195,9 @@ def run(args) -> list[dict]:
                 row[f"eer_reject{int(frac * 100)}_by_var"] = round(eer(pooled_s[by_var], pooled_y[by_var]), 4)
                 row[f"eer_reject{int(frac * 100)}_by_llr"] = round(eer(pooled_s[by_llr], pooled_y[by_llr]), 4)
         new_X = np.concatenate([evals["train"][0][evals["train"][1] == "bonafide"], X_new[y_new == "spoof"]])
-        new_y = np.r_[np.full((evals["train"][1] == "bonafide").sum(), "bonafide"), np.full((y_new == "spoof").sum(), "spoof")]
+        new_y = np.r_[
+            np.full((evals["train"][1] == "bonafide").sum(), "bonafide"), np.full((y_new == "spoof").sum(), "spoof")
+        ]
         row["new_attack_eer_before"] = round(eer(detector.score_llr(new_X), new_y), 4)
         replay = rng.choice(len(fit_X), size=min(2000, len(fit_X)), replace=False)
         for k in args.k:
@@ -186,14 +206,18 @@ def run(args) -> list[dict]:
             adapted = detector.adapt(shots, labels, fit_X[replay], fit_y[replay])
             row[f"adapt_K{k}_s"] = round(time.perf_counter() - start, 2)
             row[f"adapt_K{k}_new_eer"] = round(eer(adapted.score_llr(new_X), new_y), 4)
-            row[f"adapt_K{k}_forgetting"] = round(float(np.mean([eer(adapted.score_llr(Xe), ye) - row[f"{c}.eer"] for c, (Xe, ye) in evals.items()])), 4)
+            row[f"adapt_K{k}_forgetting"] = round(
+                float(np.mean([eer(adapted.score_llr(Xe), ye) - row[f"{c}.eer"] for c, (Xe, ye) in evals.items()])), 4
+            )
         if name in ("lr (Pascu)", "gp var residual (default)"):
             shots, labels = shots_pool[:10].astype(np.float32), np.full(10, "spoof")
             start = time.perf_counter()
             retrained = make().fit(np.concatenate([fit_X, shots]), np.concatenate([fit_y, labels]), X_dev=Xd, y_dev=yd)
             row["retrain_K10_s"] = round(time.perf_counter() - start, 1)
             row["retrain_K10_new_eer"] = round(eer(retrained.score_llr(new_X), new_y), 4)
-            row["retrain_K10_forgetting"] = round(float(np.mean([eer(retrained.score_llr(Xe), ye) - row[f"{c}.eer"] for c, (Xe, ye) in evals.items()])), 4)
+            row["retrain_K10_forgetting"] = round(
+                float(np.mean([eer(retrained.score_llr(Xe), ye) - row[f"{c}.eer"] for c, (Xe, ye) in evals.items()])), 4
+            )
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
     return rows
@@ -218,23 +242,49 @@ def adapt_timing(args) -> dict:
 
 def markdown(rows: list[dict], args) -> str:
     corpora = list(CORPORA)
-    lines = [f"n_train={args.n_train}, dim={args.dim}, seed={args.seed}, eval rows per corpus={args.n_eval}, "
-             f"GP steps={args.gp_steps or 'default'}, inducing={args.inducing or 'default'}", "",
-             "| detector | " + " | ".join(f"EER {c}" for c in corpora) + " | mean EER | shifted ECE | mean Cllr | mean actDCF |",
-             "|---|" + "---|" * (len(corpora) + 4)]  # fmt: skip
+    lines = [
+        f"n_train={args.n_train}, dim={args.dim}, seed={args.seed}, eval rows per corpus={args.n_eval}, "
+        f"GP steps={args.gp_steps or 'default'}, inducing={args.inducing or 'default'}",
+        "",
+        "| detector | "
+        + " | ".join(f"EER {c}" for c in corpora)
+        + " | mean EER | shifted ECE | mean Cllr | mean actDCF |",
+        "|---|" + "---|" * (len(corpora) + 4),
+    ]
     for r in rows:
-        lines.append(f"| {r['detector']} | " + " | ".join(f"{r[f'{c}.eer']:.3f}" for c in corpora)
-                     + f" | {r['mean.eer']:.3f} | {r['shifted.ece']:.3f} | {r['mean.cllr']:.3f} | {r['mean.act_dcf']:.3f} |")  # fmt: skip
-    lines += ["", "| detector | var AUROC (in-domain vs wild) | EER rej. 10 % var / \\|LLR\\| | EER rej. 20 % var / \\|LLR\\| |", "|---|---|---|---|"]
+        lines.append(
+            f"| {r['detector']} | "
+            + " | ".join(f"{r[f'{c}.eer']:.3f}" for c in corpora)
+            + f" | {r['mean.eer']:.3f} | {r['shifted.ece']:.3f} | {r['mean.cllr']:.3f} | {r['mean.act_dcf']:.3f} |"
+        )
+    lines += [
+        "",
+        "| detector | var AUROC (in-domain vs wild) | EER rej. 10 % var / \\|LLR\\| | EER rej. 20 % var / \\|LLR\\| |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
         if "var_auroc_shift" in r:
-            lines.append(f"| {r['detector']} | {r['var_auroc_shift']:.3f} | {r['eer_reject10_by_var']:.3f} / {r['eer_reject10_by_llr']:.3f} | "
-                         f"{r['eer_reject20_by_var']:.3f} / {r['eer_reject20_by_llr']:.3f} |")  # fmt: skip
-    lines += ["", "| detector | new-attack EER before | " + " | ".join(f"K={k}: after / forgetting / s" for k in args.k) + " | retrain K=10: after / forgetting / s |",
-              "|---|---|" + "---|" * (len(args.k) + 1)]  # fmt: skip
+            lines.append(
+                f"| {r['detector']} | {r['var_auroc_shift']:.3f} | {r['eer_reject10_by_var']:.3f} / {r['eer_reject10_by_llr']:.3f} | "
+                f"{r['eer_reject20_by_var']:.3f} / {r['eer_reject20_by_llr']:.3f} |"
+            )
+    lines += [
+        "",
+        "| detector | new-attack EER before | "
+        + " | ".join(f"K={k}: after / forgetting / s" for k in args.k)
+        + " | retrain K=10: after / forgetting / s |",
+        "|---|---|" + "---|" * (len(args.k) + 1),
+    ]
     for r in rows:
-        cells = [f"{r[f'adapt_K{k}_new_eer']:.3f} / {r[f'adapt_K{k}_forgetting']:+.3f} / {r[f'adapt_K{k}_s']:.2f}" for k in args.k]
-        retrain = f"{r['retrain_K10_new_eer']:.3f} / {r['retrain_K10_forgetting']:+.3f} / {r['retrain_K10_s']:.0f}" if "retrain_K10_new_eer" in r else "—"
+        cells = [
+            f"{r[f'adapt_K{k}_new_eer']:.3f} / {r[f'adapt_K{k}_forgetting']:+.3f} / {r[f'adapt_K{k}_s']:.2f}"
+            for k in args.k
+        ]
+        retrain = (
+            f"{r['retrain_K10_new_eer']:.3f} / {r['retrain_K10_forgetting']:+.3f} / {r['retrain_K10_s']:.0f}"
+            if "retrain_K10_new_eer" in r
+            else "—"
+        )
         lines.append(f"| {r['detector']} | {r['new_attack_eer_before']:.3f} | " + " | ".join(cells) + f" | {retrain} |")
     return "\n".join(lines)
 
@@ -252,8 +302,12 @@ def main(argv=None):
     parser.add_argument("--gp-steps", type=int, default=0, help="max_steps of every addgp GP (0 = each one's default)")
     parser.add_argument("--inducing", type=int, default=0, help="n_inducing of the variational GPs (0 = default 512)")
     parser.add_argument("--only", default="", help="comma-separated detector names to run (default: all)")
-    parser.add_argument("--adapt-n", type=int, default=0, help="also time adaptation of a GP fitted on this many rows (e.g. 100000)")
-    parser.add_argument("--adapt-fit-steps", type=int, default=300, help="fit budget of that GP (the timing does not depend on it)")
+    parser.add_argument(
+        "--adapt-n", type=int, default=0, help="also time adaptation of a GP fitted on this many rows (e.g. 100000)"
+    )
+    parser.add_argument(
+        "--adapt-fit-steps", type=int, default=300, help="fit budget of that GP (the timing does not depend on it)"
+    )
     parser.add_argument("--out", default=None, help="append the JSON rows to this file")
     args = parser.parse_args(argv)
     args.k = [int(k) for k in args.k.split(",")]

@@ -119,16 +119,19 @@ def make(model: str, args, n: int):
         return DKLGPDetector(mode="exact", **g, max_steps=args.exact_steps, progress=False)
     if model == "svgp":
         return DKLGPDetector(
-            mode="variational", **g, n_inducing=args.inducing, batch_size=args.batch_size,
-            max_steps=args.svgp_epochs * -(-n // args.batch_size), progress=False,
-        )  # fmt: skip
+            mode="variational",
+            **g,
+            n_inducing=args.inducing,
+            batch_size=args.batch_size,
+            max_steps=args.svgp_epochs * -(-n // args.batch_size),
+            progress=False,
+        )
     raise ValueError(f"unknown model {model!r}")
 
 
 def measure_one(model: str, n: int, args) -> dict:
     """Runs in a child process: load the memmap, fit, adapt, score; report times and peaks."""
     import torch
-
 
     if args.threads:  # this child process only
         torch.set_num_threads(args.threads)
@@ -142,7 +145,9 @@ def measure_one(model: str, n: int, args) -> dict:
         fit_kwargs = {"X_dev": np.asarray(X[rows]), "y_dev": is_spoof[rows]}
     # Warm-up on 256 rows: torch's and gpytorch's one-time start-up costs (~2 s) are not fit time.
     warm = np.sort(np.random.default_rng(3).choice(n, size=min(256, n), replace=False))
-    make(model, args, n).set_params(**({"max_steps": 1} if model in ("exact", "svgp") else {})).fit(X[warm], is_spoof[warm])
+    make(model, args, n).set_params(**({"max_steps": 1} if model in ("exact", "svgp") else {})).fit(
+        X[warm], is_spoof[warm]
+    )
     detector = make(model, args, n)
     result = {"model": model, "n": n, "dim": args.dim, "torch_threads": torch.get_num_threads()}
     if model == "exact":
@@ -189,7 +194,9 @@ def main(argv=None):
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated training-set sizes")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--models", default="lr,exact,svgp", help="from lr, lr_grid, exact, svgp")
-    parser.add_argument("--exact-max", type=int, default=10_000, help="largest n for the exact GP (it refuses > 20,000)")
+    parser.add_argument(
+        "--exact-max", type=int, default=10_000, help="largest n for the exact GP (it refuses > 20,000)"
+    )
     parser.add_argument("--exact-steps", type=int, default=10, help="full-batch steps of the exact GP")
     parser.add_argument("--svgp-epochs", type=int, default=1)
     parser.add_argument("--hidden", default="256,64", help="MLP feature extractor widths for both GPs ('' = identity)")
@@ -197,7 +204,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--adapt-k", default="10,100")
     parser.add_argument("--replay", type=int, default=2000, help="replay rows for adaptation")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads in the measuring process (0 = torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads in the measuring process (0 = torch's default)"
+    )
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "addgp-train-bench"))
     parser.add_argument("--out", default=None, help="append one JSON line per measurement to this file")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "N"), help=argparse.SUPPRESS)  # child-process mode
@@ -212,18 +221,35 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     models = args.models.split(",")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')} {platform.node()} {platform.processor() or platform.machine()} "
-          f"cpus={os.cpu_count()} python={platform.python_version()} dim={args.dim}", flush=True)  # fmt: skip
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M %Z')} {platform.node()} {platform.processor() or platform.machine()} "
+        f"cpus={os.cpu_count()} python={platform.python_version()} dim={args.dim}",
+        flush=True,
+    )
     for n in sizes:
         start = time.perf_counter()
         generate(workdir, n, args.dim)
-        print(f"# data n={n}: ready in {time.perf_counter() - start:.1f} s ({n * args.dim * 4 / MIB:,.0f} MiB memmap)", flush=True)
+        print(
+            f"# data n={n}: ready in {time.perf_counter() - start:.1f} s ({n * args.dim * 4 / MIB:,.0f} MiB memmap)",
+            flush=True,
+        )
         for model in models:
             if model == "exact" and n > args.exact_max:
-                reason = "refused: exact GP takes at most 20,000 rows" if n > 20_000 else f"not run: n > --exact-max {args.exact_max}"
+                reason = (
+                    "refused: exact GP takes at most 20,000 rows"
+                    if n > 20_000
+                    else f"not run: n > --exact-max {args.exact_max}"
+                )
                 result = {"model": model, "n": n, "dim": args.dim, "skipped": reason}
             else:
-                child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--one", model, str(n)]
+                child = [
+                    sys.executable,
+                    __file__,
+                    *(argv if argv is not None else sys.argv[1:]),
+                    "--one",
+                    model,
+                    str(n),
+                ]
                 proc = subprocess.run(child, capture_output=True, text=True)
                 if proc.returncode != 0:
                     result = {"model": model, "n": n, "dim": args.dim, "error": proc.stderr.strip().splitlines()[-1:]}

@@ -11,8 +11,8 @@ for that resource per shard, so one GPU never runs two encoders at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from distributed import LocalCluster
 
@@ -38,9 +38,13 @@ def dask_cluster(config: ClusterConfig) -> Iterator[str]:
         try:
             from dask_cuda import LocalCUDACluster
         except ImportError:
-            log.warning("%d GPU(s) visible but dask-cuda is not installed (pip install 'addgp[gpu]'); using LocalCluster", gpus)
+            log.warning(
+                "%d GPU(s) visible but dask-cuda is not installed (pip install 'addgp[gpu]'); using LocalCluster", gpus
+            )
         else:
-            with LocalCUDACluster(threads_per_worker=config.threads_per_worker, resources={"GPU": 1}, dashboard_address=None) as cluster:
+            with LocalCUDACluster(
+                threads_per_worker=config.threads_per_worker, resources={"GPU": 1}, dashboard_address=None
+            ) as cluster:
                 yield cluster.scheduler_address
             return
     with LocalCluster(

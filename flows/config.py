@@ -51,5 +51,7 @@ def _condition_problems(path: str | os.PathLike, config: PipelineConfig) -> list
             problems.append(f"{path}: {key}: '{CLEAN}' (the audio as shipped) is always scored; list only degradations")
         unknown = [name for name in names if unknown_parts(name)]
         if unknown:
-            problems.append(f"{path}: {key}: unknown condition(s) {unknown}; known conditions and presets: {', '.join(known_names())}")
+            problems.append(
+                f"{path}: {key}: unknown condition(s) {unknown}; known conditions and presets: {', '.join(known_names())}"
+            )
     return problems

@@ -32,7 +32,9 @@ def deployment_names(config: PipelineConfig) -> dict[str, str]:
     return {"nightly": f"{config.name}-nightly", "benchmark": f"{config.name}-benchmark"}
 
 
-def build_deployments(config_path: str | Path, *, job_variables: dict | None = None, check_paths: bool = True) -> list[RunnerDeployment]:
+def build_deployments(
+    config_path: str | Path, *, job_variables: dict | None = None, check_paths: bool = True
+) -> list[RunnerDeployment]:
     """Deployments for the config; the nightly one only when the config has a ``nightly:`` section.
 
     ``job_variables`` go to the work pool's job (e.g. a process pool's ``working_dir``);

@@ -12,8 +12,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from addgp.config import ConfigError
-from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
+from flows.config import load_pipeline_config
 from storage import champions
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
@@ -59,7 +59,9 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         # The run id is taken under the lock, so a queued night never reuses the previous one's.
         night = open_night_task(state, detector.name, reports_root, f"{config.name}-nightly", run_id)
         if not night["batches"]:
-            folder = publish_nightly_task(NightlyOutcome(config.name, night["run_id"], [], warnings=warnings), reports_root)
+            folder = publish_nightly_task(
+                NightlyOutcome(config.name, night["run_id"], [], warnings=warnings), reports_root
+            )
             logger.info("nothing new in the inbox; report at %s", folder)
             champion = champions.current_champion(state, detector.name)
             return {"report": folder, "promoted": False, "nothing_new": True, "champion": champion, "resumed": False}
@@ -71,25 +73,55 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
 
         if night["champion"] is None:
             # First night: the configured training data gives the baseline champion.
-            baseline = train_task(manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector)
+            baseline = train_task(
+                manifests, workspace.embeddings, workspace.models, config.encoder, config.train, detector
+            )
             night = record_baseline_task(state, detector.name, night, baseline)
 
-        learn_rows, holdout_rows = new_rows_task(workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction)
+        learn_rows, holdout_rows = new_rows_task(
+            workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction
+        )
         night = challenger_task(
-            state, night, nightly.strategy, manifests, workspace.embeddings, workspace.models, detector.name,
-            learn_rows, nightly.replay_rows,
+            state,
+            night,
+            nightly.strategy,
+            manifests,
+            workspace.embeddings,
+            workspace.models,
+            detector.name,
+            learn_rows,
+            nightly.replay_rows,
         )
         comparison = compare_task(
-            night["champion"]["model_path"], night["challenger"]["path"], manifests, workspace.embeddings,
-            config.eval_datasets, config.evaluate.splits, holdout_rows, nightly.n_boot, night["champion"]["eer"],
+            night["champion"]["model_path"],
+            night["challenger"]["path"],
+            manifests,
+            workspace.embeddings,
+            config.eval_datasets,
+            config.evaluate.splits,
+            holdout_rows,
+            nightly.n_boot,
+            night["champion"]["eer"],
         )
         champion = promote_task(state, detector.name, night, comparison)
         promoted = comparison["decision"]["promote"]
         outcome = NightlyOutcome(
-            config.name, night["run_id"], night["batches"], comparison["decision"], comparison["eer"], comparison["forgetting"],
-            champion, warnings,
+            config.name,
+            night["run_id"],
+            night["batches"],
+            comparison["decision"],
+            comparison["eer"],
+            comparison["forgetting"],
+            champion,
+            warnings,
         )
         folder = publish_nightly_task(outcome, reports_root, night)
         close_night_task(state, detector.name, night)
         logger.info("%s; report at %s", "challenger promoted" if promoted else "champion kept", folder)
-        return {"report": folder, "promoted": promoted, "nothing_new": False, "champion": champion, "resumed": bool(night.get("resumed"))}
+        return {
+            "report": folder,
+            "promoted": promoted,
+            "nothing_new": False,
+            "champion": champion,
+            "resumed": bool(night.get("resumed")),
+        }

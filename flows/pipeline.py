@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from addgp.config import PipelineConfig
-from flows.config import load_pipeline_config
 from flows.cluster import dask_cluster
+from flows.config import load_pipeline_config
 from storage.reports import new_run_id
 from storage.workspace import Workspace
 from tasks.degrade.plan import augmented_train_datasets
@@ -32,7 +32,11 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         demo_corpus_task(config.demo_corpus)
     # An inbox keeps its batch ledger in the workspace, never in the drop folder itself.
     ingest_futures = {
-        d.name: ingest_task.submit(d, workspace.manifest(d.name), extra_options={"state_dir": workspace.state} if d.adapter == "inbox" else None)
+        d.name: ingest_task.submit(
+            d,
+            workspace.manifest(d.name),
+            extra_options={"state_dir": workspace.state} if d.adapter == "inbox" else None,
+        )
         for d in config.datasets
     }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
@@ -47,7 +51,12 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
             degraded = degrade_task(manifests, config, str(workspace.root), scheduler)
             manifests = manifests + degraded["manifests"]
         embed = embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
-    logger.info("embedded %d utterances (%d rejects) at %.1f audio-s/s", embed["utterances_embedded"], embed["rejects"], embed["audio_seconds_per_second"])
+    logger.info(
+        "embedded %d utterances (%d rejects) at %.1f audio-s/s",
+        embed["utterances_embedded"],
+        embed["rejects"],
+        embed["audio_seconds_per_second"],
+    )
     spec = spec_from_config(config.encoder)
     if config.data_checks.near_duplicate_cosine is not None:
         layer = resolve_layer(spec, config.train.layer)
@@ -59,7 +68,11 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         for detector in config.train.detectors
     ]
     scores = evaluate_task(
-        manifests, workspace.embeddings, {m["name"]: m["path"] for m in models}, config.eval_datasets, config.evaluate.splits,
+        manifests,
+        workspace.embeddings,
+        {m["name"]: m["path"] for m in models},
+        config.eval_datasets,
+        config.evaluate.splits,
         config.evaluate.conditions,
     )
     # One table for both analyses: the cross-dataset matrix of the clean rows, the robustness section of the condition column.

@@ -20,8 +20,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from storage.paths import exists, local_path
 from storage.state import read_state, remove_state, state_lock, state_path, write_state
@@ -45,8 +45,8 @@ def _night_path(state_dir: str | os.PathLike, detector: str) -> str:
 
 def read_champions(state_dir: str | os.PathLike, detector: str) -> dict:
     fix = (
-        "restore it from a backup, or write {\"current\": {\"model_path\": MODELS/NAME/vN, \"version\": N, "
-        "\"eer\": null}, \"history\": []} by hand naming the model in service (every version stays in the registry)"
+        'restore it from a backup, or write {"current": {"model_path": MODELS/NAME/vN, "version": N, '
+        '"eer": null}, "history": []} by hand naming the model in service (every version stays in the registry)'
     )
     record = read_state(_path(state_dir, detector), {"current": None, "history": []}, fix=fix)
     record.setdefault("history", [])
@@ -63,7 +63,7 @@ def require_champion_model(state_dir: str | os.PathLike, detector: str, champion
     if not exists(champion["model_path"]):
         raise ChampionMissingError(
             f"{_path(state_dir, detector)}: the champion model {champion['model_path']} is not on this machine. "
-            "Restore or mount that folder; or make another registered version the champion (edit \"current\" in "
+            'Restore or mount that folder; or make another registered version the champion (edit "current" in '
             "that file); or move the file away so that the next night trains a fresh baseline champion."
         )
 

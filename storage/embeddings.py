@@ -248,7 +248,9 @@ def _shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> lis
     return sorted(out)
 
 
-def completed_keys(store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]) -> set[tuple[str, str, str]]:
+def completed_keys(
+    store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]
+) -> set[tuple[str, str, str]]:
     """(dataset, utt_id, sha256) already embedded for every layer in ``layers``, or rejected."""
     done: set[tuple[str, str, str]] = set()
     dataset = _dataset(store)
@@ -300,7 +302,9 @@ def read_embeddings(
     """
     dataset = _dataset(store)
     if dataset is None:
-        raise FileNotFoundError(f"embedding store {store} holds no shards; fill it with `addgp embed MANIFEST --store {store}`")
+        raise FileNotFoundError(
+            f"embedding store {store} holds no shards; fill it with `addgp embed MANIFEST --store {store}`"
+        )
     expression = pc.scalar(True)
     if encoder is not None:
         expression &= pc.field("encoder") == encoder

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from storage.state import read_state, state_lock, state_path, write_state
 
@@ -65,7 +65,9 @@ def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly"
     return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
 
 
-def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly") -> None:
+def acknowledge_inbox_batches(
+    state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly"
+) -> None:
     """Record that ``consumer`` has used these batches (unknown ids are an error; repeats are no-ops)."""
     batch_ids = list(batch_ids)
     with ledger_transaction(state_dir) as ledger:

@@ -107,14 +107,15 @@ def read_manifests(paths: list[str | os.PathLike]) -> pd.DataFrame:
     kept = []
     for path in paths:
         if is_rejects_table(path):
-            log.warning("%s is a rejects table, not a manifest: skipped (newer ingests write rejects to %s/)", path, REJECTS_DIR)
+            log.warning(
+                "%s is a rejects table, not a manifest: skipped (newer ingests write rejects to %s/)", path, REJECTS_DIR
+            )
         else:
             kept.append(path)
     if not kept:
         raise ManifestError(f"no manifest among {[str(p) for p in paths]}: only rejects tables")
     frames = [read_manifest(p) for p in kept]
     return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, kept)))
-
 
 
 def write_rejects(df: pd.DataFrame, path: str | os.PathLike) -> str:

@@ -40,7 +40,7 @@ import platform
 import re
 import uuid
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import PurePath
 from typing import Any, Protocol
@@ -61,9 +61,17 @@ CARD_FILE = "model_card.json"
 REQUIRED_CARD_KEYS = ("encoder", "layer", "pooling", "random_weight_encoder")
 # What save_model writes itself; a caller's card may not set these.
 GENERATED_CARD_KEYS = (
-    "format", "name", "version", "model_type", "detector_params", "library_versions", "created_utc", "weights", "warning",
+    "format",
+    "name",
+    "version",
+    "model_type",
+    "detector_params",
+    "library_versions",
+    "created_utc",
+    "weights",
+    "warning",
     DIGEST_KEY,
-)  # fmt: skip
+)
 RANDOM_ENCODER_WARNING = (
     "This model was trained on embeddings from an encoder with random (untrained) weights. Its scores "
     "carry no evidence about real deepfakes: use it only to test the pipeline."
@@ -109,7 +117,7 @@ class EmbeddingSetting:
         return asdict(self)
 
     @classmethod
-    def of_card(cls, card: dict) -> "EmbeddingSetting":
+    def of_card(cls, card: dict) -> EmbeddingSetting:
         missing = [f.name for f in fields(cls) if f.name in REQUIRED_CARD_KEYS and f.name not in card]
         if missing:
             raise ModelRegistryError(f"model card {card.get('name', '?')} v{card.get('version', '?')} lacks {missing}")
@@ -171,7 +179,7 @@ def save_model(root: str | os.PathLike, name: str, detector: SupportsState, card
         **_jsonable(card, "card"),
         "detector_params": _jsonable(params, "detector_params"),
         "library_versions": _library_versions(),
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "weights": {
             "file": WEIGHTS_FILE,
             "sha256": hashlib.sha256(weights).hexdigest(),
@@ -306,11 +314,15 @@ def load_model_state(path_or_ref: str | os.PathLike | ModelRef, expect: Embeddin
     try:
         arrays = safetensors.numpy.load(weights)
     except (safetensors.SafetensorError, ValueError) as exc:
-        raise ModelRegistryError(f"{path}/{WEIGHTS_FILE} is not a readable safetensors file ({exc}); restore it or retrain") from None
+        raise ModelRegistryError(
+            f"{path}/{WEIGHTS_FILE} is not a readable safetensors file ({exc}); restore it or retrain"
+        ) from None
     found = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in sorted(arrays.items())}
     if found != card["weights"]["tensors"]:
         differing = sorted(set(found) ^ set(card["weights"]["tensors"]))
-        differing += sorted(k for k in set(found) & set(card["weights"]["tensors"]) if found[k] != card["weights"]["tensors"][k])
+        differing += sorted(
+            k for k in set(found) & set(card["weights"]["tensors"]) if found[k] != card["weights"]["tensors"][k]
+        )
         raise ModelRegistryError(
             f"{path}: {WEIGHTS_FILE} and {CARD_FILE} do not belong together "
             f"(tensors differing in name, shape or dtype: {differing[:5]})"

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,9 @@ def write_scores(df: pd.DataFrame, path: str | os.PathLike) -> str:
     missing = [c for c in SCORE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"score table for {path} lacks column(s) {missing}")
-    table = pa.Table.from_pandas(df[SCORE_COLUMNS + [c for c in df.columns if c not in SCORE_COLUMNS]], preserve_index=False)
+    table = pa.Table.from_pandas(
+        df[SCORE_COLUMNS + [c for c in df.columns if c not in SCORE_COLUMNS]], preserve_index=False
+    )
     with atomic_write(path) as handle:
         pq.write_table(table, handle)
     return str(path)
@@ -75,7 +77,7 @@ def new_run_id(reports_root: str | os.PathLike, name: str) -> str:
     Two runs started in the same second get different ids as long as the second one asks
     after the first published (the nightly flow asks under its lock).
     """
-    base = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{name}"
+    base = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{name}"
     run_id, n = base, 2
     while exists(join(reports_root, run_id)):
         run_id, n = f"{base}-{n}", n + 1
@@ -101,7 +103,9 @@ def publish_report(
     for name in files:
         parts = name.replace("\\", "/").split("/")
         if name.startswith("/") or ":" in parts[0] or any(part in ("", ".", "..") for part in parts):
-            raise ValueError(f"report file name {name!r} would leave the report folder; use a relative name like plots/x.png")
+            raise ValueError(
+                f"report file name {name!r} would leave the report folder; use a relative name like plots/x.png"
+            )
     fs, root = filesystem(reports_root)
     target = join(root, run_id)
     if not replace and fs.exists(target):
@@ -183,9 +187,7 @@ def previous_report(reports_root: str | os.PathLike, run_id: str | None = None) 
     return latest
 
 
-def report_history(
-    reports_root: str | os.PathLike, exclude: str | None = None, limit: int | None = None
-) -> list[dict]:
+def report_history(reports_root: str | os.PathLike, exclude: str | None = None, limit: int | None = None) -> list[dict]:
     """``metrics.json`` of the published reports (the newest ``limit`` of them), in run-id order.
 
     ``exclude`` leaves out one run id (the run being published). Unreadable documents are

@@ -9,7 +9,8 @@ import contextlib
 import fcntl
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from storage.paths import atomic_write, filesystem, join, local_path
 

@@ -27,7 +27,7 @@ class Workspace:
     root: str
 
     @classmethod
-    def at(cls, root: str | os.PathLike) -> "Workspace":
+    def at(cls, root: str | os.PathLike) -> Workspace:
         return cls(str(root))
 
     def manifest(self, dataset: str) -> str:

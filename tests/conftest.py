@@ -37,8 +37,15 @@ def audio_manifest(tmp_path) -> pd.DataFrame:
         seconds = 0.4 + 0.23 * i
         path = write_tone(tmp_path / f"utt{i:02d}.flac", seconds, seed=i)
         rows.append(
-            {"utt_id": f"utt{i:02d}", "split": "train", "label": "bonafide" if i % 2 else "spoof",
-             "attack": None if i % 2 else "A01", "speaker": f"s{i % 3}", "path": path, "dataset": dataset}
+            {
+                "utt_id": f"utt{i:02d}",
+                "split": "train",
+                "label": "bonafide" if i % 2 else "spoof",
+                "attack": None if i % 2 else "A01",
+                "speaker": f"s{i % 3}",
+                "path": path,
+                "dataset": dataset,
+            }
         )
     frames = []
     for dataset in ("alpha", "beta"):

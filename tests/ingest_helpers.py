@@ -28,7 +28,9 @@ def write_audio(path: str | Path, seconds: float = 0.2, seed: int | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".flac": "FLAC", ".ogg": "OGG", ".wav": "WAV"}.get(path.suffix.lower(), "WAV")
     subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
-    sf.write(path, _clip(seconds, seed if seed is not None else abs(hash(path.name)) % 1000), SR, format=fmt, subtype=subtype)
+    sf.write(
+        path, _clip(seconds, seed if seed is not None else abs(hash(path.name)) % 1000), SR, format=fmt, subtype=subtype
+    )
     return path
 
 

@@ -15,8 +15,12 @@ def nightly_config(folder: Path, strategy: str = "retrain") -> Path:
     config = {
         "name": "night",
         "workdir": str(folder / "work"),
-        "demo_corpus": {"root": str(folder / "corpus"), "seed": 5, "conditions": ["studio", "phone"],
-                        "utterances_per_split": {"train": 40, "dev": 12, "eval": 30}},
+        "demo_corpus": {
+            "root": str(folder / "corpus"),
+            "seed": 5,
+            "conditions": ["studio", "phone"],
+            "utterances_per_split": {"train": 40, "dev": 12, "eval": 30},
+        },
         "datasets": [
             {"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_studio")},
             {"name": "demo_phone", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_phone")},
@@ -30,8 +34,13 @@ def nightly_config(folder: Path, strategy: str = "retrain") -> Path:
     }
     path = folder / "night.yaml"
     path.write_text(yaml.safe_dump(config))
-    generate_demo_corpus(folder / "corpus", seed=5, conditions=("studio", "phone", "far"),
-                         utterances_per_split={"train": 40, "dev": 12, "eval": 30}, progress=False)
+    generate_demo_corpus(
+        folder / "corpus",
+        seed=5,
+        conditions=("studio", "phone", "far"),
+        utterances_per_split={"train": 40, "dev": 12, "eval": 30},
+        progress=False,
+    )
     return path
 
 
@@ -48,8 +57,15 @@ def drop_new_generator_batch(folder: Path) -> int:
         _speaker, utt, _, attack, label = line.split()
         if attack == "A04" or (label == "bonafide" and len(rows) % 3 == 0):
             shutil.copy(far / "ASVspoof2019_LA_eval" / "flac" / f"{utt}.flac", batch / f"{utt}.flac")
-            rows.append({"file": f"{utt}.flac", "label": label, "generator": "" if label == "bonafide" else "newgen",
-                         "source": "tip line", "collected": "2026-11-20"})
+            rows.append(
+                {
+                    "file": f"{utt}.flac",
+                    "label": label,
+                    "generator": "" if label == "bonafide" else "newgen",
+                    "source": "tip line",
+                    "collected": "2026-11-20",
+                }
+            )
     with open(batch / "sidecar.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from addgp.metrics import METRIC_KEYS, MetricsError, compute_metrics
 from tasks.evaluate.bootstrap import (
     bootstrap_ci,
     bootstrap_distribution,
     draw_counts,
     speaker_units,
 )
-from addgp.metrics import METRIC_KEYS, MetricsError, compute_metrics
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 

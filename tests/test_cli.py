@@ -82,7 +82,9 @@ def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
     from storage.manifests import rejects_path_for, write_rejects
 
     manifests = tmp_path / "runs" / "demo" / "manifests"
-    rejected = pd.DataFrame({"dataset": ["alpha"], "source": ["protocol.txt:3"], "utt_id": [None], "reason": ["unparseable protocol line"]})
+    rejected = pd.DataFrame(
+        {"dataset": ["alpha"], "source": ["protocol.txt:3"], "utt_id": [None], "reason": ["unparseable protocol line"]}
+    )
     for dataset, rows in audio_manifest.groupby("dataset"):
         write_manifest(rows, manifests / f"{dataset}.parquet")
         write_rejects(rejected.assign(dataset=dataset), rejects_path_for(manifests / f"{dataset}.parquet"))
@@ -90,7 +92,11 @@ def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
     exe = shutil.which("addgp") or str(__import__("pathlib").Path(sys.executable).parent / "addgp")
     done = subprocess.run(
         f"'{exe}' embed runs/demo/manifests/*.parquet --encoder tiny-random --store runs/demo/embeddings",
-        shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["utterances_embedded"] == len(audio_manifest)
@@ -107,7 +113,19 @@ def test_metrics_prints_the_contract_keys(tmp_path):
     result = runner.invoke(app, ["metrics", str(path)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
-    for key in ("eer", "eer_rocch", "min_dcf", "act_dcf", "cllr", "min_cllr", "ece", "brier", "auc", "n_bonafide", "n_spoof"):
+    for key in (
+        "eer",
+        "eer_rocch",
+        "min_dcf",
+        "act_dcf",
+        "cllr",
+        "min_cllr",
+        "ece",
+        "brier",
+        "auc",
+        "n_bonafide",
+        "n_spoof",
+    ):
         assert key in metrics
     assert 0.0 < metrics["eer"] < 0.1 and metrics["n_bonafide"] == 200
 
@@ -126,7 +144,9 @@ def test_metrics_errors_exit_2(tmp_path):
 def test_embed_with_unavailable_encoder_exits_3(tmp_path, audio_manifest):
     manifest = tmp_path / "m.parquet"
     write_manifest(audio_manifest, manifest)
-    result = runner.invoke(app, ["embed", str(manifest), "--encoder", "facebook/wav2vec2-xls-r-300m", "--store", str(tmp_path / "s")])
+    result = runner.invoke(
+        app, ["embed", str(manifest), "--encoder", "facebook/wav2vec2-xls-r-300m", "--store", str(tmp_path / "s")]
+    )
     assert result.exit_code == 3
     assert "huggingface-cli download" in result.output
 
@@ -147,7 +167,9 @@ def test_embed_via_cli_then_rerun_adds_nothing(tmp_path, audio_manifest):
 def test_embed_rejects_bad_options(tmp_path, audio_manifest, bad):
     manifest = tmp_path / "m.parquet"
     write_manifest(audio_manifest, manifest)
-    result = runner.invoke(app, ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), *bad])
+    result = runner.invoke(
+        app, ["embed", str(manifest), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), *bad]
+    )
     assert result.exit_code == 2
 
 
@@ -160,8 +182,23 @@ def test_one_app_with_module_level_verbs():
         name = command.name or command.callback.__name__.replace("_", "-")
         assert name not in names, f"verb {name} registered twice"
         module = importlib.import_module(command.callback.__module__)
-        assert module.__name__.startswith("flows.cli.") and getattr(module, command.callback.__name__) is command.callback
+        assert (
+            module.__name__.startswith("flows.cli.") and getattr(module, command.callback.__name__) is command.callback
+        )
         names[name] = module.__name__
-    readme_verbs = {"run", "demo-data", "ingest", "datasets", "embed", "train", "adapt", "score", "evaluate", "report",
-                    "metrics", "nightly", "serve"}
+    readme_verbs = {
+        "run",
+        "demo-data",
+        "ingest",
+        "datasets",
+        "embed",
+        "train",
+        "adapt",
+        "score",
+        "evaluate",
+        "report",
+        "metrics",
+        "nightly",
+        "serve",
+    }
     assert set(names) == readme_verbs

@@ -24,8 +24,22 @@ def trained(tmp_path, audio_manifest):
     assert embedded.exit_code == 0, embedded.output
     result = runner.invoke(
         app,
-        ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr",
-         "--encoder", "tiny-random", "--datasets", "alpha,beta", "--param", "C=1.0"],
+        [
+            "train",
+            str(manifest),
+            "--store",
+            str(store),
+            "--models",
+            str(models),
+            "--name",
+            "lr",
+            "--encoder",
+            "tiny-random",
+            "--datasets",
+            "alpha,beta",
+            "--param",
+            "C=1.0",
+        ],
     )
     assert result.exit_code == 0, result.output
     return manifest, store, models, json.loads(result.stdout)
@@ -35,7 +49,11 @@ def test_train_registers_a_version_with_a_card(trained):
     _, _, models, result = trained
     assert result["version"] == 1 and (models / "lr" / "v1" / "weights.safetensors").is_file()
     card = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
-    assert card["encoder"] == "tiny-random" and card["random_weight_encoder"] is True and "random" in card["warning"].lower()
+    assert (
+        card["encoder"] == "tiny-random"
+        and card["random_weight_encoder"] is True
+        and "random" in card["warning"].lower()
+    )
     assert card["training_data"]["splits"] == ["train"] and card["training_data"]["dev_splits"] == ["dev"]
 
 
@@ -76,10 +94,25 @@ def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifes
     manifest = tmp_path / "m.parquet"
     write_manifest(audio_manifest, manifest)
     store, models = tmp_path / "store", tmp_path / "models"
-    assert runner.invoke(app, ["embed", str(manifest), "--encoder", str(checkpoint), "--store", str(store)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["embed", str(manifest), "--encoder", str(checkpoint), "--store", str(store)]).exit_code == 0
+    )
     trained = runner.invoke(
-        app, ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr",
-              "--encoder", str(checkpoint), "--dev-splits", ""],
+        app,
+        [
+            "train",
+            str(manifest),
+            "--store",
+            str(store),
+            "--models",
+            str(models),
+            "--name",
+            "lr",
+            "--encoder",
+            str(checkpoint),
+            "--dev-splits",
+            "",
+        ],
     )
     assert trained.exit_code == 0, trained.output
     shutil.rmtree(checkpoint)  # the weights are gone from this machine
@@ -92,16 +125,45 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     manifest, store, models, _ = trained
     result = runner.invoke(
         app,
-        ["adapt", str(models / "lr"), "--shots", str(manifest), "--where", "dataset=beta", "--store", str(store),
-         "--training-manifest", str(manifest), "--models", str(models), "--replay", "6"],
+        [
+            "adapt",
+            str(models / "lr"),
+            "--shots",
+            str(manifest),
+            "--where",
+            "dataset=beta",
+            "--store",
+            str(store),
+            "--training-manifest",
+            str(manifest),
+            "--models",
+            str(models),
+            "--replay",
+            "6",
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["version"] == 2 and out["shots"] == 4
     card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
     assert card["training_data"]["shots"] == 4
-    bad = runner.invoke(app, ["adapt", str(models / "lr"), "--shots", str(manifest), "--where", "nocolumn=x", "--store", str(store),
-                              "--training-manifest", str(manifest), "--models", str(models)])
+    bad = runner.invoke(
+        app,
+        [
+            "adapt",
+            str(models / "lr"),
+            "--shots",
+            str(manifest),
+            "--where",
+            "nocolumn=x",
+            "--store",
+            str(store),
+            "--training-manifest",
+            str(manifest),
+            "--models",
+            str(models),
+        ],
+    )
     assert bad.exit_code == 2 and "nocolumn" in bad.output
 
 
@@ -110,19 +172,71 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
     manifest, store, models, _ = trained
     fitted = runner.invoke(
         app,
-        ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "gp", "--kind", "dkl_gp",
-         "--encoder", "tiny-random", "--datasets", "alpha,beta", "--param", "mode=exact", "--param", "hidden_dims=[8]",
-         "--param", "max_steps=10", "--param", "progress=false"],
-    )  # fmt: skip
+        [
+            "train",
+            str(manifest),
+            "--store",
+            str(store),
+            "--models",
+            str(models),
+            "--name",
+            "gp",
+            "--kind",
+            "dkl_gp",
+            "--encoder",
+            "tiny-random",
+            "--datasets",
+            "alpha,beta",
+            "--param",
+            "mode=exact",
+            "--param",
+            "hidden_dims=[8]",
+            "--param",
+            "max_steps=10",
+            "--param",
+            "progress=false",
+        ],
+    )
     assert fitted.exit_code == 0, fitted.output
     result = runner.invoke(
         app,
-        ["adapt", str(models / "gp"), "--shots", str(manifest), "--where", "dataset=beta", "--store", str(store),
-         "--training-manifest", str(manifest), "--models", str(models)],
-    )  # fmt: skip
+        [
+            "adapt",
+            str(models / "gp"),
+            "--shots",
+            str(manifest),
+            "--where",
+            "dataset=beta",
+            "--store",
+            str(store),
+            "--training-manifest",
+            str(manifest),
+            "--models",
+            str(models),
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = json.loads((models / "gp" / "v2" / "model_card.json").read_text())
     assert card["weights"]["tensors"]["shots.x"]["shape"][0] == 4 and card["training_data"]["shots"] == 4
-    wrong = runner.invoke(app, ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "gp2", "--kind", "dkl_gp",
-                                "--encoder", "tiny-random", "--param", "hidden_dims=32"])  # fmt: skip
-    assert wrong.exit_code == 2 and "hidden_dims" in wrong.output and "valid tuple" in wrong.output  # issue 16: not 'int' object is not iterable
+    wrong = runner.invoke(
+        app,
+        [
+            "train",
+            str(manifest),
+            "--store",
+            str(store),
+            "--models",
+            str(models),
+            "--name",
+            "gp2",
+            "--kind",
+            "dkl_gp",
+            "--encoder",
+            "tiny-random",
+            "--param",
+            "hidden_dims=32",
+        ],
+    )
+    assert (
+        wrong.exit_code == 2 and "hidden_dims" in wrong.output and "valid tuple" in wrong.output
+    )  # issue 16: not 'int' object is not iterable

@@ -37,14 +37,56 @@ def set_in(raw: dict, dotted: str, value) -> None:
 
 
 CASES = [
-    ("unknown adapter", "datasets.0.adapter", "asvspoof2077", 2, "datasets.0.adapter: unknown dataset adapter 'asvspoof2077'"),
-    ("unknown adapter option", "datasets.0.options", {"keys_rot": "/x"}, 2, "datasets.0.options: adapter 'asvspoof2019_la' has no option(s) ['keys_rot']"),
-    ("adapter option of the wrong type", "datasets.0.options", {"workers": "lots"}, 2, "datasets.0.options: adapter 'asvspoof2019_la', option workers: expected an integer"),
-    ("missing local encoder folder", "encoder.id", "/nonexistent/xlsr-300m", 3, "encoder.id: no checkpoint folder /nonexistent/xlsr-300m"),
+    (
+        "unknown adapter",
+        "datasets.0.adapter",
+        "asvspoof2077",
+        2,
+        "datasets.0.adapter: unknown dataset adapter 'asvspoof2077'",
+    ),
+    (
+        "unknown adapter option",
+        "datasets.0.options",
+        {"keys_rot": "/x"},
+        2,
+        "datasets.0.options: adapter 'asvspoof2019_la' has no option(s) ['keys_rot']",
+    ),
+    (
+        "adapter option of the wrong type",
+        "datasets.0.options",
+        {"workers": "lots"},
+        2,
+        "datasets.0.options: adapter 'asvspoof2019_la', option workers: expected an integer",
+    ),
+    (
+        "missing local encoder folder",
+        "encoder.id",
+        "/nonexistent/xlsr-300m",
+        3,
+        "encoder.id: no checkpoint folder /nonexistent/xlsr-300m",
+    ),
     ("config name with a slash", "name", "team/demo", 2, "name: Value error, name 'team/demo' contains '/'"),
-    ("memory limit that is no amount", "cluster.memory_limit", "lots", 2, "cluster.memory_limit: Value error, 'lots' is not an amount of memory"),
-    ("dataset name that climbs out", "datasets.0.name", "../../escaped", 2, "datasets.0.name: Value error, name '../../escaped' contains '/'"),
-    ("detector name that climbs out", "train.detectors.0.name", "../lr", 2, "train.detectors.0.name: name '../lr' contains '/'"),
+    (
+        "memory limit that is no amount",
+        "cluster.memory_limit",
+        "lots",
+        2,
+        "cluster.memory_limit: Value error, 'lots' is not an amount of memory",
+    ),
+    (
+        "dataset name that climbs out",
+        "datasets.0.name",
+        "../../escaped",
+        2,
+        "datasets.0.name: Value error, name '../../escaped' contains '/'",
+    ),
+    (
+        "detector name that climbs out",
+        "train.detectors.0.name",
+        "../lr",
+        2,
+        "train.detectors.0.name: name '../lr' contains '/'",
+    ),
 ]
 
 
@@ -52,12 +94,14 @@ CASES = [
 @pytest.mark.parametrize("verb", ["run", "nightly"])
 def test_config_error_exits_at_load(tmp_path, monkeypatch, verb, what, key, value, code, message):
     monkeypatch.chdir(tmp_path)
+
     def change(raw):
         set_in(raw, key, value)
         if verb == "nightly":  # the demo config plus an inbox and a nightly section
             (tmp_path / "inbox").mkdir(exist_ok=True)
             raw["datasets"].append({"name": "inbox", "adapter": "inbox", "root": str(tmp_path / "inbox")})
             raw["nightly"] = {"inbox": "inbox", "detector": raw["train"]["detectors"][0]["name"].replace("../", "")}
+
     path = config_with(tmp_path, change)
     result = runner.invoke(app, [verb, str(path)])
     assert result.exit_code == code, result.output

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from addgp.contracts import p_spoof_from_score
+from addgp.metrics import compute_metrics, metrics_by
 from tasks.evaluate.crossdataset import (
     MISSING_ATTACK,
     UNKNOWN_SETTING,
@@ -16,7 +17,6 @@ from tasks.evaluate.crossdataset import (
     train_setting,
     with_train_columns,
 )
-from addgp.metrics import compute_metrics, metrics_by
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 DATASETS = ("studio", "phone", "far")
@@ -103,9 +103,9 @@ def test_summary_row_is_the_unweighted_average_and_pooled_is_separate(scores, ev
         assert row["average_eer_ci_low"] <= row["average_eer"] <= row["average_eer_ci_high"]
     aggregates = evaluation.aggregates
     assert set(aggregates["aggregate"]) == {"pooled", "average"}
-    assert aggregates.loc[(aggregates["detector"] == "lr") & (aggregates["aggregate"] == "average"), "eer"].item() == pytest.approx(
-        summary.loc["lr", "average_eer"]
-    )
+    assert aggregates.loc[
+        (aggregates["detector"] == "lr") & (aggregates["aggregate"] == "average"), "eer"
+    ].item() == pytest.approx(summary.loc["lr", "average_eer"])
 
 
 def test_in_domain_marks_the_training_corpora(evaluation):
@@ -141,14 +141,18 @@ def test_a_corpus_missing_a_class_is_noted_and_left_out_of_the_average():
     assert far["note"] == "no bonafide rows" and np.isnan(far["eer"]) and np.isnan(far["eer_ci_low"])
     summary = evaluation.summary.iloc[0]
     assert summary["n_corpora"] == 2 and summary["n_corpora_evaluated"] == 3
-    assert summary["average_eer"] == pytest.approx(evaluation.cells.set_index("dataset").loc[["studio", "phone"], "eer"].mean())
+    assert summary["average_eer"] == pytest.approx(
+        evaluation.cells.set_index("dataset").loc[["studio", "phone"], "eer"].mean()
+    )
     assert set(evaluation.selective["dataset"]) == {"studio", "phone"}
 
 
 def test_attack_breakdown_scores_each_attack_against_all_bona_fide(scores, evaluation):
     cell = scores[(scores["detector"] == "lr") & (scores["dataset"] == "phone")]
     expected = metrics_by(cell, "attack", shared_bonafide=True).set_index("attack")
-    got = evaluation.attacks[(evaluation.attacks["detector"] == "lr") & (evaluation.attacks["dataset"] == "phone")].set_index("attack")
+    got = evaluation.attacks[
+        (evaluation.attacks["detector"] == "lr") & (evaluation.attacks["dataset"] == "phone")
+    ].set_index("attack")
     assert list(got.index) == ["A01", "A02", "A03"]
     for attack in got.index:
         assert got.loc[attack, "eer"] == pytest.approx(expected.loc[attack, "eer"])
@@ -179,7 +183,9 @@ def test_selective_prediction_uses_gp_variance_or_entropy(scores, evaluation):
     cell = scores[(scores["detector"] == "lr") & (scores["dataset"] == "far")]
     curve = coverage_error_curve(cell["score"].to_numpy(), cell["label"], entropy_uncertainty(cell["score"].to_numpy()))
     assert selective.loc[("lr", "far"), "coverage_at_target"] == coverage_at_error(curve, 0.05)
-    assert selective.loc[("lr", "far"), "error_at_full_coverage"] == pytest.approx(((cell["score"] < 0) != (cell["label"] == "spoof")).mean())
+    assert selective.loc[("lr", "far"), "error_at_full_coverage"] == pytest.approx(
+        ((cell["score"] < 0) != (cell["label"] == "spoof")).mean()
+    )
     # deferring uncertain trials helps: the covered share at 5 % error is larger on the easy corpus
     assert selective.loc[("lr", "studio"), "coverage_at_target"] > selective.loc[("lr", "far"), "coverage_at_target"]
     curves = evaluation.selective_curves
@@ -191,7 +197,9 @@ def test_train_settings_come_from_model_cards():
     card = {"training_data": {"datasets": ["asvspoof2019_la", "mlaad"], "splits": ["train"]}}
     assert train_setting(card) == ("asvspoof2019_la + mlaad (train)", ["asvspoof2019_la", "mlaad"])
     assert train_setting({}) == (UNKNOWN_SETTING, [])
-    scores = make_scores(detectors=("lr", "gp"), datasets=("asvspoof2019_la", "itw")).drop(columns=["train_setting", "train_datasets"])
+    scores = make_scores(detectors=("lr", "gp"), datasets=("asvspoof2019_la", "itw")).drop(
+        columns=["train_setting", "train_datasets"]
+    )
     labelled = with_train_columns(scores, {"lr": card})
     assert set(labelled.loc[labelled["detector"] == "lr", "train_setting"]) == {"asvspoof2019_la + mlaad (train)"}
     assert set(labelled.loc[labelled["detector"] == "gp", "train_setting"]) == {UNKNOWN_SETTING}
@@ -205,14 +213,26 @@ def test_eight_corpus_matrix_with_two_train_settings():
     """The Pascu et al. layout: detectors trained on different data, scored on eight corpora."""
     corpora = tuple(f"corpus{i}" for i in range(8))
     scores = make_scores(datasets=corpora, detectors=("lr_a", "lr_b"), n=80, speakers=False, codec=False)
-    scores.loc[scores["detector"] == "lr_b", ["train_setting", "train_datasets"]] = ["corpus3 + corpus4 (train)", "corpus3\ncorpus4"]
+    scores.loc[scores["detector"] == "lr_b", ["train_setting", "train_datasets"]] = [
+        "corpus3 + corpus4 (train)",
+        "corpus3\ncorpus4",
+    ]
     evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=50))
     matrix = evaluation.matrix()
     assert matrix.shape == (2, 8)
     assert list(matrix.index.get_level_values("train_setting")) == ["corpus0 (train)", "corpus3 + corpus4 (train)"]
     assert evaluation.summary["n_corpora"].tolist() == [8, 8]
     in_domain = evaluation.matrix("in_domain")
-    assert in_domain.loc[("lr_b", "corpus3 + corpus4 (train)")].tolist() == [False, False, False, True, True, False, False, False]
+    assert in_domain.loc[("lr_b", "corpus3 + corpus4 (train)")].tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     assert evaluation.summary.set_index("detector").loc["lr_b", "n_out_of_domain"] == 6
 
 
@@ -221,7 +241,9 @@ def test_matrix_leaves_cells_not_evaluated_empty():
     scores = scores[~((scores["detector"] == "gp") & (scores["dataset"] == "far"))]
     evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=0))
     matrix = cross_dataset_matrix(evaluation.cells, "eer", list(DATASETS))
-    assert np.isnan(matrix.loc[("gp", "studio (train)"), "far"]) and not np.isnan(matrix.loc[("lr", "studio (train)"), "far"])
+    assert np.isnan(matrix.loc[("gp", "studio (train)"), "far"]) and not np.isnan(
+        matrix.loc[("lr", "studio (train)"), "far"]
+    )
 
 
 def test_bad_tables_are_refused():
@@ -244,8 +266,18 @@ def test_score_rows_carry_train_setting_and_conditions():
     from tasks.evaluate.scoring import score_rows
 
     class Data:
-        rows = pd.DataFrame({"utt_id": ["a", "b"], "dataset": ["d", "d"], "split": ["eval"] * 2, "label": ["bonafide", "spoof"],
-                             "attack": [None, "A01"], "speaker": [None, None], "codec": ["mp3", "none"], "language": [None, None]})  # fmt: skip
+        rows = pd.DataFrame(
+            {
+                "utt_id": ["a", "b"],
+                "dataset": ["d", "d"],
+                "split": ["eval"] * 2,
+                "label": ["bonafide", "spoof"],
+                "attack": [None, "A01"],
+                "speaker": [None, None],
+                "codec": ["mp3", "none"],
+                "language": [None, None],
+            }
+        )
         X = np.zeros((2, 3))
 
     class Detector:

@@ -20,6 +20,7 @@ import time
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
+from conftest import write_tone
 from distributed import Client
 from prefect.testing.utilities import prefect_test_harness
 
@@ -28,8 +29,6 @@ from storage.manifests import write_manifest
 from tasks.embed.encoder import spec_from_config
 from tasks.embed.shards import plan_shards
 from tasks.ingest.common import finalize
-
-from conftest import write_tone
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -90,22 +89,51 @@ def cli_cluster(tmp_path):
     def start(name: str, *args: str) -> subprocess.Popen:
         handle = open(logs / f"{name}.log", "wb")
         handles.append(handle)
-        proc = subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dask", *args], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
         procs.append(proc)
         return proc
 
     try:
         scheduler = start(
-            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
-            "--scheduler-file", str(scheduler_file),
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
         )
-        _wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, START_TIMEOUT_S, "scheduler file", [scheduler])
+        _wait_for(
+            lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0,
+            START_TIMEOUT_S,
+            "scheduler file",
+            [scheduler],
+        )
         address = json.loads(scheduler_file.read_text())["address"]
         assert address == f"tcp://127.0.0.1:{port}"
         workers = [
             start(
-                f"worker{i}", "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                "--host", "127.0.0.1", "--name", f"w{i}", "--memory-limit", "2GiB", "--death-timeout", "60",
+                f"worker{i}",
+                "worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"w{i}",
+                "--memory-limit",
+                "2GiB",
+                "--death-timeout",
+                "60",
             )
             for i in range(2)
         ]
@@ -127,8 +155,14 @@ def manifest_path(tmp_path) -> tuple[str, list[str]]:
     audio = tmp_path / "audio"
     audio.mkdir()
     rows = [
-        {"utt_id": f"u{i:03d}", "split": "eval", "label": "spoof" if i % 3 else "bonafide", "attack": None,
-         "speaker": None, "path": write_tone(audio / f"u{i:03d}.wav", 1.0 + (i % 5) * 0.5, seed=i)}
+        {
+            "utt_id": f"u{i:03d}",
+            "split": "eval",
+            "label": "spoof" if i % 3 else "bonafide",
+            "attack": None,
+            "speaker": None,
+            "path": write_tone(audio / f"u{i:03d}.wav", 1.0 + (i % 5) * 0.5, seed=i),
+        }
         for i in range(N_FILES)
     ]
     manifest = finalize("cli", rows, progress=False).manifest
@@ -179,7 +213,9 @@ def test_embed_flow_survives_a_killed_cli_worker(tmp_path, cli_cluster, manifest
     print(f"{n_shards} shards; killed worker pid {victim.pid} after {kill.get('parts_before')} were written")
     print((cli_cluster["logs"] / "scheduler.log").read_text()[-3000:])
     assert "at" in kill, "no shard was written before the flow returned; nothing was killed"
-    assert kill["flow_still_running"] and kill["parts_before"] < n_shards, f"the kill was not mid-run: {kill}, {n_shards} shards"
+    assert kill["flow_still_running"] and kill["parts_before"] < n_shards, (
+        f"the kill was not mid-run: {kill}, {n_shards} shards"
+    )
     assert victim.wait(timeout=10) == -signal.SIGKILL
     assert cli_cluster["workers"][1].poll() is None, "the surviving worker should still be running"
     assert state.is_completed(), state

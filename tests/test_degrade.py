@@ -36,7 +36,9 @@ from tasks.embed.run import embed_manifest
 
 SR = 16000
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-AVAILABLE = [name for name in CONDITIONS if all(t.kind != "codec" or codec_available(t.encoder, "w") for t in CONDITIONS[name])]
+AVAILABLE = [
+    name for name in CONDITIONS if all(t.kind != "codec" or codec_available(t.encoder, "w") for t in CONDITIONS[name])
+]
 UNAVAILABLE = sorted(set(CONDITIONS) - set(AVAILABLE))
 ALL_RUNNABLE = AVAILABLE + sorted(PRESETS)
 
@@ -106,7 +108,14 @@ def test_noise_colour_has_its_spectral_slope(colour, slope):
     assert abs(fitted - slope) < 0.2, fitted
 
 
-@pytest.mark.parametrize("name", [n for n in ("resample_8k", "g711_mulaw", "g711_alaw", "amr_nb_12k2", "amr_nb_4k75", "telephony", "mobile") if n in ALL_RUNNABLE])
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        for n in ("resample_8k", "g711_mulaw", "g711_alaw", "amr_nb_12k2", "amr_nb_4k75", "telephony", "mobile")
+        if n in ALL_RUNNABLE
+    ],
+)
 def test_narrowband_conditions_remove_everything_above_4khz(name, context):
     wave = speechlike()
     assert spectrum_share(wave, 4200, SR / 2) > 0.01  # the input has energy up there
@@ -247,7 +256,9 @@ def test_degrade_rows_is_exactly_once_and_embeds_once(corpus):
     assert third.written == 2 and third.reused == len(rows) - 2
     pd.testing.assert_frame_equal(resumed, derived)
     # Made afresh elsewhere (another cache, later): the same bytes, so the same sha256.
-    fresh, _, elsewhere = degrade_rows(rows, condition, str(workspace.root) + "/other-cache", context=context, threads=1, progress=False)
+    fresh, _, elsewhere = degrade_rows(
+        rows, condition, str(workspace.root) + "/other-cache", context=context, threads=1, progress=False
+    )
     assert elsewhere.written == len(rows) and list(fresh["sha256"]) == list(derived["sha256"])
 
     # Embedding the derived rows next to the clean ones: distinct keys, and a rerun adds nothing.
@@ -270,10 +281,17 @@ def test_degrade_on_dask_workers_matches_in_process(corpus):
     condition = resolve("babble_snr5+aac_32k")
     context = build_context(rows, SR, None)
     local, _, _ = degrade_rows(rows, condition, str(workspace.root) + "/local", context=context, progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as client:
-        remote, _, summary = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        remote, _, summary = degrade_rows(
+            rows, condition, workspace.degraded, context=context, client=client, progress=False
+        )
         assert summary.written == len(rows)
-        again, _, rerun = degrade_rows(rows, condition, workspace.degraded, context=context, client=client, progress=False)
+        again, _, rerun = degrade_rows(
+            rows, condition, workspace.degraded, context=context, client=client, progress=False
+        )
     assert rerun.written == 0 and rerun.reused == len(rows)
     # same bytes whichever process made them
     assert list(remote["sha256"]) == list(local["sha256"]) == list(again["sha256"])
@@ -304,13 +322,17 @@ def test_stage_writes_derived_manifests_and_rerun_adds_nothing(tmp_path, audio_m
         frame = frame.assign(split=["train", "eval"] * (len(frame) // 2))
         clean.append(write_manifest(frame, workspace.manifest(dataset)))
     config = {
-        "name": "t", "workdir": str(tmp_path / "work"),
+        "name": "t",
+        "workdir": str(tmp_path / "work"),
         "datasets": [{"name": d, "adapter": "protocol_csv", "root": str(tmp_path)} for d in ("alpha", "beta")],
         "encoder": {"id": "tiny-random"},
-        "train": {"datasets": ["alpha"], "detectors": [{"name": "lr", "kind": "logreg"}],
-                  "augment": {"conditions": ["noise_pink_snr5", "resample_8k"], "fraction": 1.0}},
+        "train": {
+            "datasets": ["alpha"],
+            "detectors": [{"name": "lr", "kind": "logreg"}],
+            "augment": {"conditions": ["noise_pink_snr5", "resample_8k"], "fraction": 1.0},
+        },
         "evaluate": {"conditions": ["resample_8k"]},
-    }  # fmt: skip
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     cfg = load_config(tmp_path / "c.yaml")
     first = degrade_manifests(clean, cfg, workspace, progress=False)
@@ -320,7 +342,9 @@ def test_stage_writes_derived_manifests_and_rerun_adds_nothing(tmp_path, audio_m
     # eval rows for evaluation plus the training rows augmentation assigned to resample_8k
     assert set(alpha_8k["split"]) == {"train", "eval"}
     train_alpha = audio_manifest[audio_manifest["dataset"] == "alpha"].iloc[::2]
-    assert len(read_manifest(workspace.manifest("alpha@noise_pink_snr5"))) + (alpha_8k["split"] == "train").sum() == len(train_alpha)
+    assert len(read_manifest(workspace.manifest("alpha@noise_pink_snr5"))) + (
+        alpha_8k["split"] == "train"
+    ).sum() == len(train_alpha)
     assert read_rejects(rejects_path_for(workspace.manifest("beta@resample_8k"))).empty
     before = [read_manifest(p) for p in first["manifests"]]
     second = degrade_manifests(clean, cfg, workspace, progress=False)

@@ -41,7 +41,9 @@ def _flacs(root: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("demo")
-    return dc.generate_demo_corpus(root, seed=3, conditions=("studio", "phone", "far"), utterances_per_split=SMALL, progress=False)
+    return dc.generate_demo_corpus(
+        root, seed=3, conditions=("studio", "phone", "far"), utterances_per_split=SMALL, progress=False
+    )
 
 
 def test_returns_one_dataset_per_condition_in_order(small_corpus, tmp_path_factory):
@@ -187,7 +189,9 @@ def test_render_utterance_is_a_pure_function_of_its_plan():
 
 
 def test_existing_corpus_with_same_parameters_is_not_regenerated(tmp_path, monkeypatch):
-    out = dc.generate_demo_corpus(tmp_path, seed=1, conditions=("studio", "phone"), utterances_per_split=TINY, progress=False)
+    out = dc.generate_demo_corpus(
+        tmp_path, seed=1, conditions=("studio", "phone"), utterances_per_split=TINY, progress=False
+    )
     before = {name: _hashes(root) for name, root in out.items()}
     stamp_before = (out["demo_studio"] / dc.STAMP_NAME).read_bytes()
 
@@ -195,18 +199,22 @@ def test_existing_corpus_with_same_parameters_is_not_regenerated(tmp_path, monke
         raise AssertionError("regenerated although the corpus was complete")
 
     monkeypatch.setattr(dc, "render_utterance", boom)
-    again = dc.generate_demo_corpus(tmp_path, seed=1, conditions=("studio", "phone"), utterances_per_split=TINY, progress=False)
+    again = dc.generate_demo_corpus(
+        tmp_path, seed=1, conditions=("studio", "phone"), utterances_per_split=TINY, progress=False
+    )
     assert again == out
     assert {name: _hashes(root) for name, root in again.items()} == before
     assert (out["demo_studio"] / dc.STAMP_NAME).read_bytes() == stamp_before
     # a subset of the conditions is also complete already
-    assert dc.generate_demo_corpus(tmp_path, seed=1, conditions=("phone",), utterances_per_split=TINY, progress=False) == {
-        "demo_phone": out["demo_phone"]
-    }
+    assert dc.generate_demo_corpus(
+        tmp_path, seed=1, conditions=("phone",), utterances_per_split=TINY, progress=False
+    ) == {"demo_phone": out["demo_phone"]}
 
 
 def test_other_parameters_regenerate_cleanly(tmp_path):
-    root = dc.generate_demo_corpus(tmp_path, seed=1, conditions=("studio",), utterances_per_split=TINY, progress=False)["demo_studio"]
+    root = dc.generate_demo_corpus(tmp_path, seed=1, conditions=("studio",), utterances_per_split=TINY, progress=False)[
+        "demo_studio"
+    ]
     (root / "notes.txt").write_text("not ours")
     old = _hashes(root)
     smaller = {"train": 4, "eval": 5}
@@ -225,7 +233,9 @@ def test_other_parameters_regenerate_cleanly(tmp_path):
 
 
 def test_incomplete_or_damaged_corpus_is_regenerated(tmp_path):
-    root = dc.generate_demo_corpus(tmp_path, seed=4, conditions=("phone",), utterances_per_split=TINY, progress=False)["demo_phone"]
+    root = dc.generate_demo_corpus(tmp_path, seed=4, conditions=("phone",), utterances_per_split=TINY, progress=False)[
+        "demo_phone"
+    ]
     good = _hashes(root)
     victim = _flacs(root)[0]
     victim.write_bytes(b"not a flac")
@@ -270,11 +280,20 @@ def _tiny_random_encoder():
         from transformers import Wav2Vec2Config, Wav2Vec2Model
 
         cfg = Wav2Vec2Config(
-            hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-            conv_dim=(32,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-            feat_extract_norm="layer", do_stable_layer_norm=True, num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=4, vocab_size=32, apply_spec_augment=False,
-        )  # fmt: skip
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            conv_dim=(32,) * 7,
+            conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+            conv_stride=(5, 2, 2, 2, 2, 2, 2),
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+            vocab_size=32,
+            apply_spec_augment=False,
+        )
         torch.manual_seed(0)
         return Wav2Vec2Model(cfg).eval()
 
@@ -323,7 +342,9 @@ def _split_features(root: Path, name: str):
 def test_learnable_but_not_trivial_in_condition(tmp_path):
     """LR on mean-pooled tiny-random wav2vec2 embeddings: clearly better than chance, far from perfect."""
     sizes = {"train": 60, "eval": 60}
-    root = dc.generate_demo_corpus(tmp_path, seed=0, conditions=("studio",), utterances_per_split=sizes, progress=False)["demo_studio"]
+    root = dc.generate_demo_corpus(
+        tmp_path, seed=0, conditions=("studio",), utterances_per_split=sizes, progress=False
+    )["demo_studio"]
     data = _split_features(root, "demo_studio")
     (eer,) = _fit_and_score(data["train"], [data["eval"]])
     assert 0.01 < eer < 0.40, f"in-condition EER {eer:.3f} outside (0.01, 0.40)"

@@ -15,9 +15,9 @@ from flows.config import load_pipeline_config
 from storage.manifests import read_manifests, write_manifest
 from storage.models import save_model
 from tasks.embed.task import embed_task
+from tasks.nightly.challenger import build_challenger
 from tasks.train.base import LLRDetector
 from tasks.train.calibration import is_spoof_target
-from tasks.nightly.challenger import build_challenger
 from tasks.train.detectors import DETECTOR_CLASSES, load_detector, make_detector
 from tasks.train.dkl_gp import DKLGPDetector
 from tasks.train.logreg import LogRegDetector
@@ -26,7 +26,9 @@ from tasks.train.task import train_task
 
 def blobs(seed: int, n: int = 120, dim: int = 6, distance: float = 1.5):
     rng = np.random.default_rng(seed)
-    X = np.concatenate([rng.normal(size=(n, dim)), rng.normal(size=(n, dim)) + distance * np.eye(dim)[0]]).astype(np.float32)
+    X = np.concatenate([rng.normal(size=(n, dim)), rng.normal(size=(n, dim)) + distance * np.eye(dim)[0]]).astype(
+        np.float32
+    )
     return X, np.array(["bonafide"] * n + ["spoof"] * n)
 
 
@@ -34,7 +36,9 @@ def blobs(seed: int, n: int = 120, dim: int = 6, distance: float = 1.5):
 
 SKLEARN_KINDS = {
     "logreg": lambda: LogRegDetector(C=1.0),
-    "dkl_gp": lambda: DKLGPDetector(mode="variational", feature_extractor="identity", n_inducing=16, batch_size=64, max_steps=30, progress=False),
+    "dkl_gp": lambda: DKLGPDetector(
+        mode="variational", feature_extractor="identity", n_inducing=16, batch_size=64, max_steps=30, progress=False
+    ),
 }
 
 
@@ -111,7 +115,10 @@ class NearestMean(LLRDetector):
         return (d2[:, 1] - d2[:, 0]) / (2 * self.width**2)
 
     def to_state(self):
-        return {"means": self.means_}, {"hyper_parameters": self.get_params(), "fitted": {"n_spoof": self.n_spoof_, "calibration": self._calibration_state()}}
+        return {"means": self.means_}, {
+            "hyper_parameters": self.get_params(),
+            "fitted": {"n_spoof": self.n_spoof_, "calibration": self._calibration_state()},
+        }
 
     @classmethod
     def from_state(cls, arrays, params):
@@ -139,23 +146,35 @@ def toy_kind(monkeypatch):
 
 def _config(tmp_path, detectors) -> str:
     path = tmp_path / "pipeline.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "toy", "workdir": str(tmp_path / "work"),
-        "datasets": [{"name": "alpha", "adapter": "protocol_csv", "root": str(tmp_path)}],
-        "encoder": {"id": "tiny-random"},
-        "train": {"datasets": ["alpha"], "dev_splits": [], "detectors": detectors},
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "toy",
+                "workdir": str(tmp_path / "work"),
+                "datasets": [{"name": "alpha", "adapter": "protocol_csv", "root": str(tmp_path)}],
+                "encoder": {"id": "tiny-random"},
+                "train": {"datasets": ["alpha"], "dev_splits": [], "detectors": detectors},
+            }
+        )
+    )
     return str(path)
 
 
 def test_config_checks_kind_and_params_against_the_registry(tmp_path, toy_kind):
     good = load_pipeline_config(_config(tmp_path, [{"name": "t", "kind": "nearest_mean", "params": {"width": 2}}]))
     assert make_detector("nearest_mean", **good.train.detectors[0].params).width == 2.0
-    with pytest.raises(ConfigError, match=r"train\.detectors\.0\.params: nearest_mean parameter 'width': Input should be a valid number"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train\.detectors\.0\.params: nearest_mean parameter 'width': Input should be a valid number",
+    ):
         load_pipeline_config(_config(tmp_path, [{"name": "t", "kind": "nearest_mean", "params": {"width": "wide"}}]))
-    with pytest.raises(ConfigError, match=r"pipeline\.yaml: train\.detectors\.0\.params: dkl_gp parameter 'hidden_dims'.*valid tuple"):
+    with pytest.raises(
+        ConfigError, match=r"pipeline\.yaml: train\.detectors\.0\.params: dkl_gp parameter 'hidden_dims'.*valid tuple"
+    ):
         load_pipeline_config(_config(tmp_path, [{"name": "g", "kind": "dkl_gp", "params": {"hidden_dims": 32}}]))
-    with pytest.raises(ConfigError, match=r"train\.detectors\.0\.kind: unknown detector kind 'svm'; choose one of .*nearest_mean"):
+    with pytest.raises(
+        ConfigError, match=r"train\.detectors\.0\.kind: unknown detector kind 'svm'; choose one of .*nearest_mean"
+    ):
         load_pipeline_config(_config(tmp_path, [{"name": "s", "kind": "svm"}]))
 
 
@@ -174,4 +193,9 @@ def test_a_toy_kind_trains_from_a_pipeline_config_and_adapts(tmp_path, toy_kind,
     adapted = build_challenger(detector, card, "adapt", read_manifests([str(manifest)]), store, shots, replay_rows=4)
     assert isinstance(adapted, NearestMean) and adapted.n_spoof_ == detector.n_spoof_ + 2
     assert not np.allclose(adapted.means_[1], detector.means_[1])
-    assert save_model(models, "toy", adapted, {k: card[k] for k in ("encoder", "layer", "pooling", "random_weight_encoder")}).version == 2
+    assert (
+        save_model(
+            models, "toy", adapted, {k: card[k] for k in ("encoder", "layer", "pooling", "random_weight_encoder")}
+        ).version
+        == 2
+    )

@@ -69,11 +69,32 @@ def data():
 FAST = {
     "logreg": dict(),
     "exact": dict(mode="exact", feature_extractor="identity", lr=0.05, max_steps=60, progress=False),
-    "variational": dict(mode="variational", feature_extractor="identity", n_inducing=32, batch_size=64, lr=0.05, max_steps=75, progress=False),
-    "exact_mlp": dict(mode="exact", feature_extractor="mlp", hidden_dims=(32, 8), lr=0.01, max_steps=60, progress=False),
-    "variational_mlp": dict(mode="variational", feature_extractor="mlp", hidden_dims=(32, 8), n_inducing=32, batch_size=64, lr=0.01, max_steps=75, progress=False),
+    "variational": dict(
+        mode="variational",
+        feature_extractor="identity",
+        n_inducing=32,
+        batch_size=64,
+        lr=0.05,
+        max_steps=75,
+        progress=False,
+    ),
+    "exact_mlp": dict(
+        mode="exact", feature_extractor="mlp", hidden_dims=(32, 8), lr=0.01, max_steps=60, progress=False
+    ),
+    "variational_mlp": dict(
+        mode="variational",
+        feature_extractor="mlp",
+        hidden_dims=(32, 8),
+        n_inducing=32,
+        batch_size=64,
+        lr=0.01,
+        max_steps=75,
+        progress=False,
+    ),
     "exact_residual": dict(mode="exact", hidden_dims=(32,), max_steps=60, progress=False),
-    "variational_residual": dict(mode="variational", hidden_dims=(32,), n_inducing=32, batch_size=64, max_steps=75, progress=False),
+    "variational_residual": dict(
+        mode="variational", hidden_dims=(32,), n_inducing=32, batch_size=64, max_steps=75, progress=False
+    ),
 }
 
 
@@ -171,7 +192,9 @@ def test_scores_are_llrs_not_posteriors_under_class_imbalance(name):
     assert abs(miss - false_alarm) < 0.12, (miss, false_alarm)
 
 
-@pytest.mark.parametrize("name", ["exact", "variational", "exact_mlp", "variational_mlp", "exact_residual", "variational_residual"])
+@pytest.mark.parametrize(
+    "name", ["exact", "variational", "exact_mlp", "variational_mlp", "exact_residual", "variational_residual"]
+)
 def test_gp_variance_is_higher_far_from_training_data(fitted, data, name):
     X, _ = data["eval"]
     far = X + 6.0 * np.random.default_rng(0).normal(size=X.shape[1]).astype(np.float32)
@@ -330,7 +353,9 @@ def test_residual_g_keeps_distances_and_the_mlp_does_not(fitted, data):
     on training rows and on points far from them; the MLP g has no such bound."""
     X, _ = data["train"]
     rng = np.random.default_rng(7)
-    far = rng.normal(size=(100, DIM)).astype(np.float32) * 3 + 10 * np.eye(DIM)[5]  # a direction no training attack uses
+    far = (
+        rng.normal(size=(100, DIM)).astype(np.float32) * 3 + 10 * np.eye(DIM)[5]
+    )  # a direction no training attack uses
     points = np.concatenate([X[rng.choice(len(X), 100, replace=False)], far])
     i, j = rng.integers(0, len(points), (2, 2000))
     keep = i != j
@@ -346,7 +371,10 @@ def test_residual_g_keeps_distances_and_the_mlp_does_not(fitted, data):
         r = ratios(fitted[name])
         assert r.min() >= 1 - c - 1e-3 and r.max() <= 1 + c + 1e-3, (name, r.min(), r.max())
     r_mlp = ratios(fitted["exact_mlp"])
-    assert r_mlp.max() / r_mlp.min() > (1 + 0.9) / (1 - 0.9), (r_mlp.min(), r_mlp.max())  # wider than the residual bound allows
+    assert r_mlp.max() / r_mlp.min() > (1 + 0.9) / (1 - 0.9), (
+        r_mlp.min(),
+        r_mlp.max(),
+    )  # wider than the residual bound allows
 
 
 def test_gp_adapts_by_conditioning_without_replay_and_accumulates_shots(fitted, data):
@@ -362,7 +390,11 @@ def test_gp_adapts_by_conditioning_without_replay_and_accumulates_shots(fitted, 
         both = detector.adapt(np.concatenate([first_shots, more_shots]), np.concatenate([first_y, more_y]))
         np.testing.assert_allclose(twice.score_llr(X_new), both.score_llr(X_new), rtol=1e-6, atol=1e-6)
         # The new attack's rows become more spoof-like, and the GP is surer about them.
-        assert np.median(twice.score_llr(X_new[y_new == "spoof"])) < np.median(detector.score_llr(X_new[y_new == "spoof"]))
-        assert np.median(twice.predict_variance(X_new[y_new == "spoof"])) < np.median(detector.predict_variance(X_new[y_new == "spoof"]))
+        assert np.median(twice.score_llr(X_new[y_new == "spoof"])) < np.median(
+            detector.score_llr(X_new[y_new == "spoof"])
+        )
+        assert np.median(twice.predict_variance(X_new[y_new == "spoof"])) < np.median(
+            detector.predict_variance(X_new[y_new == "spoof"])
+        )
     with pytest.raises(ValueError, match="replay rows"):
         fitted["logreg"].adapt(first_shots, first_y)

@@ -6,6 +6,7 @@ import pyarrow.dataset as ds
 import pytest
 import soundfile as sf
 import torch
+from conftest import write_tone
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from storage.embeddings import read_embeddings, read_rejects, store_summary
@@ -15,8 +16,6 @@ from tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, EncoderUnavailableE
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
 
-from conftest import write_tone
-
 SPEC = EncoderSpec("tiny-random", layers=(0, -1), pooling="mean")
 
 
@@ -24,7 +23,9 @@ def reference_embedding(path: str, layer: int, pooling: str = "mean") -> np.ndar
     """Independent computation: HF feature extractor + a freshly built model, one file, no padding."""
     wave, rate = sf.read(path, dtype="float32")
     assert rate == 16000
-    inputs = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)(wave, sampling_rate=16000, return_tensors="pt")
+    inputs = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)(
+        wave, sampling_rate=16000, return_tensors="pt"
+    )
     torch.manual_seed(0)
     model = Wav2Vec2Model(Wav2Vec2Config(**RANDOM_PRESETS["tiny-random"])).eval()
     with torch.no_grad():
@@ -44,7 +45,9 @@ def test_store_matches_independent_forward_and_masked_mean(audio_manifest, tmp_p
         assert meta["random_weights"].all()
         by_id = dict(zip(meta["utt_id"], X))
         for _, row in audio_manifest.iterrows():
-            np.testing.assert_allclose(by_id[row["utt_id"]], reference_embedding(row["path"], layer), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(
+                by_id[row["utt_id"]], reference_embedding(row["path"], layer), rtol=1e-4, atol=1e-4
+            )
 
 
 def test_mean_std_pooling_matches_reference(audio_manifest, tmp_path):
@@ -128,16 +131,29 @@ def test_bad_inputs_become_rejects_and_the_rest_continues(audio_manifest, tmp_pa
         "alpha",
         [
             {"utt_id": "short", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": short},
-            {"utt_id": "nan", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": str(nan_path)},
+            {
+                "utt_id": "nan",
+                "split": "train",
+                "label": "spoof",
+                "attack": None,
+                "speaker": None,
+                "path": str(nan_path),
+            },
         ],
         progress=False,
     ).manifest
     gone = write_tone(tmp_path / "gone.flac", 1.0)
-    vanished = finalize("alpha", [{"utt_id": "gone", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": gone}], progress=False).manifest
+    vanished = finalize(
+        "alpha",
+        [{"utt_id": "gone", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": gone}],
+        progress=False,
+    ).manifest
     (tmp_path / "gone.flac").unlink()  # deleted between ingest and embed
     corrupt.write_bytes(b"fLaC" + b"\x00" * 50)  # a header and nothing decodable
     # its manifest hash matches its bytes: the decode failure, not the hash check, must reject it
-    broken = vanished.assign(utt_id="corrupt", path=str(corrupt), sha256=hashlib.sha256(corrupt.read_bytes()).hexdigest())
+    broken = vanished.assign(
+        utt_id="corrupt", path=str(corrupt), sha256=hashlib.sha256(corrupt.read_bytes()).hexdigest()
+    )
     manifest = pd.concat([good, bad_rows, vanished, broken], ignore_index=True)
     store = str(tmp_path / "store")
     summary = embed_manifest(manifest, SPEC, store, progress=False)
@@ -186,4 +202,6 @@ def test_local_checkpoint_directory_loads(tmp_path, audio_manifest):
     meta, X = read_embeddings(store)
     assert not meta["random_weights"].any()  # a user checkpoint is not flagged as a random preset
     row = audio_manifest.iloc[0]
-    np.testing.assert_allclose(X[list(meta["utt_id"]).index(row["utt_id"])], reference_embedding(row["path"], -1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        X[list(meta["utt_id"]).index(row["utt_id"])], reference_embedding(row["path"], -1), rtol=1e-4, atol=1e-4
+    )

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
+from conftest import write_tone
 from distributed import Client, LocalCluster
 
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
-
-from conftest import write_tone
 
 pytestmark = pytest.mark.integration
 SPEC = EncoderSpec("tiny-random", layers=(-1,))
@@ -23,8 +22,14 @@ SPEC = EncoderSpec("tiny-random", layers=(-1,))
 @pytest.fixture
 def many_files_manifest(tmp_path):
     rows = [
-        {"utt_id": f"u{i:03d}", "split": "eval", "label": "spoof" if i % 3 else "bonafide", "attack": None,
-         "speaker": None, "path": write_tone(tmp_path / f"u{i:03d}.wav", 1.0 + (i % 5) * 0.5, seed=i)}
+        {
+            "utt_id": f"u{i:03d}",
+            "split": "eval",
+            "label": "spoof" if i % 3 else "bonafide",
+            "attack": None,
+            "speaker": None,
+            "path": write_tone(tmp_path / f"u{i:03d}.wav", 1.0 + (i % 5) * 0.5, seed=i),
+        }
         for i in range(48)
     ]
     return finalize("gamma", rows, progress=False).manifest
@@ -39,7 +44,9 @@ def cluster():
 def test_two_worker_processes_fill_the_store(many_files_manifest, tmp_path, cluster):
     store = str(tmp_path / "store")
     with Client(cluster) as client:
-        summary = embed_manifest(many_files_manifest, SPEC, store, batch_seconds=4, shard_seconds=6, client=client, progress=False)
+        summary = embed_manifest(
+            many_files_manifest, SPEC, store, batch_seconds=4, shard_seconds=6, client=client, progress=False
+        )
         pids = set(client.run(os.getpid).values())
     assert len(pids) == 2 and os.getpid() not in pids
     assert summary.utterances_embedded == len(many_files_manifest)

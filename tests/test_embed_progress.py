@@ -10,7 +10,9 @@ from tasks.embed.shards import Shard
 
 
 def shard(key: str, seconds: list[float]) -> Shard:
-    return Shard(key=key, dataset="d", rows=tuple((f"{key}{i}", "d", "/x.flac", s, "sha") for i, s in enumerate(seconds)))
+    return Shard(
+        key=key, dataset="d", rows=tuple((f"{key}{i}", "d", "/x.flac", s, "sha") for i, s in enumerate(seconds))
+    )
 
 
 def test_progress_shows_files_clock_times_and_eta(capsys):
@@ -22,7 +24,9 @@ def test_progress_shows_files_clock_times_and_eta(capsys):
     bar.advance(shards[1])
     bar.close()
     shown = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
-    assert re.search(r"100%\|.*\| 3/3 files, audio 1:01:40/1:01:40, [\d.]+× real time \[\d\d:\d\d<\d\d:\d\d\]", shown), shown
+    assert re.search(
+        r"100%\|.*\| 3/3 files, audio 1:01:40/1:01:40, [\d.]+× real time \[\d\d:\d\d<\d\d:\d\d\]", shown
+    ), shown
     assert "3700.875" not in shown and "audio-s/s" not in shown
 
 
@@ -30,4 +34,6 @@ def test_embed_prints_the_bar_on_stderr(tmp_path, audio_manifest, capsys):
     spec = EncoderSpec(id="tiny-random", layers=(-1,))
     embed_manifest(audio_manifest, spec, str(tmp_path / "store"), shard_seconds=5.0)
     final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
-    assert f"{len(audio_manifest)}/{len(audio_manifest)} files, audio " in final and final.lstrip().startswith("embed tiny-random")
+    assert f"{len(audio_manifest)}/{len(audio_manifest)} files, audio " in final and final.lstrip().startswith(
+        "embed tiny-random"
+    )

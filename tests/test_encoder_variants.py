@@ -28,9 +28,17 @@ from tasks.evaluate.score_files import score_files
 runner = CliRunner()
 
 TINY = dict(
-    hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-    conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
-    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, apply_spec_augment=False, vocab_size=32,
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+    apply_spec_augment=False,
+    vocab_size=32,
 )
 # (model_type, extra config): wav2vec2 in both layer-norm arrangements ("stable" = XLS-R's:
 # a final layer norm after the last layer; the other: a layer norm before the first), and
@@ -39,8 +47,19 @@ ARCHITECTURES = {
     "wav2vec2-stable": ("wav2vec2", dict(do_stable_layer_norm=True, feat_extract_norm="layer")),
     "wav2vec2-post-norm": ("wav2vec2", dict(do_stable_layer_norm=False, feat_extract_norm="group")),
     "hubert-stable": ("hubert", dict(do_stable_layer_norm=True, feat_extract_norm="layer")),
-    "wavlm-post-norm": ("wavlm", dict(do_stable_layer_norm=False, feat_extract_norm="group", num_buckets=32, max_bucket_distance=64)),
-    "data2vec-audio": ("data2vec-audio", dict(feat_extract_norm="layer", num_conv_pos_embeddings=5, conv_pos_kernel_size=5, num_conv_pos_embedding_groups=4)),
+    "wavlm-post-norm": (
+        "wavlm",
+        dict(do_stable_layer_norm=False, feat_extract_norm="group", num_buckets=32, max_bucket_distance=64),
+    ),
+    "data2vec-audio": (
+        "data2vec-audio",
+        dict(
+            feat_extract_norm="layer",
+            num_conv_pos_embeddings=5,
+            conv_pos_kernel_size=5,
+            num_conv_pos_embedding_groups=4,
+        ),
+    ),
 }
 
 
@@ -83,8 +102,12 @@ def test_truncated_encoder_gives_the_full_models_pooled_layers(checkpoints, arch
 
 def test_stable_layer_norm_is_dropped_only_with_the_last_layer(checkpoints):
     stable = checkpoints["wav2vec2-stable"]
-    assert isinstance(load_encoder(EncoderSpec(stable, layers=(2,), device="cpu")).model.encoder.layer_norm, torch.nn.Identity)
-    assert isinstance(load_encoder(EncoderSpec(stable, layers=(-1,), device="cpu")).model.encoder.layer_norm, torch.nn.LayerNorm)
+    assert isinstance(
+        load_encoder(EncoderSpec(stable, layers=(2,), device="cpu")).model.encoder.layer_norm, torch.nn.Identity
+    )
+    assert isinstance(
+        load_encoder(EncoderSpec(stable, layers=(-1,), device="cpu")).model.encoder.layer_norm, torch.nn.LayerNorm
+    )
     # The other arrangement normalises before the first layer: that norm is always needed.
     post = load_encoder(EncoderSpec(checkpoints["wav2vec2-post-norm"], layers=(1,), device="cpu"))
     assert isinstance(post.model.encoder.layer_norm, torch.nn.LayerNorm)
@@ -118,7 +141,9 @@ def test_store_rows_of_a_truncated_run_equal_the_full_runs(audio_manifest, tmp_p
 def test_variant_is_part_of_the_encoder_identity():
     spec = EncoderSpec("facebook/wav2vec2-xls-r-300m", revision="abc123", variant="int8")
     assert spec.name == "facebook/wav2vec2-xls-r-300m@abc123+int8"
-    assert EncoderSpec.from_name(spec.name) == EncoderSpec("facebook/wav2vec2-xls-r-300m", revision="abc123", variant="int8")
+    assert EncoderSpec.from_name(spec.name) == EncoderSpec(
+        "facebook/wav2vec2-xls-r-300m", revision="abc123", variant="int8"
+    )
     assert EncoderSpec.from_name("tiny-random") == EncoderSpec("tiny-random")
     assert EncoderSpec.from_name("tiny-random+int8").random_weights
     assert spec.run_key() != EncoderSpec("facebook/wav2vec2-xls-r-300m", revision="abc123").run_key()
@@ -145,7 +170,9 @@ def test_int8_encoder_quantises_linear_layers_and_stays_close():
 def test_int8_rows_are_stored_apart_from_fp32_rows(audio_manifest, tmp_path):
     store = str(tmp_path / "store")
     embed_manifest(audio_manifest.head(4), EncoderSpec("tiny-random", layers=(1,)), store, progress=False)
-    summary = embed_manifest(audio_manifest.head(4), EncoderSpec("tiny-random", layers=(1,), variant="int8"), store, progress=False)
+    summary = embed_manifest(
+        audio_manifest.head(4), EncoderSpec("tiny-random", layers=(1,), variant="int8"), store, progress=False
+    )
     assert summary.utterances_embedded == 4 and summary.encoder == "tiny-random+int8"  # fp32 rows do not count as done
     fp32_meta, fp32 = read_embeddings(store, encoder="tiny-random", layer=1)
     int8_meta, int8 = read_embeddings(store, encoder="tiny-random+int8", layer=1)
@@ -155,7 +182,19 @@ def test_int8_rows_are_stored_apart_from_fp32_rows(audio_manifest, tmp_path):
 
 
 def test_embed_cli_refuses_an_unknown_variant(tmp_path):
-    result = runner.invoke(app, ["embed", str(tmp_path / "m.parquet"), "--encoder", "tiny-random", "--variant", "int4", "--store", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "m.parquet"),
+            "--encoder",
+            "tiny-random",
+            "--variant",
+            "int4",
+            "--store",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and "--variant" in result.output
 
 
@@ -178,13 +217,40 @@ def fp32_model(tmp_path, audio_manifest):
     store, models = tmp_path / "store", tmp_path / "models"
     for variant in ("fp32", "int8"):
         embedded = runner.invoke(
-            app, ["embed", str(manifest), "--encoder", "tiny-random", "--layers", "1", "--variant", variant, "--store", str(store)]
+            app,
+            [
+                "embed",
+                str(manifest),
+                "--encoder",
+                "tiny-random",
+                "--layers",
+                "1",
+                "--variant",
+                variant,
+                "--store",
+                str(store),
+            ],
         )
         assert embedded.exit_code == 0, embedded.output
     for name, encoder in (("lr", "tiny-random"), ("lr8", "tiny-random+int8")):
         result = runner.invoke(
-            app, ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", name,
-                  "--encoder", encoder, "--layer", "1", "--datasets", "alpha,beta"],
+            app,
+            [
+                "train",
+                str(manifest),
+                "--store",
+                str(store),
+                "--models",
+                str(models),
+                "--name",
+                name,
+                "--encoder",
+                encoder,
+                "--layer",
+                "1",
+                "--datasets",
+                "alpha,beta",
+            ],
         )
         assert result.exit_code == 0, result.output
     return models

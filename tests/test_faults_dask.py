@@ -78,14 +78,29 @@ def _manifest(folder: Path, n: int, crash_at: int | None = None) -> pd.DataFrame
     rows = []
     for i in range(n):
         name = f"crasher{i:02d}" if i == crash_at else f"u{i:02d}"
-        rows.append({"utt_id": f"u{i:02d}", "split": "eval", "label": "spoof" if i % 3 else "bonafide", "attack": None,
-                     "speaker": None, "path": write_tone(folder / f"{name}.wav", 1.0 + (i % 3) * 0.5, seed=i)})  # fmt: skip
+        rows.append(
+            {
+                "utt_id": f"u{i:02d}",
+                "split": "eval",
+                "label": "spoof" if i % 3 else "bonafide",
+                "attack": None,
+                "speaker": None,
+                "path": write_tone(folder / f"{name}.wav", 1.0 + (i % 3) * 0.5, seed=i),
+            }
+        )
     return finalize("d", rows, progress=False).manifest
 
 
 def _env() -> dict:
     # The workers and the doomed client must import this working tree, not an installed copy.
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "DO_NOT_TRACK": "1",
+    }
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -117,16 +132,48 @@ def cli_cluster(tmp_path):
     def start(name, *args):
         handle = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in the finally below
         handles.append(handle)
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env=_env(), stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dask", *args], env=_env(), stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path
+            )
+        )
         return procs[-1]
 
     try:
-        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file))
-        _wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, START_TIMEOUT_S, "scheduler file")
+        start(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        )
+        _wait_for(
+            lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, START_TIMEOUT_S, "scheduler file"
+        )
         address = json.loads(scheduler_file.read_text())["address"]
         for i in range(2):
-            start(f"worker{i}", "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                  "--name", f"w{i}", "--memory-limit", "2GiB", "--death-timeout", "60")  # fmt: skip
+            start(
+                f"worker{i}",
+                "worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"w{i}",
+                "--memory-limit",
+                "2GiB",
+                "--death-timeout",
+                "60",
+            )
         with Client(address, timeout=START_TIMEOUT_S) as client:
             client.wait_for_workers(2, timeout=START_TIMEOUT_S)
         yield {"address": address, "logs": logs}
@@ -161,8 +208,17 @@ def test_rows_exactly_once_after_a_killed_client_and_an_immediate_rerun(tmp_path
         client.register_plugin(PatchDecode(pause_flag=str(flag)))
 
         doomed = subprocess.Popen(
-            [sys.executable, "-c", DOOMED_CLIENT, cli_cluster["address"], str(manifest_path), str(store), str(SHARD_SECONDS)],
-            env=_env(), cwd=tmp_path,
+            [
+                sys.executable,
+                "-c",
+                DOOMED_CLIENT,
+                cli_cluster["address"],
+                str(manifest_path),
+                str(store),
+                str(SHARD_SECONDS),
+            ],
+            env=_env(),
+            cwd=tmp_path,
         )
         try:
             _wait_for(lambda: any(store.rglob("part-*.parquet")), 150, "the doomed run's first shard")
@@ -178,7 +234,16 @@ def test_rows_exactly_once_after_a_killed_client_and_an_immediate_rerun(tmp_path
         outcome = {}
         rerun = threading.Thread(
             target=lambda: outcome.setdefault(
-                "summary", embed_manifest(manifest, SPEC, str(store), batch_seconds=2, shard_seconds=SHARD_SECONDS, client=client, progress=False)
+                "summary",
+                embed_manifest(
+                    manifest,
+                    SPEC,
+                    str(store),
+                    batch_seconds=2,
+                    shard_seconds=SHARD_SECONDS,
+                    client=client,
+                    progress=False,
+                ),
             )
         )
         rerun.start()
@@ -188,18 +253,31 @@ def test_rows_exactly_once_after_a_killed_client_and_an_immediate_rerun(tmp_path
         flag.unlink()
         rerun.join(timeout=200)
         assert "summary" in outcome, "the rerun did not finish"
-        _wait_for(lambda: sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()) == 0, 60, "idle workers")
+        _wait_for(
+            lambda: sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()) == 0,
+            60,
+            "idle workers",
+        )
         time.sleep(1.0)  # a straggler's commit would land now
 
-    raw = ds.dataset(str(store)).to_table(columns=["dataset", "utt_id", "layer"]).to_pandas()  # every row on disk, no dedup
-    assert not raw.duplicated().any(), f"duplicated rows: {raw[raw.duplicated(keep=False)].sort_values('utt_id').to_dict('records')}"
+    raw = (
+        ds.dataset(str(store)).to_table(columns=["dataset", "utt_id", "layer"]).to_pandas()
+    )  # every row on disk, no dedup
+    assert not raw.duplicated().any(), (
+        f"duplicated rows: {raw[raw.duplicated(keep=False)].sort_values('utt_id').to_dict('records')}"
+    )
     assert sorted(raw["utt_id"]) == sorted(manifest["utt_id"])
     assert committed_before < len(list(store.rglob("part-*.parquet")))
     worker_logs = "".join(p.read_text(errors="replace") for p in cli_cluster["logs"].glob("worker*.log"))
     assert "not committed" in worker_logs, "no shard of the killed run reached its commit after the rerun planned"
     assert not list(store.rglob(".tmp-*"))
     # a third run adds nothing
-    assert embed_manifest(manifest, SPEC, str(store), batch_seconds=2, shard_seconds=SHARD_SECONDS, progress=False).shards_planned == 0
+    assert (
+        embed_manifest(
+            manifest, SPEC, str(store), batch_seconds=2, shard_seconds=SHARD_SECONDS, progress=False
+        ).shards_planned
+        == 0
+    )
 
 
 def test_a_file_that_kills_its_worker_is_rejected_and_the_run_completes(tmp_path):
@@ -208,11 +286,15 @@ def test_a_file_that_kills_its_worker_is_rejected_and_the_run_completes(tmp_path
     # Give up on a task after it was on two dead workers (the default, 3, only makes this slower).
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
         Client(cluster) as client,
     ):
         client.register_plugin(PatchDecode(crash_marker="crasher"))
-        summary = embed_manifest(manifest, SPEC, store, batch_seconds=2, shard_seconds=100, client=client, progress=False)
+        summary = embed_manifest(
+            manifest, SPEC, store, batch_seconds=2, shard_seconds=100, client=client, progress=False
+        )
     assert summary.files_crashed == 1 and summary.utterances_embedded == 7
     reason = read_rejects(store).set_index("utt_id").at["u05", "reason"]
     assert "crashed the worker" in reason

@@ -19,7 +19,9 @@ from tasks.ingest.registry import ingest_dataset
 
 def _accounted_lines(result) -> set[int]:
     """Line numbers of the protocol that became a row or a reject."""
-    lines = {int(s.rsplit(":", 1)[1]) for s in result.rejects["source"] if ":" in str(s) and s.rsplit(":", 1)[1].isdigit()}
+    lines = {
+        int(s.rsplit(":", 1)[1]) for s in result.rejects["source"] if ":" in str(s) and s.rsplit(":", 1)[1].isdigit()
+    }
     return lines | set(result.manifest["line"].astype(int)) if "line" in result.manifest else lines
 
 
@@ -41,7 +43,9 @@ def test_an_unterminated_quote_costs_only_its_own_line(tmp_path):
 def test_non_utf8_bytes_reject_their_line_naming_file_and_line(tmp_path):
     for i in range(3):
         write_audio(tmp_path / f"a{i}.wav", seed=i)
-    (tmp_path / "protocol.csv").write_bytes(b"path,label,notes\na0.wav,spoof,ok\na1.wav,spoof,caf\xe9\na2.wav,bonafide,ok\n")
+    (tmp_path / "protocol.csv").write_bytes(
+        b"path,label,notes\na0.wav,spoof,ok\na1.wav,spoof,caf\xe9\na2.wav,bonafide,ok\n"
+    )
     result = ingest_dataset("protocol_csv", tmp_path / "protocol.csv", dataset="enc", progress=False)
     assert sorted(result.manifest["utt_id"]) == ["a0", "a2"]
     (source,), (reason,) = result.rejects["source"], result.rejects["reason"]
@@ -78,7 +82,9 @@ def test_asvspoof_protocol_bom_non_utf8_and_bona_fide_with_attack(tmp_path):
 def test_protocol_csv_bona_fide_with_attack_is_rejected_placeholders_are_not(tmp_path):
     for name in ("a", "b", "c", "d"):
         write_audio(tmp_path / f"{name}.wav")
-    (tmp_path / "p.csv").write_text("path,label,attack\na.wav,bonafide,-\nb.wav,bonafide,A07\nc.wav,real,bonafide\nd.wav,spoof,A07\n")
+    (tmp_path / "p.csv").write_text(
+        "path,label,attack\na.wav,bonafide,-\nb.wav,bonafide,A07\nc.wav,real,bonafide\nd.wav,spoof,A07\n"
+    )
     result = ingest_dataset("protocol_csv", tmp_path / "p.csv", dataset="ba", attack_column="attack", progress=False)
     assert sorted(result.manifest["utt_id"]) == ["a", "c", "d"]
     assert result.manifest.set_index("utt_id")["attack"].isna().loc[["a", "c"]].all()
@@ -90,7 +96,9 @@ def test_protocol_paths_outside_the_audio_root_are_rejected(tmp_path):
     corpus, outside = tmp_path / "corpus", tmp_path / "outside"
     write_audio(corpus / "in.wav")
     write_audio(outside / "secret.wav")
-    (corpus / "p.csv").write_text(f"path,label\nin.wav,spoof\n../outside/secret.wav,spoof\n{outside / 'secret.wav'},spoof\n")
+    (corpus / "p.csv").write_text(
+        f"path,label\nin.wav,spoof\n../outside/secret.wav,spoof\n{outside / 'secret.wav'},spoof\n"
+    )
     result = ingest_dataset("protocol_csv", corpus / "p.csv", dataset="trav", progress=False)
     assert list(result.manifest["utt_id"]) == ["in"]
     assert len(result.rejects) == 2 and result.rejects["reason"].str.contains("outside the audio root").all()
@@ -112,7 +120,9 @@ def test_inbox_sidecars_cannot_reach_outside_the_drop_folder(tmp_path):
         f"{tmp_path / 'outside-the-inbox' / 'secret.wav'},spoof,g1\n"
         "link.wav,spoof,g1\n"
     )
-    (inbox / "batch.json").write_text(json.dumps({"files": [{"file": "../outside-the-inbox/secret.wav", "label": "spoof"}]}))
+    (inbox / "batch.json").write_text(
+        json.dumps({"files": [{"file": "../outside-the-inbox/secret.wav", "label": "spoof"}]})
+    )
     result = ingest_dataset("inbox", inbox, state_dir=state, batch_id="B1", progress=False)
     assert list(result.manifest["utt_id"]) == ["day/ok"]
     assert not result.manifest["path"].str.contains("outside-the-inbox").any()
@@ -123,6 +133,20 @@ def test_inbox_sidecars_cannot_reach_outside_the_drop_folder(tmp_path):
 def test_bad_layers_option_names_the_option_and_accepted_values(tmp_path):
     from flows.cli import app
 
-    result = CliRunner().invoke(app, ["embed", str(tmp_path / "m.parquet"), "--encoder", "tiny-random", "--store", str(tmp_path / "s"), "--layers", "last"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "m.parquet"),
+            "--encoder",
+            "tiny-random",
+            "--store",
+            str(tmp_path / "s"),
+            "--layers",
+            "last",
+        ],
+    )
     assert result.exit_code == 2
-    assert "--layers 'last'" in result.output and "-1 = last" in result.output and "invalid literal" not in result.output
+    assert (
+        "--layers 'last'" in result.output and "-1 = last" in result.output and "invalid literal" not in result.output
+    )

@@ -29,8 +29,14 @@ from tasks.train.detectors import load_detector
 from tasks.train.logreg import LogRegDetector
 
 runner = CliRunner()
-CARD = {"encoder": "tiny-random", "layer": 2, "pooling": "mean", "crop_s": None, "random_weight_encoder": True,
-        "training_data": {"datasets": ["d"]}}  # fmt: skip
+CARD = {
+    "encoder": "tiny-random",
+    "layer": 2,
+    "pooling": "mean",
+    "crop_s": None,
+    "random_weight_encoder": True,
+    "training_data": {"datasets": ["d"]},
+}
 
 
 def _fitted(dim: int, seed: int = 0) -> LogRegDetector:
@@ -77,11 +83,25 @@ def test_the_digest_covers_the_arrays_through_the_weights_hash(tmp_path):
 @pytest.fixture
 def workspace(tmp_path):
     """A manifest and a store of 8-dimensional embeddings; a model fitted on 16 dimensions under the same names."""
-    rows = [{"utt_id": f"u{i}", "dataset": "d", "split": "eval", "label": "bonafide" if i % 2 else "spoof", "attack": None if i % 2 else "A1",
-             "speaker": "s", "path": f"/x/u{i}.wav", "duration_s": 1.0, "sha256": f"{i:064d}"} for i in range(20)]  # fmt: skip
+    rows = [
+        {
+            "utt_id": f"u{i}",
+            "dataset": "d",
+            "split": "eval",
+            "label": "bonafide" if i % 2 else "spoof",
+            "attack": None if i % 2 else "A1",
+            "speaker": "s",
+            "path": f"/x/u{i}.wav",
+            "duration_s": 1.0,
+            "sha256": f"{i:064d}",
+        }
+        for i in range(20)
+    ]
     manifest = pd.DataFrame(rows)
     write_manifest(manifest, tmp_path / "m.parquet")
-    meta = manifest[["utt_id", "dataset", "sha256"]].assign(encoder="tiny-random", random_weights=True, layer=2, pooling="mean", crop_s=None)
+    meta = manifest[["utt_id", "dataset", "sha256"]].assign(
+        encoder="tiny-random", random_weights=True, layer=2, pooling="mean", crop_s=None
+    )
     location = ShardLocation(str(tmp_path / "store"), encoder_slug("tiny-random", "mean", None), "d", "k0")
     empty = pd.DataFrame(columns=["dataset", "utt_id", "sha256", "path", "reason"])
     write_shard(location, meta[[f.name for f in META_FIELDS]], np.ones((20, 8), np.float32), "float32", empty)
@@ -91,8 +111,21 @@ def workspace(tmp_path):
 
 def test_a_model_of_another_width_gets_a_clear_message_and_exit_2(workspace):
     root = workspace["root"]
-    result = runner.invoke(app, ["evaluate", str(root / "m.parquet"), "--store", str(root / "store"), "--model", workspace["model"],
-                                 "-o", str(root / "s.parquet"), "--n-boot", "0"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(root / "m.parquet"),
+            "--store",
+            str(root / "store"),
+            "--model",
+            workspace["model"],
+            "-o",
+            str(root / "s.parquet"),
+            "--n-boot",
+            "0",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "cannot score 8-dimensional embeddings" in result.output and "Traceback" not in result.output
 
@@ -112,7 +145,11 @@ def test_forged_weights_get_a_clear_message_and_exit_2(tmp_path):
         load_detector(ref)
     audio = write_tone(tmp_path / "a.wav", 1.0)
     result = runner.invoke(app, ["score", audio, "--model", str(folder)])
-    assert result.exit_code == 2 and "not a readable safetensors file" in result.output and "Traceback" not in result.output
+    assert (
+        result.exit_code == 2
+        and "not a readable safetensors file" in result.output
+        and "Traceback" not in result.output
+    )
 
 
 def test_a_missing_model_exits_3(tmp_path):

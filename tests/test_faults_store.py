@@ -52,8 +52,16 @@ def _manifest(tmp_path, dataset: str, n: int, splits=("train",), seed: int = 0) 
         split = splits[i % len(splits)]
         bona = (i // len(splits)) % 2 == 0
         path = write_tone(folder / f"u{i:02d}.wav", 0.5 + 0.1 * (i % 3), seed=seed + i)
-        rows.append({"utt_id": f"u{i:02d}", "split": split, "label": "bonafide" if bona else "spoof",
-                     "attack": None if bona else "A01", "speaker": None, "path": path})  # fmt: skip
+        rows.append(
+            {
+                "utt_id": f"u{i:02d}",
+                "split": split,
+                "label": "bonafide" if bona else "spoof",
+                "attack": None if bona else "A01",
+                "speaker": None,
+                "path": path,
+            }
+        )
     return finalize(dataset, rows, progress=False).manifest
 
 
@@ -75,7 +83,9 @@ def test_dataset_folders_are_reversible_collision_free_and_never_hidden():
 
 def test_rows_of_odd_dataset_names_are_visible_to_every_reader(tmp_path):
     root = str(tmp_path / "store")
-    manifest = pd.concat([_manifest(tmp_path, name, 2, seed=i * 10) for i, name in enumerate(ODD_NAMES)], ignore_index=True)
+    manifest = pd.concat(
+        [_manifest(tmp_path, name, 2, seed=i * 10) for i, name in enumerate(ODD_NAMES)], ignore_index=True
+    )
     summary = embed_manifest(manifest, SPEC, root, progress=False)
     assert summary.utterances_embedded == len(manifest) == 2 * len(ODD_NAMES)
     meta, matrix = read_embeddings(root)
@@ -91,8 +101,18 @@ def test_a_store_written_with_the_old_folder_names_is_still_read(tmp_path):
     slug = encoder_slug("tiny-random", "mean", None)
     folder = root / slug / "_dss-de"
     folder.mkdir(parents=True)
-    meta = pd.DataFrame({"utt_id": ["a", "b"], "dataset": ["Ödss-de"] * 2, "sha256": ["0" * 64, "1" * 64], "encoder": ["tiny-random"] * 2,
-                         "random_weights": [True] * 2, "layer": [2, 2], "pooling": ["mean"] * 2, "crop_s": [None, None]})  # fmt: skip
+    meta = pd.DataFrame(
+        {
+            "utt_id": ["a", "b"],
+            "dataset": ["Ödss-de"] * 2,
+            "sha256": ["0" * 64, "1" * 64],
+            "encoder": ["tiny-random"] * 2,
+            "random_weights": [True] * 2,
+            "layer": [2, 2],
+            "pooling": ["mean"] * 2,
+            "crop_s": [None, None],
+        }
+    )
     schema = store.embedding_schema(3, "float32")
     columns = [pa.array(meta[f.name].tolist(), type=f.type) for f in META_FIELDS]
     columns.append(pa.FixedSizeListArray.from_arrays(pa.array(np.arange(6, dtype=np.float32)), 3))
@@ -118,15 +138,34 @@ def test_unusual_dataset_names_round_trip_through_embed_train_evaluate_report(tm
     embeddings, models = str(tmp_path / "store"), str(tmp_path / "models")
     result = runner.invoke(app, ["embed", *paths, "--encoder", "tiny-random", "--store", embeddings])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout[result.stdout.index("{"):])["utterances_embedded"] == 12 * len(names)
-    result = runner.invoke(app, ["train", *paths, "--store", embeddings, "--models", models, "--name", "lr",
-                                 "--encoder", "tiny-random", "--dev-splits", ""])  # fmt: skip
+    assert json.loads(result.stdout[result.stdout.index("{") :])["utterances_embedded"] == 12 * len(names)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            *paths,
+            "--store",
+            embeddings,
+            "--models",
+            models,
+            "--name",
+            "lr",
+            "--encoder",
+            "tiny-random",
+            "--dev-splits",
+            "",
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = tmp_path / "scores.parquet"
-    result = runner.invoke(app, ["evaluate", *paths, "--store", embeddings, "--model", f"{models}/lr", "-o", str(scores), "--n-boot", "0"])
+    result = runner.invoke(
+        app, ["evaluate", *paths, "--store", embeddings, "--model", f"{models}/lr", "-o", str(scores), "--n-boot", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(pd.read_parquet(scores)["dataset"].unique()) == sorted(names)
-    result = runner.invoke(app, ["report", str(scores), "--reports-root", str(tmp_path / "reports"), "--run-id", "odd", "--n-boot", "20"])
+    result = runner.invoke(
+        app, ["report", str(scores), "--reports-root", str(tmp_path / "reports"), "--run-id", "odd", "--n-boot", "20"]
+    )
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "reports" / "odd" / "report.md").read_text()
     for name in names:
@@ -152,8 +191,20 @@ def test_a_header_declaring_hours_is_rejected_and_the_run_completes(tmp_path):
     poison = tmp_path / "poison.wav"
     sf.write(str(poison), np.zeros(16000, np.int16), 1, subtype="PCM_16")
     assert poison.stat().st_size < 40_000
-    rows = finalize("alpha", [{"utt_id": "poison", "split": "train", "label": "spoof", "attack": None,
-                               "speaker": None, "path": str(poison)}], progress=False).manifest  # fmt: skip
+    rows = finalize(
+        "alpha",
+        [
+            {
+                "utt_id": "poison",
+                "split": "train",
+                "label": "spoof",
+                "attack": None,
+                "speaker": None,
+                "path": str(poison),
+            }
+        ],
+        progress=False,
+    ).manifest
     assert rows["duration_s"].iat[0] == 16000.0
     full = pd.concat([manifest, rows], ignore_index=True)
     root = str(tmp_path / "store")
@@ -162,7 +213,9 @@ def test_a_header_declaring_hours_is_rejected_and_the_run_completes(tmp_path):
     reason = read_rejects(root).set_index("utt_id").at["poison", "reason"]
     assert "16000 s" in reason and "600 s" in reason and "max_seconds" in reason
     # a crop bounds what is decoded: the same file is cropped, not rejected
-    cropped = embed_manifest(rows, EncoderSpec("tiny-random", layers=(-1,), crop_seconds=2.0), root, progress=False, max_seconds=600)
+    cropped = embed_manifest(
+        rows, EncoderSpec("tiny-random", layers=(-1,), crop_seconds=2.0), root, progress=False, max_seconds=600
+    )
     assert cropped.utterances_embedded == 1 and cropped.rejects == 0
 
 
@@ -173,8 +226,18 @@ def test_a_shard_of_a_run_that_lost_the_store_is_not_committed(tmp_path):
     with writer_lock(root) as new_token:
         assert new_token != old_token and store.current_epoch(root) == new_token
         location = ShardLocation(root, encoder_slug("tiny-random", "mean", None), "alpha", "k1")
-        meta = pd.DataFrame({"utt_id": ["a"], "dataset": ["alpha"], "sha256": ["0" * 64], "encoder": ["tiny-random"],
-                             "random_weights": [True], "layer": [2], "pooling": ["mean"], "crop_s": [None]})  # fmt: skip
+        meta = pd.DataFrame(
+            {
+                "utt_id": ["a"],
+                "dataset": ["alpha"],
+                "sha256": ["0" * 64],
+                "encoder": ["tiny-random"],
+                "random_weights": [True],
+                "layer": [2],
+                "pooling": ["mean"],
+                "crop_s": [None],
+            }
+        )
         with pytest.raises(StaleWriterError, match="newer run"):
             write_shard(location, meta, np.ones((1, 4), np.float32), "float32", NO_REJECTS, fence=old_token)
         assert not list((tmp_path / "store").rglob("*.parquet")), "a refused shard left files behind"

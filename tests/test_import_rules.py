@@ -64,10 +64,14 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
             if top in ("addgp", "storage") and target in ("tasks", "flows"):
                 found.append(f"{module} imports {name}: {top}/ imports nothing of tasks/ or flows/")
             if top == "tasks" and target == "flows":
-                found.append(f"{module} imports {name}: no stage imports flows/ (flows compose stages, not the reverse)")
+                found.append(
+                    f"{module} imports {name}: no stage imports flows/ (flows compose stages, not the reverse)"
+                )
             mine, theirs = stage_of(module), stage_of(name)
             if mine in STAGE_ORDER and theirs in STAGE_ORDER and STAGE_ORDER.index(theirs) > STAGE_ORDER.index(mine):
-                found.append(f"{module} imports {name}: stage {mine} may not import the later stage {theirs} ({' → '.join(STAGE_ORDER)})")
+                found.append(
+                    f"{module} imports {name}: stage {mine} may not import the later stage {theirs} ({' → '.join(STAGE_ORDER)})"
+                )
     return found
 
 
@@ -84,7 +88,7 @@ def stage_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[stage] = "open"
         for nxt in sorted(edges.get(stage, ())):
             if state.get(nxt) == "open":
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[stage] = "done"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from ingest_helpers import isnull, reasons, row, write_audio, write_empty
 
 from tasks.ingest.common import LayoutError
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import isnull, reasons, row, write_audio, write_empty
 
 LA_KEYS = """\
 LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval
@@ -34,7 +34,15 @@ LA_0030 DF_E_2000016 high_ogg asvspoof A16 spoof
 def build_la(tmp_path, keys_at="keys"):
     root = tmp_path / "ASVspoof2021"
     flac = root / "ASVspoof2021_LA_eval" / "flac"
-    for utt in ("LA_E_9332881", "LA_E_6866159", "LA_E_7294490", "LA_E_1000003", "LA_E_1000004", "LA_E_1000005", "LA_E_1000008"):
+    for utt in (
+        "LA_E_9332881",
+        "LA_E_6866159",
+        "LA_E_7294490",
+        "LA_E_1000003",
+        "LA_E_1000004",
+        "LA_E_1000005",
+        "LA_E_1000008",
+    ):
         write_audio(flac / f"{utt}.flac")
     write_empty(flac / "LA_E_1000007.flac")
     (root / "ASVspoof2021_LA_eval" / "ASVspoof2021.LA.cm.eval.trl.txt").write_text("LA_E_9332881\n")
@@ -49,12 +57,24 @@ def test_asvspoof2021_la(tmp_path):
     root, _ = build_la(tmp_path)
     result = ingest_dataset("asvspoof2021_la", root, progress=False)
     m = result.manifest
-    assert sorted(m["utt_id"]) == ["LA_E_1000003", "LA_E_1000004", "LA_E_1000005", "LA_E_6866159", "LA_E_7294490", "LA_E_9332881"]
+    assert sorted(m["utt_id"]) == [
+        "LA_E_1000003",
+        "LA_E_1000004",
+        "LA_E_1000005",
+        "LA_E_6866159",
+        "LA_E_7294490",
+        "LA_E_9332881",
+    ]
     assert set(m["split"]) == {"eval"} and set(m["dataset"]) == {"asvspoof2021_la"}
     first = row(result, "LA_E_9332881")
-    assert (first["label"], first["attack"], first["speaker"], first["codec"], first["transmission"], first["subset"]) == (
-        "spoof", "A07", "LA_0009", "alaw", "ita_tx", "eval"
-    )
+    assert (
+        first["label"],
+        first["attack"],
+        first["speaker"],
+        first["codec"],
+        first["transmission"],
+        first["subset"],
+    ) == ("spoof", "A07", "LA_0009", "alaw", "ita_tx", "eval")
     bona = row(result, "LA_E_7294490")
     assert bona["label"] == "bonafide" and isnull(bona["attack"])
     assert row(result, "LA_E_1000005")["trim"] == "trim" and row(result, "LA_E_1000005")["codec"] == "pstn"
@@ -88,11 +108,21 @@ def test_asvspoof2021_df_reads_all_parts(tmp_path):
     assert sorted(m["utt_id"]) == ["DF_E_2000011", "DF_E_2000012", "DF_E_2000013", "DF_E_2000014"]
     vcc = row(result, "DF_E_2000013")
     assert (vcc["attack"], vcc["codec"], vcc["source_corpus"], vcc["vocoder"], vcc["subset"], vcc["speaker"]) == (
-        "Task1-team20", "low_m4a", "vcc2020", "neural_vocoder_autoregressive", "eval", "TEF2"
+        "Task1-team20",
+        "low_m4a",
+        "vcc2020",
+        "neural_vocoder_autoregressive",
+        "eval",
+        "TEF2",
     )
     assert vcc["extra_meta"] == "Task1 team20 FF E" and "part01" in vcc["path"]
     bona = row(result, "DF_E_2000014")
-    assert bona["label"] == "bonafide" and isnull(bona["vocoder"]) and isnull(bona["attack"]) and bona["source_corpus"] == "vcc2018"
+    assert (
+        bona["label"] == "bonafide"
+        and isnull(bona["vocoder"])
+        and isnull(bona["attack"])
+        and bona["source_corpus"] == "vcc2018"
+    )
     assert isnull(row(result, "DF_E_2000011")["extra_meta"])
     why = reasons(result)
     assert why["DF_E_2000015"] == "audio file missing"  # key line, no audio in any part
@@ -101,7 +131,9 @@ def test_asvspoof2021_df_reads_all_parts(tmp_path):
 
 def test_asvspoof2021_wrong_root_names_what_was_expected(tmp_path):
     (tmp_path / "something").mkdir()
-    with pytest.raises(LayoutError, match=r"not an ASVspoof 2021 DF root: expected ASVspoof2021_DF_eval_part00..03.*found: something/"):
+    with pytest.raises(
+        LayoutError, match=r"not an ASVspoof 2021 DF root: expected ASVspoof2021_DF_eval_part00..03.*found: something/"
+    ):
         ingest_dataset("asvspoof2021_df", tmp_path, progress=False)
     with pytest.raises(LayoutError, match="is not a directory"):
         ingest_dataset("asvspoof2021_la", tmp_path / "nope", progress=False)
@@ -150,7 +182,13 @@ def test_asvspoof5(tmp_path):
     spoof = row(result, "T_0000000001")
     assert (spoof["label"], spoof["attack"], spoof["speaker"], spoof["gender"]) == ("spoof", "A01", "T_4850", "F")
     coded = row(result, "E_0000000000")
-    assert (coded["codec"], coded["codec_q"], coded["codec_seed"], coded["attack_tag"], coded["attack"]) == ("C05", "3", "12345", "A17", "A17")
+    assert (coded["codec"], coded["codec_q"], coded["codec_seed"], coded["attack_tag"], coded["attack"]) == (
+        "C05",
+        "3",
+        "12345",
+        "A17",
+        "A17",
+    )
     bona = row(result, "E_0000000001")
     assert bona["label"] == "bonafide" and isnull(bona["attack"])
     assert isnull(bona["codec"]) and bona["codec_q"] == "0"
@@ -163,7 +201,9 @@ def test_asvspoof5_one_split_and_wrong_root(tmp_path):
     root = build_asv5(tmp_path)
     result = ingest_dataset("asvspoof5", root, splits=["dev"], progress=False)
     assert set(result.manifest["split"]) == {"dev"}
-    with pytest.raises(LayoutError, match=r"not an ASVspoof 5 root: expected the protocol file\(s\) ASVspoof5.train.tsv"):
+    with pytest.raises(
+        LayoutError, match=r"not an ASVspoof 5 root: expected the protocol file\(s\) ASVspoof5.train.tsv"
+    ):
         ingest_dataset("asvspoof5", root / "flac_T", progress=False)
 
 
@@ -200,7 +240,10 @@ def test_asvspoof5_challenge_phase_release(tmp_path):
     result = ingest_dataset("asvspoof5", root, progress=False)
     m = result.manifest
     assert m.groupby(["split", "label"]).size().to_dict() == {
-        ("dev", "bonafide"): 1, ("dev", "spoof"): 1, ("train", "bonafide"): 2, ("train", "spoof"): 1,
+        ("dev", "bonafide"): 1,
+        ("dev", "spoof"): 1,
+        ("train", "bonafide"): 2,
+        ("train", "spoof"): 1,
     }
     assert set(m["metadata_release"]) == {"challenge"}
     spoof = row(result, "T_0000000000")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ingest_helpers import write_audio
 
 from addgp.config import load_config
 from storage.manifests import write_manifest, write_rejects
@@ -17,7 +18,6 @@ from tasks.ingest.catalog import (
     render_registry,
 )
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import write_audio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,16 @@ def test_shipped_registry_and_benchmark_validate():
     registry = load_registry(REPO / "configs" / "datasets.yaml")
     assert default_registry_path().name == "datasets.yaml"
     names = [c.name for c in registry.corpora]
-    assert {"asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df", "in_the_wild", "fake_or_real", "odss", "timit_tts", "mlaad"} <= set(names)
+    assert {
+        "asvspoof2019_la",
+        "asvspoof2021_la",
+        "asvspoof2021_df",
+        "in_the_wild",
+        "fake_or_real",
+        "odss",
+        "timit_tts",
+        "mlaad",
+    } <= set(names)
     config = load_config(REPO / "configs" / "benchmark.yaml", check_paths=False)
     assert config.encoder.id == "facebook/wav2vec2-xls-r-300m"
     assert config.train.datasets == ["asvspoof2019_la"] and config.train.dev_splits == ["dev"]
@@ -68,7 +77,9 @@ corpora:
   - {name: hub, adapter: hf, root: hf://someone/data}
 """,
     )
-    ingested = ingest_dataset("in_the_wild", tmp_path / "corpora" / "itw_ingested", dataset="itw_ingested", progress=False)
+    ingested = ingest_dataset(
+        "in_the_wild", tmp_path / "corpora" / "itw_ingested", dataset="itw_ingested", progress=False
+    )
     write_manifest(ingested.manifest, tmp_path / "manifests" / "itw_ingested.parquet")
     write_rejects(ingested.rejects, tmp_path / "manifests" / "itw_ingested.rejects.parquet")
 
@@ -76,7 +87,11 @@ corpora:
     a = rows["itw_ingested"]
     assert (a["counts_from"], a["rows"], a["on_disk"], a["manifest_exists"]) == ("manifest", 6, True, True)
     assert a["by_split"] == {"eval": {"bonafide": 3, "spoof": 3}} and a["by_label"] == {"bonafide": 3, "spoof": 3}
-    assert a["rejects"] == 1 and a["hours"] == pytest.approx(6 * 0.2 / 3600, abs=1e-3) and a["splits"] == {"eval": ["eval"]}
+    assert (
+        a["rejects"] == 1
+        and a["hours"] == pytest.approx(6 * 0.2 / 3600, abs=1e-3)
+        and a["splits"] == {"eval": ["eval"]}
+    )
     b = rows["itw_scanned"]
     assert (b["counts_from"], b["rows"], b["manifest_exists"], b["hours"]) == ("scan", 4, False, None)
     assert b["reject_reasons"] == {"unparseable protocol line": 1} and "audio not opened" in b["note"]
@@ -97,15 +112,21 @@ corpora:
 
 def test_registry_errors_name_the_file_and_key(tmp_path, monkeypatch):
     monkeypatch.delenv("UNSET_VAR_FOR_TEST", raising=False)
-    bad = write_registry(tmp_path, "corpora:\n  - {name: x, adapter: nope, root: r}\n  - {name: x, adapter: hf, root: r, colour: red}\n")
+    bad = write_registry(
+        tmp_path, "corpora:\n  - {name: x, adapter: nope, root: r}\n  - {name: x, adapter: hf, root: r, colour: red}\n"
+    )
     with pytest.raises(RegistryError) as info:
         load_registry(bad)
     text = str(info.value)
     assert "corpora.0.adapter" in text and "unknown adapter 'nope'" in text and "corpora.1.colour: unknown key" in text
-    dup = write_registry(tmp_path, "corpora:\n  - {name: x, adapter: hf, root: r}\n  - {name: x, adapter: hf, root: s}\n")
+    dup = write_registry(
+        tmp_path, "corpora:\n  - {name: x, adapter: hf, root: r}\n  - {name: x, adapter: hf, root: s}\n"
+    )
     with pytest.raises(RegistryError, match=r"corpus name\(s\) \['x'\] appear more than once"):
         load_registry(dup)
-    env = write_registry(tmp_path, "data_root: ${UNSET_VAR_FOR_TEST}\ncorpora:\n  - {name: x, adapter: in_the_wild, root: r}\n")
+    env = write_registry(
+        tmp_path, "data_root: ${UNSET_VAR_FOR_TEST}\ncorpora:\n  - {name: x, adapter: in_the_wild, root: r}\n"
+    )
     with pytest.raises(RegistryError, match="UNSET_VAR_FOR_TEST is not set"):
         describe_registry(env)
     with pytest.raises(RegistryError, match="registry file not found"):

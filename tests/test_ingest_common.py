@@ -8,21 +8,39 @@ import re
 
 import pandas as pd
 import pytest
+from ingest_helpers import reasons, write_audio, write_empty, write_garbage, write_silent_header
 
 from addgp.contracts import MANIFEST_COLUMNS
 from storage.manifests import ManifestError, write_manifest
 from tasks.ingest.common import current_probe_mode, finalize, probe_audio, probe_mode
 from tasks.ingest.registry import ADAPTERS, adapter_options, get_adapter, ingest_dataset
-from ingest_helpers import reasons, write_audio, write_empty, write_garbage, write_silent_header
 
 ARCHITECTURE_NAMES = {
-    "asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df", "asvspoof5", "in_the_wild", "fake_or_real",
-    "mlaad", "timit_tts", "odss", "protocol_csv", "hf", "inbox",
+    "asvspoof2019_la",
+    "asvspoof2021_la",
+    "asvspoof2021_df",
+    "asvspoof5",
+    "in_the_wild",
+    "fake_or_real",
+    "mlaad",
+    "timit_tts",
+    "odss",
+    "protocol_csv",
+    "hf",
+    "inbox",
 }
 
 
 def candidate(utt_id, path, label="spoof", **extra):
-    return {"utt_id": utt_id, "split": "eval", "label": label, "attack": "A01", "speaker": "s1", "path": str(path), **extra}
+    return {
+        "utt_id": utt_id,
+        "split": "eval",
+        "label": label,
+        "attack": "A01",
+        "speaker": "s1",
+        "path": str(path),
+        **extra,
+    }
 
 
 def test_registry_has_every_architecture_name():
@@ -74,7 +92,13 @@ def test_finalize_keeps_good_rows_and_rejects_bad_ones(tmp_path):
         candidate("junk", write_garbage(tmp_path / "junk.flac")),
         candidate("nolabel", good[2], label="maybe"),
     ]
-    result = finalize("toy", rows, [{"dataset": "toy", "source": "p.txt:3", "utt_id": None, "reason": "unparseable protocol line: x"}], workers=3, progress=False)
+    result = finalize(
+        "toy",
+        rows,
+        [{"dataset": "toy", "source": "p.txt:3", "utt_id": None, "reason": "unparseable protocol line: x"}],
+        workers=3,
+        progress=False,
+    )
     m = result.manifest
     assert list(m.columns[: len(MANIFEST_COLUMNS)]) == list(MANIFEST_COLUMNS)
     assert sorted(m["utt_id"]) == ["dup", "g0", "g1", "g2", "g3", "g4"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from ingest_helpers import isnull, reasons, row, write_audio, write_empty, write_garbage
 
 from tasks.ingest.common import LayoutError
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import isnull, reasons, row, write_audio, write_empty, write_garbage
 
 # ---------------------------------------------------------------- In-the-Wild
 
@@ -31,7 +31,9 @@ def build_itw(tmp_path):
 
 def test_in_the_wild(tmp_path):
     root = build_itw(tmp_path)
-    result = ingest_dataset("in_the_wild", tmp_path, progress=False)  # the folder holding release_in_the_wild/ works too
+    result = ingest_dataset(
+        "in_the_wild", tmp_path, progress=False
+    )  # the folder holding release_in_the_wild/ works too
     m = result.manifest
     assert len(m) == 9 and set(m["split"]) == {"eval"}
     assert m.groupby("label").size().to_dict() == {"bonafide": 5, "spoof": 4}
@@ -70,8 +72,12 @@ def test_fake_or_real_single_version(tmp_path):
     m = result.manifest
     assert set(m["version"]) == {"for-2sec"}
     assert m.groupby(["split", "label"]).size().to_dict() == {
-        ("dev", "bonafide"): 2, ("dev", "spoof"): 2, ("eval", "bonafide"): 2, ("eval", "spoof"): 2,
-        ("train", "bonafide"): 2, ("train", "spoof"): 2,
+        ("dev", "bonafide"): 2,
+        ("dev", "spoof"): 2,
+        ("eval", "bonafide"): 2,
+        ("eval", "spoof"): 2,
+        ("train", "bonafide"): 2,
+        ("train", "spoof"): 2,
     }
     first = row(result, "for-2sec/training/real/file0.wav_16k.wav_norm.wav_mono.wav_silence")
     assert first["subset"] == "training" and first["label"] == "bonafide"
@@ -99,7 +105,9 @@ def test_fake_or_real_wrong_root(tmp_path):
 
 # ---------------------------------------------------------------- MLAAD + M-AILABS
 
-META_HEADER = "path|original_file|language|is_original_language|duration|training_data|model_name|architecture|transcript"
+META_HEADER = (
+    "path|original_file|language|is_original_language|duration|training_data|model_name|architecture|transcript"
+)
 
 
 def build_mlaad(tmp_path):
@@ -113,7 +121,9 @@ def build_mlaad(tmp_path):
             f"fake/de/tts_models_de_thorsten_vits/{name}|de_DE/by_book/female/eva_k/grune_haus/wavs/grune_haus_01_f{i:06d}.wav"
             f'|de|True|0.2|thorsten|tts_models/de/thorsten/vits|VITS|"Guten Tag", sagte sie {i}'
         )
-    rows.append("fake/de/tts_models_de_thorsten_vits/thorsten_vits_0009.wav|x|de|True|0.2|t|tts_models/de/thorsten/vits|VITS|weg")
+    rows.append(
+        "fake/de/tts_models_de_thorsten_vits/thorsten_vits_0009.wav|x|de|True|0.2|t|tts_models/de/thorsten/vits|VITS|weg"
+    )
     rows.append("broken line without pipes")
     (de / "meta.csv").write_text("\n".join(rows) + "\n")
     en = mlaad / "fake" / "en" / "facebook_mms-tts-eng"  # no meta.csv: model from the folder
@@ -125,7 +135,9 @@ def build_mlaad(tmp_path):
     for i in range(4):
         write_audio(book / f"grune_haus_01_f{i:06d}.wav")
     write_audio(mailabs / "en_US" / "by_book" / "mix" / "sherlock" / "wavs" / "sherlock_01_f000001.wav")
-    write_audio(mailabs / "en_US" / "by_book" / "male" / "elliot_miller" / "pink_fairy" / "wavs" / "pink_fairy_01_f000001.wav")
+    write_audio(
+        mailabs / "en_US" / "by_book" / "male" / "elliot_miller" / "pink_fairy" / "wavs" / "pink_fairy_01_f000001.wav"
+    )
     return mlaad, mailabs
 
 
@@ -136,13 +148,23 @@ def test_mlaad_with_mailabs(tmp_path):
     assert m.groupby("label").size().to_dict() == {"bonafide": 6, "spoof": 4}
     assert set(m["split"]) == {"eval"}
     fake = row(result, "fake/de/tts_models_de_thorsten_vits/thorsten_vits_0001")
-    assert (fake["attack"], fake["language"], fake["architecture"], fake["training_data"], fake["is_original_language"]) == (
-        "tts_models/de/thorsten/vits", "de", "VITS", "thorsten", "True"
-    )
+    assert (
+        fake["attack"],
+        fake["language"],
+        fake["architecture"],
+        fake["training_data"],
+        fake["is_original_language"],
+    ) == ("tts_models/de/thorsten/vits", "de", "VITS", "thorsten", "True")
     assert fake["original_file"].endswith("grune_haus_01_f000001.wav") and "transcript" not in m.columns
     assert row(result, "fake/en/facebook_mms-tts-eng/mms_0001")["attack"] == "facebook_mms-tts-eng"
     bona = row(result, "mailabs/de_DE/by_book/female/eva_k/grune_haus/wavs/grune_haus_01_f000002")
-    assert (bona["speaker"], bona["language"], bona["locale"], bona["gender"], bona["book"]) == ("eva_k", "de", "de_DE", "female", "grune_haus")
+    assert (bona["speaker"], bona["language"], bona["locale"], bona["gender"], bona["book"]) == (
+        "eva_k",
+        "de",
+        "de_DE",
+        "female",
+        "grune_haus",
+    )
     assert isnull(row(result, "mailabs/en_US/by_book/mix/sherlock/wavs/sherlock_01_f000001")["speaker"])
     why = reasons(result)
     assert why["fake/de/tts_models_de_thorsten_vits/thorsten_vits_0009"] == "audio file missing"
@@ -152,12 +174,22 @@ def test_mlaad_with_mailabs(tmp_path):
 
 def test_mlaad_referenced_bonafide_languages_and_transcript(tmp_path):
     mlaad, mailabs = build_mlaad(tmp_path)
-    result = ingest_dataset("mlaad", mlaad, bonafide_root=mailabs, bonafide="referenced", languages=["de"],
-                            keep_transcript=True, progress=False)
+    result = ingest_dataset(
+        "mlaad",
+        mlaad,
+        bonafide_root=mailabs,
+        bonafide="referenced",
+        languages=["de"],
+        keep_transcript=True,
+        progress=False,
+    )
     m = result.manifest
     assert m.groupby("label").size().to_dict() == {"bonafide": 3, "spoof": 3}
     assert set(m["language"]) == {"de"}
-    assert row(result, "fake/de/tts_models_de_thorsten_vits/thorsten_vits_0000")["transcript"] == '"Guten Tag", sagte sie 0'
+    assert (
+        row(result, "fake/de/tts_models_de_thorsten_vits/thorsten_vits_0000")["transcript"]
+        == '"Guten Tag", sagte sie 0'
+    )
     fakes_only = ingest_dataset("mlaad", mlaad / "fake", progress=False)  # ROOT may be the fake folder itself
     assert set(fakes_only.manifest["label"]) == {"spoof"}
 
@@ -242,8 +274,15 @@ def test_odss_through_a_protocol_and_wrong_root(tmp_path):
     write_audio(root / "a" / "x.wav")
     write_audio(root / "a" / "y.wav")
     (root / "meta.csv").write_text("audio,class,tts\na/x.wav,real,\na/y.wav,synthetic,vits\n")
-    result = ingest_dataset("odss", root, protocol="meta.csv", path_column="audio", label_column="class",
-                            attack_column="tts", progress=False)
+    result = ingest_dataset(
+        "odss",
+        root,
+        protocol="meta.csv",
+        path_column="audio",
+        label_column="class",
+        attack_column="tts",
+        progress=False,
+    )
     assert set(result.manifest["dataset"]) == {"odss"}
     assert row(result, "a/y")["attack"] == "vits" and row(result, "a/x")["label"] == "bonafide"
     empty = tmp_path / "empty"

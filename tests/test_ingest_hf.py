@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from ingest_helpers import audio_bytes, reasons, row, write_audio
 
 from tasks.ingest.common import LayoutError, probe_mode
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import audio_bytes, reasons, row, write_audio
 
 AUDIO_STRUCT = {"bytes": Value("binary"), "path": Value("string")}
 
@@ -20,8 +20,15 @@ def saved_dataset_with_bytes(tmp_path):
     Built with a plain struct column and cast to Audio on load: writing an Audio feature
     would need torchcodec, which the project does not install.
     """
-    features = Features({"audio": AUDIO_STRUCT, "label": ClassLabel(names=["bonafide", "spoof"]), "attack": Value("string"),
-                         "speaker": Value("string"), "lang": Value("string")})
+    features = Features(
+        {
+            "audio": AUDIO_STRUCT,
+            "label": ClassLabel(names=["bonafide", "spoof"]),
+            "attack": Value("string"),
+            "speaker": Value("string"),
+            "lang": Value("string"),
+        }
+    )
     train = Dataset.from_dict(
         {
             "audio": [{"bytes": audio_bytes(0.2, "WAV", i), "path": f"clip_{i}.wav"} for i in range(4)]
@@ -34,8 +41,13 @@ def saved_dataset_with_bytes(tmp_path):
         features=features,
     )
     test = Dataset.from_dict(
-        {"audio": [{"bytes": audio_bytes(0.2, "WAV", 20), "path": "clip_0.wav"}], "label": [1], "attack": ["A09"],
-         "speaker": ["s9"], "lang": ["de"]},
+        {
+            "audio": [{"bytes": audio_bytes(0.2, "WAV", 20), "path": "clip_0.wav"}],
+            "label": [1],
+            "attack": ["A09"],
+            "speaker": ["s9"],
+            "lang": ["de"],
+        },
         features=features,
     )
     path = tmp_path / "saved"
@@ -57,8 +69,9 @@ def test_load_from_disk_materialises_embedded_bytes_once(tmp_path):
         ingest_dataset("hf", audio_saved, attack_column="attack", speaker_column="speaker", progress=False)
 
     store = tmp_path / "store"
-    result = ingest_dataset("hf", audio_saved, attack_column="attack", speaker_column="speaker",
-                            materialise_dir=store, progress=False)
+    result = ingest_dataset(
+        "hf", audio_saved, attack_column="attack", speaker_column="speaker", materialise_dir=store, progress=False
+    )
     m = result.manifest
     assert m.groupby("split").size().to_dict() == {"eval": 1, "train": 5}
     assert set(m["hf_split"]) == {"train", "test"} and set(m["lang"]) == {"en", "de"}
@@ -72,8 +85,9 @@ def test_load_from_disk_materialises_embedded_bytes_once(tmp_path):
     files = sorted(p for p in store.rglob("*") if p.is_file())
     assert len(files) == 7 and all(p.parent.name in ("train", "eval") for p in files)
     mtimes = {p: p.stat().st_mtime_ns for p in files}
-    again = ingest_dataset("hf", audio_saved, attack_column="attack", speaker_column="speaker",
-                           materialise_dir=store, progress=False)
+    again = ingest_dataset(
+        "hf", audio_saved, attack_column="attack", speaker_column="speaker", materialise_dir=store, progress=False
+    )
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes  # written once
     assert list(again.manifest["sha256"]) == list(m["sha256"])
 
@@ -99,10 +113,17 @@ def test_flac_materialisation_and_counting_mode(tmp_path):
 
 def test_saved_dataset_with_paths_and_string_labels(tmp_path):
     clips = [write_audio(tmp_path / "wav" / f"c{i}.wav") for i in range(3)]
-    ds = Dataset.from_dict({"file": [str(c) for c in clips] + [str(tmp_path / "wav" / "gone.wav")],
-                            "y": ["real", "fake", "fake", "real"], "uid": ["a", "b", "c", "d"]})
+    ds = Dataset.from_dict(
+        {
+            "file": [str(c) for c in clips] + [str(tmp_path / "wav" / "gone.wav")],
+            "y": ["real", "fake", "fake", "real"],
+            "uid": ["a", "b", "c", "d"],
+        }
+    )
     ds.save_to_disk(str(tmp_path / "paths"))
-    result = ingest_dataset("hf", tmp_path / "paths", audio_column="file", label_column="y", id_column="uid", progress=False)
+    result = ingest_dataset(
+        "hf", tmp_path / "paths", audio_column="file", label_column="y", id_column="uid", progress=False
+    )
     assert sorted(result.manifest["utt_id"]) == ["a", "b", "c"]
     assert row(result, "a")["path"] == str(clips[0]) and row(result, "b")["label"] == "spoof"
     assert reasons(result) == {"d": "audio file missing"}
@@ -120,7 +141,10 @@ def test_audiofolder_tree(tmp_path):
     result = ingest_dataset("hf", root, speaker_column="speaker", attack_column="generator", progress=False)
     m = result.manifest
     assert m.groupby(["split", "label"]).size().to_dict() == {
-        ("eval", "bonafide"): 2, ("eval", "spoof"): 2, ("train", "bonafide"): 2, ("train", "spoof"): 2,
+        ("eval", "bonafide"): 2,
+        ("eval", "spoof"): 2,
+        ("train", "bonafide"): 2,
+        ("train", "spoof"): 2,
     }
     tagged = row(result, "train/train_fake_0")
     assert (tagged["speaker"], tagged["attack"], tagged["hf_split"]) == ("s7", "gen-a", "train")
@@ -130,7 +154,9 @@ def test_audiofolder_tree(tmp_path):
 def test_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(LayoutError, match=r"'someone/deepfakes' is not a local folder and the Hugging Face Hub is offline"):
+    with pytest.raises(
+        LayoutError, match=r"'someone/deepfakes' is not a local folder and the Hugging Face Hub is offline"
+    ):
         ingest_dataset("hf", "someone/deepfakes", progress=False)
     with pytest.raises(LayoutError, match="neither an existing folder"):
         ingest_dataset("hf", "not-a-hub-id", progress=False)

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
 
-from tasks.ingest.common import probe_mode
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
+from tasks.ingest.common import probe_mode
 from tasks.ingest.inbox import rows_of_batches
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
 
 
 def first_drop(inbox):
@@ -28,7 +28,9 @@ def first_drop(inbox):
         "a.wav,maybe,x,y,2025-06-01,en\n"
     )
     write_audio(inbox / "loose.wav")
-    (inbox / "loose.json").write_text(json.dumps({"label": "spoof", "generator": "bark", "source": "mail", "collected": "2025-06-02"}))
+    (inbox / "loose.json").write_text(
+        json.dumps({"label": "spoof", "generator": "bark", "source": "mail", "collected": "2025-06-02"})
+    )
     write_audio(inbox / "nolabel.wav")
 
 
@@ -40,7 +42,13 @@ def test_inbox_first_ingest_records_a_batch(tmp_path):
     assert sorted(m["utt_id"]) == ["2025-06-01-social/a", "2025-06-01-social/b", "2025-06-01-social/c", "loose"]
     a = row(result, "2025-06-01-social/a")
     assert (a["label"], a["attack"], a["source"], a["collected"], a["language"], a["split"], a["batch_id"]) == (
-        "spoof", "elevenlabs", "https://example.org/p/1", "2025-06-01", "en", "train", "B1"
+        "spoof",
+        "elevenlabs",
+        "https://example.org/p/1",
+        "2025-06-01",
+        "en",
+        "train",
+        "B1",
     )
     b = row(result, "2025-06-01-social/b")
     assert b["label"] == "bonafide" and isnull(b["attack"]) and b["collected"] == "2025-06-01"
@@ -52,8 +60,14 @@ def test_inbox_first_ingest_records_a_batch(tmp_path):
     assert "unparseable collected date 'yesterday'" in why["2025-06-01-social/b"]
     assert why["2025-06-01-social/a"] == "unknown label 'maybe'"
     assert new_inbox_batches(state) == [
-        {"batch_id": "B1", "created_at": read_ledger(state)["batches"][0]["created_at"], "n_files": 4, "n_bonafide": 1,
-         "n_spoof": 3, "hours": pytest.approx(4 * 0.2 / 3600, abs=1e-4)}
+        {
+            "batch_id": "B1",
+            "created_at": read_ledger(state)["batches"][0]["created_at"],
+            "n_files": 4,
+            "n_bonafide": 1,
+            "n_spoof": 3,
+            "hours": pytest.approx(4 * 0.2 / 3600, abs=1e-4),
+        }
     ]
     assert Path(ledger_path(state)).is_file() and not (inbox / "inbox_batches.json").exists()
 
@@ -74,9 +88,16 @@ def test_nightly_sees_only_new_batches(tmp_path):
     day2 = inbox / "2025-06-03"
     write_audio(day2 / "d.wav")
     write_audio(day2 / "e.wav")
-    (day2 / "batch.json").write_text(json.dumps({"collected": "2025-06-03", "source": "lab", "split": "dev",
-                                                 "files": [{"file": "d.wav", "label": "spoof", "generator": "f5"},
-                                                           {"file": "e.wav", "label": "real"}]}))
+    (day2 / "batch.json").write_text(
+        json.dumps(
+            {
+                "collected": "2025-06-03",
+                "source": "lab",
+                "split": "dev",
+                "files": [{"file": "d.wav", "label": "spoof", "generator": "f5"}, {"file": "e.wav", "label": "real"}],
+            }
+        )
+    )
     write_audio(inbox / "loose.wav", seconds=0.3, seed=123)
     result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     new = new_inbox_batches(state, consumer="nightly")

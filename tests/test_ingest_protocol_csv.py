@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from ingest_helpers import isnull, reasons, row, write_audio
 
 from tasks.ingest.common import LayoutError
 from tasks.ingest.registry import ingest_dataset
-from ingest_helpers import isnull, reasons, row, write_audio
 
 
 def test_csv_with_default_column_names(tmp_path):
@@ -24,12 +24,23 @@ def test_csv_with_default_column_names(tmp_path):
         "audio/only_two,fields\n"
     )
     result = ingest_dataset(
-        "protocol_csv", tmp_path / "protocol.csv", dataset="mine", split_column="split",
-        split_map={"test": "eval", "validation": "dev"}, attack_column="attack", speaker_column="speaker", progress=False,
+        "protocol_csv",
+        tmp_path / "protocol.csv",
+        dataset="mine",
+        split_column="split",
+        split_map={"test": "eval", "validation": "dev"},
+        attack_column="attack",
+        speaker_column="speaker",
+        progress=False,
     )
     m = result.manifest
     assert set(m["dataset"]) == {"mine"}
-    assert m.set_index("utt_id")["split"].to_dict() == {"audio/a": "train", "audio/b": "train", "audio/sub/c": "eval", "audio/d": "dev"}
+    assert m.set_index("utt_id")["split"].to_dict() == {
+        "audio/a": "train",
+        "audio/b": "train",
+        "audio/sub/c": "eval",
+        "audio/d": "dev",
+    }
     c = row(result, "audio/sub/c")
     assert (c["label"], c["attack"], c["speaker"], c["notes"]) == ("spoof", "gen-x", "s2", "quoted")
     assert isnull(row(result, "audio/a")["attack"]) and row(result, "audio/a")["label"] == "bonafide"
@@ -45,9 +56,19 @@ def test_headerless_tsv_with_label_map_ids_and_extension(tmp_path):
         write_audio(tmp_path / "wavs" / f"{utt}.wav")
     (tmp_path / "list.tsv").write_text("U1\t0\tspk1\nU2\t1\tspk2\nU3\t2\tspk2\n")
     result = ingest_dataset(
-        "protocol_csv", tmp_path, protocol="list.tsv", header=False, columns=["utt", "y", "who"],
-        path_column="utt", label_column="y", label_map={0: "bonafide", 1: "spoof"}, speaker_column="who",
-        extension="wav", audio_root="wavs", split="dev", progress=False,
+        "protocol_csv",
+        tmp_path,
+        protocol="list.tsv",
+        header=False,
+        columns=["utt", "y", "who"],
+        path_column="utt",
+        label_column="y",
+        label_map={0: "bonafide", 1: "spoof"},
+        speaker_column="who",
+        extension="wav",
+        audio_root="wavs",
+        split="dev",
+        progress=False,
     )
     m = result.manifest
     assert sorted(m["utt_id"]) == ["U1", "U2"] and set(m["split"]) == {"dev"}
@@ -58,8 +79,15 @@ def test_headerless_tsv_with_label_map_ids_and_extension(tmp_path):
 def test_pipe_table_with_explicit_names_and_clashing_columns(tmp_path):
     write_audio(tmp_path / "x.wav")
     (tmp_path / "t.txt").write_text("clip|truth|duration_s|uid\nx.wav|spoof|9.9|X-1\n")
-    result = ingest_dataset("protocol_csv", tmp_path, protocol="t.txt", path_column="clip", label_column="truth",
-                            id_column="uid", progress=False)
+    result = ingest_dataset(
+        "protocol_csv",
+        tmp_path,
+        protocol="t.txt",
+        path_column="clip",
+        label_column="truth",
+        id_column="uid",
+        progress=False,
+    )
     r = row(result, "X-1")
     assert r["src_duration_s"] == "9.9" and r["duration_s"] == pytest.approx(0.2)
 
@@ -82,9 +110,18 @@ def test_options_given_as_text_like_the_cli_does(tmp_path):
         write_audio(tmp_path / "wavs" / f"{utt}.wav")
     (tmp_path / "list.tsv").write_text("U1\t0\tspk1\nU2\t1\tspk2\n")
     result = ingest_dataset(
-        "protocol_csv", tmp_path / "list.tsv", header="false", columns="utt,y,who", path_column="utt",
-        label_column="y", label_map="{0: bonafide, 1: spoof}", extension="wav", audio_root="wavs",
-        keep_columns="who", workers="2", progress=False,
+        "protocol_csv",
+        tmp_path / "list.tsv",
+        header="false",
+        columns="utt,y,who",
+        path_column="utt",
+        label_column="y",
+        label_map="{0: bonafide, 1: spoof}",
+        extension="wav",
+        audio_root="wavs",
+        keep_columns="who",
+        workers="2",
+        progress=False,
     )
     assert row(result, "U2")["label"] == "spoof" and row(result, "U1")["who"] == "spk1"
     from tasks.ingest.common import OptionError

@@ -23,7 +23,10 @@ PACKAGE_FOLDERS = ("addgp", "tasks", "storage", "flows", "configs")
 def _source_files() -> set[str]:
     tracked = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", *PACKAGE_FOLDERS],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return {path for path in tracked if path.endswith((".py", ".yaml", ".j2", ".css")) and (REPO / path).exists()}
 
@@ -41,7 +44,10 @@ def wheel_names(tmp_path_factory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
-        check=True, capture_output=True, text=True, timeout=600,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     (wheel,) = out.glob("addgp-*.whl")
     return set(zipfile.ZipFile(wheel).namelist())

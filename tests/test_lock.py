@@ -29,7 +29,11 @@ def read_lock(path: Path) -> dict[str, dict]:
         if match:
             current = canonicalize_name(match.group(1))
             marker = match.group(3)
-            pins[current] = {"version": match.group(2), "hashes": 0, "applies": Marker(marker).evaluate() if marker else True}
+            pins[current] = {
+                "version": match.group(2),
+                "hashes": 0,
+                "applies": Marker(marker).evaluate() if marker else True,
+            }
         elif current and line.strip().startswith("--hash=sha256:"):
             pins[current]["hashes"] += 1
         elif not line.startswith(" "):

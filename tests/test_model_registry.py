@@ -63,7 +63,13 @@ def detectors():
         "logreg": LogRegDetector(calibration="affine").fit(X, y, X_dev=Xd, y_dev=yd),
         "exact": exact,
         "variational": DKLGPDetector(
-            mode="variational", feature_extractor="mlp", hidden_dims=(16, 4), n_inducing=16, batch_size=50, calibration="temperature", **fast
+            mode="variational",
+            feature_extractor="mlp",
+            hidden_dims=(16, 4),
+            n_inducing=16,
+            batch_size=50,
+            calibration="temperature",
+            **fast,
         ).fit(X, y, X_dev=Xd, y_dev=yd),
         # An adapted GP carries the shots it is conditioned on, which the saved state must keep.
         "exact_adapted": exact.adapt(*make_set(5, 3), X, y),
@@ -148,7 +154,10 @@ def test_weights_of_another_model_are_refused_even_with_a_matching_hash(tmp_path
 @pytest.mark.parametrize(
     "expect, message",
     [
-        ({"encoder": "microsoft/wavlm-large"}, "encoder 'facebook/wav2vec2-xls-r-300m' .expected 'microsoft/wavlm-large'"),
+        (
+            {"encoder": "microsoft/wavlm-large"},
+            "encoder 'facebook/wav2vec2-xls-r-300m' .expected 'microsoft/wavlm-large'",
+        ),
         ({"layer": 12}, "layer 6 .expected 12"),
         ({"pooling": "mean+std"}, "pooling 'mean' .expected 'mean\\+std'"),
         ({"crop_s": 4.0}, "crop_s None .expected 4.0"),

@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
+from nightly_helpers import drop_new_generator_batch, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
 from flows.nightly import nightly_flow
 from storage import champions
 from tasks.nightly.promotion import decide_promotion, holdout_mask
-
-from nightly_helpers import drop_new_generator_batch, nightly_config
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from nightly_helpers import drop_new_generator_batch, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
@@ -28,8 +29,6 @@ from storage import champions, reports
 from storage.champions import ChampionMissingError, RunInProgressError
 from storage.inbox_ledger import ledger_path, new_inbox_batches
 from storage.state import StateFileError
-
-from nightly_helpers import drop_new_generator_batch, nightly_config
 
 
 class Killed(Exception):
@@ -45,7 +44,9 @@ def versions(workdir: Path) -> list[str]:
 
 
 def nightly_reports(workdir: Path) -> list[str]:
-    return sorted(p.name for p in (workdir / "reports" / "nightly").iterdir() if not p.name.startswith(".") and p.is_dir())
+    return sorted(
+        p.name for p in (workdir / "reports" / "nightly").iterdir() if not p.name.startswith(".") and p.is_dir()
+    )
 
 
 def another_batch(folder: Path, name: str) -> None:
@@ -92,7 +93,9 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         champion_then = champions.read_champions(state, "lr")
         rerun = nightly_flow(str(config))
         assert rerun["resumed"] and versions(workdir) == ["v1", "v2", "v3"] and len(nightly_reports(workdir)) == 2
-        assert champions.read_champions(state, "lr") == champion_then, "a repeated promotion changed the champion record"
+        assert champions.read_champions(state, "lr") == champion_then, (
+            "a repeated promotion changed the champion record"
+        )
         rejects = pd.read_parquet(workdir / "manifests" / "inbox.rejects.parquet")
         assert "2026-11-21-tipline/poison" in set(rejects["utt_id"]), "the poison file should end as a reject"
         assert new_inbox_batches(state) == []
@@ -100,7 +103,7 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         assert all(ledger["consumers"]["nightly"].count(b["batch_id"]) == 1 for b in ledger["batches"])
 
         # 3. Two nights in the same second (a queued second run): both reports kept.
-        fixed = datetime(2026, 12, 3, 2, 0, 0, tzinfo=timezone.utc)
+        fixed = datetime(2026, 12, 3, 2, 0, 0, tzinfo=UTC)
         with monkeypatch.context() as patch:
             patch.setattr(reports, "datetime", type("Frozen", (), {"now": staticmethod(lambda tz=None: fixed)}))
             a, b = nightly_flow(str(config)), nightly_flow(str(config))
@@ -131,7 +134,7 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
 
 
 def test_run_ids_are_unique_and_a_published_report_is_never_replaced(tmp_path, monkeypatch):
-    fixed = datetime(2026, 12, 3, 2, 0, 0, tzinfo=timezone.utc)
+    fixed = datetime(2026, 12, 3, 2, 0, 0, tzinfo=UTC)
     monkeypatch.setattr(reports, "datetime", type("Frozen", (), {"now": staticmethod(lambda tz=None: fixed)}))
     first = reports.new_run_id(tmp_path, "night-nightly")
     reports.publish_report({"index.html": "one"}, tmp_path, first, replace=False)
@@ -160,12 +163,18 @@ with prefect_api() as url:
 
 def clean_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    return {**env, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return {
+        **env,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
 
 
 @pytest.mark.integration
 def test_no_temporary_server_outlives_a_killed_command(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", SERVER_HOLDER], env=clean_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SERVER_HOLDER], env=clean_env(tmp_path), stdout=subprocess.PIPE, text=True
+    )
     try:
         url = holder.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
@@ -220,7 +229,9 @@ def test_kill_9_of_addgp_nightly_leaves_no_server_and_the_rerun_resumes(tmp_path
     night_file = workdir / "state" / "night-lr.json"
     command = [sys.executable, "-m", "flows.cli", "nightly", str(config)]
     log = tmp_path / "killed.log"
-    night = subprocess.Popen(command, env=clean_env(tmp_path), cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    night = subprocess.Popen(
+        command, env=clean_env(tmp_path), cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT
+    )
     children: list = []
     try:
         deadline = time.monotonic() + 600

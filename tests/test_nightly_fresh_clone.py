@@ -22,7 +22,15 @@ def test_nightly_demo_runs_on_a_fresh_clone(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(ROOT)}
     env.pop("PREFECT_API_URL", None)  # Prefect's temporary local server, as on a new machine
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"  # its 20 s default is short on a busy 2-core CI box
-    done = subprocess.run([exe, "nightly", "configs/nightly.yaml"], check=False, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [exe, "nightly", "configs/nightly.yaml"],
+        check=False,
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().startswith("nothing new; report: ")
     report = Path(done.stdout.strip().split("report: ", 1)[1])

@@ -24,16 +24,24 @@ def tiny_config(folder: Path) -> Path:
     config = {
         "name": "tiny",
         "workdir": str(folder / "work"),
-        "demo_corpus": {"root": str(folder / "corpus"), "seed": 3, "conditions": ["studio", "phone"],
-                        "utterances_per_split": {"train": 40, "dev": 12, "eval": 30}},
+        "demo_corpus": {
+            "root": str(folder / "corpus"),
+            "seed": 3,
+            "conditions": ["studio", "phone"],
+            "utterances_per_split": {"train": 40, "dev": 12, "eval": 30},
+        },
         "datasets": [
             {"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_studio")},
             {"name": "demo_phone", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_phone")},
         ],
         "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 20},
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "3GiB"},
-        "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}],
-                  "augment": {"conditions": ["noise_white_snr10"], "fraction": 0.5}},
+        "train": {
+            "datasets": ["demo_studio"],
+            "layer": -1,
+            "detectors": [{"name": "lr", "kind": "logreg"}],
+            "augment": {"conditions": ["noise_white_snr10"], "fraction": 0.5},
+        },
         "evaluate": {"conditions": ["resample_8k", "mp3_32k"]},
         "data_checks": {"near_duplicate_cosine": 0.9999},  # exercises the check after embedding
     }
@@ -70,7 +78,11 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     card = json.loads((tmp_path / "work" / "models" / "lr" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
     degrade_note = document["notes"]["degrade"]
-    assert {d["dataset"] for d in degrade_note} >= {"demo_studio@resample_8k", "demo_phone@mp3_32k", "demo_studio@noise_white_snr10"}
+    assert {d["dataset"] for d in degrade_note} >= {
+        "demo_studio@resample_8k",
+        "demo_phone@mp3_32k",
+        "demo_studio@noise_white_snr10",
+    }
     assert all(d["rejects"] == 0 and d["written"] == d["files"] for d in degrade_note)
 
     # A second run re-embeds nothing, registers a new model version and publishes a second report.
@@ -93,7 +105,10 @@ def test_train_eval_overlap_configured_as_error_stops_before_embedding(tmp_path,
     config["evaluate"] = {"splits": ["train", "eval"]}
     config["data_checks"] = {"train_eval_overlap": "error", "near_duplicate_cosine": 0.9999}
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(DataCheckError, match=r"data_checks.train_eval_overlap is 'error'.*\n.*demo_studio/train → demo_studio/train\]: 8"):
+    with pytest.raises(
+        DataCheckError,
+        match=r"data_checks.train_eval_overlap is 'error'.*\n.*demo_studio/train → demo_studio/train\]: 8",
+    ):
         pipeline_flow(str(path), run_id="leaky")
     assert (tmp_path / "work" / "manifests" / "demo_studio.parquet").is_file()
     assert not (tmp_path / "work" / "embeddings").exists() and not (tmp_path / "work" / "reports").exists()

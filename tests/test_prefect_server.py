@@ -16,10 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from nightly_helpers import drop_new_generator_batch, nightly_config
 
 from storage import champions
-
-from nightly_helpers import drop_new_generator_batch, nightly_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -70,9 +69,13 @@ def prefect_server(tmp_path):
     log = tmp_path / "server.log"
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
+
         def healthy():
             try:
                 return httpx.get(f"{api}/health", timeout=2).status_code == 200
@@ -95,8 +98,12 @@ def test_nightly_deployment_on_a_real_server(tmp_path, prefect_server):
 
     serve_log = tmp_path / "serve.log"
     serve = subprocess.Popen(
-        [str(BIN / "addgp"), "serve", str(config)], env=env, cwd=tmp_path,
-        stdout=open(serve_log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [str(BIN / "addgp"), "serve", str(config)],
+        env=env,
+        cwd=tmp_path,
+        stdout=open(serve_log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         client = httpx.Client(base_url=api, timeout=30)
@@ -124,7 +131,9 @@ def test_nightly_deployment_on_a_real_server(tmp_path, prefect_server):
         state = wait_for(finished, 600, "the triggered nightly run to finish", serve, serve_log)
         assert state["type"] == "COMPLETED", f"{state}\n{serve_log.read_text()[-4000:]}"
 
-        artifacts = client.post("/artifacts/filter", json={"artifacts": {"key": {"any_": ["addgp-night-nightly"]}}}).json()
+        artifacts = client.post(
+            "/artifacts/filter", json={"artifacts": {"key": {"any_": ["addgp-night-nightly"]}}}
+        ).json()
         assert artifacts and "PROMOTED" in artifacts[0]["data"]
         record = champions.read_champions(tmp_path / "work" / "state", "lr")
         assert record["current"]["version"] == 2, json.dumps(record, indent=2)

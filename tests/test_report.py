@@ -14,13 +14,13 @@ from test_crossdataset import make_scores
 from storage.reports import list_reports, previous_report, publish_report, report_history
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.report.build import ReportInput, render_report
-from tasks.report.format import md_escape, slug, without_paths
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
+from tasks.report.format import md_escape, slug, without_paths
 from tasks.report.task import artifact_key, publish_run_report
 
 SETTINGS = EvaluationSettings(n_boot=100)
 EVIL_DATASET = "<script>alert(1)</script>"
-EVIL_DETECTOR = "lr\"><img src=x onerror=alert(2)>"
+EVIL_DETECTOR = 'lr"><img src=x onerror=alert(2)>'
 MODEL_PATH = "/secret/place/models/lr/v1"
 MANIFEST_PATH = "/data/corpora/demo_studio.parquet"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +28,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def report_input(scores: pd.DataFrame, run_id: str = "20250101T000000Z-demo", **kwargs) -> ReportInput:
     detectors = list(pd.unique(scores["detector"]))
-    models = [{"name": d, "kind": "logreg", "version": 1, "path": MODEL_PATH, "dev_metrics": {"eer": 0.05}} for d in detectors]
+    models = [
+        {"name": d, "kind": "logreg", "version": 1, "path": MODEL_PATH, "dev_metrics": {"eer": 0.05}} for d in detectors
+    ]
     return ReportInput(
         title="addgp report: test",
         run_id=run_id,
@@ -158,7 +160,12 @@ def test_slugs_are_safe_and_do_not_collide():
 
 
 def test_without_paths_keeps_names_only():
-    value = {"a": "/x/y/z.parquet", "b": ["s3://bucket/k/m.parquet", "plain", "C:\\data\\f.wav"], "c": 3, "d": "~/home/f"}
+    value = {
+        "a": "/x/y/z.parquet",
+        "b": ["s3://bucket/k/m.parquet", "plain", "C:\\data\\f.wav"],
+        "c": 3,
+        "d": "~/home/f",
+    }
     assert without_paths(value) == {"a": "z.parquet", "b": ["m.parquet", "plain", "f.wav"], "c": 3, "d": "f"}
 
 
@@ -187,13 +194,21 @@ def test_first_report_and_no_change():
 
 
 def test_regression_beyond_the_previous_ci_half_width_is_flagged():
-    previous = document({("lr", "a"): 0.10, ("lr", "b"): 0.20, ("gp", "a"): 0.30}, "r1",
-                        {("lr", "a"): (0.08, 0.12), ("lr", "b"): (0.15, 0.25), ("gp", "a"): (0.25, 0.35)})  # fmt: skip
-    current = document({("lr", "a"): 0.125, ("lr", "b"): 0.24, ("gp", "a"): 0.20}, "r2",
-                       {("lr", "a"): (0.124, 0.126), ("lr", "b"): (0.2, 0.28), ("gp", "a"): (0.15, 0.25)})  # fmt: skip
+    previous = document(
+        {("lr", "a"): 0.10, ("lr", "b"): 0.20, ("gp", "a"): 0.30},
+        "r1",
+        {("lr", "a"): (0.08, 0.12), ("lr", "b"): (0.15, 0.25), ("gp", "a"): (0.25, 0.35)},
+    )
+    current = document(
+        {("lr", "a"): 0.125, ("lr", "b"): 0.24, ("gp", "a"): 0.20},
+        "r2",
+        {("lr", "a"): (0.124, 0.126), ("lr", "b"): (0.2, 0.28), ("gp", "a"): (0.15, 0.25)},
+    )
     comparison = compare_with_previous(current, previous)
     assert comparison.status == "regressions"
-    assert [(c.detector, c.dataset) for c in comparison.regressions] == [("lr", "a")]  # +2.5 pp > 2 pp; lr/b +4 pp < 5 pp
+    assert [(c.detector, c.dataset) for c in comparison.regressions] == [
+        ("lr", "a")
+    ]  # +2.5 pp > 2 pp; lr/b +4 pp < 5 pp
     change = comparison.regressions[0]
     assert change.tolerance == pytest.approx(0.02) and change.tolerance_from == "previous CI"
     assert change.delta == pytest.approx(0.025)
@@ -201,7 +216,11 @@ def test_regression_beyond_the_previous_ci_half_width_is_flagged():
 
 
 def test_without_previous_ci_the_current_ci_is_the_tolerance_and_old_reports_are_read():
-    previous = {"run_id": "old", "metrics": [{"detector": "lr", "dataset": "a", "eer": 0.10, "min_dcf": 0.3}], "eer_matrix": {}}
+    previous = {
+        "run_id": "old",
+        "metrics": [{"detector": "lr", "dataset": "a", "eer": 0.10, "min_dcf": 0.3}],
+        "eer_matrix": {},
+    }
     current = document({("lr", "a"): 0.13, ("lr", "new"): 0.2}, "r2", {("lr", "a"): (0.12, 0.14)})
     comparison = compare_with_previous(current, previous)
     assert comparison.regressions[0].tolerance_from == "this run's CI"
@@ -219,7 +238,10 @@ def test_average_is_compared_only_over_the_same_corpora():
 
 
 def test_trend_table_orders_runs():
-    docs = [document({("lr", "a"): 0.3}, "r2", averages={"lr": (0.3, None, None, ["a"])}), document({("lr", "a"): 0.1}, "r1")]
+    docs = [
+        document({("lr", "a"): 0.3}, "r2", averages={"lr": (0.3, None, None, ["a"])}),
+        document({("lr", "a"): 0.1}, "r1"),
+    ]
     trends = trend_table(docs)
     assert trends["run_id"].tolist() == ["r1", "r2", "r2"]
     assert set(trends["dataset"]) == {"a", AVERAGE_LABEL}
@@ -308,9 +330,17 @@ def test_report_task_publishes_three_artifacts_with_stable_keys(tmp_path, small_
     import tasks.report.task as report_module
 
     calls = []
-    monkeypatch.setattr(report_module, "create_markdown_artifact", lambda markdown, key, description=None: calls.append(("md", key, markdown)))
-    monkeypatch.setattr(report_module, "create_table_artifact", lambda table, key, description=None: calls.append(("table", key, table)))
-    monkeypatch.setattr(report_module, "create_link_artifact", lambda link, link_text=None, key=None: calls.append(("link", key, link)))
+    monkeypatch.setattr(
+        report_module,
+        "create_markdown_artifact",
+        lambda markdown, key, description=None: calls.append(("md", key, markdown)),
+    )
+    monkeypatch.setattr(
+        report_module, "create_table_artifact", lambda table, key, description=None: calls.append(("table", key, table))
+    )
+    monkeypatch.setattr(
+        report_module, "create_link_artifact", lambda link, link_text=None, key=None: calls.append(("link", key, link))
+    )
     folder = report_module.report_task.fn(report_input(small_scores), small_scores, str(tmp_path), "Demo Config_1")
     assert [(kind, key) for kind, key, _ in calls] == [
         ("md", "addgp-demo-config-1-summary"),
@@ -321,7 +351,9 @@ def test_report_task_publishes_three_artifacts_with_stable_keys(tmp_path, small_
     assert markdown.index("Regressions") < markdown.index("Headline") < markdown.index("Cross-dataset")
     table = calls[1][2]
     assert [row["detector"] for row in table] == ["lr", "gp"]
-    assert {"train setting", "eval: studio", "eval: phone", "average over corpora (unweighted)", "pooled"} <= set(table[0])
+    assert {"train setting", "eval: studio", "eval: phone", "average over corpora (unweighted)", "pooled"} <= set(
+        table[0]
+    )
     assert calls[2][2] == f"file://{folder}/index.html"
     assert artifact_key("<script>", "summary") == "addgp-script-summary"
 
@@ -354,9 +386,19 @@ def data_checks_frame() -> pd.DataFrame:
     return pd.DataFrame(
         [
             {"check": "duplicate utt_id", "scope": "all manifests", "count": 0, "severity": "info", "examples": ""},
-            {"check": "duplicate audio (sha256) within a manifest", "scope": "studio", "count": 3, "severity": "warning",
-             "examples": "/data/corpora/studio/a.flac = /data/corpora/studio/b.flac"},
-            {"check": "train/eval overlap (sha256)", "scope": f"studio train × {EVIL_DATASET} eval", "count": 2, "severity": "error",
-             "examples": "<b>u1</b>|u2"},
+            {
+                "check": "duplicate audio (sha256) within a manifest",
+                "scope": "studio",
+                "count": 3,
+                "severity": "warning",
+                "examples": "/data/corpora/studio/a.flac = /data/corpora/studio/b.flac",
+            },
+            {
+                "check": "train/eval overlap (sha256)",
+                "scope": f"studio train × {EVIL_DATASET} eval",
+                "count": 2,
+                "severity": "error",
+                "examples": "<b>u1</b>|u2",
+            },
         ]
-    )  # fmt: skip
+    )

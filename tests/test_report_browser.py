@@ -24,8 +24,17 @@ from test_report import EVIL_DATASET, data_checks_frame, degrade, report_input, 
 
 from tasks.report.task import publish_run_report
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed here (.ci/run installs it: apt-get install chromium)")
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and os.path.exists(p)
+    ),
+    None,
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed here (.ci/run installs it: apt-get install chromium)"
+)
 
 WIDTH = 1280
 
@@ -65,13 +74,28 @@ class DevTools:
 
         self.process = subprocess.Popen(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-                "--hide-scrollbars", "--mute-audio", f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-extensions",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--hide-scrollbars",
+                "--mute-audio",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
@@ -138,14 +162,24 @@ def test_report_opens_in_headless_chromium(published, tmp_path):
     url = (published / "index.html").resolve().as_uri()
     browser = DevTools(tmp_path / "profile")
     try:
-        browser.call("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WIDTH, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
         browser.call("Page.navigate", {"url": url}, session=True)
         browser.wait_for("Page.loadEventFired")
-        page = browser.call("Runtime.evaluate", {"expression": PAGE_CHECK, "returnByValue": True}, session=True)["result"]["value"]
+        page = browser.call("Runtime.evaluate", {"expression": PAGE_CHECK, "returnByValue": True}, session=True)[
+            "result"
+        ]["value"]
         height = browser.call("Page.getLayoutMetrics", session=True)["cssContentSize"]["height"]
         shot = browser.call(
             "Page.captureScreenshot",
-            {"format": "png", "captureBeyondViewport": True, "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}},
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
+            },
             session=True,
         )
     finally:
@@ -154,11 +188,24 @@ def test_report_opens_in_headless_chromium(published, tmp_path):
     screenshot.write_bytes(base64.b64decode(shot["data"]))
 
     plots = sorted(p.relative_to(published).as_posix() for p in (published / "plots").glob("*.png"))
-    assert page["images"] == len(plots) == 3 * 3 + 4  # DET, reliability, histogram per corpus; heatmap, robustness, selective, trend
+    assert (
+        page["images"] == len(plots) == 3 * 3 + 4
+    )  # DET, reliability, histogram per corpus; heatmap, robustness, selective, trend
     assert page["all_loaded"], f"images that did not load: {page['broken']}"
     assert page["external"] == 0
-    for table in ("regression-table", "data-checks-table", "eer-matrix", "robustness-table", "robustness-cells", "metrics", "aggregates",
-                  "selective-table", "attacks", "conditions", "models"):
+    for table in (
+        "regression-table",
+        "data-checks-table",
+        "eer-matrix",
+        "robustness-table",
+        "robustness-cells",
+        "metrics",
+        "aggregates",
+        "selective-table",
+        "attacks",
+        "conditions",
+        "models",
+    ):
         assert table in page["tables"], table
     assert page["matrix_rows"] == 2
     # the regression section is the first thing on the page and names the previous run
@@ -166,7 +213,9 @@ def test_report_opens_in_headless_chromium(published, tmp_path):
     # the dataset named <script>alert(1)</script> is text, not markup: no script ran or exists
     assert EVIL_DATASET in page["text"]
     assert page["scripts"] == 0
-    assert not [e for e in browser.events if e.get("method") in ("Page.javascriptDialogOpening", "Runtime.exceptionThrown")]
+    assert not [
+        e for e in browser.events if e.get("method") in ("Page.javascriptDialogOpening", "Runtime.exceptionThrown")
+    ]
     assert page["width"] <= WIDTH  # nothing forces horizontal scrolling at this width
     # robustness: 2 detectors x 3 conditions; each detector's worst condition is marked and drawn
     assert page["robustness_rows"] == 6 and page["robustness_heatmap"]

@@ -41,47 +41,94 @@ def workspace(tmp_path_factory) -> dict:
             for i in range(n):
                 bona = i % 2 == 0
                 vector = rng.normal(0, 1 + shift, DIM) + (1.2 if bona else -1.2)
-                rows.append({"utt_id": f"{dataset}-{split}-{i}", "dataset": dataset, "split": split,
-                             "label": "bonafide" if bona else "spoof", "attack": None if bona else f"A0{i % 3}",
-                             "speaker": f"spk{i % 7}", "path": f"{dataset}/{i}.wav", "duration_s": 1.0,
-                             "sha256": f"{dataset}{split}{i:04d}".ljust(64, "0")})  # fmt: skip
+                rows.append(
+                    {
+                        "utt_id": f"{dataset}-{split}-{i}",
+                        "dataset": dataset,
+                        "split": split,
+                        "label": "bonafide" if bona else "spoof",
+                        "attack": None if bona else f"A0{i % 3}",
+                        "speaker": f"spk{i % 7}",
+                        "path": f"{dataset}/{i}.wav",
+                        "duration_s": 1.0,
+                        "sha256": f"{dataset}{split}{i:04d}".ljust(64, "0"),
+                    }
+                )
                 vectors.append(vector)
     manifest = pd.DataFrame(rows)
     write_manifest(manifest, root / "manifest.parquet")
     matrix = np.asarray(vectors, dtype=np.float32)
-    meta = manifest[["utt_id", "dataset", "sha256"]].assign(encoder=ENCODER, random_weights=True, layer=LAYER, pooling=POOLING, crop_s=None)
+    meta = manifest[["utt_id", "dataset", "sha256"]].assign(
+        encoder=ENCODER, random_weights=True, layer=LAYER, pooling=POOLING, crop_s=None
+    )
     meta = meta[[f.name for f in META_FIELDS]]
     slug = encoder_slug(ENCODER, POOLING, None)
     for dataset in ("clean", "noisy"):
         mask = (manifest["dataset"] == dataset).to_numpy()
         rejects = pd.DataFrame(columns=["dataset", "utt_id", "sha256", "path", "reason"])
-        write_shard(ShardLocation(str(root / "store"), slug, dataset, "k0"), meta[mask].reset_index(drop=True), matrix[mask], "float32", rejects)
+        write_shard(
+            ShardLocation(str(root / "store"), slug, dataset, "k0"),
+            meta[mask].reset_index(drop=True),
+            matrix[mask],
+            "float32",
+            rejects,
+        )
     train = (manifest["dataset"] == "clean") & (manifest["split"] == "train")
     detector = LogRegDetector(C=1.0).fit(matrix[train.to_numpy()], manifest.loc[train, "label"].to_numpy())
-    card = {"encoder": ENCODER, "layer": LAYER, "pooling": POOLING, "crop_s": None, "random_weight_encoder": True,
-            "training_data": {"datasets": ["clean"], "splits": ["train"]}}  # fmt: skip
+    card = {
+        "encoder": ENCODER,
+        "layer": LAYER,
+        "pooling": POOLING,
+        "crop_s": None,
+        "random_weight_encoder": True,
+        "training_data": {"datasets": ["clean"], "splits": ["train"]},
+    }
     ref = save_model(root / "models", "lr", detector, card)
     return {"root": root, "manifest": root / "manifest.parquet", "store": root / "store", "model": ref.path}
 
 
 def test_evaluate_scores_every_corpus_and_prints_the_matrix(app, workspace, tmp_path):
     out = tmp_path / "scores.parquet"
-    result = runner.invoke(app, ["evaluate", str(workspace["manifest"]), "--store", str(workspace["store"]),
-                                 "--model", workspace["model"], "-o", str(out), "--n-boot", "50"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(workspace["manifest"]),
+            "--store",
+            str(workspace["store"]),
+            "--model",
+            workspace["model"],
+            "-o",
+            str(out),
+            "--n-boot",
+            "50",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == 120
     (row,) = summary["matrix"]
     assert row["detector"] == "lr" and row["train setting"] == "clean (train)"
     assert row["eval: clean"] < row["eval: noisy"]  # trained on clean: the noisy corpus is harder
-    assert row["average over corpora (unweighted)"] == pytest.approx((row["eval: clean"] + row["eval: noisy"]) / 2, abs=1e-4)
+    assert row["average over corpora (unweighted)"] == pytest.approx(
+        (row["eval: clean"] + row["eval: noisy"]) / 2, abs=1e-4
+    )
     scores = pd.read_parquet(out)
-    assert {"utt_id", "dataset", "detector", "score", "p_spoof", "variance", "train_setting", "speaker"} <= set(scores.columns)
+    assert {"utt_id", "dataset", "detector", "score", "p_spoof", "variance", "train_setting", "speaker"} <= set(
+        scores.columns
+    )
     assert set(scores["split"]) == {"eval"}
 
 
 def test_evaluate_refuses_missing_models_and_unknown_datasets(app, workspace, tmp_path):
-    args = ["evaluate", str(workspace["manifest"]), "--store", str(workspace["store"]), "-o", str(tmp_path / "s.parquet")]
+    args = [
+        "evaluate",
+        str(workspace["manifest"]),
+        "--store",
+        str(workspace["store"]),
+        "-o",
+        str(tmp_path / "s.parquet"),
+    ]
     missing = runner.invoke(app, [*args, "--model", str(tmp_path / "no-model")])
     assert missing.exit_code == 3 and "no-model" in missing.output
     unknown = runner.invoke(app, [*args, "--model", workspace["model"], "--dataset", "nope"])
@@ -110,10 +157,18 @@ def test_report_publishes_and_flags_regressions(app, workspace, tmp_path):
 
 def test_report_accepts_a_plain_csv_and_refuses_bad_input(app, tmp_path):
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"detector": "x", "dataset": "d", "score": np.r_[rng.normal(2, 1, 50), rng.normal(-2, 1, 50)],
-                          "label": ["bonafide"] * 50 + ["spoof"] * 50})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "detector": "x",
+            "dataset": "d",
+            "score": np.r_[rng.normal(2, 1, 50), rng.normal(-2, 1, 50)],
+            "label": ["bonafide"] * 50 + ["spoof"] * 50,
+        }
+    )
     frame.to_csv(tmp_path / "s.csv", index=False)
-    result = runner.invoke(app, ["report", str(tmp_path / "s.csv"), "--reports-root", str(tmp_path / "r"), "--n-boot", "0"])
+    result = runner.invoke(
+        app, ["report", str(tmp_path / "s.csv"), "--reports-root", str(tmp_path / "r"), "--n-boot", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert (Path(json.loads(result.stdout)["report"]) / "index.html").is_file()
     frame.drop(columns="detector").to_csv(tmp_path / "bad.csv", index=False)

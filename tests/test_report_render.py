@@ -23,8 +23,17 @@ def _accuracy_at_zero(c) -> np.ndarray:
     return (c.nb[:, accepted].sum(axis=1) + c.ns[:, ~accepted].sum(axis=1)) / (c.Nb + c.Ns)
 
 
-TOY = MetricSpec("acc_llr0", "Accuracy@0", _accuracy_at_zero, unit="%", percent=True, digits=1, headline=True,
-                 higher_is_better=True, description="share decided right at LLR 0")  # fmt: skip
+TOY = MetricSpec(
+    "acc_llr0",
+    "Accuracy@0",
+    _accuracy_at_zero,
+    unit="%",
+    percent=True,
+    digits=1,
+    headline=True,
+    higher_is_better=True,
+    description="share decided right at LLR 0",
+)
 
 
 @pytest.fixture
@@ -48,15 +57,30 @@ def test_a_toy_metric_spec_appears_in_every_table(toy_metric):
     for output in (page, text):
         assert "Accuracy@0 (%)" in output  # its header in "All metrics" and the pooled/averaged table
         assert shown in output
-    metrics_table = page[page.index("<table id='metrics'>"): page.index("</table>", page.index("<table id='metrics'>"))]
+    metrics_table = page[
+        page.index("<table id='metrics'>") : page.index("</table>", page.index("<table id='metrics'>"))
+    ]
     assert "Accuracy@0 (%)" in metrics_table and f">{shown}<" in metrics_table
     assert "title='share decided right at LLR 0'>Accuracy@0 (%)</th>" in metrics_table  # its description as the tooltip
     assert re.search(r"averages: .*Accuracy@0 \d+\.\d %", page)  # the headline card
 
 
 def test_a_toy_metric_spec_appears_in_the_cli_table(toy_metric, app, workspace, tmp_path):  # noqa: F811
-    result = runner.invoke(app, ["evaluate", str(workspace["manifest"]), "--store", str(workspace["store"]),
-                                 "--model", workspace["model"], "-o", str(tmp_path / "s.parquet"), "--n-boot", "0"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(workspace["manifest"]),
+            "--store",
+            str(workspace["store"]),
+            "--model",
+            workspace["model"],
+            "-o",
+            str(tmp_path / "s.parquet"),
+            "--n-boot",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     cells = json.loads(result.stdout)["cells"]
     assert all(0 <= c["acc_llr0"] <= 1 for c in cells) and len(cells) == 2
@@ -84,17 +108,26 @@ EVIL_BATCH = "batch|`x`<img src=x onerror=alert(1)>"
 def nightly_outcome(conditions: tuple[str, ...] = ("clean",)) -> NightlyOutcome:
     datasets = ["demo_studio", EVIL_DATASET]
     eer = pd.DataFrame({"champion": [0.1, 0.2], "challenger": [0.08, 0.25]}, index=datasets)
-    forgetting = pd.DataFrame({"dataset": datasets, "eer_at_last_promotion": [0.1, 0.2], "eer_now": [0.08, 0.25], "change": [-0.02, 0.05]})
+    forgetting = pd.DataFrame(
+        {"dataset": datasets, "eer_at_last_promotion": [0.1, 0.2], "eer_now": [0.08, 0.25], "change": [-0.02, 0.05]}
+    )
     by_condition = pd.DataFrame(
-        [{"dataset": d, "condition": c, "champion": 0.1 + 0.05 * i, "challenger": 0.09 + 0.04 * i}
-         for d in datasets for i, c in enumerate(conditions)]
-    )  # fmt: skip
+        [
+            {"dataset": d, "condition": c, "champion": 0.1 + 0.05 * i, "challenger": 0.09 + 0.04 * i}
+            for d in datasets
+            for i, c in enumerate(conditions)
+        ]
+    )
     return NightlyOutcome(
-        config_name="nightly <demo>", run_id="night-1",
+        config_name="nightly <demo>",
+        run_id="night-1",
         batches=[{"batch_id": EVIL_BATCH, "n_files": 12, "n_bonafide": 0, "n_spoof": 12}],
-        decision={"promote": True, "reason": f"better on {EVIL_DATASET}"}, eer=eer, forgetting=forgetting,
-        champion={"model_path": "/secret/models/lr/v2", "version": 2}, eer_by_condition=by_condition,
-    )  # fmt: skip
+        decision={"promote": True, "reason": f"better on {EVIL_DATASET}"},
+        eer=eer,
+        forgetting=forgetting,
+        champion={"model_path": "/secret/models/lr/v2", "version": 2},
+        eer_by_condition=by_condition,
+    )
 
 
 def test_nightly_report_escapes_data_in_html_and_markdown():
@@ -103,7 +136,9 @@ def test_nightly_report_escapes_data_in_html_and_markdown():
     assert "<script>" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "nightly &lt;demo&gt;" in page
     assert "<script>" not in text and "<img" not in text
-    assert md_escape(EVIL_BATCH) in text and "batch\\|\\`x\\`" in text  # no pipe splits the table row, no code span opens
+    assert (
+        md_escape(EVIL_BATCH) in text and "batch\\|\\`x\\`" in text
+    )  # no pipe splits the table row, no code span opens
     assert md_escape(EVIL_DATASET) in text
     assert "/secret/" not in page and "/secret/" not in text and "lr/v2" in text
     assert "PROMOTED" in text and "id='decision'" in page
@@ -115,7 +150,7 @@ def test_nightly_report_shows_eer_per_condition_only_when_there_are_conditions()
     files = render_nightly_report(nightly_outcome(("clean", "mp3_32k", "telephony")))
     page, text = files["index.html"], files["report.md"]
     assert "<table id='eer-conditions'>" in page and "EER per condition" in text
-    table = page[page.index("<table id='eer-conditions'>"):]
+    table = page[page.index("<table id='eer-conditions'>") :]
     table = table[: table.index("</table>")]
     assert table.count("<tr>") == 1 + 2 * 3 and "mp3_32k" in text and "telephony" in table
     document = json.loads(files["metrics.json"])

@@ -47,8 +47,13 @@ def test_the_other_tables_describe_clean_audio_and_the_deltas_are_the_metric_dif
     cells = evaluation.robustness_cells.set_index(["detector", "dataset", "condition"])
     for detector in ("lr", "gp"):
         for dataset in ("studio", "phone"):
+
             def eer(condition, detector=detector, dataset=dataset):
-                part = conditioned[(conditioned["detector"] == detector) & (conditioned["dataset"] == dataset) & (conditioned["condition"] == condition)]
+                part = conditioned[
+                    (conditioned["detector"] == detector)
+                    & (conditioned["dataset"] == dataset)
+                    & (conditioned["condition"] == condition)
+                ]
                 return compute_metrics(part["score"], part["label"])["eer"]
 
             row = cells.loc[(detector, dataset, "telephony")]
@@ -56,7 +61,9 @@ def test_the_other_tables_describe_clean_audio_and_the_deltas_are_the_metric_dif
             assert row["delta_eer"] == pytest.approx(eer("telephony") - eer("clean"))
             assert row["delta_eer_ci_low"] <= row["delta_eer_ci_high"] and row["n_paired"] == 150
         mine = summary[summary["detector"] == detector].set_index("condition")
-        assert mine.loc["telephony", "delta_eer"] == pytest.approx(cells.loc[(detector, slice(None), "telephony"), "delta_eer"].mean())
+        assert mine.loc["telephony", "delta_eer"] == pytest.approx(
+            cells.loc[(detector, slice(None), "telephony"), "delta_eer"].mean()
+        )
         # the strongest degradation is every detector's worst condition, and only one is marked
         assert mine["worst"].sum() == 1 and mine.loc["telephony", "worst"]
         assert mine.loc["telephony", "delta_eer_ci_low"] > 0  # a large degradation: the CI excludes no change
@@ -65,7 +72,12 @@ def test_the_other_tables_describe_clean_audio_and_the_deltas_are_the_metric_dif
 def test_per_corpus_plots_show_clean_audio_only(clean_scores, conditioned):
     with_degraded = render_report(report_input(conditioned))
     clean_only = render_report(report_input(clean_scores))
-    for name in ("plots/det_phone.png", "plots/reliability_phone.png", "plots/scores_studio.png", "plots/eer_heatmap.png"):
+    for name in (
+        "plots/det_phone.png",
+        "plots/reliability_phone.png",
+        "plots/scores_studio.png",
+        "plots/eer_heatmap.png",
+    ):
         assert with_degraded[name] == clean_only[name], name
 
 
@@ -77,7 +89,9 @@ def test_the_paired_bootstrap_is_tighter_than_an_unpaired_one_and_deterministic(
     clean = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "score": score, "label": label})
     degraded = clean.assign(score=score + rng.normal(0, 0.05, n))  # nearly the same scores
     paired = paired_delta_distribution(clean, degraded, ("eer",), n_boot=300, seed=1)["eer"]
-    unpaired = paired_delta_distribution(clean, degraded.assign(utt_id=[f"v{i}" for i in range(n)]), ("eer",), n_boot=300, seed=1)["eer"]
+    unpaired = paired_delta_distribution(
+        clean, degraded.assign(utt_id=[f"v{i}" for i in range(n)]), ("eer",), n_boot=300, seed=1
+    )["eer"]
     width = lambda d: np.subtract(*np.quantile(d, [0.975, 0.025]))  # noqa: E731
     assert width(paired) < 0.5 * width(unpaired)
     again = paired_delta_distribution(clean, degraded, ("eer",), n_boot=300, seed=1)["eer"]
@@ -100,7 +114,11 @@ def test_condition_eer_table_puts_champion_and_challenger_side_by_side(condition
     table = condition_eer_table(conditioned, {"champion": "lr", "challenger": "gp"})
     assert list(table.columns) == ["dataset", "condition", "champion", "challenger"]
     assert len(table) == 2 * 3 and list(table["condition"][:3]) == ["clean", "mp3_32k", "telephony"]
-    part = conditioned[(conditioned["detector"] == "gp") & (conditioned["dataset"] == "phone") & (conditioned["condition"] == "mp3_32k")]
+    part = conditioned[
+        (conditioned["detector"] == "gp")
+        & (conditioned["dataset"] == "phone")
+        & (conditioned["condition"] == "mp3_32k")
+    ]
     row = table[(table["dataset"] == "phone") & (table["condition"] == "mp3_32k")].iloc[0]
     assert row["challenger"] == pytest.approx(compute_metrics(part["score"], part["label"])["eer"])
 
@@ -117,7 +135,9 @@ def test_report_robustness_section_in_html_and_markdown_escapes_condition_names(
     assert page.index("id='matrix'") < page.index("id='robustness'") < page.index("id='metrics'")
     document = json.loads(files["metrics.json"])
     assert {r["condition"] for r in document["robustness"]} == {"clean", evil}
-    summary = summary_markdown(report_input(scores))  # the Prefect artifact: the robustness table, not the per-corpus detail
+    summary = summary_markdown(
+        report_input(scores)
+    )  # the Prefect artifact: the robustness table, not the per-corpus detail
     assert "## Robustness to degradations" in summary and "Robustness per eval corpus" not in summary
     assert "Robustness per eval corpus" in text and "<table id='robustness-cells'>" in page
 
@@ -128,14 +148,29 @@ def test_report_robustness_section_in_html_and_markdown_escapes_condition_names(
 def test_data_checks_section_lists_errors_first_highlights_and_cuts_paths(clean_scores):
     files = render_report(report_input(clean_scores, data_checks=data_checks_frame()))
     page, text = files["index.html"], files["report.md"]
-    section = page[page.index("<section id='data-checks'"): page.index("</section>", page.index("<section id='data-checks'"))]
+    section = page[
+        page.index("<section id='data-checks'") : page.index("</section>", page.index("<section id='data-checks'"))
+    ]
     assert "class='status regress'" in section  # an error makes the section red
-    rows = section[section.index("<tbody>"):].split("<tr>")[1:]
-    assert [("error" in r, "warning" in r, ">info<" in r) for r in rows] == [(True, False, False), (False, True, False), (False, False, True)]
-    assert "class='error'" in rows[0] and "class='warn'" in rows[1] and "class='warn'" not in rows[2] and "class='error'" not in rows[2]
+    rows = section[section.index("<tbody>") :].split("<tr>")[1:]
+    assert [("error" in r, "warning" in r, ">info<" in r) for r in rows] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
+    assert (
+        "class='error'" in rows[0]
+        and "class='warn'" in rows[1]
+        and "class='warn'" not in rows[2]
+        and "class='error'" not in rows[2]
+    )
     assert "a.flac = b.flac" in section and "/data/corpora" not in page and "/data/corpora" not in text
     assert "&lt;b&gt;u1&lt;/b&gt;|u2" in section and "<b>u1" not in page
-    assert "## Data checks" in text and md_escape("<b>u1</b>|u2") in text and md_escape(f"studio train × {EVIL_DATASET} eval") in text
+    assert (
+        "## Data checks" in text
+        and md_escape("<b>u1</b>|u2") in text
+        and md_escape(f"studio train × {EVIL_DATASET} eval") in text
+    )
     assert page.index("id='regressions'") < page.index("id='data-checks'") < page.index("id='headline'")
     document = json.loads(files["metrics.json"])
     assert [c["severity"] for c in document["data_checks"]] == ["error", "warning", "info"]

@@ -13,8 +13,9 @@ import sys
 import typer
 
 from addgp import __version__
+
 # Each module adds its verbs to the app; imported in the order `addgp --help` lists them.
-from flows.cli import pipeline, data, evaluate, models  # noqa: F401, I001
+from flows.cli import data, evaluate, models, pipeline  # noqa: F401, I001
 from flows.cli.common import app, exit_code_of
 
 __all__ = ["app", "main"]

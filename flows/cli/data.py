@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,9 @@ def demo_data(
 
     with exit_codes(ValueError):
         roots = generate_demo_corpus(
-            directory, seed=seed, conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
+            directory,
+            seed=seed,
+            conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
             utterances_per_split={"train": train, "dev": dev, "eval": eval_},
         )
     for name, root in roots.items():
@@ -34,11 +35,15 @@ def demo_data(
 
 @app.command()
 def ingest(
-    dataset: str = typer.Argument(..., help="Registry name of the corpus layout, e.g. asvspoof2019_la (see `addgp datasets`)."),
+    dataset: str = typer.Argument(
+        ..., help="Registry name of the corpus layout, e.g. asvspoof2019_la (see `addgp datasets`)."
+    ),
     root: Path = typer.Argument(..., help="The corpus as shipped by its publisher."),
     output: Path = typer.Option(..., "-o", "--output", help="Manifest to write (Parquet); rejects go beside it."),
-    name: Optional[str] = typer.Option(None, help="Dataset name written into the rows (default: DATASET)."),
-    option: list[str] = typer.Option([], "--option", help="Adapter option KEY=VALUE (repeatable), e.g. keys_root=/data/keys."),
+    name: str | None = typer.Option(None, help="Dataset name written into the rows (default: DATASET)."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Adapter option KEY=VALUE (repeatable), e.g. keys_root=/data/keys."
+    ),
     workers: int = typer.Option(16, help="Threads reading audio headers and hashing."),
 ) -> None:
     """Read a corpus from its native layout into a manifest; prints a summary."""
@@ -64,8 +69,12 @@ def ingest(
 
 @app.command()
 def datasets(
-    registry: Optional[Path] = typer.Option(None, help="Corpus registry YAML (default: the packaged configs/datasets.yaml)."),
-    no_scan: bool = typer.Option(False, "--no-scan", help="Only report manifests already written; do not list corpus folders."),
+    registry: Path | None = typer.Option(
+        None, help="Corpus registry YAML (default: the packaged configs/datasets.yaml)."
+    ),
+    no_scan: bool = typer.Option(
+        False, "--no-scan", help="Only report manifests already written; do not list corpus folders."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List the corpus registry: what is on disk, rows per split, label and attack, and the data
@@ -84,18 +93,26 @@ def datasets(
 @app.command()
 def embed(
     manifest: list[Path] = typer.Argument(..., help="Manifest(s) from `addgp ingest`."),
-    encoder: str = typer.Option(..., help="Hugging Face hub id, local checkpoint dir, or random preset (tiny-random, xlsr-300m-random, …)."),
+    encoder: str = typer.Option(
+        ..., help="Hugging Face hub id, local checkpoint dir, or random preset (tiny-random, xlsr-300m-random, …)."
+    ),
     store: Path = typer.Option(..., help="Embedding store directory."),
     layers: str = typer.Option("-1", help="Comma-separated hidden-state indices (0 = CNN features, -1 = last)."),
     pooling: str = typer.Option("mean", help="mean or mean+std."),
-    crop_seconds: Optional[float] = typer.Option(None, help="Embed only the first N seconds."),
-    variant: str = typer.Option("fp32", help="Encoder variant: fp32, or int8 (quantised linear layers, CPU only; stored as ENCODER+int8)."),
-    batch_seconds: Optional[float] = typer.Option(None, help="Padded audio seconds per encoder batch (default: 16 on CPU, 64 on CUDA)."),
+    crop_seconds: float | None = typer.Option(None, help="Embed only the first N seconds."),
+    variant: str = typer.Option(
+        "fp32", help="Encoder variant: fp32, or int8 (quantised linear layers, CPU only; stored as ENCODER+int8)."
+    ),
+    batch_seconds: float | None = typer.Option(
+        None, help="Padded audio seconds per encoder batch (default: 16 on CPU, 64 on CUDA)."
+    ),
     shard_seconds: float = typer.Option(600.0, help="Audio seconds per shard (one Dask task, one file)."),
     dtype: str = typer.Option("float32", help="Stored precision: float32 or float16."),
-    revision: Optional[str] = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
-    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; default: run in this process."),
-    max_seconds: Optional[float] = typer.Option(1800.0, help="Reject files whose header declares more audio seconds (unless cropped)."),
+    revision: str | None = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address; default: run in this process."),
+    max_seconds: float | None = typer.Option(
+        1800.0, help="Reject files whose header declares more audio seconds (unless cropped)."
+    ),
 ) -> None:
     """Embed every manifest row the store lacks; re-running adds nothing."""
     from storage.manifests import read_manifests
@@ -114,8 +131,13 @@ def embed(
     with exit_codes(FileNotFoundError, ValueError):
         frame = read_manifests(list(manifest))
         spec = EncoderSpec(
-            id=encoder, revision=revision, variant=variant, layers=layer_indices, pooling=pooling,
-            crop_seconds=crop_seconds, storage_dtype=dtype,
+            id=encoder,
+            revision=revision,
+            variant=variant,
+            layers=layer_indices,
+            pooling=pooling,
+            crop_seconds=crop_seconds,
+            storage_dtype=dtype,
         )
         options = {"batch_seconds": batch_seconds, "shard_seconds": shard_seconds, "max_seconds": max_seconds}
         if scheduler:

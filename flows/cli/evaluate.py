@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -64,17 +63,26 @@ def _read_cards(paths: list[str]) -> dict[str, dict]:
 def evaluate(
     manifest: list[Path] = typer.Argument(..., help="Manifest(s) of the eval corpora (from `addgp ingest`)."),
     store: Path = typer.Option(..., help="Embedding store holding the manifests' embeddings."),
-    model: list[str] = typer.Option(..., "--model", help="Model version folder ROOT/NAME/vN, or ROOT/NAME for its latest (repeatable)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Score table to write (Parquet): utt_id, dataset, detector, score, p_spoof, variance, …"),
-    dataset: list[str] = typer.Option([], "--dataset", help="Eval corpus to score (repeatable); default: every dataset of the manifests."),
+    model: list[str] = typer.Option(
+        ..., "--model", help="Model version folder ROOT/NAME/vN, or ROOT/NAME for its latest (repeatable)."
+    ),
+    output: Path = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        help="Score table to write (Parquet): utt_id, dataset, detector, score, p_spoof, variance, …",
+    ),
+    dataset: list[str] = typer.Option(
+        [], "--dataset", help="Eval corpus to score (repeatable); default: every dataset of the manifests."
+    ),
     split: list[str] = typer.Option(["eval"], "--split", help="Split(s) to score (repeatable)."),
     n_boot: int = typer.Option(200, help="Bootstrap resamples for the CIs printed (0 = none)."),
 ) -> None:
     """Score every eval corpus with every model; print the cross-dataset EER matrix as JSON."""
+    from addgp.metrics import MetricsError
     from storage.manifests import read_manifests
     from storage.reports import write_scores
     from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-    from addgp.metrics import MetricsError
     from tasks.evaluate.scoring import score_eval_sets
     from tasks.report.task import matrix_table
 
@@ -102,16 +110,23 @@ def evaluate(
 
 @app.command()
 def report(
-    scores: list[Path] = typer.Argument(..., help="Score table(s), Parquet or CSV (from `addgp evaluate` or a report's scores.parquet)."),
-    reports_root: Path = typer.Option(..., "--reports-root", help="Folder of published reports; the new one goes to REPORTS_ROOT/RUN_ID."),
-    run_id: Optional[str] = typer.Option(None, help="Report folder name (default: UTC time + '-report')."),
+    scores: list[Path] = typer.Argument(
+        ..., help="Score table(s), Parquet or CSV (from `addgp evaluate` or a report's scores.parquet)."
+    ),
+    reports_root: Path = typer.Option(
+        ..., "--reports-root", help="Folder of published reports; the new one goes to REPORTS_ROOT/RUN_ID."
+    ),
+    run_id: str | None = typer.Option(None, help="Report folder name (default: UTC time + '-report')."),
     title: str = typer.Option("addgp report", help="Report title."),
-    model: list[str] = typer.Option([], "--model", help="Model folder(s) whose cards give train settings, versions and warnings (repeatable)."),
+    model: list[str] = typer.Option(
+        [], "--model", help="Model folder(s) whose cards give train settings, versions and warnings (repeatable)."
+    ),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples per (detector, corpus) for the 95 % CIs (0 = none)."),
     target_error: float = typer.Option(0.05, help="Error rate for the selective-prediction coverage."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    artifacts: Optional[str] = typer.Option(
-        None, help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured)."
+    artifacts: str | None = typer.Option(
+        None,
+        help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured).",
     ),
 ) -> None:
     """Evaluate score tables and publish a report folder; prints where it is and what regressed."""
@@ -131,7 +146,11 @@ def report(
         evaluation = evaluate_scores(frame, settings)
         detectors = [str(d) for d in pd.unique(frame["detector"])]
         report_input = report_input_from_cards(
-            title, run_id or new_run_id(reports_root, "report"), detectors, cards, evaluation,
+            title,
+            run_id or new_run_id(reports_root, "report"),
+            detectors,
+            cards,
+            evaluation,
             notes={"scores": [Path(p).name for p in scores]},
         )
     with exit_codes(ValueError):
@@ -145,14 +164,24 @@ def report(
         else:
             published = publish_run_report(report_input, frame, str(reports_root))
             folder, comparison = published.folder, published.content.comparison.as_dict()
-    typer.echo(json.dumps({
-        "report": str(folder), "html": f"{folder}/index.html", "status": comparison.get("status"),
-        "previous_run_id": comparison.get("previous_run_id"), "regressions": comparison.get("regressions", []),
-    }, indent=2))  # fmt: skip
+    typer.echo(
+        json.dumps(
+            {
+                "report": str(folder),
+                "html": f"{folder}/index.html",
+                "status": comparison.get("status"),
+                "previous_run_id": comparison.get("previous_run_id"),
+                "regressions": comparison.get("regressions", []),
+            },
+            indent=2,
+        )
+    )
 
 
 @app.command()
-def metrics(scores: Path = typer.Argument(..., help="CSV or Parquet with columns score, label (optional attack).")) -> None:
+def metrics(
+    scores: Path = typer.Argument(..., help="CSV or Parquet with columns score, label (optional attack)."),
+) -> None:
     """Print EER, minDCF, actDCF, Cllr, ECE, … of a score file as one JSON object."""
     from addgp.metrics import MetricsError, compute_metrics
     from storage.reports import read_scores

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -44,14 +43,18 @@ def train(
     models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
     name: str = typer.Option(..., help="Model name in the registry."),
     kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
-    encoder: str = typer.Option(..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."),
+    encoder: str = typer.Option(
+        ..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."
+    ),
     layer: int = typer.Option(-1, help="Stored layer to train on."),
     pooling: str = typer.Option("mean", help="Stored pooling."),
-    crop_seconds: Optional[float] = typer.Option(None, help="Stored crop (none = full length)."),
-    datasets: Optional[str] = typer.Option(None, help="Comma-separated datasets (default: all in the manifests)."),
+    crop_seconds: float | None = typer.Option(None, help="Stored crop (none = full length)."),
+    datasets: str | None = typer.Option(None, help="Comma-separated datasets (default: all in the manifests)."),
     splits: str = typer.Option("train", help="Comma-separated training splits."),
     dev_splits: str = typer.Option("dev", help="Comma-separated dev splits (C / early stopping); empty for none."),
-    param: list[str] = typer.Option([], "--param", help="Detector hyper-parameter KEY=VALUE (repeatable), e.g. mode=variational."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Detector hyper-parameter KEY=VALUE (repeatable), e.g. mode=variational."
+    ),
 ) -> None:
     """Fit a detector on store embeddings and register it with a model card."""
     from storage.manifests import read_manifests
@@ -74,10 +77,16 @@ def train(
 @app.command()
 def adapt(
     model: Path = typer.Argument(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
-    shots: list[Path] = typer.Option(..., "--shots", help="Manifest(s) holding the labelled examples of the new generator."),
-    where: list[str] = typer.Option([], "--where", help="Keep shot rows with COLUMN=V1,V2 (repeatable), e.g. attack=A17."),
+    shots: list[Path] = typer.Option(
+        ..., "--shots", help="Manifest(s) holding the labelled examples of the new generator."
+    ),
+    where: list[str] = typer.Option(
+        [], "--where", help="Keep shot rows with COLUMN=V1,V2 (repeatable), e.g. attack=A17."
+    ),
     store: Path = typer.Option(..., help="Embedding store holding the shots and the model's training rows."),
-    training_manifest: list[Path] = typer.Option(..., "--training-manifest", help="Manifest(s) of the model's training data (for replay)."),
+    training_manifest: list[Path] = typer.Option(
+        ..., "--training-manifest", help="Manifest(s) of the model's training data (for replay)."
+    ),
     models: Path = typer.Option(..., help="Model registry root: the adapted model becomes the next version."),
     replay: int = typer.Option(2000, help="Old training rows replayed with the shots."),
     seed: int = typer.Option(0, help="Seed of the replay sample."),
@@ -99,8 +108,17 @@ def adapt(
             fail("no shot rows left after --where filters")
         manifest = read_manifests(list(dict.fromkeys(list(training_manifest) + list(shots))))  # each file once
         adapted = build_challenger(detector, card, "adapt", manifest, str(store), shot_rows, replay, seed)
-        ref = save_model(str(models), card["name"], adapted, derived_card(card, shot_rows, {"adapted_from": str(model)}, rows_key="shots"))
-    typer.echo(json.dumps({"name": ref.name, "version": ref.version, "path": str(ref.path), "shots": int(len(shot_rows))}, indent=2))
+        ref = save_model(
+            str(models),
+            card["name"],
+            adapted,
+            derived_card(card, shot_rows, {"adapted_from": str(model)}, rows_key="shots"),
+        )
+    typer.echo(
+        json.dumps(
+            {"name": ref.name, "version": ref.version, "path": str(ref.path), "shots": int(len(shot_rows))}, indent=2
+        )
+    )
 
 
 @app.command()
@@ -108,8 +126,9 @@ def score(
     audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     model: Path = typer.Option(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
-    encoder_variant: Optional[str] = typer.Option(
-        None, help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's."
+    encoder_variant: str | None = typer.Option(
+        None,
+        help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's.",
     ),
 ) -> None:
     """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,8 +17,8 @@ def default_config() -> Path:
 
 @app.command()
 def run(
-    config: Optional[Path] = typer.Argument(None, help="Pipeline config (YAML). Default: the embedded demo config."),
-    run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
+    config: Path | None = typer.Argument(None, help="Pipeline config (YAML). Default: the embedded demo config."),
+    run_id: str | None = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
 ) -> None:
     """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report."""
     from flows.config import load_pipeline_config
@@ -38,7 +37,9 @@ def run(
 @app.command()
 def nightly(
     config: Path = typer.Argument(..., help="Pipeline config with a `nightly:` section."),
-    run_id: Optional[str] = typer.Option(None, help="Name of the report folder (default: UTC time + config name + '-nightly')."),
+    run_id: str | None = typer.Option(
+        None, help="Name of the report folder (default: UTC time + config name + '-nightly')."
+    ),
 ) -> None:
     """Run one night now: absorb new inbox batches, challenge the champion, promote if better."""
     from flows.config import load_pipeline_config
@@ -51,13 +52,17 @@ def nightly(
 
     with exit_codes(FileExistsError), prefect_api():
         outcome = nightly_flow(str(config), run_id=run_id)
-    verdict = "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
+    verdict = (
+        "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
+    )
     resumed = " (resumed an unfinished night)" if outcome.get("resumed") else ""
     typer.echo(f"{verdict}{resumed}; report: {outcome['report']}/index.html")
 
 
 @app.command()
-def serve(config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs.")) -> None:
+def serve(
+    config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs."),
+) -> None:
     """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped."""
     with exit_codes():
         from flows.deployments import build_deployments

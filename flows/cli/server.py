@@ -16,8 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 DEFAULT_STARTUP_TIMEOUT_S = 120
@@ -77,9 +77,21 @@ def prefect_api() -> Iterator[str | None]:
     parent = os.getpid()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "error", "--lifespan", "on",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(prefect.__module_path__.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
         ],
         env=env,
         preexec_fn=(lambda: _die_with_parent(parent)) if sys.platform == "linux" else None,
@@ -88,7 +100,9 @@ def prefect_api() -> Iterator[str | None]:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise ServerStartError(f"the temporary Prefect server exited with code {process.returncode} while starting")
+                raise ServerStartError(
+                    f"the temporary Prefect server exited with code {process.returncode} while starting"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break

@@ -43,11 +43,15 @@ def main() -> None:
     parser.add_argument("config", help="pipeline config, as the worker sees it")
     parser.add_argument("--pool", default="addgp", help="work pool name (create it first: prefect work-pool create)")
     parser.add_argument("--image", default=None, help="image for docker/kubernetes pools (already built and pushed)")
-    parser.add_argument("--working-dir", default=None, help="process pools: where flow runs start (default: the current directory)")
+    parser.add_argument(
+        "--working-dir", default=None, help="process pools: where flow runs start (default: the current directory)"
+    )
     args = parser.parse_args()
     with get_client(sync_client=True) as client:
         pool_type = client.read_work_pool(args.pool).type
-    job_variables = {"working_dir": str(Path(args.working_dir or os.getcwd()).resolve())} if pool_type == "process" else {}
+    job_variables = (
+        {"working_dir": str(Path(args.working_dir or os.getcwd()).resolve())} if pool_type == "process" else {}
+    )
     deployments = build_deployments(args.config, job_variables=job_variables, check_paths=False)
     if args.image:
         ids = deploy(*deployments, work_pool_name=args.pool, image=args.image, build=False, push=False)

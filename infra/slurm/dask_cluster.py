@@ -76,7 +76,9 @@ def config_with_address(config: str, address: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--gpus", type=int, default=2, help="GPU worker jobs to request")
     parser.add_argument("--partition", default=None, help="SLURM partition (queue) with GPUs")
     parser.add_argument("--account", default=None, help="SLURM account/project")
@@ -84,16 +86,31 @@ def main() -> int:
     parser.add_argument("--cpus-per-gpu", type=int, default=8, help="CPU cores per worker job (audio decoding)")
     parser.add_argument("--memory", default="48GB", help="host memory per worker job")
     parser.add_argument("--gpu-type", default=None, help="GRES type, e.g. a100 → --gres=gpu:a100:1")
-    parser.add_argument("--sbatch-option", action="append", default=[], help="extra #SBATCH line, e.g. --constraint=h100 (repeatable)")
-    parser.add_argument("--prologue", action="append", default=[], help="shell line run before the worker starts (repeatable; default: activate this venv)")
+    parser.add_argument(
+        "--sbatch-option", action="append", default=[], help="extra #SBATCH line, e.g. --constraint=h100 (repeatable)"
+    )
+    parser.add_argument(
+        "--prologue",
+        action="append",
+        default=[],
+        help="shell line run before the worker starts (repeatable; default: activate this venv)",
+    )
     parser.add_argument("--python", default=None, help="python on the compute nodes (default: this one)")
-    parser.add_argument("--interface", default=None, help="network interface the scheduler and workers bind to, e.g. ib0")
+    parser.add_argument(
+        "--interface", default=None, help="network interface the scheduler and workers bind to, e.g. ib0"
+    )
     parser.add_argument("--local-directory", default=None, help="node-local scratch for workers, e.g. $TMPDIR")
     parser.add_argument("--log-directory", default="runs/slurm-logs", help="where worker job logs go")
     parser.add_argument("--dashboard-port", type=int, default=8787)
     parser.add_argument("--address-file", default=None, help="also write the scheduler address here")
-    parser.add_argument("--config", default=None, help="pipeline config; {config} in the command becomes a copy with cluster.address set")
-    parser.add_argument("--wait-workers", type=int, default=1, help="with a command: start it once this many workers joined")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="pipeline config; {config} in the command becomes a copy with cluster.address set",
+    )
+    parser.add_argument(
+        "--wait-workers", type=int, default=1, help="with a command: start it once this many workers joined"
+    )
     parser.add_argument("--wait-timeout", type=float, default=3600, help="seconds to wait for --wait-workers")
     parser.add_argument("--dry-run", action="store_true", help="print the worker job script and exit")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND…: run it against the cluster, then stop")
@@ -117,7 +134,7 @@ def main() -> int:
         cluster.scale(jobs=args.gpus)
 
         if not command:
-            print("put it in the pipeline config:  cluster: {address: %s}" % address, flush=True)
+            print(f"put it in the pipeline config:  cluster: {{address: {address}}}", flush=True)
             print("Ctrl-C (or scancel this job) stops the cluster and its worker jobs.", flush=True)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

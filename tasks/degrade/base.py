@@ -59,7 +59,9 @@ class Transform:
     # context's digest is part of the cache key.
     uses_context: bool = False
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def params(self) -> dict:

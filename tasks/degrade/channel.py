@@ -23,7 +23,9 @@ class Resample(Transform):
 
     kind = "resample"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         narrow = soxr.resample(wave, sample_rate, self.rate, quality="HQ")
         return fit_length(soxr.resample(narrow, self.rate, sample_rate, quality="HQ").astype(np.float32), len(wave))
 
@@ -38,7 +40,9 @@ class BandLimit(Transform):
 
     kind = "bandlimit"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         nyquist = sample_rate / 2
         high = min(self.high_hz, 0.99 * nyquist)
         if self.low_hz > 0:
@@ -74,7 +78,9 @@ class PacketLoss(Transform):
             lost[i] = state
         return lost
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         size = max(1, round(self.packet_ms * sample_rate / 1000))
         n_packets = -(-len(wave) // size)
         out = wave.copy()
@@ -91,7 +97,9 @@ class Clipping(Transform):
 
     kind = "clipping"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         level = float(np.quantile(np.abs(wave), 1.0 - self.fraction))
         if level <= 0:
             return wave.copy()
@@ -106,5 +114,7 @@ class Gain(Transform):
 
     kind = "gain"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         return np.clip(wave * np.float32(10 ** (self.gain_db / 20)), -1.0, 1.0).astype(np.float32)

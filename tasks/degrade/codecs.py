@@ -64,7 +64,9 @@ class Codec(Transform):
 
     def check_available(self) -> None:
         if not codec_available(self.encoder, "w"):
-            raise CodecUnavailable(f"the FFmpeg encoder {self.encoder!r} is not available on this machine. {INSTALL_HINT}")
+            raise CodecUnavailable(
+                f"the FFmpeg encoder {self.encoder!r} is not available on this machine. {INSTALL_HINT}"
+            )
 
     def encode(self, wave: np.ndarray, sample_rate: int) -> tuple[bytes, int]:
         """(container bytes, payload bytes): the payload alone is what the bitrate claims."""
@@ -84,7 +86,9 @@ class Codec(Transform):
             sample_format = native[0].name if native else "s16"
             stream.format = sample_format
             resampler = av.AudioResampler(format=sample_format, layout="mono", rate=self.codec_rate)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave, dtype=np.float32)[None, :], format="flt", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(wave, dtype=np.float32)[None, :], format="flt", layout="mono"
+            )
             frame.sample_rate = sample_rate
             for chunk in resampler.resample(frame) + resampler.resample(None):
                 for packet in stream.encode(chunk):
@@ -111,7 +115,9 @@ class Codec(Transform):
             raise DegradeError(f"the {self.encoder} copy decoded to no audio")
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         import av
 
         try:

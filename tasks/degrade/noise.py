@@ -57,7 +57,9 @@ class ColouredNoise(Transform):
 
     kind = "noise"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         return mix_at_snr(wave, coloured_noise(len(wave), self.colour, rng), self.snr_db)
 
 
@@ -71,7 +73,9 @@ class Babble(Transform):
     kind = "babble"
     uses_context = True
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         if not context.babble:
             raise DegradeError("babble needs other utterances of the corpus and the babble pool is empty")
         picks = rng.choice(len(context.babble), size=self.talkers, replace=len(context.babble) < self.talkers)
@@ -91,7 +95,9 @@ class NoiseFolder(Transform):
     kind = "noise_folder"
     uses_context = True
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         if not context.noise_files:
             raise DegradeError("this condition mixes in the noise folder, but degrade.noise_dir holds no audio files")
         path = context.noise_files[int(rng.integers(len(context.noise_files)))]

@@ -54,7 +54,11 @@ CONDITIONS: dict[str, tuple[Transform, ...]] = {
     "reverb_rt06": (Reverb(0.6),),
     "reverb_rt10": (Reverb(1.0),),
     # additive noise at 0 / 5 / 10 / 20 dB SNR
-    **{f"noise_{colour}_snr{snr}": (ColouredNoise(colour, float(snr)),) for colour in ("white", "pink", "brown") for snr in SNRS},
+    **{
+        f"noise_{colour}_snr{snr}": (ColouredNoise(colour, float(snr)),)
+        for colour in ("white", "pink", "brown")
+        for snr in SNRS
+    },
     **{f"babble_snr{snr}": (Babble(float(snr)),) for snr in SNRS},
     **{f"noisefolder_snr{snr}": (NoiseFolder(float(snr)),) for snr in SNRS},
 }

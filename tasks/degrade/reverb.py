@@ -16,7 +16,9 @@ from scipy.signal import fftconvolve
 from tasks.degrade.base import DegradeContext, Transform, power
 
 
-def synthetic_rir(rt60_s: float, sample_rate: int, rng: np.random.Generator, early_ms: float = 50.0, reflections: int = 6) -> np.ndarray:
+def synthetic_rir(
+    rt60_s: float, sample_rate: int, rng: np.random.Generator, early_ms: float = 50.0, reflections: int = 6
+) -> np.ndarray:
     length = max(2, int(rt60_s * sample_rate))
     t = np.arange(length) / sample_rate
     decay = np.exp(-6.908 * t / rt60_s)  # ln(1000): amplitude falls 60 dB at rt60
@@ -33,7 +35,9 @@ class Reverb(Transform):
 
     kind = "reverb"
 
-    def apply(self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext) -> np.ndarray:
+    def apply(
+        self, wave: np.ndarray, sample_rate: int, rng: np.random.Generator, context: DegradeContext
+    ) -> np.ndarray:
         wet = fftconvolve(wave, synthetic_rir(self.rt60_s, sample_rate, rng))[: len(wave)]
         dry_power, wet_power = power(wave), power(wet)
         if wet_power == 0:

@@ -96,7 +96,9 @@ def build_context(dataset_rows: pd.DataFrame, sample_rate: int, noise_dir: str |
         except DegradeError:
             continue  # an unreadable file is reported by its own row; the pool takes the next one
     folder = Path(noise_dir) if noise_dir is not None else None
-    noise_files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in NOISE_SUFFIXES and p.is_file()) if folder else []
+    noise_files = (
+        sorted(p for p in folder.rglob("*") if p.suffix.lower() in NOISE_SUFFIXES and p.is_file()) if folder else []
+    )
     digest = hashlib.sha256()
     for sha in babble_shas:
         digest.update(f"babble {sha}\n".encode())
@@ -105,7 +107,9 @@ def build_context(dataset_rows: pd.DataFrame, sample_rate: int, noise_dir: str |
     return DegradeContext(babble=babble, noise_files=noise_files, digest=digest.hexdigest(), babble_sha256=babble_shas)
 
 
-def degrade_wave(wave: np.ndarray, condition: Condition, sample_rate: int, seed: int, source_sha256: str, context: DegradeContext) -> np.ndarray:
+def degrade_wave(
+    wave: np.ndarray, condition: Condition, sample_rate: int, seed: int, source_sha256: str, context: DegradeContext
+) -> np.ndarray:
     """Apply the condition's transforms in order; each step draws from its own child of the file's random stream."""
     steps = stream(seed, condition.spec(), source_sha256).spawn(len(condition.transforms))
     own = context.excluding(source_sha256)
@@ -122,7 +126,9 @@ def degrade_wave(wave: np.ndarray, condition: Condition, sample_rate: int, seed:
 Result = tuple[str | None, str, str | None, bool]  # (sha256 or None, cache path, reject reason or None, written now)
 
 
-def degrade_record(record: dict, condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext) -> Result:
+def degrade_record(
+    record: dict, condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext
+) -> Result:
     """Degrade one manifest row into the cache, or find its copy there already."""
     spec = condition.spec()
     key = cache.cache_key(record["sha256"], spec, seed, sample_rate, context.digest if condition.uses_context else "")
@@ -138,7 +144,9 @@ def degrade_record(record: dict, condition: Condition, cache_root: str, seed: in
     return cache.write_audio(path, out, sample_rate), path, None, True
 
 
-def degrade_chunk(records: list[dict], condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext) -> list[Result]:
+def degrade_chunk(
+    records: list[dict], condition: Condition, cache_root: str, seed: int, sample_rate: int, context: DegradeContext
+) -> list[Result]:
     """The unit of work on a Dask worker: a run of rows, in order."""
     return [degrade_record(r, condition, cache_root, seed, sample_rate, context) for r in records]
 
@@ -152,7 +160,9 @@ def _run_on_dask(client, records, condition, cache_root, seed, sample_rate, cont
     shared = client.scatter(context, broadcast=True, hash=False)
     chunks = [records[i : i + CHUNK_FILES] for i in range(0, len(records), CHUNK_FILES)]
     futures = [
-        client.submit(degrade_chunk, chunk, condition, cache_root, seed, sample_rate, shared, retries=CHUNK_RETRIES, pure=False)
+        client.submit(
+            degrade_chunk, chunk, condition, cache_root, seed, sample_rate, shared, retries=CHUNK_RETRIES, pure=False
+        )
         for chunk in chunks
     ]
     position = {future.key: index for index, future in enumerate(futures)}
@@ -195,7 +205,9 @@ def degrade_rows(
     else:
         results = []
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for result in pool.map(lambda r: degrade_record(r, condition, cache_root, seed, sample_rate, context), records):
+            for result in pool.map(
+                lambda r: degrade_record(r, condition, cache_root, seed, sample_rate, context), records
+            ):
                 results.append(result)
                 bar.update(1)
     bar.close()

@@ -18,7 +18,9 @@ from tasks.degrade.registry import resolve
 from tasks.degrade.run import build_context, degrade_rows, derived_dataset
 
 
-def degrade_manifests(manifest_paths: list[str], config: PipelineConfig, workspace: Workspace, client=None, progress: bool = True) -> dict:
+def degrade_manifests(
+    manifest_paths: list[str], config: PipelineConfig, workspace: Workspace, client=None, progress: bool = True
+) -> dict:
     """Degrade what ``config`` needs; write one derived manifest (+ rejects) per (dataset, condition).
 
     Returns ``{"manifests": [paths], "summaries": [DegradeSummary.as_dict()]}``. Every
@@ -37,12 +39,21 @@ def degrade_manifests(manifest_paths: list[str], config: PipelineConfig, workspa
         context = None
         if condition.uses_context:
             if dataset not in contexts:
-                contexts[dataset] = build_context(manifest[manifest["dataset"] == dataset], settings.sample_rate, settings.noise_dir)
+                contexts[dataset] = build_context(
+                    manifest[manifest["dataset"] == dataset], settings.sample_rate, settings.noise_dir
+                )
             context = contexts[dataset]
         derived, rejects, summary = degrade_rows(
-            rows, condition, workspace.degraded, seed=settings.seed, sample_rate=settings.sample_rate,
-            context=context, threads=settings.threads, client=client, progress=progress,
-        )  # fmt: skip
+            rows,
+            condition,
+            workspace.degraded,
+            seed=settings.seed,
+            sample_rate=settings.sample_rate,
+            context=context,
+            threads=settings.threads,
+            client=client,
+            progress=progress,
+        )
         path = workspace.manifest(derived_dataset(dataset, name))
         write_manifest(derived, path)
         write_rejects(rejects, rejects_path_for(path))
@@ -53,7 +64,9 @@ def degrade_manifests(manifest_paths: list[str], config: PipelineConfig, workspa
 
 # No result cache: the degraded-audio cache is the cache (a re-run reuses every file).
 @task(name="degrade", retries=1, cache_policy=NO_CACHE)
-def degrade_task(manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None) -> dict:
+def degrade_task(
+    manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None
+) -> dict:
     """Degrade in-process (threads), or in chunks on the Dask cluster at ``scheduler_address``."""
     if scheduler_address is None:
         return degrade_manifests(manifest_paths, config, Workspace.at(workdir), progress=False)

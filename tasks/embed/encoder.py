@@ -59,9 +59,15 @@ RANDOM_PRESETS: dict[str, dict] = {
         apply_spec_augment=False,
         vocab_size=32,
     ),
-    "xlsr-300m-random": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, **_XLSR_COMMON),
-    "xlsr-1b-random": dict(hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120, **_XLSR_COMMON),
-    "xlsr-2b-random": dict(hidden_size=1920, num_hidden_layers=48, num_attention_heads=16, intermediate_size=7680, **_XLSR_COMMON),
+    "xlsr-300m-random": dict(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, **_XLSR_COMMON
+    ),
+    "xlsr-1b-random": dict(
+        hidden_size=1280, num_hidden_layers=48, num_attention_heads=16, intermediate_size=5120, **_XLSR_COMMON
+    ),
+    "xlsr-2b-random": dict(
+        hidden_size=1920, num_hidden_layers=48, num_attention_heads=16, intermediate_size=7680, **_XLSR_COMMON
+    ),
 }
 PRESET_SEED = 0
 
@@ -271,7 +277,9 @@ def load_encoder(spec: EncoderSpec) -> LoadedEncoder:
     if spec.variant == "int8":
         model = quantize_int8(model)
     model = model.to(device).eval().requires_grad_(False)
-    return LoadedEncoder(spec=spec, model=model, revision=revision, device=device, num_layers=num_layers, kept_layers=kept)
+    return LoadedEncoder(
+        spec=spec, model=model, revision=revision, device=device, num_layers=num_layers, kept_layers=kept
+    )
 
 
 def truncate_encoder(model: nn.Module, deepest: int) -> int:

@@ -81,15 +81,20 @@ class EmbedProgress:
         self.files = 0
         self.audio = 0.0
         self.bar = _Bar(
-            total=round(self.audio_total), desc=desc, disable=disable, unit="audio-s",
+            total=round(self.audio_total),
+            desc=desc,
+            disable=disable,
+            unit="audio-s",
             bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {done} [{elapsed}<{remaining}]",
-        )  # fmt: skip
+        )
         self._describe(0.0)
 
     def _describe(self, elapsed: float) -> None:
         speed = f", {self.audio / elapsed:.1f}× real time" if self.audio and elapsed > 0 else ""
         clock = tqdm.format_interval
-        self.bar.done = f"{self.files}/{self.files_total} files, audio {clock(self.audio)}/{clock(self.audio_total)}{speed}"
+        self.bar.done = (
+            f"{self.files}/{self.files_total} files, audio {clock(self.audio)}/{clock(self.audio_total)}{speed}"
+        )
 
     def advance(self, shard) -> None:
         """One shard done (written, skipped or rejected: its files are no longer to do)."""
@@ -154,7 +159,14 @@ def embed_manifest(
 
 
 def _run_on_dask(
-    client, shards: list[Shard], spec: EncoderSpec, store_root: str, batch_seconds: float | None, bar, fence: str | None, max_seconds: float | None
+    client,
+    shards: list[Shard],
+    spec: EncoderSpec,
+    store_root: str,
+    batch_seconds: float | None,
+    bar,
+    fence: str | None,
+    max_seconds: float | None,
 ) -> list[ShardResult]:
     from distributed import KilledWorker, as_completed
 
@@ -171,8 +183,18 @@ def _run_on_dask(
         submitted[key] = (shard, isolated)
         # A suspect gets no retries: each one would cost another worker.
         return client.submit(
-            embed_shard, shard, spec, store_root, batch_seconds, None, fence, max_seconds,
-            key=key, retries=0 if isolated else SHARD_RETRIES, resources=resources, pure=False,
+            embed_shard,
+            shard,
+            spec,
+            store_root,
+            batch_seconds,
+            None,
+            fence,
+            max_seconds,
+            key=key,
+            retries=0 if isolated else SHARD_RETRIES,
+            resources=resources,
+            pure=False,
         )
 
     pending = as_completed([submit(shard) for shard in shards], loop=client.loop)
@@ -193,7 +215,9 @@ def _run_on_dask(
             else:
                 path = shard.rows[0][2]
                 result = reject_shard(
-                    shard, spec, store_root,
+                    shard,
+                    spec,
+                    store_root,
                     f"crashed the worker process embedding it ({type(exc).__name__}: {exc}); "
                     "likely out of memory or a decoder crash — inspect the file before re-ingesting it",
                     fence,

@@ -82,17 +82,23 @@ def split_shard(shard: Shard, spec: EncoderSpec) -> list[Shard]:
     return [Shard(key=_shard_key(spec, (row,)), dataset=shard.dataset, rows=(row,)) for row in shard.rows]
 
 
-def reject_shard(shard: Shard, spec: EncoderSpec, store_root: str, reason: str, fence: str | None = None) -> ShardResult:
+def reject_shard(
+    shard: Shard, spec: EncoderSpec, store_root: str, reason: str, fence: str | None = None
+) -> ShardResult:
     """Write ``shard`` with every row a reject (``reason``), so no later run plans it again."""
     started = time.perf_counter()
-    location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
+    location = store.ShardLocation(
+        store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key
+    )
     frame = shard.frame()
     rejects = frame[["dataset", "utt_id", "sha256", "path"]].assign(reason=reason)
     no_rows = pd.DataFrame(columns=[f.name for f in store.META_FIELDS])
     try:
         store.write_shard(location, no_rows, np.zeros((0, 0), np.float32), spec.storage_dtype, rejects, fence=fence)
     except store.StaleWriterError:
-        return ShardResult(shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True)
+        return ShardResult(
+            shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True
+        )
     return ShardResult(shard.key, shard.dataset, 0, len(frame), 0.0, 0.0, 0.0, time.perf_counter() - started, 0)
 
 
@@ -133,7 +139,9 @@ def embed_shard(
     (resolved here, on the worker, since the driver may have no GPU).
     """
     started = time.perf_counter()
-    location = store.ShardLocation(store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key)
+    location = store.ShardLocation(
+        store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key
+    )
     if store.shard_exists(location):
         return ShardResult(shard.key, shard.dataset, len(shard.rows), 0, 0.0, 0.0, 0.0, 0.0, 0, skipped=True)
     embedder = embedder or worker_encoder(spec)
@@ -152,8 +160,11 @@ def embed_shard(
         t0 = time.perf_counter()
         try:
             wave = load_audio(
-                frame.at[index, "path"], spec.sample_rate, spec.crop_seconds,
-                expected_sha256=frame.at[index, "sha256"], max_seconds=max_seconds,
+                frame.at[index, "path"],
+                spec.sample_rate,
+                spec.crop_seconds,
+                expected_sha256=frame.at[index, "sha256"],
+                max_seconds=max_seconds,
             )
             if len(wave) < min_samples:
                 raise AudioError(f"too short for the encoder: {len(wave)} samples < receptive field {min_samples}")
@@ -189,7 +200,9 @@ def embed_shard(
         store.write_shard(location, rows, matrix, spec.storage_dtype, rejects_df, fence=fence)
     except store.StaleWriterError as exc:
         log.warning("shard not committed: %s", exc)
-        return ShardResult(shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True)
+        return ShardResult(
+            shard.key, shard.dataset, 0, 0, 0.0, 0.0, 0.0, time.perf_counter() - started, 0, skipped=True, fenced=True
+        )
     return ShardResult(
         key=shard.key,
         dataset=shard.dataset,

@@ -90,13 +90,9 @@ def unit_counter(groups: ScoreGroups, mask: np.ndarray, units: np.ndarray) -> Ca
     return count
 
 
-def _speaker_resampler(
-    groups: ScoreGroups, bona: np.ndarray, units: np.ndarray, rng: np.random.Generator
-) -> Resampler:
+def _speaker_resampler(groups: ScoreGroups, bona: np.ndarray, units: np.ndarray, rng: np.random.Generator) -> Resampler:
     n_units = int(units.max()) + 1
-    carries = (np.bincount(units[bona], minlength=n_units) > 0) + 2 * (
-        np.bincount(units[~bona], minlength=n_units) > 0
-    )
+    carries = (np.bincount(units[bona], minlength=n_units) > 0) + 2 * (np.bincount(units[~bona], minlength=n_units) > 0)
     strata = [np.flatnonzero(carries == kind) for kind in (1, 2, 3) if (carries == kind).any()]
     count_bona, count_spoof = unit_counter(groups, bona, units), unit_counter(groups, ~bona, units)
 

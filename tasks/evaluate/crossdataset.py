@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
 from tasks.evaluate.robustness import clean_rows, robustness_tables
-from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
 CONDITION_COLUMNS = ("codec", "transmission", "language")
@@ -84,8 +84,13 @@ class EvaluationSettings:
             raise ValueError(f"target_error must lie in [0, 1), got {self.target_error}")
 
     def as_dict(self) -> dict:
-        return {"n_boot": self.n_boot, "alpha": self.alpha, "ci_metrics": list(self.ci_metrics),
-                "target_error": self.target_error, "seed": self.seed}  # fmt: skip
+        return {
+            "n_boot": self.n_boot,
+            "alpha": self.alpha,
+            "ci_metrics": list(self.ci_metrics),
+            "target_error": self.target_error,
+            "seed": self.seed,
+        }
 
 
 @dataclass
@@ -101,7 +106,9 @@ class Evaluation:
     selective_curves: pd.DataFrame
     datasets: list[str]
     settings: EvaluationSettings = field(default_factory=EvaluationSettings)
-    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, condition); empty without conditions
+    robustness: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # per (detector, condition); empty without conditions
     robustness_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (detector, corpus, condition)
 
     def matrix(self, metric: str = "eer") -> pd.DataFrame:
@@ -154,7 +161,9 @@ def with_train_columns(scores: pd.DataFrame, cards: Mapping[str, Mapping] | None
 # ------------------------------------------------------------------ the matrix
 
 
-def cross_dataset_matrix(cells: pd.DataFrame, metric: str = "eer", datasets: Sequence[str] | None = None) -> pd.DataFrame:
+def cross_dataset_matrix(
+    cells: pd.DataFrame, metric: str = "eer", datasets: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Wide matrix of ``metric``: rows (detector, train_setting) in first-seen order, columns the eval corpora.
 
     ``datasets`` fixes the column order (default: first-seen order in ``cells``); a cell
@@ -163,7 +172,9 @@ def cross_dataset_matrix(cells: pd.DataFrame, metric: str = "eer", datasets: Seq
     """
     datasets = list(datasets) if datasets is not None else list(pd.unique(cells["dataset"]))
     keys = cells[["detector", "train_setting"]].drop_duplicates()
-    matrix = cells.pivot_table(index=["detector", "train_setting"], columns="dataset", values=metric, aggfunc="first", dropna=False)
+    matrix = cells.pivot_table(
+        index=["detector", "train_setting"], columns="dataset", values=metric, aggfunc="first", dropna=False
+    )
     index = pd.MultiIndex.from_frame(keys)
     return matrix.reindex(index=index, columns=datasets)
 
@@ -209,7 +220,12 @@ def evaluate_scores(
             cell = groups.get((detector, dataset))
             if cell is None:
                 continue
-            base = {"detector": detector, "train_setting": setting, "dataset": dataset, "in_domain": dataset in trained_on}
+            base = {
+                "detector": detector,
+                "train_setting": setting,
+                "dataset": dataset,
+                "in_domain": dataset in trained_on,
+            }
             values = metrics_by(cell.assign(_all=0), "_all").drop(columns="_all").iloc[0].to_dict()
             unit = "speaker" if speaker_units(cell, "speaker") is not None else "utterance"
             cis = {}
@@ -217,9 +233,12 @@ def evaluate_scores(
                 low = high = float("nan")
                 if values["note"] is None and settings.n_boot > 0:
                     dist = bootstrap_distribution(
-                        cell, metric, settings.n_boot, cluster_col="speaker",
+                        cell,
+                        metric,
+                        settings.n_boot,
+                        cluster_col="speaker",
                         seed=_cell_seed(settings.seed, detector, dataset),
-                    )  # fmt: skip
+                    )
                     low, high = (float(q) for q in np.quantile(dist, [settings.alpha / 2, 1 - settings.alpha / 2]))
                     draws[(detector, dataset, metric)] = dist
                 cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = low, high
@@ -235,12 +254,16 @@ def evaluate_scores(
     summary = _summary(scores, cells, draws, detectors, settings)
     aggregates = pd.concat(
         [
-            pooled_and_averaged(scores[scores["detector"] == d]).assign(detector=d, train_setting=settings_of.loc[d, "train_setting"])
+            pooled_and_averaged(scores[scores["detector"] == d]).assign(
+                detector=d, train_setting=settings_of.loc[d, "train_setting"]
+            )
             for d in detectors
         ],
         ignore_index=True,
     )
-    aggregates = aggregates[["detector", "train_setting", *[c for c in aggregates.columns if c not in ("detector", "train_setting")]]]
+    aggregates = aggregates[
+        ["detector", "train_setting", *[c for c in aggregates.columns if c not in ("detector", "train_setting")]]
+    ]
     return Evaluation(
         cells=cells,
         summary=summary,
@@ -285,8 +308,19 @@ def _condition_breakdown(cell: pd.DataFrame, base: dict, columns: Sequence[str])
         frames.append(part.assign(factor=column))
     if not frames:
         return None
-    out = pd.concat(frames, ignore_index=True).assign(detector=base["detector"], train_setting=base["train_setting"], dataset=base["dataset"])
-    return out[["detector", "train_setting", "dataset", "factor", "value", *[c for c in out.columns if c not in ("detector", "train_setting", "dataset", "factor", "value")]]]
+    out = pd.concat(frames, ignore_index=True).assign(
+        detector=base["detector"], train_setting=base["train_setting"], dataset=base["dataset"]
+    )
+    return out[
+        [
+            "detector",
+            "train_setting",
+            "dataset",
+            "factor",
+            "value",
+            *[c for c in out.columns if c not in ("detector", "train_setting", "dataset", "factor", "value")],
+        ]
+    ]
 
 
 def uncertainty_of(cell: pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -310,7 +344,9 @@ def _selective(cell: pd.DataFrame, base: dict, target_error: float) -> tuple[dic
         "coverage_at_target": coverage_at_error(curve, target_error),
         "error_at_full_coverage": float(curve["error"].iloc[0]),
     }
-    return row, curve[["coverage", "error"]].assign(detector=base["detector"], dataset=base["dataset"])[["detector", "dataset", "coverage", "error"]]
+    return row, curve[["coverage", "error"]].assign(detector=base["detector"], dataset=base["dataset"])[
+        ["detector", "dataset", "coverage", "error"]
+    ]
 
 
 def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> pd.DataFrame:
@@ -334,12 +370,18 @@ def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> p
                 stacked = [draws[(detector, d, key)] for d in usable["dataset"] if (detector, d, key) in draws]
                 if stacked and len(stacked) == len(usable):
                     mean_draws = np.mean(np.vstack(stacked), axis=0)
-                    low, high = (float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2]))
+                    low, high = (
+                        float(q) for q in np.quantile(mean_draws, [settings.alpha / 2, 1 - settings.alpha / 2])
+                    )
                 averages[f"average_{key}_ci_low"], averages[f"average_{key}_ci_high"] = low, high
         row: dict[str, object] = {
             "detector": detector,
             "train_setting": mine["train_setting"].iloc[0] if len(mine) else UNKNOWN_SETTING,
-            **{k: averages.pop(k) for k in ("average_eer", "average_eer_ci_low", "average_eer_ci_high") if k in averages},
+            **{
+                k: averages.pop(k)
+                for k in ("average_eer", "average_eer_ci_low", "average_eer_ci_high")
+                if k in averages
+            },
             "n_corpora": int(len(usable)),
             "n_corpora_evaluated": int(n_total),
             "corpora": [str(d) for d in usable["dataset"]],

@@ -31,9 +31,10 @@ def score_with_conditions(
         names = {derived_dataset(dataset, condition): dataset for dataset in datasets}
         missing = sorted(set(names) - set(manifest["dataset"]))
         if missing:
-            raise ValueError(f"no derived manifest for {missing}: run the degrade stage for condition {condition!r} first")
+            raise ValueError(
+                f"no derived manifest for {missing}: run the degrade stage for condition {condition!r} first"
+            )
         scores = score_eval_sets(manifest, store_root, detectors, list(names), splits)
         scores["dataset"] = scores["dataset"].map(names)
         frames.append(scores.assign(condition=condition))
     return pd.concat(frames, ignore_index=True)
-

@@ -93,7 +93,7 @@ def paired_delta_distribution(
     d_scores, d_bona = validated(degraded["score"].to_numpy(), degraded["label"])
     codes, uniques = pd.factorize(pd.concat([clean["utt_id"], degraded["utt_id"]], ignore_index=True).astype(str))
     n_units = len(uniques)
-    c_units, d_units = codes[: len(clean)], codes[len(clean):]
+    c_units, d_units = codes[: len(clean)], codes[len(clean) :]
     in_clean = np.bincount(c_units, minlength=n_units) > 0
     in_degraded = np.bincount(d_units, minlength=n_units) > 0
     unit_bona = np.zeros(n_units, dtype=bool)
@@ -154,14 +154,20 @@ def robustness_tables(
             values = compute_metrics(part["score"].to_numpy(), part["label"])
             row.update({m: values[m] for m in ROBUSTNESS_METRICS})
             if condition == CLEAN:  # the reference: no change, by definition
-                deltas = {f"delta_{m}{suffix}": (0.0 if not suffix else np.nan) for m in ROBUSTNESS_METRICS for suffix in ("", "_ci_low", "_ci_high")}
+                deltas = {
+                    f"delta_{m}{suffix}": (0.0 if not suffix else np.nan)
+                    for m in ROBUSTNESS_METRICS
+                    for suffix in ("", "_ci_low", "_ci_high")
+                }
                 rows.append({**row, "n_paired": int(len(part)), "note": None, **deltas})
                 continue
             row["n_paired"] = int(part["utt_id"].astype(str).isin(set(clean["utt_id"].astype(str))).sum())
             row["note"] = None if clean_ok else "no clean scores with both classes to compare with"
             dist = None
             if clean_ok and n_boot > 0:
-                dist = paired_delta_distribution(clean, part, ROBUSTNESS_METRICS, n_boot, _seed(seed, str(detector), str(dataset), condition))
+                dist = paired_delta_distribution(
+                    clean, part, ROBUSTNESS_METRICS, n_boot, _seed(seed, str(detector), str(dataset), condition)
+                )
             for m in ROBUSTNESS_METRICS:
                 row[f"delta_{m}"] = values[m] - clean_values[m] if clean_ok else np.nan
                 low = high = np.nan
@@ -188,7 +194,12 @@ def _summary(cells: pd.DataFrame, draws: dict, conditions: list[str], quantiles:
                 part = part[part["dataset"].isin(clean_ok)]  # the change is averaged where it is defined
             if part.empty:
                 continue
-            row = {"detector": detector, "condition": condition, "n_corpora": int(len(part)), "corpora": [str(d) for d in part["dataset"]]}
+            row = {
+                "detector": detector,
+                "condition": condition,
+                "n_corpora": int(len(part)),
+                "corpora": [str(d) for d in part["dataset"]],
+            }
             for m in ROBUSTNESS_METRICS:
                 row[m] = float(part[m].mean())
                 if condition == CLEAN:
@@ -196,7 +207,9 @@ def _summary(cells: pd.DataFrame, draws: dict, conditions: list[str], quantiles:
                     row[f"delta_{m}_ci_low"] = row[f"delta_{m}_ci_high"] = np.nan
                     continue
                 row[f"delta_{m}"] = float(part[f"delta_{m}"].mean())
-                stacked = [draws[(detector, d, condition, m)] for d in part["dataset"] if (detector, d, condition, m) in draws]
+                stacked = [
+                    draws[(detector, d, condition, m)] for d in part["dataset"] if (detector, d, condition, m) in draws
+                ]
                 low = high = np.nan
                 if stacked and len(stacked) == len(part):
                     low, high = (float(q) for q in np.quantile(np.mean(np.vstack(stacked), axis=0), quantiles))
@@ -225,8 +238,17 @@ def condition_eer_table(scores: pd.DataFrame, roles: Mapping[str, str]) -> pd.Da
         row = {"dataset": dataset, "condition": condition}
         for role, detector in roles.items():
             mine = part[part["detector"] == detector]
-            row[role] = compute_metrics(mine["score"].to_numpy(), mine["label"])["eer"] if len(mine) and _both_classes(mine) else np.nan
+            row[role] = (
+                compute_metrics(mine["score"].to_numpy(), mine["label"])["eer"]
+                if len(mine) and _both_classes(mine)
+                else np.nan
+            )
         rows.append(row)
     table = pd.DataFrame(rows, columns=["dataset", "condition", *roles])
     key = table["condition"].map(order)
-    return table.assign(_order=key).sort_values(["dataset", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return (
+        table.assign(_order=key)
+        .sort_values(["dataset", "_order"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )

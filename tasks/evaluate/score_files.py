@@ -29,7 +29,9 @@ def expand_audio_paths(items: list[str]) -> list[str]:
 
 def encoder_spec_of_setting(setting: EmbeddingSetting) -> EncoderSpec:
     """The encoder run that makes the embeddings a model reads (only its layer is run up to)."""
-    return EncoderSpec.from_name(setting.encoder, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s)
+    return EncoderSpec.from_name(
+        setting.encoder, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s
+    )
 
 
 def check_variant(card: dict, variant: str | None, model_path: str) -> None:
@@ -47,7 +49,9 @@ def check_variant(card: dict, variant: str | None, model_path: str) -> None:
         )
 
 
-def score_files(items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None) -> pd.DataFrame:
+def score_files(
+    items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
+) -> pd.DataFrame:
     """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read).
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
@@ -64,6 +68,8 @@ def score_files(items: list[str], model_path: str, batch_seconds: float | None =
             {"path": p, "score": float(s), "p_spoof": float(q), "variance": float(v), "error": None}
             for p, s, q, v in zip(kept, score, p_spoof_from_score(score), variance)
         ]
-    rows += [{"path": p, "score": None, "p_spoof": None, "variance": None, "error": reason} for p, reason in failures.items()]
+    rows += [
+        {"path": p, "score": None, "p_spoof": None, "variance": None, "error": reason} for p, reason in failures.items()
+    ]
     order = {p: i for i, p in enumerate(paths)}
     return pd.DataFrame(rows).sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)

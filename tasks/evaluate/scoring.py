@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
 from storage.models import EmbeddingSetting
+from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
 from tasks.train.data import labelled_embeddings
 
 
@@ -33,7 +33,9 @@ def detector_scores(detector, X: np.ndarray, model: str) -> tuple[np.ndarray, np
         raise EmbeddingWidthError(mismatch)
     try:
         score = np.asarray(detector.score_llr(X), dtype=np.float64)
-        variance = detector.predict_variance(X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
+        variance = (
+            detector.predict_variance(X) if hasattr(detector, "predict_variance") else np.full(len(score), np.nan)
+        )
     except (ValueError, RuntimeError) as exc:
         if "shape" in str(exc) or "broadcast" in str(exc) or "dimension" in str(exc):
             raise EmbeddingWidthError(f"{mismatch} ({type(exc).__name__}: {exc})") from None
@@ -91,6 +93,8 @@ def score_eval_sets(
     frames = []
     for name, (detector, card) in detectors.items():
         for dataset in datasets:
-            data = labelled_embeddings(manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits)
+            data = labelled_embeddings(
+                manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits
+            )
             frames.append(score_rows(detector, name, data, card))
     return pd.concat(frames, ignore_index=True)

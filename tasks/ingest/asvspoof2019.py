@@ -68,7 +68,9 @@ def ingest(
         found_any = True
         audio_dir = la / f"ASVspoof2019_LA_{split}" / "flac"
         lines, undecodable = read_lines(protocol)
-        rejects += [reject(dataset, f"{protocol}:{n}", None, f"unparseable protocol line: {why}") for n, why in undecodable]
+        rejects += [
+            reject(dataset, f"{protocol}:{n}", None, f"unparseable protocol line: {why}") for n, why in undecodable
+        ]
         for number, line in lines:
             if not line.strip():
                 continue
@@ -91,5 +93,7 @@ def ingest(
             )
     if not found_any:
         expected = ", ".join(PROTOCOLS[s] for s in splits)
-        raise LayoutError(f"{la / PROTOCOL_DIR} holds none of the protocol files {expected}; found: {listing(la / PROTOCOL_DIR)}")
+        raise LayoutError(
+            f"{la / PROTOCOL_DIR} holds none of the protocol files {expected}; found: {listing(la / PROTOCOL_DIR)}"
+        )
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

@@ -98,7 +98,9 @@ def _ingest(
             if track == "LA"
             else "ASVspoof2021_DF_eval_part00..03/ASVspoof2021_DF_eval/flac/ (or ASVspoof2021_DF_eval/flac/)"
         )
-        raise LayoutError(f"{root} is not an ASVspoof 2021 {track} root: expected {expected} in ROOT; found: {listing(root)}")
+        raise LayoutError(
+            f"{root} is not an ASVspoof 2021 {track} root: expected {expected} in ROOT; found: {listing(root)}"
+        )
     keys = find_keys(keys_root, track)
 
     audio: dict[str, str] = {}
@@ -120,8 +122,12 @@ def _ingest(
         source = f"{keys}:{number}"
         if len(parts) < len(fields):
             rejects.append(
-                reject(dataset, source, parts[1] if len(parts) > 1 else None,
-                       f"unparseable protocol line: expected at least {len(fields)} fields ({' '.join(fields)}), got {len(parts)}")
+                reject(
+                    dataset,
+                    source,
+                    parts[1] if len(parts) > 1 else None,
+                    f"unparseable protocol line: expected at least {len(fields)} fields ({' '.join(fields)}), got {len(parts)}",
+                )
             )
             continue
         record = dict(zip(fields, parts))
@@ -150,8 +156,8 @@ def _ingest(
             row["source_corpus"] = none_if_dash(record["source"])
             vocoder = none_if_dash(record["vocoder"])
             row["vocoder"] = None if vocoder == BONAFIDE else vocoder
-        extra = [p for p in parts[len(fields):] if p != "-"]
-        row["extra_meta"] = " ".join(parts[len(fields):]) if extra else None
+        extra = [p for p in parts[len(fields) :] if p != "-"]
+        row["extra_meta"] = " ".join(parts[len(fields) :]) if extra else None
         candidates.append(row)
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)
 
@@ -167,7 +173,9 @@ def ingest_la(
     progress: bool = True,
 ) -> IngestResult:
     """ASVspoof 2021 LA eval: columns codec, transmission, trim, subset, extra_meta (+ the contract)."""
-    return _ingest(root, dataset, "LA", keys_root=keys_root, subsets=subsets, split=split, workers=workers, progress=progress)
+    return _ingest(
+        root, dataset, "LA", keys_root=keys_root, subsets=subsets, split=split, workers=workers, progress=progress
+    )
 
 
 def ingest_df(
@@ -181,4 +189,6 @@ def ingest_df(
     progress: bool = True,
 ) -> IngestResult:
     """ASVspoof 2021 DF eval (all four part folders): columns codec, source_corpus, vocoder, trim, subset, extra_meta."""
-    return _ingest(root, dataset, "DF", keys_root=keys_root, subsets=subsets, split=split, workers=workers, progress=progress)
+    return _ingest(
+        root, dataset, "DF", keys_root=keys_root, subsets=subsets, split=split, workers=workers, progress=progress
+    )

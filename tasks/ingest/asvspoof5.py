@@ -60,7 +60,10 @@ COLUMN_NAMES = {
     CHALLENGE: "SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK KEY",
 }
 LAYOUTS = {
-    PUBLIC: (("speaker", "utt_id", "gender", "codec", "codec_q", "codec_seed", "attack_tag", "attack_label", "key", "tmp"), 9),
+    PUBLIC: (
+        ("speaker", "utt_id", "gender", "codec", "codec_q", "codec_seed", "attack_tag", "attack_label", "key", "tmp"),
+        9,
+    ),
     CHALLENGE: (("speaker", "utt_id", "gender", "codec", "attack_label", "key"), 6),
 }
 OPTIONAL_COLUMNS = ("gender", "codec", "codec_q", "codec_seed", "attack_tag", "tmp")
@@ -127,8 +130,10 @@ def ingest(
         for folder in folders:
             for name, path in list_audio(folder, (".flac",)).items():
                 audio.setdefault(name[: -len(".flac")], path)
-        default_dir = str(folders[0] if folders else root / f"{AUDIO_PREFIX[split]}{'_eval' if split == 'eval' else ''}")
-        with open(protocol, "r", encoding="utf-8", errors="replace") as handle:
+        default_dir = str(
+            folders[0] if folders else root / f"{AUDIO_PREFIX[split]}{'_eval' if split == 'eval' else ''}"
+        )
+        with open(protocol, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().splitlines()
         release = detect_layout(lines)
         if release is None:
@@ -141,10 +146,14 @@ def ingest(
             source = f"{protocol}:{number}"
             if len(parts) < min_fields or len(parts) > len(fields):
                 rejects.append(
-                    reject(dataset, source, parts[1] if len(parts) > 1 else None,
-                           f"unparseable protocol line: expected {len(fields)} whitespace-separated fields "
-                           f"({COLUMN_NAMES[release]}; the {release} release, detected from the "
-                           f"file's first line), got {len(parts)}")
+                    reject(
+                        dataset,
+                        source,
+                        parts[1] if len(parts) > 1 else None,
+                        f"unparseable protocol line: expected {len(fields)} whitespace-separated fields "
+                        f"({COLUMN_NAMES[release]}; the {release} release, detected from the "
+                        f"file's first line), got {len(parts)}",
+                    )
                 )
                 continue
             record = dict(zip(fields, parts))
@@ -170,7 +179,9 @@ def ingest(
             )
     if not found_any:
         expected = ", ".join(names[0] for s, names in PROTOCOLS.items() if s in splits)
-        challenge = ", ".join(n for s, names in PROTOCOLS.items() if s in splits for n in names if n.endswith(".metadata.txt"))
+        challenge = ", ".join(
+            n for s, names in PROTOCOLS.items() if s in splits for n in names if n.endswith(".metadata.txt")
+        )
         raise LayoutError(
             f"{root} is not an ASVspoof 5 root: expected the protocol file(s) {expected} in ROOT/ASVspoof5_protocols/ "
             f"(or ROOT) beside flac_T/, flac_D/, flac_E*/ (public release), or {challenge} in ROOT beside flac_T/, "

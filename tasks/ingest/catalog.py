@@ -55,7 +55,9 @@ class CorpusEntry(_Strict):
     name: str
     adapter: str
     root: str
-    splits: dict[str, list[str]] = Field(default_factory=dict, description="role (train/dev/eval) → manifest split names")
+    splits: dict[str, list[str]] = Field(
+        default_factory=dict, description="role (train/dev/eval) → manifest split names"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     manifest: str | None = None
     description: str | None = None
@@ -133,7 +135,9 @@ def expand(text: str) -> str:
             if match.group(2) is not None:
                 return match.group(2)
             if value is None:
-                raise RegistryError(f"environment variable {match.group(1)} is not set (write ${{{match.group(1)}:-default}} for a default)")
+                raise RegistryError(
+                    f"environment variable {match.group(1)} is not set (write ${{{match.group(1)}:-default}} for a default)"
+                )
         return value
 
     return os.path.expanduser(_ENV.sub(substitute, str(text)))
@@ -168,7 +172,9 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
         lines = []
         for item in exc.errors():
             key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(item["type"], item["msg"])
+            message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(
+                item["type"], item["msg"]
+            )
             lines.append(f"{path}: {key}: {message}")
         raise RegistryError("\n".join(lines)) from None
 
@@ -266,7 +272,9 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
         else:
             try:
                 with probe_mode("none"):
-                    result: IngestResult = get_adapter(corpus.adapter)(root, dataset=corpus.name, progress=False, **options)
+                    result: IngestResult = get_adapter(corpus.adapter)(
+                        root, dataset=corpus.name, progress=False, **options
+                    )
                 info.update(_counts(result.manifest))
                 reasons = result.rejects["reason"].map(_reason_key).value_counts()
                 info["rejects"] = int(len(result.rejects))

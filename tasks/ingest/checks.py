@@ -85,7 +85,13 @@ def _examples(groups: Iterable[tuple[str, pd.DataFrame]], with_dataset: bool = T
 
 
 def _row(check: str, scope: str, count: int, severity: str, examples: str = "") -> dict:
-    return {"check": check, "scope": scope, "count": int(count), "severity": severity if count else "info", "examples": examples}
+    return {
+        "check": check,
+        "scope": scope,
+        "count": int(count),
+        "severity": severity if count else "info",
+        "examples": examples,
+    }
 
 
 def _within(manifest: pd.DataFrame, hashed: pd.DataFrame) -> list[dict]:
@@ -94,8 +100,15 @@ def _within(manifest: pd.DataFrame, hashed: pd.DataFrame) -> list[dict]:
         own = hashed[hashed["dataset"] == dataset]
         missing = len(rows) - len(own)
         if missing:
-            out.append(_row("not_hashed", str(dataset), missing, "info",
-                            "rows without sha256 (ingested without probing audio): run `addgp ingest` to check them"))
+            out.append(
+                _row(
+                    "not_hashed",
+                    str(dataset),
+                    missing,
+                    "info",
+                    "rows without sha256 (ingested without probing audio): run `addgp ingest` to check them",
+                )
+            )
         repeated = own[own.duplicated("_h", keep=False)]
         extra = int(own.duplicated("_h").sum())
         groups = repeated.sort_values(["sha256", "split", "utt_id"]).groupby("sha256", sort=False)
@@ -109,7 +122,7 @@ def _across(hashed: pd.DataFrame) -> list[dict]:
     per_dataset = {d: rows["_h"].unique() for d, rows in hashed.groupby("dataset", sort=True)}
     names = sorted(per_dataset)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             shared = np.intersect1d(per_dataset[a], per_dataset[b], assume_unique=True)
             if not len(shared):
                 continue
@@ -152,7 +165,9 @@ def _label_conflicts(hashed: pd.DataFrame) -> list[dict]:
     if not len(conflicting):
         return []
     rows = hashed[hashed["_h"].isin(conflicting)].sort_values(["sha256", "label", "dataset", "utt_id"])
-    examples = _examples((sha, g.assign(utt_id=g["utt_id"] + "(" + g["label"] + ")")) for sha, g in rows.groupby("sha256", sort=False))
+    examples = _examples(
+        (sha, g.assign(utt_id=g["utt_id"] + "(" + g["label"] + ")")) for sha, g in rows.groupby("sha256", sort=False)
+    )
     return [_row("label_conflict", "all manifests", len(conflicting), "warning", examples)]
 
 
@@ -172,7 +187,12 @@ def content_checks(
     if overlap not in ("warning", "error"):
         raise ValueError(f"overlap severity must be 'warning' or 'error', not {overlap!r}")
     hashed = _hashed(manifest)
-    rows = _within(manifest, hashed) + _overlap(hashed, train, evaluate, overlap) + _across(hashed) + _label_conflicts(hashed)
+    rows = (
+        _within(manifest, hashed)
+        + _overlap(hashed, train, evaluate, overlap)
+        + _across(hashed)
+        + _label_conflicts(hashed)
+    )
     table = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
     return table.astype({"count": "int64"})
 
@@ -208,43 +228,70 @@ def near_duplicates(
     train_unit = unit[train_idx].astype(np.float32, copy=False)
     block = max(1, max_block_cells // len(train_idx))
     for start in range(0, len(eval_idx), block):
-        chunk = eval_idx[start:start + block]
+        chunk = eval_idx[start : start + block]
         sims = unit[chunk].astype(np.float32, copy=False) @ train_unit.T
         sims[sha[chunk][:, None] == sha[train_idx][None, :]] = -np.inf  # exact copies: not this check's
         j = sims.argmax(axis=1)
-        best_sim[start:start + len(chunk)] = sims[np.arange(len(chunk)), j]
-        best_train[start:start + len(chunk)] = train_idx[j]
+        best_sim[start : start + len(chunk)] = sims[np.arange(len(chunk)), j]
+        best_train[start : start + len(chunk)] = train_idx[j]
     found = best_sim >= threshold
-    pairs = pd.DataFrame({
-        "train": [_name(r) for r in rows.iloc[best_train[found]].to_dict("records")],
-        "train_scope": (rows["dataset"].iloc[best_train[found]] + "/" + rows["split"].iloc[best_train[found]]).to_numpy(),
-        "eval": [_name(r) for r in rows.iloc[eval_idx[found]].to_dict("records")],
-        "eval_scope": (rows["dataset"].iloc[eval_idx[found]] + "/" + rows["split"].iloc[eval_idx[found]]).to_numpy(),
-        "cos": best_sim[found],
-    })  # fmt: skip
+    pairs = pd.DataFrame(
+        {
+            "train": [_name(r) for r in rows.iloc[best_train[found]].to_dict("records")],
+            "train_scope": (
+                rows["dataset"].iloc[best_train[found]] + "/" + rows["split"].iloc[best_train[found]]
+            ).to_numpy(),
+            "eval": [_name(r) for r in rows.iloc[eval_idx[found]].to_dict("records")],
+            "eval_scope": (
+                rows["dataset"].iloc[eval_idx[found]] + "/" + rows["split"].iloc[eval_idx[found]]
+            ).to_numpy(),
+            "cos": best_sim[found],
+        }
+    )
     out = []
     for (t_scope, e_scope), group in pairs.groupby(["train_scope", "eval_scope"], sort=True):
         closest = group.sort_values("cos", ascending=False).head(MAX_EXAMPLES)
         examples = "; ".join(f"{r.train} ≈ {r.eval} (cos {r.cos:.4f})" for r in closest.itertuples())
         out.append(_row("near_duplicate_overlap", f"{t_scope} → {e_scope}", len(group), "warning", examples))
     if not out:  # checked, none found: say so, as the sha256 overlap check does
-        out.append(_row("near_duplicate_overlap", _roles_scope(train, evaluate), 0, "warning", f"none at cosine ≥ {threshold}"))
+        out.append(
+            _row("near_duplicate_overlap", _roles_scope(train, evaluate), 0, "warning", f"none at cosine ≥ {threshold}")
+        )
     return pd.DataFrame(out, columns=list(CHECK_COLUMNS)).astype({"count": "int64"})
 
 
 def embedding_near_duplicates(
-    manifest: pd.DataFrame, store: str, *, encoder: str, layer: int, pooling: str, crop_s: float | None,
-    train: Sequence[Role], evaluate: Sequence[Role], threshold: float,
+    manifest: pd.DataFrame,
+    store: str,
+    *,
+    encoder: str,
+    layer: int,
+    pooling: str,
+    crop_s: float | None,
+    train: Sequence[Role],
+    evaluate: Sequence[Role],
+    threshold: float,
 ) -> pd.DataFrame:
     """``near_duplicates`` on the store's embeddings of the manifest rows in ``train`` and
     ``evaluate`` (one encoder setting and layer, as the detectors use them)."""
     selected = manifest[_in(manifest, [*train, *evaluate])]
     if selected.empty:
         return pd.DataFrame(columns=list(CHECK_COLUMNS))
-    meta, X = read_embeddings(store, encoder=encoder, layer=layer, pooling=pooling, crop_s=crop_s, datasets=sorted(selected["dataset"].unique()))
+    meta, X = read_embeddings(
+        store,
+        encoder=encoder,
+        layer=layer,
+        pooling=pooling,
+        crop_s=crop_s,
+        datasets=sorted(selected["dataset"].unique()),
+    )
     positions = meta[["dataset", "utt_id", "sha256"]].assign(_row=np.arange(len(meta)))
-    joined = selected[["dataset", "split", "utt_id", "sha256"]].merge(positions, on=["dataset", "utt_id", "sha256"], how="inner")
-    return near_duplicates(joined.drop(columns="_row"), X[joined["_row"].to_numpy()], train=train, evaluate=evaluate, threshold=threshold)
+    joined = selected[["dataset", "split", "utt_id", "sha256"]].merge(
+        positions, on=["dataset", "utt_id", "sha256"], how="inner"
+    )
+    return near_duplicates(
+        joined.drop(columns="_row"), X[joined["_row"].to_numpy()], train=train, evaluate=evaluate, threshold=threshold
+    )
 
 
 def pipeline_roles(config) -> tuple[list[Role], list[Role]]:

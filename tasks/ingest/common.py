@@ -21,11 +21,11 @@ import hashlib
 import math
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 import soundfile as sf
@@ -266,10 +266,14 @@ def finalize(
         if row.get("label") not in LABELS:
             bad.append(reject(dataset, source, row.get("utt_id"), f"unknown label {row.get('label')!r}"))
         elif row.get("label") == BONAFIDE and _names_an_attack(row.get("attack")):
-            bad.append(reject(
-                dataset, source, row.get("utt_id"),
-                f"bona fide row names attack {row['attack']!r} (a bona fide file has no attack): fix the label or the attack",
-            ))
+            bad.append(
+                reject(
+                    dataset,
+                    source,
+                    row.get("utt_id"),
+                    f"bona fide row names attack {row['attack']!r} (a bona fide file has no attack): fix the label or the attack",
+                )
+            )
         elif row["utt_id"] in seen:
             bad.append(reject(dataset, source, row["utt_id"], "duplicate utt_id"))
         else:

@@ -63,10 +63,10 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -255,7 +255,9 @@ def _n_fft(sample_rate: int, seconds: float = 0.032) -> int:
 
 
 @lru_cache(maxsize=64)
-def _mel_filterbank(n_bands: int, n_fft: int, sample_rate: int, fmin: float = 40.0, fmax: float | None = None) -> np.ndarray:
+def _mel_filterbank(
+    n_bands: int, n_fft: int, sample_rate: int, fmin: float = 40.0, fmax: float | None = None
+) -> np.ndarray:
     fmax = fmax or sample_rate / 2
     mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731
     hz = lambda m: 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)  # noqa: E731
@@ -302,7 +304,12 @@ VOWELS = np.array(
 BANDWIDTHS = np.array([70.0, 100.0, 150.0, 220.0, 300.0])
 F5 = 4500.0
 # Fricative noise spectra: (centre Hz, relative bandwidth, level)
-FRICATIVES = {"s": (6200.0, 0.35, 1.0), "sh": (3000.0, 0.45, 1.0), "f": (4500.0, 1.2, 0.35), "burst": (2500.0, 0.9, 0.9)}
+FRICATIVES = {
+    "s": (6200.0, 0.35, 1.0),
+    "sh": (3000.0, 0.45, 1.0),
+    "f": (4500.0, 1.2, 0.35),
+    "burst": (2500.0, 0.9, 0.9),
+}
 CONTROL_RATE = 200  # control tracks: one value per 5 ms
 
 
@@ -317,7 +324,7 @@ class Utterance:
 
 def _smooth_noise(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
     """Unit-variance Gaussian noise low-passed with a Gaussian of ``sigma`` samples."""
-    z = gaussian_filter1d(rng.standard_normal(n + int(6 * sigma)), sigma, mode="wrap")[: n]
+    z = gaussian_filter1d(rng.standard_normal(n + int(6 * sigma)), sigma, mode="wrap")[:n]
     return z / (z.std() + 1e-12)
 
 
@@ -411,8 +418,10 @@ def synthesize_bonafide(rng: np.random.Generator, speaker: Speaker, sample_rate:
     aspir_amp = gaussian_filter1d(aspir_amp, 1.5, mode="nearest")
 
     # F0: speaker mean, declination, accents, slow drift
-    f0c = speaker.f0 * rng.uniform(0.92, 1.08) * np.exp(
-        -rng.uniform(0.05, 0.2) * tc / duration + accents + 0.05 * _smooth_noise(rng, nc, 0.12 * CONTROL_RATE)
+    f0c = (
+        speaker.f0
+        * rng.uniform(0.92, 1.08)
+        * np.exp(-rng.uniform(0.05, 0.2) * tc / duration + accents + 0.05 * _smooth_noise(rng, nc, 0.12 * CONTROL_RATE))
     )
 
     # --- per-sample tracks ---------------------------------------------------------------
@@ -439,7 +448,9 @@ def synthesize_bonafide(rng: np.random.Generator, speaker: Speaker, sample_rate:
     if speaker.tilt > 0:
         source = signal.lfilter([1.0 - speaker.tilt], [1.0, -speaker.tilt], source)
     noise = rng.standard_normal(n)
-    aspiration = noise * (speaker.breathiness * (1.0 + 0.6 * np.cos(2 * np.pi * u)) * amp_s * 4.0 + np.interp(ts, tc, aspir_amp))
+    aspiration = noise * (
+        speaker.breathiness * (1.0 + 0.6 * np.cos(2 * np.pi * u)) * amp_s * 4.0 + np.interp(ts, tc, aspir_amp)
+    )
     glottal = source * amp_s * v_s + aspiration
     frication = rng.standard_normal(n) * np.interp(ts, tc, fric_amp)
 
@@ -734,7 +745,9 @@ def attack_lpc(
     pulse_fft = _n_fft(sr, 0.016)
     pulse_frames = stft(np.zeros(n), pulse_fft).shape[0]
     n_harm = min(int(0.47 * sr / f0.min()), 1023)
-    flat = (np.arange(1, n_harm + 1)[None, :] * _frame_values(f0, pulse_frames, pulse_fft // 4)[:, None] < 0.47 * sr).astype(float)
+    flat = (
+        np.arange(1, n_harm + 1)[None, :] * _frame_values(f0, pulse_frames, pulse_fft // 4)[:, None] < 0.47 * sr
+    ).astype(float)
     pulses = _frame_harmonics(f0, flat, np.zeros(n_harm), reset, pulse_fft, n, sr) * voiced
     buzz = _flat(stft(signal.fftconvolve(pulses, chirp)[:n], n_fft))
     hiss = _flat(stft(rng.standard_normal(n), n_fft))
@@ -871,7 +884,9 @@ def _unknown_conditions_message(unknown: Sequence[str]) -> str:
     return f"unknown demo corpus condition(s) {sorted(set(unknown))}; known conditions: {', '.join(CONDITIONS)}"
 
 
-def _validate(conditions: Sequence[str], utterances_per_split: Mapping[str, int], sample_rate: int) -> tuple[list[str], dict[str, int]]:
+def _validate(
+    conditions: Sequence[str], utterances_per_split: Mapping[str, int], sample_rate: int
+) -> tuple[list[str], dict[str, int]]:
     if isinstance(conditions, str):
         conditions = [conditions]
     conditions = list(conditions)
@@ -884,7 +899,9 @@ def _validate(conditions: Sequence[str], utterances_per_split: Mapping[str, int]
         raise ValueError(f"conditions repeat a name: {conditions}")
     bad_splits = [s for s in utterances_per_split if s not in SPLITS]
     if bad_splits:
-        raise ValueError(f"unknown split(s) {bad_splits} in utterances_per_split; ASVspoof 2019 LA has {', '.join(SPLITS)}")
+        raise ValueError(
+            f"unknown split(s) {bad_splits} in utterances_per_split; ASVspoof 2019 LA has {', '.join(SPLITS)}"
+        )
     counts: dict[str, int] = {}
     for split in SPLITS:
         if split in utterances_per_split:
@@ -988,7 +1005,13 @@ def generate_demo_corpus(
             files: dict[str, str] = {}
             for plan in plans:
                 rel = f"ASVspoof2019_LA_{plan.split}/flac/{plan.utt_id}.flac"
-                sf.write(ds_root / rel, render_utterance(plan, seed, sample_rate), sample_rate, format="FLAC", subtype="PCM_16")
+                sf.write(
+                    ds_root / rel,
+                    render_utterance(plan, seed, sample_rate),
+                    sample_rate,
+                    format="FLAC",
+                    subtype="PCM_16",
+                )
                 files[rel] = _sha256(ds_root / rel)
                 bar.update(1)
             for split in counts:
@@ -996,7 +1019,11 @@ def generate_demo_corpus(
                 lines = [p.protocol_line() for p in plans if p.split == split]
                 (ds_root / rel).write_text("\n".join(lines) + "\n")
                 files[rel] = _sha256(ds_root / rel)
-            stamp = {"params": params, "attacks": {k: ATTACKS[k] for k in sorted({p.attack for p in plans if p.attack})}, "files": files}
+            stamp = {
+                "params": params,
+                "attacks": {k: ATTACKS[k] for k in sorted({p.attack for p in plans if p.attack})},
+                "files": files,
+            }
             with atomic_write(ds_root / STAMP_NAME, "w") as handle:
                 handle.write(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
     return out

@@ -82,8 +82,15 @@ def ingest(
 ) -> IngestResult:
     root = require_dir(root, "Fake-or-Real")
     if version is not None and version not in VERSIONS:
-        aliases = {"for-2seconds": "for-2sec", "for-rerec": "for-rerecorded", "original": "for-original",
-                   "norm": "for-norm", "2sec": "for-2sec", "rerec": "for-rerecorded", "rerecorded": "for-rerecorded"}
+        aliases = {
+            "for-2seconds": "for-2sec",
+            "for-rerec": "for-rerecorded",
+            "original": "for-original",
+            "norm": "for-norm",
+            "2sec": "for-2sec",
+            "rerec": "for-rerecorded",
+            "rerecorded": "for-rerecorded",
+        }
         if version not in aliases:
             raise OptionError(f"fake_or_real: version must be one of {list(VERSIONS)}, got {version!r}")
         version = aliases[version]
@@ -132,5 +139,7 @@ def ingest(
                         }
                     )
     if not candidates:
-        raise LayoutError(f"{root}: found {[str(r) for r, _ in tagged]} but no audio in its {{training,validation,testing}}/{{real,fake}}/ folders")
+        raise LayoutError(
+            f"{root}: found {[str(r) for r, _ in tagged]} but no audio in its {{training,validation,testing}}/{{real,fake}}/ folders"
+        )
     return finalize(dataset, candidates, [], workers=workers, progress=progress)

@@ -45,23 +45,41 @@ from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject
 from tasks.ingest.scan import (
     AUDIO_EXTENSIONS,
-    normalise_label,
     none_if_dash,
+    normalise_label,
     read_table,
     rel_posix,
     safe_name,
     walk_audio,
 )
 
-DEFAULT_SPLIT_MAP = {"training": "train", "validation": "dev", "valid": "dev", "test": "eval", "testing": "eval", "evaluation": "eval"}
+DEFAULT_SPLIT_MAP = {
+    "training": "train",
+    "validation": "dev",
+    "valid": "dev",
+    "test": "eval",
+    "testing": "eval",
+    "evaluation": "eval",
+}
 AUDIOFOLDER_SPLITS = ("train", "training", "validation", "valid", "dev", "test", "testing", "eval", "evaluation")
 METADATA_NAMES = ("metadata.csv", "metadata.jsonl")
-_FORMAT_EXT = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff", "AU": ".au"}
+_FORMAT_EXT = {
+    "WAV": ".wav",
+    "WAVEX": ".wav",
+    "FLAC": ".flac",
+    "OGG": ".ogg",
+    "MP3": ".mp3",
+    "AIFF": ".aiff",
+    "AU": ".au",
+}
 RESERVED = set(MANIFEST_COLUMNS) | {"_source"}
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -150,7 +168,7 @@ def _audiofolder_rows(root: Path, label_column: str, default_split: str) -> dict
 def _load(root: str, config: str | None, revision: str | None):
     """(kind, object): kind is "disk", "audiofolder" or "hub"."""
     text = str(root)
-    hub_id = text[len("hf://"):] if text.startswith("hf://") else None
+    hub_id = text[len("hf://") :] if text.startswith("hf://") else None
     path = Path(os.path.expanduser(text))
     if hub_id is None and path.exists():
         if not path.is_dir():
@@ -254,7 +272,9 @@ def ingest(
         for name, records in _audiofolder_rows(obj, label_column, split).items():
             sources[name] = (sorted({k for r in records for k in r}), None, records, "audio")
         if not sources:
-            raise LayoutError(f"{obj} holds no audio files and no saved dataset (state.json / dataset_dict.json); found: {listing(obj)}")
+            raise LayoutError(
+                f"{obj} holds no audio files and no saved dataset (state.json / dataset_dict.json); found: {listing(obj)}"
+            )
     else:
         from datasets import Audio, ClassLabel, Value
 
@@ -284,14 +304,25 @@ def ingest(
     rejects: list[dict] = []
     for source_split, (columns, label_names, rows, audio_col) in sources.items():
         used = {audio_col, label_column, attack_column, speaker_column, id_column, split_column}
-        kept = [c for c in columns if c not in used] if keep_columns == "all" else [c for c in (keep_columns or []) if c in columns]
+        kept = (
+            [c for c in columns if c not in used]
+            if keep_columns == "all"
+            else [c for c in (keep_columns or []) if c in columns]
+        )
         target_split = split_lookup.get(source_split, source_split)
         if not id_column:  # first pass: are the file stems usable as ids?
             narrow = rows if isinstance(rows, list) else rows.select_columns([audio_col])
             stems = [Path(p).stem if p else None for p, _ in (audio_value(r, audio_col) for r in _iter_records(narrow))]
             stems_unique = all(stems) and len(set(stems)) == len(stems)
         total = len(rows)
-        bar = tqdm(total=total, desc=f"read {dataset} [{source_split}]", unit="row", disable=not progress, leave=False, mininterval=0.5)
+        bar = tqdm(
+            total=total,
+            desc=f"read {dataset} [{source_split}]",
+            unit="row",
+            disable=not progress,
+            leave=False,
+            mininterval=0.5,
+        )
         for index, record in enumerate(_iter_records(rows)):
             bar.update(1)
             source = f"{root} [{source_split}] row {index}"
@@ -332,7 +363,9 @@ def ingest(
                 if not path.is_absolute() and kind == "disk":
                     path = Path(str(root)) / path
             else:
-                rejects.append(reject(dataset, source, utt_id, "audio file missing (no path and no bytes in the dataset)"))
+                rejects.append(
+                    reject(dataset, source, utt_id, "audio file missing (no path and no bytes in the dataset)")
+                )
                 continue
             row = {
                 "utt_id": utt_id,
@@ -349,7 +382,9 @@ def ingest(
                 value = record.get(column)
                 if label_names is not None and column == label_column and isinstance(value, int):
                     value = label_names[value] if 0 <= value < len(label_names) else value
-                row[column if column not in RESERVED else f"src_{column}"] = None if isinstance(value, (dict, list, bytes)) else value
+                row[column if column not in RESERVED else f"src_{column}"] = (
+                    None if isinstance(value, (dict, list, bytes)) else value
+                )
             candidates.append(row)
         bar.close()
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

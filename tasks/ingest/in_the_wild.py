@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
-from tasks.ingest.scan import normalise_label, none_if_dash, read_table, resolve_path, strip_extension
+from tasks.ingest.scan import none_if_dash, normalise_label, read_table, resolve_path, strip_extension
 
 META = "meta.csv"
 
@@ -49,7 +49,9 @@ def ingest(
     table = read_table(base / META, delimiter=",")
     missing = [c for c in ("file", "label") if c not in table.columns]
     if missing:
-        raise LayoutError(f"{base / META}: missing column(s) {missing}; expected file,speaker,label, found {table.columns}")
+        raise LayoutError(
+            f"{base / META}: missing column(s) {missing}; expected file,speaker,label, found {table.columns}"
+        )
     rejects = [reject(dataset, f"{base / META}:{n}", None, f"unparseable protocol line: {why}") for n, why in table.bad]
     candidates = []
     for number, record in table.rows:

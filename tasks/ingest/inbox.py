@@ -39,15 +39,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
 from storage.inbox_ledger import LEDGER_NAME, ledger_path, ledger_transaction, read_ledger
 from tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
-from tasks.ingest.scan import normalise_label, none_if_dash, read_table, rel_posix, strip_extension, walk_audio
+from tasks.ingest.scan import none_if_dash, normalise_label, read_table, rel_posix, strip_extension, walk_audio
 
 FILE_KEYS = ("file", "path", "filename", "file_name", "audio")
 ATTACK_KEYS = ("generator", "attack", "model", "system")
@@ -77,7 +77,9 @@ def _parse_date(value) -> str | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text[:10]).isoformat() if len(text) >= 10 else dt.date.fromisoformat(text).isoformat()
+        return (
+            dt.date.fromisoformat(text[:10]).isoformat() if len(text) >= 10 else dt.date.fromisoformat(text).isoformat()
+        )
     except ValueError:
         raise ValueError(f"unparseable collected date {text!r} (expected YYYY-MM-DD)") from None
 
@@ -130,10 +132,14 @@ def _resolve_inside(sidecar: Path, name: str, root: Path) -> Path:
     link pointing elsewhere): a sidecar may only label audio that was delivered with it.
     """
     if Path(name).is_absolute() or name.startswith("~"):
-        raise ValueError(f"path {name!r} is absolute; sidecar paths are relative to the sidecar's folder inside the inbox")
+        raise ValueError(
+            f"path {name!r} is absolute; sidecar paths are relative to the sidecar's folder inside the inbox"
+        )
     file = (sidecar.parent / name).resolve()
     if not file.is_relative_to(root):
-        raise ValueError(f"path {name!r} resolves to {file}, outside the inbox {root}; only audio inside the drop folder is read")
+        raise ValueError(
+            f"path {name!r} resolves to {file}, outside the inbox {root}; only audio inside the drop folder is read"
+        )
     return file
 
 
@@ -151,11 +157,20 @@ def _quarantine_long(result: IngestResult, max_seconds: float) -> IngestResult:
     long = manifest["duration_s"] > max_seconds
     if not long.any():
         return result
-    extra = pd.DataFrame([
-        reject(result.dataset, path, utt_id, f"declares {seconds:.0f} s of audio, over max_seconds={max_seconds:g} "
-               "(a header with a wrong sample rate, or a recording to cut up); raise the inbox option max_seconds to keep it")
-        for path, utt_id, seconds in zip(manifest.loc[long, "path"], manifest.loc[long, "utt_id"], manifest.loc[long, "duration_s"])
-    ])  # fmt: skip
+    extra = pd.DataFrame(
+        [
+            reject(
+                result.dataset,
+                path,
+                utt_id,
+                f"declares {seconds:.0f} s of audio, over max_seconds={max_seconds:g} "
+                "(a header with a wrong sample rate, or a recording to cut up); raise the inbox option max_seconds to keep it",
+            )
+            for path, utt_id, seconds in zip(
+                manifest.loc[long, "path"], manifest.loc[long, "utt_id"], manifest.loc[long, "duration_s"]
+            )
+        ]
+    )
     rejects = pd.concat([result.rejects, extra], ignore_index=True) if len(result.rejects) else extra
     return IngestResult(dataset=result.dataset, manifest=manifest[~long].reset_index(drop=True), rejects=rejects)
 
@@ -185,9 +200,13 @@ def ingest(
     audio = walk_audio(root)
     audio_stems = {(p.parent, p.stem): p for p in audio}
     sidecars = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".json") and not p.name.startswith(".")
-        and p.resolve() != ledger_file and p.name != LEDGER_NAME
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in (".csv", ".tsv", ".json")
+        and not p.name.startswith(".")
+        and p.resolve() != ledger_file
+        and p.name != LEDGER_NAME
     )
     if not audio and not sidecars:
         # An empty drop folder is the normal state between deliveries: nothing new, not an error.
@@ -231,7 +250,9 @@ def ingest(
             labelled.add(str(file))
     for path in audio:
         if str(path.resolve()) not in labelled:
-            rejects.append(reject(dataset, str(path), strip_extension(rel_posix(path, root)), "no sidecar entry (label unknown)"))
+            rejects.append(
+                reject(dataset, str(path), strip_extension(rel_posix(path, root)), "no sidecar entry (label unknown)")
+            )
 
     result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
     if current_probe_mode() == "full":
@@ -247,12 +268,13 @@ def ingest(
         ledger["root"] = str(root.resolve())
         files = ledger["files"]
         fresh = [
-            i for i, (u, sha) in enumerate(zip(manifest["utt_id"], manifest["sha256"]))
+            i
+            for i, (u, sha) in enumerate(zip(manifest["utt_id"], manifest["sha256"]))
             if files.get(u, {}).get("sha256") != sha
         ]
         new_id = None
         if fresh:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             new_id = batch_id or now.strftime("%Y%m%dT%H%M%SZ")
             existing = {b["batch_id"] for b in ledger["batches"]}
             base, n = new_id, 2
@@ -275,4 +297,3 @@ def ingest(
                 files[manifest["utt_id"].iat[i]] = {"batch_id": new_id, "sha256": manifest["sha256"].iat[i]}
         manifest["batch_id"] = [files[u]["batch_id"] for u in manifest["utt_id"]]
     return result
-

@@ -36,7 +36,16 @@ from pathlib import Path
 
 from addgp.contracts import BONAFIDE, SPOOF
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
-from tasks.ingest.scan import language_of, list_audio, none_if_dash, read_table, rel_posix, strip_extension, subdirs, walk_audio
+from tasks.ingest.scan import (
+    language_of,
+    list_audio,
+    none_if_dash,
+    read_table,
+    rel_posix,
+    strip_extension,
+    subdirs,
+    walk_audio,
+)
 
 META = "meta.csv"
 
@@ -60,7 +69,7 @@ def _reference_keys(path: str) -> set[str]:
     parts = Path(path.replace("\\", "/")).parts
     if "by_book" in parts:
         i = parts.index("by_book")
-        return {"/".join(parts[max(0, i - 1):])}
+        return {"/".join(parts[max(0, i - 1) :])}
     return {"/".join(parts[-4:])}
 
 
@@ -113,7 +122,7 @@ def ingest(
     root = require_dir(root, "MLAAD")
     fake_root = find_fake_root(root)
     mlaad_root = fake_root.parent if fake_root.name == "fake" else fake_root
-    wanted = {str(l).lower() for l in languages} if languages else None
+    wanted = {str(language).lower() for language in languages} if languages else None
 
     candidates: list[dict] = []
     rejects: list[dict] = []
@@ -129,13 +138,21 @@ def ingest(
             if meta_path.is_file():
                 table = read_table(meta_path, join_overflow=True)
                 if "path" not in table.columns:
-                    rejects.append(reject(dataset, str(meta_path), None,
-                                          f"unparseable protocol: no 'path' column in {table.columns}"))
-                rejects += [reject(dataset, f"{meta_path}:{n}", None, f"unparseable protocol line: {why}") for n, why in table.bad]
+                    rejects.append(
+                        reject(
+                            dataset, str(meta_path), None, f"unparseable protocol: no 'path' column in {table.columns}"
+                        )
+                    )
+                rejects += [
+                    reject(dataset, f"{meta_path}:{n}", None, f"unparseable protocol line: {why}")
+                    for n, why in table.bad
+                ]
                 for number, record in table.rows if "path" in table.columns else []:
                     name = Path(record["path"]).name
                     if name in meta_rows:
-                        rejects.append(reject(dataset, f"{meta_path}:{number}", None, f"duplicate meta.csv row for {name}"))
+                        rejects.append(
+                            reject(dataset, f"{meta_path}:{number}", None, f"duplicate meta.csv row for {name}")
+                        )
                         continue
                     meta_rows[name] = (number, record)
             for name in sorted(set(wavs) | set(meta_rows)):

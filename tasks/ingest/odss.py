@@ -44,7 +44,7 @@ def classify(parts: tuple[str, ...]) -> tuple[str | None, str | None, str | None
             return BONAFIDE, None, language
     for i, part in enumerate(lowered):
         if part in SPOOF_DIRS:
-            following = [p for p in parts[i + 1:] if not language_of(p)]
+            following = [p for p in parts[i + 1 :] if not language_of(p)]
             return SPOOF, (following[0] if following else None), language
     for part in parts:
         if any(system in part.lower() for system in KNOWN_SYSTEMS):
@@ -64,12 +64,16 @@ def ingest(
 ) -> IngestResult:
     root = require_dir(root, "ODSS")
     if protocol is not None:
-        return protocol_csv.ingest(root, dataset, protocol=protocol, split=split, workers=workers, progress=progress, **protocol_options)
+        return protocol_csv.ingest(
+            root, dataset, protocol=protocol, split=split, workers=workers, progress=progress, **protocol_options
+        )
     if protocol_options:
         raise OptionError(f"odss: options {sorted(protocol_options)} are only accepted together with protocol=…")
     files = walk_audio(root)
     if not files:
-        raise LayoutError(f"{root} holds no audio files; expected ODSS' natural/ and synthetic (TTS system) folders; found: {listing(root)}")
+        raise LayoutError(
+            f"{root} holds no audio files; expected ODSS' natural/ and synthetic (TTS system) folders; found: {listing(root)}"
+        )
     candidates: list[dict] = []
     rejects: list[dict] = []
     for path in files:
@@ -77,9 +81,15 @@ def ingest(
         label, attack, language = classify(Path(rel).parts[:-1])
         utt_id = strip_extension(rel)
         if label is None:
-            rejects.append(reject(dataset, str(path), utt_id,
-                                  "cannot tell bona fide from spoof from the path (no natural/… or synthetic/TTS-system folder); "
-                                  "use protocol=… with a metadata table"))
+            rejects.append(
+                reject(
+                    dataset,
+                    str(path),
+                    utt_id,
+                    "cannot tell bona fide from spoof from the path (no natural/… or synthetic/TTS-system folder); "
+                    "use protocol=… with a metadata table",
+                )
+            )
             continue
         candidates.append(
             {

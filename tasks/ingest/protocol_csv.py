@@ -43,8 +43,8 @@ from pathlib import Path
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
 from tasks.ingest.scan import (
-    normalise_label,
     none_if_dash,
+    normalise_label,
     parse_delimiter,
     pick_column,
     read_table,
@@ -52,7 +52,19 @@ from tasks.ingest.scan import (
     strip_extension,
 )
 
-PATH_CANDIDATES = ("path", "file", "filename", "file_name", "audio", "audio_path", "wav", "flac", "filepath", "utt", "utt_id")
+PATH_CANDIDATES = (
+    "path",
+    "file",
+    "filename",
+    "file_name",
+    "audio",
+    "audio_path",
+    "wav",
+    "flac",
+    "filepath",
+    "utt",
+    "utt_id",
+)
 LABEL_CANDIDATES = ("label", "key", "class", "target", "is_fake", "fake", "spoof")
 RESERVED = set(MANIFEST_COLUMNS) | {"_source"}
 
@@ -175,11 +187,15 @@ def ingest(
         label = normalise_label(record.get(label_col), label_map)
         path = os.path.normpath(resolve_path(raw_path, base_text))
         if not _inside(path, base_text):
-            rejects.append(reject(
-                dataset, source, utt_id,
-                f"path {raw_path!r} resolves to {path}, outside the audio root {base_text}; "
-                "set audio_root=… to a folder that holds it",
-            ))
+            rejects.append(
+                reject(
+                    dataset,
+                    source,
+                    utt_id,
+                    f"path {raw_path!r} resolves to {path}, outside the audio root {base_text}; "
+                    "set audio_root=… to a folder that holds it",
+                )
+            )
             continue
         row = {
             "utt_id": utt_id,

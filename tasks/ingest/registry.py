@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
 from tasks.ingest import (
+    asvspoof5,
     asvspoof2019,
     asvspoof2021,
-    asvspoof5,
     fake_or_real,
     hf,
     in_the_wild,
@@ -89,7 +89,10 @@ def coerce_option(adapter: str, param: inspect.Parameter, value):
         if text.lower() in _FALSE:
             return False
         raise OptionError(f"{where}: expected true or false, got {value!r}")
-    if (isinstance(default, int) and not isinstance(default, bool)) or annotation.replace(" ", "") in ("int", "int|None"):
+    if (isinstance(default, int) and not isinstance(default, bool)) or annotation.replace(" ", "") in (
+        "int",
+        "int|None",
+    ):
         try:
             return int(text)
         except ValueError:
@@ -98,7 +101,9 @@ def coerce_option(adapter: str, param: inspect.Parameter, value):
         try:
             parsed = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise OptionError(f"{where}: expected a mapping such as {{0: bonafide, 1: spoof}}, got {value!r} ({exc})") from None
+            raise OptionError(
+                f"{where}: expected a mapping such as {{0: bonafide, 1: spoof}}, got {value!r} ({exc})"
+            ) from None
         if not isinstance(parsed, dict):
             raise OptionError(f"{where}: expected a mapping such as {{0: bonafide, 1: spoof}}, got {value!r}")
         return parsed

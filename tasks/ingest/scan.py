@@ -14,9 +14,9 @@ import codecs
 import csv
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 from addgp.contracts import BONAFIDE, SPOOF
 from tasks.ingest.common import LayoutError
@@ -148,7 +148,16 @@ def parse_delimiter(value: str | None) -> str | None:
     """Option value → delimiter: ``","``, ``"\\t"``/``"tab"``, ``"|"``, ``"whitespace"``/``" "`` → None."""
     if value is None:
         return None
-    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "whitespace": None, "space": None, " ": None}
+    named = {
+        "tab": "\t",
+        "\\t": "\t",
+        "comma": ",",
+        "semicolon": ";",
+        "pipe": "|",
+        "whitespace": None,
+        "space": None,
+        " ": None,
+    }
     return named.get(value, value)
 
 
@@ -167,7 +176,12 @@ def read_lines(path: str | os.PathLike) -> tuple[list[tuple[int, str]], list[tup
         try:
             good.append((number, raw.decode("utf-8")))
         except UnicodeDecodeError as exc:
-            bad.append((number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"))
+            bad.append(
+                (
+                    number,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8",
+                )
+            )
     if good and good[-1] == (number, ""):
         good.pop()  # the empty string after the final newline is not a line
     return good, bad
@@ -200,7 +214,9 @@ def read_table(
     """
     path = Path(path)
     lines, undecodable = read_lines(path)
-    first_data = next(((n, ln) for n, ln in lines if ln.strip() and not (comment and ln.lstrip().startswith(comment))), None)
+    first_data = next(
+        ((n, ln) for n, ln in lines if ln.strip() and not (comment and ln.lstrip().startswith(comment))), None
+    )
     if header and undecodable and (first_data is None or undecodable[0][0] < first_data[0]):
         number, why = undecodable[0]
         raise LayoutError(f"{path}: header line {number} is {why}")
@@ -220,7 +236,9 @@ def read_table(
             # One physical line at a time, strictly: an unterminated quote must not swallow
             # the lines after it (a reader over the whole text would make them one field).
             try:
-                fields = next(csv.reader([line], delimiter=delimiter, quoting=quoting, skipinitialspace=False, strict=True), [])
+                fields = next(
+                    csv.reader([line], delimiter=delimiter, quoting=quoting, skipinitialspace=False, strict=True), []
+                )
             except csv.Error as exc:
                 table.bad.append((number, f"unparseable line: {exc} (a quoted field must close on its own line)"))
                 continue
@@ -248,7 +266,10 @@ def read_table(
         need = min_fields if min_fields is not None else (expected if strict_fields else None)
         if need is not None and len(fields) < need:
             table.bad.append(
-                (number, f"expected {need} {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated fields, got {len(fields)}")
+                (
+                    number,
+                    f"expected {need} {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated fields, got {len(fields)}",
+                )
             )
             continue
         if join_overflow and expected and len(fields) > expected:
@@ -287,8 +308,18 @@ def pick_column(columns: Iterable[str], wanted: str | None, candidates: Iterable
 # -------------------------------------------------------------------- path semantics
 
 LANGUAGE_NAMES = {
-    "english": "en", "german": "de", "spanish": "es", "french": "fr", "italian": "it", "polish": "pl",
-    "russian": "ru", "ukrainian": "uk", "portuguese": "pt", "dutch": "nl", "chinese": "zh", "japanese": "ja",
+    "english": "en",
+    "german": "de",
+    "spanish": "es",
+    "french": "fr",
+    "italian": "it",
+    "polish": "pl",
+    "russian": "ru",
+    "ukrainian": "uk",
+    "portuguese": "pt",
+    "dutch": "nl",
+    "chinese": "zh",
+    "japanese": "ja",
 }
 _LANG_CODE = re.compile(r"^[a-z]{2,3}([_-][a-z]{2})?$", re.IGNORECASE)
 

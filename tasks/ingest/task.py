@@ -43,7 +43,9 @@ def transient_failure(task, task_run, state) -> bool:
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=transient_failure, cache_policy=NO_CACHE)
-def ingest_task(dataset: DatasetConfig, manifest_path: str, extra_options: dict | None = None, reuse_existing: bool = False) -> dict:
+def ingest_task(
+    dataset: DatasetConfig, manifest_path: str, extra_options: dict | None = None, reuse_existing: bool = False
+) -> dict:
     """Read one corpus into ``manifest_path`` (+ its rejects table); returns the summary.
 
     ``reuse_existing``: a published corpus does not change, so the nightly loop keeps a
@@ -68,7 +70,9 @@ def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_p
     for the run report.
     """
     train, evaluate = pipeline_roles(config)
-    checks = content_checks(read_manifests(manifest_paths), train=train, evaluate=evaluate, overlap=config.data_checks.train_eval_overlap)
+    checks = content_checks(
+        read_manifests(manifest_paths), train=train, evaluate=evaluate, overlap=config.data_checks.train_eval_overlap
+    )
     logger = get_run_logger()
     for finding in problems(checks, "warning").to_dict("records"):
         logger.warning("data check: %s", describe(finding))
@@ -85,9 +89,16 @@ def near_duplicate_task(
     ``layer`` is the stored (non-negative) index of the layer the detectors train on."""
     train, evaluate = pipeline_roles(config)
     found = embedding_near_duplicates(
-        read_manifests(manifest_paths), store, encoder=encoder_name, layer=layer, pooling=config.encoder.pooling,
-        crop_s=config.encoder.crop_seconds, train=train, evaluate=evaluate, threshold=config.data_checks.near_duplicate_cosine,
-    )  # fmt: skip
+        read_manifests(manifest_paths),
+        store,
+        encoder=encoder_name,
+        layer=layer,
+        pooling=config.encoder.pooling,
+        crop_s=config.encoder.crop_seconds,
+        train=train,
+        evaluate=evaluate,
+        threshold=config.data_checks.near_duplicate_cosine,
+    )
     logger = get_run_logger()
     for finding in found.to_dict("records"):
         logger.warning("data check: %s", describe(finding))

@@ -20,7 +20,10 @@ from tasks.train.data import LabelledEmbeddings, labelled_embeddings
 from tasks.train.detectors import make_detector
 from tasks.train.fit import snapshot_id
 
-def select_rows(setting: EmbeddingSetting, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None) -> LabelledEmbeddings:
+
+def select_rows(
+    setting: EmbeddingSetting, manifest: pd.DataFrame, store: str, datasets: list[str], splits: list[str] | None
+) -> LabelledEmbeddings:
     return labelled_embeddings(manifest, store, setting, datasets=datasets, splits=splits)
 
 
@@ -33,7 +36,9 @@ def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.
 def subset_rows(data: LabelledEmbeddings, rows: pd.DataFrame) -> LabelledEmbeddings:
     keys = set(zip(rows["dataset"], rows["utt_id"]))
     mask = np.array([k in keys for k in zip(data.rows["dataset"], data.rows["utt_id"])], dtype=bool)
-    return LabelledEmbeddings(rows=data.rows[mask].reset_index(drop=True), X=data.X[mask], missing=len(rows) - int(mask.sum()))
+    return LabelledEmbeddings(
+        rows=data.rows[mask].reset_index(drop=True), X=data.X[mask], missing=len(rows) - int(mask.sum())
+    )
 
 
 def build_challenger(
@@ -52,7 +57,9 @@ def build_challenger(
     old = select_rows(setting, manifest, store, training["datasets"], training["splits"])
     new = subset_rows(select_rows(setting, manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
     if len(new.rows) == 0:
-        raise ValueError("none of the new rows to learn from are in the embedding store; did the embed step reject them?")
+        raise ValueError(
+            "none of the new rows to learn from are in the embedding store; did the embed step reject them?"
+        )
     if strategy == "retrain":
         detector = make_detector(champion_card["model_type"], **champion_card["detector_params"]["hyper_parameters"])
         X, y = np.concatenate([old.X, new.X]), np.concatenate([old.y, new.y])
@@ -75,7 +82,12 @@ def derived_card(parent_card: dict, rows: pd.DataFrame, provenance: dict, rows_k
     It reads the parent's embeddings, and its training data is the parent's plus ``rows``
     (counted and hashed under ``rows_key``) plus ``provenance`` (strategy, parent model, …).
     """
-    learned = parent_card["training_data"] | provenance | {rows_key: int(len(rows)), f"{rows_key}_sha256": snapshot_id(rows)}
+    learned = (
+        parent_card["training_data"] | provenance | {rows_key: int(len(rows)), f"{rows_key}_sha256": snapshot_id(rows)}
+    )
     # A derived model reads its parent's embeddings, made by the same (random-weight or not) encoder.
-    inherited = {**EmbeddingSetting.of_card(parent_card).to_card(), "random_weight_encoder": parent_card.get("random_weight_encoder")}
+    inherited = {
+        **EmbeddingSetting.of_card(parent_card).to_card(),
+        "random_weight_encoder": parent_card.get("random_weight_encoder"),
+    }
     return {**inherited, "training_data": learned, "dev_metrics": None}

@@ -9,9 +9,9 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
+from storage.models import EmbeddingSetting
 from tasks.evaluate.bootstrap import bootstrap_distribution
 from tasks.evaluate.scoring import score_rows
-from storage.models import EmbeddingSetting
 from tasks.nightly.challenger import select_rows, subset_rows
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 from tasks.train.data import LabelledEmbeddings
@@ -40,11 +40,15 @@ def score_champion_and_challenger(
         for dataset in eval_datasets:
             frames.append(score_rows(detector, name, select_rows(setting, manifest, store, [dataset], eval_splits)))
         if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
-            held = subset_rows(select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows)
+            held = subset_rows(
+                select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows
+            )
             parts = [score_rows(detector, name, held)]
             if not (held.rows["label"] == BONAFIDE).any():
                 bona = select_rows(setting, manifest, store, eval_datasets, eval_splits)
-                bona = LabelledEmbeddings(rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0)
+                bona = LabelledEmbeddings(
+                    rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0
+                )
                 parts.append(score_rows(detector, name, bona))
             frames.append(pd.concat(parts, ignore_index=True).assign(dataset=NEW_FAKES))
     return pd.concat(frames, ignore_index=True)
@@ -52,10 +56,15 @@ def score_champion_and_challenger(
 
 def eer_by_dataset(scores: pd.DataFrame, detector: str) -> dict[str, float]:
     mine = scores[scores["detector"] == detector]
-    return {d: compute_metrics(g["score"].to_numpy(), g["label"].to_numpy())["eer"] for d, g in mine.groupby("dataset", sort=True)}
+    return {
+        d: compute_metrics(g["score"].to_numpy(), g["label"].to_numpy())["eer"]
+        for d, g in mine.groupby("dataset", sort=True)
+    }
 
 
-def average_eer_ci_half_width(scores: pd.DataFrame, detector: str, datasets: list[str], n_boot: int, seed: int = 0) -> float:
+def average_eer_ci_half_width(
+    scores: pd.DataFrame, detector: str, datasets: list[str], n_boot: int, seed: int = 0
+) -> float:
     """Half-width of the bootstrap 95 % interval of the detector's EER averaged over ``datasets``.
 
     Each dataset is resampled on its own (by speaker where known); the average is taken per

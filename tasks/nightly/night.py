@@ -11,7 +11,7 @@ ends the night and removes the record.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from storage import champions
 from storage.inbox_ledger import acknowledge_inbox_batches, new_inbox_batches
@@ -43,7 +43,9 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
             champions.require_champion_model(state_dir, detector, night["champion"])
         return night
     if run_id is not None and exists(join(reports_root, run_id)):
-        raise FileExistsError(f"--run-id {run_id}: a nightly report {join(reports_root, run_id)} exists; pick another id")
+        raise FileExistsError(
+            f"--run-id {run_id}: a nightly report {join(reports_root, run_id)} exists; pick another id"
+        )
     run_id = run_id or new_run_id(reports_root, name)
     if not pending:
         return {"run_id": run_id, "batch_ids": [], "batches": []}
@@ -54,7 +56,7 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
         "run_id": run_id,
         "batch_ids": [b["batch_id"] for b in pending],
         "batches": pending,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "champion": champion,
     }
     champions.save_night(state_dir, detector, night)
@@ -80,8 +82,12 @@ def promote_after_decision(state_dir: str, detector: str, night: dict, compariso
         champions.promote(state_dir, detector, champion)
     if comparison["decision"]["promote"]:
         champion = {
-            "model_path": challenger["path"], "version": challenger["version"], "run_id": night["run_id"],
-            "promoted_at": night["run_id"], "eer": comparison["challenger_eer"], "batches": night["batch_ids"],
+            "model_path": challenger["path"],
+            "version": challenger["version"],
+            "run_id": night["run_id"],
+            "promoted_at": night["run_id"],
+            "eer": comparison["challenger_eer"],
+            "batches": night["batch_ids"],
         }
         champions.promote(state_dir, detector, champion)
     return champions.current_champion(state_dir, detector) or champion

@@ -39,7 +39,9 @@ def decide_promotion(
     """Compare per-dataset EERs of the eval corpora and the EERs on the held-out new fakes."""
     challenger_avg = float(np.mean(list(challenger_eer.values())))
     if champion_eer is None:
-        return PromotionDecision(True, "no champion yet: the first model is promoted", None, challenger_avg, None, None, challenger_new_eer)
+        return PromotionDecision(
+            True, "no champion yet: the first model is promoted", None, challenger_avg, None, None, challenger_new_eer
+        )
     missing = sorted(set(champion_eer) - set(challenger_eer))
     if missing:
         raise ValueError(f"challenger was not evaluated on {missing}, which the champion was")
@@ -54,7 +56,9 @@ def decide_promotion(
     )
     if challenger_avg > champion_avg + half:
         return PromotionDecision(
-            False, f"worse on the eval average beyond the CI: {challenger_avg:.4f} > {champion_avg:.4f} + {half:.4f}", **common
+            False,
+            f"worse on the eval average beyond the CI: {challenger_avg:.4f} > {champion_avg:.4f} + {half:.4f}",
+            **common,
         )
     if champion_new_eer is None or challenger_new_eer is None:
         return PromotionDecision(False, "no held-out new fakes to show the challenger is better on them", **common)
@@ -75,8 +79,12 @@ def forgetting_table(previous: dict[str, float] | None, current: dict[str, float
     for dataset in sorted(current):
         before = None if previous is None else previous.get(dataset)
         rows.append(
-            {"dataset": dataset, "eer_at_last_promotion": before, "eer_now": current[dataset],
-             "change": None if before is None else current[dataset] - before}
+            {
+                "dataset": dataset,
+                "eer_at_last_promotion": before,
+                "eer_now": current[dataset],
+                "change": None if before is None else current[dataset] - before,
+            }
         )
     return pd.DataFrame(rows)
 
@@ -86,6 +94,7 @@ def holdout_mask(utt_ids: pd.Series, fraction: float, salt: str = "addgp-holdout
 
     Hash-based, so an utterance keeps its side from night to night whatever else arrives.
     """
+
     def bucket(utt_id: str) -> float:
         digest = hashlib.sha256(f"{salt}\0{utt_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64

@@ -36,15 +36,24 @@ def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: d
 
 
 @task(name="new-rows", cache_policy=NO_CACHE)
-def new_rows_task(inbox_manifest: str, batch_ids: list[str], holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def new_rows_task(
+    inbox_manifest: str, batch_ids: list[str], holdout_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The night's inbox rows: (rows to learn from, held-out rows to test on)."""
     return split_new_rows(rows_of_batches(read_manifest(inbox_manifest), batch_ids), holdout_fraction)
 
 
 @task(name="challenger", retries=1, cache_policy=NO_CACHE)
 def challenger_task(
-    state_dir: str, night: dict, strategy: str, manifest_paths: list[str], store: str, models_root: str, name: str,
-    learn_rows: pd.DataFrame, replay_rows: int,
+    state_dir: str,
+    night: dict,
+    strategy: str,
+    manifest_paths: list[str],
+    store: str,
+    models_root: str,
+    name: str,
+    learn_rows: pd.DataFrame,
+    replay_rows: int,
 ) -> dict:
     """Tonight's challenger, registered as the next version of ``name``; on a resumed night, the one already built."""
     built = night.get("challenger")
@@ -52,7 +61,9 @@ def challenger_task(
         return night
     champion_path = night["champion"]["model_path"]
     champion, card = load_detector(champion_path)
-    challenger = build_challenger(champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows)
+    challenger = build_challenger(
+        champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows
+    )
     provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night["run_id"]}
     ref = save_model(models_root, name, challenger, derived_card(card, learn_rows, provenance))
     record = {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}
@@ -74,7 +85,14 @@ def compare_task(
     """Score both models on the eval sets and the held-out new fakes; decide; measure forgetting."""
     models = {"champion": load_detector(champion_path), "challenger": load_detector(challenger_path)}
     return compare_champion_and_challenger(
-        models, read_manifests(manifest_paths), store, eval_datasets, eval_splits, holdout_rows, n_boot, eer_at_last_promotion
+        models,
+        read_manifests(manifest_paths),
+        store,
+        eval_datasets,
+        eval_splits,
+        holdout_rows,
+        n_boot,
+        eer_at_last_promotion,
     )
 
 
@@ -91,7 +109,9 @@ def publish_nightly_task(outcome: NightlyOutcome, reports_root: str, night: dict
     if night is not None and exists(join(reports_root, outcome.run_id)):
         return join(reports_root, outcome.run_id)  # this night's own report, published before a kill
     folder = publish_report(render_nightly_report(outcome), reports_root, outcome.run_id, replace=False)
-    create_markdown_artifact(render_markdown(outcome), key=artifact_key(outcome.config_name, "nightly"), description="nightly decision")
+    create_markdown_artifact(
+        render_markdown(outcome), key=artifact_key(outcome.config_name, "nightly"), description="nightly decision"
+    )
     return folder
 
 

@@ -52,9 +52,17 @@ class Change:
         return self.spec.worse(self.new, self.old)
 
     def as_dict(self) -> dict:
-        return {"detector": self.detector, "dataset": self.dataset, "train_setting": self.train_setting,
-                "metric": self.metric, "old": self.old, "new": self.new, "delta": self.delta,
-                "tolerance": self.tolerance, "tolerance_from": self.tolerance_from}  # fmt: skip
+        return {
+            "detector": self.detector,
+            "dataset": self.dataset,
+            "train_setting": self.train_setting,
+            "metric": self.metric,
+            "old": self.old,
+            "new": self.new,
+            "delta": self.delta,
+            "tolerance": self.tolerance,
+            "tolerance_from": self.tolerance_from,
+        }
 
 
 @dataclass

@@ -9,7 +9,7 @@ read. Everything here is pure: earlier reports come in as their ``metrics.json``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,6 @@ def _model_record(model: dict, settings: dict[str, str]) -> dict:
     }
 
 
-
 # ------------------------------------------------------------------ the report's content
 
 
@@ -98,7 +97,9 @@ def data_checks_of(report: ReportInput) -> pd.DataFrame | None:
     ordered = checks.assign(_rank=rank).sort_values(["_rank", "check", "scope"], kind="stable").drop(columns="_rank")
     ordered = ordered[list(DATA_CHECK_COLUMNS)].reset_index(drop=True)
     for column in ("scope", "examples"):  # examples name files: show names, never where they live
-        ordered[column] = ordered[column].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else without_paths_in_text(v))
+        ordered[column] = ordered[column].map(
+            lambda v: "" if v is None or (isinstance(v, float) and v != v) else without_paths_in_text(v)
+        )
     return ordered
 
 
@@ -110,10 +111,16 @@ def _evaluation_of(report: ReportInput) -> Evaluation:
     raise ValueError("a report needs an evaluation or the scores to evaluate (ReportInput.evaluation / .scores)")
 
 
-def metrics_document(report: ReportInput, evaluation: Evaluation | None = None, comparison: Comparison | None = None) -> dict:
+def metrics_document(
+    report: ReportInput, evaluation: Evaluation | None = None, comparison: Comparison | None = None
+) -> dict:
     """The metrics.json document: every number of the report, CIs included, for tools and the next run's diff."""
     evaluation = evaluation or _evaluation_of(report)
-    settings = dict(zip(evaluation.summary["detector"], evaluation.summary["train_setting"])) if len(evaluation.summary) else {}
+    settings = (
+        dict(zip(evaluation.summary["detector"], evaluation.summary["train_setting"]))
+        if len(evaluation.summary)
+        else {}
+    )
     matrix = evaluation.matrix("eer")
     eer_by_detector = {}
     for (detector, _setting), row in matrix.iterrows():
@@ -126,7 +133,7 @@ def metrics_document(report: ReportInput, evaluation: Evaluation | None = None, 
         "format": FORMAT,
         "title": report.title,
         "run_id": report.run_id,
-        "created": report.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": report.created or datetime.now(UTC).isoformat(timespec="seconds"),
         "addgp_version": __version__,
         "encoder": without_paths(report.encoder),
         "warnings": list(report.warnings),
@@ -160,9 +167,17 @@ def _scores_of(scores: pd.DataFrame | None, detector: str, dataset: str) -> pd.D
     return cell if {"bonafide", "spoof"} <= labels else None
 
 
-def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFrame) -> tuple[dict[str, bytes], dict[str, list]]:
+def _make_plots(
+    report: ReportInput, evaluation: Evaluation, trends: pd.DataFrame
+) -> tuple[dict[str, bytes], dict[str, list]]:
     images: dict[str, bytes] = {}
-    figures: dict[str, list[tuple[str, str]]] = {"matrix": [], "robustness": [], "corpora": [], "selective": [], "trends": []}
+    figures: dict[str, list[tuple[str, str]]] = {
+        "matrix": [],
+        "robustness": [],
+        "corpora": [],
+        "selective": [],
+        "trends": [],
+    }
     summary = evaluation.summary
     if len(evaluation.cells):
         matrix = evaluation.matrix("eer")
@@ -170,13 +185,27 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
         rows = [f"{d} · {s}" for d, s in matrix.index]
         averages = [float(summary.loc[summary["detector"] == d, "average_eer"].iloc[0]) for d, _ in matrix.index]
         name = "plots/eer_heatmap.png"
-        images[name] = plots.heatmap_plot(matrix.to_numpy(dtype=float), rows, list(matrix.columns), averages, in_domain, "average")
-        figures["matrix"].append((name, "EER (%) of every detector on every eval corpus; the last column is the unweighted average over corpora. Dashed outline: in-domain."))
+        images[name] = plots.heatmap_plot(
+            matrix.to_numpy(dtype=float), rows, list(matrix.columns), averages, in_domain, "average"
+        )
+        figures["matrix"].append(
+            (
+                name,
+                "EER (%) of every detector on every eval corpus; the last column is the unweighted average over corpora. Dashed outline: in-domain.",
+            )
+        )
     if len(evaluation.robustness):
         name = "plots/robustness.png"
         images[name] = _robustness_plot(evaluation.robustness)
-        figures["robustness"].append((name, "EER (%) per detector and condition (average over eval corpora) and its change against clean; outlined: each detector's worst condition."))
-    scores = None if report.scores is None else clean_rows(report.scores)  # as the evaluation's tables: audio as shipped
+        figures["robustness"].append(
+            (
+                name,
+                "EER (%) per detector and condition (average over eval corpora) and its change against clean; outlined: each detector's worst condition.",
+            )
+        )
+    scores = (
+        None if report.scores is None else clean_rows(report.scores)
+    )  # as the evaluation's tables: audio as shipped
     detectors = list(summary["detector"]) if len(summary) else []
     for dataset in evaluation.datasets:
         found = {d: _scores_of(scores, d, dataset) for d in detectors}
@@ -185,32 +214,53 @@ def _make_plots(report: ReportInput, evaluation: Evaluation, trends: pd.DataFram
             continue
         key = slug(dataset)
         by_detector = {d: (c["score"].to_numpy(dtype=float), c["label"].to_numpy()) for d, c in cells.items()}
-        calibration = {d: (c["p_spoof"].to_numpy(dtype=float) if "p_spoof" in c else 1 / (1 + np.exp(c["score"].to_numpy(dtype=float))),
-                           (c["label"] == "spoof").to_numpy()) for d, c in cells.items()}  # fmt: skip
+        calibration = {
+            d: (
+                c["p_spoof"].to_numpy(dtype=float)
+                if "p_spoof" in c
+                else 1 / (1 + np.exp(c["score"].to_numpy(dtype=float))),
+                (c["label"] == "spoof").to_numpy(),
+            )
+            for d, c in cells.items()
+        }
         det, rel, hist = f"plots/det_{key}.png", f"plots/reliability_{key}.png", f"plots/scores_{key}.png"
         images[det] = plots.det_plot(by_detector, dataset)
         images[rel] = plots.reliability_plot(calibration, dataset)
         images[hist] = plots.histogram_plot(by_detector, dataset)
-        figures["corpora"] += [(det, f"DET curves on {dataset}"), (rel, f"Reliability diagram on {dataset}"), (hist, f"Score histograms per class on {dataset}")]
+        figures["corpora"] += [
+            (det, f"DET curves on {dataset}"),
+            (rel, f"Reliability diagram on {dataset}"),
+            (hist, f"Score histograms per class on {dataset}"),
+        ]
     if len(evaluation.selective_curves):
         name = "plots/selective.png"
-        images[name] = plots.selective_plot(evaluation.selective_curves, evaluation.settings.target_error, evaluation.datasets)
+        images[name] = plots.selective_plot(
+            evaluation.selective_curves, evaluation.settings.target_error, evaluation.datasets
+        )
         figures["selective"].append((name, "Error on the decided utterances as the most uncertain ones are deferred."))
     if trends["run_id"].nunique() >= 2:
         name = "plots/trend_eer.png"
         images[name] = plots.trend_plot(trends, evaluation.datasets, AVERAGE_LABEL, report.run_id)
-        figures["trends"].append((name, "EER per eval corpus (and the average over corpora, black) across the published reports."))
+        figures["trends"].append(
+            (name, "EER per eval corpus (and the average over corpora, black) across the published reports.")
+        )
     return images, figures
 
 
 def _robustness_plot(robustness: pd.DataFrame) -> bytes:
     def wide(column: str) -> pd.DataFrame:
-        table = robustness.pivot_table(index="detector", columns="condition", values=column, aggfunc="first", sort=False)
-        return table.reindex(index=list(pd.unique(robustness["detector"])), columns=list(pd.unique(robustness["condition"])))
+        table = robustness.pivot_table(
+            index="detector", columns="condition", values=column, aggfunc="first", sort=False
+        )
+        return table.reindex(
+            index=list(pd.unique(robustness["detector"])), columns=list(pd.unique(robustness["condition"]))
+        )
 
     eer, delta = wide("eer"), wide("delta_eer")
     worst = wide("worst").fillna(False).astype(bool)
-    return plots.robustness_plot(eer.to_numpy(dtype=float), delta.to_numpy(dtype=float), list(eer.index), list(eer.columns), worst.to_numpy())
+    return plots.robustness_plot(
+        eer.to_numpy(dtype=float), delta.to_numpy(dtype=float), list(eer.index), list(eer.columns), worst.to_numpy()
+    )
 
 
 def build_content(report: ReportInput) -> ReportContent:
@@ -219,7 +269,7 @@ def build_content(report: ReportInput) -> ReportContent:
     document = metrics_document(report, evaluation)
     comparison = compare_with_previous(document, report.previous)
     document["comparison"] = jsonable(comparison.as_dict())
-    history = [d for d in report.history if str(d.get("run_id")) != report.run_id][-(TREND_RUNS - 1):]
+    history = [d for d in report.history if str(d.get("run_id")) != report.run_id][-(TREND_RUNS - 1) :]
     trends = trend_table([*history, document])
     images, figures = _make_plots(report, evaluation, trends)
     document["plots"] = sorted(images)

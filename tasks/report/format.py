@@ -21,7 +21,11 @@ MISSING = "–"
 
 def is_number(value) -> bool:
     """A finite int or float (numpy included), not a bool."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value))
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    )
 
 
 def truthy(value) -> bool:

@@ -12,13 +12,22 @@ def report_input_from_cards(
 ) -> ReportInput:
     """The models table, encoder and warnings come from the cards; a detector without a card is listed bare."""
     models = [
-        {"name": d, "kind": (cards.get(d) or {}).get("model_type"), "version": (cards.get(d) or {}).get("version"),
-         "dev_metrics": (cards.get(d) or {}).get("dev_metrics")}
+        {
+            "name": d,
+            "kind": (cards.get(d) or {}).get("model_type"),
+            "version": (cards.get(d) or {}).get("version"),
+            "dev_metrics": (cards.get(d) or {}).get("dev_metrics"),
+        }
         for d in detectors
-    ]  # fmt: skip
+    ]
     encoders = sorted({str(c.get("encoder")) for c in cards.values() if c.get("encoder")})
     warnings = [RANDOM_ENCODER_WARNING] if any(c.get("random_weight_encoder") for c in cards.values()) else []
     return ReportInput(
-        title=title, run_id=run_id, models=models, encoder=", ".join(encoders) or "not recorded",
-        warnings=warnings, notes=notes, evaluation=evaluation,
-    )  # fmt: skip
+        title=title,
+        run_id=run_id,
+        models=models,
+        encoder=", ".join(encoders) or "not recorded",
+        warnings=warnings,
+        notes=notes,
+        evaluation=evaluation,
+    )

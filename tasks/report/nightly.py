@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -62,43 +62,132 @@ def _condition_section(by_condition: pd.DataFrame | None) -> Section | None:
     rows = []
     for _, row in by_condition.iterrows():
         change = row["challenger"] - row["champion"]
-        rows.append([name_cell(row["dataset"]), name_cell(row["condition"]), _rate(row["champion"]), _rate(row["challenger"]),
-                     Cell(signed_pp(change), css="bad" if change > 0 else "good" if change < 0 else "")])  # fmt: skip
-    columns = [Column("dataset", True), Column("condition", True), Column("champion EER (%)"), Column("challenger EER (%)"), Column("change (pp)")]
-    intro = Paragraph(["EER of both models on the same eval sets under every degradation condition scored tonight (clean = audio as shipped)."])
-    return Section("eer-conditions", "EER per condition: champion vs challenger", [intro, Table("eer-conditions", columns, rows)])
+        rows.append(
+            [
+                name_cell(row["dataset"]),
+                name_cell(row["condition"]),
+                _rate(row["champion"]),
+                _rate(row["challenger"]),
+                Cell(signed_pp(change), css="bad" if change > 0 else "good" if change < 0 else ""),
+            ]
+        )
+    columns = [
+        Column("dataset", True),
+        Column("condition", True),
+        Column("champion EER (%)"),
+        Column("challenger EER (%)"),
+        Column("change (pp)"),
+    ]
+    intro = Paragraph(
+        [
+            "EER of both models on the same eval sets under every degradation condition scored tonight (clean = audio as shipped)."
+        ]
+    )
+    return Section(
+        "eer-conditions", "EER per condition: champion vs challenger", [intro, Table("eer-conditions", columns, rows)]
+    )
 
 
 def nightly_document(outcome: NightlyOutcome) -> Document:
     promoted = bool(outcome.decision and outcome.decision["promote"])
-    sections = [Section("decision", "Decision", [Paragraph([Span(headline(outcome), "b")], note=False)],
-                        css="decision " + ("promoted" if promoted else "kept"))]  # fmt: skip
+    sections = [
+        Section(
+            "decision",
+            "Decision",
+            [Paragraph([Span(headline(outcome), "b")], note=False)],
+            css="decision " + ("promoted" if promoted else "kept"),
+        )
+    ]
     if not outcome.nothing_new:
         batches = [
-            [name_cell(b["batch_id"]), Cell(fmt(b.get("n_files", ""))), Cell(fmt(b.get("n_bonafide", ""))), Cell(fmt(b.get("n_spoof", "")))]
+            [
+                name_cell(b["batch_id"]),
+                Cell(fmt(b.get("n_files", ""))),
+                Cell(fmt(b.get("n_bonafide", ""))),
+                Cell(fmt(b.get("n_spoof", ""))),
+            ]
             for b in outcome.batches
         ]
         eer_table = outcome.eer if outcome.eer is not None else pd.DataFrame(columns=["champion", "challenger"])
-        eer = [[name_cell(dataset), _rate(row.get("champion")), _rate(row.get("challenger"))] for dataset, row in eer_table.iterrows()]
-        forgetting_table = outcome.forgetting if outcome.forgetting is not None else pd.DataFrame(columns=["dataset", "eer_at_last_promotion", "eer_now", "change"])
+        eer = [
+            [name_cell(dataset), _rate(row.get("champion")), _rate(row.get("challenger"))]
+            for dataset, row in eer_table.iterrows()
+        ]
+        forgetting_table = (
+            outcome.forgetting
+            if outcome.forgetting is not None
+            else pd.DataFrame(columns=["dataset", "eer_at_last_promotion", "eer_now", "change"])
+        )
         forgetting = [
-            [name_cell(row["dataset"]), _rate(row["eer_at_last_promotion"]), _rate(row["eer_now"]), Cell(signed_pp(row["change"]))]
+            [
+                name_cell(row["dataset"]),
+                _rate(row["eer_at_last_promotion"]),
+                _rate(row["eer_now"]),
+                Cell(signed_pp(row["change"])),
+            ]
             for _, row in forgetting_table.iterrows()
         ]
         sections += [
             section
             for section in (
-            Section("batches", "New inbox batches", [Table("batches", [Column("batch", True), Column("files"), Column("bona fide"), Column("spoof")], batches)]),
-            Section("eer", "EER: champion vs challenger", [Table("eer", [Column("dataset", True), Column("champion EER (%)"), Column("challenger EER (%)")], eer)]),
-            _condition_section(outcome.eer_by_condition),
-            Section("forgetting", "Forgetting since the last promotion",
-                    [Table("forgetting", [Column("dataset", True), Column("EER then (%)"), Column("EER now (%)"), Column("change (pp)")], forgetting)]),
+                Section(
+                    "batches",
+                    "New inbox batches",
+                    [
+                        Table(
+                            "batches",
+                            [Column("batch", True), Column("files"), Column("bona fide"), Column("spoof")],
+                            batches,
+                        )
+                    ],
+                ),
+                Section(
+                    "eer",
+                    "EER: champion vs challenger",
+                    [
+                        Table(
+                            "eer",
+                            [Column("dataset", True), Column("champion EER (%)"), Column("challenger EER (%)")],
+                            eer,
+                        )
+                    ],
+                ),
+                _condition_section(outcome.eer_by_condition),
+                Section(
+                    "forgetting",
+                    "Forgetting since the last promotion",
+                    [
+                        Table(
+                            "forgetting",
+                            [
+                                Column("dataset", True),
+                                Column("EER then (%)"),
+                                Column("EER now (%)"),
+                                Column("change (pp)"),
+                            ],
+                            forgetting,
+                        )
+                    ],
+                ),
             )
             if section is not None
-        ]  # fmt: skip
+        ]
         if outcome.champion:
-            sections.append(Section("champion", "Champion in service", [Paragraph(
-                [Span(_model_ref(outcome.champion["model_path"]), "code"), f" (version {outcome.champion['version']})."], note=False)]))  # fmt: skip
+            sections.append(
+                Section(
+                    "champion",
+                    "Champion in service",
+                    [
+                        Paragraph(
+                            [
+                                Span(_model_ref(outcome.champion["model_path"]), "code"),
+                                f" (version {outcome.champion['version']}).",
+                            ],
+                            note=False,
+                        )
+                    ],
+                )
+            )
     meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f" · addgp {__version__}"]
     return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), sections)
 
@@ -116,13 +205,15 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "kind": "nightly",
         "config": outcome.config_name,
         "run_id": outcome.run_id,
-        "created": datetime.now(timezone.utc).isoformat(),
+        "created": datetime.now(UTC).isoformat(),
         "addgp_version": __version__,
         "nothing_new": outcome.nothing_new,
         "batches": outcome.batches,
         "decision": outcome.decision,
         "eer": None if outcome.eer is None else json.loads(outcome.eer.to_json(orient="index")),
-        "eer_by_condition": None if outcome.eer_by_condition is None else json.loads(outcome.eer_by_condition.to_json(orient="records")),
+        "eer_by_condition": None
+        if outcome.eer_by_condition is None
+        else json.loads(outcome.eer_by_condition.to_json(orient="records")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
         "champion": outcome.champion,
         "warnings": outcome.warnings,

@@ -22,9 +22,23 @@ from addgp.metrics import ECE_BINS, bayes_threshold, compute_metrics, det_curve,
 
 DPI = 110
 _PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
-    "#393b79", "#ad494a", "#637939", "#e7ba52", "#7b4173", "#3182bd",
-)  # fmt: skip
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#e7ba52",
+    "#7b4173",
+    "#3182bd",
+)
 BONAFIDE_COLOR, SPOOF_COLOR = "#2a9d8f", "#e76f51"
 _DET_TICKS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9]
 _DET_LIMITS = (0.0008, 0.95)
@@ -50,7 +64,9 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _new_figure(width: float, height: float, left: float = 0.7, right: float = 0.15, bottom: float = 0.55, top: float = 0.35) -> Figure:
+def _new_figure(
+    width: float, height: float, left: float = 0.7, right: float = 0.15, bottom: float = 0.55, top: float = 0.35
+) -> Figure:
     """A figure with fixed margins in inches.
 
     Fixed margins instead of matplotlib's constrained layout: labels are cut to known
@@ -118,9 +134,18 @@ def reliability_plot(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: s
         bins = reliability_bins(p_spoof, is_spoof, ECE_BINS)
         used = bins[bins["count"] > 0]
         ece = float((used["count"] * (used["mean_p_spoof"] - used["frac_spoof"]).abs()).sum() / used["count"].sum())
-        ax.plot(used["mean_p_spoof"], used["frac_spoof"], "-", color=color(i), lw=1.4, label=f"{label(name)}  (ECE {ece:.3f})")
+        ax.plot(
+            used["mean_p_spoof"],
+            used["frac_spoof"],
+            "-",
+            color=color(i),
+            lw=1.4,
+            label=f"{label(name)}  (ECE {ece:.3f})",
+        )
         sizes = 12 + 120 * np.sqrt(used["count"] / used["count"].max())
-        ax.scatter(used["mean_p_spoof"], used["frac_spoof"], s=sizes, color=color(i), edgecolor="white", lw=0.6, zorder=3)
+        ax.scatter(
+            used["mean_p_spoof"], used["frac_spoof"], s=sizes, color=color(i), edgecolor="white", lw=0.6, zorder=3
+        )
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("predicted P(spoof), mean per bin", fontsize=9)
@@ -150,8 +175,24 @@ def histogram_plot(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
         scores, labels = sets[name]
         scores = np.clip(np.asarray(scores, dtype=float), lo, hi)
         bona = np.asarray(labels) == "bonafide"
-        ax.hist(scores[bona], bins=edges, density=True, histtype="stepfilled", color=BONAFIDE_COLOR, alpha=0.5, label=f"bona fide ({bona.sum()})")
-        ax.hist(scores[~bona], bins=edges, density=True, histtype="stepfilled", color=SPOOF_COLOR, alpha=0.5, label=f"spoof ({(~bona).sum()})")
+        ax.hist(
+            scores[bona],
+            bins=edges,
+            density=True,
+            histtype="stepfilled",
+            color=BONAFIDE_COLOR,
+            alpha=0.5,
+            label=f"bona fide ({bona.sum()})",
+        )
+        ax.hist(
+            scores[~bona],
+            bins=edges,
+            density=True,
+            histtype="stepfilled",
+            color=SPOOF_COLOR,
+            alpha=0.5,
+            label=f"spoof ({(~bona).sum()})",
+        )
         ax.axvline(0.0, color="#333", lw=0.9)
         ax.axvline(bayes_threshold(), color="#333", lw=0.9, ls="--")
         ax.set_ylabel("density", fontsize=8)
@@ -159,7 +200,14 @@ def histogram_plot(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
         ax.set_title(label(name, 40), fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
     axes[-1].set_xlabel("score (LLR; higher = more bona fide)", fontsize=9)
-    fig.suptitle(f"Scores by class · {label(title, 48)}", fontsize=10, x=0.02, y=1 - 0.12 / fig.get_figheight(), ha="left", va="top")
+    fig.suptitle(
+        f"Scores by class · {label(title, 48)}",
+        fontsize=10,
+        x=0.02,
+        y=1 - 0.12 / fig.get_figheight(),
+        ha="left",
+        va="top",
+    )
     return _png(fig)
 
 
@@ -202,10 +250,21 @@ def heatmap_plot(
             text = "–" if not np.isfinite(value) else f"{100 * value:.1f}"
             weight = "bold" if c == n_cols else "normal"
             luminance = 0.2126 * face[0] + 0.7152 * face[1] + 0.0722 * face[2]
-            ax.text(x, r, text, ha="center", va="center", fontsize=9, weight=weight, color="#111" if luminance > 0.45 else "white")
+            ax.text(
+                x,
+                r,
+                text,
+                ha="center",
+                va="center",
+                fontsize=9,
+                weight=weight,
+                color="#111" if luminance > 0.45 else "white",
+            )
             if in_domain is not None and c < n_cols and in_domain[r, c]:
                 outline = "#111" if luminance > 0.45 else "white"
-                ax.add_patch(Rectangle((x - 0.44, r - 0.44), 0.88, 0.88, fill=False, edgecolor=outline, lw=1.6, ls="--"))
+                ax.add_patch(
+                    Rectangle((x - 0.44, r - 0.44), 0.88, 0.88, fill=False, edgecolor=outline, lw=1.6, ls="--")
+                )
     ax.set_xlim(-0.5, xs[-1] + 0.5)
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.set_xticks(xs, [label(c, 18) for c in columns], rotation=30, ha="right", fontsize=8)
@@ -213,7 +272,14 @@ def heatmap_plot(
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle("EER (%) · train setting × eval corpus · dashed: in-domain", fontsize=10, x=0.02, y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")
+    fig.suptitle(
+        "EER (%) · train setting × eval corpus · dashed: in-domain",
+        fontsize=10,
+        x=0.02,
+        y=1 - 0.1 / fig.get_figheight(),
+        ha="left",
+        va="top",
+    )
     return _png(fig)
 
 
@@ -226,7 +292,13 @@ def selective_plot(curves: pd.DataFrame, target_error: float, datasets: Sequence
     for ax, detector in zip(axes, detectors):
         mine = curves[curves["detector"] == detector]
         for dataset, curve in mine.groupby("dataset", sort=False):
-            ax.plot(curve["coverage"], curve["error"], color=color(dataset_index.get(dataset, 0)), lw=1.5, label=label(dataset, 24))
+            ax.plot(
+                curve["coverage"],
+                curve["error"],
+                color=color(dataset_index.get(dataset, 0)),
+                lw=1.5,
+                label=label(dataset, 24),
+            )
         ax.axhline(target_error, color="#333", lw=0.9, ls="--")
         ax.set_xlim(1.0, 0.0)
         ax.set_xlabel("coverage (share decided)", fontsize=9)
@@ -235,11 +307,20 @@ def selective_plot(curves: pd.DataFrame, target_error: float, datasets: Sequence
         ax.grid(True, color="#e5e5e5", lw=0.6)
     axes[0].set_ylabel("error on decided utterances", fontsize=9)
     axes[-1].legend(fontsize=7, loc="upper right", framealpha=0.9)
-    fig.suptitle(f"Selective prediction (dashed: target error {100 * target_error:g} %)", fontsize=10, x=0.02, y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")
+    fig.suptitle(
+        f"Selective prediction (dashed: target error {100 * target_error:g} %)",
+        fontsize=10,
+        x=0.02,
+        y=1 - 0.1 / fig.get_figheight(),
+        ha="left",
+        va="top",
+    )
     return _png(fig)
 
 
-def trend_plot(trends: pd.DataFrame, datasets: Sequence[str], average_label: str, current_run: str | None = None) -> bytes:
+def trend_plot(
+    trends: pd.DataFrame, datasets: Sequence[str], average_label: str, current_run: str | None = None
+) -> bytes:
     """EER per corpus across published reports (run-id order), one panel per detector; the average in black."""
     detectors = list(pd.unique(trends["detector"]))
     runs = list(pd.unique(trends["run_id"]))
@@ -251,7 +332,14 @@ def trend_plot(trends: pd.DataFrame, datasets: Sequence[str], average_label: str
     left = max(0.75, 0.15 + 0.87 * _text_inches(run_labels, 7))  # the first label, at 30 degrees, reaches left
     bottom = 0.35 + 0.5 * _text_inches(run_labels, 7)
     panel = 2.2
-    fig = _new_figure(left + right + 7.0, bottom + 0.55 + (panel + 0.35) * len(detectors), left=left, right=right, bottom=bottom, top=0.55)
+    fig = _new_figure(
+        left + right + 7.0,
+        bottom + 0.55 + (panel + 0.35) * len(detectors),
+        left=left,
+        right=right,
+        bottom=bottom,
+        top=0.55,
+    )
     axes = fig.subplots(len(detectors), 1, sharex=True, sharey=True, squeeze=False, gridspec_kw={"hspace": 0.3})[:, 0]
     dataset_index = {d: i for i, d in enumerate(datasets)}
     for ax, detector in zip(axes, detectors):
@@ -261,7 +349,15 @@ def trend_plot(trends: pd.DataFrame, datasets: Sequence[str], average_label: str
             if dataset == average_label:
                 ax.plot(xs, 100 * series["eer"], "-o", color="#111", lw=2.4, ms=4, label=average_label, zorder=3)
             else:
-                ax.plot(xs, 100 * series["eer"], "-o", color=color(dataset_index.get(dataset, len(dataset_index))), lw=1.2, ms=3, label=label(dataset, 24))
+                ax.plot(
+                    xs,
+                    100 * series["eer"],
+                    "-o",
+                    color=color(dataset_index.get(dataset, len(dataset_index))),
+                    lw=1.2,
+                    ms=3,
+                    label=label(dataset, 24),
+                )
         if current_run in position:
             ax.axvline(position[current_run], color="#bbb", lw=0.8, ls=":")
         ax.set_title(label(detector, 40), fontsize=9, loc="left")
@@ -274,12 +370,28 @@ def trend_plot(trends: pd.DataFrame, datasets: Sequence[str], average_label: str
     for ax in axes:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(name, handle)
-    fig.legend(list(seen.values()), list(seen.keys()), fontsize=7, loc="center right", bbox_to_anchor=(1 - 0.05 / fig.get_figwidth(), 0.5), framealpha=0.9)
-    fig.suptitle("EER across published reports (run-id order; dotted: this run)", fontsize=10, x=0.02, y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")
+    fig.legend(
+        list(seen.values()),
+        list(seen.keys()),
+        fontsize=7,
+        loc="center right",
+        bbox_to_anchor=(1 - 0.05 / fig.get_figwidth(), 0.5),
+        framealpha=0.9,
+    )
+    fig.suptitle(
+        "EER across published reports (run-id order; dotted: this run)",
+        fontsize=10,
+        x=0.02,
+        y=1 - 0.1 / fig.get_figheight(),
+        ha="left",
+        va="top",
+    )
     return _png(fig)
 
 
-def robustness_plot(eer: np.ndarray, delta: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], worst: np.ndarray) -> bytes:
+def robustness_plot(
+    eer: np.ndarray, delta: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], worst: np.ndarray
+) -> bytes:
     """EER per detector (rows) under each condition (columns, clean first), coloured by the increase against clean.
 
     ``eer`` and ``delta`` are (rows, conditions) fractions (NaN = not scored); each cell shows
@@ -306,8 +418,16 @@ def robustness_plot(eer: np.ndarray, delta: np.ndarray, row_labels: Sequence[str
             text = "–" if not np.isfinite(eer[r, c]) else f"{100 * eer[r, c]:.1f}"
             if np.isfinite(change) and column_labels[c] != "clean":
                 text += f"\n{100 * change:+.1f} pp"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8, color="#111" if luminance > 0.45 else "white",
-                    weight="bold" if worst[r, c] else "normal")  # fmt: skip
+            ax.text(
+                c,
+                r,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#111" if luminance > 0.45 else "white",
+                weight="bold" if worst[r, c] else "normal",
+            )
             if worst[r, c]:
                 ax.add_patch(Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, edgecolor="#111", lw=2.0))
     ax.set_xlim(-0.5, n_cols - 0.5)
@@ -317,6 +437,12 @@ def robustness_plot(eer: np.ndarray, delta: np.ndarray, row_labels: Sequence[str
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle("EER (%) and change vs clean (pp) · detector × condition · outlined: worst", fontsize=10, x=0.02,
-                 y=1 - 0.1 / fig.get_figheight(), ha="left", va="top")  # fmt: skip
+    fig.suptitle(
+        "EER (%) and change vs clean (pp) · detector × condition · outlined: worst",
+        fontsize=10,
+        x=0.02,
+        y=1 - 0.1 / fig.get_figheight(),
+        ha="left",
+        va="top",
+    )
     return _png(fig)

@@ -18,11 +18,11 @@ from tasks.evaluate.robustness import CLEAN
 from tasks.report.content import ReportContent, data_checks_of
 from tasks.report.format import ci_pct, fmt, is_number, pct, slug, truthy
 from tasks.report.model import (
+    Block,
     Card,
     Cards,
     Cell,
     Column,
-    Block,
     Details,
     Document,
     Figure,
@@ -53,7 +53,11 @@ def count_cell(value) -> Cell:
 def metric_cell(spec: MetricSpec, record, digits: int | None = None, heat: bool = False) -> Cell:
     """``record[spec.key]`` formatted by its spec, with its CI when the record has one."""
     value = record.get(spec.key) if hasattr(record, "get") else record
-    ci = spec.format_ci(record.get(f"{spec.key}_ci_low"), record.get(f"{spec.key}_ci_high")) if hasattr(record, "get") else ""
+    ci = (
+        spec.format_ci(record.get(f"{spec.key}_ci_low"), record.get(f"{spec.key}_ci_high"))
+        if hasattr(record, "get")
+        else ""
+    )
     return Cell(spec.format(value, digits), ci=ci, heat=float(value) if heat and is_number(value) else None)
 
 
@@ -80,39 +84,85 @@ def _metric_columns() -> list[Column]:
 def regressions_section(content: ReportContent) -> Section:
     c = content.comparison
     if c.previous_run_id is None:
-        return Section("regressions", "Regressions", [Paragraph(["First report: nothing to compare with yet."], note=False)],
-                       nav="Regressions", css="status first", summary=True)  # fmt: skip
+        return Section(
+            "regressions",
+            "Regressions",
+            [Paragraph(["First report: nothing to compare with yet."], note=False)],
+            nav="Regressions",
+            css="status first",
+            summary=True,
+        )
     blocks: list = []
     if not c.regressions:
-        blocks.append(Paragraph([Span("None.", "b"), f" Nothing got worse beyond its bootstrap CI ({c.n_compared} comparisons of a metric in a cell)."], note=False))
+        blocks.append(
+            Paragraph(
+                [
+                    Span("None.", "b"),
+                    f" Nothing got worse beyond its bootstrap CI ({c.n_compared} comparisons of a metric in a cell).",
+                ],
+                note=False,
+            )
+        )
     else:
-        blocks.append(Paragraph([Span(f"{len(c.regressions)} regression(s)", "b"),
-                                 f" among {c.n_compared} comparisons of a metric in a cell: worse by more than the half-width of the 95 % CI."], note=False))  # fmt: skip
+        blocks.append(
+            Paragraph(
+                [
+                    Span(f"{len(c.regressions)} regression(s)", "b"),
+                    f" among {c.n_compared} comparisons of a metric in a cell: worse by more than the half-width of the 95 % CI.",
+                ],
+                note=False,
+            )
+        )
         rows = []
         for r in c.regressions:
             spec = r.spec
             unit = " pp" if spec.percent else ""
-            rows.append([
-                name_cell(r.detector), name_cell(r.dataset), name_cell(spec.header), Cell(spec.format(r.old)), Cell(spec.format(r.new)),
-                Cell(f"+{spec.format(r.delta)}{unit}", css="bad"),
-                Cell(f"{spec.format(r.tolerance)}{unit} ({r.tolerance_from})"),
-            ])  # fmt: skip
-        columns = [Column("detector", True), Column("eval corpus", True), Column("metric", True), Column("before"), Column("now"),
-                   Column("change (worse by)"), Column("CI half-width")]  # fmt: skip
+            rows.append(
+                [
+                    name_cell(r.detector),
+                    name_cell(r.dataset),
+                    name_cell(spec.header),
+                    Cell(spec.format(r.old)),
+                    Cell(spec.format(r.new)),
+                    Cell(f"+{spec.format(r.delta)}{unit}", css="bad"),
+                    Cell(f"{spec.format(r.tolerance)}{unit} ({r.tolerance_from})"),
+                ]
+            )
+        columns = [
+            Column("detector", True),
+            Column("eval corpus", True),
+            Column("metric", True),
+            Column("before"),
+            Column("now"),
+            Column("change (worse by)"),
+            Column("CI half-width"),
+        ]
         blocks.append(Table("regression-table", columns, rows))
     if c.improvements:
         parts: list[Inline] = ["Improved beyond the CI: "]
         for i, change in enumerate(c.improvements):
             spec = change.spec
             unit = " %" if spec.percent else ""
-            parts += [", " if i else "", Span(f"{change.detector} on {change.dataset} ({spec.label} {spec.format(change.old)} → {spec.format(change.new)}{unit})", "good")]
+            parts += [
+                ", " if i else "",
+                Span(
+                    f"{change.detector} on {change.dataset} ({spec.label} {spec.format(change.old)} → {spec.format(change.new)}{unit})",
+                    "good",
+                ),
+            ]
         blocks.append(Paragraph(parts))
     if c.added:
         blocks.append(Paragraph(["New cells: " + ", ".join(f"{d} on {s}" for d, s in c.added)]))
     if c.removed:
         blocks.append(Paragraph(["No longer evaluated: " + ", ".join(f"{d} on {s}" for d, s in c.removed)]))
-    return Section("regressions", f"Regressions since {c.previous_run_id}", blocks, nav="Regressions",
-                   css="status " + ("regress" if c.regressions else "ok"), summary=True)  # fmt: skip
+    return Section(
+        "regressions",
+        f"Regressions since {c.previous_run_id}",
+        blocks,
+        nav="Regressions",
+        css="status " + ("regress" if c.regressions else "ok"),
+        summary=True,
+    )
 
 
 def data_checks_section(content: ReportContent) -> Section | None:
@@ -128,19 +178,38 @@ def data_checks_section(content: ReportContent) -> Section | None:
         summary += [" · " if summary else "", Span(f"{warnings} warning(s)", "b")]
     if not summary:
         summary.append(Span("No warnings.", "b"))
-    summary.append(f" {len(checks)} check result(s) on the run's inputs (duplicates, train/eval overlap, …); warnings and errors first.")
+    summary.append(
+        f" {len(checks)} check result(s) on the run's inputs (duplicates, train/eval overlap, …); warnings and errors first."
+    )
     rows = []
     for _, row in checks.iterrows():
         severity = str(row["severity"])
         css = {"error": "error", "warning": "warn"}.get(severity, "")
-        rows.append([
-            name_cell(row["check"]), name_cell(row["scope"]), Cell(fmt(row["count"]), css=css),
-            Cell(severity, text_column=True, css=css, strong=severity != "info"), name_cell(row["examples"]),
-        ])  # fmt: skip
-    columns = [Column("check", True), Column("scope", True), Column("count"), Column("severity", True), Column("examples", True)]
+        rows.append(
+            [
+                name_cell(row["check"]),
+                name_cell(row["scope"]),
+                Cell(fmt(row["count"]), css=css),
+                Cell(severity, text_column=True, css=css, strong=severity != "info"),
+                name_cell(row["examples"]),
+            ]
+        )
+    columns = [
+        Column("check", True),
+        Column("scope", True),
+        Column("count"),
+        Column("severity", True),
+        Column("examples", True),
+    ]
     css = "status " + ("regress" if errors else "warn" if warnings else "ok")
-    return Section("data-checks", "Data checks", [Paragraph(summary, note=False), Table("data-checks-table", columns, rows)],
-                   nav="Data checks", css=css, summary=True)  # fmt: skip
+    return Section(
+        "data-checks",
+        "Data checks",
+        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows)],
+        nav="Data checks",
+        css=css,
+        summary=True,
+    )
 
 
 def headline_section(content: ReportContent) -> Section:
@@ -154,15 +223,29 @@ def headline_section(content: ReportContent) -> Section:
         if ci:
             first.append(f" · 95 % CI {ci}")
         averages = " · ".join(
-            f"{spec.label} {spec.format(r.get(f'average_{spec.key}'))}{' ' + spec.unit if spec.unit else ''}" for spec in others
+            f"{spec.label} {spec.format(r.get(f'average_{spec.key}'))}{' ' + spec.unit if spec.unit else ''}"
+            for spec in others
         )
-        cards.append(Card(
-            str(r["detector"]), f"trained on {r['train_setting']}", f"{pct(r['average_eer'], 1)} %",
-            [first, [f"pooled EER {pct(r['pooled_eer'], 1)} % · out-of-domain average {pct(r['out_of_domain_average_eer'], 1)} %"],
-             [f"averages: {averages}"] if averages else []],
-        ))  # fmt: skip
-    intro = Paragraph(["The unweighted average EER over the eval corpora per detector, with its bootstrap 95 % CI; "
-                       "pooled = all corpora's scores as one set."])  # fmt: skip
+        cards.append(
+            Card(
+                str(r["detector"]),
+                f"trained on {r['train_setting']}",
+                f"{pct(r['average_eer'], 1)} %",
+                [
+                    first,
+                    [
+                        f"pooled EER {pct(r['pooled_eer'], 1)} % · out-of-domain average {pct(r['out_of_domain_average_eer'], 1)} %"
+                    ],
+                    [f"averages: {averages}"] if averages else [],
+                ],
+            )
+        )
+    intro = Paragraph(
+        [
+            "The unweighted average EER over the eval corpora per detector, with its bootstrap 95 % CI; "
+            "pooled = all corpora's scores as one set."
+        ]
+    )
     return Section("headline", "Headline", [intro, Cards(cards)], nav="Headline", summary=True)
 
 
@@ -172,8 +255,13 @@ def matrix_section(content: ReportContent) -> Section:
     low = ev.matrix("eer_ci_low") if "eer_ci_low" in ev.cells else None
     high = ev.matrix("eer_ci_high") if "eer_ci_high" in ev.cells else None
     summary = ev.summary.set_index("detector")
-    columns = [Column("detector", True), Column("train setting", True), *[Column(str(d)) for d in matrix.columns],
-               Column("average", css="avg"), Column("pooled")]  # fmt: skip
+    columns = [
+        Column("detector", True),
+        Column("train setting", True),
+        *[Column(str(d)) for d in matrix.columns],
+        Column("average", css="avg"),
+        Column("pooled"),
+    ]
     rows = []
     for key, row in matrix.iterrows():
         detector, setting = key
@@ -185,17 +273,29 @@ def matrix_section(content: ReportContent) -> Section:
             cell.title, cell.mark = (INDOMAIN_TITLE, " ◦") if own else ("", "")
             cells.append(cell)
         s = summary.loc[detector]
-        cells.append(rate_cell(s["average_eer"], ci=ci_pct(s["average_eer_ci_low"], s["average_eer_ci_high"]), css="avg"))
+        cells.append(
+            rate_cell(s["average_eer"], ci=ci_pct(s["average_eer_ci_low"], s["average_eer_ci_high"]), css="avg")
+        )
         cells[-1].strong = True
         cells.append(rate_cell(s["pooled_eer"], heat=False))
         rows.append(cells)
-    intro = Paragraph([
-        "Rows: detector and the data it was trained on; columns: eval corpora. ", Span("average", "b"),
-        " = unweighted mean over the eval corpora (the headline); ", Span("pooled", "b"), " = all corpora's scores as one set. "
-        "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus).",
-    ])  # fmt: skip
-    return Section("matrix", "Cross-dataset EER (%)", [intro, Table("eer-matrix", columns, rows), *_figures(content, "matrix", "heat")],
-                   nav="Cross-dataset matrix", summary=True)  # fmt: skip
+    intro = Paragraph(
+        [
+            "Rows: detector and the data it was trained on; columns: eval corpora. ",
+            Span("average", "b"),
+            " = unweighted mean over the eval corpora (the headline); ",
+            Span("pooled", "b"),
+            " = all corpora's scores as one set. "
+            "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus).",
+        ]
+    )
+    return Section(
+        "matrix",
+        "Cross-dataset EER (%)",
+        [intro, Table("eer-matrix", columns, rows), *_figures(content, "matrix", "heat")],
+        nav="Cross-dataset matrix",
+        summary=True,
+    )
 
 
 def _delta_cell(spec: MetricSpec, record, strong: bool = False) -> Cell:
@@ -205,7 +305,11 @@ def _delta_cell(spec: MetricSpec, record, strong: bool = False) -> Cell:
     key = f"delta_{spec.key}"
     value, low, high = record.get(key), record.get(f"{key}_ci_low"), record.get(f"{key}_ci_high")
     unit_scale = 100 if spec.percent else 1
-    text = f"{unit_scale * float(value):+.{spec.digits - 1 if spec.percent else spec.digits}f}" if is_number(value) else "–"
+    text = (
+        f"{unit_scale * float(value):+.{spec.digits - 1 if spec.percent else spec.digits}f}"
+        if is_number(value)
+        else "–"
+    )
     ci = spec.format_ci(low, high)
     worse = is_number(low) and (spec.worse(low, 0.0) > 0 if not spec.higher_is_better else spec.worse(high, 0.0) > 0)
     return Cell(text, ci=ci, css="bad" if worse else "", strong=strong)
@@ -217,67 +321,163 @@ def robustness_sections(content: ReportContent) -> list[Section]:
     if ev.robustness is None or ev.robustness.empty:
         return []
     eer, cllr = METRIC_SPECS["eer"], METRIC_SPECS["cllr"]
-    columns = [Column("detector", True), Column("condition", True), Column("corpora"), Column("EER (%)"), Column("ΔEER vs clean (pp)"),
-               Column("Cllr (bits)"), Column("ΔCllr vs clean (bits)")]  # fmt: skip
+    columns = [
+        Column("detector", True),
+        Column("condition", True),
+        Column("corpora"),
+        Column("EER (%)"),
+        Column("ΔEER vs clean (pp)"),
+        Column("Cllr (bits)"),
+        Column("ΔCllr vs clean (bits)"),
+    ]
     rows = []
     for _, r in ev.robustness.iterrows():
         worst = truthy(r.get("worst"))
         condition = name_cell(r["condition"], strong=worst)
         if worst:
-            condition.css, condition.mark, condition.title = "worst", " ▲ worst", "this detector's worst condition (largest EER increase)"
-        rows.append([name_cell(r["detector"]), condition, count_cell(r["n_corpora"]), rate_cell(r["eer"], digits=2),
-                     _delta_cell(eer, r, strong=worst), metric_cell(cllr, r), _delta_cell(cllr, r)])  # fmt: skip
-    detail_columns = [Column("detector", True), Column("eval corpus", True), Column("condition", True), Column("utterances"), Column("paired"),
-                      Column("EER (%)"), Column("ΔEER (pp)"), Column("Cllr (bits)"), Column("ΔCllr (bits)"), Column("note", True)]  # fmt: skip
+            condition.css, condition.mark, condition.title = (
+                "worst",
+                " ▲ worst",
+                "this detector's worst condition (largest EER increase)",
+            )
+        rows.append(
+            [
+                name_cell(r["detector"]),
+                condition,
+                count_cell(r["n_corpora"]),
+                rate_cell(r["eer"], digits=2),
+                _delta_cell(eer, r, strong=worst),
+                metric_cell(cllr, r),
+                _delta_cell(cllr, r),
+            ]
+        )
+    detail_columns = [
+        Column("detector", True),
+        Column("eval corpus", True),
+        Column("condition", True),
+        Column("utterances"),
+        Column("paired"),
+        Column("EER (%)"),
+        Column("ΔEER (pp)"),
+        Column("Cllr (bits)"),
+        Column("ΔCllr (bits)"),
+        Column("note", True),
+    ]
     detail = [
-        [name_cell(c["detector"]), name_cell(c["dataset"]), name_cell(c["condition"]), count_cell(c["n"]), count_cell(c["n_paired"]),
-         rate_cell(c["eer"], digits=2), _delta_cell(eer, c), metric_cell(cllr, c), _delta_cell(cllr, c), name_cell(_note(c["note"]))]
+        [
+            name_cell(c["detector"]),
+            name_cell(c["dataset"]),
+            name_cell(c["condition"]),
+            count_cell(c["n"]),
+            count_cell(c["n_paired"]),
+            rate_cell(c["eer"], digits=2),
+            _delta_cell(eer, c),
+            metric_cell(cllr, c),
+            _delta_cell(cllr, c),
+            name_cell(_note(c["note"])),
+        ]
         for _, c in ev.robustness_cells.iterrows()
-    ]  # fmt: skip
+    ]
     worst = ev.robustness[ev.robustness["worst"].map(truthy)]
     glance: list[Inline] = ["Worst condition per detector: "]
     for i, (_, w) in enumerate(worst.iterrows()):
-        glance += [", " if i else "", Span(f"{w['detector']}: {w['condition']} ({100 * w['delta_eer']:+.1f} pp EER)", "b")]
-    intro = Paragraph([
-        "Every eval set scored under each degradation condition (clean = audio as shipped). Averages over the eval corpora scored "
-        "under both the condition and clean; Δ = condition − clean (positive = worse), 95 % CI from a bootstrap paired by utterance "
-        f"({ev.settings.n_boot} resamples; an utterance scored under both is resampled with both its scores). "
-        "Red: the CI lies entirely on the worse side. The other sections describe clean audio only.",
-    ])  # fmt: skip
-    blocks: list[Block] = [intro, Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
-              Table("robustness-table", columns, rows), *_figures(content, "robustness", "heat")]  # fmt: skip
-    detail_intro = Paragraph(["The same per eval corpus; paired = utterances of the condition that were also scored clean."])
+        glance += [
+            ", " if i else "",
+            Span(f"{w['detector']}: {w['condition']} ({100 * w['delta_eer']:+.1f} pp EER)", "b"),
+        ]
+    intro = Paragraph(
+        [
+            "Every eval set scored under each degradation condition (clean = audio as shipped). Averages over the eval corpora scored "
+            "under both the condition and clean; Δ = condition − clean (positive = worse), 95 % CI from a bootstrap paired by utterance "
+            f"({ev.settings.n_boot} resamples; an utterance scored under both is resampled with both its scores). "
+            "Red: the CI lies entirely on the worse side. The other sections describe clean audio only.",
+        ]
+    )
+    blocks: list[Block] = [
+        intro,
+        Paragraph(glance if len(worst) else ["No degraded condition could be compared with clean."], note=False),
+        Table("robustness-table", columns, rows),
+        *_figures(content, "robustness", "heat"),
+    ]
+    detail_intro = Paragraph(
+        ["The same per eval corpus; paired = utterances of the condition that were also scored clean."]
+    )
     return [
         Section("robustness", "Robustness to degradations", blocks, nav="Robustness", summary=True),
-        Section("robustness-detail", "Robustness per eval corpus", [detail_intro, Table("robustness-cells", detail_columns, detail)]),
+        Section(
+            "robustness-detail",
+            "Robustness per eval corpus",
+            [detail_intro, Table("robustness-cells", detail_columns, detail)],
+        ),
     ]
 
 
 def metrics_section(content: ReportContent) -> Section:
     ev = content.evaluation
     specs = list(METRIC_SPECS.values())
-    columns = [Column("detector", True), Column("eval corpus", True), *_metric_columns(), Column("bona fide"), Column("spoof"),
-               Column("CI by", True), Column("note", True)]  # fmt: skip
+    columns = [
+        Column("detector", True),
+        Column("eval corpus", True),
+        *_metric_columns(),
+        Column("bona fide"),
+        Column("spoof"),
+        Column("CI by", True),
+        Column("note", True),
+    ]
     rows = [
-        [name_cell(c["detector"]), name_cell(c["dataset"]), *[metric_cell(spec, c) for spec in specs],
-         count_cell(c["n_bonafide"]), count_cell(c["n_spoof"]), name_cell(c.get("ci_unit") or "–"), name_cell(_note(c["note"]))]
+        [
+            name_cell(c["detector"]),
+            name_cell(c["dataset"]),
+            *[metric_cell(spec, c) for spec in specs],
+            count_cell(c["n_bonafide"]),
+            count_cell(c["n_spoof"]),
+            name_cell(c.get("ci_unit") or "–"),
+            name_cell(_note(c["note"])),
+        ]
         for _, c in ev.cells.iterrows()
-    ]  # fmt: skip
-    agg_columns = [Column("detector", True), Column("aggregate", True), *_metric_columns(), Column("corpora"), Column("note", True)]
+    ]
+    agg_columns = [
+        Column("detector", True),
+        Column("aggregate", True),
+        *_metric_columns(),
+        Column("corpora"),
+        Column("note", True),
+    ]
     agg_rows = [
-        [name_cell(a["detector"]), name_cell(a["aggregate"], strong=True), *[metric_cell(spec, a) for spec in specs],
-         count_cell(a["n_datasets"]), name_cell(_note(a["note"]))]
+        [
+            name_cell(a["detector"]),
+            name_cell(a["aggregate"], strong=True),
+            *[metric_cell(spec, a) for spec in specs],
+            count_cell(a["n_datasets"]),
+            name_cell(_note(a["note"])),
+        ]
         for _, a in ev.aggregates.iterrows()
-    ]  # fmt: skip
-    return Section("metrics", "All metrics", [
-        Paragraph(["Per detector and eval corpus. Rates are shown in % where the header says so, as fractions elsewhere; "
-                   "DCF with P(spoof) = 0.05, C_miss = 1, C_fa = 10. "
-                   f"CIs: percentile bootstrap, {ev.settings.n_boot} resamples, resampling speakers where the corpus names them."]),
-        Table("metrics", columns, rows),
-        Heading("Pooled and averaged over eval corpora"),
-        Paragraph([Span("pooled", "b"), ": all corpora's scores as one set; ", Span("average", "b"), ": unweighted mean of the per-corpus values."]),
-        Table("aggregates", agg_columns, agg_rows),
-    ], nav="All metrics")  # fmt: skip
+    ]
+    return Section(
+        "metrics",
+        "All metrics",
+        [
+            Paragraph(
+                [
+                    "Per detector and eval corpus. Rates are shown in % where the header says so, as fractions elsewhere; "
+                    "DCF with P(spoof) = 0.05, C_miss = 1, C_fa = 10. "
+                    f"CIs: percentile bootstrap, {ev.settings.n_boot} resamples, resampling speakers where the corpus names them."
+                ]
+            ),
+            Table("metrics", columns, rows),
+            Heading("Pooled and averaged over eval corpora"),
+            Paragraph(
+                [
+                    Span("pooled", "b"),
+                    ": all corpora's scores as one set; ",
+                    Span("average", "b"),
+                    ": unweighted mean of the per-corpus values.",
+                ]
+            ),
+            Table("aggregates", agg_columns, agg_rows),
+        ],
+        nav="All metrics",
+    )
 
 
 def corpora_section(content: ReportContent) -> Section:
@@ -296,37 +496,86 @@ def selective_section(content: ReportContent) -> Section:
     ev = content.evaluation
     target = ev.settings.target_error
     rows = [
-        [name_cell(s["detector"]), name_cell(s["dataset"]), name_cell(s["uncertainty"]),
-         rate_cell(s["error_at_full_coverage"], heat=False), Cell(pct(s["coverage_at_target"], 0), strong=True)]
+        [
+            name_cell(s["detector"]),
+            name_cell(s["dataset"]),
+            name_cell(s["uncertainty"]),
+            rate_cell(s["error_at_full_coverage"], heat=False),
+            Cell(pct(s["coverage_at_target"], 0), strong=True),
+        ]
         for _, s in ev.selective.iterrows()
-    ]  # fmt: skip
-    columns = [Column("detector", True), Column("eval corpus", True), Column("uncertainty", True), Column("error, all decided (%)"),
-               Column(f"coverage at {100 * target:g} % error (%)")]  # fmt: skip
-    intro = Paragraph([f"Share of utterances a detector decides with at most {100 * target:g} % errors (decision at LLR 0) when it may defer "
-                       "the most uncertain ones: GP predictive variance where the detector has one, otherwise the entropy of P(spoof)."])  # fmt: skip
-    return Section("selective", "Selective prediction", [intro, Table("selective-table", columns, rows), *_figures(content, "selective", "wide")],
-                   nav="Selective prediction")  # fmt: skip
+    ]
+    columns = [
+        Column("detector", True),
+        Column("eval corpus", True),
+        Column("uncertainty", True),
+        Column("error, all decided (%)"),
+        Column(f"coverage at {100 * target:g} % error (%)"),
+    ]
+    intro = Paragraph(
+        [
+            f"Share of utterances a detector decides with at most {100 * target:g} % errors (decision at LLR 0) when it may defer "
+            "the most uncertain ones: GP predictive variance where the detector has one, otherwise the entropy of P(spoof)."
+        ]
+    )
+    return Section(
+        "selective",
+        "Selective prediction",
+        [intro, Table("selective-table", columns, rows), *_figures(content, "selective", "wide")],
+        nav="Selective prediction",
+    )
 
 
 def breakdowns_section(content: ReportContent) -> Section:
     ev = content.evaluation
     blocks: list = []
     if len(ev.attacks):
-        pivot = ev.attacks.pivot_table(index=["dataset", "attack"], columns="detector", values="eer", aggfunc="first", sort=False)
+        pivot = ev.attacks.pivot_table(
+            index=["dataset", "attack"], columns="detector", values="eer", aggfunc="first", sort=False
+        )
         counts = ev.attacks.groupby(["dataset", "attack"], sort=False)["n_spoof"].first()
-        rows = [[name_cell(k[0]), name_cell(k[1]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]] for k, row in pivot.iterrows()]
+        rows = [
+            [name_cell(k[0]), name_cell(k[1]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]]
+            for k, row in pivot.iterrows()
+        ]
         blocks += [
             Heading("EER (%) per attack"),
-            Paragraph(["Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it)."]),
-            Table("attacks", [Column("eval corpus", True), Column("attack", True), Column("spoofs"), *[Column(str(d)) for d in pivot.columns]], rows),
+            Paragraph(
+                ["Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it)."]
+            ),
+            Table(
+                "attacks",
+                [
+                    Column("eval corpus", True),
+                    Column("attack", True),
+                    Column("spoofs"),
+                    *[Column(str(d)) for d in pivot.columns],
+                ],
+                rows,
+            ),
         ]
     else:
         blocks.append(Paragraph(["No attack ids in these corpora."]))
     if len(ev.conditions):
-        pivot = ev.conditions.pivot_table(index=["dataset", "factor", "value"], columns="detector", values="eer", aggfunc="first", sort=False)
-        counts = ev.conditions.assign(n=ev.conditions["n_bonafide"] + ev.conditions["n_spoof"]).groupby(["dataset", "factor", "value"], sort=False)["n"].first()
-        rows = [[name_cell(k[0]), name_cell(k[1]), name_cell(k[2]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]] for k, row in pivot.iterrows()]
-        columns = [Column("eval corpus", True), Column("factor", True), Column("value", True), Column("utterances"), *[Column(str(d)) for d in pivot.columns]]
+        pivot = ev.conditions.pivot_table(
+            index=["dataset", "factor", "value"], columns="detector", values="eer", aggfunc="first", sort=False
+        )
+        counts = (
+            ev.conditions.assign(n=ev.conditions["n_bonafide"] + ev.conditions["n_spoof"])
+            .groupby(["dataset", "factor", "value"], sort=False)["n"]
+            .first()
+        )
+        rows = [
+            [name_cell(k[0]), name_cell(k[1]), name_cell(k[2]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]]
+            for k, row in pivot.iterrows()
+        ]
+        columns = [
+            Column("eval corpus", True),
+            Column("factor", True),
+            Column("value", True),
+            Column("utterances"),
+            *[Column(str(d)) for d in pivot.columns],
+        ]
         blocks += [Heading("EER (%) per condition"), Table("conditions", columns, rows)]
     return Section("breakdowns", "Breakdowns", blocks, nav="Breakdowns")
 
@@ -335,8 +584,15 @@ def trends_section(content: ReportContent) -> Section:
     if not content.figures["trends"]:
         return Section("trends", "Trends", [Paragraph(["First report: no history yet."])], nav="Trends")
     runs = content.trends["run_id"].nunique()
-    return Section("trends", "Trends", [Paragraph([f"EER over the last {runs} published reports, in run-id order."]),
-                                        *_figures(content, "trends", "wide")], nav="Trends")  # fmt: skip
+    return Section(
+        "trends",
+        "Trends",
+        [
+            Paragraph([f"EER over the last {runs} published reports, in run-id order."]),
+            *_figures(content, "trends", "wide"),
+        ],
+        nav="Trends",
+    )
 
 
 def models_section(content: ReportContent) -> Section:
@@ -346,14 +602,20 @@ def models_section(content: ReportContent) -> Section:
     ]
     notes = json.dumps(content.document.get("notes") or {}, indent=2, ensure_ascii=False, default=str)
     columns = [Column("model", True), Column("kind", True), Column("train setting", True), Column("dev EER (%)")]
-    return Section("models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models")
+    return Section(
+        "models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models"
+    )
 
 
 def run_document(content: ReportContent) -> Document:
     """The run report's document: regressions first, then data checks, headline, matrix, robustness, the details."""
     r = content.report
     compared = content.comparison.previous_run_id
-    meta: list[Inline] = ["Run ", Span(r.run_id, "b"), f" · {content.document['created']} · encoder {content.document['encoder']} · addgp {__version__}"]
+    meta: list[Inline] = [
+        "Run ",
+        Span(r.run_id, "b"),
+        f" · {content.document['created']} · encoder {content.document['encoder']} · addgp {__version__}",
+    ]
     if compared:
         meta.append(f" · compared with {compared}")
     sections = [

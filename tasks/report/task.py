@@ -43,7 +43,9 @@ class PublishedReport:
         return join(self.folder, "index.html")
 
 
-def publish_run_report(report: ReportInput, scores: pd.DataFrame | None, reports_root: str, trend_runs: int = TREND_RUNS) -> PublishedReport:
+def publish_run_report(
+    report: ReportInput, scores: pd.DataFrame | None, reports_root: str, trend_runs: int = TREND_RUNS
+) -> PublishedReport:
     """Compare with the previous published report, render, and publish ``reports_root/<run_id>``.
 
     The previous report is the one LATEST names (read before this one replaces it); the
@@ -93,11 +95,15 @@ def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, co
     """Publish the run's report folder and its Prefect artifacts; returns the folder."""
     published = publish_run_report(report, scores, reports_root)
     content = published.content
-    create_markdown_artifact(summary_markdown(content), key=artifact_key(config_name, "summary"), description=report.title)
+    create_markdown_artifact(
+        summary_markdown(content), key=artifact_key(config_name, "summary"), description=report.title
+    )
     create_table_artifact(
         matrix_table(content.evaluation),
         key=artifact_key(config_name, "eer-matrix"),
         description="EER per detector/train setting (rows) and eval corpus (columns), fractions; last columns: unweighted average and pooled",
     )
-    create_link_artifact(_link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html"))
+    create_link_artifact(
+        _link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html")
+    )
     return published.folder

@@ -55,10 +55,12 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> "LLRDetector":
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> LLRDetector:
         raise NotImplementedError
 
-    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight: float, random_state: int, **options):
+    def _adapt(
+        self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight: float, random_state: int, **options
+    ):
         raise NotImplementedError(f"detector kind {self.kind!r} does not support few-shot adaptation")
 
     # ------------------------------------------------------------------ prediction
@@ -116,7 +118,7 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
         shot_weight: float = DEFAULT_SHOT_WEIGHT,
         random_state: int = 0,
         **options,
-    ) -> "LLRDetector":
+    ) -> LLRDetector:
         """A copy of this fitted detector adapted to K labelled shots; this one is never modified.
 
         Labels are "bonafide"/"spoof" strings or booleans is_spoof, as for ``fit``. Replay rows
@@ -138,8 +140,16 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
         if X_replay is not None:
             X_replay = np.asarray(X_replay, dtype=np.float32)
             if X_shots.shape[1] != X_replay.shape[1]:
-                raise ValueError(f"shots have {X_shots.shape[1]} dimensions but the replay rows have {X_replay.shape[1]}")
+                raise ValueError(
+                    f"shots have {X_shots.shape[1]} dimensions but the replay rows have {X_replay.shape[1]}"
+                )
             is_spoof_replay = is_spoof_target(y_replay)
         return self._adapt(
-            X_shots, is_spoof_shots, X_replay, is_spoof_replay, shot_weight=float(shot_weight), random_state=random_state, **options
+            X_shots,
+            is_spoof_shots,
+            X_replay,
+            is_spoof_replay,
+            shot_weight=float(shot_weight),
+            random_state=random_state,
+            **options,
         )

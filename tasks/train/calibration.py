@@ -101,8 +101,12 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Calibration | None":
-        return None if data is None else cls(method=data["method"], scale=float(data["scale"]), offset=float(data["offset"]))
+    def from_dict(cls, data: dict | None) -> Calibration | None:
+        return (
+            None
+            if data is None
+            else cls(method=data["method"], scale=float(data["scale"]), offset=float(data["offset"]))
+        )
 
 
 def fit_calibration(scores, y, method: str = "affine") -> Calibration:

@@ -48,7 +48,7 @@ def labelled_embeddings(
         layer=setting.layer,
         pooling=setting.pooling,
         crop_s=setting.crop_s,
-        datasets=sorted(selected["dataset"].unique())
+        datasets=sorted(selected["dataset"].unique()),
     )
     positions = meta[["dataset", "utt_id", "sha256"]].assign(_row=np.arange(len(meta)))
     joined = selected.merge(positions, on=["dataset", "utt_id", "sha256"], how="inner")

@@ -160,7 +160,9 @@ def _log_positive() -> Positive:
 
 def _kernel(feature_dim: int, ard: bool, batch_shape: torch.Size) -> ScaleKernel:
     kernel = ScaleKernel(
-        RBFKernel(ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape, lengthscale_constraint=_log_positive()),
+        RBFKernel(
+            ard_num_dims=feature_dim if ard else None, batch_shape=batch_shape, lengthscale_constraint=_log_positive()
+        ),
         batch_shape=batch_shape,
         outputscale_constraint=_log_positive(),
     )
@@ -326,7 +328,7 @@ class DKLGPDetector(LLRDetector):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, y, X_dev=None, y_dev=None) -> "DKLGPDetector":
+    def fit(self, X, y, X_dev=None, y_dev=None) -> DKLGPDetector:
         """Fit on embeddings X (n, d), a numpy array or memmap, and labels y ("bonafide"/"spoof" or booleans is_spoof)."""
         if self.lipschitz <= 0 or self.lipschitz >= 1:
             raise ValueError(f"lipschitz={self.lipschitz} must be in (0, 1): the residual g is bi-Lipschitz only then")
@@ -374,9 +376,14 @@ class DKLGPDetector(LLRDetector):
         g_params = [p for p in model.g.parameters() if p.requires_grad]
         g_ids = {id(p) for p in g_params}
         gp_params = [p for p in model.parameters() if p.requires_grad and id(p) not in g_ids]
-        groups = [{"params": gp_params, "lr": self.lr}] + ([{"params": g_params, "lr": self.feature_lr}] if g_params else [])
+        groups = [{"params": gp_params, "lr": self.lr}] + (
+            [{"params": g_params, "lr": self.feature_lr}] if g_params else []
+        )
         optimizer = torch.optim.Adam(groups)
-        decay = lambda step: FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * step / max_steps))
+
+        def decay(step):
+            return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * step / max_steps))
+
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
         stopper = _EarlyStopping(self.patience)
         self.steps_run_ = 0
@@ -420,7 +427,9 @@ class DKLGPDetector(LLRDetector):
         self.model_ = self.build_exact_model(train_x, is_bona, self._new_g())
         likelihood = self.model_.likelihood
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, self.model_)
-        self._optimise(self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP")
+        self._optimise(
+            self.model_, lambda: -mll(self.model_(train_x), likelihood.transformed_targets).sum(), dev, "exact DKL GP"
+        )
 
     def minibatches(self, X, is_bona: np.ndarray, weight: np.ndarray, rng: np.random.Generator):
         """One epoch of shuffled mini-batches with bounded memory.
@@ -558,7 +567,7 @@ class DKLGPDetector(LLRDetector):
         return arrays, params
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> "DKLGPDetector":
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> DKLGPDetector:
         hyper = dict(params["hyper_parameters"])
         hyper["hidden_dims"] = tuple(hyper["hidden_dims"])
         detector = cls(**hyper)
@@ -576,15 +585,20 @@ class DKLGPDetector(LLRDetector):
         with seeded(detector.random_state, detector.device):
             g = detector._new_g()
             if detector.mode == "exact":
-                as_tensor = lambda name: torch.as_tensor(np.array(arrays[name]), device=detector.device)
-                detector.model_ = detector.build_exact_model(
-                    as_tensor("train_x"), as_tensor("train_is_bona"), g
-                )
+
+                def as_tensor(name):
+                    return torch.as_tensor(np.array(arrays[name]), device=detector.device)
+
+                detector.model_ = detector.build_exact_model(as_tensor("train_x"), as_tensor("train_is_bona"), g)
             else:
                 detector.model_ = VariationalDKL(g, state["gp.variational_strategy.inducing_points"], detector.ard)
         detector.model_.load_state_dict(state)
         detector.model_.to(detector.device).eval()
-        shots = {k[len("shots.") :]: torch.as_tensor(np.array(v), device=detector.device) for k, v in arrays.items() if k.startswith("shots.")}
+        shots = {
+            k[len("shots.") :]: torch.as_tensor(np.array(v), device=detector.device)
+            for k, v in arrays.items()
+            if k.startswith("shots.")
+        }
         detector.shots_ = shots or None
         return detector
 
@@ -625,7 +639,9 @@ class DKLGPDetector(LLRDetector):
         return adapted
 
 
-def _laplace(mean: torch.Tensor, cov: torch.Tensor, sign: torch.Tensor, weight: torch.Tensor, probit: bool, iterations: int = 100):
+def _laplace(
+    mean: torch.Tensor, cov: torch.Tensor, sign: torch.Tensor, weight: torch.Tensor, probit: bool, iterations: int = 100
+):
     """Laplace posterior of K latent values f ~ N(mean, cov) under weighted binary likelihoods p(sign | f).
 
     Returns ``alpha`` = the likelihood gradient at the mode (= cov^-1 (f_mode - mean)) and

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from addgp.contracts import is_bonafide
+from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting, save_model
 from tasks.embed.encoder import EncoderSpec
-from addgp.metrics import compute_metrics
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import make_detector
 
@@ -46,10 +46,14 @@ def fit_and_register(
 ) -> dict:
     """Fit one detector, score its dev set, and save it as the next version of ``name``."""
     setting = EmbeddingSetting(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
-    train = labelled_embeddings(manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.splits))
+    train = labelled_embeddings(
+        manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.splits)
+    )
     dev = None
     if selection.dev_splits and manifest["split"].isin(selection.dev_splits).any():
-        dev = labelled_embeddings(manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.dev_splits))
+        dev = labelled_embeddings(
+            manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.dev_splits)
+        )
     detector = make_detector(kind, **params)
     if dev is not None:
         detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y)

@@ -23,7 +23,9 @@ from tasks.train.base import LLRDetector
 from tasks.train.calibration import CalibrationMethod, cllr, is_spoof_target, log_prior_odds
 
 DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
-_CHUNK_ROWS = 16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64
+_CHUNK_ROWS = (
+    16_384  # rows standardised at a time (128 MiB of float64 at d=1,024), so X is never copied whole in float64
+)
 
 
 class LogRegDetector(LLRDetector):
@@ -52,7 +54,7 @@ class LogRegDetector(LLRDetector):
         self.max_iter = max_iter
         self.calibration = calibration
 
-    def fit(self, X, y, X_dev=None, y_dev=None, sample_weight=None) -> "LogRegDetector":
+    def fit(self, X, y, X_dev=None, y_dev=None, sample_weight=None) -> LogRegDetector:
         """Fit on embeddings X (n, d) and labels y ("bonafide"/"spoof" strings or booleans is_spoof).
 
         ``sample_weight`` (n,) weights rows (few-shot adaptation uses it to up-weight the shots).
@@ -124,7 +126,7 @@ class LogRegDetector(LLRDetector):
         return arrays, params
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> "LogRegDetector":
+    def from_state(cls, arrays: dict[str, np.ndarray], params: dict) -> LogRegDetector:
         hyper = dict(params["hyper_parameters"])
         hyper["Cs"] = tuple(hyper["Cs"])
         detector = cls(**hyper)
@@ -145,7 +147,9 @@ class LogRegDetector(LLRDetector):
         if options:
             raise TypeError(f"logreg adaptation takes no options {sorted(options)}")
         if X_replay is None:
-            raise ValueError("logistic regression adapts by refitting: pass replay rows of its training data with the shots")
+            raise ValueError(
+                "logistic regression adapts by refitting: pass replay rows of its training data with the shots"
+            )
         X = np.concatenate([X_replay, X_shots])
         is_spoof = np.concatenate([is_spoof_replay, is_spoof_shots])
         weight = np.concatenate([np.ones(len(X_replay)), np.full(len(X_shots), shot_weight)])

@@ -12,12 +12,26 @@ from tasks.train.fit import TrainingSelection, fit_and_register
 
 
 @task(name="train", retries=1, cache_policy=NO_CACHE)
-def train_task(manifest_paths: list[str], store: str, models_root: str, encoder: EncoderConfig, train: TrainConfig, detector: DetectorConfig) -> dict:
+def train_task(
+    manifest_paths: list[str],
+    store: str,
+    models_root: str,
+    encoder: EncoderConfig,
+    train: TrainConfig,
+    detector: DetectorConfig,
+) -> dict:
     spec = resolve_layers(spec_from_config(encoder))
     layer = resolve_layer(spec, train.layer)
     selection = TrainingSelection(
         datasets=tuple(train.datasets), splits=tuple(train.splits), dev_splits=tuple(train.dev_splits), layer=layer
     )
     return fit_and_register(
-        read_manifests(manifest_paths), store, models_root, spec, selection, detector.name, detector.kind, dict(detector.params)
+        read_manifests(manifest_paths),
+        store,
+        models_root,
+        spec,
+        selection,
+        detector.name,
+        detector.kind,
+        dict(detector.params),
     )
