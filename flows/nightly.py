@@ -114,6 +114,12 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             comparison["forgetting"],
             champion,
             warnings,
+            challenger={
+                "strategy": nightly.strategy,
+                "new_rows": int(len(learn_rows)),
+                "held_out_rows": int(len(holdout_rows)),
+                "model": night["challenger"]["path"],
+            },
         )
         folder = publish_nightly_task(outcome, reports_root, night)
         close_night_task(state, detector.name, night)

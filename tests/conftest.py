@@ -9,23 +9,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
+from helpers import write_tone
 
 from tasks.ingest.common import finalize
-
-
-def write_tone(path, seconds: float, sample_rate: int = 16000, seed: int = 0, fmt: str | None = None) -> str:
-    """A harmonic tone with noise: cheap, deterministic, speech-band audio."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    f0 = 100 + 80 * rng.random()
-    wave = sum(np.sin(2 * np.pi * f0 * k * t + rng.random() * 6) / k for k in range(1, 6))
-    wave = 0.2 * wave / np.abs(wave).max() + 0.01 * rng.standard_normal(len(t))
-    sf.write(str(path), wave.astype(np.float32), sample_rate, format=fmt)
-    return str(path)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import time
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from conftest import write_tone
 from distributed import Client
+from helpers import write_tone
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import EncoderConfig

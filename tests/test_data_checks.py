@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import write_tone
+from helpers import write_tone
 from typer.testing import CliRunner
 
 from addgp.config import load_config

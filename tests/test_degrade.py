@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import write_tone
+from helpers import write_tone
 
 from addgp.config import ConfigError, load_config
 from flows.config import load_pipeline_config

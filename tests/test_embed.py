@@ -6,7 +6,7 @@ import pyarrow.dataset as ds
 import pytest
 import soundfile as sf
 import torch
-from conftest import write_tone
+from helpers import write_tone
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from storage.embeddings import read_embeddings, read_rejects, store_summary

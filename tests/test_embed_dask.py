@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import write_tone
 from distributed import Client, LocalCluster
+from helpers import write_tone
 
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest

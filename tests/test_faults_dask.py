@@ -22,9 +22,9 @@ import dask
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from conftest import write_tone
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
+from helpers import write_tone
 
 from storage.embeddings import current_epoch, read_rejects
 from storage.manifests import write_manifest

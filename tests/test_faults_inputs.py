@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ingest_helpers import write_audio
+from helpers import write_audio
 from typer.testing import CliRunner
 
 from tasks.ingest.common import LayoutError

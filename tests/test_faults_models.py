@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_tone
+from helpers import write_tone
 from typer.testing import CliRunner
 
 from flows.cli import app

@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from conftest import write_tone
+from helpers import write_tone
 from typer.testing import CliRunner
 
 from storage import embeddings as store

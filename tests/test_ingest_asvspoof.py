@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ingest_helpers import isnull, reasons, row, write_audio, write_empty
+from helpers import isnull, reasons, row, write_audio, write_empty
 
 from tasks.ingest.common import LayoutError
 from tasks.ingest.registry import ingest_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_helpers import write_audio
+from helpers import write_audio
 
 from addgp.config import load_config
 from storage.manifests import write_manifest, write_rejects

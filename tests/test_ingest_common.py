@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 import pytest
-from ingest_helpers import reasons, write_audio, write_empty, write_garbage, write_silent_header
+from helpers import reasons, write_audio, write_empty, write_garbage, write_silent_header
 
 from addgp.contracts import MANIFEST_COLUMNS
 from storage.manifests import ManifestError, write_manifest

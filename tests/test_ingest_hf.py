@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from ingest_helpers import audio_bytes, reasons, row, write_audio
+from helpers import audio_bytes, reasons, row, write_audio
 
 from tasks.ingest.common import LayoutError, probe_mode
 from tasks.ingest.registry import ingest_dataset

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ingest_helpers import isnull, reasons, row, write_audio, write_garbage
+from helpers import isnull, reasons, row, write_audio, write_garbage
 
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
 from tasks.ingest.common import probe_mode

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from nightly_helpers import drop_new_generator_batch, nightly_config
+from helpers import drop_new_generator_batch, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from nightly_helpers import drop_new_generator_batch, nightly_config
+from helpers import drop_new_generator_batch, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config

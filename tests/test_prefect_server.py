@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from nightly_helpers import drop_new_generator_batch, nightly_config
+from helpers import drop_new_generator_batch, nightly_config
 
 from storage import champions
 

@@ -155,3 +155,15 @@ def test_nightly_report_shows_eer_per_condition_only_when_there_are_conditions()
     assert table.count("<tr>") == 1 + 2 * 3 and "mp3_32k" in text and "telephony" in table
     document = json.loads(files["metrics.json"])
     assert {r["condition"] for r in document["eer_by_condition"]} == {"clean", "mp3_32k", "telephony"}
+
+
+def test_nightly_report_says_which_strategy_made_the_challenger_and_on_how_many_rows():
+    from dataclasses import replace
+
+    made = {"strategy": "adapt", "new_rows": 21, "held_out_rows": 9, "model": "/secret/models/lr/v3"}
+    files = render_nightly_report(replace(nightly_outcome(), challenger=made))
+    for text in (files["index.html"], files["report.md"]):
+        assert "Strategy adapt: conditioned the champion on the new rows" in text
+        assert "21 new rows" in text and "9 held out" in text and "lr/v3" in text and "/secret/" not in text
+    quiet = render_nightly_report(nightly_outcome())
+    assert "Strategy" not in quiet["report.md"]

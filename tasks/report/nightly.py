@@ -34,6 +34,8 @@ class NightlyOutcome:
     # long table: dataset, condition, champion, challenger (EER per degradation condition;
     # tasks.evaluate.robustness.condition_eer_table). Shown when it holds more than one condition.
     eer_by_condition: pd.DataFrame | None = None
+    # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model"}
+    challenger: dict | None = None
 
     @property
     def nothing_new(self) -> bool:
@@ -88,13 +90,35 @@ def _condition_section(by_condition: pd.DataFrame | None) -> Section | None:
     )
 
 
+STRATEGY_WORDS = {
+    "adapt": "conditioned the champion on the new rows (adaptation: no refit of its feature extractor)",
+    "retrain": "fitted a fresh detector on the configured training data plus the new rows",
+}
+
+
+def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
+    """Which strategy ran tonight and on what, so a reader knows what the challenger is."""
+    made = outcome.challenger
+    if not made:
+        return []
+    what = STRATEGY_WORDS.get(made["strategy"], made["strategy"])
+    return [
+        Paragraph(
+            [
+                f"Strategy {made['strategy']}: {what}. Learnt from {made['new_rows']} new rows, "
+                f"{made['held_out_rows']} held out to test on; challenger {_model_ref(made['model'])}."
+            ]
+        )
+    ]
+
+
 def nightly_document(outcome: NightlyOutcome) -> Document:
     promoted = bool(outcome.decision and outcome.decision["promote"])
     sections = [
         Section(
             "decision",
             "Decision",
-            [Paragraph([Span(headline(outcome), "b")], note=False)],
+            [Paragraph([Span(headline(outcome), "b")], note=False), *_challenger_paragraph(outcome)],
             css="decision " + ("promoted" if promoted else "kept"),
         )
     ]
