@@ -65,20 +65,20 @@ CASES = [
         3,
         "encoder.id: no checkpoint folder /nonexistent/xlsr-300m",
     ),
-    ("config name with a slash", "name", "team/demo", 2, "name: Value error, name 'team/demo' contains '/'"),
+    ("config name with a slash", "name", "team/demo", 2, "name: name 'team/demo' contains '/'"),
     (
         "memory limit that is no amount",
         "cluster.memory_limit",
         "lots",
         2,
-        "cluster.memory_limit: Value error, 'lots' is not an amount of memory",
+        "cluster.memory_limit: 'lots' is not an amount of memory",
     ),
     (
         "dataset name that climbs out",
         "datasets.0.name",
         "../../escaped",
         2,
-        "datasets.0.name: Value error, name '../../escaped' contains '/'",
+        "datasets.0.name: name '../../escaped' contains '/'",
     ),
     (
         "detector name that climbs out",
