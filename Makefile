@@ -13,7 +13,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_INSTALL ?= --no-deps --require-hashes --extra-index-url $(TORCH_CPU_INDEX) -r locks/torch-cpu.lock
 LOCKS := locks/requirements.lock locks/torch-cpu.lock
 
-.PHONY: setup demo test test-fast lock clean
+.PHONY: setup demo test test-fast lint lock clean
 
 $(BIN)/addgp: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ setup: $(BIN)/addgp
 
 demo: setup
 	$(BIN)/addgp run configs/demo.yaml
+
+# Lint, format and type check from the repo root, as CI runs them (config in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: setup
 	$(BIN)/python -m pytest
