@@ -383,7 +383,7 @@ def _check_local_encoder(config: PipelineConfig, path: Path) -> None:
     if not local.is_dir():
         raise UnavailableError(
             f"{path}: encoder.id: no checkpoint folder {local} on this machine. Copy the checkpoint there "
-            "(`huggingface-cli download facebook/wav2vec2-xls-r-300m --local-dir DIR` where there is network), "
+            "(`hf download facebook/wav2vec2-xls-r-300m --local-dir DIR` where there is network), "
             "or point encoder.id at the folder that holds it"
         )
     if not (local / "config.json").is_file():

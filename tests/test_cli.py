@@ -148,7 +148,7 @@ def test_embed_with_unavailable_encoder_exits_3(tmp_path, audio_manifest):
         app, ["embed", str(manifest), "--encoder", "facebook/wav2vec2-xls-r-300m", "--store", str(tmp_path / "s")]
     )
     assert result.exit_code == 3
-    assert "huggingface-cli download" in result.output
+    assert "hf download" in result.output
 
 
 def test_embed_via_cli_then_rerun_adds_nothing(tmp_path, audio_manifest):

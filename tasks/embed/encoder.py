@@ -198,7 +198,7 @@ def _pretrained_config(spec: EncoderSpec):
         if not (source / "config.json").is_file():
             raise EncoderUnavailableError(
                 f"encoder directory {source} has no config.json; it should hold a Hugging Face checkpoint "
-                "(config.json + model.safetensors), e.g. from `huggingface-cli download facebook/wav2vec2-xls-r-300m --local-dir DIR`"
+                "(config.json + model.safetensors), e.g. from `hf download facebook/wav2vec2-xls-r-300m --local-dir DIR`"
             )
         return AutoConfig.from_pretrained(source)
     try:
@@ -211,7 +211,7 @@ def _unavailable(spec: EncoderSpec, exc: Exception) -> EncoderUnavailableError:
     return EncoderUnavailableError(
         f"cannot load encoder '{spec.id}' (revision {spec.revision or 'main'}): no local copy and the Hugging Face hub "
         f"is not reachable ({type(exc).__name__}). On a machine with network run "
-        f"`huggingface-cli download {spec.id} --local-dir /models/{spec.id.split('/')[-1]}` and pass that directory "
+        f"`hf download {spec.id} --local-dir /models/{spec.id.split('/')[-1]}` and pass that directory "
         "as --encoder (or encoder.id in the config), or pre-fill HF_HOME's cache. "
         f"For tests and speed runs use a random-weight preset: {', '.join(RANDOM_PRESETS)}."
     )
