@@ -13,6 +13,7 @@ flows are deployed to a work pool (docs/operations.md).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypedDict, cast
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -26,6 +27,14 @@ from flows.pipeline import pipeline_flow
 # Entry points by module path (flows.nightly.nightly_flow), not file path: the flow is
 # found wherever addgp is installed, whatever directory the serving process runs in.
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+class _DeploymentOptions(TypedDict):
+    """The ``to_deployment`` arguments both deployments share."""
+
+    concurrency_limit: ConcurrencyLimitConfig
+    entrypoint_type: EntrypointType
+    job_variables: dict[str, Any]
 
 
 def deployment_names(config: PipelineConfig) -> dict[str, str]:
@@ -44,32 +53,40 @@ def build_deployments(
     path = str(Path(config_path).resolve())
     config = load_pipeline_config(path, check_paths=check_paths)
     names = deployment_names(config)
-    common = {
+    common: _DeploymentOptions = {
         "concurrency_limit": ONE_AT_A_TIME,
         "entrypoint_type": EntrypointType.MODULE_PATH,
         "job_variables": job_variables or {},
     }
-    deployments = []
+    # Prefect's async_dispatch types to_deployment as RunnerDeployment | Coroutine (the latter
+    # in an event loop); called synchronously, as here, it returns the RunnerDeployment.
+    deployments: list[RunnerDeployment] = []
     if config.nightly is not None:
         deployments.append(
-            nightly_flow.to_deployment(
-                name=names["nightly"],
-                schedules=[Cron(config.schedule.nightly_cron, timezone=config.schedule.timezone)],
-                parameters={"config_path": path},
-                description="Absorb new inbox batches, challenge the champion, promote if better.",
-                tags=["addgp", "nightly"],
-                **common,
+            cast(
+                RunnerDeployment,
+                nightly_flow.to_deployment(
+                    name=names["nightly"],
+                    schedules=[Cron(config.schedule.nightly_cron, timezone=config.schedule.timezone)],
+                    parameters={"config_path": path},
+                    description="Absorb new inbox batches, challenge the champion, promote if better.",
+                    tags=["addgp", "nightly"],
+                    **common,
+                ),
             )
         )
     benchmark = str(config.benchmark_config) if config.benchmark_config else path
     deployments.append(
-        pipeline_flow.to_deployment(
-            name=names["benchmark"],
-            schedules=[Cron(config.schedule.benchmark_cron, timezone=config.schedule.timezone)],
-            parameters={"config_path": benchmark},
-            description="The full cross-dataset evaluation of the benchmark config.",
-            tags=["addgp", "benchmark"],
-            **common,
+        cast(
+            RunnerDeployment,
+            pipeline_flow.to_deployment(
+                name=names["benchmark"],
+                schedules=[Cron(config.schedule.benchmark_cron, timezone=config.schedule.timezone)],
+                parameters={"config_path": benchmark},
+                description="The full cross-dataset evaluation of the benchmark config.",
+                tags=["addgp", "benchmark"],
+                **common,
+            ),
         )
     )
     return deployments

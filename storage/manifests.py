@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -98,7 +99,7 @@ def is_rejects_table(path: str | os.PathLike) -> bool:
     return set(REJECTS_SCHEMA.names) <= set(names) and not set(MANIFEST_COLUMNS) <= set(names)
 
 
-def read_manifests(paths: list[str | os.PathLike]) -> pd.DataFrame:
+def read_manifests(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Several manifests as one frame (e.g. all eval corpora of a benchmark).
 
     A rejects table among ``paths`` — a glob over a folder written before rejects moved to

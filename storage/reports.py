@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def new_run_id(reports_root: str | os.PathLike, name: str) -> str:
 
 
 def publish_report(
-    files: dict[str, str | bytes],
+    files: Mapping[str, str | bytes],
     reports_root: str | os.PathLike,
     run_id: str,
     scores: pd.DataFrame | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 import typer
 
@@ -90,6 +91,14 @@ def datasets(
         typer.echo(render_registry(rows, checks))
 
 
+class _EmbedOptions(TypedDict):
+    """The ``embed_manifest`` options ``addgp embed`` passes, with or without a Dask client."""
+
+    batch_seconds: float | None
+    shard_seconds: float
+    max_seconds: float | None
+
+
 @app.command()
 def embed(
     manifest: list[Path] = typer.Argument(..., help="Manifest(s) from `addgp ingest`."),
@@ -139,7 +148,11 @@ def embed(
             crop_seconds=crop_seconds,
             storage_dtype=dtype,
         )
-        options = {"batch_seconds": batch_seconds, "shard_seconds": shard_seconds, "max_seconds": max_seconds}
+        options: _EmbedOptions = {
+            "batch_seconds": batch_seconds,
+            "shard_seconds": shard_seconds,
+            "max_seconds": max_seconds,
+        }
         if scheduler:
             with dask_client(scheduler) as client:
                 summary = embed_manifest(frame, spec, str(store), client=client, **options)

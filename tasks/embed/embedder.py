@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -97,7 +98,8 @@ class Embedder:
         batch, attention = batch.to(self.device, non_blocking=True), attention.to(self.device, non_blocking=True)
         with self.autocast:
             out = self.encoder.model(batch, attention_mask=attention, output_hidden_states=True)
-        frames = self.encoder.model._get_feat_extract_output_lengths(lengths).to(self.device)
+        # torch.tensor of ints is a LongTensor at run time; the stubs type it as a plain Tensor.
+        frames = self.encoder.model._get_feat_extract_output_lengths(cast(torch.LongTensor, lengths)).to(self.device)
         pooled = {layer: self._pool(out.hidden_states[layer].float(), frames) for layer in self.layers}
         result = {layer: value.cpu().numpy() for layer, value in pooled.items()}
         timings.model_s += time.perf_counter() - started

@@ -20,6 +20,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -181,7 +182,9 @@ class LoadedEncoder:
 
 def build_random_encoder(preset: str) -> Wav2Vec2Model:
     """The preset's architecture with weights drawn from a fixed seed (identical on every worker)."""
-    config = Wav2Vec2Config(**RANDOM_PRESETS[preset], attn_implementation=ATTENTION)
+    # transformers 5 configs take attn_implementation through **kwargs, which their typed
+    # (dataclass_transform) signature leaves out.
+    config = Wav2Vec2Config(**RANDOM_PRESETS[preset], attn_implementation=ATTENTION)  # type: ignore[call-arg]
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(PRESET_SEED)
     try:
@@ -242,7 +245,9 @@ def _resolve(spec: EncoderSpec, num_layers: int) -> list[int]:
     return sorted(resolved)
 
 
-def _load_pretrained(spec: EncoderSpec) -> tuple[torch.nn.Module, str | None]:
+def _load_pretrained(spec: EncoderSpec) -> tuple[Wav2Vec2Model, str | None]:
+    """A wav2vec2-family checkpoint (wav2vec2, HuBERT, WavLM, …: ``load_encoder`` checks), used
+    through Wav2Vec2Model's interface like ``LoadedEncoder.model``."""
     config = _pretrained_config(spec)
     source = Path(os.path.expanduser(spec.id))
     try:
@@ -276,13 +281,14 @@ def load_encoder(spec: EncoderSpec) -> LoadedEncoder:
     kept = truncate_encoder(model, max(_resolve(spec, num_layers)))
     if spec.variant == "int8":
         model = quantize_int8(model)
-    model = model.to(device).eval().requires_grad_(False)
+    # PreTrainedModel.to is wrapped by functools.wraps, whose typeshed type does not bind self.
+    model = model.to(device).eval().requires_grad_(False)  # type: ignore[arg-type]
     return LoadedEncoder(
         spec=spec, model=model, revision=revision, device=device, num_layers=num_layers, kept_layers=kept
     )
 
 
-def truncate_encoder(model: nn.Module, deepest: int) -> int:
+def truncate_encoder(model: Wav2Vec2Model, deepest: int) -> int:
     """Drop the transformer layers after ``deepest`` (a hidden_states index); returns the layers kept.
 
     hidden_states[i] is the output of layer i (0: the projected CNN features entering layer 1),
@@ -307,7 +313,10 @@ def truncate_encoder(model: nn.Module, deepest: int) -> int:
     return keep
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def quantize_int8(model: ModuleT) -> ModuleT:
     """Dynamic int8 quantisation of the linear layers (attention projections, feed-forward).
 
     The CNN feature extractor and the positional convolution stay fp32: dynamic quantisation

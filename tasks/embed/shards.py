@@ -178,12 +178,14 @@ def embed_shard(
         for number in range(len(batches)):
             if number + 1 < len(batches):
                 pending.append(pool.map(decode, batches[number + 1]))
-            waves, indices = [], []
+            waves: list[np.ndarray] = []
+            indices: list[int] = []
             for index, wave, problem, seconds in pending.pop(0):
                 timings.decode_s += seconds  # summed here, on one thread: the decode threads share nothing
                 if problem is not None:
                     rejects.append({**_identity(frame, index), "reason": problem})
                     continue
+                assert wave is not None  # decode returns a wave whenever it reports no problem
                 waves.append(wave)
                 indices.append(index)
             if not waves:

@@ -10,6 +10,8 @@ both is ``tasks.evaluate.crossdataset.evaluate_scores``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from tasks.degrade.registry import CLEAN
@@ -20,7 +22,7 @@ from tasks.evaluate.scoring import score_eval_sets
 def score_with_conditions(
     manifest: pd.DataFrame,
     store_root: str,
-    detectors: dict[str, tuple[object, dict]],
+    detectors: Mapping[str, tuple[object, dict]],
     datasets: list[str],
     splits: list[str],
     conditions: list[str],

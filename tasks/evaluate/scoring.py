@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -81,7 +83,7 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
 def score_eval_sets(
     manifest: pd.DataFrame,
     store_root: str,
-    detectors: dict[str, tuple[object, dict]],
+    detectors: Mapping[str, tuple[object, dict]],
     datasets: list[str],
     splits: list[str],
 ) -> pd.DataFrame:

@@ -63,7 +63,7 @@ import json
 import os
 import shutil
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -769,7 +769,15 @@ def _strength(rng: np.random.Generator, attack: str) -> float:
     return float(value)
 
 
-ATTACK_FUNCTIONS = {"A01": attack_griffin_lim, "A02": attack_band_vocoder, "A03": attack_harmonic, "A04": attack_lpc}
+# An attack: (rng, bona fide utterance, sample rate) -> spoofed waveform.
+AttackFunction = Callable[[np.random.Generator, Utterance, int], np.ndarray]
+
+ATTACK_FUNCTIONS: dict[str, AttackFunction] = {
+    "A01": attack_griffin_lim,
+    "A02": attack_band_vocoder,
+    "A03": attack_harmonic,
+    "A04": attack_lpc,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -870,6 +878,8 @@ def _render(plan: UttPlan, seed: int, sample_rate: int) -> np.ndarray:
     else:
         voice = _perturbed_speaker(attack_rng, plan.speaker)
         source = synthesize_bonafide(content_rng, voice, sample_rate)
+        if plan.attack is None:
+            raise ValueError(f"{plan.utt_id}: a spoofed utterance needs an attack")
         wave = ATTACK_FUNCTIONS[plan.attack](attack_rng, source, sample_rate)
     wave = apply_condition(channel_rng, wave, plan.condition, sample_rate)
     return np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)

@@ -62,7 +62,7 @@ def find_version_roots(root: Path, depth: int = 3) -> list[Path]:
     found: list[Path] = []
     frontier = [root]
     for _ in range(depth):
-        nxt = []
+        nxt: list[Path] = []
         for folder in frontier:
             for child in subdirs(folder):
                 (found if _is_version_root(child) else nxt).append(child)

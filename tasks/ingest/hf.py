@@ -37,6 +37,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 from tqdm.auto import tqdm
@@ -265,8 +266,9 @@ def ingest(
         keep_columns = [keep_columns]
     kind, obj = _load(str(root), config, revision)
 
-    # Every source as {source split: (columns, ClassLabel names or None, rows, audio column)}.
-    sources: dict[str, tuple[list[str], list | None, object, str]] = {}
+    # Every source as {source split: (columns, ClassLabel names or None, rows, audio column)};
+    # rows: a list of records, or a `datasets` Dataset (an untyped library, hence Any).
+    sources: dict[str, tuple[list[str], list | None, Any, str]] = {}
     unsplit = False
     if kind == "audiofolder":
         for name, records in _audiofolder_rows(obj, label_column, split).items():
@@ -337,12 +339,13 @@ def ingest(
             utt_id = str(utt_id)
             row_split = target_split
             if split_column:
-                value = none_if_dash(record.get(split_column))
-                row_split = split_lookup.get(value, value) if value else target_split
+                split_value = none_if_dash(record.get(split_column))
+                row_split = split_lookup.get(split_value, split_value) if split_value else target_split
             raw_label = record.get(label_column)
             if label_names is not None and isinstance(raw_label, int) and 0 <= raw_label < len(label_names):
                 raw_label = label_names[raw_label]
             label = normalise_label(raw_label, label_map)
+            path: str | Path
             if data is not None and materialise_root is None and not write_files:
                 path = f"{root}#{row_split}/{utt_id}"  # counting only: the audio stays embedded
             elif data is not None:

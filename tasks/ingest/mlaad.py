@@ -156,7 +156,9 @@ def ingest(
                         continue
                     meta_rows[name] = (number, record)
             for name in sorted(set(wavs) | set(meta_rows)):
-                number, record = meta_rows.get(name, (None, {}))
+                meta_number: int | None
+                meta_number, record = meta_rows.get(name, (None, {}))
+                path: str | Path
                 if name in wavs:
                     path = wavs[name]
                 else:  # listed in meta.csv but not in the folder: let finalize report it missing
@@ -177,7 +179,7 @@ def ingest(
                     "training_data": none_if_dash(record.get("training_data")),
                     "is_original_language": none_if_dash(record.get("is_original_language")),
                     "original_file": original,
-                    "_source": f"{meta_path}:{number}" if number else str(path),
+                    "_source": f"{meta_path}:{meta_number}" if meta_number else str(path),
                 }
                 if keep_transcript:
                     row["transcript"] = record.get("transcript")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import EllipsisType
 
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
@@ -115,7 +116,7 @@ def ingest(
     attack_column: str | None = None,
     speaker_column: str | None = None,
     id_column: str | None = None,
-    delimiter: str | None = ...,
+    delimiter: str | None | EllipsisType = ...,
     header: bool = True,
     columns: list[str] | None = None,
     extension: str | None = None,

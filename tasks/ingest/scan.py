@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
+from typing import Literal
 
 from addgp.contracts import BONAFIDE, SPOOF
 from tasks.ingest.common import LayoutError
@@ -69,7 +71,7 @@ def strip_extension(name: str) -> str:
     return stem if ext.lower() in AUDIO_EXTENSIONS else name
 
 
-def walk_audio(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
+def walk_audio(root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
     """Every audio file under ROOT (following links), sorted; hidden files and folders skipped."""
     extensions = tuple(e.lower() for e in extensions)
     found: list[Path] = []
@@ -81,7 +83,7 @@ def walk_audio(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENS
     return found
 
 
-def list_audio(folder: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> dict[str, str]:
+def list_audio(folder: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS) -> dict[str, str]:
     """Audio files directly in FOLDER as {file name: path string} (one scandir, no recursion;
     strings, not Paths: corpora list hundreds of thousands of files here)."""
     extensions = tuple(e.lower() for e in extensions)
@@ -96,7 +98,7 @@ def list_audio(folder: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTE
     return dict(sorted(out.items()))
 
 
-def subdirs(folder: str | os.PathLike) -> list[Path]:
+def subdirs(folder: str | os.PathLike[str]) -> list[Path]:
     """Sub-folders of FOLDER, sorted, hidden ones skipped; [] when FOLDER is not a folder."""
     try:
         with os.scandir(folder) as entries:
@@ -190,7 +192,7 @@ def read_lines(path: str | os.PathLike) -> tuple[list[tuple[int, str]], list[tup
 def read_table(
     path: str | os.PathLike,
     *,
-    delimiter: str | None | object = ...,
+    delimiter: str | None | EllipsisType = ...,
     header: bool = True,
     columns: list[str] | None = None,
     min_fields: int | None = None,
@@ -231,7 +233,7 @@ def read_table(
             for number, line in lines:
                 yield number, line.split()
             return
-        quoting = csv.QUOTE_MINIMAL if delimiter in (",", ";") else csv.QUOTE_NONE
+        quoting: Literal[0, 3] = csv.QUOTE_MINIMAL if delimiter in (",", ";") else csv.QUOTE_NONE
         for number, line in lines:
             # One physical line at a time, strictly: an unterminated quote must not swallow
             # the lines after it (a reader over the whole text would make them one field).

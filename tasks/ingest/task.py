@@ -87,6 +87,9 @@ def near_duplicate_task(
     """After embedding: eval clips with a near-identical training clip by embedding
     (``data_checks.near_duplicate_cosine``), logged as warnings and added to ``checks``.
     ``layer`` is the stored (non-negative) index of the layer the detectors train on."""
+    threshold = config.data_checks.near_duplicate_cosine
+    if threshold is None:  # the pipeline runs this task only when a threshold is set
+        raise ValueError("near_duplicate_task needs data_checks.near_duplicate_cosine")
     train, evaluate = pipeline_roles(config)
     found = embedding_near_duplicates(
         read_manifests(manifest_paths),
@@ -97,7 +100,7 @@ def near_duplicate_task(
         crop_s=config.encoder.crop_seconds,
         train=train,
         evaluate=evaluate,
-        threshold=config.data_checks.near_duplicate_cosine,
+        threshold=threshold,
     )
     logger = get_run_logger()
     for finding in found.to_dict("records"):

@@ -79,7 +79,7 @@ def ingest(
     candidates: list[dict] = []
     for subset, folder in chosen.items():
         for system in subdirs(folder / "single_speaker"):
-            for name, path in list_audio(system).items():
+            for name, path_str in list_audio(system).items():
                 candidates.append(
                     {
                         "utt_id": f"{subset}/single_speaker/{system.name}/{strip_extension(name)}",
@@ -87,7 +87,7 @@ def ingest(
                         "label": SPOOF,
                         "attack": system.name,
                         "speaker": None,
-                        "path": str(path),
+                        "path": path_str,
                         "subset": subset,
                         "speaker_mode": "single_speaker",
                     }

@@ -4,6 +4,8 @@ fakes, per-dataset EERs, the bootstrap CI of the eval average, the decision and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -20,7 +22,7 @@ NEW_FAKES = "new_fakes"
 
 
 def score_champion_and_challenger(
-    models: dict[str, tuple[object, dict]],
+    models: Mapping[str, tuple[object, dict]],
     manifest: pd.DataFrame,
     store: str,
     eval_datasets: list[str],
@@ -79,7 +81,7 @@ def average_eer_ci_half_width(
 
 
 def compare_champion_and_challenger(
-    models: dict[str, tuple[object, dict]],
+    models: Mapping[str, tuple[object, dict]],
     manifest: pd.DataFrame,
     store: str,
     eval_datasets: list[str],

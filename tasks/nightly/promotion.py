@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+
+
+class _DecisionFigures(TypedDict):
+    """The figures every non-first ``PromotionDecision`` carries, whatever the verdict."""
+
+    champion_average_eer: float | None
+    challenger_average_eer: float
+    average_ci_half_width: float | None
+    champion_new_fakes_eer: float | None
+    challenger_new_fakes_eer: float | None
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,7 @@ def decide_promotion(
         raise ValueError(f"challenger was not evaluated on {missing}, which the champion was")
     champion_avg = float(np.mean([champion_eer[d] for d in challenger_eer]))
     half = float(ci_half_width or 0.0)
-    common = dict(
+    common = _DecisionFigures(
         champion_average_eer=champion_avg,
         challenger_average_eer=challenger_avg,
         average_ci_half_width=half,

@@ -17,7 +17,7 @@ import os
 import typing
 from functools import cache
 
-from pydantic import ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from storage.models import EmbeddingSetting, ModelRef, ModelRegistryError, load_model_state
 from tasks.train.base import LLRDetector
@@ -37,10 +37,12 @@ def detector_class(kind: str) -> type[LLRDetector]:
 
 
 @cache
-def _params_model(cls: type[LLRDetector]):
+def _params_model(cls: type[LLRDetector]) -> type[BaseModel]:
     """A pydantic model of ``cls.__init__``'s parameters: their annotations and defaults, nothing else allowed."""
     hints = typing.get_type_hints(cls.__init__)
-    fields = {
+    # {name: (annotation, default)}; Any, as create_model's **field_definitions share the
+    # keyword namespace of its own __config__, __base__, … parameters.
+    fields: dict[str, typing.Any] = {
         name: (hints.get(name, typing.Any), param.default)
         for name, param in inspect.signature(cls.__init__).parameters.items()
         if name != "self"
@@ -56,13 +58,15 @@ def check_params(kind: str, params: dict) -> dict:
     """
     cls = detector_class(kind)
     try:
-        validated = _params_model(cls).model_validate(params)
+        # mypy does not see a type[C] as Hashable, as functools.cache asks (python/mypy#11470).
+        params_model = _params_model(cls)  # type: ignore[arg-type]
+        validated = params_model.model_validate(params)
     except ValidationError as exc:
         problems = []
         for item in exc.errors():
             key = ".".join(str(part) for part in item["loc"])
             if item["type"] == "extra_forbidden":
-                known = ", ".join(n for n in _params_model(cls).model_fields)
+                known = ", ".join(n for n in params_model.model_fields)
                 problems.append(f"{kind} has no parameter {key!r}; its parameters are: {known}")
             else:
                 problems.append(f"{kind} parameter {key!r}: {item['msg']} (got {item['input']!r})")

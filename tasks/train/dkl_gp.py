@@ -60,7 +60,7 @@ import copy
 import math
 import warnings
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import gpytorch
 import numpy as np
@@ -226,7 +226,7 @@ def neg_elbo(model: VariationalDKL, x, is_bona, weight, num_data: int) -> torch.
 
 
 @contextmanager
-def seeded(seed: int, device: str):
+def seeded(seed: int, device: str | torch.device):
     """Seed torch's RNG (layer initialisation) inside a fork, leaving the caller's RNG state untouched."""
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
@@ -240,7 +240,7 @@ class _EarlyStopping:
     def __init__(self, patience: int):
         self.patience = patience
         self.best = math.inf
-        self.best_state = None
+        self.best_state: dict[str, Any] | None = None
         self.since_best = 0
 
     def update(self, score: float, module: nn.Module) -> bool:
@@ -355,8 +355,8 @@ class DKLGPDetector(LLRDetector):
             scaler.partial_fit(X[start : start + _BLOCK_ROWS])
         self.input_mean_ = scaler.mean_.astype(np.float32)
         self.input_scale_ = scaler.scale_.astype(np.float32)
-        self.best_dev_cllr_ = None
-        self.shots_ = None  # set by adapt: the shots the posterior is conditioned on
+        self.best_dev_cllr_: float | None = None
+        self.shots_: dict[str, torch.Tensor] | None = None  # set by adapt: the shots the posterior is conditioned on
 
         with seeded(self.random_state, self.device):
             rng = np.random.default_rng(self.random_state)
@@ -368,7 +368,7 @@ class DKLGPDetector(LLRDetector):
         self._fit_calibration(X_dev, y_dev)
         return self
 
-    def _optimise(self, model: nn.Module, loss_fn, dev, desc: str) -> None:
+    def _optimise(self, model: ExactDirichletGP | VariationalDKL, loss_fn, dev, desc: str) -> None:
         """``max_steps`` Adam steps on ``loss_fn()`` with the cosine schedule and early stopping (module docstring)."""
         max_steps = DEFAULT_MAX_STEPS[self.mode] if self.max_steps is None else int(self.max_steps)
         min_steps = max_steps // 2 if self.min_steps is None else min(int(self.min_steps), max_steps)
