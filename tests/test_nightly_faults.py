@@ -28,6 +28,7 @@ from flows.nightly import nightly_flow
 from storage import champions, reports
 from storage.champions import ChampionMissingError, RunInProgressError
 from storage.inbox_ledger import ledger_path, new_inbox_batches
+from storage.manifests import rejects_path_for
 from storage.state import StateFileError
 
 
@@ -96,7 +97,7 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         assert champions.read_champions(state, "lr") == champion_then, (
             "a repeated promotion changed the champion record"
         )
-        rejects = pd.read_parquet(workdir / "manifests" / "inbox.rejects.parquet")
+        rejects = pd.read_parquet(rejects_path_for(workdir / "manifests" / "inbox.parquet"))
         assert "2026-11-21-tipline/poison" in set(rejects["utt_id"]), "the poison file should end as a reject"
         assert new_inbox_batches(state) == []
         ledger = json.loads(Path(ledger_path(state)).read_text())
