@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +163,33 @@ def drop_new_generator_batch(folder: Path) -> int:
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL: no process a test started outlives it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+def wait_for(predicate, timeout: float, what: str, procs=()) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` on timeout or when one of ``procs`` exits early."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        dead = [p.args for p in procs if p.poll() is not None]
+        if dead:
+            raise AssertionError(f"{what}: a process exited early: {dead}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.05)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 from distributed import Client
-from helpers import write_tone
+from helpers import free_loopback_port, stop_process, wait_for, write_tone
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import EncoderConfig
@@ -39,35 +38,6 @@ N_FILES = 40
 START_TIMEOUT_S = 60
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL: no process outlives the test."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
-def _wait_for(predicate, timeout: float, what: str, procs=()) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        dead = [p.args for p in procs if p.poll() is not None]
-        if dead:
-            raise AssertionError(f"{what}: a process exited early: {dead}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def cli_cluster(tmp_path):
     """`dask scheduler` + two `dask worker` processes (no nanny: a killed worker stays dead)."""
@@ -82,7 +52,7 @@ def cli_cluster(tmp_path):
         "DO_NOT_TRACK": "1",
     }
     scheduler_file = tmp_path / "scheduler.json"
-    port = _free_loopback_port()
+    port = free_loopback_port()
     procs: list[subprocess.Popen] = []
     handles = []
 
@@ -107,7 +77,7 @@ def cli_cluster(tmp_path):
             "--scheduler-file",
             str(scheduler_file),
         )
-        _wait_for(
+        wait_for(
             lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0,
             START_TIMEOUT_S,
             "scheduler file",
@@ -145,7 +115,7 @@ def cli_cluster(tmp_path):
         yield {"address": address, "scheduler": scheduler, "workers": workers, "logs": logs}
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process(proc)
         for handle in handles:
             handle.close()
 

@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pytest
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
-from helpers import write_tone
+from helpers import stop_process, wait_for, write_tone
 
 from storage.embeddings import current_epoch, read_rejects
 from storage.manifests import write_manifest
@@ -103,24 +103,6 @@ def _env() -> dict:
     }
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
 @pytest.fixture
 def cli_cluster(tmp_path):
     """`dask scheduler` and two single-threaded `dask worker` processes on loopback."""
@@ -151,7 +133,7 @@ def cli_cluster(tmp_path):
             "--scheduler-file",
             str(scheduler_file),
         )
-        _wait_for(
+        wait_for(
             lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, START_TIMEOUT_S, "scheduler file"
         )
         address = json.loads(scheduler_file.read_text())["address"]
@@ -179,7 +161,7 @@ def cli_cluster(tmp_path):
         yield {"address": address, "logs": logs}
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_process(proc)
         for handle in handles:
             handle.close()
 
@@ -221,11 +203,11 @@ def test_rows_exactly_once_after_a_killed_client_and_an_immediate_rerun(tmp_path
             cwd=tmp_path,
         )
         try:
-            _wait_for(lambda: any(store.rglob("part-*.parquet")), 150, "the doomed run's first shard")
+            wait_for(lambda: any(store.rglob("part-*.parquet")), 150, "the doomed run's first shard")
             doomed.send_signal(signal.SIGKILL)
             assert doomed.wait(timeout=10) == -signal.SIGKILL
         finally:
-            _stop(doomed)
+            stop_process(doomed)
         committed_before = len(list(store.rglob("part-*.parquet")))
         killed_epoch = current_epoch(str(store))
         in_flight = client.run(lambda dask_worker: len(dask_worker.state.executing))
@@ -249,11 +231,11 @@ def test_rows_exactly_once_after_a_killed_client_and_an_immediate_rerun(tmp_path
         rerun.start()
         # Once the rerun owns the store (new epoch), decoding speeds up: the killed run's tasks
         # finish their current file and try to commit, after the rerun has planned.
-        _wait_for(lambda: current_epoch(str(store)) not in (None, killed_epoch), 60, "the rerun's epoch")
+        wait_for(lambda: current_epoch(str(store)) not in (None, killed_epoch), 60, "the rerun's epoch")
         flag.unlink()
         rerun.join(timeout=200)
         assert "summary" in outcome, "the rerun did not finish"
-        _wait_for(
+        wait_for(
             lambda: sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()) == 0,
             60,
             "idle workers",
