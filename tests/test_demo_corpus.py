@@ -271,31 +271,9 @@ def test_eer_helper():
 
 
 def _tiny_random_encoder():
-    try:
-        from tasks.embed.encoder import build_random_encoder
+    from tasks.embed.encoder import build_random_encoder
 
-        return build_random_encoder("tiny-random").eval()
-    except ImportError:  # the preset as the demo pipeline defines it
-        import torch
-        from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-        cfg = Wav2Vec2Config(
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=128,
-            conv_dim=(32,) * 7,
-            conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-            conv_stride=(5, 2, 2, 2, 2, 2, 2),
-            feat_extract_norm="layer",
-            do_stable_layer_norm=True,
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=4,
-            vocab_size=32,
-            apply_spec_augment=False,
-        )
-        torch.manual_seed(0)
-        return Wav2Vec2Model(cfg).eval()
+    return build_random_encoder("tiny-random").eval()
 
 
 def _embed(paths, layer: int = -1) -> np.ndarray:

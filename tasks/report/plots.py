@@ -64,6 +64,12 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _titled_png(fig: Figure, title: str, top_inch: float = 0.1) -> bytes:
+    """Every plot's title: left-aligned, ``top_inch`` below the top edge whatever the figure's height."""
+    fig.suptitle(title, fontsize=10, x=0.02, y=1 - top_inch / fig.get_figheight(), ha="left", va="top")
+    return _png(fig)
+
+
 def _new_figure(
     width: float, height: float, left: float = 0.7, right: float = 0.15, bottom: float = 0.55, top: float = 0.35
 ) -> Figure:
@@ -200,15 +206,7 @@ def histogram_plot(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
         ax.set_title(label(name, 40), fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
     axes[-1].set_xlabel("score (LLR; higher = more bona fide)", fontsize=9)
-    fig.suptitle(
-        f"Scores by class · {label(title, 48)}",
-        fontsize=10,
-        x=0.02,
-        y=1 - 0.12 / fig.get_figheight(),
-        ha="left",
-        va="top",
-    )
-    return _png(fig)
+    return _titled_png(fig, f"Scores by class · {label(title, 48)}", top_inch=0.12)
 
 
 # ---------------------------------------------------------------- across corpora
@@ -272,15 +270,7 @@ def heatmap_plot(
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(
-        "EER (%) · train setting × eval corpus · dashed: in-domain",
-        fontsize=10,
-        x=0.02,
-        y=1 - 0.1 / fig.get_figheight(),
-        ha="left",
-        va="top",
-    )
-    return _png(fig)
+    return _titled_png(fig, "EER (%) · train setting × eval corpus · dashed: in-domain")
 
 
 def selective_plot(curves: pd.DataFrame, target_error: float, datasets: Sequence[str]) -> bytes:
@@ -307,15 +297,7 @@ def selective_plot(curves: pd.DataFrame, target_error: float, datasets: Sequence
         ax.grid(True, color="#e5e5e5", lw=0.6)
     axes[0].set_ylabel("error on decided utterances", fontsize=9)
     axes[-1].legend(fontsize=7, loc="upper right", framealpha=0.9)
-    fig.suptitle(
-        f"Selective prediction (dashed: target error {100 * target_error:g} %)",
-        fontsize=10,
-        x=0.02,
-        y=1 - 0.1 / fig.get_figheight(),
-        ha="left",
-        va="top",
-    )
-    return _png(fig)
+    return _titled_png(fig, f"Selective prediction (dashed: target error {100 * target_error:g} %)")
 
 
 def trend_plot(
@@ -378,15 +360,7 @@ def trend_plot(
         bbox_to_anchor=(1 - 0.05 / fig.get_figwidth(), 0.5),
         framealpha=0.9,
     )
-    fig.suptitle(
-        "EER across published reports (run-id order; dotted: this run)",
-        fontsize=10,
-        x=0.02,
-        y=1 - 0.1 / fig.get_figheight(),
-        ha="left",
-        va="top",
-    )
-    return _png(fig)
+    return _titled_png(fig, "EER across published reports (run-id order; dotted: this run)")
 
 
 def robustness_plot(
@@ -437,12 +411,4 @@ def robustness_plot(
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(
-        "EER (%) and change vs clean (pp) · detector × condition · outlined: worst",
-        fontsize=10,
-        x=0.02,
-        y=1 - 0.1 / fig.get_figheight(),
-        ha="left",
-        va="top",
-    )
-    return _png(fig)
+    return _titled_png(fig, "EER (%) and change vs clean (pp) · detector × condition · outlined: worst")
