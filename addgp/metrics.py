@@ -548,6 +548,16 @@ def metric_spec(key: str) -> MetricSpec:
 # ------------------------------------------------------------------ public API
 
 
+def cllr(scores, is_spoof) -> float:
+    """Cllr in bits of LLR ``scores`` against a boolean ``is_spoof`` (the training loops' early-stopping
+    criterion; ``compute_metrics`` gives the same number through its tie groups): the mean of the two classes' log-loss of LLR scores (0 is perfect, 1 is an uninformative LLR of 0)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    is_spoof = np.asarray(is_spoof, dtype=bool)
+    loss_bona = np.logaddexp(0.0, -scores[~is_spoof]).mean()
+    loss_spoof = np.logaddexp(0.0, scores[is_spoof]).mean()
+    return float((loss_bona + loss_spoof) / (2 * np.log(2)))
+
+
 def compute_metrics(scores, labels) -> dict:
     """All contract metrics of one score set.
 

@@ -14,7 +14,8 @@ import torch
 from sklearn.base import clone
 
 from addgp.contracts import p_spoof_from_score
-from tasks.train.calibration import calibrate, cllr, is_spoof_target
+from addgp.metrics import cllr
+from tasks.train.calibration import calibrate, is_spoof_target
 from tasks.train.detectors import DETECTOR_CLASSES, make_detector
 from tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector
 from tasks.train.logreg import LogRegDetector

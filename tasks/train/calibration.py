@@ -77,15 +77,6 @@ def class_balanced(is_spoof: np.ndarray, sample_weight: np.ndarray | None = None
     return w * len(w) / (2.0 * per_class)
 
 
-def cllr(scores, is_spoof) -> float:
-    """Cllr in bits: the mean of the two classes' log-loss of LLR scores (0 is perfect, 1 is an uninformative LLR of 0)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    is_spoof = np.asarray(is_spoof, dtype=bool)
-    loss_bona = np.logaddexp(0.0, -scores[~is_spoof]).mean()
-    loss_spoof = np.logaddexp(0.0, scores[is_spoof]).mean()
-    return float((loss_bona + loss_spoof) / (2 * np.log(2)))
-
-
 @dataclass(frozen=True)
 class Calibration:
     """An affine map of LLR scores; ``method`` records how it was fitted."""

@@ -76,8 +76,9 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from tqdm.auto import tqdm
 
+from addgp.metrics import cllr
 from tasks.train.base import LLRDetector
-from tasks.train.calibration import CalibrationMethod, class_balanced, cllr, is_spoof_target, log_prior_odds
+from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
 # Exact GP memory grows as n^2: training peaked at 5.1 GB at n = 10k on CPU (docs/benchmarks.md), so

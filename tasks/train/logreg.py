@@ -19,8 +19,9 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from addgp.metrics import cllr
 from tasks.train.base import LLRDetector
-from tasks.train.calibration import CalibrationMethod, cllr, is_spoof_target, log_prior_odds
+from tasks.train.calibration import CalibrationMethod, is_spoof_target, log_prior_odds
 
 DEFAULT_C = 1.0  # used when C is None and fit gets no dev set
 _CHUNK_ROWS = (
