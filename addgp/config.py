@@ -417,17 +417,23 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return raw
 
 
-def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> PipelineConfig:
-    """Read and validate a pipeline config; raises ConfigError naming the file and key."""
-    path = Path(path)
+def read_yaml_mapping(path: Path, kind: str, error: type[ValueError]) -> dict:
+    """The YAML mapping at ``path``; ``error`` names the file when it is missing, not YAML or not a mapping."""
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise error(f"{path}: {kind} file not found")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise error(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(raw).__name__}")
+        raise error(f"{path}: expected a mapping at the top level, found {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> PipelineConfig:
+    """Read and validate a pipeline config; raises ConfigError naming the file and key."""
+    path = Path(path)
+    raw = read_yaml_mapping(path, "config", ConfigError)
     try:
         config = PipelineConfig.model_validate(_resolve_paths(raw, Path.cwd()))
     except ValidationError as exc:

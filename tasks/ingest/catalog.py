@@ -32,9 +32,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from addgp.config import read_yaml_mapping
 from addgp.contracts import LABELS
 from tasks.ingest.common import IngestResult, probe_mode
 
@@ -158,14 +158,7 @@ def default_registry_path() -> Path:
 def load_registry(path: str | os.PathLike | None = None) -> Registry:
     """Read and validate a registry file; RegistryError names the file and the key."""
     path = Path(path) if path is not None else default_registry_path()
-    if not path.is_file():
-        raise RegistryError(f"{path}: registry file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping with a 'corpora' list at the top level")
+    raw = read_yaml_mapping(path, "registry", RegistryError)
     try:
         return Registry.model_validate(raw)
     except ValidationError as exc:
