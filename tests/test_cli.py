@@ -53,6 +53,36 @@ def test_ingest_unknown_adapter_and_wrong_root(tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    ("adapter", "option", "bad", "allowed"),
+    [
+        ("asvspoof2019_la", "splits=eval,bogus", "'bogus'", "train, dev, eval"),
+        ("asvspoof5", "splits=[dev, nope]", "'nope'", "train, dev, eval"),
+        ("mlaad", "bonafide=some", "'some'", "all, referenced"),
+        ("hf", "audio_format=mp3", "'mp3'", "keep, flac"),
+    ],
+)
+def test_ingest_option_value_outside_the_adapters_choices_exits_2_naming_it(tmp_path, adapter, option, bad, allowed):
+    """Issue 16: `--option splits=eval,bogus` said only `error: bogus`."""
+    key = option.partition("=")[0]
+    result = runner.invoke(
+        app, ["ingest", adapter, str(tmp_path), "-o", str(tmp_path / "m.parquet"), "--option", option]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"adapter '{adapter}', option {key}: {bad} not allowed; allowed values: {allowed}" in message
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_config_with_an_option_value_outside_the_choices_is_refused_at_load(tmp_path):
+    from tasks.ingest.common import OptionError
+    from tasks.ingest.registry import check_options
+
+    with pytest.raises(OptionError, match="option splits: 'bogus' not allowed; allowed values: train, dev, eval"):
+        check_options("asvspoof5", {"splits": ["eval", "bogus"]})
+    check_options("asvspoof5", {"splits": "eval,dev"})  # text, as --option gives it, is fine
+
+
 def test_ingest_writes_manifest_and_rejects(tmp_path):
     from conftest import write_tone
 
