@@ -228,6 +228,7 @@ def test_one_app_with_module_level_verbs():
         "evaluate",
         "report",
         "metrics",
+        "export-scores",
         "nightly",
         "serve",
     }
