@@ -211,6 +211,7 @@ def metrics(
     from storage.reports import read_scores
     from tasks.evaluate.interchange import key_table, table_from_files
     from tasks.evaluate.score_metrics import metrics_summary
+    from tasks.report.format import jsonable
 
     with exit_codes(FileNotFoundError, MetricsError, ValueError, prefix=f"{scores}: "):
         if key is not None:
@@ -225,7 +226,7 @@ def metrics(
             )
             fail(f"{scores} lacks column(s) {missing}; found {list(frame.columns)}{hint}")
         result = metrics_summary(frame, by=by, pool=pool)
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(jsonable(result)))
 
 
 @app.command("export-scores")

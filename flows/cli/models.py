@@ -135,6 +135,7 @@ def score(
     a file could not be scored."""
     from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
     from tasks.evaluate.score_files import ERROR, score_files, score_table_lines
+    from tasks.report.format import records
 
     missing = [str(p) for p in audio if not p.exists()]
     if missing:
@@ -146,7 +147,8 @@ def score(
             table = score_files([str(p) for p in audio], str(model), variant=encoder_variant)
         except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
             fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
-    for line in score_table_lines(table, as_json):
+    lines = [json.dumps(row) for row in records(table)] if as_json else score_table_lines(table)
+    for line in lines:
         typer.echo(line)
     failed = int((table["status"] == ERROR).sum())
     if failed:  # after every result is out: the good files' scores are not lost

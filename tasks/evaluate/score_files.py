@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -93,22 +92,13 @@ def _cell(value: object, fmt: str) -> str:
     return format(value, fmt)
 
 
-def score_table_lines(table: pd.DataFrame, as_json: bool = False) -> list[str]:
-    """What ``addgp score`` prints for a :func:`score_files` table.
-
-    Tab-separated text: a header line (:data:`SCORE_FILE_COLUMNS`), then one line per file;
-    ``score``, ``p_spoof`` and ``variance`` are empty where missing and ``error`` is empty on
-    ``ok`` rows (its tabs and newlines become spaces, so every line has the same columns).
-    With ``as_json``: one JSON object per file, missing values as null.
-    """
-    records = table[SCORE_FILE_COLUMNS].to_dict("records")
-    if as_json:
-        return [
-            json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-            for row in records
-        ]
+def score_table_lines(table: pd.DataFrame) -> list[str]:
+    """What ``addgp score`` prints for a :func:`score_files` table, tab-separated: a header line
+    (:data:`SCORE_FILE_COLUMNS`), then one line per file; ``score``, ``p_spoof`` and ``variance``
+    are empty where missing and ``error`` is empty on ``ok`` rows (its tabs and newlines become
+    spaces, so every line has the same columns)."""
     lines = ["\t".join(SCORE_FILE_COLUMNS)]
-    for row in records:
+    for row in table[SCORE_FILE_COLUMNS].to_dict("records"):
         error = " ".join(str(row["error"]).split()) if row["status"] == ERROR else ""
         cells = [
             str(row["path"]),

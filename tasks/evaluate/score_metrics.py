@@ -4,14 +4,12 @@ A score table may hold several detectors, corpora or robustness conditions; thei
 never pooled unless asked (a pooled EER of two corpora answers another question than either
 corpus' EER). The metrics are those of :data:`addgp.metrics.METRIC_SPECS`, computed by
 :func:`addgp.metrics.compute_metrics` / :func:`addgp.metrics.metrics_by`; the per-attack
-breakdown is the report's (:func:`tasks.evaluate.crossdataset.attack_metrics`).
+breakdown is the report's (:func:`tasks.evaluate.crossdataset.attack_metrics`). Values are
+Python and numpy numbers, NaN where a set lacks a class; the CLI makes them JSON.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 
 from addgp.metrics import compute_metrics, metrics_by
@@ -19,22 +17,9 @@ from tasks.evaluate.crossdataset import attack_metrics
 from tasks.evaluate.interchange import ATTACK, group_columns
 
 
-def _plain(value: object) -> object:
-    """A JSON-ready value: numpy scalars as Python ones, NaN as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 def _set_metrics(rows: pd.DataFrame) -> dict:
-    """Every metric of one score set, with ``note`` saying why they are null (a class missing)."""
-    return _records(metrics_by(rows.assign(_all=0), "_all").drop(columns="_all"))[0]
+    """Every metric of one score set, with ``note`` saying why they are NaN (a class missing)."""
+    return metrics_by(rows.assign(_all=0), "_all").drop(columns="_all").to_dict("records")[0]
 
 
 def breakdown(rows: pd.DataFrame, by: str) -> list[dict]:
@@ -49,8 +34,8 @@ def breakdown(rows: pd.DataFrame, by: str) -> list[dict]:
         per_attack = attack_metrics(rows)
         if per_attack is None:
             raise ValueError("--by attack: no spoof row names an attack (the attack column is empty)")
-        return _records(per_attack)
-    return _records(metrics_by(rows, by))
+        return per_attack.to_dict("records")
+    return metrics_by(rows, by).to_dict("records")
 
 
 def metrics_summary(scores: pd.DataFrame, by: str | None = None, pool: bool = False) -> dict:
@@ -70,10 +55,10 @@ def metrics_summary(scores: pd.DataFrame, by: str | None = None, pool: bool = Fa
         key, rows = groups[0]
         named = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         metrics = compute_metrics(rows["score"].to_numpy(dtype=float), rows["label"].astype(str).to_numpy())
-        return {**{c: _plain(v) for c, v in named.items()}, **metrics}
+        return {**named, **metrics}
     entries = []
     for key, rows in groups:
-        entry = {c: _plain(v) for c, v in zip(columns, key if isinstance(key, tuple) else (key,))}
+        entry = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         entry.update(_set_metrics(rows))
         if by is not None:
             entry[f"by_{by}"] = breakdown(rows, by)
