@@ -23,7 +23,7 @@ def test_console_script_help_lists_the_verbs():
 
 
 def test_every_verb_has_help():
-    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics"):
+    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics", "export-scores"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output

@@ -104,6 +104,32 @@ def test_score_reports_unreadable_files_and_missing_paths(trained, audio_manifes
     assert missing.exit_code == 2 and "nope.wav" in missing.output
 
 
+def test_score_lines_keep_one_row_per_file_whatever_the_error_text():
+    import pandas as pd
+
+    from tasks.evaluate.score_files import SCORE_FILE_COLUMNS, score_table_lines
+
+    table = pd.DataFrame(
+        [
+            {"path": "a.wav", "status": "ok", "score": 1.5, "p_spoof": 0.18, "variance": 0.25, "error": None},
+            {
+                "path": "b.wav",
+                "status": "error",
+                "score": None,
+                "p_spoof": None,
+                "variance": None,
+                "error": "bad\tfile\nhere",
+            },
+        ],
+        columns=SCORE_FILE_COLUMNS,
+    )
+    assert score_table_lines(table) == [
+        "path\tstatus\tscore\tp_spoof\tvariance\terror",
+        "a.wav\tok\t1.5000\t0.1800\t0.25\t",
+        "b.wav\terror\t\t\t\tbad file here",
+    ]
+
+
 def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifest):
     checkpoint = tmp_path / "xlsr-local"
     build_random_encoder("tiny-random").save_pretrained(checkpoint)

@@ -235,7 +235,9 @@ def export_scores(
         ..., help="Score table(s), Parquet or CSV (from `addgp evaluate` or a report's scores.parquet)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Folder to write DETECTOR/DATASET[/CONDITION]/cm-{scores,keys}.tsv to."
+        ...,
+        "--out",
+        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the table has a condition column).",
     ),
     format_: str = typer.Option(
         "asvspoof5", "--format", help="asvspoof5 or wedefense (the same files: both tools read them)."
