@@ -215,3 +215,21 @@ def test_interchange_errors_exit_2_naming_the_file_and_the_fix(table, tmp_path):
     pd.concat([frame, frame.head(1)]).to_parquet(twice)
     result = runner.invoke(app, ["export-scores", str(twice), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "appears more than once" in result.output
+
+
+def test_conditions_are_score_sets_of_their_own_and_an_empty_condition_column_is_none(table, tmp_path):
+    frame, path = table
+    degraded = frame.assign(condition="codec-mp3", score=frame["score"] * 0.5)
+    both = pd.concat([frame.assign(condition="clean"), degraded], ignore_index=True)
+    both_path = tmp_path / "robustness.parquet"
+    both.to_parquet(both_path)
+    groups = metrics_json(str(both_path))["groups"]
+    assert len(groups) == 8 and {g["condition"] for g in groups} == {"clean", "codec-mp3"}
+    out = tmp_path / "exported"
+    result = runner.invoke(app, ["export-scores", str(both_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "gp" / "beta" / "codec-mp3" / "cm-scores.tsv").is_file()
+
+    unnamed = tmp_path / "unnamed.parquet"
+    frame.assign(condition=None).to_parquet(unnamed)
+    assert metrics_json(str(unnamed)) == metrics_json(str(path))

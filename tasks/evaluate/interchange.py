@@ -49,8 +49,9 @@ class ExportGroup:
 
 
 def group_columns(frame: pd.DataFrame) -> list[str]:
-    """The columns that tell different score sets of one table apart: detector, dataset, condition."""
-    return [c for c in GROUP_COLUMNS if c in frame.columns]
+    """The columns that tell different score sets of one table apart: detector, dataset, condition
+    (those the table has with at least one value)."""
+    return [c for c in GROUP_COLUMNS if c in frame.columns and frame[c].notna().any()]
 
 
 def _folder_part(column: str, value: object) -> str:
@@ -70,6 +71,8 @@ def export_groups(scores: pd.DataFrame) -> list[ExportGroup]:
     missing = [c for c in ("utt_id", "score", "label") if c not in scores.columns]
     if missing:
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
+    if scores.empty:
+        raise ValueError("score table has no rows: nothing to export")
     columns = group_columns(scores)
     grouped = scores.groupby(columns, dropna=False, sort=False) if columns else [((), scores)]
     out = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -87,7 +86,7 @@ def score_files(
 
 def _cell(value: object, fmt: str) -> str:
     """A number as ``fmt``, or empty for a missing one (error rows, variance of non-GP models)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if pd.isna(value):
         return ""
     return format(value, fmt)
 
