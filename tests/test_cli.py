@@ -74,6 +74,15 @@ def test_ingest_option_value_outside_the_adapters_choices_exits_2_naming_it(tmp_
     assert not (tmp_path / "m.parquet").exists()
 
 
+def test_ingest_option_given_twice_exits_2(tmp_path):
+    result = runner.invoke(
+        app,
+        ["ingest", "asvspoof5", str(tmp_path), "-o", str(tmp_path / "m.parquet")]
+        + ["--option", "splits=eval", "--option", "splits=dev"],
+    )
+    assert result.exit_code == 2 and "--option splits given twice" in result.output
+
+
 def test_config_with_an_option_value_outside_the_choices_is_refused_at_load(tmp_path):
     from tasks.ingest.common import OptionError
     from tasks.ingest.registry import check_options
