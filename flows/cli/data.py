@@ -52,7 +52,7 @@ def ingest(
     from tasks.ingest.common import LayoutError
     from tasks.ingest.registry import ingest_dataset
 
-    options = {}
+    options: dict[str, str] = {}
     for item in option:
         key, sep, value = item.partition("=")
         if not sep:
