@@ -23,7 +23,7 @@ def test_console_script_help_lists_the_verbs():
 
 
 def test_every_verb_has_help():
-    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics"):
+    for verb in ("run", "demo-data", "ingest", "datasets", "embed", "metrics", "export-scores"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
@@ -51,6 +51,45 @@ def test_ingest_unknown_adapter_and_wrong_root(tmp_path):
     assert result.exit_code == 2
     assert "ASVspoof2019_LA_cm_protocols" in result.output and "something_else" in result.output
     assert not (tmp_path / "m.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("adapter", "option", "bad", "allowed"),
+    [
+        ("asvspoof2019_la", "splits=eval,bogus", "'bogus'", "train, dev, eval"),
+        ("asvspoof5", "splits=[dev, nope]", "'nope'", "train, dev, eval"),
+        ("mlaad", "bonafide=some", "'some'", "all, referenced"),
+        ("hf", "audio_format=mp3", "'mp3'", "keep, flac"),
+    ],
+)
+def test_ingest_option_value_outside_the_adapters_choices_exits_2_naming_it(tmp_path, adapter, option, bad, allowed):
+    """Issue 16: `--option splits=eval,bogus` said only `error: bogus`."""
+    key = option.partition("=")[0]
+    result = runner.invoke(
+        app, ["ingest", adapter, str(tmp_path), "-o", str(tmp_path / "m.parquet"), "--option", option]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"adapter '{adapter}', option {key}: {bad} not allowed; allowed values: {allowed}" in message
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_ingest_option_given_twice_exits_2(tmp_path):
+    result = runner.invoke(
+        app,
+        ["ingest", "asvspoof5", str(tmp_path), "-o", str(tmp_path / "m.parquet")]
+        + ["--option", "splits=eval", "--option", "splits=dev"],
+    )
+    assert result.exit_code == 2 and "--option splits given twice" in result.output
+
+
+def test_config_with_an_option_value_outside_the_choices_is_refused_at_load(tmp_path):
+    from tasks.ingest.common import OptionError
+    from tasks.ingest.registry import check_options
+
+    with pytest.raises(OptionError, match="option splits: 'bogus' not allowed; allowed values: train, dev, eval"):
+        check_options("asvspoof5", {"splits": ["eval", "bogus"]})
+    check_options("asvspoof5", {"splits": "eval,dev"})  # text, as --option gives it, is fine
 
 
 def test_ingest_writes_manifest_and_rejects(tmp_path):
@@ -198,6 +237,7 @@ def test_one_app_with_module_level_verbs():
         "evaluate",
         "report",
         "metrics",
+        "export-scores",
         "nightly",
         "serve",
     }

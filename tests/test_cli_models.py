@@ -67,25 +67,67 @@ def test_score_prints_one_line_per_file(trained, audio_manifest, tmp_path):
     (folder / "notes.txt").write_text("not audio")
     result = runner.invoke(app, ["score", *files, str(folder), "--model", str(models / "lr")])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.strip().split("\n")
+    header, *lines = result.stdout.rstrip("\n").split("\n")  # strip() would eat the empty last cells
+    assert header.split("\t") == ["path", "status", "score", "p_spoof", "variance", "error"]
     assert len(lines) == 5 and lines[0].split("\t")[0] == files[0]
     for line in lines:
-        path, score, p_spoof = line.split("\t")
+        path, status, score, p_spoof, variance, error = line.split("\t")
+        assert status == "ok" and variance == "" and error == ""
         assert np.isclose(float(p_spoof), p_spoof_from_score(float(score)), atol=1e-4)
 
     as_json = runner.invoke(app, ["score", files[0], "--model", str(models / "lr" / "v1"), "--json"])
     row = json.loads(as_json.stdout)
-    assert set(row) == {"path", "score", "p_spoof", "variance", "error"} and row["variance"] is None
+    assert set(row) == {"path", "status", "score", "p_spoof", "variance", "error"}
+    assert row["status"] == "ok" and row["variance"] is None and row["error"] is None
 
 
-def test_score_reports_unreadable_files_and_missing_paths(trained, tmp_path):
+def test_score_reports_unreadable_files_and_missing_paths(trained, audio_manifest, tmp_path):
+    """Issue 16: with one bad file the good one printed `error: nan`, no header, exit 0."""
     _, _, models, _ = trained
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEjunk")
-    result = runner.invoke(app, ["score", str(broken), "--model", str(models / "lr")])
-    assert result.exit_code == 0 and "error:" in result.stdout
+    good = audio_manifest["path"][0]
+    result = runner.invoke(app, ["score", good, str(broken), "--model", str(models / "lr")])
+    assert result.exit_code == 2
+    header, *lines = result.stdout.rstrip("\n").split("\n")  # strip() would eat the empty last cells
+    rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
+    assert [r["path"] for r in rows] == [good, str(broken)] and all(len(r) == 6 for r in rows)
+    assert rows[0]["status"] == "ok" and rows[0]["error"] == "" and float(rows[0]["score"]) == float(rows[0]["score"])
+    assert rows[1]["status"] == "error" and rows[1]["error"] and rows[1]["score"] == ""
+    assert "nan" not in result.stdout.lower()
+    assert "1 of 2 file(s) could not be scored" in result.stderr
+    as_json = runner.invoke(app, ["score", good, str(broken), "--model", str(models / "lr"), "--json"])
+    assert as_json.exit_code == 2
+    first, second = (json.loads(line) for line in as_json.stdout.strip().split("\n"))
+    assert first["status"] == "ok" and first["error"] is None and second["status"] == "error" and second["error"]
     missing = runner.invoke(app, ["score", str(tmp_path / "nope.wav"), "--model", str(models / "lr")])
     assert missing.exit_code == 2 and "nope.wav" in missing.output
+
+
+def test_score_lines_keep_one_row_per_file_whatever_the_error_text():
+    import pandas as pd
+
+    from tasks.evaluate.score_files import SCORE_FILE_COLUMNS, score_table_lines
+
+    table = pd.DataFrame(
+        [
+            {"path": "a.wav", "status": "ok", "score": 1.5, "p_spoof": 0.18, "variance": 0.25, "error": None},
+            {
+                "path": "b.wav",
+                "status": "error",
+                "score": None,
+                "p_spoof": None,
+                "variance": None,
+                "error": "bad\tfile\nhere",
+            },
+        ],
+        columns=SCORE_FILE_COLUMNS,
+    )
+    assert score_table_lines(table) == [
+        "path\tstatus\tscore\tp_spoof\tvariance\terror",
+        "a.wav\tok\t1.5000\t0.1800\t0.25\t",
+        "b.wav\terror\t\t\t\tbad file here",
+    ]
 
 
 def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifest):

@@ -52,11 +52,13 @@ def ingest(
     from tasks.ingest.common import LayoutError
     from tasks.ingest.registry import ingest_dataset
 
-    options = {}
+    options: dict[str, str] = {}
     for item in option:
         key, sep, value = item.partition("=")
         if not sep:
             fail(f"--option {item!r} is not KEY=VALUE")
+        if key in options:  # a second value would silently replace the first
+            fail(f"--option {key} given twice ({options[key]!r}, {value!r}); give it once, lists as a,b")
         options[key] = value
     with exit_codes(LayoutError, KeyError, FileNotFoundError, ValueError, TypeError):
         result = ingest_dataset(dataset, root, dataset=name, workers=workers, **options)

@@ -5,7 +5,10 @@
 - ``addgp report SCORES… --reports-root DIR`` evaluates score tables (bootstrap CIs,
   breakdowns, selective prediction), compares with the previous published report and
   publishes a report folder (index.html, report.md, metrics.json, scores.parquet, plots/).
-- ``addgp metrics SCORES`` prints the metrics of one score file as JSON.
+- ``addgp metrics SCORES`` prints the metrics of a score file as JSON: per (detector, dataset,
+  condition), never pooled unless ``--pool``; ``--by attack`` breaks them down; ``--key KEYS``
+  reads an ASVspoof 5 / WeDefense score file with its key file.
+- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files.
 
 Exit codes as the rest of the CLI (flows/cli/common.py): 2 bad input (the message names the
 file or option), 3 a model that is not on this machine.
@@ -180,16 +183,89 @@ def report(
 
 @app.command()
 def metrics(
-    scores: Path = typer.Argument(..., help="CSV or Parquet with columns score, label (optional attack)."),
+    scores: Path = typer.Argument(
+        ...,
+        help="CSV or Parquet with columns score, label (optional detector, dataset, condition, attack); "
+        "or, with --key, an ASVspoof 5 / WeDefense score file (filename<TAB>cm-score).",
+    ),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        help="Key file of an ASVspoof 5 / WeDefense score file: filename<TAB>cm-label (optional attack column), "
+        "or an ASVspoof 5 protocol file (ASVspoof5.eval.track_1.tsv).",
+    ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="Also break every score set down by this column: attack (each attack's spoofs against all "
+        "bona fide rows, as ASVspoof) or a condition both classes carry (codec, language, …).",
+    ),
+    pool: bool = typer.Option(
+        False, "--pool", help="Also give the metrics of all rows pooled into one set (never done silently)."
+    ),
 ) -> None:
-    """Print EER, minDCF, actDCF, Cllr, ECE, … of a score file as one JSON object."""
-    from addgp.metrics import MetricsError, compute_metrics
+    """Print EER, minDCF, actDCF, Cllr, ECE, … as JSON: one flat object for one score set; one entry per
+    (detector, dataset, condition) under "groups" when the file holds several, or with --by / --pool."""
+    from addgp.metrics import MetricsError
+    from storage.interchange import read_key_file, read_score_file
     from storage.reports import read_scores
+    from tasks.evaluate.interchange import key_table, table_from_files
+    from tasks.evaluate.score_metrics import metrics_summary
+    from tasks.report.format import jsonable
 
     with exit_codes(FileNotFoundError, MetricsError, ValueError, prefix=f"{scores}: "):
-        frame = read_scores(scores)
+        if key is not None:
+            raw, has_header = read_key_file(key)
+            frame = table_from_files(read_score_file(scores), key_table(raw, has_header, str(key)), f"{scores} + {key}")
+        else:
+            frame = read_scores(scores)
         missing = [c for c in ("score", "label") if c not in frame.columns]
         if missing:
-            fail(f"{scores} lacks column(s) {missing}; found {list(frame.columns)}")
-        result = compute_metrics(frame["score"].to_numpy(dtype=float), frame["label"].astype(str).to_numpy())
-    typer.echo(json.dumps(result))
+            hint = (
+                " (an ASVspoof 5 / WeDefense score file needs its key file: --key KEYS)" if "cm-score" in frame else ""
+            )
+            fail(f"{scores} lacks column(s) {missing}; found {list(frame.columns)}{hint}")
+        result = metrics_summary(frame, by=by, pool=pool)
+    typer.echo(json.dumps(jsonable(result)))
+
+
+@app.command("export-scores")
+def export_scores(
+    scores: list[Path] = typer.Argument(
+        ..., help="Score table(s), Parquet or CSV (from `addgp evaluate` or a report's scores.parquet)."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the table has a condition column).",
+    ),
+    format_: str = typer.Option(
+        "asvspoof5", "--format", help="asvspoof5 or wedefense (the same files: both tools read them)."
+    ),
+) -> None:
+    """Write score tables as ASVspoof 5 / WeDefense score and key files, one pair per (detector, dataset),
+    for the official evaluation packages; prints what was written as JSON."""
+    import pandas as pd
+
+    from storage.interchange import write_key_file, write_score_file
+    from storage.paths import join
+    from storage.reports import read_scores
+    from tasks.evaluate.interchange import FORMATS, KEYS_FILE, SCORES_FILE, export_groups
+
+    if format_ not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+    with exit_codes(FileNotFoundError, ValueError):
+        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
+        groups = export_groups(frame)
+    written = []
+    for group in groups:
+        folder = join(out, group.folder) if group.folder else str(out)
+        written.append(
+            {
+                **group.group,
+                "rows": int(len(group.scores)),
+                "scores": write_score_file(group.scores, join(folder, SCORES_FILE)),
+                "keys": write_key_file(group.keys, join(folder, KEYS_FILE)),
+            }
+        )
+    typer.echo(json.dumps({"format": format_, "files": written}, indent=2))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -131,9 +130,12 @@ def score(
         help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's.",
     ),
 ) -> None:
-    """Score files with a registered model: path, score (LLR, higher = bona fide), P(spoof), GP variance."""
+    """Score files with a registered model: a header line, then per file path, status (ok/error), score
+    (LLR, higher = bona fide), P(spoof), GP variance and error. Exits 2 after printing every row when
+    a file could not be scored."""
     from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
-    from tasks.evaluate.score_files import score_files
+    from tasks.evaluate.score_files import ERROR, score_files, score_table_lines
+    from tasks.report.format import records
 
     missing = [str(p) for p in audio if not p.exists()]
     if missing:
@@ -145,11 +147,9 @@ def score(
             table = score_files([str(p) for p in audio], str(model), variant=encoder_variant)
         except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
             fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
-    for row in table.to_dict("records"):
-        if as_json:
-            typer.echo(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}))
-        elif row["error"] is not None:
-            typer.echo(f"{row['path']}\terror: {row['error']}")
-        else:
-            variance = "" if math.isnan(row["variance"]) else f"\t{row['variance']:.4g}"
-            typer.echo(f"{row['path']}\t{row['score']:.4f}\t{row['p_spoof']:.4f}{variance}")
+    lines = [json.dumps(row) for row in records(table)] if as_json else score_table_lines(table)
+    for line in lines:
+        typer.echo(line)
+    failed = int((table["status"] == ERROR).sum())
+    if failed:  # after every result is out: the good files' scores are not lost
+        fail(f"{failed} of {len(table)} file(s) could not be scored; see the rows with status {ERROR}")

@@ -284,8 +284,10 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def _attack_breakdown(cell: pd.DataFrame, base: dict) -> pd.DataFrame | None:
-    """Each attack's spoofs against all of the corpus' bona fide rows (ASVspoof's per-attack EER)."""
+def attack_metrics(cell: pd.DataFrame) -> pd.DataFrame | None:
+    """Each attack's spoofs against all of the cell's bona fide rows (ASVspoof's per-attack EER):
+    ``metrics_by`` rows per attack, spoofs without an id under MISSING_ATTACK; None when no
+    spoof row names an attack."""
     if "attack" not in cell.columns:
         return None
     spoof = cell["label"] == "spoof"
@@ -293,6 +295,13 @@ def _attack_breakdown(cell: pd.DataFrame, base: dict) -> pd.DataFrame | None:
         return None
     per_attack = metrics_by(cell, "attack", shared_bonafide=True)
     per_attack["attack"] = per_attack["attack"].astype(object).where(per_attack["attack"].notna(), MISSING_ATTACK)
+    return per_attack
+
+
+def _attack_breakdown(cell: pd.DataFrame, base: dict) -> pd.DataFrame | None:
+    per_attack = attack_metrics(cell)
+    if per_attack is None:
+        return None
     return per_attack.assign(**{k: v for k, v in base.items() if k != "in_domain"})[
         ["detector", "train_setting", "dataset", *[c for c in per_attack.columns]]
     ]

@@ -14,6 +14,9 @@ from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
 from tasks.train.detectors import load_detector
 
+OK, ERROR = "ok", "error"
+SCORE_FILE_COLUMNS = ["path", "status", "score", "p_spoof", "variance", "error"]
+
 
 def expand_audio_paths(items: list[str]) -> list[str]:
     """Files as given, folders expanded to the audio files below them (sorted)."""
@@ -52,7 +55,8 @@ def check_variant(card: dict, variant: str | None, model_path: str) -> None:
 def score_files(
     items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
 ) -> pd.DataFrame:
-    """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read).
+    """One row per file, in the order given: path, status (``ok`` / ``error``), score (LLR), p_spoof,
+    variance (GP models), error (why a file could not be scored; None on ``ok`` rows).
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
@@ -65,11 +69,43 @@ def score_files(
     if kept:
         score, variance = detector_scores(detector, X, f"model {model_path}")
         rows = [
-            {"path": p, "score": float(s), "p_spoof": float(q), "variance": float(v), "error": None}
+            {"path": p, "status": OK, "score": float(s), "p_spoof": float(q), "variance": float(v), "error": None}
             for p, s, q, v in zip(kept, score, p_spoof_from_score(score), variance)
         ]
     rows += [
-        {"path": p, "score": None, "p_spoof": None, "variance": None, "error": reason} for p, reason in failures.items()
+        {"path": p, "status": ERROR, "score": None, "p_spoof": None, "variance": None, "error": reason}
+        for p, reason in failures.items()
     ]
     order = {p: i for i, p in enumerate(paths)}
-    return pd.DataFrame(rows).sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=SCORE_FILE_COLUMNS)
+    table = table.sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
+    # A column mixing texts and None turns the None into NaN; good rows have no error, not "nan".
+    table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
+    return table
+
+
+def _cell(value: object, fmt: str) -> str:
+    """A number as ``fmt``, or empty for a missing one (error rows, variance of non-GP models)."""
+    if pd.isna(value):
+        return ""
+    return format(value, fmt)
+
+
+def score_table_lines(table: pd.DataFrame) -> list[str]:
+    """What ``addgp score`` prints for a :func:`score_files` table, tab-separated: a header line
+    (:data:`SCORE_FILE_COLUMNS`), then one line per file; ``score``, ``p_spoof`` and ``variance``
+    are empty where missing and ``error`` is empty on ``ok`` rows (its tabs and newlines become
+    spaces, so every line has the same columns)."""
+    lines = ["\t".join(SCORE_FILE_COLUMNS)]
+    for row in table[SCORE_FILE_COLUMNS].to_dict("records"):
+        error = " ".join(str(row["error"]).split()) if row["status"] == ERROR else ""
+        cells = [
+            str(row["path"]),
+            str(row["status"]),
+            _cell(row["score"], ".4f"),
+            _cell(row["p_spoof"], ".4f"),
+            _cell(row["variance"], ".4g"),
+            error,
+        ]
+        lines.append("\t".join(cells))
+    return lines

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tasks.ingest.common import IngestResult, LayoutError, finalize, listing, reject, require_dir
+from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
 from tasks.ingest.scan import read_lines
 
 PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
@@ -57,6 +57,9 @@ def ingest(
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
+    unknown = [s for s in splits if s not in PROTOCOLS]
+    if unknown:
+        raise OptionError(f"asvspoof2019_la: unknown split(s) {unknown}; known: {list(PROTOCOLS)}")
     la = _find_la_root(require_dir(root, "ASVspoof 2019 LA"))
     candidates: list[dict] = []
     rejects: list[dict] = []

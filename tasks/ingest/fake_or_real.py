@@ -34,6 +34,15 @@ from tasks.ingest.scan import rel_posix, strip_extension, subdirs, walk_audio
 SPLITS = {"training": "train", "validation": "dev", "testing": "eval"}
 LABEL_DIRS = {"real": BONAFIDE, "fake": SPOOF}
 VERSIONS = ("for-original", "for-norm", "for-2sec", "for-rerecorded")
+VERSION_ALIASES = {
+    "for-2seconds": "for-2sec",
+    "for-rerec": "for-rerecorded",
+    "original": "for-original",
+    "norm": "for-norm",
+    "2sec": "for-2sec",
+    "rerec": "for-rerecorded",
+    "rerecorded": "for-rerecorded",
+}
 _VERSION_PATTERNS = (
     (re.compile(r"2[-_ ]?sec", re.IGNORECASE), "for-2sec"),
     (re.compile(r"rerec", re.IGNORECASE), "for-rerecorded"),
@@ -82,18 +91,9 @@ def ingest(
 ) -> IngestResult:
     root = require_dir(root, "Fake-or-Real")
     if version is not None and version not in VERSIONS:
-        aliases = {
-            "for-2seconds": "for-2sec",
-            "for-rerec": "for-rerecorded",
-            "original": "for-original",
-            "norm": "for-norm",
-            "2sec": "for-2sec",
-            "rerec": "for-rerecorded",
-            "rerecorded": "for-rerecorded",
-        }
-        if version not in aliases:
+        if version not in VERSION_ALIASES:
             raise OptionError(f"fake_or_real: version must be one of {list(VERSIONS)}, got {version!r}")
-        version = aliases[version]
+        version = VERSION_ALIASES[version]
     roots = find_version_roots(root)
     if not roots:
         raise LayoutError(

@@ -64,6 +64,7 @@ DEFAULT_SPLIT_MAP = {
 }
 AUDIOFOLDER_SPLITS = ("train", "training", "validation", "valid", "dev", "test", "testing", "eval", "evaluation")
 METADATA_NAMES = ("metadata.csv", "metadata.jsonl")
+AUDIO_FORMATS = ("keep", "flac")  # option audio_format of materialised audio
 _FORMAT_EXT = {
     "WAV": ".wav",
     "WAVEX": ".wav",
@@ -257,7 +258,7 @@ def ingest(
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
-    if audio_format not in ("keep", "flac"):
+    if audio_format not in AUDIO_FORMATS:
         raise OptionError(f"hf: audio_format must be 'keep' or 'flac', got {audio_format!r}")
     split_lookup = {**DEFAULT_SPLIT_MAP, **{str(k): str(v) for k, v in (split_map or {}).items()}}
     materialise_root = Path(materialise_dir) if materialise_dir is not None else None

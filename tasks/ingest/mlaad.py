@@ -48,6 +48,7 @@ from tasks.ingest.scan import (
 )
 
 META = "meta.csv"
+BONAFIDE_CHOICES = ("all", "referenced")  # option bonafide: all M-AILABS clips, or those the fakes name
 
 
 def find_fake_root(root: Path) -> Path:
@@ -117,7 +118,7 @@ def ingest(
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
-    if bonafide not in ("all", "referenced"):
+    if bonafide not in BONAFIDE_CHOICES:
         raise OptionError(f"mlaad: bonafide must be 'all' or 'referenced', got {bonafide!r}")
     root = require_dir(root, "MLAAD")
     fake_root = find_fake_root(root)

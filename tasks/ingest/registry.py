@@ -44,6 +44,19 @@ ADAPTERS: dict[str, Adapter] = {
 }
 
 
+# Options whose values come from a fixed set, per adapter: checked when the options are read
+# (config load, `addgp ingest --option`), so `splits=eval,bogus` is refused by name before
+# any file is read. Options whose values depend on the corpus on disk (TIMIT-TTS subset
+# folders, ASVspoof 2021 key subsets) are checked by their adapters against what they find.
+OPTION_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "asvspoof2019_la": {"splits": tuple(asvspoof2019.PROTOCOLS)},
+    "asvspoof5": {"splits": tuple(asvspoof5.PROTOCOLS)},
+    "fake_or_real": {"version": (*fake_or_real.VERSIONS, *fake_or_real.VERSION_ALIASES)},
+    "mlaad": {"bonafide": mlaad.BONAFIDE_CHOICES},
+    "hf": {"audio_format": hf.AUDIO_FORMATS},
+}
+
+
 def get_adapter(name: str) -> Adapter:
     try:
         return ADAPTERS[name]
@@ -123,6 +136,21 @@ def coerce_option(adapter: str, param: inspect.Parameter, value):
     return value
 
 
+def check_choices(adapter: str, name: str, value) -> None:
+    """OptionError naming the value, option, adapter and allowed values unless every value of
+    ``value`` (a text or a list of texts, already coerced) is one ``adapter`` accepts for ``name``."""
+    allowed = OPTION_CHOICES.get(adapter, {}).get(name)
+    if allowed is None or value is None:
+        return
+    values = [value] if isinstance(value, str) else list(value)
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        shown = ", ".join(repr(v) for v in bad)
+        raise OptionError(
+            f"adapter {adapter!r}, option {name}: {shown} not allowed; allowed values: {', '.join(allowed)}"
+        )
+
+
 def check_options(adapter: str, options: dict) -> None:
     """Raise (KeyError, OptionError) unless ``adapter`` exists and takes every option in ``options``
     with a usable value: the check a config gets when it loads, before anything runs."""
@@ -135,7 +163,7 @@ def check_options(adapter: str, options: dict) -> None:
         known = ", ".join(sorted(adapter_options(adapter)))
         raise OptionError(f"adapter {adapter!r} has no option(s) {unknown}; its options are: {known}")
     for key, value in options.items():
-        coerce_option(adapter, params[key], value)
+        check_choices(adapter, key, coerce_option(adapter, params[key], value))
 
 
 def ingest_dataset(adapter: str, root: str | os.PathLike, dataset: str | None = None, **options) -> IngestResult:
@@ -153,4 +181,6 @@ def ingest_dataset(adapter: str, root: str | os.PathLike, dataset: str | None = 
             known = ", ".join(sorted(adapter_options(adapter)))
             raise OptionError(f"adapter {adapter!r} has no option(s) {unknown}; its options are: {known}")
     options = {k: coerce_option(adapter, params[k], v) if k in params else v for k, v in options.items()}
+    for key, value in options.items():
+        check_choices(adapter, key, value)
     return function(root, dataset=dataset or adapter, **options)

@@ -1,0 +1,173 @@
+"""Score tables ↔ the score and key files of the ASVspoof 5 evaluation package and WeDefense.
+
+The files themselves (``filename<TAB>cm-score`` and ``filename<TAB>cm-label``, each with that
+header line) are read and written by :mod:`storage.interchange`; this module converts, with
+pure functions:
+
+- :func:`export_groups`: a score table → one (score file, key file) pair per (detector,
+  dataset[, condition]), because a ``filename`` names one trial only within one system's
+  scores of one corpus. ``cm-score`` is the LLR unchanged: both tools read higher = bona fide,
+  as addgp does. The key file adds an ``attack`` column after ``cm-label``, which the package
+  ignores and :func:`table_from_files` reads back for per-attack metrics.
+- :func:`table_from_files`: a score file and a key file (or an ASVspoof 5 protocol file
+  used as the key) → a score table with ``utt_id``, ``score``, ``label``, ``attack``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from addgp.contracts import BONAFIDE, LABELS
+from storage.interchange import CM_LABEL, CM_SCORE, FILENAME
+from tasks.ingest.asvspoof5 import CHALLENGE, COLUMN_NAMES, LAYOUTS, PUBLIC
+
+FORMATS = ("asvspoof5", "wedefense")  # the same two files; both names are accepted
+GROUP_COLUMNS = ("detector", "dataset", "condition")
+SCORES_FILE, KEYS_FILE = "cm-scores.tsv", "cm-keys.tsv"
+ATTACK = "attack"
+
+
+@dataclass(frozen=True)
+class ExportGroup:
+    """One score file and its key file.
+
+    Attributes
+    ----------
+    group : the group's ``detector`` / ``dataset`` / ``condition`` values (those the table has).
+    folder : where the pair goes below the output folder (``detector/dataset[/condition]``).
+    scores : ``filename``, ``cm-score``.
+    keys : ``filename``, ``cm-label``, ``attack`` (None for bona fide and unnamed attacks).
+    """
+
+    group: dict[str, str]
+    folder: str
+    scores: pd.DataFrame
+    keys: pd.DataFrame
+
+
+def group_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns that tell different score sets of one table apart: detector, dataset, condition
+    (those the table has with at least one value)."""
+    return [c for c in GROUP_COLUMNS if c in frame.columns and frame[c].notna().any()]
+
+
+def _folder_part(column: str, value: object) -> str:
+    text = str(value)
+    if not text or text in (".", "..") or "/" in text or "\\" in text:
+        raise ValueError(f"{column} {text!r} cannot name an export folder: no '/', '\\', '.' or '..'")
+    return text
+
+
+def export_groups(scores: pd.DataFrame) -> list[ExportGroup]:
+    """A score table (``utt_id``, ``score``, ``label``, optional ``attack`` and group columns) →
+    one :class:`ExportGroup` per (detector, dataset[, condition]), in first-seen order.
+
+    ValueError when a column is missing, a group holds an utt_id twice (the files key rows by
+    filename), a score is not finite or a label is not bonafide/spoof.
+    """
+    missing = [c for c in ("utt_id", "score", "label") if c not in scores.columns]
+    if missing:
+        raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
+    if scores.empty:
+        raise ValueError("score table has no rows: nothing to export")
+    columns = group_columns(scores)
+    grouped = scores.groupby(columns, dropna=False, sort=False) if columns else [((), scores)]
+    out = []
+    for key, rows in grouped:
+        values = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
+        where = ", ".join(f"{c} {v!r}" for c, v in values.items()) or "the score table"
+        duplicated = rows["utt_id"][rows["utt_id"].duplicated()]
+        if len(duplicated):
+            raise ValueError(
+                f"{where}: utt_id {duplicated.iloc[0]!r} appears more than once; a score file holds one row "
+                "per filename (export one condition or detector at a time, or give them their own column)"
+            )
+        score = rows["score"].to_numpy(dtype=float)
+        if not np.isfinite(score).all():
+            raise ValueError(f"{where}: {int((~np.isfinite(score)).sum())} non-finite score(s); scores must be LLRs")
+        unknown = sorted(set(rows["label"].astype(str)) - set(LABELS))
+        if unknown:
+            raise ValueError(f"{where}: label(s) {unknown}; a key file holds {' or '.join(LABELS)}")
+        attack = rows[ATTACK] if ATTACK in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+        out.append(
+            ExportGroup(
+                group={c: str(v) for c, v in values.items()},
+                folder="/".join(_folder_part(c, v) for c, v in values.items()),
+                scores=pd.DataFrame({FILENAME: rows["utt_id"].astype(str).to_numpy(), CM_SCORE: score}),
+                keys=pd.DataFrame(
+                    {
+                        FILENAME: rows["utt_id"].astype(str).to_numpy(),
+                        CM_LABEL: rows["label"].astype(str).to_numpy(),
+                        ATTACK: attack.astype(object).where(attack.notna(), None).to_numpy(),
+                    }
+                ),
+            )
+        )
+    return out
+
+
+def _protocol_keys(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """An ASVspoof 5 protocol (public, ten fields) or metadata (challenge, six fields) file's
+    columns → ``filename``, ``cm-label``, ``attack``; the names are the ingest adapter's."""
+    if len(raw) and str(raw.iloc[0, 0]).upper() == "SPEAKER_ID":
+        raw = raw.iloc[1:]
+    width = raw.shape[1]
+    if width == len(LAYOUTS[CHALLENGE][0]):
+        names = LAYOUTS[CHALLENGE][0]
+    elif LAYOUTS[PUBLIC][1] <= width <= len(LAYOUTS[PUBLIC][0]):
+        names = LAYOUTS[PUBLIC][0][:width]
+    else:
+        raise ValueError(
+            f"key file {source}: neither the header {FILENAME}<TAB>{CM_LABEL} nor an ASVspoof 5 protocol "
+            f"({COLUMN_NAMES[PUBLIC]}) or metadata ({COLUMN_NAMES[CHALLENGE]}) layout: its lines have "
+            f"{width} whitespace-separated fields"
+        )
+    table = raw.set_axis(list(names), axis=1)
+    short = table["key"] == ""
+    if short.any():
+        first = table.loc[short, "utt_id"].iloc[0]
+        raise ValueError(f"key file {source}: {int(short.sum())} line(s) with too few fields, first {first!r}")
+    attack = table["attack_label"].where(~table["attack_label"].isin(["-", BONAFIDE]), None)
+    return pd.DataFrame({FILENAME: table["utt_id"], CM_LABEL: table["key"], ATTACK: attack})
+
+
+def key_table(raw: pd.DataFrame, has_header: bool, source: str) -> pd.DataFrame:
+    """What :func:`storage.interchange.read_key_file` read → ``filename``, ``cm-label``, ``attack``."""
+    if not has_header:
+        return _protocol_keys(raw, source)
+    attack = raw[ATTACK] if ATTACK in raw.columns else pd.Series("", index=raw.index, dtype=object)
+    return pd.DataFrame(
+        {FILENAME: raw[FILENAME], CM_LABEL: raw[CM_LABEL], ATTACK: attack.where(attack != "", None)}
+    ).reset_index(drop=True)
+
+
+def table_from_files(scores: pd.DataFrame, keys: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A score file (``filename``, ``cm-score``) joined with its key table (:func:`key_table`) →
+    ``utt_id``, ``score``, ``label``, ``attack`` in the score file's order.
+
+    As the ASVspoof 5 package, the two files must name the same trials; ValueError (naming
+    ``source``, how many and the first few) otherwise, and on a filename given twice.
+    """
+    for what, frame in (("score", scores), ("key", keys)):
+        duplicated = frame[FILENAME][frame[FILENAME].duplicated()]
+        if len(duplicated):
+            raise ValueError(f"{source}: the {what} file names {duplicated.iloc[0]!r} more than once")
+    in_scores, in_keys = set(scores[FILENAME]), set(keys[FILENAME])
+    if in_scores != in_keys:
+        only_scores, only_keys = sorted(in_scores - in_keys), sorted(in_keys - in_scores)
+        raise ValueError(
+            f"{source}: score and key files name different trials: {len(only_scores)} only in the scores "
+            f"{only_scores[:3]}, {len(only_keys)} only in the keys {only_keys[:3]}"
+        )
+    merged = scores.merge(keys, on=FILENAME, how="left", validate="one_to_one")
+    return pd.DataFrame(
+        {
+            "utt_id": merged[FILENAME].astype(str),
+            "score": merged[CM_SCORE].astype(float),
+            "label": merged[CM_LABEL].astype(str),
+            ATTACK: merged[ATTACK].astype(object).where(merged[ATTACK].notna(), None),
+        }
+    )
