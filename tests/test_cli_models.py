@@ -68,10 +68,10 @@ def test_score_prints_one_line_per_file(trained, audio_manifest, tmp_path):
     result = runner.invoke(app, ["score", *files, str(folder), "--model", str(models / "lr")])
     assert result.exit_code == 0, result.output
     header, *lines = result.stdout.rstrip("\n").split("\n")  # strip() would eat the empty last cells
-    assert header.split("\t") == ["path", "status", "score", "p_spoof", "variance", "error"]
+    assert header.split("\t") == ["path", "score", "p_spoof", "variance", "status", "error"]
     assert len(lines) == 5 and lines[0].split("\t")[0] == files[0]
     for line in lines:
-        path, status, score, p_spoof, variance, error = line.split("\t")
+        path, score, p_spoof, variance, status, error = line.split("\t")
         assert status == "ok" and variance == "" and error == ""
         assert np.isclose(float(p_spoof), p_spoof_from_score(float(score)), atol=1e-4)
 
@@ -124,9 +124,9 @@ def test_score_lines_keep_one_row_per_file_whatever_the_error_text():
         columns=SCORE_FILE_COLUMNS,
     )
     assert score_table_lines(table) == [
-        "path\tstatus\tscore\tp_spoof\tvariance\terror",
-        "a.wav\tok\t1.5000\t0.1800\t0.25\t",
-        "b.wav\terror\t\t\t\tbad file here",
+        "path\tscore\tp_spoof\tvariance\tstatus\terror",
+        "a.wav\t1.5000\t0.1800\t0.25\tok\t",
+        "b.wav\t\t\t\terror\tbad file here",
     ]
 
 

@@ -15,7 +15,8 @@ from tasks.ingest.scan import AUDIO_EXTENSIONS
 from tasks.train.detectors import load_detector
 
 OK, ERROR = "ok", "error"
-SCORE_FILE_COLUMNS = ["path", "status", "score", "p_spoof", "variance", "error"]
+# path, score, P(spoof) first and in that order: the CLI contract (ARCHITECTURE.md) that scripts parse by position.
+SCORE_FILE_COLUMNS = ["path", "score", "p_spoof", "variance", "status", "error"]
 
 
 def expand_audio_paths(items: list[str]) -> list[str]:
@@ -55,8 +56,8 @@ def check_variant(card: dict, variant: str | None, model_path: str) -> None:
 def score_files(
     items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
 ) -> pd.DataFrame:
-    """One row per file, in the order given: path, status (``ok`` / ``error``), score (LLR), p_spoof,
-    variance (GP models), error (why a file could not be scored; None on ``ok`` rows).
+    """One row per file, in the order given: path, score (LLR), p_spoof, variance (GP models), status
+    (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows).
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
@@ -101,10 +102,10 @@ def score_table_lines(table: pd.DataFrame) -> list[str]:
         error = " ".join(str(row["error"]).split()) if row["status"] == ERROR else ""
         cells = [
             str(row["path"]),
-            str(row["status"]),
             _cell(row["score"], ".4f"),
             _cell(row["p_spoof"], ".4f"),
             _cell(row["variance"], ".4g"),
+            str(row["status"]),
             error,
         ]
         lines.append("\t".join(cells))
