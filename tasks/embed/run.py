@@ -19,6 +19,7 @@ the configured limit (``embed.max_reject_fraction``) — the CLI's exit code 7.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -64,7 +65,7 @@ class EmbedSummary:
     files_crashed: int = 0  # files that killed their worker alone and were rejected
     store: str = ""
     # Per dataset of the manifest: rows, rows still not embedded (rejected), of which transient
-    # (retried by the next run) and permanent, and the commonest reason (the text before its first ':').
+    # (retried by the next run) and permanent, and the commonest reason (see ``reason_head``).
     rejects_by_dataset: dict[str, dict] = field(default_factory=dict)
 
     @property
@@ -212,6 +213,12 @@ def embed_manifest(
     )
 
 
+def reason_head(reason: str) -> str:
+    """A reject reason without its file-specific details, so that reasons can be counted: the text
+    before the first ':' with numbers as N (``header declares N s (N frames at N Hz), over …``)."""
+    return re.sub(r"\d+(\.\d+)?", "N", str(reason).split(":", 1)[0])
+
+
 def rejects_by_dataset(manifest: pd.DataFrame, spec: EncoderSpec, store_root: str) -> dict[str, dict]:
     """Per dataset of ``manifest``: its rows and those the store holds as rejects, not embedded (see EmbedSummary)."""
     outstanding = store.outstanding_rejects(store_root, spec.name, spec.pooling, spec.crop_seconds, list(spec.layers))
@@ -221,7 +228,7 @@ def rejects_by_dataset(manifest: pd.DataFrame, spec: EncoderSpec, store_root: st
     out = {}
     for name, rows in manifest.groupby("dataset", sort=True)["utt_id"].size().items():
         mine = outstanding[outstanding["dataset"] == name]
-        counts = {
+        counts: dict[str, int | str | None] = {
             "rows": int(rows),
             "rejected": len(mine),
             "transient": int((mine["kind"] == store.TRANSIENT).sum()),
@@ -232,7 +239,7 @@ def rejects_by_dataset(manifest: pd.DataFrame, spec: EncoderSpec, store_root: st
             "example": None,
         }
         if len(mine):
-            heads = mine["reason"].str.split(":", n=1).str[0]
+            heads = mine["reason"].map(reason_head)
             head = heads.value_counts().index[0]
             first = mine[heads == head].iloc[0]
             counts.update(
