@@ -1,8 +1,8 @@
 """The unit of embedding work: plan shards from a manifest, embed one shard, write it.
 
 A shard is a set of manifest rows of one dataset holding about ``shard_seconds`` of audio.
-Shards are planned only from rows the store does not have yet (the nightly path embeds
-only new audio), and a shard's key hashes its rows' identities and the encoder setting,
+Shards are planned only from rows the store does not have yet, nor has rejected for good
+(the nightly path embeds only new audio; a transient reject is planned again), and a shard's key hashes its rows' identities and the encoder setting,
 so planning the same work twice yields the same shard files.
 """
 
