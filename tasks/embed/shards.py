@@ -2,8 +2,9 @@
 
 A shard is a set of manifest rows of one dataset holding about ``shard_seconds`` of audio.
 Shards are planned only from rows the store does not have yet, nor has rejected for good
-(the nightly path embeds only new audio; a transient reject is planned again), and a shard's key hashes its rows' identities and the encoder setting,
-so planning the same work twice yields the same shard files.
+(the nightly path embeds only new audio; a transient reject is planned again), and a
+shard's key hashes its rows' identities and the encoder setting, so planning the same work
+twice yields the same shard files.
 """
 
 from __future__ import annotations
