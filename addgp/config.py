@@ -105,6 +105,13 @@ class EmbedConfig(_Strict):
         description="longest audio a header may declare for a file embedded whole; longer files are rejected "
         "(a crop bounds decoding instead); null = no limit",
     )
+    max_reject_fraction: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="largest share of a dataset's rows that may end up not embedded (rejected) before the run fails "
+        "(exit code 7) after writing everything it could; 1 = never fail on rejects",
+    )
 
 
 class ClusterConfig(_Strict):

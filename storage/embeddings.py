@@ -60,7 +60,12 @@ ROW_IDENTITY = ("dataset", "utt_id", "sha256")
 # crop_s is part of a row's key too: the same audio cropped differently is another embedding.
 DEDUPE_COLUMNS = (*EMBEDDING_KEY_COLUMNS, "crop_s", "sha256")
 
-# What the embed stage could not use, keyed like the rows it replaces so a re-run skips it.
+# What the embed stage could not use, keyed like the rows it replaces. ``kind`` says whether a
+# re-run skips the row (permanent: its bytes are unusable) or tries it again (transient: the
+# file could not be read — missing, no permission, an I/O error — which may be over by then).
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+REJECT_KINDS = (TRANSIENT, PERMANENT)
 REJECTS_SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -68,8 +73,14 @@ REJECTS_SCHEMA = pa.schema(
         ("sha256", pa.string()),
         ("path", pa.string()),
         ("reason", pa.string()),
+        ("kind", pa.string()),
     ]
 )
+# Rejects written before ``kind`` existed are classed by their reason: these beginnings are the
+# file-access failures (libsndfile's "System error" is how older versions reported a file they
+# could not open, e.g. a relative path on a worker started elsewhere).
+LEGACY_TRANSIENT_REASONS = ("audio file missing", "unreadable audio", "not a regular file")
+LEGACY_TRANSIENT_MARKER = "System error"
 
 META_FIELDS = [
     pa.field("utt_id", pa.string()),
@@ -156,7 +167,9 @@ def write_shard(
     ``rows`` holds the META_FIELDS columns, ``embeddings`` the matching (n, dim) matrix.
     Rows are grouped by layer into separate row groups so that a layer filter reads only
     its own pages. Both files are written to temporary names first, then renamed into place
-    (rejects first: the embeddings file is the marker that the shard is complete). With a
+    (rejects first: the embeddings file is the marker that the shard is complete). A shard
+    whose every row is a transient reject gets no marker: the next run plans the same rows
+    under the same key and must find the shard still to do. With a
     ``fence`` (the epoch token of the run that planned the shard, from ``writer_lock``), the
     renames happen under the store's commit lock and only while that token is current;
     otherwise the temporary files are removed and ``StaleWriterError`` is raised.
@@ -167,8 +180,9 @@ def write_shard(
     try:
         with _staged(location.rejects_path, staged) as handle:
             pq.write_table(reject_table, handle)
-        with _staged(location.embeddings_path, staged) as handle:
-            _write_embeddings(handle, rows, embeddings, dtype)
+        if len(rows) or not (len(rejects) and (rejects["kind"] == TRANSIENT).all()):
+            with _staged(location.embeddings_path, staged) as handle:
+                _write_embeddings(handle, rows, embeddings, dtype)
         with commit_lock(location.store):
             if fence is not None:
                 current = current_epoch(location.store)
@@ -248,23 +262,49 @@ def _shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> lis
     return sorted(out)
 
 
+def _embedded_keys(store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]) -> set:
+    """(dataset, utt_id, sha256) of the rows the store holds for every layer in ``layers``."""
+    dataset = _dataset(store)
+    if dataset is None:
+        return set()
+    table = dataset.to_table(
+        columns=[*ROW_IDENTITY, "layer"],
+        filter=_setting_filter(encoder, pooling, crop_s) & pc.field("layer").isin(layers),
+    ).to_pandas()
+    counts = table.drop_duplicates().groupby(list(ROW_IDENTITY)).size()
+    return set(counts[counts >= len(set(layers))].index)
+
+
 def completed_keys(
     store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]
 ) -> set[tuple[str, str, str]]:
-    """(dataset, utt_id, sha256) already embedded for every layer in ``layers``, or rejected."""
-    done: set[tuple[str, str, str]] = set()
-    dataset = _dataset(store)
-    if dataset is not None:
-        table = dataset.to_table(
-            columns=[*ROW_IDENTITY, "layer"],
-            filter=_setting_filter(encoder, pooling, crop_s) & pc.field("layer").isin(layers),
-        ).to_pandas()
-        counts = table.drop_duplicates().groupby(list(ROW_IDENTITY)).size()
-        done.update(counts[counts >= len(set(layers))].index)
+    """(dataset, utt_id, sha256) already embedded for every layer in ``layers``, or rejected for good.
+
+    Transient rejects are not among them: the next run plans those rows again.
+    """
+    done = _embedded_keys(store, encoder, pooling, crop_s, layers)
     rejects = read_rejects(store, encoder_slug(encoder, pooling, crop_s))
-    if len(rejects):
-        done.update(zip(rejects["dataset"], rejects["utt_id"], rejects["sha256"]))
+    permanent = rejects[rejects["kind"] == PERMANENT]
+    done.update(zip(permanent["dataset"], permanent["utt_id"], permanent["sha256"]))
     return done
+
+
+def outstanding_rejects(
+    store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]
+) -> pd.DataFrame:
+    """The rejects of one encoder setting whose rows are still not embedded, one per row.
+
+    A row rejected as transient and embedded by a later run is no longer a reject; a row
+    rejected more than once keeps its permanent reject where it has one.
+    """
+    rejects = read_rejects(store, encoder_slug(encoder, pooling, crop_s))
+    if not len(rejects):
+        return rejects
+    embedded = _embedded_keys(store, encoder, pooling, crop_s, layers)
+    identity = list(zip(rejects["dataset"], rejects["utt_id"], rejects["sha256"]))
+    rejects = rejects[np.array([key not in embedded for key in identity], dtype=bool)]
+    rejects = rejects.sort_values("kind", key=lambda kind: kind != PERMANENT, kind="stable")
+    return rejects.drop_duplicates(subset=list(ROW_IDENTITY)).reset_index(drop=True)
 
 
 def _setting_filter(encoder: str, pooling: str, crop_s: float | None) -> pc.Expression:
@@ -273,7 +313,10 @@ def _setting_filter(encoder: str, pooling: str, crop_s: float | None) -> pc.Expr
 
 
 def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
-    """Every embed rejects row of the store, or of one encoder setting's folder."""
+    """Every embed rejects row of the store, or of one encoder setting's folder.
+
+    Rejects written before ``kind`` existed get it from their reason (``legacy_kind``).
+    """
     base = join(store, REJECTS_DIR, slug) if slug else join(store, REJECTS_DIR)
     empty = REJECTS_SCHEMA.empty_table().to_pandas()
     if not exists(base):
@@ -282,7 +325,19 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     files = _shard_files(fs, root, "rejects-")
     if not files:
         return empty
-    return ds.dataset(files, filesystem=fs, format="parquet").to_table().to_pandas().drop_duplicates()
+    # The explicit schema reads older files too: their missing ``kind`` comes back null.
+    table = ds.dataset(files, schema=REJECTS_SCHEMA, filesystem=fs, format="parquet").to_table()
+    rejects = table.to_pandas()
+    unclassed = rejects["kind"].isna()
+    if unclassed.any():
+        rejects.loc[unclassed, "kind"] = [legacy_kind(reason) for reason in rejects.loc[unclassed, "reason"]]
+    return rejects.drop_duplicates().reset_index(drop=True)
+
+
+def legacy_kind(reason: str) -> str:
+    """The kind of a reject written before kinds were recorded, from its reason text."""
+    text = str(reason)
+    return TRANSIENT if text.startswith(LEGACY_TRANSIENT_REASONS) or LEGACY_TRANSIENT_MARKER in text else PERMANENT
 
 
 def read_embeddings(

@@ -9,6 +9,13 @@ reach of a manifest glob (``addgp embed DIR/*.parquet``), and skipped by
 ``pyarrow.dataset.dataset(DIR)`` like every ``_``-prefixed path. Rejects written beside the
 manifest by earlier versions (``DIR/X.rejects.parquet``) are still found, and a manifest
 list that names one skips it with a warning.
+
+Paths: every manifest written holds absolute audio paths (``write_manifest`` resolves
+relative ones against the working directory of the process that ingested them), so a Dask
+worker started in any directory opens the same files. A manifest written before that, from
+a relative ROOT, is read with its relative paths resolved against the reader's working
+directory (what every in-process run did when it opened them) and a warning naming it and
+the fix: re-ingest it, which stores absolute paths.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from addgp.contracts import LABELS, MANIFEST_COLUMNS, MANIFEST_SCHEMA, NULLABLE_MANIFEST_COLUMNS, REJECTS_SCHEMA
-from storage.paths import atomic_write, exists, filesystem, join
+from storage.paths import absolute, atomic_write, exists, filesystem, is_url, join
 
 log = logging.getLogger(__name__)
 REJECTS_DIR = "_rejects"
@@ -59,6 +66,21 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     return df[list(MANIFEST_COLUMNS) + extra].reset_index(drop=True)
 
 
+def _relative_paths(df: pd.DataFrame) -> pd.Series:
+    """Which rows' ``path`` is relative (URLs count as absolute)."""
+    return pd.Series([not (is_url(p) or os.path.isabs(p)) for p in df["path"]], index=df.index, dtype=bool)
+
+
+def absolute_paths(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every relative ``path`` resolved against the working directory (a copy when any was)."""
+    relative = _relative_paths(df)
+    if not relative.any():
+        return df
+    df = df.copy()
+    df.loc[relative, "path"] = [absolute(p) for p in df.loc[relative, "path"]]
+    return df
+
+
 def _to_table(df: pd.DataFrame) -> pa.Table:
     fields = list(MANIFEST_SCHEMA) + [
         pa.field(c, pa.Table.from_pandas(df[[c]], preserve_index=False).schema.field(c).type)
@@ -69,8 +91,8 @@ def _to_table(df: pd.DataFrame) -> pa.Table:
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> str:
-    """Validate and write a manifest atomically; returns the path written."""
-    df = validate_manifest(df, source=str(path))
+    """Validate and write a manifest atomically, its audio paths made absolute; returns the path written."""
+    df = absolute_paths(validate_manifest(df, source=str(path)))
     table = _to_table(df)
     with atomic_write(path) as handle:
         pq.write_table(table, handle)
@@ -78,13 +100,31 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> str:
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and validate a manifest; a missing file is a FileNotFoundError naming it."""
+    """Read and validate a manifest; a missing file is a FileNotFoundError naming it.
+
+    Relative audio paths (manifests written by versions before paths were stored absolute)
+    come back resolved against the working directory, with a warning saying so.
+    """
     fs, p = filesystem(path)
     if not fs.exists(p):
         raise FileNotFoundError(f"manifest {path} does not exist; create it with `addgp ingest DATASET ROOT -o {path}`")
     with fs.open(p, "rb") as handle:
         df = pq.read_table(handle).to_pandas()
-    return validate_manifest(df, source=str(path))
+    df = validate_manifest(df, source=str(path))
+    relative = _relative_paths(df)
+    if relative.any():
+        log.warning(
+            "manifest %s holds %d relative audio path(s) (e.g. %r), written before manifests stored absolute paths: "
+            "resolved against the current directory %s. If that is not where it was ingested, the files will be "
+            "missing; re-ingest it (`addgp ingest DATASET ROOT -o %s`) to store absolute paths",
+            path,
+            int(relative.sum()),
+            df.loc[relative, "path"].iloc[0],
+            os.getcwd(),
+            path,
+        )
+        df = absolute_paths(df)
+    return df
 
 
 def is_rejects_table(path: str | os.PathLike) -> bool:

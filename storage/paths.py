@@ -25,6 +25,20 @@ def join(base: str | os.PathLike, *parts: str) -> str:
     return out
 
 
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a location by URL (``s3://…``, ``file://…``) rather than a local path."""
+    return "://" in str(path)
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """``path`` made absolute against this process's working directory; URLs unchanged.
+
+    Work shipped to Dask workers must carry absolute paths: a worker's working directory is
+    wherever it was started, so a relative path there names another file, or none.
+    """
+    return str(path) if is_url(path) else os.path.abspath(os.path.expanduser(str(path)))
+
+
 def exists(path: str | os.PathLike) -> bool:
     fs, p = filesystem(path)
     return fs.exists(p)

@@ -2,25 +2,21 @@
 
 What `cluster.address` means in production: a `dask scheduler` and `dask worker` processes
 started on their own (compose, Kubernetes, SLURM), the flow only knows the address. Here
-they run on loopback; one worker gets SIGKILL while shards are being written, and every
+they run on loopback (the `cli_cluster` fixture of conftest.py); one worker gets SIGKILL while shards are being written, and every
 manifest row must still be in the store exactly once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from distributed import Client
-from helpers import free_loopback_port, stop_process, wait_for, write_tone
+from helpers import write_tone
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import EncoderConfig
@@ -35,89 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 # written shard and the last.
 ENCODER = EncoderConfig(id="tiny-random", layers=[-1], batch_seconds=2, shard_seconds=3)
 N_FILES = 40
-START_TIMEOUT_S = 60
-
-
-@pytest.fixture
-def cli_cluster(tmp_path):
-    """`dask scheduler` + two `dask worker` processes (no nanny: a killed worker stays dead)."""
-    logs = tmp_path / "dask-logs"
-    logs.mkdir()
-    env = {
-        **os.environ,
-        # two cores for everything: one torch thread per worker
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "DO_NOT_TRACK": "1",
-    }
-    scheduler_file = tmp_path / "scheduler.json"
-    port = free_loopback_port()
-    procs: list[subprocess.Popen] = []
-    handles = []
-
-    def start(name: str, *args: str) -> subprocess.Popen:
-        handle = open(logs / f"{name}.log", "wb")
-        handles.append(handle)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dask", *args], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-        procs.append(proc)
-        return proc
-
-    try:
-        scheduler = start(
-            "scheduler",
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-dashboard",
-            "--scheduler-file",
-            str(scheduler_file),
-        )
-        wait_for(
-            lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0,
-            START_TIMEOUT_S,
-            "scheduler file",
-            [scheduler],
-        )
-        address = json.loads(scheduler_file.read_text())["address"]
-        assert address == f"tcp://127.0.0.1:{port}"
-        workers = [
-            start(
-                f"worker{i}",
-                "worker",
-                address,
-                "--nworkers",
-                "1",
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--no-dashboard",
-                "--host",
-                "127.0.0.1",
-                "--name",
-                f"w{i}",
-                "--memory-limit",
-                "2GiB",
-                "--death-timeout",
-                "60",
-            )
-            for i in range(2)
-        ]
-        with Client(address, timeout=START_TIMEOUT_S) as client:
-            client.wait_for_workers(2, timeout=START_TIMEOUT_S)
-            worker_pids = set(client.run(os.getpid).values())
-        # --no-nanny: the worker runs in the CLI process itself, so the Popen pid is the worker.
-        assert worker_pids == {w.pid for w in workers}
-        yield {"address": address, "scheduler": scheduler, "workers": workers, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            stop_process(proc)
-        for handle in handles:
-            handle.close()
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ def test_bad_inputs_become_rejects_and_the_rest_continues(audio_manifest, tmp_pa
         [{"utt_id": "gone", "split": "train", "label": "spoof", "attack": None, "speaker": None, "path": gone}],
         progress=False,
     ).manifest
+    gone_bytes = (tmp_path / "gone.flac").read_bytes()
     (tmp_path / "gone.flac").unlink()  # deleted between ingest and embed
     corrupt.write_bytes(b"fLaC" + b"\x00" * 50)  # a header and nothing decodable
     # its manifest hash matches its bytes: the decode failure, not the hash check, must reject it
@@ -158,14 +159,31 @@ def test_bad_inputs_become_rejects_and_the_rest_continues(audio_manifest, tmp_pa
     store = str(tmp_path / "store")
     summary = embed_manifest(manifest, SPEC, store, progress=False)
     assert summary.utterances_embedded == 3 and summary.rejects == 4
-    rejects = read_rejects(store).set_index("utt_id")["reason"]
+    table = read_rejects(store).set_index("utt_id")
+    rejects = table["reason"]
     assert "too short" in rejects["short"]
     assert "NaN" in rejects["nan"]
-    assert "missing" in rejects["gone"] or "decode" in rejects["gone"]
+    assert rejects["gone"] == "audio file missing"
     assert "decode" in rejects["corrupt"]
-    # rejects count as done: a re-run does not retry them every night
+    assert table["kind"].to_dict() == {
+        "short": "permanent",
+        "nan": "permanent",
+        "gone": "transient",
+        "corrupt": "permanent",
+    }
+    assert summary.rejects_by_dataset["alpha"]["transient"] == 1
+    assert summary.rejects_by_dataset["alpha"]["permanent"] == 3
+    # Permanent rejects count as done: a re-run does not retry them every night. The missing
+    # file is tried again on every run (the same shard key each time) until it is there.
+    for _ in range(2):
+        again = embed_manifest(manifest, SPEC, store, progress=False)
+        assert again.shards_planned == 1 and again.rejects == 1 and again.utterances_embedded == 0
+    (tmp_path / "gone.flac").write_bytes(gone_bytes)
+    back = embed_manifest(manifest, SPEC, store, progress=False)
+    assert back.shards_planned == 1 and back.utterances_embedded == 1 and back.rejects == 0
+    assert back.rejects_by_dataset["alpha"] == {**back.rejects_by_dataset["alpha"], "rejected": 3, "transient": 0}
     assert embed_manifest(manifest, SPEC, store, progress=False).shards_planned == 0
-    assert set(store_summary(store)["rows"]) == {3}
+    assert set(store_summary(store)["rows"]) == {4}
 
 
 def test_float16_storage_and_filtered_reads(audio_manifest, tmp_path):

@@ -112,3 +112,30 @@ def test_train_eval_overlap_configured_as_error_stops_before_embedding(tmp_path,
         pipeline_flow(str(path), run_id="leaky")
     assert (tmp_path / "work" / "manifests" / "demo_studio.parquet").is_file()
     assert not (tmp_path / "work" / "embeddings").exists() and not (tmp_path / "work" / "reports").exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_too_many_embed_rejects_fails_after_embedding_with_exit_code_7(tmp_path, prefect_backend):
+    """Every file over `embed.max_seconds`: the embed task writes all its rejects, is not retried,
+    and the flow fails with TooManyRejectsError (which `addgp run` turns into exit code 7)."""
+    from flows.cli.common import EXIT_TOO_MANY_REJECTS, exit_code_of
+    from storage.embeddings import read_rejects
+    from tasks.embed.run import TooManyRejectsError
+
+    path = tiny_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["demo_corpus"] = {**config["demo_corpus"], "conditions": ["studio"]}
+    config["demo_corpus"]["utterances_per_split"] = {"train": 6, "dev": 2, "eval": 4}
+    config["datasets"] = config["datasets"][:1]
+    config["train"].pop("augment")
+    config["evaluate"] = {}
+    config["embed"] = {"max_seconds": 0.01, "max_reject_fraction": 0.5}
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(TooManyRejectsError, match=r"dataset demo_studio: 12 of 12 rows not embedded") as caught:
+        pipeline_flow(str(path), run_id="rejected")
+    assert "commonest reason 'header declares N s (N frames at N Hz), over the limit of N s" in str(caught.value)
+    assert "(12 rows, e.g." in str(caught.value) and "permanent" in str(caught.value)
+    assert exit_code_of(caught.value) == EXIT_TOO_MANY_REJECTS
+    rejects = read_rejects(str(tmp_path / "work" / "embeddings"))
+    assert len(rejects) == 12 and set(rejects["kind"]) == {"permanent"}
+    assert not (tmp_path / "work" / "models").exists() and not (tmp_path / "work" / "reports").exists()

@@ -4,7 +4,9 @@ that turns an error into a message and an exit code.
 Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files: the message
 says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
 run of the same kind holds the lock, 5 (`addgp score`) a model asked to score embeddings of
-another encoder variant (fp32/int8) than it was trained on.
+another encoder variant (fp32/int8) than it was trained on, 7 (`addgp embed`, `run`, `nightly`)
+the run finished but a dataset had more rows rejected than `embed.max_reject_fraction` allows
+(everything embeddable was written first).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_BUSY = 4
 EXIT_VARIANT_MISMATCH = 5
+EXIT_TOO_MANY_REJECTS = 7
 QUOTES = "'\""  # KeyError quotes its message
 
 app = typer.Typer(
@@ -49,6 +52,7 @@ _EXIT_CODES = (
     ("storage.models", "ModelNotFoundError", EXIT_UNAVAILABLE),
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
+    ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
 )
 
 

@@ -124,8 +124,15 @@ def embed(
     max_seconds: float | None = typer.Option(
         1800.0, help="Reject files whose header declares more audio seconds (unless cropped)."
     ),
+    max_reject_fraction: float = typer.Option(
+        0.05,
+        min=0.0,
+        max=1.0,
+        help="Exit 7 (after writing everything) when a dataset has a larger share of rows not embedded.",
+    ),
 ) -> None:
-    """Embed every manifest row the store lacks; re-running adds nothing."""
+    """Embed every manifest row the store lacks; re-running adds nothing (rows rejected as
+    transient — the file could not be read — are tried again)."""
     from storage.manifests import read_manifests
     from tasks.embed.encoder import VARIANTS, EncoderSpec
     from tasks.embed.run import embed_manifest, parse_layers
@@ -163,3 +170,5 @@ def embed(
     for warning in summary.warnings:
         typer.secho(f"WARNING: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(json.dumps(summary.as_dict(), indent=2))
+    with exit_codes():
+        summary.check_rejects(max_reject_fraction)

@@ -20,7 +20,16 @@ DEFAULT_MAX_SECONDS = 1800.0
 
 
 class AudioError(ValueError):
-    """A file that cannot be turned into encoder input; the message is the reject reason."""
+    """A file that cannot be turned into encoder input; the message is the reject reason.
+
+    ``transient``: the file could not be read (missing, no permission, an I/O error), which
+    may be over when the next run looks again; otherwise its bytes are unusable as they are
+    (cannot be decoded, too long, empty, silent, changed since ingest) and stay so.
+    """
+
+    def __init__(self, reason: str, *, transient: bool = False):
+        super().__init__(reason)
+        self.transient = transient
 
 
 def load_audio(
@@ -43,11 +52,11 @@ def load_audio(
         with open(path, "rb") as raw:
             data = raw.read()
     except FileNotFoundError:
-        raise AudioError("audio file missing") from None
+        raise AudioError("audio file missing", transient=True) from None
     except IsADirectoryError:
-        raise AudioError("not a regular file") from None
+        raise AudioError("not a regular file", transient=True) from None
     except OSError as exc:
-        raise AudioError(f"unreadable audio: {exc.strerror or exc}") from None
+        raise AudioError(f"unreadable audio: {exc.strerror or exc}", transient=True) from None
     if expected_sha256 is not None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected_sha256:

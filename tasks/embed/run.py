@@ -8,11 +8,18 @@ A shard whose task kills its workers (the scheduler gives up after
 ``distributed.scheduler.allowed-failures`` deaths: ``KilledWorker``) is split into one task
 per file, run one at a time; a file that still kills its worker alone is written to the
 store's rejects, so the run completes and no later run tries it again.
+
+Rejects are *permanent* (the file's bytes are unusable: no later run tries it) or
+*transient* (the file could not be read: the next run tries it again). After the run, each
+dataset's rows still not embedded are counted (``EmbedSummary.rejects_by_dataset``);
+``EmbedSummary.check_rejects`` raises ``TooManyRejectsError`` when a dataset's share is over
+the configured limit (``embed.max_reject_fraction``) — the CLI's exit code 7.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from storage import embeddings as store
+from storage.paths import absolute, join
 from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, length_buckets
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
@@ -29,6 +37,14 @@ from tasks.embed.shards import Shard, ShardResult, embed_shard, plan_shards, rej
 
 SHARD_RETRIES = 3
 log = logging.getLogger(__name__)
+
+
+class TooManyRejectsError(RuntimeError):
+    """A dataset of the run has more rows not embedded than ``embed.max_reject_fraction`` allows.
+
+    Raised after the run wrote everything it could; the message names each dataset, its count,
+    the commonest reason and the fix.
+    """
 
 
 @dataclass
@@ -47,6 +63,10 @@ class EmbedSummary:
     warnings: list[str] = field(default_factory=list)
     shards_fenced: int = 0  # shards a newer run took over before they were committed
     files_crashed: int = 0  # files that killed their worker alone and were rejected
+    store: str = ""
+    # Per dataset of the manifest: rows, rows still not embedded (rejected), of which transient
+    # (retried by the next run) and permanent, and the commonest reason (see ``reason_head``).
+    rejects_by_dataset: dict[str, dict] = field(default_factory=dict)
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -54,6 +74,36 @@ class EmbedSummary:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "audio_seconds_per_second": round(self.audio_seconds_per_second, 2)}
+
+    def check_rejects(self, max_fraction: float) -> None:
+        """Raise ``TooManyRejectsError`` when a dataset's share of rejected rows exceeds ``max_fraction``."""
+        over = {
+            name: counts
+            for name, counts in self.rejects_by_dataset.items()
+            if counts["rows"] and counts["rejected"] / counts["rows"] > max_fraction
+        }
+        if not over:
+            return
+        lines = []
+        for name, counts in over.items():
+            kind = counts["commonest_kind"]
+            retry = (
+                "transient: the file could not be read where it was embedded; make every manifest path readable on "
+                "every Dask worker and re-run (transient rejects are tried again)"
+                if kind == store.TRANSIENT
+                else "permanent: the file's bytes cannot be embedded; inspect and replace the files, re-ingest them, "
+                "or raise embed.max_reject_fraction (--max-reject-fraction) if losing them is acceptable"
+            )
+            lines.append(
+                f"dataset {name}: {counts['rejected']} of {counts['rows']} rows not embedded "
+                f"({counts['rejected'] / counts['rows']:.1%} > embed.max_reject_fraction {max_fraction:g}; "
+                f"{counts['transient']} transient, {counts['permanent']} permanent); commonest reason "
+                f"{counts['commonest_reason']!r} ({counts['commonest_count']} rows, e.g. {counts['example']!r}) — {retry}"
+            )
+        rejects_dir = join(self.store, store.REJECTS_DIR)
+        raise TooManyRejectsError(
+            "; ".join(lines) + f". Everything embeddable was written to {self.store}; the rejects are in {rejects_dir}"
+        )
 
 
 class _Bar(tqdm):
@@ -122,10 +172,13 @@ def embed_manifest(
     """Fill ``store_root`` with embeddings of every manifest row it lacks for ``spec``.
 
     ``max_seconds``: files whose header declares more audio are rejected (unless
-    ``spec.crop_seconds`` crops them); None lifts the limit.
+    ``spec.crop_seconds`` crops them); None lifts the limit. A relative ``store_root`` is made
+    absolute here, before any task is shipped: a Dask worker resolves paths against its own
+    working directory. (Manifest paths are absolute already: see ``storage.manifests``.)
     """
     started = time.perf_counter()
     spec = resolve_layers(spec)
+    store_root = absolute(store_root)
     with store.writer_lock(store_root) as fence:
         # Planning only after the fence is up: every shard of an earlier run is either
         # committed (and skipped here) or refused at its commit.
@@ -155,7 +208,48 @@ def embed_manifest(
         warnings=warnings,
         shards_fenced=sum(r.fenced for r in results),
         files_crashed=sum(1 for r in results if r.crashed),
+        store=store_root,
+        rejects_by_dataset=rejects_by_dataset(manifest, spec, store_root),
     )
+
+
+def reason_head(reason: str) -> str:
+    """A reject reason without its file-specific details, so that reasons can be counted: the text
+    before the first ':' with numbers as N (``header declares N s (N frames at N Hz), over …``)."""
+    return re.sub(r"\d+(\.\d+)?", "N", str(reason).split(":", 1)[0])
+
+
+def rejects_by_dataset(manifest: pd.DataFrame, spec: EncoderSpec, store_root: str) -> dict[str, dict]:
+    """Per dataset of ``manifest``: its rows and those the store holds as rejects, not embedded (see EmbedSummary)."""
+    outstanding = store.outstanding_rejects(store_root, spec.name, spec.pooling, spec.crop_seconds, list(spec.layers))
+    wanted = set(zip(manifest["dataset"], manifest["utt_id"], manifest["sha256"]))
+    identity = zip(outstanding["dataset"], outstanding["utt_id"], outstanding["sha256"])
+    outstanding = outstanding[np.array([key in wanted for key in identity], dtype=bool)]
+    out = {}
+    for name, rows in manifest.groupby("dataset", sort=True)["utt_id"].size().items():
+        mine = outstanding[outstanding["dataset"] == name]
+        counts: dict[str, int | str | None] = {
+            "rows": int(rows),
+            "rejected": len(mine),
+            "transient": int((mine["kind"] == store.TRANSIENT).sum()),
+            "permanent": int((mine["kind"] == store.PERMANENT).sum()),
+            "commonest_reason": None,
+            "commonest_count": 0,
+            "commonest_kind": None,
+            "example": None,
+        }
+        if len(mine):
+            heads = mine["reason"].map(reason_head)
+            head = heads.value_counts().index[0]
+            first = mine[heads == head].iloc[0]
+            counts.update(
+                commonest_reason=str(head),
+                commonest_count=int((heads == head).sum()),
+                commonest_kind=str(first["kind"]),
+                example=f"{first['path']}: {first['reason']}",
+            )
+        out[str(name)] = counts
+    return out
 
 
 def _run_on_dask(

@@ -1,9 +1,10 @@
 """The unit of embedding work: plan shards from a manifest, embed one shard, write it.
 
 A shard is a set of manifest rows of one dataset holding about ``shard_seconds`` of audio.
-Shards are planned only from rows the store does not have yet (the nightly path embeds
-only new audio), and a shard's key hashes its rows' identities and the encoder setting,
-so planning the same work twice yields the same shard files.
+Shards are planned only from rows the store does not have yet, nor has rejected for good
+(the nightly path embeds only new audio; a transient reject is planned again), and a
+shard's key hashes its rows' identities and the encoder setting, so planning the same work
+twice yields the same shard files.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def reject_shard(
         store_root, store.encoder_slug(spec.name, spec.pooling, spec.crop_seconds), shard.dataset, shard.key
     )
     frame = shard.frame()
-    rejects = frame[["dataset", "utt_id", "sha256", "path"]].assign(reason=reason)
+    # Permanent: a file that kills its worker alone would kill the next run's too.
+    rejects = frame[["dataset", "utt_id", "sha256", "path"]].assign(reason=reason, kind=store.PERMANENT)
     no_rows = pd.DataFrame(columns=[f.name for f in store.META_FIELDS])
     try:
         store.write_shard(location, no_rows, np.zeros((0, 0), np.float32), spec.storage_dtype, rejects, fence=fence)
@@ -155,8 +157,8 @@ def embed_shard(
     kept_rows: list[int] = []
     pooled: dict[int, list[np.ndarray]] = {layer: [] for layer in embedder.layers}
 
-    def decode(index: int) -> tuple[int, np.ndarray | None, str | None, float]:
-        """(index, wave or None, reject reason or None, seconds spent), run on a decode thread."""
+    def decode(index: int) -> tuple[int, np.ndarray | None, AudioError | None, float]:
+        """(index, wave or None, the reject or None, seconds spent), run on a decode thread."""
         t0 = time.perf_counter()
         try:
             wave = load_audio(
@@ -170,7 +172,7 @@ def embed_shard(
                 raise AudioError(f"too short for the encoder: {len(wave)} samples < receptive field {min_samples}")
             return index, wave, None, time.perf_counter() - t0
         except AudioError as exc:
-            return index, None, str(exc), time.perf_counter() - t0
+            return index, None, exc, time.perf_counter() - t0
 
     # Decoding the next batch on CPU threads overlaps with the model running this one.
     with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
@@ -183,7 +185,8 @@ def embed_shard(
             for index, wave, problem, seconds in pending.pop(0):
                 timings.decode_s += seconds  # summed here, on one thread: the decode threads share nothing
                 if problem is not None:
-                    rejects.append({**_identity(frame, index), "reason": problem})
+                    kind = store.TRANSIENT if problem.transient else store.PERMANENT
+                    rejects.append({**_identity(frame, index), "reason": str(problem), "kind": kind})
                     continue
                 assert wave is not None  # decode returns a wave whenever it reports no problem
                 waves.append(wave)

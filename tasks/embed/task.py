@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from addgp.config import EmbedConfig, EncoderConfig
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
-from tasks.embed.run import embed_manifest
+from tasks.embed.run import TooManyRejectsError, embed_manifest
 
 
 @contextmanager
@@ -26,8 +26,13 @@ def dask_client(address: str) -> Iterator:
         client.close()
 
 
+def _retry_unless_rejects(task, task_run, state) -> bool:
+    """Retry a failed embed, except for too many rejects: the store holds all it could; a retry 30 s later would only repeat it."""
+    return not isinstance(state.result(raise_on_failure=False), TooManyRejectsError)
+
+
 # No result cache: the store itself is the cache (a re-run plans only missing shards).
-@task(name="embed", retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
+@task(name="embed", retries=1, retry_delay_seconds=30, retry_condition_fn=_retry_unless_rejects, cache_policy=NO_CACHE)
 def embed_task(
     manifest_paths: list[str],
     encoder: EncoderConfig,
@@ -35,9 +40,12 @@ def embed_task(
     scheduler_address: str | None,
     limits: EmbedConfig | None = None,
 ) -> dict:
+    """Embed the manifests' missing rows; fails with ``TooManyRejectsError`` (the flow fails, the CLI
+    exits 7) after the run when a dataset has more rejects than ``limits.max_reject_fraction``."""
     manifest = read_manifests(manifest_paths)
     spec = spec_from_config(encoder)
-    max_seconds = (limits or EmbedConfig()).max_seconds
+    limits = limits or EmbedConfig()
+    max_seconds = limits.max_seconds
     if scheduler_address is None:
         summary = embed_manifest(
             manifest,
@@ -60,4 +68,5 @@ def embed_task(
                 progress=False,
                 max_seconds=max_seconds,
             )
+    summary.check_rejects(limits.max_reject_fraction)
     return summary.as_dict()

@@ -32,6 +32,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from addgp.contracts import BONAFIDE, LABELS, MANIFEST_COLUMNS, REJECTS_SCHEMA
+from storage.paths import absolute
 
 HASH_CHUNK_BYTES = 1 << 20
 # Paths per task handed to a probe thread: one task per file costs more executor
@@ -251,7 +252,8 @@ def finalize(
     ``probe_paths``): libsndfile (through cffi) and hashlib release the GIL, so threads keep
     a disk or network filesystem busy.
     ``probe="full"`` (default, or the mode set by ``probe_mode``) fills ``duration_s`` and
-    ``sha256``; ``"exists"`` only rejects missing files and ``"none"`` touches no audio at
+    ``sha256``; audio paths are made absolute (against the working directory) so that the
+    manifest means the same files to a worker started anywhere. ``"exists"`` only rejects missing files and ``"none"`` touches no audio at
     all — both leave ``duration_s``/``sha256`` empty, so their manifests are for counting
     (``addgp datasets``) and are refused by ``write_manifest``.
     """
@@ -278,7 +280,8 @@ def finalize(
             bad.append(reject(dataset, source, row["utt_id"], "duplicate utt_id"))
         else:
             seen.add(row["utt_id"])
-            good.append(row)
+            # Absolute: the manifest is read by Dask workers started in other directories.
+            good.append({**row, "path": absolute(row["path"])})
 
     accepted: list[dict] = []
     outcomes = probe_paths(
