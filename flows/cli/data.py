@@ -8,7 +8,11 @@ from typing import TypedDict
 
 import typer
 
+from addgp.config import EmbedConfig
 from flows.cli.common import app, exit_codes, fail
+
+# The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
+EMBED_DEFAULTS = EmbedConfig()
 
 
 @app.command("demo-data")
@@ -122,10 +126,10 @@ def embed(
     revision: str | None = typer.Option(None, help="Checkpoint revision to pin (hub ids)."),
     scheduler: str | None = typer.Option(None, help="Dask scheduler address; default: run in this process."),
     max_seconds: float | None = typer.Option(
-        1800.0, help="Reject files whose header declares more audio seconds (unless cropped)."
+        EMBED_DEFAULTS.max_seconds, help="Reject files whose header declares more audio seconds (unless cropped)."
     ),
     max_reject_fraction: float = typer.Option(
-        0.05,
+        EMBED_DEFAULTS.max_reject_fraction,
         min=0.0,
         max=1.0,
         help="Exit 7 (after writing everything) when a dataset has a larger share of rows not embedded.",
