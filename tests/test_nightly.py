@@ -29,8 +29,24 @@ def test_promotion_rule():
     assert decide_promotion(base, {"a": 0.11, "b": 0.21}, 0.02, 0.40, 0.20).promote
     worse = decide_promotion(base, {"a": 0.20, "b": 0.30}, 0.02, 0.40, 0.10)
     assert not worse.promote and "beyond the CI" in worse.reason
-    no_gain = decide_promotion(base, base, 0.02, 0.30, 0.30)
-    assert not no_gain.promote and "not better on the new fakes" in no_gain.reason
+    worse_new = decide_promotion(base, {"a": 0.09, "b": 0.19}, 0.02, 0.30, 0.31)
+    assert not worse_new.promote and "worse on the new fakes" in worse_new.reason
+    missing = decide_promotion(base, base, 0.02, None, None)
+    assert not missing.promote and "no held-out new fakes" in missing.reason
+
+
+def test_a_tie_on_the_new_fakes_goes_to_the_challenger_unless_it_is_worse_on_the_eval_average():
+    base = {"a": 0.10, "b": 0.20}
+    # Both catch every new fake (EER 0), the eval average is equal: the challenger has seen more data.
+    tie = decide_promotion(base, dict(base), 0.02, 0.0, 0.0)
+    assert tie.promote and tie.reason.startswith("tie on the new fakes") and "seen more data" in tie.reason
+    # The same EER computed along another path (float rounding) is still a tie.
+    assert decide_promotion(base, base, 0.02, 0.1 + 0.2, 0.3).promote
+    better_eval = decide_promotion(base, {"a": 0.09, "b": 0.20}, 0.02, 0.25, 0.25)
+    assert better_eval.promote
+    # A tie on the new fakes with a worse eval average (inside the CI) keeps the champion.
+    kept = decide_promotion(base, {"a": 0.11, "b": 0.21}, 0.02, 0.25, 0.25)
+    assert not kept.promote and "tie on the new fakes" in kept.reason and "worse on the eval average" in kept.reason
 
 
 def test_holdout_is_stable_and_about_the_fraction():
