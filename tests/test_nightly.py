@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import drop_new_generator_batch, nightly_config
+from helpers import drop_new_generator_batch, nightly_config, write_audio
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
 from flows.nightly import nightly_flow
 from storage import champions
+from storage.manifests import read_manifest
+from tasks.nightly.compare import EVAL_CORPORA, HELD_OUT
 from tasks.nightly.promotion import decide_promotion, holdout_mask
 
 pytestmark = pytest.mark.integration
@@ -63,10 +65,40 @@ def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_b
     assert "Nothing new" in (Path(quiet["report"]) / "report.md").read_text()
 
     n_files = drop_new_generator_batch(tmp_path)
+    write_audio(tmp_path / "inbox" / "2026-11-20-tipline" / "unlabelled.wav")  # no sidecar entry: a reject
     night = nightly_flow(str(config), run_id="night-1")
     assert not night["nothing_new"]
     report = Path(night["report"])
     document = json.loads((report / "metrics.json").read_text())
+    workdir = load_config(config).workdir
+    # The batch is named after the folder the operator dropped; the reject is shown with its reason.
+    assert [b["batch_id"] for b in document["batches"]] == ["2026-11-20-tipline"]
+    assert document["inbox_rejects"] == [
+        {"reason": "no sidecar entry (label unknown)", "count": 1, "examples": ["2026-11-20-tipline/unlabelled"]}
+    ]
+    # Held-out evidence: the rows each slice was scored on, counted here from the manifests.
+    evidence = {row["dataset"]: row for row in document["evidence"]}
+
+    def eval_rows(dataset):
+        rows = read_manifest(workdir / "manifests" / f"{dataset}.parquet")
+        return rows[rows["split"].isin(load_config(config).evaluate.splits)]
+
+    inbox = read_manifest(workdir / "manifests" / "inbox.parquet")
+    held = inbox[holdout_mask(inbox["utt_id"], 0.4)]
+    held_bona = int((held["label"] == "bonafide").sum())
+    eval_bona = sum(int((eval_rows(d)["label"] == "bonafide").sum()) for d in ("demo_studio", "demo_phone"))
+    # without held-out bona fide, the new fakes are scored against the eval corpora's bona fide
+    assert (evidence["new_fakes"]["n_spoof"], evidence["new_fakes"]["n_bonafide"]) == (
+        int((held["label"] == "spoof").sum()),
+        held_bona or eval_bona,
+    )
+    assert evidence["new_fakes"]["bonafide_from"] == (HELD_OUT if held_bona else EVAL_CORPORA)
+    studio = evidence["demo_studio"]
+    assert studio["n_bonafide"] + studio["n_spoof"] == len(eval_rows("demo_studio"))
+    for row in evidence.values():
+        assert row["difference_ci_low"] <= row["difference"] <= row["difference_ci_high"]
+    assert "Held-out evidence" in (report / "report.md").read_text()
+    assert "Champion in service" in (report / "index.html").read_text()
     assert {row["dataset"] for row in document["forgetting"]} == {"demo_studio", "demo_phone"}
     assert set(document["eer"]) == {"demo_studio", "demo_phone", "new_fakes"}
     state = load_config(config).workdir / "state"
@@ -80,6 +112,16 @@ def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_b
 
     again = nightly_flow(str(config), run_id="night-2")
     assert again["nothing_new"], "a batch already used must not be absorbed twice"
+    # A quiet night re-evaluates the champion on the eval sets and records the result: the same
+    # model on the same rows measures what the night before measured.
+    quiet = Path(again["report"])
+    assert "No new data; champion re-evaluated" in (quiet / "report.md").read_text()
+    quiet_document = json.loads((quiet / "metrics.json").read_text())
+    assert [r["dataset"] for r in quiet_document["champion_reevaluation"]] == ["demo_studio", "demo_phone"]
+    evaluations = champions.read_champions(state, "lr")["evaluations"]
+    assert [e["run_id"] for e in evaluations] == ["night-1", "night-2"]
+    assert evaluations[1]["eer"] == pytest.approx(evaluations[0]["eer"]) and evaluations[1]["version"] == 2
+    assert [e["run_id"] for e in quiet_document["champion_history"]] == ["night-1", "night-2"]
 
 
 def test_two_nightly_flows_at_once_the_second_stops_and_the_first_is_intact(tmp_path, prefect_backend):
