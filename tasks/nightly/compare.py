@@ -69,11 +69,6 @@ def _by_row(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(utt_id=origin.astype(str) + "/" + frame["utt_id"].astype(str))
 
 
-def _class_counts(frame: pd.DataFrame) -> dict[str, int]:
-    bona = int((frame["label"] == BONAFIDE).sum())
-    return {"n_bonafide": bona, "n_spoof": int(len(frame) - bona)}
-
-
 def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """Per slice (each eval corpus, then ``new_fakes``): the rows both models were scored on,
     their EERs, and the paired bootstrap (1 - alpha) interval of the EER difference
@@ -89,14 +84,16 @@ def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: f
         part = scores[scores["dataset"] == dataset]
         champion = _by_row(part[part["detector"] == "champion"])
         challenger = _by_row(part[part["detector"] == "challenger"])
-        eers = [compute_metrics(f["score"].to_numpy(), f["label"].to_numpy())["eer"] for f in (champion, challenger)]
+        metrics = [compute_metrics(f["score"].to_numpy(), f["label"].to_numpy()) for f in (champion, challenger)]
+        eers = [m["eer"] for m in metrics]
         draws = paired_delta_distribution(challenger, champion, ("eer",), n_boot, seed + i)["eer"]
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-        borrowed = dataset == NEW_FAKES and "borrowed" in part and part["borrowed"].fillna(False).astype(bool).any()
+        borrowed = "borrowed" in part and bool(part["borrowed"].eq(True).any())
         rows.append(
             {
                 "dataset": dataset,
-                **_class_counts(champion),
+                "n_bonafide": int(metrics[0]["n_bonafide"]),
+                "n_spoof": int(metrics[0]["n_spoof"]),
                 "champion_eer": eers[0],
                 "challenger_eer": eers[1],
                 "difference": eers[0] - eers[1],
@@ -127,13 +124,15 @@ def reevaluate_champion(
     rows = []
     for i, dataset in enumerate(eval_datasets):
         part = scores[scores["dataset"] == dataset]
-        eer = compute_metrics(part["score"].to_numpy(), part["label"].to_numpy())["eer"]
+        metrics = compute_metrics(part["score"].to_numpy(), part["label"].to_numpy())
+        eer = metrics["eer"]
         low, high = bootstrap_ci(part, "eer", n_boot=n_boot, seed=seed + i)
         then = (eer_at_promotion or {}).get(dataset)
         rows.append(
             {
                 "dataset": dataset,
-                **_class_counts(part),
+                "n_bonafide": int(metrics["n_bonafide"]),
+                "n_spoof": int(metrics["n_spoof"]),
                 "eer": eer,
                 "eer_ci_low": low,
                 "eer_ci_high": high,
