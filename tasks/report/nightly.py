@@ -17,7 +17,7 @@ import pandas as pd
 from addgp import __version__
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
-from tasks.report.model import Cell, Column, Document, Inline, Paragraph, Section, Span, Table
+from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
 from tasks.report.sections import count_cell, name_cell, rate_cell
 
 
@@ -202,7 +202,7 @@ def _champion_section(outcome: NightlyOutcome) -> Section:
         figures.append(f"average EER {pct(at_promotion)} % at its promotion")
     if tonight is not None and tonight.get("average_eer") is not None:
         figures.append(f"{pct(tonight['average_eer'])} % tonight")
-    blocks: list = [
+    blocks: list[Block] = [
         Paragraph(
             [
                 Span(_model_ref(champion["model_path"]), "code"),
