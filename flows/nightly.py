@@ -1,7 +1,8 @@
 """The nightly loop: absorb new inbox batches, challenge the champion, promote only if better.
 
-ingest inbox (new dated batch) → open the night (or resume an unfinished one) → nothing new?
-publish a short report, stop → embed only the new audio → challenger (retrain or adapt) →
+ingest inbox (a batch per delivery folder) → open the night (or resume an unfinished one) →
+nothing new? re-evaluate the champion on the eval sets, publish a short report, stop → embed
+only the new audio → challenger (retrain or adapt) →
 champion and challenger on the same eval sets + held-out new fakes → promote or keep →
 report (with forgetting) → acknowledge the batches. Two nightly runs never overlap: the
 second waits or stops with a message. Composition only: the steps are tasks/nightly.
@@ -19,15 +20,18 @@ from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.nightly.night import champion_history
 from tasks.nightly.task import (
     challenger_task,
     close_night_task,
     compare_task,
+    inbox_rejects_task,
     new_rows_task,
     open_night_task,
     promote_task,
     publish_nightly_task,
     record_baseline_task,
+    reevaluate_champion_task,
 )
 from tasks.report.nightly import NightlyOutcome
 from tasks.train.task import train_task
@@ -58,12 +62,39 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         manifests = [f.result()["manifest"] for f in futures.values()]
         # The run id is taken under the lock, so a queued night never reuses the previous one's.
         night = open_night_task(state, detector.name, reports_root, f"{config.name}-nightly", run_id)
+        rejects = inbox_rejects_task(workspace.manifest(nightly.inbox))
         if not night["batches"]:
-            folder = publish_nightly_task(
-                NightlyOutcome(config.name, night["run_id"], [], warnings=warnings), reports_root
-            )
-            logger.info("nothing new in the inbox; report at %s", folder)
             champion = champions.current_champion(state, detector.name)
+            reevaluation = None
+            if champion is not None:
+                # No new data: the champion is measured on tonight's eval sets all the same (their
+                # embeddings are in the store), so its drift shows night after night.
+                eval_manifests = [workspace.manifest(d) for d in config.eval_datasets]
+                with dask_cluster(config.cluster) as scheduler:
+                    embed_task(eval_manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
+                reevaluation = reevaluate_champion_task(
+                    state,
+                    detector.name,
+                    night["run_id"],
+                    champion,
+                    eval_manifests,
+                    workspace.embeddings,
+                    config.eval_datasets,
+                    config.evaluate.splits,
+                    nightly.n_boot,
+                )
+            quiet = NightlyOutcome(
+                config.name,
+                night["run_id"],
+                [],
+                champion=champion,
+                warnings=warnings,
+                reevaluation=reevaluation,
+                champion_history=champion_history(state, detector.name),
+                rejects=rejects,
+            )
+            folder = publish_nightly_task(quiet, reports_root)
+            logger.info("nothing new in the inbox; report at %s", folder)
             return {"report": folder, "promoted": False, "nothing_new": True, "champion": champion, "resumed": False}
         if night.get("resumed"):
             logger.warning("resuming the unfinished night %s (batches %s)", night["run_id"], night["batch_ids"])
@@ -114,6 +145,9 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             comparison["forgetting"],
             champion,
             warnings,
+            evidence=comparison["evidence"],
+            champion_history=champion_history(state, detector.name),
+            rejects=rejects,
             challenger={
                 "strategy": nightly.strategy,
                 "new_rows": int(len(learn_rows)),

@@ -3,10 +3,16 @@ the nightly run lock.
 
 ``STATE/champion-<detector>.json`` holds the current champion and every earlier one::
 
-    {"current": {"model_path": …, "version": 3, "promoted_at": …, "run_id": …, "eer": {dataset: eer}},
-     "history": [ …earlier "current" records, oldest first… ]}
+    {"current": {"model_path": …, "version": 3, "promoted_at": RUN_ID, "promoted_on": ISO time,
+                 "run_id": …, "eer": {dataset: eer}},
+     "history": [ …earlier "current" records, oldest first… ],
+     "evaluations": [{"run_id", "evaluated_at", "version", "model_path", "eer": {dataset: eer},
+                      "average_eer"}, … one per night, oldest first]}
 
-The EERs recorded at promotion are what the next night's forgetting table compares with.
+The EERs recorded at promotion are what the next night's forgetting table compares with;
+``evaluations`` holds the EERs of the model in service measured each night (after a decision,
+or by re-evaluating it on a night without new data), so its drift shows night after night.
+Records written before ``promoted_on`` and ``evaluations`` existed read as before.
 
 ``STATE/night-<detector>.json`` exists only while a night that absorbs batches is under way:
 its run id, its batches, the champion it started from and each step done (baseline,
@@ -51,6 +57,7 @@ def read_champions(state_dir: str | os.PathLike, detector: str) -> dict:
     record = read_state(_path(state_dir, detector), {"current": None, "history": []}, fix=fix)
     record.setdefault("history", [])
     record.setdefault("current", None)
+    record.setdefault("evaluations", [])
     return record
 
 
@@ -84,6 +91,19 @@ def promote(state_dir: str | os.PathLike, detector: str, record: dict) -> None:
         if current is not None:
             champions["history"].append(current)
         champions["current"] = record
+        write_state(_path(state_dir, detector), champions)
+
+
+def record_evaluation(state_dir: str | os.PathLike, detector: str, evaluation: dict) -> None:
+    """Add one night's measurement of the champion (keyed by its ``run_id``) to ``evaluations``.
+
+    A night is recorded once: a resumed night repeating it leaves the record as it was.
+    """
+    with state_lock(state_dir, f"champion-{detector}.json"):
+        champions = read_champions(state_dir, detector)
+        if any(e.get("run_id") == evaluation["run_id"] for e in champions["evaluations"]):
+            return
+        champions["evaluations"].append(evaluation)
         write_state(_path(state_dir, detector), champions)
 
 

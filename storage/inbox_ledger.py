@@ -1,11 +1,12 @@
 """The inbox batch ledger ``STATE/inbox_batches.json``: which inbox files were seen, in which
-dated batch, and which consumer (the nightly loop) has used which batch.
+batch (named after its delivery folder by tasks/ingest/inbox.py), and which consumer (the
+nightly loop) has used which batch.
 
 ::
 
     {"version": 1, "dataset": "inbox", "root": "/data/inbox",
      "files": {utt_id: {"batch_id", "sha256"}},
-     "batches": [{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}, …],
+     "batches": [{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}, …],
      "consumers": {"nightly": [batch_id, …]}}
 
 Every change is a read-modify-write under ``STATE/.inbox_batches.json.lock`` and lands by
@@ -57,7 +58,8 @@ def ledger_transaction(state_dir: str | os.PathLike) -> Iterator[dict]:
 def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly") -> list[dict]:
     """Batches (oldest first) that ``consumer`` has not acknowledged yet.
 
-    Each is ``{"batch_id", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``; the
+    Each is ``{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``
+    (``folder`` absent in batches of older ledgers, None for files at the drop folder's top); the
     manifest rows of a batch are those whose ``batch_id`` column equals it.
     """
     ledger = read_ledger(state_dir)

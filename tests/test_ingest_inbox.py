@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,7 @@ def test_inbox_first_ingest_records_a_batch(tmp_path):
     assert new_inbox_batches(state) == [
         {
             "batch_id": "B1",
+            "folder": None,  # the option names the batch: all new files in one, whatever their folder
             "created_at": read_ledger(state)["batches"][0]["created_at"],
             "n_files": 4,
             "n_bonafide": 1,
@@ -101,12 +103,14 @@ def test_nightly_sees_only_new_batches(tmp_path):
     write_audio(inbox / "loose.wav", seconds=0.3, seed=123)
     result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     new = new_inbox_batches(state, consumer="nightly")
-    assert len(new) == 1 and new[0]["n_files"] == 3
-    fresh = rows_of_batches(result.manifest, [new[0]["batch_id"]])
-    assert sorted(fresh["utt_id"]) == ["2025-06-03/d", "2025-06-03/e", "loose"]
+    # One batch per delivery folder, named after it; a file at ROOT gets a batch named by the ingest time.
+    assert [(b["batch_id"], b["folder"], b["n_files"]) for b in new[:1]] == [("2025-06-03", "2025-06-03", 2)]
+    assert len(new) == 2 and new[1]["folder"] is None and re.fullmatch(r"\d{8}T\d{6}Z", new[1]["batch_id"])
+    assert sorted(rows_of_batches(result.manifest, [new[0]["batch_id"]])["utt_id"]) == ["2025-06-03/d", "2025-06-03/e"]
+    assert list(rows_of_batches(result.manifest, [new[1]["batch_id"]])["utt_id"]) == ["loose"]
     assert row(result, "2025-06-03/d")["split"] == "dev" and row(result, "2025-06-03/e")["source"] == "lab"
     assert row(result, "2025-06-01-social/a")["batch_id"] == "B1"
-    acknowledge_inbox_batches(state, [new[0]["batch_id"]])
+    acknowledge_inbox_batches(state, [b["batch_id"] for b in new])
     assert new_inbox_batches(state) == []
     with pytest.raises(KeyError, match="no batch"):
         acknowledge_inbox_batches(state, ["nope"])
@@ -174,3 +178,50 @@ def test_a_missing_drop_folder_is_an_empty_inbox_and_a_full_ingest_creates_it(tm
     result = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
     assert result.manifest.empty and result.rejects.empty and inbox.is_dir()
     assert new_inbox_batches(tmp_path / "state", consumer="nightly") == []
+
+
+def spoof_drop(folder: Path, names: list[str], seed: int = 0) -> None:
+    for i, name in enumerate(names):
+        write_audio(folder / name, seed=seed + i)
+    (folder / "sidecar.csv").write_text("file,label,generator\n" + "".join(f"{name},spoof,gen\n" for name in names))
+
+
+def test_batches_are_named_after_the_drop_folder_sanitised_and_unique(tmp_path):
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    spoof_drop(inbox / "2026-12-01-elevenlabs", ["a.wav"])
+    spoof_drop(inbox / "2026 12 02 tip line (mail)", ["b.wav"], seed=10)
+    spoof_drop(inbox / "中文-drop", ["c.wav"], seed=20)
+    spoof_drop(inbox / "!!!", ["d.wav"], seed=30)
+    ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    batches = {b["folder"]: b for b in read_ledger(state)["batches"]}
+    assert batches["2026-12-01-elevenlabs"]["batch_id"] == "2026-12-01-elevenlabs"
+    assert batches["2026 12 02 tip line (mail)"]["batch_id"] == "2026-12-02-tip-line-mail"
+    assert batches["中文-drop"]["batch_id"] == "中文-drop"
+    assert re.fullmatch(r"\d{8}T\d{6}Z", batches["!!!"]["batch_id"]), "a name with nothing left falls back to the time"
+    assert all(b["created_at"] for b in batches.values()), "the ledger still records the ingest time"
+
+    # More audio delivered into a folder that already is a batch: a new batch, suffixed.
+    spoof_drop(inbox / "2026-12-01-elevenlabs", ["a.wav", "e.wav"], seed=40)
+    result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    assert row(result, "2026-12-01-elevenlabs/e")["batch_id"] == "2026-12-01-elevenlabs-2"
+    assert row(result, "2026-12-01-elevenlabs/a")["batch_id"] == "2026-12-01-elevenlabs-2", "changed bytes"
+    assert row(result, "2026 12 02 tip line (mail)/b")["batch_id"] == "2026-12-02-tip-line-mail"
+
+
+def test_a_ledger_of_time_named_batches_keeps_working(tmp_path):
+    """A ledger written before folder naming: its batches and acknowledgements stay as they were."""
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    spoof_drop(inbox / "2026-11-20-tipline", ["a.wav"])
+    first = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    ledger = read_ledger(state)
+    old_id = "20261120T020000Z"
+    ledger["batches"] = [
+        {k: v for k, v in b.items() if k != "folder"} | {"batch_id": old_id} for b in ledger["batches"]
+    ]
+    ledger["files"] = {u: {**f, "batch_id": old_id} for u, f in ledger["files"].items()}
+    Path(ledger_path(state)).write_text(json.dumps(ledger))
+    acknowledge_inbox_batches(state, [old_id])
+    spoof_drop(inbox / "2026-11-21-tipline", ["b.wav"], seed=5)
+    again = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    assert row(again, "2026-11-20-tipline/a")["batch_id"] == old_id and len(first.manifest) == 1
+    assert [b["batch_id"] for b in new_inbox_batches(state)] == ["2026-11-21-tipline"]

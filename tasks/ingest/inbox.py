@@ -1,4 +1,4 @@
-"""The inbox: a drop folder of newly collected audio, labelled by sidecar files, ingested in dated batches.
+"""The inbox: a drop folder of newly collected audio, labelled by sidecar files, ingested in batches named after their delivery folder.
 
 Layout (ROOT is the drop folder; any sub-folders)::
 
@@ -26,9 +26,15 @@ file whose header declares more than ``max_seconds`` of audio (option, default 1
 
 Batches: each (full) ingest compares the rows with the batch ledger
 ``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
-before — or whose bytes changed — form a new batch ``YYYYMMDDTHHMMSSZ`` (UTC; option
-``batch_id`` to name it); files already recorded keep their batch. Every manifest row gets
-its ``batch_id``. The ledger is read and written by ``storage/inbox_ledger.py``: a nightly
+before — or whose bytes changed — form new batches, one per top-level folder of ROOT (the
+delivery the operator dropped), named after that folder: ``inbox/2026-12-01-elevenlabs/`` →
+batch ``2026-12-01-elevenlabs`` (sanitised: characters other than letters, digits, ``.``,
+``_`` and ``-`` become ``-``; a name already in the ledger gets ``-2``, ``-3``, …). Files
+directly in ROOT, and folders whose name sanitises to nothing, form a batch named by the
+ingest time ``YYYYMMDDTHHMMSSZ`` (UTC). Option ``batch_id`` puts all new files in one batch
+of that name. The ledger records each batch's folder and ingest time (``created_at``);
+files already recorded keep their batch (ledgers written before folder naming keep their
+time-named batches). Every manifest row gets its ``batch_id``. The ledger is read and written by ``storage/inbox_ledger.py``: a nightly
 run asks it for the batches it has not yet acknowledged (``new_inbox_batches``) and
 acknowledges them once it has used them. Counting runs (``probe_mode`` other than ``"full"``) and ``record_batch=False``
 never write the ledger.
@@ -39,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,11 +61,44 @@ ATTACK_KEYS = ("generator", "attack", "model", "system")
 DATE_KEYS = ("collected", "collected_at", "collected_on", "date")
 LIST_KEYS = ("files", "items", "records")
 KEPT_KEYS = ("source", "language", "notes")
+MAX_BATCH_NAME = 80
 
 
 def rows_of_batches(manifest: pd.DataFrame, batch_ids: Iterable[str]) -> pd.DataFrame:
     """The manifest rows of the given batches."""
     return manifest[manifest["batch_id"].isin(list(batch_ids))].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ batch names
+
+
+def batch_name(folder: str | None, now: dt.datetime) -> str:
+    """The batch name of a delivery folder, sanitised; the UTC ingest time for files at ROOT.
+
+    Batch ids show up in reports, logs and the ledger: letters (any script), digits, ``.``,
+    ``_`` and ``-`` stay, every other run of characters becomes one ``-``.
+    """
+    name = re.sub(r"[^\w.-]+", "-", folder or "").strip("-.")[:MAX_BATCH_NAME]
+    return name or now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def unique_batch_id(name: str, existing: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, … when the ledger has it (a folder delivered to twice)."""
+    candidate, n = name, 2
+    while candidate in existing:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+def _fresh_by_folder(utt_ids: pd.Series, fresh: list[int], one_batch: bool) -> dict[str | None, list[int]]:
+    """Fresh row positions per delivery folder (the top-level folder below ROOT; None for files at
+    ROOT), folders in name order; all in one group when the batch is named by the option."""
+    groups: dict[str | None, list[int]] = {}
+    for i in fresh:
+        utt_id = str(utt_ids.iat[i])
+        folder = None if one_batch or "/" not in utt_id else utt_id.split("/", 1)[0]
+        groups.setdefault(folder, []).append(i)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or "")))
 
 
 # ------------------------------------------------------------------ sidecars
@@ -272,20 +312,16 @@ def ingest(
             for i, (u, sha) in enumerate(zip(manifest["utt_id"], manifest["sha256"]))
             if files.get(u, {}).get("sha256") != sha
         ]
-        new_id = None
-        if fresh:
-            now = dt.datetime.now(dt.UTC)
-            new_id = batch_id or now.strftime("%Y%m%dT%H%M%SZ")
-            existing = {b["batch_id"] for b in ledger["batches"]}
-            base, n = new_id, 2
-            while new_id in existing:
-                if batch_id is not None:
-                    raise OptionError(f"inbox: batch id {batch_id!r} is already in {ledger_path(state)}")
-                new_id, n = f"{base}-{n}", n + 1
-            batch_rows = manifest.iloc[fresh]
+        if fresh and batch_id is not None and any(b["batch_id"] == batch_id for b in ledger["batches"]):
+            raise OptionError(f"inbox: batch id {batch_id!r} is already in {ledger_path(state)}")
+        now = dt.datetime.now(dt.UTC)
+        for folder, rows in _fresh_by_folder(manifest["utt_id"], fresh, batch_id is not None).items():
+            new_id = unique_batch_id(batch_id or batch_name(folder, now), {b["batch_id"] for b in ledger["batches"]})
+            batch_rows = manifest.iloc[rows]
             ledger["batches"].append(
                 {
                     "batch_id": new_id,
+                    "folder": folder,
                     "created_at": now.isoformat(timespec="seconds"),
                     "n_files": int(len(batch_rows)),
                     "n_bonafide": int((batch_rows["label"] == BONAFIDE).sum()),
@@ -293,7 +329,7 @@ def ingest(
                     "hours": round(float(batch_rows["duration_s"].sum()) / 3600.0, 4),
                 }
             )
-            for i in fresh:
+            for i in rows:
                 files[manifest["utt_id"].iat[i]] = {"batch_id": new_id, "sha256": manifest["sha256"].iat[i]}
         manifest["batch_id"] = [files[u]["batch_id"] for u in manifest["utt_id"]]
     return result

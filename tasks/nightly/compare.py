@@ -1,5 +1,7 @@
 """Champion vs challenger on the same data: scores on the eval corpora and the held-out new
-fakes, per-dataset EERs, the bootstrap CI of the eval average, the decision and forgetting.
+fakes, per-dataset EERs, the bootstrap CI of the eval average, the decision and forgetting;
+the held-out evidence per slice (rows, paired bootstrap CI of the EER difference); and the
+champion alone re-evaluated on a night without new data.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import pandas as pd
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
-from tasks.evaluate.bootstrap import bootstrap_distribution
+from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
+from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows
 from tasks.nightly.challenger import select_rows, subset_rows
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 from tasks.train.data import LabelledEmbeddings
 
 NEW_FAKES = "new_fakes"
+# where the bona fide rows of the new-fakes slice come from (held-out evidence, ``bonafide_from``)
+HELD_OUT, EVAL_CORPORA = "held-out inbox rows", "eval corpora (no bona fide held out)"
 
 
 def score_champion_and_challenger(
@@ -51,9 +56,91 @@ def score_champion_and_challenger(
                 bona = LabelledEmbeddings(
                     rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0
                 )
-                parts.append(score_rows(detector, name, bona))
-            frames.append(pd.concat(parts, ignore_index=True).assign(dataset=NEW_FAKES))
+                parts.append(score_rows(detector, name, bona).assign(borrowed=True))
+            slice_ = pd.concat(parts, ignore_index=True)
+            # the corpus a row came from: an utterance id is unique within it, the bootstrap's unit
+            frames.append(slice_.assign(source_dataset=slice_["dataset"], dataset=NEW_FAKES))
     return pd.concat(frames, ignore_index=True)
+
+
+def _by_row(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``utt_id`` made unique across the corpora a slice draws on (the paired unit)."""
+    origin = frame["source_dataset"].fillna(frame["dataset"]) if "source_dataset" in frame else frame["dataset"]
+    return frame.assign(utt_id=origin.astype(str) + "/" + frame["utt_id"].astype(str))
+
+
+def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Per slice (each eval corpus, then ``new_fakes``): the rows both models were scored on,
+    their EERs, and the paired bootstrap (1 - alpha) interval of the EER difference
+    champion − challenger (positive = the challenger is better).
+
+    Paired: one resample draws each row for both models, so what the two share (the rows'
+    difficulty) cancels and the interval measures the models' difference alone.
+    ``bonafide_from`` says where the new-fakes slice's bona fide rows come from.
+    """
+    rows = []
+    slices = sorted(scores["dataset"].unique(), key=lambda d: (d == NEW_FAKES, d))
+    for i, dataset in enumerate(slices):
+        part = scores[scores["dataset"] == dataset]
+        champion = _by_row(part[part["detector"] == "champion"])
+        challenger = _by_row(part[part["detector"] == "challenger"])
+        metrics = [compute_metrics(f["score"].to_numpy(), f["label"].to_numpy()) for f in (champion, challenger)]
+        eers = [m["eer"] for m in metrics]
+        draws = paired_delta_distribution(challenger, champion, ("eer",), n_boot, seed + i)["eer"]
+        low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+        borrowed = "borrowed" in part and bool(part["borrowed"].eq(True).any())
+        rows.append(
+            {
+                "dataset": dataset,
+                "n_bonafide": int(metrics[0]["n_bonafide"]),
+                "n_spoof": int(metrics[0]["n_spoof"]),
+                "champion_eer": eers[0],
+                "challenger_eer": eers[1],
+                "difference": eers[0] - eers[1],
+                "difference_ci_low": float(low),
+                "difference_ci_high": float(high),
+                "bonafide_from": (EVAL_CORPORA if borrowed else HELD_OUT) if dataset == NEW_FAKES else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def reevaluate_champion(
+    model: tuple[object, dict],
+    manifest: pd.DataFrame,
+    store: str,
+    eval_datasets: list[str],
+    eval_splits: list[str],
+    n_boot: int,
+    eer_at_promotion: dict[str, float] | None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The champion alone on tonight's eval sets (a night without new data): per corpus the rows,
+    the EER with its bootstrap 95 % interval (by speaker where known), the EER recorded at
+    its promotion and the change since (positive = worse)."""
+    scores = score_champion_and_challenger(
+        {"champion": model}, manifest, store, eval_datasets, eval_splits, pd.DataFrame()
+    )
+    rows = []
+    for i, dataset in enumerate(eval_datasets):
+        part = scores[scores["dataset"] == dataset]
+        metrics = compute_metrics(part["score"].to_numpy(), part["label"].to_numpy())
+        eer = metrics["eer"]
+        low, high = bootstrap_ci(part, "eer", n_boot=n_boot, seed=seed + i)
+        then = (eer_at_promotion or {}).get(dataset)
+        rows.append(
+            {
+                "dataset": dataset,
+                "n_bonafide": int(metrics["n_bonafide"]),
+                "n_spoof": int(metrics["n_spoof"]),
+                "eer": eer,
+                "eer_ci_low": low,
+                "eer_ci_high": high,
+                "eer_at_promotion": then,
+                "change": None if then is None else eer - then,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def eer_by_dataset(scores: pd.DataFrame, detector: str) -> dict[str, float]:
@@ -115,6 +202,7 @@ def compare_champion_and_challenger(
     return {
         "scores": scores,
         "eer": eer,
+        "evidence": held_out_evidence(scores, n_boot),
         "decision": decision.as_dict(),
         "forgetting": forgetting_table(baseline, tonight),
         "champion_eer": on_eval(champion),

@@ -56,7 +56,7 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
         "run_id": run_id,
         "batch_ids": [b["batch_id"] for b in pending],
         "batches": pending,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": _now(),
         "champion": champion,
     }
     champions.save_night(state_dir, detector, night)
@@ -77,8 +77,9 @@ def promote_after_decision(state_dir: str, detector: str, night: dict, compariso
     a model already promoted).
     """
     champion = night["champion"]
+    now = _now()
     if champion.get("eer") is None:
-        champion = {**champion, "eer": comparison["champion_eer"], "promoted_at": night["run_id"]}
+        champion = {**champion, "eer": comparison["champion_eer"], "promoted_at": night["run_id"], "promoted_on": now}
         champions.promote(state_dir, detector, champion)
     if comparison["decision"]["promote"]:
         champion = {
@@ -86,11 +87,40 @@ def promote_after_decision(state_dir: str, detector: str, night: dict, compariso
             "version": challenger["version"],
             "run_id": night["run_id"],
             "promoted_at": night["run_id"],
+            "promoted_on": now,
             "eer": comparison["challenger_eer"],
             "batches": night["batch_ids"],
         }
         champions.promote(state_dir, detector, champion)
-    return champions.current_champion(state_dir, detector) or champion
+    in_service = champions.current_champion(state_dir, detector) or champion
+    tonight = comparison["challenger_eer"] if comparison["decision"]["promote"] else comparison["champion_eer"]
+    record_champion_evaluation(state_dir, detector, night["run_id"], in_service, tonight)
+    return in_service
+
+
+def record_champion_evaluation(
+    state_dir: str, detector: str, run_id: str, champion: dict, eer: dict[str, float]
+) -> dict:
+    """Record tonight's EERs of the champion in service (once per night); return the record."""
+    evaluation = {
+        "run_id": run_id,
+        "evaluated_at": _now(),
+        "version": champion.get("version"),
+        "model_path": champion.get("model_path"),
+        "eer": dict(eer),
+        "average_eer": float(sum(eer.values()) / len(eer)) if eer else None,
+    }
+    champions.record_evaluation(state_dir, detector, evaluation)
+    return evaluation
+
+
+def champion_history(state_dir: str, detector: str, nights: int = 7) -> list[dict]:
+    """The champion's measurements of the last ``nights`` nights, oldest first (its drift)."""
+    return champions.read_champions(state_dir, detector)["evaluations"][-nights:]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def close_night(state_dir: str, detector: str, night: dict) -> None:

@@ -1,9 +1,21 @@
 """Champion/challenger decisions of the nightly loop, as pure functions.
 
-The rule (issue 7): promote the challenger only if it is not worse beyond the confidence
-interval on the eval-corpus average, and better on the new fakes. The CI is the bootstrap
-95 % interval of the champion's average EER: a challenger inside it is "not worse" by any
-evidence the eval sets can give.
+The rule (issue 7; ties issue 16), checked in this order:
+
+1. the challenger's average EER over the eval corpora exceeds the champion's by more than
+   the half-width of the champion's bootstrap 95 % interval → keep the champion (worse on
+   what it must not forget);
+2. no held-out new fakes → keep (nothing shows the challenger is better);
+3. lower EER on the new fakes → promote;
+4. the same EER on the new fakes (within ``EER_TIE``; common at 0 when both catch every new
+   fake) → promote when the challenger is also not worse on the eval average (its EER at
+   most the champion's), since it has seen more data and no figure favours the champion;
+   keep otherwise;
+5. higher EER on the new fakes → keep.
+
+The paired bootstrap intervals of champion − challenger per slice (tasks/nightly/compare.py)
+are reported beside the decision as the strength of its evidence; the held-out share of a
+night's batches is often too small for them to decide.
 """
 
 from __future__ import annotations
@@ -14,6 +26,10 @@ from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+
+# EERs this close are equal: they differ by float rounding, not by a single row
+# (one row of a 10 000-row slice moves the EER by 1e-4).
+EER_TIE = 1e-9
 
 
 class _DecisionFigures(TypedDict):
@@ -73,13 +89,28 @@ def decide_promotion(
         )
     if champion_new_eer is None or challenger_new_eer is None:
         return PromotionDecision(False, "no held-out new fakes to show the challenger is better on them", **common)
-    if challenger_new_eer >= champion_new_eer:
+    new_fakes = f"{challenger_new_eer:.4f} vs {champion_new_eer:.4f}"
+    if challenger_new_eer < champion_new_eer - EER_TIE:
         return PromotionDecision(
-            False, f"not better on the new fakes: {challenger_new_eer:.4f} >= {champion_new_eer:.4f}", **common
+            True,
+            f"better on the new fakes ({challenger_new_eer:.4f} < {champion_new_eer:.4f}) and within the CI on the eval average",
+            **common,
+        )
+    if challenger_new_eer > champion_new_eer + EER_TIE:
+        return PromotionDecision(
+            False, f"worse on the new fakes: {challenger_new_eer:.4f} > {champion_new_eer:.4f}", **common
+        )
+    eval_average = f"{challenger_avg:.4f} vs {champion_avg:.4f}"
+    if challenger_avg <= champion_avg + EER_TIE:
+        return PromotionDecision(
+            True,
+            f"tie on the new fakes ({new_fakes}) and not worse on the eval average ({eval_average}): "
+            "the challenger has seen more data",
+            **common,
         )
     return PromotionDecision(
-        True,
-        f"better on the new fakes ({challenger_new_eer:.4f} < {champion_new_eer:.4f}) and within the CI on the eval average",
+        False,
+        f"tie on the new fakes ({new_fakes}) and worse on the eval average ({eval_average}, within the CI)",
         **common,
     )
 

@@ -10,14 +10,22 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from storage.manifests import read_manifest, read_manifests
+from storage import champions
+from storage.manifests import find_rejects, read_manifest, read_manifests, read_rejects
 from storage.models import save_model
 from storage.paths import exists, join
 from storage.reports import publish_report
 from tasks.ingest.inbox import rows_of_batches
 from tasks.nightly.challenger import build_challenger, derived_card, split_new_rows
-from tasks.nightly.compare import compare_champion_and_challenger
-from tasks.nightly.night import close_night, open_night, promote_after_decision, record_step
+from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
+from tasks.nightly.night import (
+    close_night,
+    open_night,
+    promote_after_decision,
+    record_champion_evaluation,
+    record_step,
+)
+from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.report.task import artifact_key
 from tasks.train.detectors import load_detector
@@ -100,6 +108,40 @@ def compare_task(
 def promote_task(state_dir: str, detector: str, night: dict, comparison: dict) -> dict:
     """The champion record after tonight's decision (promotions written, at most once per model)."""
     return promote_after_decision(state_dir, detector, night, comparison, night["challenger"])
+
+
+@task(name="reevaluate-champion", retries=1, cache_policy=NO_CACHE)
+def reevaluate_champion_task(
+    state_dir: str,
+    detector: str,
+    run_id: str,
+    champion: dict,
+    manifest_paths: list[str],
+    store: str,
+    eval_datasets: list[str],
+    eval_splits: list[str],
+    n_boot: int,
+) -> pd.DataFrame:
+    """A night without new data: the champion on tonight's eval sets, recorded in its evaluations."""
+    champions.require_champion_model(state_dir, detector, champion)
+    table = reevaluate_champion(
+        load_detector(champion["model_path"]),
+        read_manifests(manifest_paths),
+        store,
+        eval_datasets,
+        eval_splits,
+        n_boot,
+        champion.get("eer"),
+    )
+    record_champion_evaluation(state_dir, detector, run_id, champion, dict(zip(table["dataset"], table["eer"])))
+    return table
+
+
+@task(name="inbox-rejects", cache_policy=NO_CACHE)
+def inbox_rejects_task(inbox_manifest: str) -> pd.DataFrame:
+    """What the drop folder holds that ingest rejected, counted per reason with examples."""
+    path = find_rejects(inbox_manifest)
+    return rejects_by_reason(read_rejects(path) if path is not None else pd.DataFrame())
 
 
 @task(name="publish-nightly-report", cache_policy=NO_CACHE)

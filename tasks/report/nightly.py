@@ -16,9 +16,9 @@ import pandas as pd
 
 from addgp import __version__
 from tasks.report import html, markdown
-from tasks.report.format import fmt, signed_pp
-from tasks.report.model import Cell, Column, Document, Inline, Paragraph, Section, Span, Table
-from tasks.report.sections import name_cell, rate_cell
+from tasks.report.format import ci_pct, fmt, pct, signed_pp
+from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
+from tasks.report.sections import count_cell, name_cell, rate_cell
 
 
 @dataclass
@@ -36,15 +36,37 @@ class NightlyOutcome:
     eer_by_condition: pd.DataFrame | None = None
     # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model"}
     challenger: dict | None = None
+    # per slice: dataset, n_bonafide, n_spoof, champion_eer, challenger_eer, difference,
+    # difference_ci_low/high, bonafide_from (tasks.nightly.compare.held_out_evidence)
+    evidence: pd.DataFrame | None = None
+    # a night without new data: the champion per eval corpus: dataset, n_bonafide, n_spoof, eer,
+    # eer_ci_low/high, eer_at_promotion, change (tasks.nightly.compare.reevaluate_champion)
+    reevaluation: pd.DataFrame | None = None
+    # the champion's recorded measurements of the last nights, oldest first (storage.champions)
+    champion_history: list[dict] = field(default_factory=list)
+    # the inbox's rejects per reason: reason, count, examples (tasks.nightly.rejects)
+    rejects: pd.DataFrame | None = None
 
     @property
     def nothing_new(self) -> bool:
         return not self.batches
 
 
+def _average(eer: dict | None) -> float | None:
+    return float(sum(eer.values()) / len(eer)) if eer else None
+
+
 def headline(outcome: NightlyOutcome) -> str:
     if outcome.nothing_new or outcome.decision is None:
-        return "Nothing new in the inbox tonight: no model was trained and the champion is unchanged."
+        if outcome.reevaluation is None or outcome.reevaluation.empty:
+            return "Nothing new in the inbox tonight and no champion yet: no model was trained or evaluated."
+        now = _average(dict(zip(outcome.reevaluation["dataset"], outcome.reevaluation["eer"])))
+        then = _average((outcome.champion or {}).get("eer"))
+        since = f" ({pct(then)} % at its promotion)" if then is not None else ""
+        return (
+            f"No new data; champion re-evaluated: average EER {pct(now)} % on the eval corpora{since}. "
+            "No model was trained and the champion is unchanged."
+        )
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
 
@@ -112,6 +134,154 @@ def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
     ]
 
 
+def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
+    if evidence is None or evidence.empty:
+        return None
+    rows = []
+    for _, row in evidence.iterrows():
+        difference = row["difference"]
+        rows.append(
+            [
+                name_cell(row["dataset"], strong=row["dataset"] == "new_fakes"),
+                count_cell(int(row["n_bonafide"])),
+                count_cell(int(row["n_spoof"])),
+                _rate(row["champion_eer"]),
+                _rate(row["challenger_eer"]),
+                Cell(
+                    signed_pp(difference),
+                    ci=ci_pct(row["difference_ci_low"], row["difference_ci_high"], digits=2),
+                    css="good" if difference > 0 else "bad" if difference < 0 else "",
+                ),
+                name_cell(row["bonafide_from"] if isinstance(row["bonafide_from"], str) else ""),
+            ]
+        )
+    columns = [
+        Column("slice", True),
+        Column("bona fide"),
+        Column("spoof"),
+        Column("champion EER (%)"),
+        Column("challenger EER (%)"),
+        Column("champion − challenger (pp), 95 % CI"),
+        Column("bona fide from", True),
+    ]
+    intro = Paragraph(
+        [
+            "The rows both models were scored on, per slice, and the EER difference champion − challenger "
+            "(positive = the challenger is better) with its 95 % interval from a bootstrap paired by row "
+            "(one resample draws a row for both models). new_fakes is the held-out share of tonight's batches, "
+            "which neither model trained on; an interval that straddles 0 means the rows cannot tell the models apart."
+        ]
+    )
+    return Section("evidence", "Held-out evidence", [intro, Table("evidence", columns, rows)])
+
+
+def _since(champion: dict) -> str:
+    """`` in service since 2026-12-03 (run R)``: the promotion's date (records from before it was
+    kept have none) and run."""
+    parts = [str(champion["promoted_on"])[:10]] if champion.get("promoted_on") else []
+    run = champion.get("promoted_at") or champion.get("run_id")
+    if run:
+        parts.append(f"(run {run})")
+    return f" in service since {' '.join(parts)}" if parts else ""
+
+
+def _champion_section(outcome: NightlyOutcome) -> Section:
+    champion = outcome.champion
+    if not champion:
+        return Section(
+            "champion",
+            "Champion in service",
+            [Paragraph(["No champion yet: the first night with new data trains the baseline."], note=False)],
+        )
+    at_promotion = _average(champion.get("eer"))
+    tonight = outcome.champion_history[-1] if outcome.champion_history else None
+    if tonight is not None and tonight.get("run_id") != outcome.run_id:
+        tonight = None
+    figures = []
+    if at_promotion is not None:
+        figures.append(f"average EER {pct(at_promotion)} % at its promotion")
+    if tonight is not None and tonight.get("average_eer") is not None:
+        figures.append(f"{pct(tonight['average_eer'])} % tonight")
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                Span(_model_ref(champion["model_path"]), "code"),
+                f" (version {champion['version']}){_since(champion)}"
+                + (f"; {', '.join(figures)}" if figures else "")
+                + ".",
+            ],
+            note=False,
+        )
+    ]
+    table = outcome.reevaluation
+    if table is not None and not table.empty:
+        blocks.append(
+            Paragraph(["Re-evaluated tonight on the eval corpora (no new data); 95 % CI by a speaker bootstrap."])
+        )
+        blocks.append(
+            Table(
+                "champion-reevaluation",
+                [
+                    Column("dataset", True),
+                    Column("bona fide"),
+                    Column("spoof"),
+                    Column("EER (%), 95 % CI"),
+                    Column("EER at promotion (%)"),
+                    Column("change (pp)"),
+                ],
+                [
+                    [
+                        name_cell(row["dataset"]),
+                        count_cell(int(row["n_bonafide"])),
+                        count_cell(int(row["n_spoof"])),
+                        rate_cell(
+                            row["eer"], digits=2, ci=ci_pct(row["eer_ci_low"], row["eer_ci_high"], 2), heat=False
+                        ),
+                        _rate(row["eer_at_promotion"]),
+                        Cell(
+                            signed_pp(row["change"]),
+                            css="bad" if (row["change"] or 0) > 0 else "good" if (row["change"] or 0) < 0 else "",
+                        ),
+                    ]
+                    for _, row in table.iterrows()
+                ],
+            )
+        )
+    if outcome.champion_history:
+        blocks.append(Paragraph(["The model in service as measured on each recent night (its drift):"]))
+        blocks.append(
+            Table(
+                "champion-history",
+                [Column("night (run)", True), Column("version"), Column("average EER (%)")],
+                [
+                    [name_cell(e["run_id"]), count_cell(e.get("version")), _rate(e.get("average_eer"))]
+                    for e in outcome.champion_history
+                ],
+            )
+        )
+    return Section("champion", "Champion in service", blocks)
+
+
+def _rejects_section(rejects: pd.DataFrame | None) -> Section | None:
+    if rejects is None:
+        return None
+    if rejects.empty:
+        return Section("rejects", "Inbox rejects", [Paragraph(["No file in the drop folder was rejected."])])
+    total = int(rejects["count"].sum())
+    intro = Paragraph(
+        [
+            f"{total} file(s) or sidecar entries in the drop folder could not be ingested and are in no batch; "
+            "fix them (the reason says how) and they join the next night's batch."
+        ]
+    )
+    rows = [
+        [name_cell(row["reason"]), count_cell(int(row["count"])), name_cell(", ".join(row["examples"]))]
+        for _, row in rejects.iterrows()
+    ]
+    table = Table("rejects", [Column("reason", True), Column("files"), Column("examples", True)], rows)
+    return Section("rejects", "Inbox rejects", [intro, table])
+
+
 def nightly_document(outcome: NightlyOutcome) -> Document:
     promoted = bool(outcome.decision and outcome.decision["promote"])
     sections = [
@@ -176,6 +346,7 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
                         )
                     ],
                 ),
+                _evidence_section(outcome.evidence),
                 _condition_section(outcome.eer_by_condition),
                 Section(
                     "forgetting",
@@ -196,22 +367,8 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
             )
             if section is not None
         ]
-        if outcome.champion:
-            sections.append(
-                Section(
-                    "champion",
-                    "Champion in service",
-                    [
-                        Paragraph(
-                            [
-                                Span(_model_ref(outcome.champion["model_path"]), "code"),
-                                f" (version {outcome.champion['version']}).",
-                            ],
-                            note=False,
-                        )
-                    ],
-                )
-            )
+    sections.append(_champion_section(outcome))
+    sections += [section for section in (_rejects_section(outcome.rejects),) if section is not None]
     meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f" · addgp {__version__}"]
     return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), sections)
 
@@ -239,7 +396,13 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         if outcome.eer_by_condition is None
         else json.loads(outcome.eer_by_condition.to_json(orient="records")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
+        "evidence": None if outcome.evidence is None else json.loads(outcome.evidence.to_json(orient="records")),
         "champion": outcome.champion,
+        "champion_reevaluation": None
+        if outcome.reevaluation is None
+        else json.loads(outcome.reevaluation.to_json(orient="records")),
+        "champion_history": outcome.champion_history,
+        "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
         "warnings": outcome.warnings,
     }
     return {
