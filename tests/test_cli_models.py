@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from addgp.contracts import p_spoof_from_score
 from flows.cli import app
 from storage.manifests import write_manifest
+from storage.reports import PROVENANCE_COLUMNS
 from tasks.embed.encoder import build_random_encoder
 
 runner = CliRunner()
@@ -75,7 +76,8 @@ def test_score_prints_one_line_per_file(trained, audio_manifest, tmp_path):
 
     as_json = runner.invoke(app, ["score", files[0], "--model", str(models / "lr" / "v1"), "--json"])
     row = json.loads(as_json.stdout)
-    assert set(row) == {"path", "score", "p_spoof", "variance", "error"} and row["variance"] is None
+    assert set(row) == {"path", "score", "p_spoof", "variance", "error", *PROVENANCE_COLUMNS}
+    assert row["variance"] is None and (row["model_name"], row["model_version"]) == ("lr", 1)
 
 
 def test_score_reports_unreadable_files_and_missing_paths(trained, tmp_path):

@@ -119,7 +119,10 @@ def report(
     run_id: str | None = typer.Option(None, help="Report folder name (default: UTC time + '-report')."),
     title: str = typer.Option("addgp report", help="Report title."),
     model: list[str] = typer.Option(
-        [], "--model", help="Model folder(s) whose cards give train settings, versions and warnings (repeatable)."
+        [],
+        "--model",
+        help="Model folder(s) whose cards give train settings, versions and warnings (repeatable); "
+        "without it they come from the score files' provenance columns.",
     ),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples per (detector, corpus) for the 95 % CIs (0 = none)."),
     target_error: float = typer.Option(0.05, help="Error rate for the selective-prediction coverage."),
@@ -152,6 +155,7 @@ def report(
             cards,
             evaluation,
             notes={"scores": [Path(p).name for p in scores]},
+            scores=frame,
         )
     with exit_codes(ValueError):
         if artifacts:

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, Wav2Vec2Config, Wav2Vec2Model
 
+from addgp.contracts import ENCODER_VARIANTS, split_encoder_variant
+
 RANDOM_WEIGHT_WARNING = (
     "RANDOM-WEIGHT ENCODER: embeddings come from an untrained network built from its config; "
     "results measure the pipeline, not a deepfake detector"
@@ -74,7 +76,7 @@ PRESET_SEED = 0
 
 # fp32: the weights as trained. int8: dynamic int8 quantisation of every nn.Linear (weights
 # int8 per tensor, activations quantised per batch at run time), CPU only.
-VARIANTS = ("fp32", "int8")
+VARIANTS = ENCODER_VARIANTS
 # Architectures whose encoder is `pos_conv → [layer_norm] → layers → [final layer_norm]` with
 # hidden_states[i] the output of layer i, so dropping the layers after the deepest one needed
 # leaves the kept ones untouched (checked against the full model in tests/test_encoder_variants.py).
@@ -134,10 +136,7 @@ class EncoderSpec:
     @classmethod
     def from_name(cls, name: str, **fields) -> EncoderSpec:
         """The spec whose ``name`` is ``name`` (the ``encoder`` of a store row or model card)."""
-        variant = "fp32"
-        for candidate in VARIANTS[1:]:
-            if name.endswith(f"+{candidate}"):
-                name, variant = name[: -len(candidate) - 1], candidate
+        name, variant = split_encoder_variant(name)
         encoder, _, revision = name.partition("@")
         return cls(id=encoder, revision=revision or None, variant=variant, **fields)
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
+from storage.reports import provenance_of_card
 from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
@@ -52,7 +53,8 @@ def check_variant(card: dict, variant: str | None, model_path: str) -> None:
 def score_files(
     items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
 ) -> pd.DataFrame:
-    """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read).
+    """One row per file: path, score (LLR), p_spoof, variance (GP models), error (files that could not be read),
+    then the model's provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row).
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
@@ -72,4 +74,5 @@ def score_files(
         {"path": p, "score": None, "p_spoof": None, "variance": None, "error": reason} for p, reason in failures.items()
     ]
     order = {p: i for i, p in enumerate(paths)}
-    return pd.DataFrame(rows).sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
+    return table.assign(**provenance_of_card(card))
