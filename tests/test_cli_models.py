@@ -149,6 +149,14 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     assert out["version"] == 2 and out["shots"] == 4
     card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
     assert card["training_data"]["shots"] == 4
+    # The card names the parent model and version, and lists the parent's training data plus the shots.
+    parent = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    assert card["training_data"]["adapted_from"] == str(models / "lr" / "v1")
+    assert card["training_data"]["datasets"] == parent["training_data"]["datasets"]
+    (step,) = card["training_data"]["adaptations"]
+    assert step["parent"] == {"name": "lr", "version": 1, "digest": parent["digest"]}
+    assert (step["datasets"], step["rows"], step["n_bonafide"] + step["n_spoof"]) == (["beta"], 4, 4)
+    assert step["snapshot_sha256"] == card["training_data"]["shots_sha256"]
     bad = runner.invoke(
         app,
         [

@@ -70,3 +70,31 @@ def test_the_cli_says_which_version_it_took_and_why_and_exits_3_on_an_unknown_on
     assert [m["version"] for m in metrics["models"]] == [2]
     unknown = runner.invoke(app, [*args, f"{workspace.models}/lr/v9"])
     assert unknown.exit_code == 3 and "v1, v2, v3" in unknown.stderr
+
+
+def test_a_chain_of_adaptations_stays_on_the_newest_card(workspace):
+    """Adapting an adapted model keeps the parent's adaptations and adds its own (nightly challengers too)."""
+    from storage.models import read_card
+    from tasks.nightly.challenger import derived_card
+
+    shots = pd.DataFrame(
+        {
+            "dataset": ["beta", "beta", "gamma"],
+            "utt_id": ["b1", "b2", "g1"],
+            "sha256": ["1" * 64, "2" * 64, "3" * 64],
+            "label": ["spoof", "bonafide", "spoof"],
+        }
+    )
+    v1 = read_card(f"{workspace.models}/lr/v1")
+    first = derived_card({**v1, "training_data": {"datasets": ["alpha"], "splits": ["train"]}}, shots[:2], {})
+    second = derived_card(
+        {**first, "name": "lr", "version": 2, "digest": "d2"}, shots[2:], {"nightly_strategy": "adapt"}
+    )
+    data = second["training_data"]
+    assert data["datasets"] == ["alpha"] and data["splits"] == ["train"]  # the base the replay draws from
+    assert [(a["parent"]["version"], a["datasets"], a["rows"]) for a in data["adaptations"]] == [
+        (1, ["beta"], 2),
+        (2, ["gamma"], 1),
+    ]
+    assert data["adaptations"][0]["parent"]["digest"] == v1["digest"]
+    assert (data["adaptations"][1]["n_spoof"], data["adaptations"][1]["nightly_strategy"]) == (1, "adapt")

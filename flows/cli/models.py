@@ -130,7 +130,7 @@ def adapt(
             str(models),
             card["name"],
             adapted,
-            derived_card(card, shot_rows, {"adapted_from": str(model)}, rows_key="shots"),
+            derived_card(card, shot_rows, {"adapted_from": parent}, rows_key="shots"),
         )
     typer.echo(
         json.dumps(
