@@ -9,7 +9,7 @@ import pandas as pd
 from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
 from storage.reports import provenance_of_card
-from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError
+from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError, spec_of_card_encoder
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
@@ -28,10 +28,16 @@ def expand_audio_paths(items: list[str]) -> list[str]:
     return paths
 
 
-def encoder_spec_of_setting(setting: EmbeddingSetting) -> EncoderSpec:
-    """The encoder run that makes the embeddings a model reads (only its layer is run up to)."""
-    return EncoderSpec.from_name(
-        setting.encoder, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s
+def encoder_spec_of_card(card: dict) -> EncoderSpec:
+    """The encoder run that makes the embeddings a model reads (only its layer is run up to);
+    a local checkpoint is found through the card's ``encoder_source``."""
+    setting = EmbeddingSetting.of_card(card)
+    return spec_of_card_encoder(
+        setting.encoder,
+        card.get("encoder_source"),
+        layers=(setting.layer,),
+        pooling=setting.pooling,
+        crop_seconds=setting.crop_s,
     )
 
 
@@ -62,7 +68,7 @@ def score_files(
     detector, card = load_detector(model_path)
     check_variant(card, variant, model_path)
     paths = expand_audio_paths(items)
-    kept, X, failures = embed_paths(paths, encoder_spec_of_setting(EmbeddingSetting.of_card(card)), batch_seconds)
+    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
     rows = []
     if kept:
         score, variance = detector_scores(detector, X, f"model {model_path}")

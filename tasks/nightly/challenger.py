@@ -108,5 +108,6 @@ def derived_card(parent_card: dict, rows: pd.DataFrame, provenance: dict, rows_k
     inherited = {
         **EmbeddingSetting.of_card(parent_card).to_card(),
         "random_weight_encoder": parent_card.get("random_weight_encoder"),
+        **{k: parent_card[k] for k in ("encoder_weights_digest", "encoder_source") if k in parent_card},
     }
     return {**inherited, "training_data": learned, "dev_metrics": None}
