@@ -285,6 +285,20 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     return ds.dataset(files, filesystem=fs, format="parquet").to_table().to_pandas().drop_duplicates()
 
 
+# Before local checkpoints were named by the digest of their config and weights
+# (tasks/embed/encoder.py), rows and model cards named them by their folder path.
+_PATH_IDENTITY_HINT = (
+    ". The encoder {encoder} is a folder path: the identity local checkpoints had before they were named by "
+    "the digest of their config and weights (local-<model_type>@sha256-…). Embeddings made since are stored "
+    "under that name and are not mixed with the old rows; retrain the model on them (`addgp train --encoder DIR`), "
+    "after `addgp embed MANIFEST --encoder DIR` for the data it needs"
+)
+
+
+def _is_path_identity(encoder: str) -> bool:
+    return encoder.startswith(("/", "./", "../", "~"))
+
+
 def read_embeddings(
     store: str,
     *,
@@ -320,6 +334,11 @@ def read_embeddings(
     if table.num_rows == 0:
         raise ValueError(
             f"no embeddings in {store} for encoder={encoder}, layer={layer}, pooling={pooling}, datasets={datasets}"
+            + (
+                _PATH_IDENTITY_HINT.format(encoder=encoder)
+                if encoder is not None and _is_path_identity(encoder)
+                else ""
+            )
         )
     meta = table.drop_columns(["embedding"]).to_pandas()
     settings = meta[["encoder", "layer", "pooling", "crop_s"]].drop_duplicates()

@@ -8,6 +8,7 @@ import pytest
 import safetensors.torch
 
 import tasks.embed.encoder as encoder_module
+from storage.embeddings import read_embeddings
 from tasks.embed.encoder import (
     EncoderSpec,
     EncoderUnavailableError,
@@ -43,6 +44,9 @@ def test_a_copied_checkpoint_keeps_its_identity_and_reuses_the_embeddings(checkp
     first = embed_manifest(audio_manifest.head(3), original, store, progress=False)
     again = embed_manifest(audio_manifest.head(3), moved, store, progress=False)
     assert (first.utterances_embedded, again.utterances_embedded, again.shards_planned) == (3, 0, 0)
+    # A model card written when local checkpoints were named by their path finds no rows, and is told why.
+    with pytest.raises(ValueError, match="folder path: the identity local checkpoints had before"):
+        read_embeddings(store, encoder=str(checkpoint))
 
 
 def test_changing_one_weight_is_a_new_encoder_and_embeds_again(checkpoint, tmp_path, audio_manifest):

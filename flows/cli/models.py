@@ -59,7 +59,9 @@ def train(
     name: str = typer.Option(..., help="Model name in the registry."),
     kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
     encoder: str = typer.Option(
-        ..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."
+        ...,
+        help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8), "
+        "or the local checkpoint folder (named by its weights digest).",
     ),
     layer: int = typer.Option(-1, help="Stored layer to train on."),
     pooling: str = typer.Option("mean", help="Stored pooling."),
