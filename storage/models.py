@@ -26,6 +26,11 @@ that the model was trained on the same embeddings (``EmbeddingSetting``: encoder
 pooling, crop) as those it is about to score. A model that is not there raises ``ModelNotFoundError`` (the CLI's exit code
 3); every other refusal is a ``ModelRegistryError`` (exit code 2).
 
+A model argument is resolved by ``resolve_model``: ``ROOT/NAME/vN`` is that version (one
+that is not there is refused naming the versions there are); ``ROOT/NAME`` is the champion
+in service when ``WORKDIR/state/champion-NAME.json`` records one, else the latest version,
+and the result says which and why.
+
 Cards of format ``addgp-model/1`` (written before the digest) still load, with the weights
 checks only; re-save such a model (``addgp train``/``adapt``) to protect its card.
 """
