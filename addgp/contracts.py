@@ -45,6 +45,19 @@ REJECTS_SCHEMA = pa.schema(
 # Key columns of the embedding store: one row per (utterance, encoder, layer, pooling).
 EMBEDDING_KEY_COLUMNS = ("utt_id", "dataset", "encoder", "layer", "pooling")
 
+# Encoder variants: fp32 (the weights as trained) and int8 (dynamic int8 quantisation). An
+# encoder's name (the store's ``encoder`` column, a model card's ``encoder``) ends in
+# ``+<variant>`` unless the variant is fp32.
+ENCODER_VARIANTS = ("fp32", "int8")
+
+
+def split_encoder_variant(name: str) -> tuple[str, str]:
+    """(name without the variant suffix, variant) of an encoder name: ``x@rev+int8`` → (``x@rev``, ``int8``)."""
+    for variant in ENCODER_VARIANTS[1:]:
+        if name.endswith(f"+{variant}"):
+            return name[: -len(variant) - 1], variant
+    return name, ENCODER_VARIANTS[0]
+
 
 def is_bonafide(labels) -> np.ndarray:
     """Boolean array, True where the label is ``bonafide``; any label outside LABELS is an error."""

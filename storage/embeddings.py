@@ -340,6 +340,20 @@ def legacy_kind(reason: str) -> str:
     return TRANSIENT if text.startswith(LEGACY_TRANSIENT_REASONS) or LEGACY_TRANSIENT_MARKER in text else PERMANENT
 
 
+# Before local checkpoints were named by the digest of their config and weights
+# (tasks/embed/encoder.py), rows and model cards named them by their folder path.
+_PATH_IDENTITY_HINT = (
+    ". The encoder {encoder} is a folder path: the identity local checkpoints had before they were named by "
+    "the digest of their config and weights (local-<model_type>@sha256-…). Embeddings made since are stored "
+    "under that name and are not mixed with the old rows; retrain the model on them (`addgp train --encoder DIR`), "
+    "after `addgp embed MANIFEST --encoder DIR` for the data it needs"
+)
+
+
+def _is_path_identity(encoder: str) -> bool:
+    return encoder.startswith(("/", "./", "../", "~"))
+
+
 def read_embeddings(
     store: str,
     *,
@@ -375,6 +389,11 @@ def read_embeddings(
     if table.num_rows == 0:
         raise ValueError(
             f"no embeddings in {store} for encoder={encoder}, layer={layer}, pooling={pooling}, datasets={datasets}"
+            + (
+                _PATH_IDENTITY_HINT.format(encoder=encoder)
+                if encoder is not None and _is_path_identity(encoder)
+                else ""
+            )
         )
     meta = table.drop_columns(["embedding"]).to_pandas()
     settings = meta[["encoder", "layer", "pooling", "crop_s"]].drop_duplicates()

@@ -26,6 +26,11 @@ that the model was trained on the same embeddings (``EmbeddingSetting``: encoder
 pooling, crop) as those it is about to score. A model that is not there raises ``ModelNotFoundError`` (the CLI's exit code
 3); every other refusal is a ``ModelRegistryError`` (exit code 2).
 
+A model argument is resolved by ``resolve_model``: ``ROOT/NAME/vN`` is that version (one
+that is not there is refused naming the versions there are); ``ROOT/NAME`` is the champion
+in service when ``WORKDIR/state/champion-NAME.json`` records one, else the latest version,
+and the result says which and why.
+
 Cards of format ``addgp-model/1`` (written before the digest) still load, with the weights
 checks only; re-save such a model (``addgp train``/``adapt``) to protect its card.
 """
@@ -249,17 +254,67 @@ def latest(root: str | os.PathLike, name: str) -> ModelRef:
     return refs[-1]
 
 
-def _resolve(path_or_ref: str | os.PathLike | ModelRef) -> str:
-    """A version folder from a ModelRef, a version folder, or a model folder (→ its latest version)."""
-    path = path_or_ref.path if isinstance(path_or_ref, ModelRef) else str(path_or_ref).rstrip("/")
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The version folder a ``--model`` argument stands for, and why that version."""
+
+    path: str
+    reason: str
+
+
+def resolve_model(
+    path_or_ref: str | os.PathLike | ModelRef, state_dir: str | os.PathLike | None = None
+) -> ResolvedModel:
+    """The version a model argument names: ``ROOT/NAME/vN`` is that version; ``ROOT/NAME`` is the
+    champion in service when the nightly loop recorded one for NAME, else the latest version.
+
+    The champion record is ``STATE/champion-NAME.json`` (storage/champions.py); ``state_dir``
+    defaults to the workspace's ``state`` folder beside ROOT (``WORKDIR/models`` →
+    ``WORKDIR/state``). A ``vN`` that does not exist raises ``ModelNotFoundError`` naming the
+    versions there are; a champion whose folder is gone raises ``ChampionMissingError``.
+    """
+    from storage import champions  # storage/champions.py is the champion record's one reader
+
+    if isinstance(path_or_ref, ModelRef):
+        return ResolvedModel(path_or_ref.path, f"v{path_or_ref.version}, as given")
+    path = str(path_or_ref).rstrip("/")
+    parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
     fs, p = filesystem(path)
     if fs.exists(f"{p}/{CARD_FILE}"):
-        return path
-    if fs.isdir(p):
-        parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
-        if list_versions(parent, name):
-            return latest(parent, name).path
-    raise ModelNotFoundError(f"no model at {path}: expected a folder with {CARD_FILE} or a model folder with v1, v2, …")
+        return ResolvedModel(path, f"{name}, as given")
+    asked = _VERSION_DIR.match(name)
+    if asked and not fs.exists(p):
+        model_root, model = parent.rsplit("/", 1) if "/" in parent else (".", parent)
+        there = list_versions(model_root, model)
+        if there:
+            raise ModelNotFoundError(
+                f"model {model} has no version {name} under {model_root}; it has "
+                f"{', '.join(f'v{ref.version}' for ref in there)}: pass one of those, or {parent} for the one in service"
+            )
+    versions = list_versions(parent, name) if fs.isdir(p) else []
+    if not versions:
+        raise ModelNotFoundError(
+            f"no model at {path}: expected a version folder with {CARD_FILE} (ROOT/NAME/vN) or a model folder with v1, v2, …"
+        )
+    workdir = parent.rsplit("/", 1)[0] if "/" in parent else "."
+    state = str(state_dir) if state_dir is not None else join(workdir, "state")
+    record = champions.current_champion(state, name)
+    if record is not None:
+        # The record names the folder as the nightly run saw it; the workspace may have moved since.
+        champion = PurePath(str(record.get("model_path", "")))
+        if champion.parent.name == name and _VERSION_DIR.match(champion.name):
+            here = join(path, champion.name)
+            champions.require_champion_model(state, name, {**record, "model_path": here})
+            return ResolvedModel(here, f"the champion in service, recorded in {join(state, f'champion-{name}.json')}")
+    newest = versions[-1]
+    return ResolvedModel(
+        newest.path, f"the latest of {len(versions)} version(s): no champion in service recorded under {state}"
+    )
+
+
+def _resolve(path_or_ref: str | os.PathLike | ModelRef) -> str:
+    """A version folder from a ModelRef, a version folder, or a model folder (``resolve_model``)."""
+    return resolve_model(path_or_ref).path
 
 
 def read_card(path_or_ref: str | os.PathLike | ModelRef) -> dict:

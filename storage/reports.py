@@ -19,14 +19,59 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from addgp.contracts import p_spoof_from_score
+from addgp.contracts import p_spoof_from_score, split_encoder_variant
+from storage.models import DIGEST_KEY
 from storage.paths import atomic_write, exists, filesystem, join
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
+# Which model and encoder made each score, repeated on every row of a detector. Columns rather
+# than Parquet key-value metadata: they survive what people do with score files — concatenating
+# or pooling several (`addgp report A B`, `addgp metrics`), CSV export, conversion to other
+# tools' formats — where file-level metadata would be lost or ambiguous. A null is "unknown"
+# (score files written before these columns, other tools' scores).
+PROVENANCE_COLUMNS = [
+    "model_name",  # the registry name (ROOT/NAME)
+    "model_version",  # N of ROOT/NAME/vN
+    "model_digest",  # the model card's digest (storage.models.card_digest): which exact card and weights
+    "encoder",  # the encoder's name as on the card and in the embedding store (id, @revision or @digest, +variant)
+    "encoder_weights_digest",  # the encoder weights' digest recorded at training (null when not recorded)
+    "encoder_variant",  # fp32 or int8
+    "random_weights",  # the encoder had random (untrained) weights: the scores only test the pipeline
+]
+
+
+def provenance_of_card(card: Mapping | None) -> dict:
+    """The ``PROVENANCE_COLUMNS`` values of a detector's scores, from its model card (None = unknown)."""
+    card = card or {}
+    encoder = card.get("encoder")
+    return {
+        "model_name": card.get("name"),
+        "model_version": card.get("version"),
+        "model_digest": card.get(DIGEST_KEY),
+        "encoder": encoder,
+        "encoder_weights_digest": card.get("encoder_weights_digest"),
+        "encoder_variant": split_encoder_variant(str(encoder))[1] if encoder else None,
+        "random_weights": card.get("random_weight_encoder"),
+    }
+
+
+def score_provenance(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (detector, provenance) of a score table: ``detector`` and ``PROVENANCE_COLUMNS``.
+
+    Columns a table lacks (old score files, other tools' scores) are null, i.e. unknown; a
+    detector whose rows came from several models (pooled files) has one row per model.
+    """
+    table = scores.reindex(columns=["detector", *PROVENANCE_COLUMNS]).astype(object)
+    table = table.where(table.notna(), None)
+    # A version column with nulls reads back as floats (3.0); a flag as numpy booleans.
+    table["model_version"] = [None if v is None else int(v) for v in table["model_version"]]
+    table["random_weights"] = [None if v is None else bool(v) for v in table["random_weights"]]
+    return table.drop_duplicates().reset_index(drop=True)
 
 
 def write_scores(df: pd.DataFrame, path: str | os.PathLike) -> str:
-    """Scores as Parquet: utt_id, dataset, split, label, attack, detector, score (LLR), p_spoof, variance."""
+    """Scores as Parquet: utt_id, dataset, split, label, attack, detector, score (LLR), p_spoof, variance,
+    then the rest of the table's columns as they are (``PROVENANCE_COLUMNS``, train setting, conditions)."""
     missing = [c for c in SCORE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"score table for {path} lacks column(s) {missing}")
@@ -43,7 +88,7 @@ def complete_score_table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
     ``detector``, ``dataset``, ``score`` and ``label`` are required; a missing ``p_spoof`` is
     sigmoid(−score), missing ``split``/``attack`` are null, a missing ``utt_id`` numbers the
-    rows, a missing ``variance`` is NaN.
+    rows, a missing ``variance`` is NaN, missing ``PROVENANCE_COLUMNS`` are null (unknown).
     """
     missing = [c for c in ("detector", "dataset", "score", "label") if c not in frame.columns]
     if missing:
@@ -58,6 +103,9 @@ def complete_score_table(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         frame["utt_id"] = [str(i) for i in range(len(frame))]
     if "variance" not in frame.columns:
         frame["variance"] = float("nan")
+    for column in PROVENANCE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
     return frame
 
 

@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 # Tests never reach a hub or send telemetry.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Local checkpoints' digests (tasks/embed/encoder.py) are cached per test run, not in ~/.cache.
+os.environ.setdefault("ADDGP_CACHE_DIR", tempfile.mkdtemp(prefix="addgp-test-cache-"))
 
 import pandas as pd
 import pytest

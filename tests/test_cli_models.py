@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from addgp.contracts import p_spoof_from_score
 from flows.cli import app
 from storage.manifests import write_manifest
+from storage.reports import PROVENANCE_COLUMNS
 from tasks.embed.encoder import build_random_encoder
 
 runner = CliRunner()
@@ -77,8 +78,9 @@ def test_score_prints_one_line_per_file(trained, audio_manifest, tmp_path):
 
     as_json = runner.invoke(app, ["score", files[0], "--model", str(models / "lr" / "v1"), "--json"])
     row = json.loads(as_json.stdout)
-    assert set(row) == {"path", "status", "score", "p_spoof", "variance", "error"}
+    assert set(row) == {"path", "status", "score", "p_spoof", "variance", "error", *PROVENANCE_COLUMNS}
     assert row["status"] == "ok" and row["variance"] is None and row["error"] is None
+    assert (row["model_name"], row["model_version"]) == ("lr", 1)
 
 
 def test_score_reports_unreadable_files_and_missing_paths(trained, audio_manifest, tmp_path):
@@ -189,6 +191,14 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     assert out["version"] == 2 and out["shots"] == 4
     card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
     assert card["training_data"]["shots"] == 4
+    # The card names the parent model and version, and lists the parent's training data plus the shots.
+    parent = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    assert card["training_data"]["adapted_from"] == str(models / "lr" / "v1")
+    assert card["training_data"]["datasets"] == parent["training_data"]["datasets"]
+    (step,) = card["training_data"]["adaptations"]
+    assert step["parent"] == {"name": "lr", "version": 1, "digest": parent["digest"]}
+    assert (step["datasets"], step["rows"], step["n_bonafide"] + step["n_spoof"]) == (["beta"], 4, 4)
+    assert step["snapshot_sha256"] == card["training_data"]["shots_sha256"]
     bad = runner.invoke(
         app,
         [

@@ -77,6 +77,10 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     assert not np.allclose(clean.sort_index(), degraded.sort_index())
     card = json.loads((tmp_path / "work" / "models" / "lr" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
+    # Every score row says which model and encoder made it (storage.reports.PROVENANCE_COLUMNS).
+    assert set(scores["model_name"]) == {"lr"} and set(scores["model_version"]) == {1}
+    assert set(scores["model_digest"]) == {card["digest"]} and set(scores["encoder"]) == {card["encoder"]}
+    assert set(scores["encoder_weights_digest"]) == {card["encoder_weights_digest"]} and scores["random_weights"].all()
     degrade_note = document["notes"]["degrade"]
     assert {d["dataset"] for d in degrade_note} >= {
         "demo_studio@resample_8k",

@@ -182,3 +182,63 @@ def test_verbs_have_help(app):
     for verb in ("evaluate", "report"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def _evaluate(app, workspace, out: Path) -> pd.DataFrame:
+    args = ["evaluate", str(workspace["manifest"]), "--store", str(workspace["store"]), "--model", workspace["model"]]
+    result = runner.invoke(app, [*args, "-o", str(out), "--n-boot", "0"])
+    assert result.exit_code == 0, result.output
+    return pd.read_parquet(out)
+
+
+def test_score_files_carry_the_provenance_of_every_detector(app, workspace, tmp_path):
+    from storage.models import read_card
+    from storage.reports import PROVENANCE_COLUMNS, score_provenance
+
+    scores = _evaluate(app, workspace, tmp_path / "scores.parquet")
+    card = read_card(workspace["model"])
+    (record,) = score_provenance(scores).to_dict("records")
+    assert set(PROVENANCE_COLUMNS) <= set(scores.columns)
+    assert record == {
+        "detector": "lr",
+        "model_name": "lr",
+        "model_version": card["version"],
+        "model_digest": card["digest"],
+        "encoder": ENCODER,
+        "encoder_weights_digest": None,  # this card (written by hand in the fixture) records none
+        "encoder_variant": "fp32",
+        "random_weights": True,
+    }
+    # Columns, not file metadata: they survive a CSV export.
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    from storage.reports import read_scores
+
+    assert score_provenance(read_scores(tmp_path / "scores.csv")).to_dict("records") == [record]
+
+
+def test_report_without_model_keeps_the_random_weight_banner(app, workspace, tmp_path):
+    """The banner comes from the score file's provenance when no --model card is given."""
+    from storage.models import RANDOM_ENCODER_WARNING
+
+    out = tmp_path / "scores.parquet"
+    _evaluate(app, workspace, out)
+    result = runner.invoke(app, ["report", str(out), "--reports-root", str(tmp_path / "r"), "--n-boot", "0"])
+    assert result.exit_code == 0, result.output
+    folder = Path(json.loads(result.stdout)["report"])
+    html, markdown = (folder / "index.html").read_text(), (folder / "report.md").read_text()
+    assert "random (untrained) weights" in html and RANDOM_ENCODER_WARNING in markdown
+    assert "lr/v1" in markdown and ENCODER in markdown  # version and encoder from the provenance columns
+
+
+def test_report_of_an_old_score_file_shows_provenance_unknown(app, workspace, tmp_path):
+    from storage.reports import PROVENANCE_COLUMNS
+
+    scores = _evaluate(app, workspace, tmp_path / "scores.parquet")
+    old = tmp_path / "old.parquet"
+    write_scores(scores.drop(columns=PROVENANCE_COLUMNS), old)  # as written before the provenance columns
+    result = runner.invoke(app, ["report", str(old), "--reports-root", str(tmp_path / "r"), "--n-boot", "0"])
+    assert result.exit_code == 0, result.output
+    folder = Path(json.loads(result.stdout)["report"])
+    notes = json.loads((folder / "metrics.json").read_text())["notes"]
+    assert notes["score_provenance"] == [{"detector": "lr", **dict.fromkeys(PROVENANCE_COLUMNS, "unknown")}]
+    assert "random (untrained) weights" not in (folder / "index.html").read_text()  # unknown is not claimed

@@ -26,14 +26,13 @@ from flows.cli.common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, app, exit_codes, 
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
     """name -> (detector, card) for every --model; a name given twice gets ``@vN``."""
+    from flows.cli.models import resolve_model_option
     from storage.models import ModelNotFoundError, ModelRegistryError
-    from storage.paths import exists
     from tasks.train.detectors import load_detector
 
     loaded: dict[str, tuple[object, dict]] = {}
     for path in paths:
-        if not exists(path):
-            fail(f"--model {path}: no such model folder on this machine", EXIT_UNAVAILABLE)
+        path = resolve_model_option(path)  # a missing model or version exits 3 naming what there is
         try:
             detector, card = load_detector(path)
         except ModelRegistryError as exc:
@@ -47,13 +46,12 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
 
 
 def _read_cards(paths: list[str]) -> dict[str, dict]:
+    from flows.cli.models import resolve_model_option
     from storage.models import ModelRegistryError, read_card
-    from storage.paths import exists
 
     cards = {}
     for path in paths:
-        if not exists(path):
-            fail(f"--model {path}: no such model folder on this machine", EXIT_UNAVAILABLE)
+        path = resolve_model_option(path)  # a missing model or version exits 3 naming what there is
         try:
             card = read_card(path)
         except ModelRegistryError as exc:
@@ -67,7 +65,9 @@ def evaluate(
     manifest: list[Path] = typer.Argument(..., help="Manifest(s) of the eval corpora (from `addgp ingest`)."),
     store: Path = typer.Option(..., help="Embedding store holding the manifests' embeddings."),
     model: list[str] = typer.Option(
-        ..., "--model", help="Model version folder ROOT/NAME/vN, or ROOT/NAME for its latest (repeatable)."
+        ...,
+        "--model",
+        help="Model version folder ROOT/NAME/vN, or ROOT/NAME: the champion in service, else the latest (repeatable).",
     ),
     output: Path = typer.Option(
         ...,
@@ -122,7 +122,10 @@ def report(
     run_id: str | None = typer.Option(None, help="Report folder name (default: UTC time + '-report')."),
     title: str = typer.Option("addgp report", help="Report title."),
     model: list[str] = typer.Option(
-        [], "--model", help="Model folder(s) whose cards give train settings, versions and warnings (repeatable)."
+        [],
+        "--model",
+        help="Model folder(s) whose cards give train settings, versions and warnings (repeatable); "
+        "without it they come from the score files' provenance columns.",
     ),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples per (detector, corpus) for the 95 % CIs (0 = none)."),
     target_error: float = typer.Option(0.05, help="Error rate for the selective-prediction coverage."),
@@ -155,6 +158,7 @@ def report(
             cards,
             evaluation,
             notes={"scores": [Path(p).name for p in scores]},
+            scores=frame,
         )
     with exit_codes(ValueError):
         if artifacts:

@@ -24,6 +24,21 @@ def _params(items: list[str]) -> dict:
     return params
 
 
+def resolve_model_option(path: str | Path, option: str = "--model") -> str:
+    """The version folder ``path`` names (``storage.models.resolve_model``: ROOT/NAME/vN as
+    given; ROOT/NAME the champion in service, else the latest), said on stderr with the reason.
+
+    An unknown version or a missing model exits 3 naming what there is; a damaged champion
+    record exits 2 naming the file.
+    """
+    from storage.models import resolve_model
+
+    with exit_codes(FileNotFoundError, prefix=f"{option} {path}: "):
+        resolved = resolve_model(str(path))
+    typer.secho(f"{option} {path}: using {resolved.path} ({resolved.reason})", err=True)
+    return resolved.path
+
+
 def _filters(items: list[str]) -> dict[str, list[str]]:
     """COLUMN=V1,V2 filters on manifest rows."""
     filters = {}
@@ -43,7 +58,9 @@ def train(
     name: str = typer.Option(..., help="Model name in the registry."),
     kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
     encoder: str = typer.Option(
-        ..., help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8)."
+        ...,
+        help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8), "
+        "or the local checkpoint folder (named by its weights digest).",
     ),
     layer: int = typer.Option(-1, help="Stored layer to train on."),
     pooling: str = typer.Option("mean", help="Stored pooling."),
@@ -75,7 +92,9 @@ def train(
 
 @app.command()
 def adapt(
-    model: Path = typer.Argument(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
+    model: Path = typer.Argument(
+        ..., help="Registered model version MODELS/NAME/vN, or MODELS/NAME: the champion in service, else the latest."
+    ),
     shots: list[Path] = typer.Option(
         ..., "--shots", help="Manifest(s) holding the labelled examples of the new generator."
     ),
@@ -96,8 +115,9 @@ def adapt(
     from tasks.nightly.challenger import build_challenger, derived_card
     from tasks.train.detectors import load_detector
 
+    parent = resolve_model_option(model, "MODEL")
     with exit_codes(FileNotFoundError, ValueError, TypeError):
-        detector, card = load_detector(model)
+        detector, card = load_detector(parent)
         shot_rows = read_manifests(list(shots))
         for column, values in _filters(where).items():
             if column not in shot_rows.columns:
@@ -111,7 +131,7 @@ def adapt(
             str(models),
             card["name"],
             adapted,
-            derived_card(card, shot_rows, {"adapted_from": str(model)}, rows_key="shots"),
+            derived_card(card, shot_rows, {"adapted_from": parent}, rows_key="shots"),
         )
     typer.echo(
         json.dumps(
@@ -123,7 +143,9 @@ def adapt(
 @app.command()
 def score(
     audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
-    model: Path = typer.Option(..., help="Registered model version (MODELS/NAME/vN) or model folder (its latest)."),
+    model: Path = typer.Option(
+        ..., help="Registered model version MODELS/NAME/vN, or MODELS/NAME: the champion in service, else the latest."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of tab-separated text."),
     encoder_variant: str | None = typer.Option(
         None,
@@ -142,9 +164,10 @@ def score(
         fail(f"not found: {', '.join(missing)}")
     if encoder_variant is not None and encoder_variant not in VARIANTS:
         fail(f"--encoder-variant must be one of {', '.join(VARIANTS)}, not {encoder_variant!r}")
+    resolved = resolve_model_option(model)
     with exit_codes(FileNotFoundError):
         try:
-            table = score_files([str(p) for p in audio], str(model), variant=encoder_variant)
+            table = score_files([str(p) for p in audio], resolved, variant=encoder_variant)
         except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
             fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
     lines = [json.dumps(row) for row in records(table)] if as_json else score_table_lines(table)

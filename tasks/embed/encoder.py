@@ -11,13 +11,25 @@ requested one (the encoder is > 90 % of a run's time, and middle layers are the 
 generalise best), and the ``int8`` variant quantises its linear layers for CPU scoring.
 The variant changes the numbers, so it is part of the encoder's identity (``name``): rows
 and model cards of an int8 encoder never mix with fp32 ones.
+
+A local checkpoint folder is identified by what determines its numbers, not by where it
+lies: ``local-<model_type>@sha256-<digest>``, the digest over its config and weights files
+(``checkpoint_digest``). Copying the folder elsewhere reuses its embeddings and models;
+changing one weight makes a new identity, so everything is embedded again. The digest is
+computed once per file version and cached by path, size and modification time
+(``ADDGP_CACHE_DIR``, default ``~/.cache/addgp``), so a 1.2 GB checkpoint is not re-read
+on every run. Hub checkpoints are identified by id and pinned revision, presets by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import logging
 import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +37,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, Wav2Vec2Config, Wav2Vec2Model
+
+from addgp.contracts import ENCODER_VARIANTS, split_encoder_variant
 
 RANDOM_WEIGHT_WARNING = (
     "RANDOM-WEIGHT ENCODER: embeddings come from an untrained network built from its config; "
@@ -74,7 +88,7 @@ PRESET_SEED = 0
 
 # fp32: the weights as trained. int8: dynamic int8 quantisation of every nn.Linear (weights
 # int8 per tensor, activations quantised per batch at run time), CPU only.
-VARIANTS = ("fp32", "int8")
+VARIANTS = ENCODER_VARIANTS
 # Architectures whose encoder is `pos_conv → [layer_norm] → layers → [final layer_norm]` with
 # hidden_states[i] the output of layer i, so dropping the layers after the deepest one needed
 # leaves the kept ones untouched (checked against the full model in tests/test_encoder_variants.py).
@@ -90,6 +104,17 @@ ATTENTION = "sdpa"
 # as 16 s ones (docs/benchmarks.md), so the smaller one, with less padding and memory, is the
 # default; GPUs need large batches to fill.
 DEFAULT_BATCH_SECONDS = {"cpu": 16.0, "cuda": 64.0}
+
+
+# What a local checkpoint's identity digest covers: its config and its weights files (sharded
+# or not). Tokenizer, preprocessor and README files do not change the embeddings.
+CHECKPOINT_CONFIG = "config.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+LOCAL_REVISION_PREFIX = "sha256-"  # the revision part of a local checkpoint's name
+NAME_DIGEST_CHARS = 16  # of the digest in the name (64 bits); cards keep the whole digest
+DIGEST_CACHE_ENV = "ADDGP_CACHE_DIR"
+RACY_NS = 2_000_000_000  # a file changed less than this long ago is not cached (see checkpoint_digest)
+log = logging.getLogger(__name__)
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -118,26 +143,49 @@ class EncoderSpec:
     def random_weights(self) -> bool:
         return self.id in RANDOM_PRESETS
 
+    @property
+    def local_dir(self) -> Path | None:
+        """The checkpoint folder this spec loads from, when its id names a folder on this machine
+        (None for presets, hub ids, and names already carrying a local checkpoint's digest)."""
+        if self.random_weights or (self.revision or "").startswith(LOCAL_REVISION_PREFIX):
+            return None
+        source = Path(os.path.expanduser(self.id))
+        return source if source.is_dir() else None
+
+    def weights_digest(self) -> str | None:
+        """sha256 of what fixes the encoder's weights: a local checkpoint's config and weights files;
+        a preset's config and seed (its weights are drawn from them); None for a hub id, whose
+        pinned revision (in ``name``) identifies them."""
+        if self.random_weights:
+            recipe = json.dumps({"config": RANDOM_PRESETS[self.id], "seed": PRESET_SEED}, sort_keys=True)
+            return hashlib.sha256(recipe.encode()).hexdigest()
+        local = self.local_dir
+        return checkpoint_digest(local)[0] if local is not None else None
+
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"encoder variant {self.variant!r} is not one of {list(VARIANTS)}")
 
     @property
     def name(self) -> str:
-        """The ``encoder`` column: id, pinned revision when there is one, ``+variant`` unless fp32.
+        """The ``encoder`` column: id, pinned revision when there is one, ``+variant`` unless fp32;
+        a local checkpoint folder by the digest of its config and weights, wherever it lies.
 
-        ``xlsr-300m-random``, ``facebook/wav2vec2-xls-r-300m@1a2b3c``, ``…@1a2b3c+int8``.
+        ``xlsr-300m-random``, ``facebook/wav2vec2-xls-r-300m@1a2b3c``, ``…@1a2b3c+int8``,
+        ``local-wav2vec2@sha256-0f1e2d3c4b5a6978``.
         """
-        name = f"{self.id}@{self.revision}" if self.revision else self.id
+        local = self.local_dir
+        if local is not None:
+            digest, model_type = checkpoint_digest(local)
+            name = f"local-{model_type}@{LOCAL_REVISION_PREFIX}{digest[:NAME_DIGEST_CHARS]}"
+        else:
+            name = f"{self.id}@{self.revision}" if self.revision else self.id
         return name if self.variant == "fp32" else f"{name}+{self.variant}"
 
     @classmethod
     def from_name(cls, name: str, **fields) -> EncoderSpec:
         """The spec whose ``name`` is ``name`` (the ``encoder`` of a store row or model card)."""
-        variant = "fp32"
-        for candidate in VARIANTS[1:]:
-            if name.endswith(f"+{candidate}"):
-                name, variant = name[: -len(candidate) - 1], candidate
+        name, variant = split_encoder_variant(name)
         encoder, _, revision = name.partition("@")
         return cls(id=encoder, revision=revision or None, variant=variant, **fields)
 
@@ -157,6 +205,121 @@ class EncoderSpec:
         if configured is not None:
             return configured
         return DEFAULT_BATCH_SECONDS["cuda" if self.resolved_device().startswith("cuda") else "cpu"]
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The files of a checkpoint folder its identity covers (config and weights), sorted; hidden ones skipped."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and (path.name == CHECKPOINT_CONFIG or path.name.endswith(WEIGHT_SUFFIXES))
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+_DIGESTS: dict[tuple, tuple[str, str]] = {}  # (folder, file stats) -> (digest, model type), this process
+
+
+def checkpoint_digest(folder: str | os.PathLike) -> tuple[str, str]:
+    """(sha256 over a checkpoint folder's config and weights files, its config's ``model_type``).
+
+    The digest covers each file's name relative to the folder and its sha256, so it is the
+    same wherever the folder is copied. Each file's sha256 is cached under its path, size
+    and modification time (``ADDGP_CACHE_DIR``); a file whose size or time changed is read again.
+    """
+    root = Path(os.path.expanduser(folder)).resolve()
+    files = checkpoint_files(root)
+    if not (root / CHECKPOINT_CONFIG).is_file():
+        raise _no_config(root)
+    stats = tuple((path, path.stat()) for path in files)
+    key = (str(root), tuple((str(path), st.st_size, st.st_mtime_ns) for path, st in stats))
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    cache = _read_digest_cache()
+    total = hashlib.sha256()
+    changed = racy = False
+    for path, st in stats:
+        # A file written moments ago may be written again within the file system's timestamp
+        # granularity, keeping size and time: such a file is hashed but not remembered (as git does).
+        recent = time.time_ns() - st.st_mtime_ns < RACY_NS
+        racy |= recent
+        entry = None if recent else cache.get(str(path))
+        if not (
+            isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+        ):
+            log.info("hashing %s (%.1f MB) for the encoder's identity", path, st.st_size / 1e6)
+            with open(path, "rb") as handle:
+                entry = {
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "sha256": hashlib.file_digest(handle, "sha256").hexdigest(),
+                }
+            if not recent:
+                cache[str(path)] = entry
+                changed = True
+        total.update(f"{path.relative_to(root).as_posix()}\t{entry['sha256']}\n".encode())
+    if changed:
+        _write_digest_cache(cache)
+    config = json.loads((root / CHECKPOINT_CONFIG).read_text(encoding="utf-8"))
+    model_type = re.sub(r"[^A-Za-z0-9._-]+", "-", str(config.get("model_type") or "checkpoint"))
+    result = (total.hexdigest(), model_type)
+    if not racy:
+        _DIGESTS[key] = result
+    return result
+
+
+def _digest_cache_file() -> Path:
+    base = os.environ.get(DIGEST_CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "addgp"
+    )
+    return Path(base) / "checkpoint-digests.json"
+
+
+def _read_digest_cache() -> dict:
+    try:
+        cache = json.loads(_digest_cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or damaged: the files are hashed again
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_digest_cache(cache: dict) -> None:
+    """Replace the cache file at once; a cache that cannot be written only costs a re-hash next time."""
+    target = _digest_cache_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        log.warning(
+            "could not write the checkpoint digest cache %s (%s); checkpoints are hashed again next run", target, exc
+        )
+
+
+def spec_of_card_encoder(name: str, source: str | None, **fields) -> EncoderSpec:
+    """The spec that runs a model card's encoder ``name``; ``source`` is the card's ``encoder_source``.
+
+    A local checkpoint's name carries only its digest, so its folder comes from ``source``
+    (where it was at training time), and must hold the same config and weights.
+    """
+    spec = EncoderSpec.from_name(name, **fields)
+    if not (spec.revision or "").startswith(LOCAL_REVISION_PREFIX):
+        return spec
+    if source is None or not Path(source).is_dir():
+        raise EncoderUnavailableError(
+            f"encoder {name} is a local checkpoint folder identified by the digest of its config and weights; "
+            f"it was at {source or '(not recorded)'}, which is not on this machine. Copy the checkpoint folder "
+            "there (any copy with the same config and weights files will do)"
+        )
+    local = dataclasses.replace(spec, id=source, revision=None)
+    if local.name != spec.name:
+        raise EncoderUnavailableError(
+            f"{source} holds other weights or config than encoder {name} (it is {local.name}); "
+            "restore the checkpoint the model was trained with, or train a model on the new one"
+        )
+    return local
 
 
 @dataclass
@@ -198,16 +361,20 @@ def _pretrained_config(spec: EncoderSpec):
     """The checkpoint's config (a few KB): from the local directory, the HF cache or the hub."""
     source = Path(os.path.expanduser(spec.id))
     if source.exists():
-        if not (source / "config.json").is_file():
-            raise EncoderUnavailableError(
-                f"encoder directory {source} has no config.json; it should hold a Hugging Face checkpoint "
-                "(config.json + model.safetensors), e.g. from `hf download facebook/wav2vec2-xls-r-300m --local-dir DIR`"
-            )
+        if not (source / CHECKPOINT_CONFIG).is_file():
+            raise _no_config(source)
         return AutoConfig.from_pretrained(source)
     try:
         return AutoConfig.from_pretrained(spec.id, revision=spec.revision)
     except (OSError, ValueError) as exc:
         raise _unavailable(spec, exc) from None
+
+
+def _no_config(folder: Path) -> EncoderUnavailableError:
+    return EncoderUnavailableError(
+        f"encoder directory {folder} has no {CHECKPOINT_CONFIG}; it should hold a Hugging Face checkpoint "
+        "(config.json + model.safetensors), e.g. from `hf download facebook/wav2vec2-xls-r-300m --local-dir DIR`"
+    )
 
 
 def _unavailable(spec: EncoderSpec, exc: Exception) -> EncoderUnavailableError:

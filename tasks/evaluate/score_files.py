@@ -8,7 +8,8 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
-from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError
+from storage.reports import provenance_of_card
+from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError, spec_of_card_encoder
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
@@ -31,10 +32,16 @@ def expand_audio_paths(items: list[str]) -> list[str]:
     return paths
 
 
-def encoder_spec_of_setting(setting: EmbeddingSetting) -> EncoderSpec:
-    """The encoder run that makes the embeddings a model reads (only its layer is run up to)."""
-    return EncoderSpec.from_name(
-        setting.encoder, layers=(setting.layer,), pooling=setting.pooling, crop_seconds=setting.crop_s
+def encoder_spec_of_card(card: dict) -> EncoderSpec:
+    """The encoder run that makes the embeddings a model reads (only its layer is run up to);
+    a local checkpoint is found through the card's ``encoder_source``."""
+    setting = EmbeddingSetting.of_card(card)
+    return spec_of_card_encoder(
+        setting.encoder,
+        card.get("encoder_source"),
+        layers=(setting.layer,),
+        pooling=setting.pooling,
+        crop_seconds=setting.crop_s,
     )
 
 
@@ -57,7 +64,8 @@ def score_files(
     items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
 ) -> pd.DataFrame:
     """One row per file, in the order given: path, score (LLR), p_spoof, variance (GP models), status
-    (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows).
+    (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows), then the model's
+    provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row).
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
@@ -65,7 +73,7 @@ def score_files(
     detector, card = load_detector(model_path)
     check_variant(card, variant, model_path)
     paths = expand_audio_paths(items)
-    kept, X, failures = embed_paths(paths, encoder_spec_of_setting(EmbeddingSetting.of_card(card)), batch_seconds)
+    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
     rows = []
     if kept:
         score, variance = detector_scores(detector, X, f"model {model_path}")
@@ -82,7 +90,7 @@ def score_files(
     table = table.sort_values("path", key=lambda s: s.map(order)).reset_index(drop=True)
     # A column mixing texts and None turns the None into NaN; good rows have no error, not "nan".
     table["error"] = table["error"].astype(object).where(table["error"].notna(), None)
-    return table
+    return table.assign(**provenance_of_card(card))
 
 
 def _cell(value: object, fmt: str) -> str:

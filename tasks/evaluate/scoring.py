@@ -9,6 +9,7 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
+from storage.reports import provenance_of_card
 from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
 from tasks.train.data import labelled_embeddings
 
@@ -50,8 +51,10 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
 
     Besides the contract columns (utt_id, dataset, split, label, attack, detector, score,
     p_spoof, variance) the table carries ``speaker`` (the bootstrap's resampling unit),
-    the condition columns the manifest has (codec, transmission, language) and the
-    detector's train setting from its model card (``train_setting``, ``train_datasets``).
+    the condition columns the manifest has (codec, transmission, language), the
+    detector's train setting from its model card (``train_setting``, ``train_datasets``)
+    and the provenance of its scores (``storage.reports.PROVENANCE_COLUMNS``: model name,
+    version and card digest, encoder, its weights digest and variant, random-weights flag).
     ``variance`` is the GP's predictive variance, NaN for detectors without one.
     """
     label = f"model {name}" + (f" v{card.get('version')}" if card and card.get("version") is not None else "")
@@ -72,6 +75,7 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
             "variance": np.asarray(variance, dtype=np.float64),
             "train_setting": setting,
             "train_datasets": TRAIN_DATASET_SEPARATOR.join(datasets),
+            **provenance_of_card(card),
         }
     )
     for column in CONDITION_COLUMNS:

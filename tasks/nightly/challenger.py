@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from addgp.contracts import is_bonafide
 from storage.models import EmbeddingSetting
 from tasks.nightly.promotion import holdout_mask
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
@@ -79,15 +80,34 @@ def build_challenger(
 def derived_card(parent_card: dict, rows: pd.DataFrame, provenance: dict, rows_key: str = "new_rows") -> dict:
     """The model card of a model made from ``parent_card``'s model and ``rows`` (new rows, shots).
 
-    It reads the parent's embeddings, and its training data is the parent's plus ``rows``
-    (counted and hashed under ``rows_key``) plus ``provenance`` (strategy, parent model, …).
+    It reads the parent's embeddings. Its training data is the parent's (datasets, splits,
+    counts and snapshot: where a replay sample comes from) plus ``provenance`` (strategy,
+    parent model, …), the rows counted and hashed under ``rows_key``, and ``adaptations``:
+    the parent's list plus one entry for this step — the parent's name, version and card
+    digest, and the rows added (datasets, counts, digest) — so a chain of adaptations stays
+    readable on the newest card.
     """
+    bona = is_bonafide(rows["label"].to_numpy())
+    step = {
+        "parent": {k: parent_card.get(k) for k in ("name", "version", "digest")},
+        "datasets": sorted(str(d) for d in rows["dataset"].unique()),
+        "rows": int(len(rows)),
+        "n_bonafide": int(bona.sum()),
+        "n_spoof": int((~bona).sum()),
+        "snapshot_sha256": snapshot_id(rows),
+        **provenance,
+    }
+    parent_data = parent_card["training_data"]
     learned = (
-        parent_card["training_data"] | provenance | {rows_key: int(len(rows)), f"{rows_key}_sha256": snapshot_id(rows)}
+        parent_data
+        | provenance
+        | {rows_key: int(len(rows)), f"{rows_key}_sha256": step["snapshot_sha256"]}
+        | {"adaptations": [*parent_data.get("adaptations", []), step]}
     )
     # A derived model reads its parent's embeddings, made by the same (random-weight or not) encoder.
     inherited = {
         **EmbeddingSetting.of_card(parent_card).to_card(),
         "random_weight_encoder": parent_card.get("random_weight_encoder"),
+        **{k: parent_card[k] for k in ("encoder_weights_digest", "encoder_source") if k in parent_card},
     }
     return {**inherited, "training_data": learned, "dev_metrics": None}

@@ -2,32 +2,56 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from storage.models import RANDOM_ENCODER_WARNING
+from storage.reports import score_provenance
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import ReportInput
 
 
+def _known(values) -> list[str]:
+    return sorted({str(v) for v in values if v is not None})
+
+
 def report_input_from_cards(
-    title: str, run_id: str, detectors: list[str], cards: dict[str, dict], evaluation: Evaluation, notes: dict
+    title: str,
+    run_id: str,
+    detectors: list[str],
+    cards: dict[str, dict],
+    evaluation: Evaluation,
+    notes: dict,
+    scores: pd.DataFrame | None = None,
 ) -> ReportInput:
-    """The models table, encoder and warnings come from the cards; a detector without a card is listed bare."""
-    models = [
-        {
-            "name": d,
-            "kind": (cards.get(d) or {}).get("model_type"),
-            "version": (cards.get(d) or {}).get("version"),
-            "dev_metrics": (cards.get(d) or {}).get("dev_metrics"),
-        }
-        for d in detectors
-    ]
-    encoders = sorted({str(c.get("encoder")) for c in cards.values() if c.get("encoder")})
-    warnings = [RANDOM_ENCODER_WARNING] if any(c.get("random_weight_encoder") for c in cards.values()) else []
+    """The models table, encoder and warnings come from the cards and from the score table's
+    provenance columns (``storage.reports.PROVENANCE_COLUMNS``), so a report made without
+    ``--model`` still names the versions and encoders and still carries the random-weight
+    banner. A detector known from neither is listed bare, its provenance "unknown"."""
+    provenance = score_provenance(scores if scores is not None else pd.DataFrame({"detector": detectors}))
+    by_detector = {d: provenance[provenance["detector"] == d] for d in detectors}
+    models = []
+    for d in detectors:
+        card = cards.get(d) or {}
+        versions = _known(by_detector[d]["model_version"])
+        models.append(
+            {
+                "name": d,
+                "kind": card.get("model_type"),
+                "version": card.get("version", versions[0] if len(versions) == 1 else None),
+                "dev_metrics": card.get("dev_metrics"),
+            }
+        )
+    encoders = _known([c.get("encoder") for c in cards.values()] + list(provenance["encoder"]))
+    random_weights = any(c.get("random_weight_encoder") for c in cards.values()) or any(
+        bool(v) for v in provenance["random_weights"]
+    )
+    records = [{k: ("unknown" if v is None else v) for k, v in r.items()} for r in provenance.to_dict("records")]
     return ReportInput(
         title=title,
         run_id=run_id,
         models=models,
         encoder=", ".join(encoders) or "not recorded",
-        warnings=warnings,
-        notes=notes,
+        warnings=[RANDOM_ENCODER_WARNING] if random_weights else [],
+        notes={**notes, "score_provenance": records},
         evaluation=evaluation,
     )

@@ -64,6 +64,9 @@ def fit_and_register(
     card = {
         **setting.to_card(),
         "random_weight_encoder": spec.random_weights,
+        "encoder_weights_digest": spec.weights_digest(),
+        # Where a local checkpoint was: its name carries only the digest (tasks/embed/encoder.py).
+        **({"encoder_source": str(spec.local_dir.resolve())} if spec.local_dir is not None else {}),
         "training_data": {
             "datasets": list(selection.datasets),
             "splits": list(selection.splits),
