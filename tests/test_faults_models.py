@@ -17,7 +17,7 @@ from helpers import write_tone
 from typer.testing import CliRunner
 
 from flows.cli import app
-from storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
+from storage.embeddings import META_FIELDS, REJECTS_SCHEMA, ShardLocation, encoder_slug, write_shard
 from storage.manifests import write_manifest
 from storage.models import (
     ModelNotFoundError,
@@ -103,7 +103,7 @@ def workspace(tmp_path):
         encoder="tiny-random", random_weights=True, layer=2, pooling="mean", crop_s=None
     )
     location = ShardLocation(str(tmp_path / "store"), encoder_slug("tiny-random", "mean", None), "d", "k0")
-    empty = pd.DataFrame(columns=["dataset", "utt_id", "sha256", "path", "reason"])
+    empty = pd.DataFrame(columns=REJECTS_SCHEMA.names)
     write_shard(location, meta[[f.name for f in META_FIELDS]], np.ones((20, 8), np.float32), "float32", empty)
     ref = save_model(tmp_path / "models", "wide", _fitted(16), CARD)
     return {"root": tmp_path, "model": ref.path}

@@ -14,7 +14,7 @@ from test_report import degrade
 from typer.testing import CliRunner
 
 from flows.cli import app as addgp_app
-from storage.embeddings import META_FIELDS, ShardLocation, encoder_slug, write_shard
+from storage.embeddings import META_FIELDS, REJECTS_SCHEMA, ShardLocation, encoder_slug, write_shard
 from storage.manifests import write_manifest
 from storage.models import save_model
 from storage.reports import write_scores
@@ -65,7 +65,7 @@ def workspace(tmp_path_factory) -> dict:
     slug = encoder_slug(ENCODER, POOLING, None)
     for dataset in ("clean", "noisy"):
         mask = (manifest["dataset"] == dataset).to_numpy()
-        rejects = pd.DataFrame(columns=["dataset", "utt_id", "sha256", "path", "reason"])
+        rejects = pd.DataFrame(columns=REJECTS_SCHEMA.names)
         write_shard(
             ShardLocation(str(root / "store"), slug, dataset, "k0"),
             meta[mask].reset_index(drop=True),
