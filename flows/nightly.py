@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 from addgp.config import ConfigError
 from flows.cluster import dask_cluster
 from flows.config import load_pipeline_config
+from flows.runs import initial_flow_run_name, name_flow_run
 from storage import champions
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
@@ -30,10 +31,11 @@ from tasks.nightly.task import (
     record_baseline_task,
 )
 from tasks.report.nightly import NightlyOutcome
+from tasks.report.task import promotion_task
 from tasks.train.task import train_task
 
 
-@flow(name="addgp-nightly", log_prints=True)
+@flow(name="addgp-nightly", flow_run_name=initial_flow_run_name, log_prints=True)
 def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     """One night; returns {report, promoted, nothing_new, champion, resumed}."""
     config = load_pipeline_config(config_path)
@@ -58,6 +60,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         manifests = [f.result()["manifest"] for f in futures.values()]
         # The run id is taken under the lock, so a queued night never reuses the previous one's.
         night = open_night_task(state, detector.name, reports_root, f"{config.name}-nightly", run_id)
+        name_flow_run(config.name, night["run_id"])
         if not night["batches"]:
             folder = publish_nightly_task(
                 NightlyOutcome(config.name, night["run_id"], [], warnings=warnings), reports_root
@@ -68,7 +71,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         if night.get("resumed"):
             logger.warning("resuming the unfinished night %s (batches %s)", night["run_id"], night["batch_ids"])
 
-        with dask_cluster(config.cluster) as scheduler:
+        with dask_cluster(config.cluster, config.name) as scheduler:
             embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
 
         if night["champion"] is None:
@@ -123,6 +126,8 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         )
         folder = publish_nightly_task(outcome, reports_root, night)
         close_night_task(state, detector.name, night)
+        if promoted:
+            promotion_task(config.notify, config.name, night["run_id"], folder, champion)
         logger.info("%s; report at %s", "challenger promoted" if promoted else "champion kept", folder)
         return {
             "report": folder,

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, app, exit_codes, fail
+from flows.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_UNAVAILABLE,
+    FAIL_ON_REGRESSION_HELP,
+    app,
+    exit_codes,
+    exit_on_regressions,
+    fail,
+)
 
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
@@ -128,6 +136,7 @@ def report(
         None,
         help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured).",
     ),
+    fail_on_regression: bool = typer.Option(True, help=FAIL_ON_REGRESSION_HELP),
 ) -> None:
     """Evaluate score tables and publish a report folder; prints where it is and what regressed."""
     import pandas as pd
@@ -176,6 +185,7 @@ def report(
             indent=2,
         )
     )
+    exit_on_regressions(comparison.get("regressions", []), fail_on_regression)
 
 
 @app.command()
