@@ -2,7 +2,7 @@
 
 Stages create their bars with :func:`progress_bar` (tqdm's own keywords). Outside a flow that
 is a tqdm bar, as before. Inside :func:`progress_to_log` - which the Prefect task wrappers
-open around a stage with their run logger - the same call returns a :class:`LogProgress`: the
+open around a stage with their run logger (:func:`progress_to_run_log`) - the same call returns a :class:`LogProgress`: the
 Prefect UI shows a run's logs, not a terminal, so the progress becomes lines such as
 ``embed demo_eval: 1,200/4,000 files (30 %), ETA 2 min``, one every ``every_percent`` % or
 ``every_s`` seconds (whichever comes first, never one per row), and a last line when the
@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +52,25 @@ def progress_to_log(
         yield
     finally:
         _SINK.reset(token)
+
+
+def run_logger() -> Logger | None:
+    """The current Prefect flow or task run's logger (its lines reach the Prefect UI); None outside a run."""
+    from prefect import get_run_logger
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return None
+    return get_run_logger()
+
+
+@contextmanager
+def progress_to_run_log() -> Iterator[None]:
+    """:func:`progress_to_log` to the current Prefect run's logger; outside a run (a task's
+    ``.fn`` called directly) the stage keeps its terminal bar."""
+    logger = run_logger()
+    with progress_to_log(logger) if logger is not None else nullcontext():
+        yield
 
 
 def format_duration(seconds: float) -> str:

@@ -19,21 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
-from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import FlowRunContext
 
 from addgp.config import ClusterConfig
+from addgp.progress import run_logger
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    """The run logger inside a flow or task run (its lines reach the Prefect UI), else this module's."""
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
-        return log
-    return get_run_logger()
 
 
 def external_dashboard_link(address: str) -> str | None:
@@ -48,7 +41,7 @@ def external_dashboard_link(address: str) -> str | None:
 
 def announce_dashboard(link: str | None, scheduler: str, name: str | None) -> None:
     """Log the Dask dashboard link; inside a flow run also as the link artifact ``addgp-<name>-dask-dashboard``."""
-    logger = _logger()
+    logger = run_logger() or log
     if not link:
         logger.info("Dask scheduler %s runs without a dashboard", scheduler)
         return

@@ -4,7 +4,10 @@ ingest inbox (new dated batch) → open the night (or resume an unfinished one) 
 publish a short report, stop → embed only the new audio → challenger (retrain or adapt) →
 champion and challenger on the same eval sets + held-out new fakes → promote or keep →
 report (with forgetting) → acknowledge the batches. Two nightly runs never overlap: the
-second waits or stops with a message. Composition only: the steps are tasks/nightly.
+second waits or stops with a message. The flow run is named ``<config>/<run id>`` as soon as
+the run id is taken (under the lock); a promotion is announced as the Prefect event
+``addgp.run.promotion`` and, when ``notify.on`` lists it, to ``notify.webhook_url``.
+Composition only: the steps are tasks/nightly.
 """
 
 from __future__ import annotations

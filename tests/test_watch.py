@@ -7,6 +7,7 @@ so caplog's handler is not replaced by Prefect's logging set-up mid-test."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pandas as pd
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 import flows.cluster
 from addgp.config import ClusterConfig, ConfigError, NotifyConfig, load_config
-from addgp.progress import LogProgress, format_duration, progress_bar, progress_to_log
+from addgp.progress import LogProgress, format_duration, progress_bar, progress_to_log, progress_to_run_log
 from addgp.runs import listing, manifest_datasets, task_label
 from tasks.report.notify import promotion_payload, regression_payload, send
 
@@ -91,6 +92,12 @@ def test_progress_bar_is_tqdm_on_a_terminal_and_log_lines_inside_progress_to_log
     with pytest.raises(ValueError, match="0 < percent"):
         with progress_to_log(logging.getLogger("test.sink"), every_percent=0):
             pass
+
+
+def test_outside_a_prefect_run_the_task_wrappers_keep_the_terminal_bar():
+    """A task's ``.fn`` called directly (tests, notebooks) has no run logger: tqdm as before."""
+    with progress_to_run_log():
+        assert isinstance(progress_bar(total=1, desc="x", unit="file", file=io.StringIO()), tqdm)
 
 
 def test_the_ingest_stage_logs_its_progress_inside_progress_to_log(tmp_path, caplog):

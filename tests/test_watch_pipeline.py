@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import WebhookReceiver
+from helpers import WebhookReceiver, nightly_config
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL
@@ -118,3 +118,37 @@ def test_a_run_is_named_shows_progress_and_dashboard_and_exits_6_on_regressions(
     assert body["event"] == "regressions" and body["run_id"] == "second" and body["config"] == "tinywatch"
     assert body["report"].endswith("/second/index.html") and body["previous_run_id"] == "previous"
     assert body["regressions"] == comparison["regressions"]
+
+
+def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_is_announced(tmp_path):
+    from prefect import flow
+
+    from addgp.config import NotifyConfig
+    from flows.nightly import nightly_flow
+    from tasks.report.task import promotion_task
+
+    @flow
+    def announce(url: str) -> None:
+        promotion_task(NotifyConfig(webhook_url=url, on=["promotion"]), "night", "n1", str(tmp_path), {"version": 2})
+
+    with prefect_test_harness(server_startup_timeout=120), WebhookReceiver() as hook:
+        outcome = nightly_flow(str(nightly_config(tmp_path)))  # a quiet first night: nothing in the inbox
+        run_id = Path(outcome["report"]).name
+        announce(hook.url)
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"night/{run_id}"]))
+            )
+            assert len(runs) == 1, f"no flow run named night/{run_id}"
+            tasks = {t.name for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [runs[0].id]}))}
+    assert outcome["nothing_new"] and run_id.endswith("-night-nightly")
+    assert {"ingest[inbox]", "ingest[demo_studio]", "open-night[lr]", f"nightly-report[{run_id}]"} <= tasks, tasks
+    assert hook.bodies == [
+        {
+            "event": "promotion",
+            "config": "night",
+            "run_id": "n1",
+            "report": f"file://{tmp_path}/index.html",
+            "champion": {"version": 2},
+        }
+    ]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import PipelineConfig
-from addgp.progress import progress_to_log
+from addgp.progress import progress_to_run_log
 from addgp.runs import manifest_datasets, task_label
 from storage.manifests import (
     read_manifests,
@@ -77,7 +77,7 @@ def degrade_task(
     manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None
 ) -> dict:
     """Degrade in-process (threads), or in chunks on the Dask cluster at ``scheduler_address``."""
-    with progress_to_log(get_run_logger()):
+    with progress_to_run_log():
         if scheduler_address is None:
             return degrade_manifests(manifest_paths, config, Workspace.at(workdir))
         from distributed import Client

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import EmbedConfig, EncoderConfig
-from addgp.progress import progress_to_log
+from addgp.progress import progress_to_run_log
 from addgp.runs import manifest_datasets, task_label
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
@@ -47,7 +47,7 @@ def embed_task(
     spec = spec_from_config(encoder)
     # Without a scheduler the stage runs in-process (client None).
     cluster = dask_client(scheduler_address) if scheduler_address is not None else nullcontext()
-    with progress_to_log(get_run_logger()), cluster as client:
+    with progress_to_run_log(), cluster as client:
         summary = embed_manifest(
             manifest,
             spec,

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
-from addgp.progress import progress_to_log
+from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
 from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
@@ -21,7 +21,7 @@ def demo_corpus_task(config: DemoCorpusConfig) -> dict[str, str]:
     """Synthesise the demo corpus (idempotent: an existing corpus with the same parameters is kept)."""
     from tasks.ingest.demo_corpus import generate_demo_corpus
 
-    with progress_to_log(get_run_logger()):
+    with progress_to_run_log():
         roots = generate_demo_corpus(
             config.root,
             seed=config.seed,
@@ -63,7 +63,7 @@ def ingest_task(
         result = IngestResult(dataset=dataset.name, manifest=read_manifest(manifest_path))
         return {**result.summary(), "manifest": manifest_path, "reused": True}
     options = {**dataset.options, **(extra_options or {})}
-    with progress_to_log(get_run_logger()):
+    with progress_to_run_log():
         result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, **options)
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
