@@ -19,9 +19,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, Log
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 from test_crossdataset import make_scores
-from typer.testing import CliRunner
 
-from flows.cli import app
 from flows.cli.common import EXIT_REGRESSIONS
 from storage.reports import write_scores
 
@@ -55,7 +53,6 @@ def watch_config(folder: Path, webhook_url: str) -> Path:
 
 
 def test_a_run_is_named_shows_progress_and_dashboard_and_exits_6_on_regressions(tmp_path):
-    runner = CliRunner()
     with prefect_test_harness(server_startup_timeout=120), WebhookReceiver() as hook:
         config = watch_config(tmp_path, hook.url)
         # The previous report: the same detector and corpora, perfectly separated (generated
@@ -63,16 +60,15 @@ def test_a_run_is_named_shows_progress_and_dashboard_and_exits_6_on_regressions(
         better = make_scores(detectors=("lr",), datasets=DATASETS, separation={("lr", d): 40.0 for d in DATASETS})
         write_scores(better, tmp_path / "better.parquet")
         reports = tmp_path / "work" / "reports"
-        previous = runner.invoke(
-            app,
-            ["report", str(tmp_path / "better.parquet"), "--reports-root", str(reports), "--run-id", "previous"],
-        )
-        assert previous.exit_code == 0, previous.output
-
-        # The real command in its own process (its exit code, its own logging), on the harness's server.
+        # The real commands in their own processes (their exit codes, their own logging), on the harness's server.
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "flows.cli", "run", str(config), "--run-id", "second"]
-        result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        addgp = [sys.executable, "-m", "flows.cli"]
+        report = ["report", str(tmp_path / "better.parquet"), "--reports-root", str(reports), "--run-id", "previous"]
+        previous = subprocess.run(addgp + report, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert previous.returncode == 0, previous.stdout + previous.stderr
+
+        run = ["run", str(config), "--run-id", "second"]
+        result = subprocess.run(addgp + run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert result.returncode == EXIT_REGRESSIONS, result.stdout + result.stderr
         assert "regression(s) against the previous report" in result.stderr
         assert (reports / "second" / "index.html").is_file(), "the report is published before the exit code"
