@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import WebhookReceiver, nightly_config
+from helpers import WebhookReceiver, nightly_config, wait_for
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 from test_crossdataset import make_scores
@@ -86,6 +87,10 @@ def test_a_run_is_named_shows_progress_and_dashboard_and_exits_6_on_regressions(
             }
             logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
             artifacts = client.read_artifacts()
+            # The Prefect event an automation triggers on (the server stores events in batches).
+            wanted = EventFilter(event=EventNameFilter(name=["addgp.run.regressions"]))
+            wait_for(lambda: client.read_events(wanted, limit=50).events, 60, "the addgp.run.regressions event")
+            events = client.read_events(wanted, limit=50).events
 
     assert {
         "ingest[demo_studio]",
@@ -109,6 +114,8 @@ def test_a_run_is_named_shows_progress_and_dashboard_and_exits_6_on_regressions(
     assert dashboard_artifacts and f"]({link})" in str(dashboard_artifacts[0].data), dashboard_artifacts  # [text](link)
     assert any("regression(s) against previous" in m for m in messages)
 
+    assert [e.resource.id for e in events] == ["addgp.run.second"]
+    assert events[0].payload["regressions"] == comparison["regressions"]
     assert len(hook.bodies) == 1, hook.bodies
     body = hook.bodies[0]
     assert body["event"] == "regressions" and body["run_id"] == "second" and body["config"] == "tinywatch"
