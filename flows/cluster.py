@@ -43,7 +43,7 @@ def announce_dashboard(link: str | None, scheduler: str, name: str | None) -> No
     """Log the Dask dashboard link; inside a flow run also as the link artifact ``addgp-<name>-dask-dashboard``."""
     logger = run_logger() or log
     if not link:
-        logger.info("Dask scheduler %s runs without a dashboard", scheduler)
+        logger.info("no Dask dashboard link for scheduler %s (it runs without one, or did not answer)", scheduler)
         return
     logger.info("Dask dashboard: %s (scheduler %s)", link, scheduler)
     if name is not None and FlowRunContext.get() is not None:

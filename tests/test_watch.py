@@ -140,7 +140,7 @@ def test_an_unreachable_scheduler_gives_no_link_and_no_crash(caplog, monkeypatch
     with caplog.at_level(logging.INFO, logger="flows.cluster"):
         with flows.cluster.dask_cluster(ClusterConfig(address=address)) as got:
             assert got == address
-    assert f"Dask scheduler {address} runs without a dashboard" in caplog.messages
+    assert f"no Dask dashboard link for scheduler {address} (it runs without one, or did not answer)" in caplog.messages
 
 
 COMPARISON = {
