@@ -221,6 +221,32 @@ class DataChecksConfig(_Strict):
     )
 
 
+NotifyEvent = Literal["regressions", "promotion"]
+
+
+class NotifyConfig(_Strict):
+    """Who hears about a finished run that needs a person: a webhook that receives a small JSON POST."""
+
+    webhook_url: str | None = Field(default=None, description="http(s) URL that receives the JSON POST")
+    on: list[NotifyEvent] = Field(
+        default_factory=lambda: list[NotifyEvent](["regressions"]),
+        description="when to POST: a run report with regressions, a nightly that promotes its challenger",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="how long one POST may take before it is given up")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host, e.g. https://hooks.example.org/addgp")
+        return value
+
+
 class ScheduleConfig(_Strict):
     """When the deployments of `addgp serve` run (cron, in ``timezone``)."""
 
@@ -275,6 +301,7 @@ class PipelineConfig(_Strict):
     nightly: NightlyConfig | None = None
     data_checks: DataChecksConfig = Field(default_factory=DataChecksConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
     benchmark_config: Path | None = Field(default=None, description="config the weekly benchmark deployment runs")
 
     @field_validator("name")

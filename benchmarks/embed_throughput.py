@@ -138,7 +138,8 @@ def main() -> None:
         client = None
         if args.dask:
             from addgp.config import ClusterConfig
-            from flows.cluster import dask_client, dask_cluster
+            from flows.cluster import dask_cluster
+            from tasks.embed.task import dask_client
 
             client = stack.enter_context(dask_client(stack.enter_context(dask_cluster(ClusterConfig()))))
         tmp = stack.enter_context(tempfile.TemporaryDirectory())

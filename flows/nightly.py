@@ -5,7 +5,10 @@ nothing new? re-evaluate the champion on the eval sets, publish a short report, 
 only the new audio → challenger (retrain or adapt) →
 champion and challenger on the same eval sets + held-out new fakes → promote or keep →
 report (with forgetting) → acknowledge the batches. Two nightly runs never overlap: the
-second waits or stops with a message. Composition only: the steps are tasks/nightly.
+second waits or stops with a message. The flow run is named ``<config>/<run id>`` as soon as
+the run id is taken (under the lock); a promotion is announced as the Prefect event
+``addgp.run.promotion`` and, when ``notify.on`` lists it, to ``notify.webhook_url``.
+Composition only: the steps are tasks/nightly.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from prefect import flow, get_run_logger
 from addgp.config import ConfigError
 from flows.cluster import dask_cluster
 from flows.config import load_pipeline_config
+from flows.runs import initial_flow_run_name, name_flow_run
 from storage import champions
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
@@ -34,10 +38,11 @@ from tasks.nightly.task import (
     reevaluate_champion_task,
 )
 from tasks.report.nightly import NightlyOutcome
+from tasks.report.task import promotion_task
 from tasks.train.task import train_task
 
 
-@flow(name="addgp-nightly", log_prints=True)
+@flow(name="addgp-nightly", flow_run_name=initial_flow_run_name, log_prints=True)
 def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     """One night; returns {report, promoted, nothing_new, champion, resumed}."""
     config = load_pipeline_config(config_path)
@@ -62,6 +67,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         manifests = [f.result()["manifest"] for f in futures.values()]
         # The run id is taken under the lock, so a queued night never reuses the previous one's.
         night = open_night_task(state, detector.name, reports_root, f"{config.name}-nightly", run_id)
+        name_flow_run(config.name, night["run_id"])
         rejects = inbox_rejects_task(workspace.manifest(nightly.inbox))
         if not night["batches"]:
             champion = champions.current_champion(state, detector.name)
@@ -99,7 +105,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         if night.get("resumed"):
             logger.warning("resuming the unfinished night %s (batches %s)", night["run_id"], night["batch_ids"])
 
-        with dask_cluster(config.cluster) as scheduler:
+        with dask_cluster(config.cluster, config.name) as scheduler:
             embed_task(manifests, config.encoder, workspace.embeddings, scheduler, config.embed)
 
         if night["champion"] is None:
@@ -157,6 +163,8 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         )
         folder = publish_nightly_task(outcome, reports_root, night)
         close_night_task(state, detector.name, night)
+        if promoted:
+            promotion_task(config.notify, config.name, night["run_id"], folder, champion)
         logger.info("%s; report at %s", "challenger promoted" if promoted else "champion kept", folder)
         return {
             "report": folder,

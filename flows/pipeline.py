@@ -1,4 +1,7 @@
-"""The whole pipeline for one config: (demo corpus →) ingest → embed → train → evaluate → report."""
+"""The whole pipeline for one config: (demo corpus →) ingest → embed → train → evaluate → report
+→ regressions against the previous report (logged, a Prefect event, ``notify.webhook_url``).
+
+The flow run is named ``<config>/<run id>``, the run id being the report folder's name."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from prefect import flow, get_run_logger
 from addgp.config import PipelineConfig
 from flows.cluster import dask_cluster
 from flows.config import load_pipeline_config
+from flows.runs import initial_flow_run_name, name_flow_run
 from storage.reports import new_run_id
 from storage.workspace import Workspace
 from tasks.degrade.plan import augmented_train_datasets
@@ -16,17 +20,18 @@ from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
 from tasks.ingest.task import data_checks_task, demo_corpus_task, ingest_task, near_duplicate_task
 from tasks.report.build import ReportInput
-from tasks.report.task import report_task
+from tasks.report.task import regressions_task, report_task
 from tasks.train.task import train_task
 
 
-@flow(name="addgp-run", log_prints=True)
+@flow(name="addgp-run", flow_run_name=initial_flow_run_name, log_prints=True)
 def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     """Run the pipeline of ``config_path``; returns the published report folder."""
     config: PipelineConfig = load_pipeline_config(config_path)
     logger = get_run_logger()
     workspace = Workspace.at(config.workdir)
     run_id = run_id or new_run_id(workspace.reports, config.name)
+    name_flow_run(config.name, run_id)
 
     if config.demo_corpus is not None:
         demo_corpus_task(config.demo_corpus)
@@ -45,7 +50,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     data_checks = data_checks_task(manifests, config, config_path)
 
     degraded = None
-    with dask_cluster(config.cluster) as scheduler:
+    with dask_cluster(config.cluster, config.name) as scheduler:
         if config.conditions:
             # Degraded copies are datasets of their own (<dataset>@<condition>): embedded, trained on and scored like the rest.
             degraded = degrade_task(manifests, config, str(workspace.root), scheduler)
@@ -94,6 +99,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
     # report_task compares with the previous published report (LATEST) and the earlier ones (trends).
     folder = report_task(report, scores, workspace.reports, config.name)
     logger.info("report published at %s", folder)
+    regressions_task(config.notify, config.name, run_id, folder)
     return folder
 
 

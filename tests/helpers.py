@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import socket
 import subprocess
@@ -193,3 +194,38 @@ def wait_for(predicate, timeout: float, what: str, procs=()) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:.0f} s")
         time.sleep(0.05)
+
+
+class WebhookReceiver:
+    """A real HTTP server on loopback that records the JSON bodies POSTed to it (``bodies``);
+    ``status`` is what it answers. Use as a context manager: it serves on a thread until exit."""
+
+    def __init__(self, status: int = 204):
+        import http.server
+        import threading
+
+        receiver = self
+        self.bodies: list[dict] = []
+        self.status = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length", 0))
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):  # keep the test output quiet
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

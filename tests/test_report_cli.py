@@ -14,6 +14,7 @@ from test_report import degrade
 from typer.testing import CliRunner
 
 from flows.cli import app as addgp_app
+from flows.cli.common import EXIT_REGRESSIONS
 from storage.embeddings import META_FIELDS, REJECTS_SCHEMA, ShardLocation, encoder_slug, write_shard
 from storage.manifests import write_manifest
 from storage.models import save_model
@@ -146,13 +147,19 @@ def test_report_publishes_and_flags_regressions(app, workspace, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "first report"
     result = runner.invoke(app, ["report", str(second), "--run-id", "r2", "--title", "Nightly <test>", *common])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == EXIT_REGRESSIONS, result.output  # published, and it regressed
     summary = json.loads(result.stdout)
+    assert f"{len(summary['regressions'])} regression(s) against the previous report" in result.stderr
     assert summary["status"] == "regressions" and summary["previous_run_id"] == "r1"
     assert [(r["detector"], r["dataset"]) for r in summary["regressions"]][0] == ("lr", "noisy")
     page = Path(summary["html"]).read_text()
     assert "Nightly &lt;test&gt;" in page and "random (untrained) weights" in page  # the model card's warning
     assert "clean (train)" in page  # train setting from the card
+    # Back to the good scores (an improvement: exit 0), then the same regression, allowed.
+    assert runner.invoke(app, ["report", str(first), "--run-id", "r3", *common]).exit_code == 0
+    allowed = runner.invoke(app, ["report", str(second), "--run-id", "r4", "--no-fail-on-regression", *common])
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["status"] == "regressions"
 
 
 def test_report_accepts_a_plain_csv_and_refuses_bad_input(app, tmp_path):

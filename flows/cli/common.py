@@ -4,9 +4,10 @@ that turns an error into a message and an exit code.
 Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files: the message
 says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
 run of the same kind holds the lock, 5 (`addgp score`) a model asked to score embeddings of
-another encoder variant (fp32/int8) than it was trained on, 7 (`addgp embed`, `run`, `nightly`)
-the run finished but a dataset had more rows rejected than `embed.max_reject_fraction` allows
-(everything embeddable was written first).
+another encoder variant (fp32/int8) than it was trained on, 6 (`addgp run`, `addgp report`)
+the run finished and published its report, which found regressions against the previous one,
+7 (`addgp embed`, `run`, `nightly`) the run finished but a dataset had more rows rejected than
+`embed.max_reject_fraction` allows (everything embeddable was written first).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_BUSY = 4
 EXIT_VARIANT_MISMATCH = 5
+EXIT_REGRESSIONS = 6
 EXIT_TOO_MANY_REJECTS = 7
 QUOTES = "'\""  # KeyError quotes its message
 
@@ -60,6 +62,21 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print ``error: message`` to stderr and exit with ``code``."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+FAIL_ON_REGRESSION_HELP = (
+    "Exit with code 6 when the finished run's report found regressions against the previous report "
+    "(the report is published either way)."
+)
+
+
+def exit_on_regressions(regressions: list[dict], fail_on_regression: bool) -> None:
+    """After a run that published its report: say what regressed, and exit 6 unless told not to."""
+    if not regressions:
+        return
+    typer.secho(f"{len(regressions)} regression(s) against the previous report", fg=typer.colors.YELLOW, err=True)
+    if fail_on_regression:
+        raise typer.Exit(EXIT_REGRESSIONS)
 
 
 def exit_code_of(exc: BaseException) -> int | None:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, app, exit_codes, fail
+from flows.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_UNAVAILABLE,
+    FAIL_ON_REGRESSION_HELP,
+    app,
+    exit_codes,
+    exit_on_regressions,
+    fail,
+)
 
 
 def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
@@ -134,6 +142,7 @@ def report(
         None,
         help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured).",
     ),
+    fail_on_regression: bool = typer.Option(True, help=FAIL_ON_REGRESSION_HELP),
 ) -> None:
     """Evaluate score tables and publish a report folder; prints where it is and what regressed."""
     import pandas as pd
@@ -183,6 +192,7 @@ def report(
             indent=2,
         )
     )
+    exit_on_regressions(comparison.get("regressions", []), fail_on_regression)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import app, exit_codes, fail
+from flows.cli.common import FAIL_ON_REGRESSION_HELP, app, exit_codes, exit_on_regressions, fail
 
 
 def default_config() -> Path:
@@ -19,8 +19,11 @@ def default_config() -> Path:
 def run(
     config: Path | None = typer.Argument(None, help="Pipeline config (YAML). Default: the embedded demo config."),
     run_id: str | None = typer.Option(None, help="Name of the report folder (default: UTC time + config name)."),
+    fail_on_regression: bool = typer.Option(True, help=FAIL_ON_REGRESSION_HELP),
 ) -> None:
-    """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report."""
+    """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report.
+
+    Exit code 6: the run finished, and its report found regressions against the previous one."""
     from flows.config import load_pipeline_config
 
     path = config or default_config()
@@ -28,10 +31,12 @@ def run(
         load_pipeline_config(path)  # fail here, before any server or cluster starts
     from flows.cli.server import prefect_api
     from flows.pipeline import pipeline_flow
+    from storage.reports import read_report_metrics
 
     with exit_codes(), prefect_api():
         folder = pipeline_flow(str(path), run_id=run_id)
     typer.echo(f"report: {folder}/index.html")
+    exit_on_regressions(read_report_metrics(folder).get("comparison", {}).get("regressions", []), fail_on_regression)
 
 
 @app.command()

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
-from tqdm.auto import tqdm
 
+from addgp.progress import progress_bar
 from storage import degraded as cache
 from tasks.degrade.base import DegradeContext, DegradeError, stream
 from tasks.degrade.registry import Condition
@@ -199,7 +199,7 @@ def degrade_rows(
     target = derived_dataset(dataset, condition.name)
 
     records = rows.to_dict("records")
-    bar = tqdm(total=len(records), unit="file", desc=f"degrade {target}", disable=not progress)
+    bar = progress_bar(total=len(records), unit="file", desc=f"degrade {target}", disable=not progress)
     if client is not None:
         results = _run_on_dask(client, records, condition, cache_root, seed, sample_rate, context, bar)
     else:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import PipelineConfig
+from addgp.progress import progress_to_run_log
+from addgp.runs import manifest_datasets, task_label
 from storage.manifests import (
     read_manifests,
     rejects_path_for,
@@ -63,14 +67,20 @@ def degrade_manifests(
 
 
 # No result cache: the degraded-audio cache is the cache (a re-run reuses every file).
-@task(name="degrade", retries=1, cache_policy=NO_CACHE)
+def _degrade_name(parameters: dict[str, Any]) -> str:
+    return task_label("degrade", manifest_datasets(parameters["manifest_paths"]))
+
+
+# (ignore: the Prefect protocol for a name callback also asks for a classmethod no function has)
+@task(name="degrade", task_run_name=_degrade_name, retries=1, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def degrade_task(
     manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None
 ) -> dict:
     """Degrade in-process (threads), or in chunks on the Dask cluster at ``scheduler_address``."""
-    if scheduler_address is None:
-        return degrade_manifests(manifest_paths, config, Workspace.at(workdir), progress=False)
-    from distributed import Client
+    with progress_to_run_log():
+        if scheduler_address is None:
+            return degrade_manifests(manifest_paths, config, Workspace.at(workdir))
+        from distributed import Client
 
-    with Client(scheduler_address, set_as_default=False) as client:
-        return degrade_manifests(manifest_paths, config, Workspace.at(workdir), client=client, progress=False)
+        with Client(scheduler_address, set_as_default=False) as client:
+            return degrade_manifests(manifest_paths, config, Workspace.at(workdir), client=client)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from addgp.progress import progress_bar
 from storage import embeddings as store
 from storage.paths import absolute, join
 from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
@@ -130,7 +131,8 @@ class EmbedProgress:
         self.audio_total = sum(s.audio_seconds for s in shards)
         self.files = 0
         self.audio = 0.0
-        self.bar = _Bar(
+        self.bar = progress_bar(
+            tqdm_class=_Bar,
             total=round(self.audio_total),
             desc=desc,
             disable=disable,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import EmbedConfig, EncoderConfig
+from addgp.progress import progress_to_run_log
+from addgp.runs import manifest_datasets, task_label
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
 from tasks.embed.run import TooManyRejectsError, embed_manifest
@@ -31,8 +34,20 @@ def _retry_unless_rejects(task, task_run, state) -> bool:
     return not isinstance(state.result(raise_on_failure=False), TooManyRejectsError)
 
 
+def _embed_name(parameters: dict[str, Any]) -> str:
+    return task_label("embed", parameters["encoder"].id, manifest_datasets(parameters["manifest_paths"]))
+
+
 # No result cache: the store itself is the cache (a re-run plans only missing shards).
-@task(name="embed", retries=1, retry_delay_seconds=30, retry_condition_fn=_retry_unless_rejects, cache_policy=NO_CACHE)
+# (ignore: the Prefect protocol for a name callback also asks for a classmethod no function has)
+@task(
+    name="embed",
+    task_run_name=_embed_name,  # type: ignore[arg-type]
+    retries=1,
+    retry_delay_seconds=30,
+    retry_condition_fn=_retry_unless_rejects,
+    cache_policy=NO_CACHE,
+)
 def embed_task(
     manifest_paths: list[str],
     encoder: EncoderConfig,
@@ -45,28 +60,17 @@ def embed_task(
     manifest = read_manifests(manifest_paths)
     spec = spec_from_config(encoder)
     limits = limits or EmbedConfig()
-    max_seconds = limits.max_seconds
-    if scheduler_address is None:
+    # Without a scheduler the stage runs in-process (client None).
+    cluster = dask_client(scheduler_address) if scheduler_address is not None else nullcontext()
+    with progress_to_run_log(), cluster as client:
         summary = embed_manifest(
             manifest,
             spec,
             store,
             batch_seconds=encoder.batch_seconds,
             shard_seconds=encoder.shard_seconds,
-            progress=False,
-            max_seconds=max_seconds,
+            client=client,
+            max_seconds=limits.max_seconds,
         )
-    else:
-        with dask_client(scheduler_address) as client:
-            summary = embed_manifest(
-                manifest,
-                spec,
-                store,
-                batch_seconds=encoder.batch_seconds,
-                shard_seconds=encoder.shard_seconds,
-                client=client,
-                progress=False,
-                max_seconds=max_seconds,
-            )
     summary.check_rejects(limits.max_reject_fraction)
     return summary.as_dict()

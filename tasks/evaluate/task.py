@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from addgp.runs import task_label
 from storage.manifests import read_manifests
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
 from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
 
 
-@task(name="evaluate", retries=1, cache_policy=NO_CACHE)
+def _evaluate_name(parameters: dict[str, Any]) -> str:
+    return task_label("evaluate", list(parameters["model_paths"]), parameters["datasets"])
+
+
+def _cross_dataset_name(parameters: dict[str, Any]) -> str:
+    return task_label("cross-dataset", pd.unique(parameters["scores"]["detector"]))
+
+
+# (ignore: the Prefect protocol for a name callback also asks for a classmethod no function has)
+@task(name="evaluate", task_run_name=_evaluate_name, retries=1, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def evaluate_task(
     manifest_paths: list[str],
     store: str,
@@ -32,7 +44,7 @@ def evaluate_task(
     )
 
 
-@task(name="cross-dataset", cache_policy=NO_CACHE)
+@task(name="cross-dataset", task_run_name=_cross_dataset_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def cross_dataset_task(
     scores: pd.DataFrame, n_boot: int = 1000, target_error: float = 0.05, seed: int = 0
 ) -> Evaluation:

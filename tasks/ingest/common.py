@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from addgp.contracts import BONAFIDE, LABELS, MANIFEST_COLUMNS, REJECTS_SCHEMA
+from addgp.progress import progress_bar
 from storage.paths import absolute
 
 HASH_CHUNK_BYTES = 1 << 20
@@ -213,7 +213,7 @@ def probe_paths(
         raise ValueError(f"probe mode must be one of {PROBE_MODES}, got {mode!r}")
     n = len(paths)
     workers = max(1, int(workers))
-    bar = tqdm(total=n, desc=desc, unit="file", disable=not progress, leave=False, mininterval=0.5)
+    bar = progress_bar(total=n, desc=desc, unit="file", disable=not progress, leave=False, mininterval=0.5)
     try:
         if mode == "none":
             bar.update(n)

@@ -74,8 +74,8 @@ import soxr
 from scipy import signal
 from scipy.fft import next_fast_len
 from scipy.ndimage import gaussian_filter1d
-from tqdm.auto import tqdm
 
+from addgp.progress import progress_bar
 from storage.paths import atomic_write
 from tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS
 
@@ -1005,7 +1005,9 @@ def generate_demo_corpus(
         todo.append((ds_root, params, plan_dataset(condition, seed, counts)))
 
     total = sum(len(plans) for _, _, plans in todo)
-    with tqdm(total=total, desc="demo corpus", unit="file", disable=not progress or total == 0, leave=False) as bar:
+    with progress_bar(
+        total=total, desc="demo corpus", unit="file", disable=not progress or total == 0, leave=False
+    ) as bar:
         for ds_root, params, plans in todo:
             ds_root.mkdir(parents=True, exist_ok=True)
             _clean(ds_root)

@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
+from addgp.progress import progress_bar
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, current_probe_mode, finalize, listing, reject
 from tasks.ingest.scan import (
     AUDIO_EXTENSIONS,
@@ -318,7 +318,7 @@ def ingest(
             stems = [Path(p).stem if p else None for p, _ in (audio_value(r, audio_col) for r in _iter_records(narrow))]
             stems_unique = all(stems) and len(set(stems)) == len(stems)
         total = len(rows)
-        bar = tqdm(
+        bar = progress_bar(
             total=total,
             desc=f"read {dataset} [{source_split}]",
             unit="row",

@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
+from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
 from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
@@ -15,19 +16,19 @@ from tasks.ingest.common import IngestResult, LayoutError
 from tasks.ingest.registry import ingest_dataset
 
 
-@task(name="generate-demo-corpus", cache_policy=NO_CACHE)
+@task(name="generate-demo-corpus", task_run_name="demo-corpus[{config.root}]", cache_policy=NO_CACHE)
 def demo_corpus_task(config: DemoCorpusConfig) -> dict[str, str]:
     """Synthesise the demo corpus (idempotent: an existing corpus with the same parameters is kept)."""
     from tasks.ingest.demo_corpus import generate_demo_corpus
 
-    roots = generate_demo_corpus(
-        config.root,
-        seed=config.seed,
-        conditions=tuple(config.conditions),
-        utterances_per_split=dict(config.utterances_per_split),
-        sample_rate=config.sample_rate,
-        progress=False,
-    )
+    with progress_to_run_log():
+        roots = generate_demo_corpus(
+            config.root,
+            seed=config.seed,
+            conditions=tuple(config.conditions),
+            utterances_per_split=dict(config.utterances_per_split),
+            sample_rate=config.sample_rate,
+        )
     return {name: str(path) for name, path in roots.items()}
 
 
@@ -42,7 +43,14 @@ def transient_failure(task, task_run, state) -> bool:
     return False
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=transient_failure, cache_policy=NO_CACHE)
+@task(
+    name="ingest",
+    task_run_name="ingest[{dataset.name}]",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=transient_failure,
+    cache_policy=NO_CACHE,
+)
 def ingest_task(
     dataset: DatasetConfig, manifest_path: str, extra_options: dict | None = None, reuse_existing: bool = False
 ) -> dict:
@@ -55,13 +63,14 @@ def ingest_task(
         result = IngestResult(dataset=dataset.name, manifest=read_manifest(manifest_path))
         return {**result.summary(), "manifest": manifest_path, "reused": True}
     options = {**dataset.options, **(extra_options or {})}
-    result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, progress=False, **options)
+    with progress_to_run_log():
+        result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, **options)
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
     return {**result.summary(), "manifest": manifest_path, "reused": False}
 
 
-@task(name="data-checks", cache_policy=NO_CACHE)
+@task(name="data-checks", task_run_name="data-checks[{config.name}]", cache_policy=NO_CACHE)
 def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_path: str) -> pd.DataFrame:
     """Duplicate audio and train/eval overlap across the pipeline's manifests, before any training.
 
@@ -80,7 +89,7 @@ def data_checks_task(manifest_paths: list[str], config: PipelineConfig, config_p
     return checks
 
 
-@task(name="near-duplicate-checks", cache_policy=NO_CACHE)
+@task(name="near-duplicate-checks", task_run_name="near-duplicates[{config.name}]", cache_policy=NO_CACHE)
 def near_duplicate_task(
     checks: pd.DataFrame, manifest_paths: list[str], store: str, config: PipelineConfig, encoder_name: str, layer: int
 ) -> pd.DataFrame:

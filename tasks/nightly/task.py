@@ -5,11 +5,14 @@ composes them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from addgp.runs import task_label
 from storage import champions
 from storage.manifests import find_rejects, read_manifest, read_manifests, read_rejects
 from storage.models import save_model
@@ -31,19 +34,28 @@ from tasks.report.task import artifact_key
 from tasks.train.detectors import load_detector
 
 
-@task(name="open-night", cache_policy=NO_CACHE)
+@task(name="open-night", task_run_name="open-night[{detector}]", cache_policy=NO_CACHE)
 def open_night_task(state_dir: str, detector: str, reports_root: str, name: str, run_id: str | None) -> dict:
     return open_night(state_dir, detector, reports_root, name, run_id)
 
 
-@task(name="record-baseline", cache_policy=NO_CACHE)
+@task(name="record-baseline", task_run_name="record-baseline[{detector}]", cache_policy=NO_CACHE)
 def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: dict) -> dict:
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
     champion = {"model_path": baseline["path"], "version": baseline["version"], "run_id": night["run_id"], "eer": None}
     return record_step(state_dir, detector, night, champion=champion)
 
 
-@task(name="new-rows", cache_policy=NO_CACHE)
+def _new_rows_name(parameters: dict[str, Any]) -> str:
+    return task_label("new-rows", parameters["batch_ids"])
+
+
+def _compare_name(parameters: dict[str, Any]) -> str:
+    return task_label("champion-vs-challenger", parameters["eval_datasets"])
+
+
+# (ignore: the Prefect protocol for a name callback also asks for a classmethod no function has)
+@task(name="new-rows", task_run_name=_new_rows_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def new_rows_task(
     inbox_manifest: str, batch_ids: list[str], holdout_fraction: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -51,7 +63,7 @@ def new_rows_task(
     return split_new_rows(rows_of_batches(read_manifest(inbox_manifest), batch_ids), holdout_fraction)
 
 
-@task(name="challenger", retries=1, cache_policy=NO_CACHE)
+@task(name="challenger", task_run_name="challenger[{name}×{strategy}]", retries=1, cache_policy=NO_CACHE)
 def challenger_task(
     state_dir: str,
     night: dict,
@@ -78,7 +90,12 @@ def challenger_task(
     return record_step(state_dir, name, night, challenger=record)
 
 
-@task(name="champion-vs-challenger", retries=1, cache_policy=NO_CACHE)
+@task(
+    name="champion-vs-challenger",
+    task_run_name=_compare_name,  # type: ignore[arg-type]
+    retries=1,
+    cache_policy=NO_CACHE,
+)
 def compare_task(
     champion_path: str,
     challenger_path: str,
@@ -104,13 +121,13 @@ def compare_task(
     )
 
 
-@task(name="promote", cache_policy=NO_CACHE)
+@task(name="promote", task_run_name="promote[{detector}]", cache_policy=NO_CACHE)
 def promote_task(state_dir: str, detector: str, night: dict, comparison: dict) -> dict:
     """The champion record after tonight's decision (promotions written, at most once per model)."""
     return promote_after_decision(state_dir, detector, night, comparison, night["challenger"])
 
 
-@task(name="reevaluate-champion", retries=1, cache_policy=NO_CACHE)
+@task(name="reevaluate-champion", task_run_name="reevaluate-champion[{detector}]", retries=1, cache_policy=NO_CACHE)
 def reevaluate_champion_task(
     state_dir: str,
     detector: str,
@@ -144,7 +161,7 @@ def inbox_rejects_task(inbox_manifest: str) -> pd.DataFrame:
     return rejects_by_reason(read_rejects(path) if path is not None else pd.DataFrame())
 
 
-@task(name="publish-nightly-report", cache_policy=NO_CACHE)
+@task(name="publish-nightly-report", task_run_name="nightly-report[{outcome.run_id}]", cache_policy=NO_CACHE)
 def publish_nightly_task(outcome: NightlyOutcome, reports_root: str, night: dict | None = None) -> str:
     """Publish the nightly report once: a resumed ``night`` whose report is out returns it; a
     published report is never replaced."""
@@ -157,6 +174,6 @@ def publish_nightly_task(outcome: NightlyOutcome, reports_root: str, night: dict
     return folder
 
 
-@task(name="close-night", cache_policy=NO_CACHE)
+@task(name="close-night", task_run_name="close-night[{detector}]", cache_policy=NO_CACHE)
 def close_night_task(state_dir: str, detector: str, night: dict) -> None:
     close_night(state_dir, detector, night)

@@ -15,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from addgp.config import NotifyConfig
 from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
+from tasks.report.notify import promotion_payload, regression_payload, send
 
 
 def artifact_key(name: str, what: str) -> str:
@@ -85,12 +87,13 @@ def matrix_table(evaluation: Evaluation) -> list[dict]:
     return rows
 
 
-def _link(folder: str) -> str:
+def report_link(folder: str) -> str:
+    """The URL of a published report's ``index.html`` (``file://`` for a local folder)."""
     target = join(folder, "index.html")
     return target if "://" in target else f"file://{target}"
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", task_run_name="report[{config_name}/{report.run_id}]", cache_policy=NO_CACHE)
 def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, config_name: str) -> str:
     """Publish the run's report folder and its Prefect artifacts; returns the folder."""
     published = publish_run_report(report, scores, reports_root)
@@ -104,6 +107,45 @@ def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, co
         description="EER per detector/train setting (rows) and eval corpus (columns), fractions; last columns: unweighted average and pooled",
     )
     create_link_artifact(
-        _link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html")
+        report_link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html")
     )
     return published.folder
+
+
+def _announce(payload: dict, notify: NotifyConfig) -> None:
+    """A Prefect event (for automations) and the webhook POST (for everyone else) of ``payload``."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event=f"addgp.run.{payload['event']}",
+        resource={"prefect.resource.id": f"addgp.run.{payload['run_id']}", "prefect.resource.name": payload["run_id"]},
+        payload=payload,
+    )
+    send(notify, payload, get_run_logger())
+
+
+@task(name="check-regressions", task_run_name="check-regressions[{config_name}/{run_id}]", cache_policy=NO_CACHE)
+def regressions_task(notify: NotifyConfig, config_name: str, run_id: str, folder: str) -> list[dict]:
+    """The published report's regressions against the previous report, logged, emitted as the
+    Prefect event ``addgp.run.regressions`` and POSTed to ``notify.webhook_url``."""
+    comparison = read_report_metrics(folder).get("comparison", {})
+    payload = regression_payload(config_name, run_id, report_link(folder), comparison)
+    if payload is None:
+        return []
+    get_run_logger().warning(
+        "%d regression(s) against %s: %s",
+        len(payload["regressions"]),
+        payload["previous_run_id"],
+        "; ".join(
+            f"{r['metric']} of {r['detector']} on {r['dataset']} {r['old']:.4f} → {r['new']:.4f}"
+            for r in payload["regressions"]
+        ),
+    )
+    _announce(payload, notify)
+    return payload["regressions"]
+
+
+@task(name="announce-promotion", task_run_name="announce-promotion[{config_name}/{run_id}]", cache_policy=NO_CACHE)
+def promotion_task(notify: NotifyConfig, config_name: str, run_id: str, folder: str, champion: dict) -> None:
+    """A night promoted its challenger: the Prefect event ``addgp.run.promotion`` and the webhook POST."""
+    _announce(promotion_payload(config_name, run_id, report_link(folder), champion), notify)

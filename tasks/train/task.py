@@ -11,7 +11,7 @@ from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
 from tasks.train.fit import TrainingSelection, fit_and_register
 
 
-@task(name="train", retries=1, cache_policy=NO_CACHE)
+@task(name="train", task_run_name="train[{detector.name}]", retries=1, cache_policy=NO_CACHE)
 def train_task(
     manifest_paths: list[str],
     store: str,
