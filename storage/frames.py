@@ -102,7 +102,8 @@ def write_frame_shard(
     values = [
         None if f is None else np.clip(f, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16).reshape(-1) for f in frames
     ]
-    columns = [pa.array(rows[f.name].tolist(), type=f.type) for f in META_FIELDS]
+    # pandas holds a missing reason or crop as NaN; Parquet wants null.
+    columns = [pa.array([None if pd.isna(v) else v for v in rows[f.name]], type=f.type) for f in META_FIELDS]
     columns.append(pa.array(values, type=pa.list_(pa.float16())))
     table = pa.Table.from_arrays(columns, schema=SCHEMA)
     staged: list[tuple[str, str]] = []
