@@ -38,7 +38,9 @@ def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -
             key = "kind" if str(exc).startswith("unknown detector kind") else "params"
             problems.append(f"{path}: train.detectors.{index}.{key}: {exc}")
             continue
-        problems += _frame_detector_problems(f"{path}: train.detectors.{index}", config, detector.name, detector.kind, params)
+        problems += _frame_detector_problems(
+            f"{path}: train.detectors.{index}", config, detector.name, detector.kind, params
+        )
     problems += _condition_problems(path, config)
     if problems:
         raise ConfigError("\n".join(problems))

@@ -1,5 +1,7 @@
 """The frame cache (storage/frames.py, tasks/embed/frames.py) and the last-block GP detector (dkl_gp_lastblock)."""
 
+import glob
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -27,10 +29,7 @@ LAYER = SPEC.layers[0]  # the last transformer layer: g's block; its input is hi
 
 
 def _shard_files(store: str) -> list[str]:
-    fs_root = f"{store}/{cache.FRAMES_DIR}"
-    import glob
-
-    return sorted(glob.glob(f"{fs_root}/**/frames-*.parquet", recursive=True))
+    return sorted(glob.glob(f"{store}/{cache.FRAMES_DIR}/**/frames-*.parquet", recursive=True))
 
 
 def _nan_padded(hidden: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -147,7 +146,9 @@ def _labelled_corpus(folder, n_per_split: int = 16) -> pd.DataFrame:
             else:
                 path = str(write_audio(folder / f"{utt}.wav", seconds, seed=i))
             label = BONAFIDE if i % 2 else SPOOF
-            rows.append({"utt_id": utt, "split": split, "label": label, "attack": None if i % 2 else "A01", "path": path})
+            rows.append(
+                {"utt_id": utt, "split": split, "label": label, "attack": None if i % 2 else "A01", "path": path}
+            )
     return finalize("gen", rows, progress=False).manifest
 
 

@@ -6,9 +6,10 @@ training step would cost the whole encoder per step, so the input of layer L —
 ``hidden_states[L - 1]``, every frame of every utterance — is computed once and kept in the
 frame cache (storage/frames.py); training then runs only the one layer.
 
-Utterances are cropped to their first ``crop_s`` seconds (ADD-GP and the XLS-R spoofing
-recipes it builds on train on fixed crops of about 4 s, 64,600 samples); a crop bounds the
-cache at 50 frames per second × crop per utterance whatever the corpus' file lengths.
+Utterances are cropped to their first ``crop_s`` seconds (default 4 s: the fixed ~4 s,
+64,600-sample crop common to XLS-R anti-spoofing recipes such as AASIST / SSL-AASIST, which
+ADD-GP's fixed crops follow); a crop bounds the cache at 50 frames per second × crop per
+utterance whatever the corpus' file lengths.
 
 Shards are planned, keyed and committed like the embedding store's (tasks/embed/shards.py,
 whose planner and key this module reuses with the frame setting as the "pooling"): a re-run
