@@ -1,6 +1,8 @@
 """The frame cache (storage/frames.py, tasks/embed/frames.py) and the last-block GP detector (dkl_gp_lastblock)."""
 
 import glob
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,10 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from helpers import write_audio, write_tone
+from prefect.testing.utilities import prefect_test_harness
 
+from addgp.config import ConfigError
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
+from flows.config import load_pipeline_config
+from flows.pipeline import pipeline_flow
 from storage import frames as cache
 from storage.models import EmbeddingSetting, save_model
 from tasks.embed import frames as frames_module
@@ -182,3 +189,73 @@ def test_lastblock_fits_and_scores_llrs_on_a_random_weight_encoder(tmp_path):
     np.testing.assert_allclose(loaded.score_llr(test.X), score, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="frame-level features"):
         loaded.score_llr(np.zeros((3, train.X.shape[2]), dtype=np.float32))
+    with pytest.raises(NotImplementedError, match="does not support few-shot adaptation"):
+        loaded.adapt(test.X[:2], test.y[:2])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_pipeline_trains_and_scores_the_lastblock_kind(tmp_path):
+    """addgp run with a last-block detector: frames cached on first use, trained, scored, reported."""
+    corpus = tmp_path / "corpus"
+    config = {
+        "name": "lastblock",
+        "workdir": str(tmp_path / "work"),
+        "demo_corpus": {
+            "root": str(corpus),
+            "seed": 1,
+            "conditions": ["studio", "phone"],
+            "utterances_per_split": {"train": 24, "dev": 12, "eval": 16},
+        },
+        "datasets": [
+            {"name": f"demo_{c}", "adapter": "asvspoof2019_la", "root": str(corpus / f"demo_{c}")}
+            for c in ("studio", "phone")
+        ],
+        "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 20},
+        "cluster": {"n_workers": 1, "threads_per_worker": 1, "memory_limit": "3GiB"},
+        "train": {
+            "datasets": ["demo_studio"],
+            "detectors": [
+                {
+                    "name": "lastblock",
+                    "kind": "dkl_gp_lastblock",
+                    "params": {
+                        "crop_seconds": 2.0,
+                        "max_steps": 20,
+                        "batch_size": 8,
+                        "n_inducing": 16,
+                        "progress": False,
+                    },
+                }
+            ],
+        },
+    }
+    path = tmp_path / "lastblock.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with prefect_test_harness(server_startup_timeout=120):
+        folder = Path(pipeline_flow(str(path), run_id="first"))
+    document = json.loads((folder / "metrics.json").read_text())
+    assert any("RANDOM-WEIGHT" in w for w in document["warnings"])
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert set(scores["detector"]) == {"lastblock"} and set(scores["dataset"]) == {"demo_studio", "demo_phone"}
+    assert np.isfinite(scores["score"]).all()
+    store = tmp_path / "work" / "embeddings"
+    assert _shard_files(str(store))  # the frame cache was filled inside the store
+
+
+def test_config_checks_the_lastblock_kind_at_load(tmp_path):
+    config = yaml.safe_load(Path("configs/lastblock-demo.yaml").read_text())
+    config["encoder"]["layers"] = [0, -1]
+    config["train"]["layer"] = 0
+    config["train"]["detectors"][2]["params"]["crop_seconds"] = -1.0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as error:
+        load_pipeline_config(path, check_paths=False)
+    assert f"{path}: train.detectors.2.kind: dkl_gp_lastblock fine-tunes the encoder layer train.layer" in str(
+        error.value
+    )
+    assert f"{path}: train.detectors.2.params.crop_seconds: -1.0 must be > 0" in str(error.value)
+    assert load_pipeline_config("configs/lastblock-demo.yaml", check_paths=False).train.detectors[2].kind == (
+        "dkl_gp_lastblock"
+    )

@@ -43,7 +43,7 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from tasks.embed.encoder import ATTENTION
 from tasks.embed.frames import DEFAULT_CROP_SECONDS, EncoderBlock, block_class
-from tasks.train.base import FRAMES_INPUT
+from tasks.train.base import DEFAULT_SHOT_WEIGHT, FRAMES_INPUT
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target
 from tasks.train.dkl_gp import DKLGPDetector, VariationalDKL, seeded
 
@@ -215,6 +215,22 @@ class LastBlockGPDetector(DKLGPDetector):
 
     def raw_llr(self, X) -> np.ndarray:
         return super().raw_llr(check_frames(X))
+
+    def adapt(
+        self,
+        X_shots,
+        y_shots,
+        X_replay=None,
+        y_replay=None,
+        *,
+        shot_weight=DEFAULT_SHOT_WEIGHT,
+        random_state=0,
+        **options,
+    ) -> LastBlockGPDetector:
+        raise NotImplementedError(
+            "dkl_gp_lastblock does not support few-shot adaptation (it would condition on frames; `addgp adapt` and "
+            "the nightly loop work on pooled embeddings): retrain it with the new rows, or adapt a dkl_gp model"
+        )
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
