@@ -169,6 +169,7 @@ def read_frames(
         _filter(encoder, hidden_state, crop_s)
         & pc.field("reason").is_null()
         & pc.field("dataset").isin(sorted(keys["dataset"].unique()))
+        & pc.field("utt_id").isin(sorted(keys["utt_id"].unique()))  # only the asked rows' frames are read
     )
     table = dataset.to_table(filter=expression)
     meta = table.drop_columns(["frames"]).to_pandas()
