@@ -103,7 +103,9 @@ def cache_frames(
         todo = manifest[[key not in done for key in identity]]
         # No embedding row ever has the frame "pooling", so the planner sees every todo row as missing.
         shards = plan_shards(todo, fspec, store_root, shard_seconds)
-        bar = EmbedProgress(shards, f"frames {fspec.name} hidden state {fspec.layers[0]}", disable=not (progress and shards))
+        bar = EmbedProgress(
+            shards, f"frames {fspec.name} hidden state {fspec.layers[0]}", disable=not (progress and shards)
+        )
         embedder = Embedder(load_encoder(fspec)) if shards else None
         results = []
         for shard in shards:
