@@ -7,6 +7,7 @@ starts. They live here because the core (``addgp/``) imports no stage.
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from addgp.config import ConfigError, PipelineConfig, load_config
@@ -32,14 +33,47 @@ def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -
 
     for index, detector in enumerate(config.train.detectors):
         try:
-            check_params(detector.kind, detector.params)
+            params = check_params(detector.kind, detector.params)
         except ValueError as exc:
             key = "kind" if str(exc).startswith("unknown detector kind") else "params"
             problems.append(f"{path}: train.detectors.{index}.{key}: {exc}")
+            continue
+        problems += _frame_detector_problems(
+            f"{path}: train.detectors.{index}", config, detector.name, detector.kind, params
+        )
     problems += _condition_problems(path, config)
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _frame_detector_problems(where: str, config: PipelineConfig, name: str, kind: str, params: dict) -> list[str]:
+    """A detector reading frames (tasks/train/base.py FRAMES_INPUT): a transformer layer, positive crop and
+    budgets, and not the nightly champion (the nightly loop adapts and retrains on pooled embeddings)."""
+    from tasks.train.base import FRAMES_INPUT
+    from tasks.train.detectors import detector_class
+
+    cls = detector_class(kind)
+    if cls.input != FRAMES_INPUT:
+        return []
+    problems = []
+    if config.train.layer == 0:
+        problems.append(
+            f"{where}.kind: {kind} fine-tunes the encoder layer train.layer, but train.layer is 0 (the CNN output); "
+            "use a transformer layer, e.g. -1 for the last"
+        )
+    crop = params.get("crop_seconds", inspect.signature(cls.__init__).parameters["crop_seconds"].default)
+    if crop is not None and crop <= 0:
+        problems.append(f"{where}.params.crop_seconds: {crop} must be > 0 seconds, or null for whole files")
+    for name in ("lr", "feature_lr", "max_steps", "batch_size", "n_inducing"):
+        if name in params and params[name] <= 0:
+            problems.append(f"{where}.params.{name}: {params[name]} must be > 0")
+    if config.nightly is not None and config.nightly.detector == name:
+        problems.append(
+            f"{where}.kind: nightly.detector {name!r} is a {kind}, but the nightly loop works on pooled embeddings; "
+            "name a dkl_gp or logreg detector as the nightly champion"
+        )
+    return problems
 
 
 def _condition_problems(path: str | os.PathLike, config: PipelineConfig) -> list[str]:

@@ -139,7 +139,7 @@ def test_set_params_and_factory():
     assert isinstance(detector, DKLGPDetector) and detector.hidden_dims == (8,)
     assert detector.set_params(lr=0.5).lr == 0.5
     assert isinstance(make_detector("logreg", C=2.0), LogRegDetector)
-    assert set(DETECTOR_CLASSES) == {"logreg", "dkl_gp"}
+    assert set(DETECTOR_CLASSES) == {"logreg", "dkl_gp", "dkl_gp_lastblock"}
     with pytest.raises(ValueError, match="unknown detector kind"):
         make_detector("svm")
     with pytest.raises(ValueError, match="logreg has no parameter 'hidden'"):

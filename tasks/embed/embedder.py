@@ -89,22 +89,31 @@ class Embedder:
 
     @torch.inference_mode()
     def _forward(self, waves: list[np.ndarray], timings: Timings) -> dict[int, np.ndarray]:
+        started = time.perf_counter()
+        hidden_states, frames = self.hidden_states(waves)
+        pooled = {layer: self._pool(hidden_states[layer].float(), frames) for layer in self.layers}
+        result = {layer: value.cpu().numpy() for layer, value in pooled.items()}
+        timings.model_s += time.perf_counter() - started
+        timings.batches += 1
+        return result
+
+    @torch.inference_mode()
+    def hidden_states(self, waves: list[np.ndarray]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(every hidden state of the batch, each (batch, frames, hidden) on the device; frames per utterance).
+
+        Rows are padded to the longest wave; frames past an utterance's count are padding.
+        """
         lengths = torch.tensor([len(w) for w in waves])
         batch = torch.zeros(len(waves), int(lengths.max()))
         for row, wave in enumerate(waves):
             batch[row, : len(wave)] = torch.from_numpy(normalise(wave))
         attention = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
-        started = time.perf_counter()
         batch, attention = batch.to(self.device, non_blocking=True), attention.to(self.device, non_blocking=True)
         with self.autocast:
             out = self.encoder.model(batch, attention_mask=attention, output_hidden_states=True)
         # torch.tensor of ints is a LongTensor at run time; the stubs type it as a plain Tensor.
         frames = self.encoder.model._get_feat_extract_output_lengths(cast(torch.LongTensor, lengths)).to(self.device)
-        pooled = {layer: self._pool(out.hidden_states[layer].float(), frames) for layer in self.layers}
-        result = {layer: value.cpu().numpy() for layer, value in pooled.items()}
-        timings.model_s += time.perf_counter() - started
-        timings.batches += 1
-        return result
+        return out.hidden_states, frames
 
     def _pool(self, hidden: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frames[:, None]).unsqueeze(-1)

@@ -11,7 +11,7 @@ from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
 from storage.reports import provenance_of_card
 from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
-from tasks.train.data import labelled_embeddings
+from tasks.train.data import labelled_inputs
 
 
 class EmbeddingWidthError(ValueError):
@@ -99,8 +99,8 @@ def score_eval_sets(
     frames = []
     for name, (detector, card) in detectors.items():
         for dataset in datasets:
-            data = labelled_embeddings(
-                manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits
+            data = labelled_inputs(
+                detector, manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits
             )
             frames.append(score_rows(detector, name, data, card))
     return pd.concat(frames, ignore_index=True)

@@ -35,6 +35,9 @@ from sklearn.utils.validation import check_is_fitted
 from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
 from tasks.train.calibration import Calibration, fit_calibration, is_spoof_target
 
+# What a kind's fit and score_llr read (``LLRDetector.input``); tasks/train/data.py routes on it.
+EMBEDDINGS_INPUT = "embeddings"  # pooled vectors from the embedding store, (n, dim)
+FRAMES_INPUT = "frames"  # frame-level hidden states from the frame cache, (n, T, hidden), NaN-padded
 CLASSES = np.array(sorted(LABELS))  # scikit-learn's order: ["bonafide", "spoof"]
 DEFAULT_SHOT_WEIGHT = 5.0  # each shot counts as this many replay rows (see the kinds' _adapt)
 
@@ -43,6 +46,8 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
     """Base of every detector kind; see the module docstring for the contract."""
 
     kind: ClassVar[str]  # the name in pipeline configs (train.detectors[].kind) and on the model card
+    input: ClassVar[str] = EMBEDDINGS_INPUT  # what X is
+    crop_seconds: float | None  # a FRAMES_INPUT kind's hyper-parameter: the seconds its frames cover
 
     # ------------------------------------------------------------------ what a kind supplies
 

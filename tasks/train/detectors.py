@@ -22,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from storage.models import EmbeddingSetting, ModelRef, ModelRegistryError, load_model_state
 from tasks.train.base import LLRDetector
 from tasks.train.dkl_gp import DKLGPDetector
+from tasks.train.dkl_gp_lastblock import LastBlockGPDetector
 from tasks.train.logreg import LogRegDetector
 
 DETECTOR_CLASSES: dict[str, type[LLRDetector]] = {
     "logreg": LogRegDetector,
     "dkl_gp": DKLGPDetector,
+    "dkl_gp_lastblock": LastBlockGPDetector,
 }
 
 

@@ -60,7 +60,7 @@ import copy
 import math
 import warnings
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gpytorch
 import numpy as np
@@ -286,6 +286,10 @@ class DKLGPDetector(LLRDetector):
     """
 
     kind = "dkl_gp"
+    # Rows read from X at once when mini-batching, and scored per GP prediction; a kind whose
+    # rows are larger (frames) sets smaller ones.
+    block_rows: ClassVar[int] = _BLOCK_ROWS
+    predict_rows: ClassVar[int] = _PREDICT_ROWS
 
     def __init__(
         self,
@@ -439,9 +443,9 @@ class DKLGPDetector(LLRDetector):
         joins ``_BLOCKS_PER_CHUNK`` blocks from random places and is shuffled, so that a store
         sorted by dataset or label still gives mixed batches.
         """
-        starts = rng.permutation(np.arange(0, len(X), _BLOCK_ROWS))
+        starts = rng.permutation(np.arange(0, len(X), self.block_rows))
         for group in range(0, len(starts), _BLOCKS_PER_CHUNK):
-            blocks = [slice(s, s + _BLOCK_ROWS) for s in np.sort(starts[group : group + _BLOCKS_PER_CHUNK])]
+            blocks = [slice(s, s + self.block_rows) for s in np.sort(starts[group : group + _BLOCKS_PER_CHUNK])]
             x = self.standardise(np.concatenate([X[b] for b in blocks]))
             y = torch.as_tensor(np.concatenate([is_bona[b] for b in blocks]), dtype=torch.float32, device=self.device)
             w = torch.as_tensor(np.concatenate([weight[b] for b in blocks]), dtype=torch.float32, device=self.device)
@@ -454,8 +458,7 @@ class DKLGPDetector(LLRDetector):
         g = self._new_g().to(self.device)
         # Inducing points start at g of a random sample of training rows, so they cover the data.
         rows = np.sort(rng.choice(len(X), size=min(self.n_inducing, len(X)), replace=False))
-        with torch.no_grad():
-            inducing = g(self.standardise(X[rows])).clone()
+        inducing = self._initial_features(g, X[rows])
         self.model_ = VariationalDKL(g, inducing, self.ard).to(self.device)
         is_bona = ~is_spoof
 
@@ -470,6 +473,11 @@ class DKLGPDetector(LLRDetector):
             return neg_elbo(self.model_, xb, yb, wb, num_data=len(X))
 
         self._optimise(self.model_, loss, dev, "SVGP")
+
+    def _initial_features(self, g: nn.Module, X_rows) -> torch.Tensor:
+        """g of the rows the inducing points start at."""
+        with torch.no_grad():
+            return g(self.standardise(X_rows)).clone()
 
     # ------------------------------------------------------------------ prediction
 
@@ -510,8 +518,8 @@ class DKLGPDetector(LLRDetector):
         """
         means, variances = [], []
         with self._predicting():
-            for start in range(0, len(X), _PREDICT_ROWS):
-                x = self.standardise(X[start : start + _PREDICT_ROWS])
+            for start in range(0, len(X), self.predict_rows):
+                x = self.standardise(X[start : start + self.predict_rows])
                 if self.shots_ is None:
                     mean, var = self._base_latent(x, joint=False)
                 else:

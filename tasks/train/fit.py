@@ -11,7 +11,7 @@ from addgp.contracts import is_bonafide
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting, save_model
 from tasks.embed.encoder import EncoderSpec
-from tasks.train.data import labelled_embeddings
+from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import make_detector
 
 
@@ -46,19 +46,25 @@ def fit_and_register(
 ) -> dict:
     """Fit one detector, score its dev set, and save it as the next version of ``name``."""
     setting = EmbeddingSetting(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
-    train = labelled_embeddings(
-        manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.splits)
+    detector = make_detector(kind, **params)
+    train = labelled_inputs(
+        detector, manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.splits)
     )
     dev = None
     if selection.dev_splits and manifest["split"].isin(selection.dev_splits).any():
-        dev = labelled_embeddings(
-            manifest, store_root, setting, datasets=list(selection.datasets), splits=list(selection.dev_splits)
+        dev = labelled_inputs(
+            detector,
+            manifest,
+            store_root,
+            setting,
+            datasets=list(selection.datasets),
+            splits=list(selection.dev_splits),
         )
-    detector = make_detector(kind, **params)
+    extra = fit_params(detector, setting)
     if dev is not None:
-        detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y)
+        detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y, **extra)
     else:
-        detector.fit(train.X, train.y)
+        detector.fit(train.X, train.y, **extra)
     dev_metrics = compute_metrics(detector.score_llr(dev.X), dev.y) if dev is not None else None
     bona = is_bonafide(train.y)
     card = {
