@@ -36,8 +36,10 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -175,21 +177,36 @@ def write_shard(
     otherwise the temporary files are removed and ``StaleWriterError`` is raised.
     """
     reject_table = pa.Table.from_pandas(rejects[REJECTS_SCHEMA.names], schema=REJECTS_SCHEMA, preserve_index=False)
+    files: list[tuple[str, Callable[[Any], None]]] = [
+        (location.rejects_path, lambda handle: pq.write_table(reject_table, handle))
+    ]
+    if len(rows) or not (len(rejects) and (rejects["kind"] == TRANSIENT).all()):
+        files.append((location.embeddings_path, lambda handle: _write_embeddings(handle, rows, embeddings, dtype)))
+    commit_files(location.store, files, fence, f"shard {location.key}")
+
+
+def commit_files(store: str, files: list[tuple[str, Callable[[Any], None]]], fence: str | None, what: str) -> None:
+    """Write each ``(path, write)`` of ``files`` to a temporary sibling, then rename them into place
+    in order, so each file appears whole or not at all.
+
+    With a ``fence`` (the epoch token of the run that planned the work, from ``writer_lock``) the
+    renames happen under the store's commit lock and only while that token is current; otherwise
+    the temporary files are removed and ``StaleWriterError`` (naming ``what``) is raised. Every
+    store that shares the embedding store's writer lock (the frame cache) commits through here.
+    """
     staged: list[tuple[str, str]] = []
-    fs, _ = filesystem(location.store)
+    fs, _ = filesystem(store)
     try:
-        with _staged(location.rejects_path, staged) as handle:
-            pq.write_table(reject_table, handle)
-        if len(rows) or not (len(rejects) and (rejects["kind"] == TRANSIENT).all()):
-            with _staged(location.embeddings_path, staged) as handle:
-                _write_embeddings(handle, rows, embeddings, dtype)
-        with commit_lock(location.store):
+        for path, write in files:
+            with _staged(path, staged) as handle:
+                write(handle)
+        with commit_lock(store):
             if fence is not None:
-                current = current_epoch(location.store)
+                current = current_epoch(store)
                 if current != fence:
                     raise StaleWriterError(
-                        f"shard {location.key} of {location.store} was planned by writer epoch {fence}, but "
-                        f"{EPOCH_FILE} now holds {current}: a newer run owns the store; this shard's rows are left to it"
+                        f"{what} of {store} was planned by writer epoch {fence}, but {EPOCH_FILE} now holds "
+                        f"{current}: a newer run owns the store; its rows are left to it"
                     )
             for tmp, final in staged:
                 _move(fs, tmp, final)
@@ -238,13 +255,13 @@ def _dataset(store: str) -> ds.Dataset | None:
     if not exists(store):
         return None
     fs, root = filesystem(store)
-    files = _shard_files(fs, root, "part-", skip_top=REJECTS_DIR)
+    files = shard_files(fs, root, "part-", skip_top=REJECTS_DIR)
     if not files:
         return None
     return ds.dataset(files, filesystem=fs, format="parquet")
 
 
-def _shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list[str]:
+def shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list[str]:
     """Every committed shard file below ``root``, listed explicitly.
 
     Only the file name decides (``prefix…parquet``; temporary files start with ``.tmp-``):
@@ -322,7 +339,7 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     if not exists(base):
         return empty
     fs, root = filesystem(base)
-    files = _shard_files(fs, root, "rejects-")
+    files = shard_files(fs, root, "rejects-")
     if not files:
         return empty
     # The explicit schema reads older files too: their missing ``kind`` comes back null.

@@ -37,14 +37,10 @@ import pyarrow.parquet as pq
 
 from storage.embeddings import (
     ROW_IDENTITY,
-    StaleWriterError,
-    _move,
-    _shard_files,
-    _staged,
-    commit_lock,
-    current_epoch,
+    commit_files,
     dataset_folder,
     encoder_slug,
+    shard_files,
 )
 from storage.paths import exists, filesystem, join
 
@@ -106,24 +102,12 @@ def write_frame_shard(
     columns = [pa.array([None if pd.isna(v) else v for v in rows[f.name]], type=f.type) for f in META_FIELDS]
     columns.append(pa.array(values, type=pa.list_(pa.float16())))
     table = pa.Table.from_arrays(columns, schema=SCHEMA)
-    staged: list[tuple[str, str]] = []
-    fs, _ = filesystem(location.store)
-    try:
-        with _staged(location.path, staged) as handle:
-            pq.write_table(table, handle)
-        with commit_lock(location.store):
-            current = current_epoch(location.store)
-            if fence is not None and current != fence:
-                raise StaleWriterError(
-                    f"frame shard {location.key} of {location.store} was planned by writer epoch {fence}, but the "
-                    f"store's epoch is now {current}: a newer run owns the store; this shard's rows are left to it"
-                )
-            for tmp, final in staged:
-                _move(fs, tmp, final)
-    finally:
-        for tmp, _ in staged:
-            if fs.exists(tmp):
-                fs.rm(tmp)
+    commit_files(
+        location.store,
+        [(location.path, lambda handle: pq.write_table(table, handle))],
+        fence,
+        f"frame shard {location.key}",
+    )
 
 
 def _dataset(store: str, encoder: str, crop_s: float | None) -> ds.Dataset | None:
@@ -131,7 +115,7 @@ def _dataset(store: str, encoder: str, crop_s: float | None) -> ds.Dataset | Non
     if not exists(base):
         return None
     fs, root = filesystem(base)
-    files = _shard_files(fs, root, "frames-")
+    files = shard_files(fs, root, "frames-")
     return ds.dataset(files, filesystem=fs, format="parquet", schema=SCHEMA) if files else None
 
 
@@ -196,4 +180,4 @@ def frame_cache_bytes(store: str, encoder: str, crop_s: float | None) -> int:
     if not exists(base):
         return 0
     fs, root = filesystem(base)
-    return int(sum(fs.size(path) for path in _shard_files(fs, root, "frames-")))
+    return int(sum(fs.size(path) for path in shard_files(fs, root, "frames-")))

@@ -90,16 +90,13 @@ def labelled_frames(
     cache_frames(selected, spec, store_root, setting.layer, crop_s)
     fspec = frame_spec(spec, setting.layer, crop_s)
     meta, X = read_frames(store_root, fspec.name, fspec.layers[0], crop_s, selected)
-    keys = ["dataset", "utt_id", "sha256"]
-    positions = meta[keys].assign(_row=np.arange(len(meta)))
-    joined = selected.merge(positions, on=keys, how="inner")
-    if joined.empty:
-        raise ValueError(
-            f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) could be "
-            f"decoded into frames for {setting}; see the reasons in the frame cache under {store_root}/_frames"
-        )
-    X = X[joined.pop("_row").to_numpy()]
-    return LabelledEmbeddings(rows=joined.reset_index(drop=True), X=X, missing=len(selected) - len(joined))
+    return _aligned(
+        selected,
+        meta,
+        X,
+        f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) could be "
+        f"decoded into frames for {setting}; see the reasons in the frame cache under {store_root}/_frames",
+    )
 
 
 def labelled_embeddings(
@@ -120,12 +117,21 @@ def labelled_embeddings(
         crop_s=setting.crop_s,
         datasets=sorted(selected["dataset"].unique()),
     )
-    positions = meta[["dataset", "utt_id", "sha256"]].assign(_row=np.arange(len(meta)))
-    joined = selected.merge(positions, on=["dataset", "utt_id", "sha256"], how="inner")
+    return _aligned(
+        selected,
+        meta,
+        matrix,
+        f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) are in the store "
+        f"{store_root} for {setting}; run `addgp embed` first",
+    )
+
+
+def _aligned(selected: pd.DataFrame, meta: pd.DataFrame, values: np.ndarray, none_found: str) -> LabelledEmbeddings:
+    """The manifest rows of ``selected`` that ``meta`` (the stored rows, in ``values`` order) holds, with their
+    values in manifest order; ``ValueError(none_found)`` when it holds none of them."""
+    keys = ["dataset", "utt_id", "sha256"]
+    joined = selected.merge(meta[keys].assign(_row=np.arange(len(meta))), on=keys, how="inner")
     if joined.empty:
-        raise ValueError(
-            f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) are in the store "
-            f"{store_root} for {setting}; run `addgp embed` first"
-        )
-    X = matrix[joined.pop("_row").to_numpy()]
+        raise ValueError(none_found)
+    X = values[joined.pop("_row").to_numpy()]
     return LabelledEmbeddings(rows=joined.reset_index(drop=True), X=X, missing=len(selected) - len(joined))
