@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from addgp.contracts import looks_like_path
+
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
@@ -411,7 +413,7 @@ def _check_local_encoder(config: PipelineConfig, path: Path) -> None:
     (``facebook/wav2vec2-xls-r-300m``) or a random preset is checked when the encoder loads."""
     encoder_id = config.encoder.id
     local = Path(os.path.expanduser(encoder_id))
-    looks_local = encoder_id.startswith(("/", "./", "../", "~")) or local.is_dir()
+    looks_local = looks_like_path(encoder_id) or local.is_dir()
     if not looks_local:
         return
     if not local.is_dir():

@@ -72,3 +72,8 @@ def p_spoof_from_score(score) -> np.ndarray:
     """P(spoof) = sigmoid(-LLR), computed without overflow for large |score|."""
     score = np.asarray(score, dtype=np.float64)
     return np.exp(-np.logaddexp(0.0, score))
+
+
+def looks_like_path(encoder_id: str) -> bool:
+    """An encoder id written as a folder path (``/…``, ``./…``, ``../…``, ``~…``) rather than a hub id or preset."""
+    return encoder_id.startswith(("/", "./", "../", "~"))

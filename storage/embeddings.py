@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from addgp.contracts import EMBEDDING_KEY_COLUMNS
+from addgp.contracts import EMBEDDING_KEY_COLUMNS, looks_like_path
 from storage.paths import exists, filesystem, join
 
 REJECTS_DIR = "_rejects"
@@ -359,16 +359,17 @@ def legacy_kind(reason: str) -> str:
 
 # Before local checkpoints were named by the digest of their config and weights
 # (tasks/embed/encoder.py), rows and model cards named them by their folder path.
-_PATH_IDENTITY_HINT = (
-    ". The encoder {encoder} is a folder path: the identity local checkpoints had before they were named by "
-    "the digest of their config and weights (local-<model_type>@sha256-…). Embeddings made since are stored "
-    "under that name and are not mixed with the old rows; retrain the model on them (`addgp train --encoder DIR`), "
-    "after `addgp embed MANIFEST --encoder DIR` for the data it needs"
-)
-
-
-def _is_path_identity(encoder: str) -> bool:
-    return encoder.startswith(("/", "./", "../", "~"))
+def path_identity_hint(encoder: str | None) -> str:
+    """Why rows or models of ``encoder`` are missing when it is a folder path (else ""): the identity
+    local checkpoints had before they were named by the digest of their config and weights."""
+    if encoder is None or not looks_like_path(encoder):
+        return ""
+    return (
+        f". The encoder {encoder} is a folder path: the identity local checkpoints had before they were named by "
+        "the digest of their config and weights (local-<model_type>@sha256-…). Embeddings made since are stored "
+        "under that name and are not mixed with the old rows; retrain the model on them (`addgp train --encoder DIR`), "
+        "after `addgp embed MANIFEST --encoder DIR` for the data it needs"
+    )
 
 
 def read_embeddings(
@@ -406,11 +407,7 @@ def read_embeddings(
     if table.num_rows == 0:
         raise ValueError(
             f"no embeddings in {store} for encoder={encoder}, layer={layer}, pooling={pooling}, datasets={datasets}"
-            + (
-                _PATH_IDENTITY_HINT.format(encoder=encoder)
-                if encoder is not None and _is_path_identity(encoder)
-                else ""
-            )
+            + path_identity_hint(encoder)
         )
     meta = table.drop_columns(["embedding"]).to_pandas()
     settings = meta[["encoder", "layer", "pooling", "crop_s"]].drop_duplicates()

@@ -90,3 +90,11 @@ def test_a_card_encoder_is_found_through_its_recorded_source_and_checked(checkpo
     with pytest.raises(EncoderUnavailableError, match="other weights or config"):
         spec_of_card_encoder(name, str(other))
     assert spec_of_card_encoder("tiny-random", None).id == "tiny-random"  # presets and hub ids as before
+
+
+def test_only_path_identities_get_the_identity_change_hint():
+    """The nightly challenger and the store readers explain missing rows of a path-named (pre-digest) encoder."""
+    from storage.embeddings import path_identity_hint
+
+    assert "folder path" in path_identity_hint("/models/xlsr") and "retrain" in path_identity_hint("~/xlsr")
+    assert path_identity_hint("facebook/wav2vec2-xls-r-300m") == path_identity_hint(None) == ""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from addgp.contracts import is_bonafide
+from storage.embeddings import path_identity_hint
 from storage.models import EmbeddingSetting
 from tasks.nightly.promotion import holdout_mask
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
@@ -60,6 +61,7 @@ def build_challenger(
     if len(new.rows) == 0:
         raise ValueError(
             "none of the new rows to learn from are in the embedding store; did the embed step reject them?"
+            + path_identity_hint(setting.encoder)
         )
     if strategy == "retrain":
         detector = make_detector(champion_card["model_type"], **champion_card["detector_params"]["hyper_parameters"])
