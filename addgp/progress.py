@@ -5,7 +5,8 @@ is a tqdm bar, as before. Inside :func:`progress_to_log` - which the Prefect tas
 open around a stage with their run logger (:func:`progress_to_run_log`) - the same call returns a :class:`LogProgress`: the
 Prefect UI shows a run's logs, not a terminal, so the progress becomes lines such as
 ``embed demo_eval: 1,200/4,000 files (30 %), ETA 2 min``, one every ``every_percent`` % or
-``every_s`` seconds (whichever comes first, never one per row), and a last line when the
+``every_s`` seconds (whichever comes first, never one per row, and percent steps no closer
+than ``MIN_INTERVAL_S``: work done in a blink logs only its last line), and a last line when the
 work is done.
 """
 
@@ -24,6 +25,8 @@ from tqdm.auto import tqdm
 
 DEFAULT_EVERY_PERCENT = 10.0
 DEFAULT_EVERY_S = 60.0
+# Percent steps closer together than this are not logged: ten lines in 30 ms tell nobody anything.
+MIN_INTERVAL_S = 2.0
 
 Logger = logging.Logger | logging.LoggerAdapter
 
@@ -125,7 +128,8 @@ class LogProgress:
     def update(self, n: float = 1) -> None:
         self.n += n
         now = self.clock()
-        if self.percent >= self._next_percent or now - self._last_logged_t >= self.every_s:
+        since = now - self._last_logged_t
+        if (self.percent >= self._next_percent and since >= MIN_INTERVAL_S) or since >= self.every_s:
             if self.n < self.total:  # the last line is close()'s
                 self._log(now)
 

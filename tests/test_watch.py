@@ -47,6 +47,17 @@ def test_log_progress_reports_every_ten_percent_with_an_eta_then_the_total():
     assert lines[-1] == "embed demo_eval: 4,000/4,000 rows done in 40 s"
 
 
+def test_log_progress_of_work_done_in_a_blink_is_one_line():
+    clock, logger = Clock(), logging.getLogger("test.progress")
+    lines: list[str] = []
+    logger.info = lambda fmt, *args: lines.append(fmt % args)  # type: ignore[method-assign]
+    with LogProgress(150, "ingest demo_phone", "file", logger, every_percent=10, clock=clock) as bar:
+        for _ in range(150):
+            clock.now += 0.0002  # 30 ms in all: every 10 % step is due, none is worth a line
+            bar.update(1)
+    assert lines == ["ingest demo_phone: 150/150 files done in 0 s"]
+
+
 def test_log_progress_also_reports_after_every_s_seconds_of_slow_work():
     clock, logger = Clock(), logging.getLogger("test.progress")
     lines: list[str] = []
