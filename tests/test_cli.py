@@ -29,6 +29,14 @@ def test_every_verb_has_help():
         assert "Usage" in result.output
 
 
+def test_train_help_names_every_registered_detector_kind():
+    from tasks.train.detectors import DETECTOR_CLASSES
+
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert all(kind in result.output for kind in DETECTOR_CLASSES), (list(DETECTOR_CLASSES), result.output)
+
+
 def test_run_with_a_missing_config_exits_2_naming_it(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2

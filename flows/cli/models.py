@@ -56,7 +56,7 @@ def train(
     store: Path = typer.Option(..., help="Embedding store with those rows embedded."),
     models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
     name: str = typer.Option(..., help="Model name in the registry."),
-    kind: str = typer.Option("logreg", help="logreg or dkl_gp."),
+    kind: str = typer.Option("logreg", help="Detector kind: logreg, dkl_gp or dkl_gp_lastblock (docs/detectors.md)."),
     encoder: str = typer.Option(
         ...,
         help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8), "
