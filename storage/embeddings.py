@@ -372,6 +372,22 @@ def path_identity_hint(encoder: str | None) -> str:
     )
 
 
+def _settings_held(dataset: ds.Dataset, datasets: list[str] | None, most: int = 8) -> str:
+    """What the store does hold for ``datasets``, for the message of a selection that found nothing:
+    an fp32 model asking an int8-only store (``ID+int8``) or another layer then says so itself."""
+    where = pc.field("dataset").isin(datasets) if datasets is not None else pc.scalar(True)
+    held = dataset.to_table(columns=["encoder", "layer", "pooling", "crop_s"], filter=where).to_pandas()
+    settings = held.drop_duplicates().sort_values(["encoder", "layer", "pooling"])
+    if settings.empty:
+        return "; the store holds no rows for these datasets (run `addgp embed` on their manifests)"
+    listed = [
+        f"encoder={r.encoder} layer={r.layer} pooling={r.pooling} crop_s={None if pd.isna(r.crop_s) else r.crop_s}"
+        for r in settings.head(most).itertuples()
+    ]
+    more = f" (+{len(settings) - most} more)" if len(settings) > most else ""
+    return "; for these datasets it holds " + "; ".join(listed) + more
+
+
 def read_embeddings(
     store: str,
     *,
@@ -407,6 +423,7 @@ def read_embeddings(
     if table.num_rows == 0:
         raise ValueError(
             f"no embeddings in {store} for encoder={encoder}, layer={layer}, pooling={pooling}, datasets={datasets}"
+            + _settings_held(dataset, datasets)
             + path_identity_hint(encoder)
         )
     meta = table.drop_columns(["embedding"]).to_pandas()

@@ -95,6 +95,18 @@ def test_rows_of_odd_dataset_names_are_visible_to_every_reader(tmp_path):
     assert embed_manifest(manifest, SPEC, root, progress=False).shards_planned == 0  # nothing re-embedded
 
 
+def test_a_selection_that_finds_nothing_names_what_the_store_holds(tmp_path):
+    """An fp32 model asking an int8-only store used to hear only "no embeddings for encoder=…"."""
+    root = str(tmp_path / "store")
+    int8 = EncoderSpec("tiny-random", layers=(-1,), variant="int8")
+    manifest = _manifest(tmp_path, "demo", 2)
+    embed_manifest(manifest, int8, root, progress=False)
+    with pytest.raises(ValueError, match=r"no embeddings .*encoder=tiny-random,.*it holds encoder=tiny-random\+int8"):
+        read_embeddings(root, encoder="tiny-random", datasets=["demo"])
+    with pytest.raises(ValueError, match="holds no rows for these datasets"):
+        read_embeddings(root, encoder="tiny-random+int8", datasets=["other"])
+
+
 def test_a_store_written_with_the_old_folder_names_is_still_read(tmp_path):
     """Old stores put 'Ödss-de' under '_dss-de': discovery skipped it; the store's readers must not."""
     root = tmp_path / "store"
