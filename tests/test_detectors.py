@@ -399,3 +399,18 @@ def test_gp_adapts_by_conditioning_without_replay_and_accumulates_shots(fitted, 
         )
     with pytest.raises(ValueError, match="replay rows"):
         fitted["logreg"].adapt(first_shots, first_y)
+
+
+def test_a_models_summary_names_its_non_default_settings_and_its_calibration():
+    """What the report's models table shows: how this model differs from its kind's defaults."""
+    from tasks.train.detectors import detector_summary
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (40, 4)), rng.normal(1.5, 1, (40, 4))])
+    y = np.array(["bonafide"] * 40 + ["spoof"] * 40)
+    plain = LogRegDetector().fit(X, y)
+    tuned = LogRegDetector(C=0.1, calibration="affine").fit(X, y, X_dev=X, y_dev=y)
+    assert detector_summary("logreg", plain.to_state()[1]) == "uncalibrated"
+    summary = detector_summary("logreg", tuned.to_state()[1])
+    assert summary.startswith("C=0.1 · calibration=affine · calibrated: affine (scale "), summary
+    assert detector_summary("logreg", None) == ""

@@ -155,6 +155,7 @@ def test_report_publishes_and_flags_regressions(app, workspace, tmp_path):
     page = Path(summary["html"]).read_text()
     assert "Nightly &lt;test&gt;" in page and "random (untrained) weights" in page  # the model card's warning
     assert "clean (train)" in page  # train setting from the card
+    assert "C=1.0 · uncalibrated" in page  # the card's non-default hyper-parameters and calibration
     # Back to the good scores (an improvement: exit 0), then the same regression, allowed.
     assert runner.invoke(app, ["report", str(first), "--run-id", "r3", *common]).exit_code == 0
     allowed = runner.invoke(app, ["report", str(second), "--run-id", "r4", "--no-fail-on-regression", *common])

@@ -63,6 +63,8 @@ def _model_record(model: dict, settings: dict[str, str]) -> dict:
         "ref": f"{name}/v{model.get('version')}" if model.get("version") is not None else name,
         "train_setting": settings.get(name, model.get("train_setting")),
         "dev_eer": dev.get("eer") if isinstance(dev, dict) else None,
+        # Non-default hyper-parameters and the fitted calibration (tasks.train.detectors.detector_summary).
+        "settings": model.get("summary") or "",
     }
 
 

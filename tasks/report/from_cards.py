@@ -8,6 +8,7 @@ from storage.models import RANDOM_ENCODER_WARNING
 from storage.reports import score_provenance
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import ReportInput
+from tasks.train.detectors import detector_summary
 
 
 def _known(values) -> list[str]:
@@ -39,6 +40,7 @@ def report_input_from_cards(
                 "kind": card.get("model_type"),
                 "version": card.get("version", versions[0] if len(versions) == 1 else None),
                 "dev_metrics": card.get("dev_metrics"),
+                "summary": detector_summary(card.get("model_type"), card.get("detector_params")),
             }
         )
     encoders = _known([c.get("encoder") for c in cards.values()] + list(provenance["encoder"]))

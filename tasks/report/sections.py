@@ -597,11 +597,23 @@ def trends_section(content: ReportContent) -> Section:
 
 def models_section(content: ReportContent) -> Section:
     rows = [
-        [name_cell(m["ref"]), name_cell(m["kind"]), name_cell(m["train_setting"] or "unknown"), Cell(pct(m["dev_eer"]))]
+        [
+            name_cell(m["ref"]),
+            name_cell(m["kind"]),
+            name_cell(m.get("settings") or "unknown"),
+            name_cell(m["train_setting"] or "unknown"),
+            Cell(pct(m["dev_eer"])),
+        ]
         for m in content.document["models"]
     ]
     notes = json.dumps(content.document.get("notes") or {}, indent=2, ensure_ascii=False, default=str)
-    columns = [Column("model", True), Column("kind", True), Column("train setting", True), Column("dev EER (%)")]
+    columns = [
+        Column("model", True),
+        Column("kind", True),
+        Column("settings", True),
+        Column("train setting", True),
+        Column("dev EER (%)"),
+    ]
     return Section(
         "models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models"
     )

@@ -13,6 +13,7 @@ before any data is read.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import typing
 from functools import cache
@@ -74,6 +75,38 @@ def check_params(kind: str, params: dict) -> dict:
                 problems.append(f"{kind} parameter {key!r}: {item['msg']} (got {item['input']!r})")
         raise ValueError("; ".join(problems)) from None
     return {name: getattr(validated, name) for name in params}
+
+
+# Hyper-parameters that say how a fit was run, not which model it is: left out of summaries.
+_EXECUTION_PARAMS = frozenset({"progress", "device"})
+
+
+def detector_summary(kind: str | None, detector_params: dict | None) -> str:
+    """How a registered model differs from its kind's defaults, for the reader of a report: the
+    hyper-parameters set otherwise, then its fitted calibration, e.g. ``mode=exact ·
+    hidden_dims=[32] · calibrated: regularised (scale 1.34, offset 0.24)``. From the card's
+    ``detector_params``; "" when the card has none (another tool's model)."""
+    if not detector_params:
+        return ""
+    hyper = detector_params.get("hyper_parameters") or {}
+    defaults = detector_class(kind)().get_params() if kind in DETECTOR_CLASSES else {}
+
+    def text(value) -> str:  # tuples and lists alike, as the card's JSON holds them; strings bare
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+
+    parts = [
+        f"{name}={text(value)}"
+        for name, value in sorted(hyper.items())
+        if name not in _EXECUTION_PARAMS and (name not in defaults or text(defaults[name]) != text(value))
+    ]
+    calibration = (detector_params.get("fitted") or {}).get("calibration")
+    if calibration:
+        parts.append(
+            f"calibrated: {calibration['method']} (scale {calibration['scale']:.3g}, offset {calibration['offset']:.3g})"
+        )
+    else:
+        parts.append("uncalibrated")
+    return " · ".join(parts)
 
 
 def make_detector(kind: str, **params) -> LLRDetector:

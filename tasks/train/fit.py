@@ -12,7 +12,7 @@ from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting, save_model
 from tasks.embed.encoder import EncoderSpec
 from tasks.train.data import fit_params, labelled_inputs
-from tasks.train.detectors import make_detector
+from tasks.train.detectors import detector_summary, make_detector
 
 
 @dataclass(frozen=True)
@@ -85,4 +85,11 @@ def fit_and_register(
         "dev_metrics": dev_metrics,
     }
     ref = save_model(models_root, name, detector, card)
-    return {"name": name, "kind": kind, "path": str(ref.path), "version": ref.version, "dev_metrics": dev_metrics}
+    return {
+        "name": name,
+        "kind": kind,
+        "path": str(ref.path),
+        "version": ref.version,
+        "dev_metrics": dev_metrics,
+        "summary": detector_summary(kind, detector.to_state()[1]),
+    }
