@@ -84,12 +84,16 @@ REJECTS_SCHEMA = pa.schema(
 LEGACY_TRANSIENT_REASONS = ("audio file missing", "unreadable audio", "not a regular file")
 LEGACY_TRANSIENT_MARKER = "System error"
 
-META_FIELDS = [
+# Which audio and which encoder a stored row is of: shared by the embeddings and the frame cache.
+SOURCE_FIELDS = [
     pa.field("utt_id", pa.string()),
     pa.field("dataset", pa.string()),
     pa.field("sha256", pa.string()),
     pa.field("encoder", pa.string()),
     pa.field("random_weights", pa.bool_()),
+]
+META_FIELDS = [
+    *SOURCE_FIELDS,
     pa.field("layer", pa.int32()),
     pa.field("pooling", pa.string()),
     pa.field("crop_s", pa.float64()),

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from storage.embeddings import (
     ROW_IDENTITY,
+    SOURCE_FIELDS,
     commit_files,
     dataset_folder,
     encoder_slug,
@@ -50,11 +51,7 @@ FRAME_POOLING = "frames"
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 META_FIELDS = [
-    pa.field("utt_id", pa.string()),
-    pa.field("dataset", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("encoder", pa.string()),
-    pa.field("random_weights", pa.bool_()),
+    *SOURCE_FIELDS,
     pa.field("hidden_state", pa.int32()),
     pa.field("crop_s", pa.float64()),
     pa.field("n_frames", pa.int32()),

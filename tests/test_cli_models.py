@@ -46,6 +46,13 @@ def trained(tmp_path, audio_manifest):
     return manifest, store, models, json.loads(result.stdout)
 
 
+def adapt(trained, name: str, where: str, *options: str):
+    """``addgp adapt`` of the model ``name`` with the shots of the fixture's manifest that match ``where``."""
+    manifest, store, models, _ = trained
+    shots = ["--shots", str(manifest), "--where", where, "--store", str(store), "--training-manifest", str(manifest)]
+    return runner.invoke(app, ["adapt", str(models / name), *shots, "--models", str(models), *options])
+
+
 def test_train_registers_a_version_with_a_card(trained):
     _, _, models, result = trained
     assert result["version"] == 1 and (models / "lr" / "v1" / "weights.safetensors").is_file()
@@ -167,25 +174,7 @@ def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifes
 
 def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     manifest, store, models, _ = trained
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            str(models / "lr"),
-            "--shots",
-            str(manifest),
-            "--where",
-            "dataset=beta",
-            "--store",
-            str(store),
-            "--training-manifest",
-            str(manifest),
-            "--models",
-            str(models),
-            "--replay",
-            "6",
-        ],
-    )
+    result = adapt(trained, "lr", "dataset=beta", "--replay", "6")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["version"] == 2 and out["shots"] == 4
@@ -199,23 +188,7 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     assert step["parent"] == {"name": "lr", "version": 1, "digest": parent["digest"]}
     assert (step["datasets"], step["rows"], step["n_bonafide"] + step["n_spoof"]) == (["beta"], 4, 4)
     assert step["snapshot_sha256"] == card["training_data"]["shots_sha256"]
-    bad = runner.invoke(
-        app,
-        [
-            "adapt",
-            str(models / "lr"),
-            "--shots",
-            str(manifest),
-            "--where",
-            "nocolumn=x",
-            "--store",
-            str(store),
-            "--training-manifest",
-            str(manifest),
-            "--models",
-            str(models),
-        ],
-    )
+    bad = adapt(trained, "lr", "nocolumn=x")
     assert bad.exit_code == 2 and "nocolumn" in bad.output
 
 
@@ -250,23 +223,7 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
         ],
     )
     assert fitted.exit_code == 0, fitted.output
-    result = runner.invoke(
-        app,
-        [
-            "adapt",
-            str(models / "gp"),
-            "--shots",
-            str(manifest),
-            "--where",
-            "dataset=beta",
-            "--store",
-            str(store),
-            "--training-manifest",
-            str(manifest),
-            "--models",
-            str(models),
-        ],
-    )
+    result = adapt(trained, "gp", "dataset=beta")
     assert result.exit_code == 0, result.output
     card = json.loads((models / "gp" / "v2" / "model_card.json").read_text())
     assert card["weights"]["tensors"]["shots.x"]["shape"][0] == 4 and card["training_data"]["shots"] == 4

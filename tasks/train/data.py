@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from storage.embeddings import read_embeddings
+from storage.embeddings import ROW_IDENTITY, read_embeddings
 from storage.frames import read_frames
 from storage.models import EmbeddingSetting
 from tasks.embed.encoder import EncoderSpec
@@ -129,7 +129,7 @@ def labelled_embeddings(
 def _aligned(selected: pd.DataFrame, meta: pd.DataFrame, values: np.ndarray, none_found: str) -> LabelledEmbeddings:
     """The manifest rows of ``selected`` that ``meta`` (the stored rows, in ``values`` order) holds, with their
     values in manifest order; ``ValueError(none_found)`` when it holds none of them."""
-    keys = ["dataset", "utt_id", "sha256"]
+    keys = list(ROW_IDENTITY)
     joined = selected.merge(meta[keys].assign(_row=np.arange(len(meta))), on=keys, how="inner")
     if joined.empty:
         raise ValueError(none_found)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from addgp.contracts import is_bonafide
 from addgp.metrics import compute_metrics
-from storage.models import EmbeddingSetting, save_model
+from storage.models import EmbeddingSetting, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
@@ -91,5 +91,6 @@ def fit_and_register(
         "path": str(ref.path),
         "version": ref.version,
         "dev_metrics": dev_metrics,
-        "summary": detector_summary(kind, detector.to_state()[1]),
+        # From the card just written: to_state() again would copy every weight (an exact GP its training set).
+        "summary": detector_summary(kind, read_card(ref)["detector_params"]),
     }
