@@ -54,9 +54,9 @@ from types import EllipsisType
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
 from tasks.ingest.scan import (
-    none_if_dash,
     format_prefix_map,
     map_prefix,
+    none_if_dash,
     normalise_label,
     parse_delimiter,
     parse_prefix_map,
