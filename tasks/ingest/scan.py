@@ -389,3 +389,36 @@ def map_prefix(path: str, prefixes: list[tuple[str, str]]) -> str | None:
 def format_prefix_map(prefixes: list[tuple[str, str]]) -> str:
     """The map as the option is written: ``{/their/root: /my/root, …}`` (``{}`` when none)."""
     return "{" + ", ".join(f"{foreign}: {local}" for foreign, local in prefixes) + "}"
+
+
+# ------------------------------------------------------------ one folder per generator
+
+
+def system_folder_rows(root: Path, bonafide_folders: Iterable[str], split: str) -> tuple[list[dict], list[str]]:
+    """Candidate rows of a corpus laid out as one folder per generator beside bona fide folder(s)
+    (SONAR, LibriSeVoc): ``(rows, generator folder names)``.
+
+    Audio anywhere below a folder belongs to it (walked recursively). A folder whose name is in
+    ``bonafide_folders`` (compared case-insensitively) is bona fide with no attack; every other
+    folder is spoof with ``attack`` = its name. ``utt_id`` is the path below ROOT without
+    extension; ``speaker`` is null (the adapters fill it where the names carry one).
+    """
+    bona = {name.lower() for name in bonafide_folders}
+    rows: list[dict] = []
+    systems: list[str] = []
+    for folder in subdirs(root):
+        is_bona = folder.name.lower() in bona
+        if not is_bona:
+            systems.append(folder.name)
+        for path in walk_audio(folder):
+            rows.append(
+                {
+                    "utt_id": strip_extension(rel_posix(path, root)),
+                    "split": split,
+                    "label": BONAFIDE if is_bona else SPOOF,
+                    "attack": None if is_bona else folder.name,
+                    "speaker": None,
+                    "path": str(path),
+                }
+            )
+    return rows, systems
