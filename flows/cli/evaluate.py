@@ -8,7 +8,8 @@
 - ``addgp metrics SCORES`` prints the metrics of a score file as JSON: per (detector, dataset,
   condition), never pooled unless ``--pool``; ``--by attack`` breaks them down; ``--key KEYS``
   reads an ASVspoof 5 / WeDefense score file with its key file.
-- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files.
+- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files,
+  or (``--format df-arena``) the Speech DF Arena toolkit's score files and protocol CSVs.
 
 Exit codes as the rest of the CLI (flows/cli/common.py): 2 bad input (the message names the
 file or option), 3 a model that is not on this machine.
@@ -251,35 +252,81 @@ def export_scores(
     out: Path = typer.Option(
         ...,
         "--out",
-        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the table has a condition column).",
+        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the "
+        "table has a condition column); for df-arena: scores/DETECTOR/DATASET.txt and protocol_files/DATASET.csv.",
     ),
     format_: str = typer.Option(
-        "asvspoof5", "--format", help="asvspoof5 or wedefense (the same files: both tools read them)."
+        "asvspoof5",
+        "--format",
+        help="asvspoof5 or wedefense (the same files: both tools read them), or df-arena (the Speech DF Arena "
+        "toolkit's per-corpus score file and protocol CSV).",
+    ),
+    manifests: list[Path] = typer.Option(
+        [],
+        "--manifest",
+        help="df-arena: manifest(s) the scored datasets were ingested into, so each row is named by its path as "
+        "the corpus' protocol writes it (protocol_path, else path); without, by utt_id. Repeatable.",
     ),
 ) -> None:
     """Write score tables as ASVspoof 5 / WeDefense score and key files, one pair per (detector, dataset),
-    for the official evaluation packages; prints what was written as JSON."""
+    or as Speech DF Arena files, one score file per (detector, corpus) and one protocol CSV per corpus,
+    for the official evaluation tools; prints what was written as JSON."""
     import pandas as pd
 
-    from storage.interchange import write_key_file, write_score_file
+    from storage.interchange import write_arena_protocol, write_arena_scores, write_key_file, write_score_file
+    from storage.manifests import read_manifests
     from storage.paths import join
     from storage.reports import read_scores
-    from tasks.evaluate.interchange import FORMATS, KEYS_FILE, SCORES_FILE, export_groups
+    from tasks.evaluate.interchange import (
+        ARENA_FORMAT,
+        EXPORT_FORMATS,
+        KEYS_FILE,
+        SCORES_FILE,
+        arena_groups,
+        export_groups,
+        file_names_of,
+    )
 
-    if format_ not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
+    if format_ not in EXPORT_FORMATS:
+        fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format_!r}")
+    if manifests and format_ != ARENA_FORMAT:
+        fail(f"--manifest names the files of the {ARENA_FORMAT} format only; drop it for {format_}")
+    written = []
     with exit_codes(FileNotFoundError, ValueError):
         frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
-        groups = export_groups(frame)
-    written = []
-    for group in groups:
-        folder = join(out, group.folder) if group.folder else str(out)
-        written.append(
-            {
-                **group.group,
-                "rows": int(len(group.scores)),
-                "scores": write_score_file(group.scores, join(folder, SCORES_FILE)),
-                "keys": write_key_file(group.keys, join(folder, KEYS_FILE)),
-            }
-        )
+        if format_ == ARENA_FORMAT:
+            names = file_names_of(read_manifests([str(m) for m in manifests])) if manifests else None
+            protocols: dict[str, pd.DataFrame] = {}
+            for arena in arena_groups(frame, names):
+                condition = arena.group.get("condition")
+                protocol_dir = join(out, "protocol_files", condition) if condition else join(out, "protocol_files")
+                protocol_path = join(protocol_dir, f"{arena.protocol_name}.csv")
+                sorted_protocol = arena.protocol.sort_values("file_name", ignore_index=True)
+                if protocol_path in protocols and not protocols[protocol_path].equals(sorted_protocol):
+                    raise ValueError(
+                        f"dataset {arena.protocol_name!r}: the detectors were scored on different files, so one "
+                        "protocol CSV cannot serve them all; export them one detector at a time"
+                    )
+                protocols[protocol_path] = sorted_protocol
+                written.append(
+                    {
+                        **arena.group,
+                        "rows": int(len(arena.scores)),
+                        "scores": write_arena_scores(
+                            arena.scores, join(out, "scores", arena.detector_folder, f"{arena.protocol_name}.txt")
+                        ),
+                        "protocol": write_arena_protocol(arena.protocol, protocol_path),
+                    }
+                )
+        else:
+            for group in export_groups(frame):
+                folder = join(out, group.folder) if group.folder else str(out)
+                written.append(
+                    {
+                        **group.group,
+                        "rows": int(len(group.scores)),
+                        "scores": write_score_file(group.scores, join(folder, SCORES_FILE)),
+                        "keys": write_key_file(group.keys, join(folder, KEYS_FILE)),
+                    }
+                )
     typer.echo(json.dumps({"format": format_, "files": written}, indent=2))
