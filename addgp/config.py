@@ -187,6 +187,11 @@ class EvaluateConfig(_Strict):
     conditions: list[str] = Field(
         default_factory=list, description="degradation conditions every eval set is also scored under (clean always is)"
     )
+    training_overlap: Literal["exclude", "mark"] = Field(
+        default="exclude",
+        description="eval sets a detector trained on (its model card's sets or content digests): left out of its "
+        "headline average (exclude, as the Speech Anti-Spoofing Arena) or kept and marked (mark)",
+    )
 
     @field_validator("conditions")
     @classmethod

@@ -85,6 +85,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         scores,
         n_boot=config.evaluate.n_boot,
         target_error=config.evaluate.target_error,
+        training_overlap=config.evaluate.training_overlap,
     )
     report = ReportInput(
         title=f"addgp report: {config.name}",

@@ -139,6 +139,12 @@ def report(
     n_boot: int = typer.Option(1000, help="Bootstrap resamples per (detector, corpus) for the 95 % CIs (0 = none)."),
     target_error: float = typer.Option(0.05, help="Error rate for the selective-prediction coverage."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    training_overlap: str = typer.Option(
+        "exclude",
+        "--training-overlap",
+        help="exclude: a detector's headline average leaves out the eval sets it trained on (named on its "
+        "model card by set or content digest), as the Speech Anti-Spoofing Arena does; mark: keep them, marked.",
+    ),
     artifacts: str | None = typer.Option(
         None,
         help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured).",
@@ -151,6 +157,7 @@ def report(
     from addgp.metrics import MetricsError
     from storage.reports import complete_score_table, new_run_id, read_report_metrics, read_scores
     from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
+    from tasks.evaluate.overlap import with_card_overlap_columns
     from tasks.report.from_cards import report_input_from_cards
     from tasks.report.task import publish_run_report
 
@@ -158,7 +165,10 @@ def report(
     with exit_codes(FileNotFoundError, ValueError, MetricsError):
         frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
         frame = with_train_columns(complete_score_table(frame, ", ".join(map(str, scores))), cards)
-        settings = EvaluationSettings(n_boot=n_boot, target_error=target_error, seed=seed)
+        frame = with_card_overlap_columns(frame, cards)
+        settings = EvaluationSettings(
+            n_boot=n_boot, target_error=target_error, seed=seed, training_overlap=training_overlap
+        )
         evaluation = evaluate_scores(frame, settings)
         detectors = [str(d) for d in pd.unique(frame["detector"])]
         report_input = report_input_from_cards(

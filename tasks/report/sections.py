@@ -218,7 +218,8 @@ def headline_section(content: ReportContent) -> Section:
     for _, r in content.evaluation.summary.iterrows():
         ci = ci_pct(r["average_eer_ci_low"], r["average_eer_ci_high"])
         first: list[Inline] = [f"average EER over {r['n_corpora']} eval corpora (unweighted)"]
-        if r["n_corpora"] != r["n_corpora_evaluated"]:
+        excluded = list(r.get("excluded_for_overlap") or [])
+        if r["n_corpora"] + len(excluded) != r["n_corpora_evaluated"]:
             first.append(Span(f" (only {r['n_corpora']} of {r['n_corpora_evaluated']})", "bad"))
         if ci:
             first.append(f" · 95 % CI {ci}")
@@ -237,21 +238,41 @@ def headline_section(content: ReportContent) -> Section:
                         f"pooled EER {pct(r['pooled_eer'], 1)} % · out-of-domain average {pct(r['out_of_domain_average_eer'], 1)} %"
                     ],
                     [f"averages: {averages}"] if averages else [],
+                    _overlap_line(r),
                 ],
             )
         )
+    policy = content.evaluation.settings.training_overlap
     intro = Paragraph(
         [
             "The unweighted average EER over the eval corpora per detector, with its bootstrap 95 % CI; "
-            "pooled = all corpora's scores as one set."
+            "pooled = all corpora's scores as one set. ",
+            Span("Training overlap", "b"),
+            f" (policy: {policy}): "
+            + (
+                "an eval set a detector trained on (by name or content digest on its model card) is left out of "
+                "its average, as the Speech Anti-Spoofing Arena does."
+                if policy == "exclude"
+                else "eval sets a detector trained on stay in its average, marked."
+            ),
         ]
     )
     return Section("headline", "Headline", [intro, Cards(cards)], nav="Headline", summary=True)
 
 
+def _overlap_line(summary_row) -> list[Inline]:
+    """Which corpora a detector's headline average covers, and which it leaves out for training overlap."""
+    covered = ", ".join(str(d) for d in summary_row.get("corpora") or []) or "none"
+    excluded = ", ".join(str(d) for d in summary_row.get("excluded_for_overlap") or [])
+    line: list[Inline] = [f"averaged: {covered} · excluded for training overlap: "]
+    line.append(Span(excluded, "bad") if excluded else "none")
+    return line
+
+
 def matrix_section(content: ReportContent) -> Section:
     ev = content.evaluation
     matrix, in_domain = ev.matrix("eer"), ev.matrix("in_domain")
+    overlap = ev.matrix("training_overlap") if "training_overlap" in ev.cells else None
     low = ev.matrix("eer_ci_low") if "eer_ci_low" in ev.cells else None
     high = ev.matrix("eer_ci_high") if "eer_ci_high" in ev.cells else None
     summary = ev.summary.set_index("detector")
@@ -271,6 +292,9 @@ def matrix_section(content: ReportContent) -> Section:
             own = truthy(in_domain.loc[key, dataset])
             cell = rate_cell(value, ci=ci, css="indomain" if own else "")
             cell.title, cell.mark = (INDOMAIN_TITLE, " ◦") if own else ("", "")
+            seen = overlap.loc[key, dataset] if overlap is not None else None
+            if isinstance(seen, str) and seen:
+                cell.title, cell.mark = f"training overlap: {seen}", cell.mark + " ⊘"
             cells.append(cell)
         s = summary.loc[detector]
         cells.append(
@@ -286,7 +310,9 @@ def matrix_section(content: ReportContent) -> Section:
             " = unweighted mean over the eval corpora (the headline); ",
             Span("pooled", "b"),
             " = all corpora's scores as one set. "
-            "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus).",
+            "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus). "
+            f"⊘: training overlap (the detector trained on that eval set; policy {ev.settings.training_overlap}: "
+            f"{'not in its average' if ev.settings.training_overlap == 'exclude' else 'kept in its average'}).",
         ]
     )
     return Section(

@@ -11,6 +11,7 @@ from addgp.contracts import is_bonafide
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
+from tasks.evaluate.overlap import training_sets
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
 
@@ -81,6 +82,8 @@ def fit_and_register(
             "n_spoof": int((~bona).sum()),
             "missing_from_store": train.missing,
             "snapshot_sha256": snapshot_id(train.rows),
+            # every set it saw (train and dev) by name and content, for the report's overlap check
+            "sets": training_sets(pd.concat([train.rows, dev.rows]) if dev is not None else train.rows),
         },
         "dev_metrics": dev_metrics,
     }
