@@ -77,6 +77,12 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     assert not np.allclose(clean.sort_index(), degraded.sort_index())
     card = json.loads((tmp_path / "work" / "models" / "lr" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
+    # The card lists every set it saw by name and content; no eval set is among them, so the
+    # report's headline averages both corpora, says none is excluded, and names the policy.
+    assert set(card["training_data"]["sets"]) == {"demo_studio/train", "demo_studio/dev", "demo_studio@noise_white_snr10/train"}
+    assert "excluded for training overlap: none" in report and "policy: exclude" in report
+    assert "averaged: demo_studio, demo_phone" in report
+    assert set(scores["train_sets"]) == {"\n".join(sorted(card["training_data"]["sets"]))}
     # Every score row says which model and encoder made it (storage.reports.PROVENANCE_COLUMNS).
     assert set(scores["model_name"]) == {"lr"} and set(scores["model_version"]) == {1}
     assert set(scores["model_digest"]) == {card["digest"]} and set(scores["encoder"]) == {card["encoder"]}
