@@ -107,3 +107,33 @@ def test_rows_rejected_for_other_reasons_are_not_a_layout_error(tmp_path):
     protocol.write_text("file_name,label\na.wav,weird\n")
     result = ingest_dataset("protocol_csv", protocol, progress=False)
     assert result.manifest.empty and list(result.rejects["reason"]) == ["unknown label 'weird'"]
+
+
+def test_benchmark_arena_config_lists_the_fourteen_protocols():
+    from pathlib import Path
+
+    from addgp.config import load_config
+    from tasks.ingest.registry import check_options
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "benchmark-arena.yaml", check_paths=False)
+    assert config.eval_datasets == [
+        "asvspoof_2019",
+        "asvspoof_2021_la",
+        "asvspoof_2021_df",
+        "asvspoof_2024",
+        "fake_or_real",
+        "codecfake",
+        "add_2022_track_1",
+        "add_2022_track_3",
+        "add_2023_round_1",
+        "add_2023_round_2",
+        "dfadd",
+        "librisevoc",
+        "sonar",
+        "in_the_wild",
+    ]
+    assert config.evaluate.training_overlap == "exclude"
+    for dataset in config.datasets:
+        check_options(dataset.adapter, dict(dataset.options))
+        if dataset.adapter == "protocol_csv":
+            assert ARENA_ROOT in dataset.options["path_prefix"] and GPFS_ROOT in dataset.options["path_prefix"]

@@ -79,7 +79,11 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
     # The card lists every set it saw by name and content; no eval set is among them, so the
     # report's headline averages both corpora, says none is excluded, and names the policy.
-    assert set(card["training_data"]["sets"]) == {"demo_studio/train", "demo_studio/dev", "demo_studio@noise_white_snr10/train"}
+    assert set(card["training_data"]["sets"]) == {
+        "demo_studio/train",
+        "demo_studio/dev",
+        "demo_studio@noise_white_snr10/train",
+    }
     assert "excluded for training overlap: none" in report and "policy: exclude" in report
     assert "averaged: demo_studio, demo_phone" in report
     assert set(scores["train_sets"]) == {"\n".join(sorted(card["training_data"]["sets"]))}

@@ -94,7 +94,9 @@ def test_report_names_what_each_average_covers_excludes_and_the_policy():
     assert "⊘" in markdown
     # a table without cards (no train_sets column): nothing excluded, said so
     plain = make_scores(detectors=("lr",), datasets=DATASETS, n=60)
-    assert "excluded for training overlap: none" in _markdown(evaluate_scores(plain, EvaluationSettings(n_boot=0)), plain)
+    assert "excluded for training overlap: none" in _markdown(
+        evaluate_scores(plain, EvaluationSettings(n_boot=0)), plain
+    )
 
 
 def test_card_records_sets_by_name_and_content():
