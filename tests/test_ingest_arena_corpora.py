@@ -170,14 +170,18 @@ def test_dfadd_names_as_the_arena_protocol_lists_them(tmp_path):
     assert len(result.rejects) == 1 and "file name is not" in result.rejects["reason"].iloc[0]
 
 
-def test_sonar_a_folder_per_generator_plus_real_samples(tmp_path):
+def _sonar(tmp_path):
     root = tmp_path / "SONAR" / "SONAR_dataset"
     for generator, n in (("PromptTTS2", 2), ("VALLE", 1), ("xTTS", 3)):
         for i in range(n):
             write_audio(root / generator / f"audio{i}.wav")
     for i in range(2):
         write_audio(root / "real_samples" / f"4077_13754_00000{i}_000000.wav")
-    result = ingest_dataset("sonar", tmp_path / "SONAR", progress=False)
+    return tmp_path / "SONAR"
+
+
+def test_sonar_a_folder_per_generator_plus_real_samples(tmp_path):
+    result = ingest_dataset("sonar", _sonar(tmp_path), progress=False)
     assert counts(result) == {
         ("eval", "spoof", "PromptTTS2"): 2,
         ("eval", "spoof", "VALLE"): 1,
@@ -187,11 +191,16 @@ def test_sonar_a_folder_per_generator_plus_real_samples(tmp_path):
     assert set(result.manifest.loc[result.manifest["label"] == "bonafide", "speaker"]) == {"4077"}
 
 
-def test_librisevoc_vocoded_back_speech_under_each_policy(tmp_path):
+def _librisevoc(tmp_path):
     root = tmp_path / "LibriSeVoc"
     for folder in ("gt", "diffwave", "wavernn"):
         for utt in ("1034_121119_000003_000000", "19_198_000000_000001"):
             write_audio(root / folder / f"{utt}{'' if folder == 'gt' else '_gen'}.wav")
+    return root
+
+
+def test_librisevoc_vocoded_back_speech_under_each_policy(tmp_path):
+    root = _librisevoc(tmp_path)
     result = ingest_dataset("librisevoc", root, progress=False)
     assert counts(result) == {
         ("eval", "bonafide", None): 2,
@@ -250,3 +259,9 @@ def test_wrong_corpus_is_a_layout_error_naming_expected_and_found(tmp_path, adap
     with pytest.raises(LayoutError, match=expected) as info:
         ingest_dataset(adapter, tmp_path / "release_in_the_wild", progress=False)
     assert "0.wav" in str(info.value) or "found" in str(info.value)
+
+
+def test_ingest_summary_names_the_label_policy(tmp_path):
+    summary = ingest_dataset("librisevoc", _librisevoc(tmp_path), progress=False).summary()
+    assert summary["label_policy"] == ["resynthesised=spoof (corpus label)"] and summary["resynthesised_rows"] == 4
+    assert "label_policy" not in ingest_dataset("sonar", _sonar(tmp_path), progress=False).summary()

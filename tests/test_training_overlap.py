@@ -111,3 +111,33 @@ def test_card_records_sets_by_name_and_content():
     }
     assert card_overlap_columns({"training_data": {"sets": sets}})["train_sets"] == "a/dev\na/train\nb/train"
     assert card_overlap_columns(None) == {"train_sets": "", "train_digests": ""}
+
+
+def test_report_shows_the_label_policy_of_corpora_with_resynthesised_audio():
+    scores, _ = scores_with_cards()
+    evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=0))
+    files = render_report(
+        ReportInput(
+            title="t",
+            run_id="20250101T000000Z-t",
+            models=[{"name": "lr", "kind": "logreg", "version": 1, "path": "m", "dev_metrics": None}],
+            encoder="enc",
+            warnings=[],
+            notes={
+                "ingest": {
+                    "phone": {
+                        "rows": 120,
+                        "label_policy": ["resynthesised=spoof (corpus label)"],
+                        "resynthesised_rows": 7,
+                    },
+                    "studio": {"rows": 120},
+                }
+            },
+            evaluation=evaluation,
+            scores=scores,
+        )
+    )
+    markdown = files["report.md"] if isinstance(files["report.md"], str) else files["report.md"].decode()
+    assert "Label policy for resynthesised audio" in markdown
+    assert "phone: resynthesised=spoof (corpus label) (7 resynthesised rows)" in markdown
+    assert "studio:" not in markdown.split("Label policy for resynthesised audio")[1].split("\n")[0]

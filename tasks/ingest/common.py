@@ -75,6 +75,15 @@ class IngestResult:
             "attacks": {str(k): int(v) for k, v in m["attack"].value_counts(dropna=True).sort_index().items()},
             "hours": round(float(m["duration_s"].sum()) / 3600.0, 3) if len(m) else 0.0,
             "reject_reasons": {str(k): int(v) for k, v in self.rejects["reason"].value_counts().items()},
+            # how resynthesised audio was labelled (tasks/ingest/label_policy.py), where the corpus has any
+            **(
+                {
+                    "label_policy": sorted(str(v) for v in m["label_policy"].dropna().unique()),
+                    "resynthesised_rows": int(m["resynthesised"].astype(bool).sum()) if "resynthesised" in m else 0,
+                }
+                if "label_policy" in m
+                else {}
+            ),
         }
 
 

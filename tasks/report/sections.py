@@ -257,7 +257,24 @@ def headline_section(content: ReportContent) -> Section:
             ),
         ]
     )
-    return Section("headline", "Headline", [intro, Cards(cards)], nav="Headline", summary=True)
+    return Section("headline", "Headline", [intro, *_label_policy(content), Cards(cards)], nav="Headline", summary=True)
+
+
+def _label_policy(content: ReportContent) -> list[Paragraph]:
+    """One line naming how each eval corpus with resynthesised audio labelled it (its ingest summary)."""
+    ingest = (content.document.get("notes") or {}).get("ingest") or {}
+    policies = {
+        str(name): summary
+        for name, summary in (ingest.items() if isinstance(ingest, dict) else [])
+        if isinstance(summary, dict) and summary.get("label_policy")
+    }
+    if not policies:
+        return []
+    parts = "; ".join(
+        f"{name}: {', '.join(summary['label_policy'])} ({summary.get('resynthesised_rows', 0)} resynthesised rows)"
+        for name, summary in policies.items()
+    )
+    return [Paragraph([Span("Label policy for resynthesised audio", "b"), f" (docs/ingest.md): {parts}."])]
 
 
 def _overlap_line(summary_row) -> list[Inline]:
