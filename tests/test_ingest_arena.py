@@ -55,6 +55,8 @@ def test_arena_csv_with_foreign_absolute_paths_ingests_unchanged(tmp_path):
     first = f"{ARENA_ROOT}/SONAR/SONAR_dataset/PromptTTS2/audio0.wav"
     assert m.loc[first, "path"] == str(tmp_path / "mnt" / "SONAR" / "SONAR_dataset" / "PromptTTS2" / "audio0.wav")
     assert m.loc[f"{GPFS_ROOT}/DFADD/test_converted2/wav/p228_364.wav", "label"] == "bonafide"
+    # ids are the paths below the prefix: the same on any machine
+    assert m.loc[first, "utt_id"] == "SONAR/SONAR_dataset/PromptTTS2/audio0"
 
 
 def test_longest_prefix_wins_and_whole_components_only(tmp_path):

@@ -27,7 +27,7 @@ Options (all optional):
 ``split_map``       e.g. ``{"training": "train", "validation": "dev", "test": "eval"}``
 ``split``           the split of every row when there is no split column (default ``eval``)
 ``attack_column``   generator/attack id; ``speaker_column``; ``id_column`` (default: the path
-                    without extension)
+                    without extension; for a path ``path_prefix`` maps, the part below the prefix)
 ``delimiter``       ``","``, ``"tab"``, ``"|"``, ``";"``, ``"whitespace"`` (default: sniffed)
 ``header``          false for headerless protocols; then ``columns`` names the fields
 ``columns``         field names for a headerless protocol, e.g. ``[speaker, utt, _, attack, label]``
@@ -199,7 +199,10 @@ def ingest(
             continue
         if extension and not os.path.splitext(raw_path)[1]:
             raw_path += extension
-        utt_id = none_if_dash(record.get(id_col)) if id_col else strip_extension(os.path.normpath(raw_path))
+        mapped = map_prefix(raw_path, prefixes) if prefixes else None
+        # A mapped path's id is the part below its prefix: the same on every machine, whatever the root.
+        id_path = mapped[1] if mapped is not None else raw_path
+        utt_id = none_if_dash(record.get(id_col)) if id_col else strip_extension(os.path.normpath(id_path))
         if not utt_id:
             rejects.append(reject(dataset, source, None, f"unparseable protocol line: empty {id_col!r}"))
             continue
@@ -208,8 +211,7 @@ def ingest(
             value = (record.get(split_col) or "").strip()
             row_split = split_lookup.get(value, value) or split
         label = normalise_label(record.get(label_col), label_map)
-        mapped = map_prefix(raw_path, prefixes) if prefixes else None
-        path = os.path.normpath(mapped if mapped is not None else resolve_path(raw_path, base_text))
+        path = os.path.normpath(mapped[0] if mapped is not None else resolve_path(raw_path, base_text))
         if mapped is None and prefixes and not os.path.exists(path):
             rejects.append(
                 reject(

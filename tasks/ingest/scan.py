@@ -373,16 +373,18 @@ def parse_prefix_map(value: Mapping | None, base: str | os.PathLike, where: str)
     return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
 
 
-def map_prefix(path: str, prefixes: list[tuple[str, str]]) -> str | None:
-    """``path`` with its foreign prefix replaced by the local one (whole path components only:
-    ``/data/ab`` does not match ``/data/a``); None when no prefix of the map matches."""
+def map_prefix(path: str, prefixes: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(local path, the part below the prefix)`` of ``path`` with its foreign prefix replaced by
+    the local one (whole path components only: ``/data/ab`` does not match ``/data/a``); None
+    when no prefix of the map matches."""
     text = path.strip()
     for foreign, local in prefixes:
         if text == foreign:
-            return local
+            return local, os.path.basename(text)
         head = foreign if foreign.endswith(("/", "\\")) else foreign + "/"
         if text.startswith(head):
-            return os.path.join(local, text[len(head) :])
+            rest = text[len(head) :]
+            return os.path.join(local, rest), rest
     return None
 
 
