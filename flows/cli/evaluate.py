@@ -150,12 +150,15 @@ def report(
     from addgp.metrics import MetricsError
     from storage.reports import complete_score_table, new_run_id, read_report_metrics, read_scores
     from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.from_cards import report_input_from_cards
     from tasks.report.task import publish_run_report
 
     cards = _read_cards(model)
     with exit_codes(FileNotFoundError, ValueError, MetricsError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)
+        frame = pd.concat([table for _, table in tables], ignore_index=True)
         frame = with_train_columns(complete_score_table(frame, ", ".join(map(str, scores))), cards)
         settings = EvaluationSettings(n_boot=n_boot, target_error=target_error, seed=seed)
         evaluation = evaluate_scores(frame, settings)
@@ -225,6 +228,7 @@ def metrics(
     from storage.reports import read_scores
     from tasks.evaluate.interchange import key_table, table_from_files
     from tasks.evaluate.score_metrics import metrics_summary
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.format import jsonable
 
     with exit_codes(FileNotFoundError, MetricsError, ValueError, prefix=f"{scores}: "):
@@ -233,6 +237,7 @@ def metrics(
             frame = table_from_files(read_score_file(scores), key_table(raw, has_header, str(key)), f"{scores} + {key}")
         else:
             frame = read_scores(scores)
+        check_unique_trials([(str(scores), frame)])
         missing = [c for c in ("score", "label") if c not in frame.columns]
         if missing:
             hint = (
@@ -265,12 +270,14 @@ def export_scores(
     from storage.paths import join
     from storage.reports import read_scores
     from tasks.evaluate.interchange import FORMATS, KEYS_FILE, SCORES_FILE, export_groups
+    from tasks.evaluate.trials import check_unique_trials
 
     if format_ not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
     with exit_codes(FileNotFoundError, ValueError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
-        groups = export_groups(frame)
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)  # here, where the files can be named; export_groups checks the table too
+        groups = export_groups(pd.concat([table for _, table in tables], ignore_index=True))
     written = []
     for group in groups:
         folder = join(out, group.folder) if group.folder else str(out)
