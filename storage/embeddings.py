@@ -295,7 +295,7 @@ def shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list
 # rejects file, committed before it, records the shard). Only files this small can be one (a
 # zero-row file of the store's schema is about 1.6 KB): the footer check costs at most one small
 # read per file under the bound, never a read of a real shard of any size.
-EMPTY_MARKER_MAX_BYTES = 16 * 1024
+EMPTY_MARKER_MAX_BYTES = 8 * 1024
 
 
 def empty_markers(fs, root: str) -> list[str]:

@@ -262,6 +262,7 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     folder = tmp_path / "in"
     folder.mkdir()
     os.mkfifo(folder / "x.flac")
+    os.mkfifo(tmp_path / "direct.flac")  # named on the command line, not found in a folder
     os.symlink("/dev/zero", folder / "zero.wav")
     (folder / "empty.wav").write_bytes(b"")
     odd = [folder / "two\nlines.wav", folder / "tab\there.wav", folder / "back\\slash.wav"]
@@ -271,14 +272,15 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     (nothing / "sub").mkdir(parents=True)
     (nothing / "readme.txt").write_text("no audio here")
 
-    result = runner.invoke(app, ["score", good, str(folder), str(nothing), "--model", str(models / "lr")])
+    direct = str(tmp_path / "direct.flac")
+    result = runner.invoke(app, ["score", good, direct, str(folder), str(nothing), "--model", str(models / "lr")])
     assert result.exit_code == 2, result.output
     header, *lines = result.stdout.rstrip("\n").split("\n")
     rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
-    assert all(len(line.split("\t")) == 6 for line in lines) and len(rows) == 8
+    assert all(len(line.split("\t")) == 6 for line in lines) and len(rows) == 9
     by_path = {r["path"]: r for r in rows}
-    for name in ("x.flac", "zero.wav"):
-        row = by_path[f"{folder}/{name}"]
+    for path in (direct, f"{folder}/x.flac", f"{folder}/zero.wav"):
+        row = by_path[path]
         assert row["status"] == "error" and row["error"].startswith("not a regular file"), row
     assert "FIFO" in by_path[f"{folder}/x.flac"]["error"]
     assert "character device" in by_path[f"{folder}/zero.wav"]["error"]
@@ -286,7 +288,7 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     assert by_path[str(nothing)]["status"] == "error" and "no audio files" in by_path[str(nothing)]["error"]
     escaped = [f"{folder}/two\\nlines.wav", f"{folder}/tab\\there.wav", f"{folder}/back\\\\slash.wav"]
     assert all(by_path[name]["status"] == "ok" for name in [good, *escaped])
-    assert "4 of 8 file(s) could not be scored" in result.stderr
+    assert "5 of 9 file(s) could not be scored" in result.stderr
 
     as_json = runner.invoke(app, ["score", str(folder), "--model", str(models / "lr"), "--json"])
     assert as_json.exit_code == 2

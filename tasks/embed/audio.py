@@ -92,11 +92,15 @@ def load_audio(
 def _read_regular_file(path: str) -> bytes:
     """The bytes of ``path`` (links followed) when it is a regular file; ``AudioError`` otherwise.
 
-    Opened non-blocking and checked on the open descriptor before any read: a FIFO would block
-    the open (or the read) forever and a link to ``/dev/zero`` would read until memory runs out,
-    and checking the path first would leave a window for it to be swapped.
+    A FIFO would block the open (or the read) forever and a link to ``/dev/zero`` would read
+    until memory runs out, and opening a device may itself act on it: the path is checked
+    before it is opened, then opened non-blocking and checked again on the open descriptor
+    (it may have been swapped in between) before any byte is read.
     """
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise AudioError(f"not a regular file ({_file_kind(mode)})", transient=True)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise AudioError("audio file missing", transient=True) from None
