@@ -74,7 +74,8 @@ def score_files(
 ) -> pd.DataFrame:
     """One row per file, in the order given: path, score (LLR), p_spoof, variance (GP models), status
     (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows), then the model's
-    provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row).
+    provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row). A folder holding
+    no audio file is an error row of its own (``NO_AUDIO_IN_FOLDER``), after the files.
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
