@@ -104,8 +104,6 @@ def _read_regular_file(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise AudioError("audio file missing", transient=True) from None
-    except IsADirectoryError:
-        raise AudioError("not a regular file (a folder)", transient=True) from None
     except OSError as exc:
         raise AudioError(f"unreadable audio: {exc.strerror or exc}", transient=True) from None
     with os.fdopen(fd, "rb") as raw:
