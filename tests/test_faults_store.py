@@ -259,12 +259,14 @@ def test_a_shard_of_a_run_that_lost_the_store_is_not_committed(tmp_path):
 
 # Issue 22, case 1: a shard with no row embedded must never change the store's schema.
 def _bad_rows(tmp_path, dataset: str, shape: str) -> pd.DataFrame:
-    """A dataset whose one shard embeds nothing: every row a permanent reject ('rejected': a NaN WAV),
-    every row a transient one ('transient': the file deleted after ingest), or both ('mixed')."""
+    """A dataset of one shard: every row a permanent reject ('rejected': a NaN WAV), every row a
+    transient one ('transient': the file deleted after ingest), both ('mixed'), or both beside a row
+    that embeds ('partial')."""
     folder = tmp_path / "bad" / dataset
     folder.mkdir(parents=True)
     rows = []
-    for i, kind in enumerate({"rejected": ["nan"], "transient": ["gone"], "mixed": ["nan", "gone"]}[shape]):
+    kinds = {"rejected": ["nan"], "transient": ["gone"], "mixed": ["nan", "gone"], "partial": ["tone", "nan", "gone"]}
+    for i, kind in enumerate(kinds[shape]):
         path = folder / f"{kind}{i}.wav"
         if kind == "nan":
             sf.write(str(path), np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
@@ -283,7 +285,7 @@ def _bad_rows(tmp_path, dataset: str, shape: str) -> pd.DataFrame:
     manifest = finalize(dataset, rows, progress=False).manifest
     assert len(manifest) == len(rows), "ingest must let these files through: the embed stage meets them"
     for path in manifest["path"]:
-        if "gone" in path:
+        if Path(path).name.startswith("gone"):
             Path(path).unlink()
     return manifest
 
@@ -295,9 +297,11 @@ def _old_zero_width_marker(location: ShardLocation) -> None:
     pq.write_table(store.embedding_schema(0, "float32").empty_table(), path)
 
 
-def _every_reader_reads(tmp_path, root: str, good: pd.DataFrame, bad: list[str], raw: bool = True) -> None:
+def _every_reader_reads(
+    tmp_path, root: str, good: pd.DataFrame, bad: list[str], raw: bool = True, embedded: int = 0
+) -> None:
     """The readers the issue lists, each on the good dataset beside ``bad`` shards sorting first and last
-    (``raw``: pyarrow's own discovery too)."""
+    (``raw``: pyarrow's own discovery too; ``embedded``: rows each bad dataset did embed)."""
     from flows.cli import app
     from storage import frames as frame_cache
     from tasks.embed.encoder import resolve_layers
@@ -305,14 +309,17 @@ def _every_reader_reads(tmp_path, root: str, good: pd.DataFrame, bad: list[str],
 
     if raw:
         table = ds.dataset(root).to_table(columns=["dataset", "embedding"])  # pyarrow's own discovery
-        assert set(table.column("dataset").to_pylist()) == {"mid"}
+        assert set(table.column("dataset").to_pylist()) == {"mid", *(bad if embedded else [])}
         assert table.schema.field("embedding").type.list_size > 0
     meta, matrix = read_embeddings(root, datasets=["mid"])
     assert len(meta) == len(good) and matrix.shape[1] > 0
-    for name in bad:  # another dataset's selection: said to be empty, not an Arrow type error
-        with pytest.raises(ValueError, match="no embeddings"):
-            read_embeddings(root, datasets=[name])
-    assert set(store.store_summary(root)["dataset"]) == {"mid"}
+    for name in bad:  # another dataset's selection: its rows, or said to be empty — not an Arrow type error
+        if embedded:
+            assert len(read_embeddings(root, datasets=[name])[0]) == embedded
+        else:
+            with pytest.raises(ValueError, match="no embeddings"):
+                read_embeddings(root, datasets=[name])
+    assert set(store.store_summary(root)["dataset"]) == {"mid", *(bad if embedded else [])}
     manifest = tmp_path / "mid.parquet"
     write_manifest(good, str(manifest))
     runner = CliRunner()
@@ -333,7 +340,7 @@ def _every_reader_reads(tmp_path, root: str, good: pd.DataFrame, bad: list[str],
     assert len(frame_cache.read_frames(root, fspec.name, spec.layers[0] - 1, 1.0, good)[0]) == len(good)
 
 
-@pytest.mark.parametrize("shape", ["rejected", "transient", "mixed"])
+@pytest.mark.parametrize("shape", ["rejected", "transient", "mixed", "partial"])
 def test_a_shard_that_embeds_nothing_leaves_every_reader_working(tmp_path, shape):
     """The issue's NaN WAV alone in its dataset: its shard's empty file of width 0, sorting first,
     made pyarrow.dataset, read_embeddings (any dataset), train and evaluate fail for the whole store.
@@ -342,16 +349,18 @@ def test_a_shard_that_embeds_nothing_leaves_every_reader_working(tmp_path, shape
     good = _manifest(tmp_path, "mid", 12, splits=("train", "eval"))
     bad = [f"aa-{shape}", f"zz-{shape}"]
     manifest = pd.concat([good, *(_bad_rows(tmp_path, name, shape) for name in bad)], ignore_index=True)
+    embedded = int(manifest["utt_id"].str.startswith("tone").sum()) // len(bad)
     summary = embed_manifest(manifest, SPEC, root, progress=False)
-    assert summary.utterances_embedded == len(good) and summary.rejects == len(manifest) - len(good)
+    assert summary.utterances_embedded == len(good) + embedded * len(bad)
+    assert summary.rejects == len(manifest) - len(good) - embedded * len(bad)
     parts = sorted(Path(root).rglob("part-*.parquet"))
     assert parts and all(pq.read_metadata(p).num_rows > 0 for p in parts), "a shard wrote a file of no rows"
-    assert {p.parent.name for p in parts} == {"mid"}
+    assert {p.parent.name for p in parts} == {"mid", *(bad if embedded else [])}
     assert all(pq.read_schema(p).field("embedding").type.list_size > 0 for p in parts)
-    _every_reader_reads(tmp_path, root, good, bad)
+    _every_reader_reads(tmp_path, root, good, bad, embedded=embedded)
     # A re-run: permanent rejects are done (their rejects file records the shard), transient ones are tried again.
     again = embed_manifest(manifest, SPEC, root, progress=False)
-    transient = int(manifest["path"].str.contains("gone").sum())
+    transient = int(manifest["utt_id"].str.startswith("gone").sum())
     assert again.rejects == transient and again.utterances_embedded == 0
     assert again.shards_planned == (len(bad) if transient else 0)
     assert read_rejects(root)["utt_id"].str.startswith("nan").sum() == (0 if shape == "transient" else len(bad))
