@@ -293,9 +293,10 @@ def shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list
 # ``embedding`` column had width 0: any reader unifying it with real shards failed for the whole
 # store. Such a file holds no rows, so readers skip it and the next embed run deletes it (its
 # rejects file, committed before it, records the shard). Only files this small can be one (a
-# zero-row file of the store's schema is about 1.6 KB): the footer check costs at most one small
-# read per file under the bound, never a read of a real shard of any size.
-EMPTY_MARKER_MAX_BYTES = 8 * 1024
+# zero-row file of the store's schema is under 2 KB; tests/test_faults_store.py holds the bound):
+# the footer check costs one small read per file under the bound, none for a shard of real
+# embeddings (a single 1024-wide float32 row is 4 KB of values already).
+EMPTY_MARKER_MAX_BYTES = 4 * 1024
 
 
 def empty_markers(fs, root: str) -> list[str]:
