@@ -264,6 +264,7 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     os.mkfifo(folder / "x.flac")
     os.mkfifo(tmp_path / "direct.flac")  # named on the command line, not found in a folder
     os.symlink("/dev/zero", folder / "zero.wav")
+    os.symlink(tmp_path / "nowhere.wav", folder / "dangling.wav")  # a link to nothing: its own row, not skipped
     (folder / "empty.wav").write_bytes(b"")
     odd = [folder / "two\nlines.wav", folder / "tab\there.wav", folder / "back\\slash.wav"]
     for path in odd:
@@ -277,7 +278,7 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     assert result.exit_code == 2, result.output
     header, *lines = result.stdout.rstrip("\n").split("\n")
     rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
-    assert all(len(line.split("\t")) == 6 for line in lines) and len(rows) == 9
+    assert all(len(line.split("\t")) == 6 for line in lines) and len(rows) == 10
     by_path = {r["path"]: r for r in rows}
     for path in (direct, f"{folder}/x.flac", f"{folder}/zero.wav"):
         row = by_path[path]
@@ -285,10 +286,11 @@ def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, 
     assert "FIFO" in by_path[f"{folder}/x.flac"]["error"]
     assert "character device" in by_path[f"{folder}/zero.wav"]["error"]
     assert by_path[f"{folder}/empty.wav"]["error"] == "empty file (0 bytes)"
+    assert by_path[f"{folder}/dangling.wav"]["error"] == "audio file missing"
     assert by_path[str(nothing)]["status"] == "error" and "no audio files" in by_path[str(nothing)]["error"]
     escaped = [f"{folder}/two\\nlines.wav", f"{folder}/tab\\there.wav", f"{folder}/back\\\\slash.wav"]
     assert all(by_path[name]["status"] == "ok" for name in [good, *escaped])
-    assert "5 of 9 file(s) could not be scored" in result.stderr
+    assert "6 of 10 file(s) could not be scored" in result.stderr
 
     as_json = runner.invoke(app, ["score", str(folder), "--model", str(models / "lr"), "--json"])
     assert as_json.exit_code == 2
