@@ -214,7 +214,7 @@ def test_interchange_errors_exit_2_naming_the_file_and_the_fix(table, tmp_path):
     twice = path.with_name("twice.parquet")
     pd.concat([frame, frame.head(1)]).to_parquet(twice)
     result = runner.invoke(app, ["export-scores", str(twice), "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "appears more than once" in result.output
+    assert result.exit_code == 2 and "repeat a trial" in result.output and "twice.parquet" in result.output
 
 
 def test_conditions_are_score_sets_of_their_own_and_an_empty_condition_column_is_none(table, tmp_path):

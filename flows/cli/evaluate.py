@@ -158,12 +158,15 @@ def report(
     from storage.reports import complete_score_table, new_run_id, read_report_metrics, read_scores
     from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
     from tasks.evaluate.overlap import with_card_overlap_columns
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.from_cards import report_input_from_cards
     from tasks.report.task import publish_run_report
 
     cards = _read_cards(model)
     with exit_codes(FileNotFoundError, ValueError, MetricsError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)
+        frame = pd.concat([table for _, table in tables], ignore_index=True)
         frame = with_train_columns(complete_score_table(frame, ", ".join(map(str, scores))), cards)
         frame = with_card_overlap_columns(frame, cards)
         settings = EvaluationSettings(
@@ -236,6 +239,7 @@ def metrics(
     from storage.reports import read_scores
     from tasks.evaluate.interchange import key_table, table_from_files
     from tasks.evaluate.score_metrics import metrics_summary
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.format import jsonable
 
     with exit_codes(FileNotFoundError, MetricsError, ValueError, prefix=f"{scores}: "):
@@ -244,6 +248,7 @@ def metrics(
             frame = table_from_files(read_score_file(scores), key_table(raw, has_header, str(key)), f"{scores} + {key}")
         else:
             frame = read_scores(scores)
+        check_unique_trials([(str(scores), frame)])
         missing = [c for c in ("score", "label") if c not in frame.columns]
         if missing:
             hint = (
@@ -296,6 +301,7 @@ def export_scores(
         export_groups,
         file_names_of,
     )
+    from tasks.evaluate.trials import check_unique_trials
 
     if format_ not in EXPORT_FORMATS:
         fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format_!r}")
@@ -303,7 +309,9 @@ def export_scores(
         fail(f"--manifest names the files of the {ARENA_FORMAT} format only; drop it for {format_}")
     written = []
     with exit_codes(FileNotFoundError, ValueError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)  # here, where the files can be named; export_groups checks the table too
+        frame = pd.concat([table for _, table in tables], ignore_index=True)
         if format_ == ARENA_FORMAT:
             names = file_names_of(read_manifests([str(m) for m in manifests])) if manifests else None
             protocols: dict[str, pd.DataFrame] = {}

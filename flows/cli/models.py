@@ -152,9 +152,9 @@ def score(
         help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's.",
     ),
 ) -> None:
-    """Score files with a registered model: a header line, then per file its path, score (LLR, higher =
-    bona fide), P(spoof), GP variance, status (ok/error) and error. Exits 2 after printing every row
-    when a file could not be scored."""
+    """Score files with a registered model: a header line, then per file its path (C-style escaped,
+    docs/operations.md), score (LLR, higher = bona fide), P(spoof), GP variance, status (ok/error) and
+    error. Exits 2 after printing every row when a file (or a folder holding no audio) could not be scored."""
     from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
     from tasks.evaluate.score_files import ERROR, score_files, score_table_lines
     from tasks.report.format import records

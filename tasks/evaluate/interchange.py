@@ -25,6 +25,7 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE, LABELS
 from storage.interchange import CM_LABEL, CM_SCORE, FILENAME
+from tasks.evaluate.trials import check_unique_trials
 from tasks.ingest.asvspoof5 import CHALLENGE, COLUMN_NAMES, LAYOUTS, PUBLIC
 
 FORMATS = ("asvspoof5", "wedefense")  # the same two files; both names are accepted
@@ -71,25 +72,21 @@ def export_groups(scores: pd.DataFrame) -> list[ExportGroup]:
     one :class:`ExportGroup` per (detector, dataset[, condition]), in first-seen order.
 
     ValueError when a column is missing, a group holds an utt_id twice (the files key rows by
-    filename), a score is not finite or a label is not bonafide/spoof.
+    filename; ``tasks.evaluate.trials.check_unique_trials``), a score is not finite or a label is
+    not bonafide/spoof.
     """
     missing = [c for c in ("utt_id", "score", "label") if c not in scores.columns]
     if missing:
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
     if scores.empty:
         raise ValueError("score table has no rows: nothing to export")
+    check_unique_trials([("the score table", scores)])  # the files key rows by filename (utt_id)
     columns = group_columns(scores)
     grouped = scores.groupby(columns, dropna=False, sort=False) if columns else [((), scores)]
     out = []
     for key, rows in grouped:
         values = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         where = ", ".join(f"{c} {v!r}" for c, v in values.items()) or "the score table"
-        duplicated = rows["utt_id"][rows["utt_id"].duplicated()]
-        if len(duplicated):
-            raise ValueError(
-                f"{where}: utt_id {duplicated.iloc[0]!r} appears more than once; a score file holds one row "
-                "per filename (export one condition or detector at a time, or give them their own column)"
-            )
         score = rows["score"].to_numpy(dtype=float)
         if not np.isfinite(score).all():
             raise ValueError(f"{where}: {int((~np.isfinite(score)).sum())} non-finite score(s); scores must be LLRs")
