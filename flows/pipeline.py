@@ -35,12 +35,16 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
 
     if config.demo_corpus is not None:
         demo_corpus_task(config.demo_corpus)
-    # An inbox keeps its batch ledger in the workspace, never in the drop folder itself.
+    # An inbox keeps its batch ledger in the workspace, never in the drop folder itself; a
+    # missing drop folder is an error unless the config's nightly section says to create it.
+    create_inbox = config.nightly is not None and config.nightly.create_inbox
     ingest_futures = {
         d.name: ingest_task.submit(
             d,
             workspace.manifest(d.name),
-            extra_options={"state_dir": workspace.state} if d.adapter == "inbox" else None,
+            extra_options={"state_dir": workspace.state, "create_missing": create_inbox}
+            if d.adapter == "inbox"
+            else None,
         )
         for d in config.datasets
     }

@@ -146,8 +146,8 @@ def test_two_nightly_flows_at_once_the_second_stops_and_the_first_is_intact(tmp_
     runner.join(600)
 
     assert first["outcome"]["promoted"], "the first run must complete its work undisturbed"
-    assert not (workdir / "reports" / "nightly" / "second").exists()
-    assert (workdir / "reports" / "nightly" / "first" / "index.html").is_file()
+    assert not (workdir / "reports" / "nightly" / "lr" / "second").exists()
+    assert (workdir / "reports" / "nightly" / "lr" / "first" / "index.html").is_file()
     record = champions.read_champions(workdir / "state", "lr")
     assert record["current"]["run_id"] == "first" and record["current"]["version"] == 2
     assert nightly_flow(str(config), run_id="third")["nothing_new"], "the batch was used once, by the first run"

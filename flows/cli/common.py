@@ -54,6 +54,7 @@ _EXIT_CODES = (
     ("storage.models", "ModelNotFoundError", EXIT_UNAVAILABLE),
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
+    ("tasks.ingest.inbox", "InboxMissingError", EXIT_BAD_INPUT),
     ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
 )
 

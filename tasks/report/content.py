@@ -86,9 +86,11 @@ class ReportContent:
 
 def data_checks_of(report: ReportInput) -> pd.DataFrame | None:
     """The data-checks table, validated and sorted (errors, then warnings, then info); None when absent."""
-    checks = report.data_checks
-    if checks is None:
-        return None
+    return None if report.data_checks is None else ordered_data_checks(report.data_checks)
+
+
+def ordered_data_checks(checks: pd.DataFrame) -> pd.DataFrame:
+    """A data-checks table (tasks/ingest/checks.py), validated and sorted (errors, then warnings, then info)."""
     missing = [c for c in DATA_CHECK_COLUMNS if c not in checks.columns]
     if missing:
         raise ValueError(f"ReportInput.data_checks lacks column(s) {missing}; it needs {list(DATA_CHECK_COLUMNS)}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from addgp import __version__
 from addgp.metrics import METRIC_SPECS, MetricSpec
 from tasks.evaluate.crossdataset import headline_metrics
@@ -167,8 +169,12 @@ def regressions_section(content: ReportContent) -> Section:
 
 def data_checks_section(content: ReportContent) -> Section | None:
     checks = data_checks_of(content.report)
-    if checks is None:
-        return None
+    return None if checks is None else checks_section(checks, "on the run's inputs")
+
+
+def checks_section(checks: pd.DataFrame, inputs: str, extra: list[Block] | None = None) -> Section:
+    """The "Data checks" section of an ordered checks table (``content.ordered_data_checks``);
+    ``inputs`` says what was checked, ``extra`` blocks follow the table."""
     counts = checks["severity"].value_counts()
     errors, warnings = int(counts.get("error", 0)), int(counts.get("warning", 0))
     summary: list[Inline] = []
@@ -179,7 +185,7 @@ def data_checks_section(content: ReportContent) -> Section | None:
     if not summary:
         summary.append(Span("No warnings.", "b"))
     summary.append(
-        f" {len(checks)} check result(s) on the run's inputs (duplicates, train/eval overlap, …); warnings and errors first."
+        f" {len(checks)} check result(s) {inputs} (duplicates, train/eval overlap, …); warnings and errors first."
     )
     rows = []
     for _, row in checks.iterrows():
@@ -205,7 +211,7 @@ def data_checks_section(content: ReportContent) -> Section | None:
     return Section(
         "data-checks",
         "Data checks",
-        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows)],
+        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows), *(extra or [])],
         nav="Data checks",
         css=css,
         summary=True,
