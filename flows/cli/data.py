@@ -9,7 +9,7 @@ from typing import TypedDict
 import typer
 
 from addgp.config import EmbedConfig
-from flows.cli.common import app, exit_codes, fail
+from flows.cli.common import EXIT_TOO_MANY_REJECTS, app, exit_codes, fail
 
 # The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
 EMBED_DEFAULTS = EmbedConfig()
@@ -50,10 +50,21 @@ def ingest(
         [], "--option", help="Adapter option KEY=VALUE (repeatable), e.g. keys_root=/data/keys."
     ),
     workers: int = typer.Option(16, help="Threads reading audio headers and hashing."),
+    max_reject_fraction: float = typer.Option(
+        EMBED_DEFAULTS.max_reject_fraction,
+        min=0.0,
+        max=1.0,
+        help="Exit 7 (after writing the manifest) when a larger share of the corpus is rejected; "
+        "a split the layout lists that loses every row always exits 7.",
+    ),
 ) -> None:
-    """Read a corpus from its native layout into a manifest; prints a summary."""
+    """Read a corpus from its native layout into a manifest; prints a summary.
+
+    Exit code 7: the manifest was written, but a split lost every row or more than
+    --max-reject-fraction of the corpus was rejected (the summary's lost_splits, reject_fraction)."""
     from storage.manifests import rejects_path_for, write_manifest, write_rejects
     from tasks.ingest.common import LayoutError
+    from tasks.ingest.losses import ingest_losses, loss_message
     from tasks.ingest.registry import ingest_dataset
 
     options: dict[str, str] = {}
@@ -72,6 +83,9 @@ def ingest(
     typer.echo(json.dumps({**summary, "manifest": str(output), "rejects_table": rejects}, indent=2))
     if result.manifest.empty:
         fail(f"no usable rows in {root}; see {rejects}")
+    losses = ingest_losses(summary, max_reject_fraction)
+    if losses:
+        fail(loss_message({summary["dataset"]: losses}, str(rejects)), EXIT_TOO_MANY_REJECTS)
 
 
 @app.command()

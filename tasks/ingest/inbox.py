@@ -229,7 +229,12 @@ def _quarantine_long(result: IngestResult, max_seconds: float) -> IngestResult:
         ]
     )
     rejects = pd.concat([result.rejects, extra], ignore_index=True) if len(result.rejects) else extra
-    return IngestResult(dataset=result.dataset, manifest=manifest[~long].reset_index(drop=True), rejects=rejects)
+    return IngestResult(
+        dataset=result.dataset,
+        manifest=manifest[~long].reset_index(drop=True),
+        rejects=rejects,
+        expected_rows=result.expected_rows,
+    )
 
 
 def ingest(

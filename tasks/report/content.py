@@ -51,6 +51,9 @@ class ReportInput:
     history: list[dict] = field(default_factory=list)
     created: str | None = None
     data_checks: pd.DataFrame | None = None
+    # corpora (or their train/eval role) the run left out after ingest lost rows:
+    # {"dataset", "role", "reason"} (tasks/ingest/losses.py), shown as "Corpora left out"
+    left_out: list[dict] = field(default_factory=list)
 
 
 def _model_record(model: dict, settings: dict[str, str]) -> dict:
@@ -156,6 +159,7 @@ def metrics_document(
         "selective_curves": records(evaluation.selective_curves),
         "notes": without_paths(report.notes),
         "data_checks": records(data_checks_of(report)) if report.data_checks is not None else None,
+        "left_out": [{**r, "reason": without_paths_in_text(str(r["reason"]))} for r in report.left_out],
     }
     document = jsonable(document)
     if comparison is not None:

@@ -218,6 +218,35 @@ def checks_section(checks: pd.DataFrame, inputs: str, extra: list[Block] | None 
     )
 
 
+def left_out_section(content: ReportContent) -> Section | None:
+    """The corpora (or roles) a run could not use because ingest lost their rows: named first,
+    so nobody reads the tables below as the whole run."""
+    left_out = content.document.get("left_out") or []
+    if not left_out:
+        return None
+    roles = {"all": "the whole run", "train": "training", "eval": "evaluation"}
+    rows = [
+        [name_cell(r["dataset"]), name_cell(roles.get(r["role"], r["role"])), name_cell(r["reason"])] for r in left_out
+    ]
+    intro = Paragraph(
+        [
+            Span(f"{len(left_out)} corpus role(s) left out", "bad"),
+            " — ingest lost their rows (a split with no row left, or more rejected than "
+            "embed.max_reject_fraction allows); the tables below are about the rest. "
+            "Fix the corpus and run again (`addgp run` exited 7).",
+        ],
+        note=False,
+    )
+    return Section(
+        "left-out",
+        "Corpora left out",
+        [intro, Table("left-out", [Column("dataset", True), Column("left out of", True), Column("why", True)], rows)],
+        nav="Left out",
+        css="status regress",
+        summary=True,
+    )
+
+
 def headline_section(content: ReportContent) -> Section:
     others = [METRIC_SPECS[k] for k in headline_metrics() if k != "eer"]
     cards = []
@@ -638,6 +667,7 @@ def run_document(content: ReportContent) -> Document:
         meta.append(f" · compared with {compared}")
     sections = [
         regressions_section(content),
+        left_out_section(content),
         data_checks_section(content),
         headline_section(content),
         matrix_section(content),
