@@ -149,3 +149,52 @@ def test_missing_inbox_eval_copies_and_two_champions_through_the_nightly(tmp_pat
         consumers = read_ledger(workdir / "state")["consumers"]
         assert consumers["nightly:lr"] == consumers["nightly:lr2"] == ["2026-11-20-tipline"]
         assert nightly_flow(str(config), run_id="night-2")["nothing_new"]
+
+
+def test_addgp_datasets_checks_a_pipelines_workspace(tmp_path):
+    """`addgp datasets --config CONFIG`: the workspace's manifests with the config's roles."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from storage.manifests import write_manifest
+    from tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.ingest.registry import ingest_dataset
+
+    generate_demo_corpus(
+        tmp_path / "corpus", seed=1, conditions=("studio",), utterances_per_split={"train": 8, "dev": 4, "eval": 8}
+    )
+    studio = ingest_dataset("asvspoof2019_la", tmp_path / "corpus" / "demo_studio", dataset="demo_studio").manifest
+    manifests = tmp_path / "work" / "manifests"
+    write_manifest(studio, manifests / "demo_studio.parquet")
+    # A corpus whose train split is demo_studio's eval audio: every eval file is also a training file.
+    copy = studio[studio["split"] == "eval"].assign(dataset="copy", split="train")
+    write_manifest(
+        pd.concat([copy, copy.head(2).assign(split="dev", utt_id=copy["utt_id"].head(2) + "-d")]),
+        manifests / "copy.parquet",
+    )
+    config = {
+        "name": "ws",
+        "workdir": str(tmp_path / "work"),
+        "datasets": [
+            {"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(tmp_path / "corpus" / "demo_studio")},
+            {"name": "copy", "adapter": "asvspoof2019_la", "root": str(tmp_path / "corpus" / "demo_studio")},
+            {"name": "later", "adapter": "asvspoof2019_la", "root": str(tmp_path / "corpus" / "demo_studio")},
+        ],
+        "encoder": {"id": "tiny-random"},
+        "train": {"datasets": ["copy"], "detectors": [{"name": "lr", "kind": "logreg"}]},
+        "evaluate": {"datasets": ["demo_studio", "later"]},
+    }
+    path = tmp_path / "ws.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["datasets", "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    corpora = {c["name"]: c for c in answer["corpora"]}
+    assert corpora["demo_studio"]["rows"] == len(studio) and "not ingested yet" in corpora["later"]["note"]
+    overlap = [c for c in answer["data_checks"] if c["check"] == "train_eval_overlap" and c["count"]]
+    assert sorted((c["scope"], c["count"]) for c in overlap) == [
+        ("copy/dev → demo_studio/eval", 2),
+        ("copy/train → demo_studio/eval", 8),
+    ]
+    text = CliRunner().invoke(app, ["datasets", "--config", str(path)])
+    assert text.exit_code == 0 and "train_eval_overlap" in text.output

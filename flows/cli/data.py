@@ -97,14 +97,29 @@ def datasets(
         False, "--no-scan", help="Only report manifests already written; do not list corpus folders."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Check this pipeline's workspace instead of the registry: its datasets' manifests, splits "
+        "the config uses that have no row, and the data checks with the config's train/eval roles.",
+    ),
 ) -> None:
     """List the corpus registry: what is on disk, rows per split, label and attack, and the data
-    checks of the manifests written (duplicate audio, train/eval overlap)."""
+    checks of the manifests written (duplicate audio, train/eval overlap). With --config, the
+    same for a pipeline's workspace (what `addgp run` checks before training)."""
     from tasks.ingest.catalog import RegistryError, describe_registry, registry_data_checks, render_registry
 
+    if config is not None and registry is not None:
+        fail("give --config (a pipeline's workspace) or --registry, not both")
     with exit_codes(RegistryError, FileNotFoundError):
-        rows = describe_registry(registry, scan=not no_scan)
-        checks = registry_data_checks(registry)
+        if config is not None:
+            from flows.config import load_pipeline_config
+            from tasks.ingest.workspace_checks import workspace_datasets
+
+            rows, checks = workspace_datasets(load_pipeline_config(config))
+        else:
+            rows = describe_registry(registry, scan=not no_scan)
+            checks = registry_data_checks(registry)
     if as_json:
         typer.echo(json.dumps({"corpora": rows, "data_checks": checks.to_dict("records")}, indent=2, default=str))
     else:

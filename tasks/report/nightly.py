@@ -424,6 +424,7 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "champion_history": outcome.champion_history,
         "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
         "detector": outcome.detector,
+        "challenger": outcome.challenger,
         "inbox": outcome.inbox,
         "data_checks": None
         if outcome.data_checks is None
