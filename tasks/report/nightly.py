@@ -424,7 +424,9 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "champion_history": outcome.champion_history,
         "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
         "detector": outcome.detector,
-        "challenger": outcome.challenger,
+        "challenger": None
+        if outcome.challenger is None
+        else {**outcome.challenger, "model": _model_ref(outcome.challenger["model"])},
         "inbox": outcome.inbox,
         "data_checks": None
         if outcome.data_checks is None
