@@ -198,3 +198,27 @@ def test_addgp_datasets_checks_a_pipelines_workspace(tmp_path):
     ]
     text = CliRunner().invoke(app, ["datasets", "--config", str(path)])
     assert text.exit_code == 0 and "train_eval_overlap" in text.output
+
+
+def test_the_held_out_slice_is_stratified_by_label_and_the_decision_is_in_percent():
+    """Issue 23 item 12: one bona fide file must not decide a night's EER; the decision line reads like the tables."""
+    from tasks.nightly.challenger import split_new_rows
+    from tasks.nightly.promotion import decide_promotion, stratified_holdout_mask
+
+    new = pd.DataFrame(
+        {"utt_id": [f"b/s{i}" for i in range(10)] + ["b/x", "b/y", "b/z"], "label": ["spoof"] * 10 + ["bonafide"] * 3}
+    )
+    learn, held = split_new_rows(new, 0.3)
+    assert held["label"].value_counts().to_dict() == {"spoof": 3, "bonafide": 1}
+    assert set(learn["label"]) == {"spoof", "bonafide"} and len(learn) + len(held) == len(new)
+    assert (
+        stratified_holdout_mask(new["utt_id"], new["label"], 0.3)
+        == stratified_holdout_mask(new["utt_id"], new["label"], 0.3)
+    ).all()
+    # One row of a label stays on the learning side (nothing to split); fraction 0.01 still holds one of each.
+    lone = stratified_holdout_mask(pd.Series(["a", "b", "c"]), pd.Series(["spoof", "spoof", "bonafide"]), 0.01)
+    assert lone.tolist().count(True) == 1 and not lone[2]
+    worse = decide_promotion({"a": 0.10}, {"a": 0.20}, 0.02, 0.3, 0.2)
+    assert "20.00 % > 10.00 % + 2.00 %" in worse.reason
+    better = decide_promotion({"a": 0.10}, {"a": 0.10}, 0.02, 0.30, 0.25)
+    assert "(25.00 % < 30.00 %)" in better.reason
