@@ -68,6 +68,8 @@ def _model_record(model: dict, settings: dict[str, str]) -> dict:
         "dev_eer": dev.get("eer") if isinstance(dev, dict) else None,
         # Non-default hyper-parameters and the fitted calibration (tasks.train.detectors.detector_summary).
         "settings": model.get("summary") or "",
+        # attack ids it was trained on (None: not recorded), for the per-attack table's eval-only mark
+        "train_attacks": model.get("train_attacks"),
     }
 
 

@@ -199,7 +199,7 @@ def model_card_lines(card: dict, resolved_why: str, champion: bool) -> list[str]
     if isinstance(dev.get("eer"), (int, float)) and math.isfinite(dev["eer"]):
         lines.append(
             f"dev EER    {100 * dev['eer']:.2f} % (on its dev splits, which also chose its early stopping "
-            "and calibration: not an estimate of new-data error)"
+            "or regularisation and fitted its calibration: not an estimate of new-data error)"
         )
     parent = _parent(card)
     if parent:

@@ -561,6 +561,16 @@ def selective_section(content: ReportContent) -> Section:
     )
 
 
+def _in_training(attack: str, trained_on: dict[str, set[str]]) -> str:
+    """``eval-only`` when no model trained on ``attack``, ``yes`` when all did, else who did."""
+    if not trained_on:
+        return ""
+    seen = sorted(name for name, attacks in trained_on.items() if attack in attacks)
+    if not seen:
+        return "eval-only"
+    return "yes" if len(seen) == len(trained_on) else f"by {', '.join(seen)}"
+
+
 def breakdowns_section(content: ReportContent) -> Section:
     ev = content.evaluation
     blocks: list = []
@@ -569,20 +579,36 @@ def breakdowns_section(content: ReportContent) -> Section:
             index=["dataset", "attack"], columns="detector", values="eer", aggfunc="first", sort=False
         )
         counts = ev.attacks.groupby(["dataset", "attack"], sort=False)["n_spoof"].first()
+        trained_on = {
+            m["name"]: set(m["train_attacks"])
+            for m in content.document["models"]
+            if m.get("train_attacks") is not None and m["name"] in set(map(str, pivot.columns))
+        }
         rows = [
-            [name_cell(k[0]), name_cell(k[1]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]]
+            [
+                name_cell(k[0]),
+                name_cell(k[1]),
+                name_cell(_in_training(str(k[1]), trained_on)),
+                count_cell(counts.get(k)),
+                *[rate_cell(v) for v in row],
+            ]
             for k, row in pivot.iterrows()
         ]
         blocks += [
             Heading("EER (%) per attack"),
             Paragraph(
-                ["Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it)."]
+                [
+                    "Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it). "
+                    "In training: eval-only = no detector saw that attack id in its training rows (an unseen "
+                    "attack); ids are compared by name; blank when the models' cards do not record their attacks."
+                ]
             ),
             Table(
                 "attacks",
                 [
                     Column("eval corpus", True),
                     Column("attack", True),
+                    Column("in training", True),
                     Column("spoofs"),
                     *[Column(str(d)) for d in pivot.columns],
                 ],
@@ -647,10 +673,20 @@ def models_section(content: ReportContent) -> Section:
         Column("kind", True),
         Column("settings", True),
         Column("train setting", True),
-        Column("dev EER (%)"),
+        Column("dev EER (%), its own dev set"),
     ]
+    dev_note = Paragraph(
+        [
+            "dev EER is measured on the dev splits each detector was fitted with: they chose its early stopping "
+            "or regularisation and fitted its calibration. It is optimistic by construction (a GP often shows "
+            "0.00 % there) and says nothing about new data; the eval corpora above do."
+        ]
+    )
     return Section(
-        "models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models"
+        "models",
+        "Models",
+        [Table("models", columns, rows), dev_note, Details("Run notes (ingest, embed)", notes)],
+        nav="Models",
     )
 
 

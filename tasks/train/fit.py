@@ -100,11 +100,19 @@ def fit_and_register(
             "n_spoof": int((~bona).sum()),
             "missing_from_store": train.missing,
             "snapshot_sha256": snapshot_id(train.rows),
+            # attack ids of the training rows: the report marks eval attacks outside them as eval-only
+            "attacks": training_attacks(manifest, selection),
         },
         "dev_metrics": dev_metrics,
         INPUT_DIGEST_KEY: digest,
     }
     return _result(name, kind, save_model(models_root, name, detector, card), reused=False)
+
+
+def training_attacks(manifest: pd.DataFrame, selection: TrainingSelection) -> list[str]:
+    """The attack ids among the selected training rows (train splits), sorted."""
+    rows = manifest[manifest["dataset"].isin(selection.datasets) & manifest["split"].isin(selection.splits)]
+    return sorted(str(a) for a in rows["attack"].dropna().unique())
 
 
 def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> dict:
@@ -118,5 +126,6 @@ def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> dict:
         "version": ref.version,
         "dev_metrics": card.get("dev_metrics"),
         "summary": detector_summary(kind, card["detector_params"]),
+        "train_attacks": (card.get("training_data") or {}).get("attacks"),  # None on cards from before
         "reused": reused,
     }
