@@ -60,7 +60,8 @@ def loss_message(losses: dict[str, list[str]], where: str) -> str:
     lines = "; ".join(f"dataset {name}: {', '.join(what)}" for name, what in losses.items())
     return (
         f"{lines}. The rejects are in {where}. Fix the corpus (mount or restore the missing folders) and "
-        "ingest again, or raise embed.max_reject_fraction (--max-reject-fraction) if losing them is acceptable."
+        "ingest again; a share of rejects over the limit may instead be accepted by raising "
+        "embed.max_reject_fraction (--max-reject-fraction)."
     )
 
 
