@@ -2,7 +2,8 @@
 
 ingest inbox (a batch per delivery folder) → open the night (or resume an unfinished one) →
 nothing new? re-evaluate the champion on the eval sets, publish a short report, stop → embed
-only the new audio → challenger (retrain or adapt) →
+only the new audio → data checks of the new rows (copies of eval files excluded) →
+challenger (retrain or adapt) →
 champion and challenger on the same eval sets + held-out new fakes → promote or keep →
 report (with forgetting) → acknowledge the batches. Two nightly runs never overlap: the
 second waits or stops with a message. The flow run is named ``<config>/<run id>`` as soon as
