@@ -178,8 +178,9 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     result = adapt(trained, "lr", "dataset=beta", "--replay", "6")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["version"] == 2 and out["shots"] == 4
-    card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
+    # Issue 23 item 11: a manual adaptation has a name of its own, so lr's latest stays lr's.
+    assert (out["name"], out["version"], out["shots"]) == ("lr-adapt", 1, 4) and not (models / "lr" / "v2").exists()
+    card = json.loads((models / "lr-adapt" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["shots"] == 4
     # The card names the parent model and version, and lists the parent's training data plus the shots.
     parent = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
@@ -191,6 +192,23 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     assert step["snapshot_sha256"] == card["training_data"]["shots_sha256"]
     bad = adapt(trained, "lr", "nocolumn=x")
     assert bad.exit_code == 2 and "nocolumn" in bad.output
+    same = adapt(trained, "lr", "dataset=beta", "--name", "lr")
+    assert same.exit_code == 2 and "the parent's own name" in same.output
+
+
+def test_training_on_unchanged_inputs_writes_no_new_version(trained):
+    """Issue 23 item 11: the same data and config give the newest version back, not an identical vN+1."""
+    manifest, store, models, first = trained
+    args = ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr"]
+    args += ["--encoder", "tiny-random", "--datasets", "alpha,beta"]
+    again = runner.invoke(app, [*args, "--param", "C=1.0"])
+    assert again.exit_code == 0, again.output
+    out = json.loads(again.stdout)
+    assert (out["version"], out["reused"]) == (first["version"], True) and not (models / "lr" / "v2").exists()
+    card = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    assert len(card["input_digest"]) == 64
+    changed = json.loads(runner.invoke(app, [*args, "--param", "C=0.5"]).stdout)
+    assert (changed["version"], changed["reused"]) == (2, False)
 
 
 def test_adapt_conditions_a_gp_on_the_shots(trained):
@@ -226,7 +244,7 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
     assert fitted.exit_code == 0, fitted.output
     result = adapt(trained, "gp", "dataset=beta")
     assert result.exit_code == 0, result.output
-    card = json.loads((models / "gp" / "v2" / "model_card.json").read_text())
+    card = json.loads((models / "gp-adapt" / "v1" / "model_card.json").read_text())
     assert card["weights"]["tensors"]["shots.x"]["shape"][0] == 4 and card["training_data"]["shots"] == 4
     wrong = runner.invoke(
         app,

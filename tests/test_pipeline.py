@@ -99,12 +99,14 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     }
     assert all(d["rejects"] == 0 and d["written"] == d["files"] for d in degrade_note)
 
-    # A second run re-embeds nothing, registers a new model version and publishes a second report.
+    # A second run re-embeds nothing, registers no identical model version (issue 23 item 11:
+    # same data and config, the same model) and publishes a second report.
     second = Path(pipeline_flow(str(tiny_config(tmp_path)), run_id="second"))
     notes = json.loads((second / "metrics.json").read_text())["notes"]
     assert notes["embed"]["utterances_embedded"] == 0
     assert sum(d["written"] for d in notes["degrade"]) == 0
-    assert (tmp_path / "work" / "models" / "lr" / "v2").is_dir()
+    assert not (tmp_path / "work" / "models" / "lr" / "v2").exists()
+    assert [m["version"] for m in json.loads((second / "metrics.json").read_text())["models"]] == [1]
     assert (tmp_path / "work" / "reports" / "LATEST").read_text() == "second"
 
 

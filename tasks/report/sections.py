@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from addgp import __version__
 from addgp.metrics import METRIC_SPECS, MetricSpec
 from tasks.evaluate.crossdataset import headline_metrics
@@ -167,8 +169,12 @@ def regressions_section(content: ReportContent) -> Section:
 
 def data_checks_section(content: ReportContent) -> Section | None:
     checks = data_checks_of(content.report)
-    if checks is None:
-        return None
+    return None if checks is None else checks_section(checks, "on the run's inputs")
+
+
+def checks_section(checks: pd.DataFrame, inputs: str, extra: list[Block] | None = None) -> Section:
+    """The "Data checks" section of an ordered checks table (``content.ordered_data_checks``);
+    ``inputs`` says what was checked, ``extra`` blocks follow the table."""
     counts = checks["severity"].value_counts()
     errors, warnings = int(counts.get("error", 0)), int(counts.get("warning", 0))
     summary: list[Inline] = []
@@ -179,7 +185,7 @@ def data_checks_section(content: ReportContent) -> Section | None:
     if not summary:
         summary.append(Span("No warnings.", "b"))
     summary.append(
-        f" {len(checks)} check result(s) on the run's inputs (duplicates, train/eval overlap, …); warnings and errors first."
+        f" {len(checks)} check result(s) {inputs} (duplicates, train/eval overlap, …); warnings and errors first."
     )
     rows = []
     for _, row in checks.iterrows():
@@ -205,9 +211,38 @@ def data_checks_section(content: ReportContent) -> Section | None:
     return Section(
         "data-checks",
         "Data checks",
-        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows)],
+        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows), *(extra or [])],
         nav="Data checks",
         css=css,
+        summary=True,
+    )
+
+
+def left_out_section(content: ReportContent) -> Section | None:
+    """The corpora (or roles) a run could not use because ingest lost their rows: named first,
+    so nobody reads the tables below as the whole run."""
+    left_out = content.document.get("left_out") or []
+    if not left_out:
+        return None
+    roles = {"all": "the whole run", "train": "training", "eval": "evaluation"}
+    rows = [
+        [name_cell(r["dataset"]), name_cell(roles.get(r["role"], r["role"])), name_cell(r["reason"])] for r in left_out
+    ]
+    intro = Paragraph(
+        [
+            Span(f"{len(left_out)} corpus role(s) left out", "bad"),
+            " — ingest lost their rows (a split with no row left, or more rejected than "
+            "embed.max_reject_fraction allows); the tables below are about the rest. "
+            "Fix the corpus and run again (`addgp run` exited 7).",
+        ],
+        note=False,
+    )
+    return Section(
+        "left-out",
+        "Corpora left out",
+        [intro, Table("left-out", [Column("dataset", True), Column("left out of", True), Column("why", True)], rows)],
+        nav="Left out",
+        css="status regress",
         summary=True,
     )
 
@@ -569,6 +604,16 @@ def selective_section(content: ReportContent) -> Section:
     )
 
 
+def _in_training(attack: str, trained_on: dict[str, set[str]]) -> str:
+    """``eval-only`` when no model trained on ``attack``, ``yes`` when all did, else who did."""
+    if not trained_on:
+        return ""
+    seen = sorted(name for name, attacks in trained_on.items() if attack in attacks)
+    if not seen:
+        return "eval-only"
+    return "yes" if len(seen) == len(trained_on) else f"by {', '.join(seen)}"
+
+
 def breakdowns_section(content: ReportContent) -> Section:
     ev = content.evaluation
     blocks: list = []
@@ -577,20 +622,36 @@ def breakdowns_section(content: ReportContent) -> Section:
             index=["dataset", "attack"], columns="detector", values="eer", aggfunc="first", sort=False
         )
         counts = ev.attacks.groupby(["dataset", "attack"], sort=False)["n_spoof"].first()
+        trained_on = {
+            m["name"]: set(m["train_attacks"])
+            for m in content.document["models"]
+            if m.get("train_attacks") is not None and m["name"] in set(map(str, pivot.columns))
+        }
         rows = [
-            [name_cell(k[0]), name_cell(k[1]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]]
+            [
+                name_cell(k[0]),
+                name_cell(k[1]),
+                name_cell(_in_training(str(k[1]), trained_on)),
+                count_cell(counts.get(k)),
+                *[rate_cell(v) for v in row],
+            ]
             for k, row in pivot.iterrows()
         ]
         blocks += [
             Heading("EER (%) per attack"),
             Paragraph(
-                ["Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it)."]
+                [
+                    "Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it). "
+                    "In training: eval-only = no detector saw that attack id in its training rows (an unseen "
+                    "attack); ids are compared by name; blank when the models' cards do not record their attacks."
+                ]
             ),
             Table(
                 "attacks",
                 [
                     Column("eval corpus", True),
                     Column("attack", True),
+                    Column("in training", True),
                     Column("spoofs"),
                     *[Column(str(d)) for d in pivot.columns],
                 ],
@@ -655,10 +716,20 @@ def models_section(content: ReportContent) -> Section:
         Column("kind", True),
         Column("settings", True),
         Column("train setting", True),
-        Column("dev EER (%)"),
+        Column("dev EER (%), its own dev set"),
     ]
+    dev_note = Paragraph(
+        [
+            "dev EER is measured on the dev splits each detector was fitted with: they chose its early stopping "
+            "or regularisation and fitted its calibration. It is optimistic by construction (a GP often shows "
+            "0.00 % there) and says nothing about new data; the eval corpora above do."
+        ]
+    )
     return Section(
-        "models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models"
+        "models",
+        "Models",
+        [Table("models", columns, rows), dev_note, Details("Run notes (ingest, embed)", notes)],
+        nav="Models",
     )
 
 
@@ -675,6 +746,7 @@ def run_document(content: ReportContent) -> Document:
         meta.append(f" · compared with {compared}")
     sections = [
         regressions_section(content),
+        left_out_section(content),
         data_checks_section(content),
         headline_section(content),
         matrix_section(content),
