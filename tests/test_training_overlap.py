@@ -9,8 +9,9 @@ import pytest
 from test_crossdataset import make_scores
 
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-from tasks.evaluate.overlap import card_overlap_columns, content_digest, training_sets, with_card_overlap_columns
+from tasks.evaluate.overlap import card_overlap_columns, with_card_overlap_columns
 from tasks.report.build import ReportInput, render_report
+from tasks.train.training_sets import content_digest, training_sets
 
 DATASETS = ("studio", "phone", "street")
 

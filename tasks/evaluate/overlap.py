@@ -3,7 +3,7 @@
 The Speech Anti-Spoofing Arena averages each model over the eval sets it did not train on. A
 model card lists the sets its training saw — ``training_data.sets``: ``"<dataset>/<split>"`` →
 ``{"rows": n, "content_sha256": …}`` for every training and dev (early-stopping, calibration)
-split — where ``content_sha256`` is :func:`content_digest` of the set's audio. An eval set
+split — where ``content_sha256`` is :func:`tasks.train.training_sets.content_digest` of the set's audio. An eval set
 (one corpus' scored rows of one split) **overlaps** a detector's training data when
 
 - its ``(dataset, split)`` is one of the card's sets (by name), or
@@ -25,31 +25,15 @@ and ``eval_set_digest`` (the content digest of the row's (dataset, split) as sco
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
+
+from tasks.train.training_sets import content_digest
 
 OVERLAP_POLICIES = ("exclude", "mark")
 SEPARATOR = "\n"
 OVERLAP_COLUMNS = ("train_sets", "train_digests", "eval_set_digest")
-
-
-def content_digest(sha256s: Iterable[str]) -> str:
-    """One sha256 over the set of the files' sha256 (sorted, duplicates once): the same audio
-    gives the same digest whatever its ids, paths, order or dataset name."""
-    digest = hashlib.sha256()
-    for value in sorted({str(s) for s in sha256s}):
-        digest.update(value.encode() + b"\n")
-    return digest.hexdigest()
-
-
-def training_sets(rows: pd.DataFrame) -> dict[str, dict]:
-    """``"<dataset>/<split>"`` → ``{"rows": n, "content_sha256": digest}`` of manifest rows (the card's record)."""
-    return {
-        f"{dataset}/{split}": {"rows": int(len(group)), "content_sha256": content_digest(group["sha256"])}
-        for (dataset, split), group in rows.groupby(["dataset", "split"], sort=True)
-    }
 
 
 def card_overlap_columns(card: Mapping | None) -> dict[str, str]:

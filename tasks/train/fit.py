@@ -11,9 +11,9 @@ from addgp.contracts import is_bonafide
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting, ModelRef, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
-from tasks.evaluate.overlap import training_sets
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
+from tasks.train.training_sets import training_sets
 from tasks.train.unchanged import INPUT_DIGEST_KEY, input_digest, unchanged_version
 
 
