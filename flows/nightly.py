@@ -180,6 +180,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             inbox=inbox,
             data_checks=checked["checks"],
             excluded=checked["excluded"],
+            score_sources=comparison["score_sources"],
             challenger={
                 "strategy": nightly.strategy,
                 "new_rows": int(len(learn_rows)),

@@ -90,6 +90,8 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         config.eval_datasets,
         config.evaluate.splits,
         config.evaluate.conditions,
+        # a real cluster scores the store shard by shard; on one machine streaming in-process is bounded already
+        scheduler_address=config.cluster.address,
     )
     # One table for both analyses: the cross-dataset matrix of the clean rows, the robustness section of the condition column.
     evaluation = cross_dataset_task(

@@ -36,7 +36,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +59,9 @@ COMMIT_LOCK_FILE = ".commit.lock"
 # A file-name component may hold 255 bytes; longer encoded names keep a readable prefix and a hash.
 MAX_FOLDER_CHARS = 200
 ROW_IDENTITY = ("dataset", "utt_id", "sha256")
+# Rows per record batch of the streaming reader (``iter_embeddings``): at d = 1,024 a batch is
+# 32 MB of float16 as stored and 64 MB as float32, whatever the size of the store.
+BATCH_ROWS = 16_384
 # crop_s is part of a row's key too: the same audio cropped differently is another embedding.
 DEDUPE_COLUMNS = (*EMBEDDING_KEY_COLUMNS, "crop_s", "sha256")
 
@@ -488,6 +491,76 @@ def read_embeddings(
     matrix = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
     keep = ~meta.duplicated(subset=list(DEDUPE_COLUMNS)).to_numpy()
     return meta[keep].reset_index(drop=True), matrix[keep]
+
+
+def iter_embeddings(
+    store: str,
+    *,
+    encoder: str,
+    layer: int,
+    pooling: str,
+    crop_s: float | None,
+    datasets: list[str],
+    batch_rows: int = BATCH_ROWS,
+    files: list[str] | None = None,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The rows of one embedding setting in ``datasets``, streamed: (``ROW_IDENTITY`` frame, float32 matrix)
+    per record batch of at most ``batch_rows`` rows.
+
+    Memory is one batch (plus the Parquet reader's one row group in flight), not the selection:
+    the scanner reads only the identity and embedding columns of the row groups that pass the
+    filter, one fragment and one batch ahead at most. Duplicate rows (object stores) are not
+    dropped here: the caller's join keeps the first (``tasks.train.data``). ``files`` (from
+    ``setting_shard_paths``) restricts the read to those shard files: one task's fragment of the
+    store when scoring runs on a cluster.
+    Raises ``FileNotFoundError`` for a store without shards; yields nothing when no row matches.
+    """
+    if files is not None:
+        fs, _ = filesystem(store)
+        dataset = ds.dataset(files, filesystem=fs, format="parquet") if files else None
+    else:
+        dataset = _dataset(store)
+    if dataset is None:
+        raise FileNotFoundError(
+            f"embedding store {store} holds no shards; fill it with `addgp embed MANIFEST --store {store}`"
+        )
+    expression = (
+        _setting_filter(encoder, pooling, crop_s) & (pc.field("layer") == layer) & pc.field("dataset").isin(datasets)
+    )
+    scanner = dataset.scanner(
+        columns=[*ROW_IDENTITY, "embedding"],
+        filter=expression,
+        batch_size=batch_rows,
+        batch_readahead=1,
+        fragment_readahead=1,
+    )
+    for batch in scanner.to_batches():
+        if batch.num_rows == 0:
+            continue
+        column = batch.column("embedding")
+        dim = column.type.list_size
+        values = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        meta = batch.select(list(ROW_IDENTITY)).to_pandas()
+        yield meta, values.astype(np.float32, copy=False)
+
+
+def setting_shard_paths(store: str, encoder: str, pooling: str, crop_s: float | None, dataset: str) -> list[str]:
+    """The committed shard files of one dataset under one encoder setting's folder, sorted
+    (paths of the store's filesystem, as ``iter_embeddings(files=…)`` takes them)."""
+    folder = join(store, encoder_slug(encoder, pooling, crop_s), dataset_folder(dataset))
+    if not exists(folder):
+        return []
+    fs, root = filesystem(folder)
+    return shard_files(fs, root, "part-")
+
+
+def setting_shards(store: str, encoder: str, pooling: str, crop_s: float | None, dataset: str) -> list[str]:
+    """Names of the committed shard files of one dataset under one encoder setting's folder, sorted.
+
+    A shard's name is a hash of its rows' identities and settings, so this list changes whenever
+    rows of the dataset are added (or a shard is rewritten): the score cache's view of the store.
+    """
+    return [path.rsplit("/", 1)[-1] for path in setting_shard_paths(store, encoder, pooling, crop_s, dataset)]
 
 
 def store_summary(store: str) -> pd.DataFrame:

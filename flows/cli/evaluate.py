@@ -89,6 +89,11 @@ def evaluate(
     ),
     split: list[str] = typer.Option(["eval"], "--split", help="Split(s) to score (repeatable)."),
     n_boot: int = typer.Option(200, help="Bootstrap resamples for the CIs printed (0 = none)."),
+    score_cache: bool = typer.Option(
+        True,
+        help="Read and keep scores in the store's score cache (STORE/_scores): a model already scored on an "
+        "unchanged corpus is not scored again; --no-score-cache scores everything and writes nothing to the store.",
+    ),
 ) -> None:
     """Score every eval corpus with every model; print the cross-dataset EER matrix as JSON."""
     from addgp.metrics import MetricsError
@@ -107,7 +112,7 @@ def evaluate(
         unknown = sorted(set(names) - set(frame["dataset"].unique()))
         if unknown:
             fail(f"--dataset {unknown} not in the manifests (they hold {sorted(frame['dataset'].unique())})")
-        scores = score_eval_sets(frame, str(store), detectors, names, list(split))
+        scores = score_eval_sets(frame, str(store), detectors, names, list(split), cache=score_cache)
         evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=n_boot))
     write_scores(scores, output)
     cells = evaluation.headline_cells()

@@ -118,7 +118,25 @@ def bootstrap_distribution(
     -------
     (n_boot,) float array, deterministic for a given ``seed`` and data.
     """
-    metric_spec(metric)  # ValueError naming the known metrics
+    return bootstrap_distributions(df, (metric,), n_boot, cluster_col, seed, score_col, label_col)[metric]
+
+
+def bootstrap_distributions(
+    df: pd.DataFrame,
+    metrics: tuple[str, ...],
+    n_boot: int = 1000,
+    cluster_col: str | None = "speaker",
+    seed: int = 0,
+    score_col: str = "score",
+    label_col: str = "label",
+) -> dict[str, np.ndarray]:
+    """Each of ``metrics`` on the same ``n_boot`` resamples: one pass of draws for all of them.
+
+    Per metric the values equal ``bootstrap_distribution(df, metric, …, seed)``'s (the same
+    seed draws the same resamples), at the cost of one metric's draws.
+    """
+    for metric in metrics:
+        metric_spec(metric)  # ValueError naming the known metrics
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     scores, bona = validated(df[score_col].to_numpy(), df[label_col])
@@ -128,11 +146,13 @@ def bootstrap_distribution(
     resample = _row_resampler(groups, bona, rng) if units is None else _speaker_resampler(groups, bona, units, rng)
     # a batch holds (resamples x rows) draws or gathered counts, and (resamples x groups) counts
     batch = max(1, BATCH_CELLS // scores.size)
-    values = []
+    values: dict[str, list[np.ndarray]] = {metric: [] for metric in metrics}
     for start in range(0, n_boot, batch):
         n_bona, n_spoof = resample(min(batch, n_boot - start))
-        values.append(metrics_from_counts(groups.scores, n_bona, n_spoof, (metric,))[metric])
-    return np.concatenate(values)
+        computed = metrics_from_counts(groups.scores, n_bona, n_spoof, tuple(metrics))
+        for metric in metrics:
+            values[metric].append(computed[metric])
+    return {metric: np.concatenate(parts) for metric, parts in values.items()}
 
 
 def bootstrap_ci(

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
-from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
+from tasks.evaluate.bootstrap import bootstrap_distributions, speaker_units
 from tasks.evaluate.overlap import OVERLAP_POLICIES, averaged_cells, mark_training_overlap
 from tasks.evaluate.robustness import clean_rows, robustness_tables
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
@@ -238,16 +238,20 @@ def evaluate_scores(
             values = metrics_by(cell.assign(_all=0), "_all").drop(columns="_all").iloc[0].to_dict()
             unit = "speaker" if speaker_units(cell, "speaker") is not None else "utterance"
             cis = {}
+            dists = {}
+            if values["note"] is None and settings.n_boot > 0 and settings.ci_metrics:
+                # every CI metric from the same resamples (one seed per cell): one pass of draws, not one per metric
+                dists = bootstrap_distributions(
+                    cell,
+                    tuple(settings.ci_metrics),
+                    settings.n_boot,
+                    cluster_col="speaker",
+                    seed=_cell_seed(settings.seed, detector, dataset),
+                )
             for metric in settings.ci_metrics:
                 low = high = float("nan")
-                if values["note"] is None and settings.n_boot > 0:
-                    dist = bootstrap_distribution(
-                        cell,
-                        metric,
-                        settings.n_boot,
-                        cluster_col="speaker",
-                        seed=_cell_seed(settings.seed, detector, dataset),
-                    )
+                if metric in dists:
+                    dist = dists[metric]
                     low, high = (float(q) for q in np.quantile(dist, [settings.alpha / 2, 1 - settings.alpha / 2]))
                     draws[(detector, dataset, metric)] = dist
                 cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = low, high

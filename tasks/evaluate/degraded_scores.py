@@ -26,9 +26,11 @@ def score_with_conditions(
     datasets: list[str],
     splits: list[str],
     conditions: list[str],
+    client=None,
 ) -> pd.DataFrame:
-    """``score_eval_sets`` for the clean sets and every condition's copies, with a ``condition`` column."""
-    frames = [score_eval_sets(manifest, store_root, detectors, datasets, splits).assign(condition=CLEAN)]
+    """``score_eval_sets`` for the clean sets and every condition's copies, with a ``condition`` column
+    (on the Dask ``client``'s cluster, one task per shard file, when given)."""
+    frames = [score_eval_sets(manifest, store_root, detectors, datasets, splits, client=client).assign(condition=CLEAN)]
     for condition in conditions:
         names = {derived_dataset(dataset, condition): dataset for dataset in datasets}
         missing = sorted(set(names) - set(manifest["dataset"]))
@@ -36,7 +38,7 @@ def score_with_conditions(
             raise ValueError(
                 f"no derived manifest for {missing}: run the degrade stage for condition {condition!r} first"
             )
-        scores = score_eval_sets(manifest, store_root, detectors, list(names), splits)
+        scores = score_eval_sets(manifest, store_root, detectors, list(names), splits, client=client)
         scores["dataset"] = scores["dataset"].map(names)
         frames.append(scores.assign(condition=condition))
     return pd.concat(frames, ignore_index=True)

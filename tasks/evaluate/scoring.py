@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from storage.models import EmbeddingSetting
+from storage.embeddings import setting_shard_paths
+from storage.models import DIGEST_KEY, EmbeddingSetting
 from storage.reports import provenance_of_card
+from storage.score_cache import CACHED, SCORED, cache_path, dataset_snapshot, read_cached_scores, write_cached_scores
 from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
 from tasks.evaluate.overlap import card_overlap_columns, eval_set_digests
-from tasks.train.data import labelled_inputs
+from tasks.train.base import EMBEDDINGS_INPUT
+from tasks.train.data import labelled_inputs, stream_labelled_embeddings
 
 
 class EmbeddingWidthError(ValueError):
@@ -90,23 +94,166 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
     return frame
 
 
+@dataclass
+class ScoredSets:
+    """What ``score_sets`` returns: the score table and, per (detector, dataset), where its rows came from."""
+
+    scores: pd.DataFrame
+    # detector, dataset, rows, source (CACHED or SCORED)
+    sources: pd.DataFrame
+    # (detector, dataset) -> its score cache entry (absent: not cached, e.g. a model without a card digest)
+    entries: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def reused(self) -> pd.DataFrame:
+        return self.sources[self.sources["source"] == CACHED]
+
+
 def score_eval_sets(
     manifest: pd.DataFrame,
     store_root: str,
     detectors: Mapping[str, tuple[object, dict]],
     datasets: list[str],
     splits: list[str],
+    cache: bool = True,
+    client=None,
 ) -> pd.DataFrame:
-    """Scores of every detector on every dataset's eval splits (the cross-dataset matrix rows).
+    """Scores of every detector on every dataset's eval splits (the cross-dataset matrix rows); see ``score_sets``."""
+    return score_sets(manifest, store_root, detectors, datasets, splits, cache, client).scores
 
-    ``detectors`` maps name → (detector, model card); each is scored on the store rows of
-    its own encoder, layer and pooling.
+
+def score_sets(
+    manifest: pd.DataFrame,
+    store_root: str,
+    detectors: Mapping[str, tuple[object, dict]],
+    datasets: list[str],
+    splits: list[str],
+    cache: bool = True,
+    client=None,
+) -> ScoredSets:
+    """Scores of every detector on every dataset's ``splits``, each eval set read from the store once.
+
+    ``detectors`` maps name → (detector, model card); each is scored on the store rows of its
+    own encoder, layer and pooling. Per dataset, the detectors that read the same embedding
+    setting share one streaming pass over its rows (record batches, ``stream_labelled_embeddings``):
+    memory is one batch plus the score table, however many corpora and models. With ``cache``, a
+    (model, setting, dataset snapshot) scored before is read from the score cache
+    (``storage.score_cache``) and every new result is kept there; ``sources`` says which.
+    With a Dask ``client`` each shard file of a dataset is one task on the cluster (its rows
+    scored by every model that needs them; only the scores come back), so a store larger than
+    one machine's memory or hours is scored by the cluster. The table is in detector-major
+    order, each dataset's rows in manifest order, either way.
     """
-    frames = []
+    parts: dict[tuple[str, str], pd.DataFrame] = {}
+    entries: dict[tuple[str, str], str] = {}
+    sources = []
+    by_setting: dict[EmbeddingSetting, list[str]] = {}
+    for name, (_detector, card) in detectors.items():
+        by_setting.setdefault(EmbeddingSetting.of_card(card), []).append(name)
+    for dataset in datasets:
+        selected = manifest[(manifest["dataset"] == dataset) & manifest["split"].isin(splits)]
+        for setting, names in by_setting.items():
+            paths: dict[str, str] = {}
+            if cache:
+                snapshot = dataset_snapshot(selected, store_root, setting, dataset)
+                for name in names:
+                    digest = detectors[name][1].get(DIGEST_KEY)
+                    if digest:
+                        paths[name] = cache_path(store_root, str(digest), setting, dataset, snapshot)
+            pending = []
+            for name in names:
+                cached = read_cached_scores(paths[name]) if name in paths else None
+                if cached is None:
+                    pending.append(name)
+                else:
+                    parts[(name, dataset)] = cached.assign(detector=name)
+            scored = _score_dataset(manifest, store_root, {n: detectors[n] for n in pending}, setting, dataset, splits)
+            for name, frame in scored.items():
+                parts[(name, dataset)] = frame
+                if name in paths:
+                    write_cached_scores(paths[name], frame)
+            entries.update({(name, dataset): path for name, path in paths.items()})
+            for name in names:
+                source = SCORED if name in scored else CACHED
+                sources.append(
+                    {"detector": name, "dataset": dataset, "rows": len(parts[(name, dataset)]), "source": source}
+                )
+    frames = [parts[(name, dataset)] for name in detectors for dataset in datasets]
+    return ScoredSets(
+        scores=pd.concat(frames, ignore_index=True),
+        sources=pd.DataFrame(sources, columns=["detector", "dataset", "rows", "source"]),
+        entries=entries,
+    )
+
+
+def _score_dataset(
+    manifest: pd.DataFrame,
+    store_root: str,
+    detectors: Mapping[str, tuple[object, dict]],
+    setting: EmbeddingSetting,
+    dataset: str,
+    splits: list[str],
+    client=None,
+) -> dict[str, pd.DataFrame]:
+    """Each of ``detectors`` (one embedding setting) on one dataset: embedding readers in one pass
+    over the store's batches (or one cluster task per shard file), frame readers (their own
+    store) one by one."""
+    out: dict[str, pd.DataFrame] = {}
+    streaming = {n: d for n, d in detectors.items() if getattr(d[0], "input", EMBEDDINGS_INPUT) == EMBEDDINGS_INPUT}
     for name, (detector, card) in detectors.items():
-        for dataset in datasets:
-            data = labelled_inputs(
-                detector, manifest, store_root, EmbeddingSetting.of_card(card), datasets=[dataset], splits=splits
-            )
-            frames.append(score_rows(detector, name, data, card))
-    return pd.concat(frames, ignore_index=True)
+        if name not in streaming:
+            data = labelled_inputs(detector, manifest, store_root, setting, datasets=[dataset], splits=splits)
+            out[name] = score_rows(detector, name, data, card)
+    if not streaming:
+        return out
+    selected = manifest[(manifest["dataset"] == dataset) & manifest["split"].isin(splits)]
+    if selected.empty:
+        raise ValueError(f"the manifests have no rows for datasets={[dataset]}, splits={splits}")
+    if client is None:
+        parts = [score_fragment(selected, store_root, setting, streaming, None)]
+    else:
+        files = setting_shard_paths(store_root, setting.encoder, setting.pooling, setting.crop_s, dataset)
+        [models] = client.scatter([dict(streaming)], broadcast=True)
+        futures = [
+            client.submit(score_fragment, selected, store_root, setting, models, [path], pure=False) for path in files
+        ]
+        parts = client.gather(futures)
+    positions = np.concatenate([where for where, _ in parts]) if parts else np.zeros(0, dtype=np.intp)
+    if positions.size == 0:
+        raise ValueError(
+            f"none of the {len(selected)} selected manifest rows (datasets=[{dataset!r}], splits={splits}) are in the "
+            f"store {store_root} for {setting}; run `addgp embed` first"
+        )
+    # manifest order; a row two fragments hold (duplicate commits on an object store) once
+    order = np.argsort(positions, kind="stable")
+    first = np.r_[True, positions[order][1:] != positions[order][:-1]]
+    keep = order[first]
+    # an eval set's content digest is over all its rows, not a batch's (the training-overlap check)
+    digests = eval_set_digests(selected.iloc[positions[keep]]).to_numpy() if "sha256" in selected.columns else None
+    for name in streaming:
+        frames = [frames_of[name] for _, frames_of in parts if name in frames_of]
+        out[name] = pd.concat(frames, ignore_index=True).iloc[keep].reset_index(drop=True)
+        out[name]["eval_set_digest"] = digests
+    return out
+
+
+def score_fragment(
+    selected: pd.DataFrame,
+    store_root: str,
+    setting: EmbeddingSetting,
+    detectors: Mapping[str, tuple[object, dict]],
+    files: list[str] | None,
+) -> tuple[np.ndarray, dict[str, pd.DataFrame]]:
+    """Every detector's scores on the ``selected`` rows the store holds (or the shard ``files``
+    hold: a cluster task's fragment), read batch by batch: (the rows' positions in ``selected``,
+    name → score rows in that order). A pure function of its arguments, for a Dask worker too."""
+    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in detectors}
+    order = []
+    if files is None or files:
+        for where, batch in stream_labelled_embeddings(selected, store_root, setting, files=files):
+            order.append(where)
+            for name, (detector, card) in detectors.items():
+                pieces[name].append(score_rows(detector, name, batch, card))
+    if not order:
+        return np.zeros(0, dtype=np.intp), {}
+    return np.concatenate(order), {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items()}

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from addgp.runs import task_label
 from storage.manifests import read_manifests
+from tasks.embed.task import dask_client
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
 from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
@@ -32,16 +33,21 @@ def evaluate_task(
     datasets: list[str],
     splits: list[str],
     conditions: list[str] | None = None,
+    scheduler_address: str | None = None,
 ) -> pd.DataFrame:
     """Scores of every model on every dataset's ``splits``, clean and under each degradation ``conditions`` entry.
 
     The ``condition`` column says which (``clean`` = as shipped); the manifests must include
-    the degrade stage's derived manifests for every condition.
+    the degrade stage's derived manifests for every condition. Each eval set is read once for
+    all models, in record batches, through the score cache; with ``scheduler_address`` the
+    scoring runs on that Dask cluster, one task per shard file of the store.
     """
     detectors = {name: load_detector(path) for name, path in model_paths.items()}
-    return score_with_conditions(
-        read_manifests(manifest_paths), store, detectors, datasets, splits, list(conditions or [])
-    )
+    manifest = read_manifests(manifest_paths)
+    if scheduler_address is None:
+        return score_with_conditions(manifest, store, detectors, datasets, splits, list(conditions or []))
+    with dask_client(scheduler_address) as client:
+        return score_with_conditions(manifest, store, detectors, datasets, splits, list(conditions or []), client)
 
 
 @task(name="cross-dataset", task_run_name=_cross_dataset_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]

@@ -14,12 +14,12 @@ import pandas as pd
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
+from storage.score_cache import CACHED, SCORED, read_cached_summary, summary_path, write_cached_summary
 from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
-from tasks.evaluate.scoring import score_rows
+from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import select_rows, subset_rows
 from tasks.nightly.promotion import decide_promotion, forgetting_table
-from tasks.train.data import LabelledEmbeddings
 
 NEW_FAKES = "new_fakes"
 # where the bona fide rows of the new-fakes slice come from (held-out evidence, ``bonafide_from``)
@@ -33,34 +33,34 @@ def score_champion_and_challenger(
     eval_datasets: list[str],
     eval_splits: list[str],
     holdout_rows: pd.DataFrame,
-) -> pd.DataFrame:
-    """Scores of each model on each eval dataset and on the held-out new fakes (dataset ``new_fakes``).
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores of each model on each eval dataset and on the held-out new fakes (dataset
+    ``new_fakes``), where the eval sets' scores came from: ``ScoredSets.sources``).
 
+    The eval sets are scored through the score cache (``tasks.evaluate.scoring.score_sets``):
+    a model scored on an unchanged eval set before (the champion, night after night) reuses
+    its scores; each eval set is read once for all models that need it.
     The new-fakes set is the held-out inbox rows; where those hold no bona fide audio, the
     bona fide rows of the eval datasets stand in (as ASVspoof scores each attack against
     the shared bona fide set). Held-out rows without a single spoof test no new fake: then
     there is no ``new_fakes`` set, and the decision says so.
     """
-    frames = []
-    for name, (detector, card) in models.items():
-        setting = EmbeddingSetting.of_card(card)
-        for dataset in eval_datasets:
-            frames.append(score_rows(detector, name, select_rows(setting, manifest, store, [dataset], eval_splits)))
-        if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
+    scored = score_sets(manifest, store, models, eval_datasets, eval_splits)
+    frames = [scored.scores]
+    if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
+        for name, (detector, card) in models.items():
+            setting = EmbeddingSetting.of_card(card)
             held = subset_rows(
                 select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows
             )
             parts = [score_rows(detector, name, held)]
             if not (held.rows["label"] == BONAFIDE).any():
-                bona = select_rows(setting, manifest, store, eval_datasets, eval_splits)
-                bona = LabelledEmbeddings(
-                    rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0
-                )
-                parts.append(score_rows(detector, name, bona).assign(borrowed=True))
+                bona = scored.scores[(scored.scores["detector"] == name) & (scored.scores["label"] == BONAFIDE)]
+                parts.append(bona.assign(borrowed=True))
             slice_ = pd.concat(parts, ignore_index=True)
             # the corpus a row came from: an utterance id is unique within it, the bootstrap's unit
             frames.append(slice_.assign(source_dataset=slice_["dataset"], dataset=NEW_FAKES))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), scored.sources
 
 
 def _by_row(frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,27 +117,41 @@ def reevaluate_champion(
 ) -> pd.DataFrame:
     """The champion alone on tonight's eval sets (a night without new data): per corpus the rows,
     the EER with its bootstrap 95 % interval (by speaker where known), the EER recorded at
-    its promotion and the change since (positive = worse)."""
-    scores = score_champion_and_challenger(
-        {"champion": model}, manifest, store, eval_datasets, eval_splits, pd.DataFrame()
-    )
+    its promotion, the change since (positive = worse) and where the scores came from.
+
+    Through the score cache: a corpus neither the champion nor the data changed on since the
+    last night reads its scores, and its EER and interval too (a summary kept beside the
+    cached scores, keyed by ``n_boot`` and the seed), so a quiet night scores and resamples
+    nothing again."""
+    scored = score_sets(manifest, store, {"champion": model}, eval_datasets, eval_splits)
+    scores = scored.scores
+    reused = set(scored.sources.loc[scored.sources["source"] == CACHED, "dataset"])
     rows = []
     for i, dataset in enumerate(eval_datasets):
-        part = scores[scores["dataset"] == dataset]
-        metrics = compute_metrics(part["score"].to_numpy(), part["label"].to_numpy())
-        eer = metrics["eer"]
-        low, high = bootstrap_ci(part, "eer", n_boot=n_boot, seed=seed + i)
+        entry = scored.entries.get(("champion", dataset))
+        kept = summary_path(entry, f"reevaluation-boot{n_boot}-seed{seed + i}") if entry else None
+        summary = read_cached_summary(kept) if kept else None
+        if summary is None:
+            part = scores[scores["dataset"] == dataset]
+            metrics = compute_metrics(part["score"].to_numpy(), part["label"].to_numpy())
+            low, high = bootstrap_ci(part, "eer", n_boot=n_boot, seed=seed + i)
+            summary = {
+                "n_bonafide": int(metrics["n_bonafide"]),
+                "n_spoof": int(metrics["n_spoof"]),
+                "eer": float(metrics["eer"]),
+                "eer_ci_low": float(low),
+                "eer_ci_high": float(high),
+            }
+            if kept:
+                write_cached_summary(kept, summary)
         then = (eer_at_promotion or {}).get(dataset)
         rows.append(
             {
                 "dataset": dataset,
-                "n_bonafide": int(metrics["n_bonafide"]),
-                "n_spoof": int(metrics["n_spoof"]),
-                "eer": eer,
-                "eer_ci_low": low,
-                "eer_ci_high": high,
+                **summary,
                 "eer_at_promotion": then,
-                "change": None if then is None else eer - then,
+                "change": None if then is None else summary["eer"] - then,
+                "scores": CACHED if dataset in reused else SCORED,
             }
         )
     return pd.DataFrame(rows)
@@ -183,7 +197,7 @@ def compare_champion_and_challenger(
     Deterministic for the same models and rows (seeded bootstrap), so a resumed night
     reaches the decision the killed one would have.
     """
-    scores = score_champion_and_challenger(models, manifest, store, eval_datasets, eval_splits, holdout_rows)
+    scores, sources = score_champion_and_challenger(models, manifest, store, eval_datasets, eval_splits, holdout_rows)
     champion, challenger = eer_by_dataset(scores, "champion"), eer_by_dataset(scores, "challenger")
 
     def on_eval(eers: dict[str, float]) -> dict[str, float]:
@@ -207,4 +221,5 @@ def compare_champion_and_challenger(
         "forgetting": forgetting_table(baseline, tonight),
         "champion_eer": on_eval(champion),
         "challenger_eer": on_eval(challenger),
+        "score_sources": sources,
     }

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from addgp import __version__
+from storage.score_cache import CACHED
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
 from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
@@ -55,6 +56,9 @@ class NightlyOutcome:
     # (tasks.nightly.intake.night_data_checks)
     data_checks: pd.DataFrame | None = None
     excluded: pd.DataFrame | None = None
+    # per (model, eval corpus): detector, dataset, rows, source (reused from the score cache or scored;
+    # tasks.evaluate.scoring.ScoredSets.sources). A quiet night's come from reevaluation["scores"].
+    score_sources: pd.DataFrame | None = None
 
     @property
     def nothing_new(self) -> bool:
@@ -271,6 +275,44 @@ def _champion_section(outcome: NightlyOutcome) -> Section:
     return Section("champion", "Champion in service", blocks)
 
 
+def score_sources_of(outcome: NightlyOutcome) -> pd.DataFrame | None:
+    """Where tonight's eval-set scores came from, per (model, eval corpus)."""
+    if outcome.score_sources is not None:
+        return outcome.score_sources
+    table = outcome.reevaluation
+    if table is None or table.empty or "scores" not in table.columns:
+        return None
+    return pd.DataFrame(
+        {
+            "detector": "champion",
+            "dataset": table["dataset"],
+            "rows": table["n_bonafide"] + table["n_spoof"],
+            "source": table["scores"],
+        }
+    )
+
+
+def _score_sources_section(outcome: NightlyOutcome) -> Section | None:
+    sources = score_sources_of(outcome)
+    if sources is None or sources.empty:
+        return None
+    reused = sources[sources["source"] == CACHED]
+    intro = Paragraph(
+        [
+            f"{len(reused)} of {len(sources)} (model, eval corpus) score sets ({int(reused['rows'].sum()):,} of "
+            f"{int(sources['rows'].sum()):,} rows) were reused from the score cache: neither the model nor the "
+            "corpus's rows and embeddings changed since they were scored. The others were scored tonight."
+        ],
+        note=False,
+    )
+    rows = [
+        [name_cell(row["detector"]), name_cell(row["dataset"]), count_cell(int(row["rows"])), Cell(row["source"])]
+        for _, row in sources.iterrows()
+    ]
+    columns = [Column("model", True), Column("eval corpus", True), Column("rows"), Column("scores")]
+    return Section("score-sources", "Scores reused", [intro, Table("score-sources", columns, rows)])
+
+
 def _rejects_section(rejects: pd.DataFrame | None) -> Section | None:
     if rejects is None:
         return None
@@ -382,6 +424,7 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
         for section in (
             inbox_section(outcome.inbox),
             night_checks_section(outcome.data_checks, outcome.excluded),
+            _score_sources_section(outcome),
             _rejects_section(outcome.rejects),
         )
         if section is not None
@@ -402,6 +445,7 @@ def render_html(outcome: NightlyOutcome) -> str:
 
 
 def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
+    sources = score_sources_of(outcome)
     document = {
         "kind": "nightly",
         "config": outcome.config_name,
@@ -432,6 +476,7 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         if outcome.data_checks is None
         else json.loads(outcome.data_checks.to_json(orient="records")),
         "excluded_rows": None if outcome.excluded is None else json.loads(outcome.excluded.to_json(orient="records")),
+        "score_sources": None if sources is None else json.loads(sources.to_json(orient="records")),
         "warnings": outcome.warnings,
     }
     return {

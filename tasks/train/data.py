@@ -11,12 +11,13 @@ training and scoring call them, so a new frame-level kind needs no change elsewh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from storage.embeddings import ROW_IDENTITY, read_embeddings
+from storage.embeddings import ROW_IDENTITY, iter_embeddings
 from storage.frames import read_frames
 from storage.models import EmbeddingSetting
 from tasks.embed.encoder import EncoderSpec
@@ -107,23 +108,112 @@ def labelled_embeddings(
     datasets: list[str] | None = None,
     splits: list[str] | None = None,
 ) -> LabelledEmbeddings:
-    """The store vectors of ``setting`` for the manifest rows in ``datasets`` × ``splits`` (None = all)."""
+    """The store vectors of ``setting`` for the manifest rows in ``datasets`` × ``splits`` (None = all).
+
+    Read in record batches straight into one float32 matrix of the selected rows (manifest
+    order): peak memory is that matrix plus one batch, whatever else the store holds (other
+    splits, datasets, layers).
+    """
     selected = _select(manifest, datasets, splits)
-    meta, matrix = read_embeddings(
+    positions = _RowPositions(selected)
+    X: np.ndarray | None = None
+    for meta, values in _store_batches(store_root, setting, selected):
+        where, keep = positions.claim(meta)
+        if X is None:
+            X = np.empty((len(selected), values.shape[1]), dtype=np.float32)
+        X[where] = values[keep]
+    if X is None or not positions.found.any():
+        raise ValueError(_none_found(selected, store_root, setting, datasets, splits))
+    return positions.compacted(selected, X)
+
+
+def stream_labelled_embeddings(
+    manifest: pd.DataFrame,
+    store_root: str,
+    setting: EmbeddingSetting,
+    *,
+    datasets: list[str] | None = None,
+    splits: list[str] | None = None,
+    files: list[str] | None = None,
+) -> Iterator[tuple[np.ndarray, LabelledEmbeddings]]:
+    """``labelled_embeddings`` one record batch at a time: (positions of the batch's rows in the
+    selection's manifest order, the batch), every selected row at most once.
+
+    For scoring: memory is one batch. Sorting the per-batch results by the positions gives the
+    manifest order ``labelled_embeddings`` returns. Raises ``ValueError`` when the store holds
+    none of the selected rows. With ``files`` (a fragment of the store: some of its shard
+    files) only those are read, and a fragment holding none of the rows yields nothing.
+    """
+    selected = _select(manifest, datasets, splits)
+    positions = _RowPositions(selected)
+    for meta, values in _store_batches(store_root, setting, selected, files):
+        where, keep = positions.claim(meta)
+        if where.size:
+            rows = selected.iloc[where].reset_index(drop=True)
+            yield where, LabelledEmbeddings(rows=rows, X=values[keep], missing=0)
+    if files is None and not positions.found.any():
+        raise ValueError(_none_found(selected, store_root, setting, datasets, splits))
+
+
+def _store_batches(
+    store_root: str, setting: EmbeddingSetting, selected: pd.DataFrame, files: list[str] | None = None
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    return iter_embeddings(
         store_root,
         encoder=setting.encoder,
         layer=setting.layer,
         pooling=setting.pooling,
         crop_s=setting.crop_s,
         datasets=sorted(selected["dataset"].unique()),
+        files=files,
     )
-    return _aligned(
-        selected,
-        meta,
-        matrix,
+
+
+def _none_found(selected, store_root, setting, datasets, splits) -> str:
+    return (
         f"none of the {len(selected)} selected manifest rows (datasets={datasets}, splits={splits}) are in the store "
-        f"{store_root} for {setting}; run `addgp embed` first",
+        f"{store_root} for {setting}; run `addgp embed` first"
     )
+
+
+def _identity_keys(frame: pd.DataFrame) -> pd.Index:
+    """One string per row identity (dataset, utt_id, sha256); NUL never occurs inside them."""
+    return pd.Index(
+        frame["dataset"].astype(str) + "\0" + frame["utt_id"].astype(str) + "\0" + frame["sha256"].astype(str)
+    )
+
+
+class _RowPositions:
+    """Where stored rows go among the selected manifest rows, each filled once (a duplicate stored row is skipped)."""
+
+    def __init__(self, selected: pd.DataFrame):
+        self.index = _identity_keys(selected)
+        self.found = np.zeros(len(selected), dtype=bool)
+
+    def claim(self, meta: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(positions to fill, mask of ``meta``'s rows that fill them): selected and not filled before."""
+        where = self.index.get_indexer(_identity_keys(meta))
+        keep = where >= 0
+        keep[keep] = ~self.found[where[keep]]
+        # the same row twice within one batch: the first one
+        first = np.zeros(len(where), dtype=bool)
+        first[np.unique(where, return_index=True)[1]] = True
+        keep &= first
+        self.found[where[keep]] = True
+        return where[keep], keep
+
+    def compacted(self, selected: pd.DataFrame, X: np.ndarray) -> LabelledEmbeddings:
+        """The filled rows of ``X`` (allocated for every selected row) moved to the front, in order."""
+        filled = np.flatnonzero(self.found)
+        n = filled.size
+        if n < len(selected):
+            # in place, chunk by chunk: a source row is never before its destination
+            for start in range(0, n, 65_536):
+                sources = filled[start : start + 65_536]
+                X[start : start + sources.size] = X[sources]
+            X = X[:n]
+        rows = selected.iloc[filled].reset_index(drop=True)
+        return LabelledEmbeddings(rows=rows, X=X, missing=len(selected) - n)
 
 
 def _aligned(selected: pd.DataFrame, meta: pd.DataFrame, values: np.ndarray, none_found: str) -> LabelledEmbeddings:
