@@ -65,9 +65,9 @@ def _frame_detector_problems(where: str, config: PipelineConfig, name: str, kind
     crop = params.get("crop_seconds", inspect.signature(cls.__init__).parameters["crop_seconds"].default)
     if crop is not None and crop <= 0:
         problems.append(f"{where}.params.crop_seconds: {crop} must be > 0 seconds, or null for whole files")
-    for name in ("lr", "feature_lr", "max_steps", "batch_size", "n_inducing"):
-        if name in params and params[name] <= 0:
-            problems.append(f"{where}.params.{name}: {params[name]} must be > 0")
+    for param in ("lr", "feature_lr", "max_steps", "batch_size", "n_inducing"):
+        if param in params and params[param] <= 0:
+            problems.append(f"{where}.params.{param}: {params[param]} must be > 0")
     if config.nightly is not None and config.nightly.detector == name:
         problems.append(
             f"{where}.kind: nightly.detector {name!r} is a {kind}, but the nightly loop works on pooled embeddings; "
