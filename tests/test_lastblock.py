@@ -255,7 +255,10 @@ def test_config_checks_the_lastblock_kind_at_load(tmp_path):
     assert f"{path}: train.detectors.2.kind: dkl_gp_lastblock fine-tunes the encoder layer train.layer" in str(
         error.value
     )
-    assert f"{path}: train.detectors.2.params.crop_seconds: -1.0 must be > 0" in str(error.value)
+    assert (
+        f"{path}: train.detectors.2.params: dkl_gp_lastblock parameter 'crop_seconds': Input should be greater than 0"
+        in str(error.value)
+    )
     assert load_pipeline_config("configs/lastblock-demo.yaml", check_paths=False).train.detectors[2].kind == (
         "dkl_gp_lastblock"
     )

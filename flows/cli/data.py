@@ -10,6 +10,7 @@ import typer
 
 from addgp.config import EmbedConfig
 from flows.cli.common import app, exit_codes, fail
+from flows.cli.options import key_values
 
 # The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
 EMBED_DEFAULTS = EmbedConfig()
@@ -56,14 +57,7 @@ def ingest(
     from tasks.ingest.common import LayoutError
     from tasks.ingest.registry import ingest_dataset
 
-    options: dict[str, str] = {}
-    for item in option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--option {item!r} is not KEY=VALUE")
-        if key in options:  # a second value would silently replace the first
-            fail(f"--option {key} given twice ({options[key]!r}, {value!r}); give it once, lists as a,b")
-        options[key] = value
+    options = key_values(option, "--option")
     with exit_codes(LayoutError, KeyError, FileNotFoundError, ValueError, TypeError):
         result = ingest_dataset(dataset, root, dataset=name, workers=workers, **options)
     write_manifest(result.manifest, output)

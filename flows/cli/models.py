@@ -8,20 +8,8 @@ from pathlib import Path
 import typer
 
 from flows.cli.common import EXIT_UNAVAILABLE, app, exit_codes, fail
-
-
-def _params(items: list[str]) -> dict:
-    """KEY=VALUE pairs; values parsed as JSON where they are JSON (numbers, lists, true/false/null)."""
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--param {item!r} is not KEY=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+from flows.cli.options import key_values
+from tasks.train.kinds import kind_names
 
 
 def resolve_model_option(path: str | Path, option: str = "--model") -> str:
@@ -41,13 +29,7 @@ def resolve_model_option(path: str | Path, option: str = "--model") -> str:
 
 def _filters(items: list[str]) -> dict[str, list[str]]:
     """COLUMN=V1,V2 filters on manifest rows."""
-    filters = {}
-    for item in items:
-        column, sep, values = item.partition("=")
-        if not sep:
-            fail(f"--where {item!r} is not COLUMN=VALUE[,VALUE…]")
-        filters[column] = values.split(",")
-    return filters
+    return {column: values.split(",") for column, values in key_values(items, "--where").items()}
 
 
 @app.command()
@@ -56,7 +38,9 @@ def train(
     store: Path = typer.Option(..., help="Embedding store with those rows embedded."),
     models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
     name: str = typer.Option(..., help="Model name in the registry."),
-    kind: str = typer.Option("logreg", help="Detector kind: logreg, dkl_gp or dkl_gp_lastblock (docs/detectors.md)."),
+    kind: str = typer.Option(
+        "logreg", help=f"Detector kind: {', '.join(kind_names())} (tasks/train/kinds.py, docs/detectors.md)."
+    ),
     encoder: str = typer.Option(
         ...,
         help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8), "
@@ -86,7 +70,16 @@ def train(
             dev_splits=tuple(s for s in dev_splits.split(",") if s),
             layer=resolve_layer(spec, layer),
         )
-        result = fit_and_register(frame, str(store), str(models), spec, selection, name, kind, _params(param))
+        result = fit_and_register(
+            frame,
+            str(store),
+            str(models),
+            spec,
+            selection,
+            name,
+            kind,
+            key_values(param, "--param", json_values=True, list_hint="[a, b]"),
+        )
     typer.echo(json.dumps(result, indent=2, default=str))
 
 

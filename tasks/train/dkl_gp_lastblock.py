@@ -33,10 +33,13 @@ the measured costs.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from torch import nn
 from transformers import Wav2Vec2Config
 from transformers.masking_utils import create_bidirectional_mask
@@ -110,6 +113,8 @@ class LastBlockGPDetector(DKLGPDetector):
 
     kind = "dkl_gp_lastblock"
     input = FRAMES_INPUT
+    # None = whole files; a crop is positive seconds.
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {**DKLGPDetector.param_limits, "crop_seconds": Field(gt=0)}
     mode = "variational"
     # A row is T × hidden values (200 × 1,024 for 4 s of XLS-R 300m), not one vector.
     block_rows: ClassVar[int] = 256

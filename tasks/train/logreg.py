@@ -14,7 +14,12 @@ log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTU
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -42,6 +47,7 @@ class LogRegDetector(LLRDetector):
     """
 
     kind = "logreg"
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {"C": Field(gt=0), "max_iter": Field(gt=0)}
 
     def __init__(
         self,
