@@ -6,7 +6,7 @@ if it can learn from a few new examples, ``_adapt``. Everything a caller needs t
 fitted detector is defined once, here:
 
 * ``score_llr(X)``: the project's score, the (calibrated) log-likelihood ratio
-  ``log p(x | bonafide) - log p(x | spoof)``; higher = more bona fide (ARCHITECTURE.md).
+  ``log p(x | bonafide) - log p(x | spoof)``; higher = more bona fide (docs/architecture.md).
 * ``decision_function(X)``: scikit-learn's convention, which is the opposite sign. For a
   binary classifier scikit-learn reads a positive ``decision_function`` as ``classes_[1]``,
   and ``classes_`` must be the sorted labels (``log_loss`` and the scorers sort ``y``), so

@@ -8,7 +8,7 @@ hyper-parameter; left at ``None`` it is chosen on the dev set passed to ``fit`` 
 Score. Logistic regression models the posterior log-odds
 ``logit P(bonafide | x) = log p(x | bonafide) - log p(x | spoof) + log(pi_bona / pi_spoof)``
 where ``pi`` are the class proportions of the (weighted) training set. Subtracting that
-log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTURE.md:
+log prior odds leaves the log-likelihood ratio, the score contract of docs/architecture.md:
 ``score_llr(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
 """
 
