@@ -48,7 +48,7 @@ class _Strict(BaseModel):
 
 
 class DemoCorpusConfig(_Strict):
-    """A synthetic corpus generated before ingest (see tasks/ingest/demo_corpus.py)."""
+    """A synthetic corpus generated before ingest (see tasks/demo_corpus/)."""
 
     root: Path
     seed: int = 0

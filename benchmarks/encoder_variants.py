@@ -32,12 +32,12 @@ import pandas as pd
 
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
+from tasks.demo_corpus import generate_demo_corpus
 from tasks.embed import encoder as encoder_module
 from tasks.embed import shards as shards_module
 from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layer
 from tasks.embed.run import embed_manifest
 from tasks.evaluate.score_files import encoder_spec_of_setting, score_files
-from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import load_detector

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from tasks.ingest.demo_corpus import generate_demo_corpus
+from tasks.demo_corpus import generate_demo_corpus
 
 SR = 16000
 

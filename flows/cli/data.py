@@ -26,7 +26,7 @@ def demo_data(
     eval_: int = typer.Option(60, "--eval", help="Utterances in each dataset's eval split."),
 ) -> None:
     """Synthesise the demo corpus (ASVspoof 2019 LA layout, one dataset per condition)."""
-    from tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.demo_corpus import generate_demo_corpus
 
     with exit_codes(ValueError):
         roots = generate_demo_corpus(
