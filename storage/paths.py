@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import fsspec
 
@@ -79,3 +81,19 @@ def local_path(path: str | os.PathLike) -> Path:
     if "file" not in fs.protocol:
         raise ValueError(f"{path} is not on the local filesystem; copy it locally first")
     return Path(p)
+
+
+@contextmanager
+def flocked(path: str | os.PathLike, *, blocking: bool = True) -> Iterator[IO[str]]:
+    """Hold an exclusive OS lock (flock) on the local file ``path`` (created if missing) for the block.
+
+    Yields the open file (a holder may write who it is into it). ``blocking=False`` raises
+    BlockingIOError at once when another process holds it. The kernel drops an flock when its
+    process dies, so a killed holder never leaves a stale lock behind.
+    """
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -272,7 +272,7 @@ def test_eer_helper():
 
 
 def _tiny_random_encoder():
-    from tasks.embed.encoder import build_random_encoder
+    from tasks.embed.loading import build_random_encoder
 
     return build_random_encoder("tiny-random").eval()
 

@@ -24,8 +24,9 @@ from storage.models import EmbeddingSetting, save_model
 from tasks.embed import frames as frames_module
 from tasks.embed.audio import load_audio
 from tasks.embed.embedder import Embedder
-from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layers
+from tasks.embed.encoder import EncoderSpec, resolve_layers
 from tasks.embed.frames import cache_frames, encoder_block, frame_spec
+from tasks.embed.loading import load_encoder
 from tasks.ingest.common import finalize
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import load_detector, make_detector

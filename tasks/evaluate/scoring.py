@@ -9,8 +9,7 @@ import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
-from storage.reports import provenance_of_card
-from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
+from storage.reports import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, provenance_of_card, train_setting
 from tasks.train.data import labelled_inputs
 
 

@@ -44,8 +44,8 @@ from torch import nn
 from transformers import Wav2Vec2Config
 from transformers.masking_utils import create_bidirectional_mask
 
-from tasks.embed.encoder import ATTENTION
 from tasks.embed.frames import DEFAULT_CROP_SECONDS, EncoderBlock, block_class
+from tasks.embed.loading import ATTENTION
 from tasks.train.base import DEFAULT_SHOT_WEIGHT, FRAMES_INPUT
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target
 from tasks.train.dkl_gp import DKLGPDetector, VariationalDKL, seeded
