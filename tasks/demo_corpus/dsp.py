@@ -1,5 +1,10 @@
 """The STFT the synthesiser and the vocoders share (Hann, hop N/4, frame j centred at sample j*hop,
-inverse by weighted overlap-add) and mel filterbanks for the Griffin-Lim attack."""
+inverse by weighted overlap-add) and mel filterbanks for the Griffin-Lim attack.
+
+scipy.signal.ShortTimeFFT would compute the same analysis; it is not swapped in because every
+file's bytes would change and with them the corpus' tuned difficulty (vocoders.STRENGTH),
+which would then have to be measured again (tests/test_demo_corpus.py).
+"""
 
 from __future__ import annotations
 

@@ -197,7 +197,11 @@ def _unit_phasor(theta: np.ndarray) -> np.ndarray:
 
 
 def _levinson(r: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reflection coefficients and prediction error, vectorised over frames (rows of r)."""
+    """Reflection coefficients and prediction error, vectorised over frames (rows of r).
+
+    Not scipy.linalg.solve_toeplitz: that gives the predictor coefficients, while LPC-10
+    quantises the reflection coefficients, which this recursion yields on its way (each
+    clipped inside |k| < 1 so that the quantised filter stays stable)."""
     a = np.zeros((r.shape[0], order + 1))
     a[:, 0] = 1.0
     err = r[:, 0].copy()
