@@ -40,6 +40,23 @@ def test_train_help_names_every_registered_detector_kind():
     assert all(kind in result.output for kind in kind_names()), (kind_names(), result.output)
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (["lr=0.1", "lr=0.2"], "--param lr given twice"),
+        (["lr=0"], "dkl_gp parameter 'lr': Input should be greater than 0"),
+        (["hidden_dims=32"], "dkl_gp parameter 'hidden_dims': Input should be a valid tuple"),
+    ],
+)
+def test_train_params_are_checked_before_any_data_is_read(tmp_path, params, message):
+    missing = tmp_path / "nowhere.parquet"  # read only after the parameters passed their check
+    args = ["train", str(missing), "--store", str(tmp_path / "s"), "--models", str(tmp_path / "m"), "--name", "x"]
+    args += ["--encoder", "tiny-random", "--kind", "dkl_gp"] + [a for p in params for a in ("--param", p)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "m").exists()
+
+
 TOY_KIND = """
 from tasks.train.base import LLRDetector
 

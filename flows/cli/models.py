@@ -59,9 +59,12 @@ def train(
     """Fit a detector on store embeddings and register it with a model card."""
     from storage.manifests import read_manifests
     from tasks.embed.encoder import EncoderSpec, resolve_layer
+    from tasks.train.detectors import check_params
     from tasks.train.fit import TrainingSelection, fit_and_register
 
+    params = key_values(param, "--param", json_values=True, list_hint="[a, b]")
     with exit_codes(FileNotFoundError, ValueError, TypeError):
+        check_params(kind, params)  # a wrong kind or parameter stops before any data is read
         frame = read_manifests(list(manifest))
         spec = EncoderSpec.from_name(encoder, pooling=pooling, crop_seconds=crop_seconds)
         selection = TrainingSelection(
@@ -78,7 +81,7 @@ def train(
             selection,
             name,
             kind,
-            key_values(param, "--param", json_values=True, list_hint="[a, b]"),
+            params,
         )
     typer.echo(json.dumps(result, indent=2, default=str))
 
