@@ -1,9 +1,11 @@
-"""The STFT the synthesiser and the vocoders share (Hann, hop N/4, frame j centred at sample j*hop,
-inverse by weighted overlap-add) and mel filterbanks for the Griffin-Lim attack.
+"""The STFT the synthesiser and the vocoders share (Hann, hop N/4, frame j centred at sample j*hop)
+and mel filterbanks for the Griffin-Lim attack.
 
-scipy.signal.ShortTimeFFT would compute the same analysis; it is not swapped in because every
-file's bytes would change and with them the corpus' tuned difficulty (vocoders.STRENGTH),
-which would then have to be measured again (tests/test_demo_corpus.py).
+The analysis is scipy's ``ShortTimeFFT`` (from the first frame centred on sample 0, without
+its phase shift). The inverse is written here: overlap-add normalised by the window power that
+actually covers each sample, so the first and last frames come back at full level; scipy's
+dual-window inverse assumes the frames before the first one (``ShortTimeFFT.p_min``), which the
+vocoders do not make.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import signal
+from scipy.signal import ShortTimeFFT
 
 
 @lru_cache(maxsize=8)
@@ -19,14 +22,15 @@ def hann(n_fft: int) -> np.ndarray:
     return signal.get_window("hann", n_fft)
 
 
+@lru_cache(maxsize=8)
+def _short_time_fft(n_fft: int) -> ShortTimeFFT:
+    return ShortTimeFFT(hann(n_fft), hop=n_fft // 4, fs=1, mfft=n_fft, phase_shift=None)
+
+
 def stft(x: np.ndarray, n_fft: int) -> np.ndarray:
-    hop = n_fft // 4
-    pad = n_fft // 2
-    n_frames = int(np.ceil(len(x) / hop)) + 1
-    padded = np.zeros((n_frames - 1) * hop + n_fft)
-    padded[pad : pad + len(x)] = x
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
-    return np.fft.rfft(frames * hann(n_fft), axis=1)
+    """(frames, bins) of ``x``: frame j centred at sample j*hop, up to the first one centred past the end."""
+    n_frames = int(np.ceil(len(x) / (n_fft // 4))) + 1
+    return _short_time_fft(n_fft).stft(x, p0=0, p1=n_frames).T
 
 
 def istft(spec: np.ndarray, n_fft: int, length: int) -> np.ndarray:
