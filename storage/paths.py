@@ -83,6 +83,25 @@ def local_path(path: str | os.PathLike) -> Path:
     return Path(p)
 
 
+class NotParquetError(ValueError):
+    """A file that should be Parquet and is not (or is damaged); the message names it and the fix."""
+
+
+def read_parquet_table(path: str | os.PathLike, what: str, fix: str, **options):
+    """``pyarrow.parquet.read_table`` of ``path``; a file that is not Parquet raises ``NotParquetError``
+    naming the file, what it should be and ``fix`` — pyarrow's own message names only ``'<Buffer>'``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, p = filesystem(path)
+    with fs.open(p, "rb") as handle:
+        try:
+            return pq.read_table(handle, **options)
+        except pa.ArrowInvalid as exc:
+            detail = str(exc).split("'<Buffer>': ", 1)[-1].strip()
+            raise NotParquetError(f"{path}: not a Parquet {what} ({detail}); {fix}") from None
+
+
 @contextmanager
 def flocked(path: str | os.PathLike, *, blocking: bool = True) -> Iterator[IO[str]]:
     """Hold an exclusive OS lock (flock) on the local file ``path`` (created if missing) for the block.
