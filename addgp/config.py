@@ -48,7 +48,7 @@ class _Strict(BaseModel):
 
 
 class DemoCorpusConfig(_Strict):
-    """A synthetic corpus generated before ingest (see tasks/ingest/demo_corpus.py)."""
+    """A synthetic corpus generated before ingest (see tasks/demo_corpus/)."""
 
     root: Path
     seed: int = 0
@@ -140,9 +140,9 @@ class ClusterConfig(_Strict):
 
 class DetectorConfig(_Strict):
     name: str
-    # Checked against tasks/train/detectors.py DETECTOR_CLASSES (kind; params' names and types)
+    # Checked against tasks/train/kinds.py DETECTOR_KINDS (kind; params' names, types and limits)
     # by flows/config.py when the config loads: the core imports no stage.
-    kind: str = Field(description="a key of tasks/train/detectors.py DETECTOR_CLASSES, e.g. logreg or dkl_gp")
+    kind: str = Field(description="a key of tasks/train/kinds.py DETECTOR_KINDS, e.g. logreg or dkl_gp")
     params: dict[str, Any] = Field(default_factory=dict, description="the detector class's __init__ parameters")
 
 

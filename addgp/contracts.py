@@ -1,4 +1,4 @@
-"""The contracts of ARCHITECTURE.md that every stage and every outside tool relies on.
+"""The contracts of docs/architecture.md that every stage and every outside tool relies on.
 
 Labels are the strings ``bonafide`` and ``spoof``. A score is a log-likelihood ratio
 ``log p(x | bonafide) - log p(x | spoof)``: higher means more bona fide. Probabilities

@@ -1,6 +1,6 @@
 """Detection and calibration metrics for bona fide / spoof scores.
 
-Implements the "addgp metrics" contract of ARCHITECTURE.md. A score is an LLR, higher
+Implements the "addgp metrics" contract of docs/architecture.md. A score is an LLR, higher
 means more bona fide; labels are ``bonafide`` / ``spoof``; P(spoof) = sigmoid(-score).
 All rates are fractions.
 
@@ -529,7 +529,7 @@ tables, metrics.json, bootstrap CIs, the HTML and Markdown reports, the ``addgp 
 table and the regression check all read their metric lists from it."""
 
 METRIC_KEYS = tuple(METRIC_SPECS)
-"""The built-in metrics, those the ``addgp metrics`` contract promises (ARCHITECTURE.md)."""
+"""The built-in metrics, those the ``addgp metrics`` contract promises (docs/architecture.md)."""
 
 
 def metric_keys() -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The names a person reads in the Prefect UI: ``stage[what]`` for task runs
 (``ingest[asvspoof2019_la]``, ``train[lr]``, ``evaluate[lr×demo_eval]``) and
-``<config>/<run id>`` for flow runs, the run id being the report folder's name.
+``<config>/<run id>`` for flow runs, the run id being the report folder's name, and
+``addgp-<config>-<what>`` for artifacts.
 """
 
 from __future__ import annotations
@@ -33,3 +34,11 @@ def manifest_datasets(manifest_paths: Iterable[str]) -> list[str]:
 def flow_label(config_name: str, run_id: str) -> str:
     """The flow run's name: the config and the run id of the report it publishes."""
     return f"{config_name}/{run_id}"
+
+
+def artifact_key(name: str, what: str) -> str:
+    """Stable artifact keys (lowercase letters, digits, dashes), so the Prefect UI shows history per key."""
+    slug = "".join(ch if ch.isalnum() and ch.isascii() else "-" for ch in name.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return f"addgp-{slug or 'run'}-{what}"

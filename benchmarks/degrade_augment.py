@@ -30,10 +30,10 @@ from storage.manifests import read_manifests, write_manifest
 from storage.workspace import Workspace
 from tasks.degrade.plan import augmented_train_datasets
 from tasks.degrade.task import degrade_manifests
+from tasks.demo_corpus import generate_demo_corpus
 from tasks.embed.encoder import EncoderSpec, resolve_layers
 from tasks.embed.run import embed_manifest
 from tasks.evaluate.degraded_scores import score_with_conditions
-from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.detectors import load_detector
 from tasks.train.fit import TrainingSelection, fit_and_register

@@ -23,10 +23,10 @@ from storage.workspace import Workspace
 from tasks.degrade.base import CodecUnavailable
 from tasks.degrade.registry import CONDITIONS, PRESETS, resolve
 from tasks.degrade.run import build_context, degrade_rows
+from tasks.demo_corpus import generate_demo_corpus
 from tasks.embed.audio import load_audio
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import embed_manifest
-from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 
 

@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 
 from tasks.embed import encoder as encoder_module
+from tasks.embed import loading as loading_module
 from tasks.embed import shards as shards_module
 from tasks.embed.audio import load_audio, normalise
 from tasks.embed.embedder import Embedder, length_buckets
@@ -86,12 +87,12 @@ def bare_forward_seconds(embedder: Embedder, waves: list[np.ndarray], batch_seco
 
 def run_without_truncation() -> None:
     """Emulate the embed stage before truncation existed: every transformer layer runs."""
-    encoder_module.truncate_encoder = lambda model, deepest: model.config.num_hidden_layers
+    loading_module.truncate_encoder = lambda model, deepest: model.config.num_hidden_layers
 
 
 def set_attention(implementation: str) -> None:
     """Random presets are built with ``encoder.ATTENTION``; switch it for an eager/SDPA comparison."""
-    encoder_module.ATTENTION = implementation
+    loading_module.ATTENTION = implementation
 
 
 def load_average() -> float:
@@ -112,7 +113,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--attention", default=encoder_module.ATTENTION, choices=["sdpa", "eager"], help="random presets only"
+        "--attention", default=loading_module.ATTENTION, choices=["sdpa", "eager"], help="random presets only"
     )
     parser.add_argument("--full-depth", action="store_true", help="run every layer (the behaviour before truncation)")
     parser.add_argument(
@@ -121,7 +122,7 @@ def main() -> None:
         help="run the pipeline on the cluster `addgp run` starts (flows/cluster.py): one dask-cuda worker per GPU where there are GPUs",
     )
     args = parser.parse_args()
-    if args.dask and (args.full_depth or args.attention != encoder_module.ATTENTION):
+    if args.dask and (args.full_depth or args.attention != loading_module.ATTENTION):
         parser.error("--full-depth and --attention change this process only; Dask workers would not see them")
 
     if args.full_depth:

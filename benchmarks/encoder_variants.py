@@ -32,12 +32,13 @@ import pandas as pd
 
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
-from tasks.embed import encoder as encoder_module
+from tasks.demo_corpus import generate_demo_corpus
+from tasks.embed import loading as loading_module
 from tasks.embed import shards as shards_module
-from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layer
+from tasks.embed.encoder import EncoderSpec, resolve_layer
+from tasks.embed.loading import load_encoder
 from tasks.embed.run import embed_manifest
 from tasks.evaluate.score_files import encoder_spec_of_setting, score_files
-from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import load_detector
@@ -60,8 +61,8 @@ def main() -> None:
 
     train_n, dev_n, eval_n = (int(x) for x in args.per_split.split(","))
     load_before = round(os.getloadavg()[0], 2)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         roots = generate_demo_corpus(
             tmp / "demo",
             conditions=args.conditions.split(","),
@@ -118,7 +119,7 @@ def main() -> None:
         files = list(manifest[manifest["split"] == "eval"]["path"][: args.score_files])
         model = str(Path(models) / "lr-fp32")
         score_files(files[:2], model)  # warm-up: imports, allocator
-        truncate = encoder_module.truncate_encoder
+        truncate = loading_module.truncate_encoder
 
         def every_layer(model, deepest):  # the behaviour before truncation
             return model.config.num_hidden_layers
@@ -127,11 +128,11 @@ def main() -> None:
         truncated, full_depth = [], []
         for _ in range(args.repeat):
             truncated.append(_timed(lambda: score_files(files, model)))
-            encoder_module.truncate_encoder = every_layer
+            loading_module.truncate_encoder = every_layer
             try:
                 full_depth.append(_timed(lambda: score_files(files, model)))
             finally:
-                encoder_module.truncate_encoder = truncate
+                loading_module.truncate_encoder = truncate
         truncated, full_depth = min(truncated), min(full_depth)
         # The share of each `addgp score` call that is building the encoder (a random preset is
         # initialised from its seed, a checkpoint read from disk), the same with or without truncation.

@@ -31,11 +31,11 @@ from addgp.metrics import compute_metrics
 from storage.frames import frame_cache_bytes, read_frames
 from storage.manifests import read_manifests, write_manifest
 from storage.workspace import Workspace
+from tasks.demo_corpus import generate_demo_corpus
 from tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, resolve_layers
 from tasks.embed.frames import cache_frames, frame_spec
 from tasks.embed.run import embed_manifest
 from tasks.evaluate.scoring import score_eval_sets
-from tasks.ingest.demo_corpus import generate_demo_corpus
 from tasks.ingest.registry import ingest_dataset
 from tasks.train.detectors import load_detector
 from tasks.train.fit import TrainingSelection, fit_and_register

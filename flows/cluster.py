@@ -24,6 +24,7 @@ from prefect.context import FlowRunContext
 
 from addgp.config import ClusterConfig
 from addgp.progress import run_logger
+from addgp.runs import artifact_key
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
@@ -47,8 +48,6 @@ def announce_dashboard(link: str | None, scheduler: str, name: str | None) -> No
         return
     logger.info("Dask dashboard: %s (scheduler %s)", link, scheduler)
     if name is not None and FlowRunContext.get() is not None:
-        from tasks.report.task import artifact_key  # the report stage (plots) only when there is a run to show
-
         create_link_artifact(link, link_text=f"Dask dashboard ({scheduler})", key=artifact_key(name, "dask-dashboard"))
 
 

@@ -1,18 +1,18 @@
 """Loading a pipeline config for a flow or a CLI verb: ``addgp.config.load_config`` plus the
 checks that need the stages' registries (adapter names and options, detector kinds and their
-parameters, degradation conditions),
+parameters and their declared limits, degradation conditions),
 so every config error stops the command at load, before a server, a cluster or an ingest
 starts. They live here because the core (``addgp/``) imports no stage.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 
 from addgp.config import ConfigError, PipelineConfig, load_config
 from tasks.degrade.registry import CLEAN, known_names, unknown_parts
 from tasks.ingest.registry import check_options
+from tasks.train.kinds import DETECTOR_KINDS, detector_class, unknown_kind_message
 
 
 def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -> PipelineConfig:
@@ -27,34 +27,32 @@ def load_pipeline_config(path: str | os.PathLike, *, check_paths: bool = True) -
                 problems.append(f"{path}: datasets.{index}.adapter: {exc.args[0]}")
             else:
                 problems.append(f"{path}: datasets.{index}.options: {exc}")
-    # Imported only for a config that parsed: the detector registry pulls in torch, which a
-    # config with a typo should not wait for.
-    from tasks.train.detectors import check_params
-
     for index, detector in enumerate(config.train.detectors):
-        try:
-            params = check_params(detector.kind, detector.params)
-        except ValueError as exc:
-            key = "kind" if str(exc).startswith("unknown detector kind") else "params"
-            problems.append(f"{path}: train.detectors.{index}.{key}: {exc}")
+        where = f"{path}: train.detectors.{index}"
+        if detector.kind not in DETECTOR_KINDS:
+            problems.append(f"{where}.kind: {unknown_kind_message(detector.kind)}")
             continue
-        problems += _frame_detector_problems(
-            f"{path}: train.detectors.{index}", config, detector.name, detector.kind, params
-        )
+        # Imported only for a known kind of a config that parsed: a detector class pulls in
+        # torch, which a config with a typo should not wait for.
+        from tasks.train.detectors import check_params
+
+        try:
+            check_params(detector.kind, detector.params)  # names, types and the kind's param_limits
+        except ValueError as exc:
+            problems.append(f"{where}.params: {exc}")
+        problems += _frame_detector_problems(where, config, detector.name, detector.kind)
     problems += _condition_problems(path, config)
     if problems:
         raise ConfigError("\n".join(problems))
     return config
 
 
-def _frame_detector_problems(where: str, config: PipelineConfig, name: str, kind: str, params: dict) -> list[str]:
-    """A detector reading frames (tasks/train/base.py FRAMES_INPUT): a transformer layer, positive crop and
-    budgets, and not the nightly champion (the nightly loop adapts and retrains on pooled embeddings)."""
+def _frame_detector_problems(where: str, config: PipelineConfig, name: str, kind: str) -> list[str]:
+    """A detector reading frames (tasks/train/base.py FRAMES_INPUT): a transformer layer, and not the
+    nightly champion (the nightly loop adapts and retrains on pooled embeddings)."""
     from tasks.train.base import FRAMES_INPUT
-    from tasks.train.detectors import detector_class
 
-    cls = detector_class(kind)
-    if cls.input != FRAMES_INPUT:
+    if detector_class(kind).input != FRAMES_INPUT:
         return []
     problems = []
     if config.train.layer == 0:
@@ -62,12 +60,6 @@ def _frame_detector_problems(where: str, config: PipelineConfig, name: str, kind
             f"{where}.kind: {kind} fine-tunes the encoder layer train.layer, but train.layer is 0 (the CNN output); "
             "use a transformer layer, e.g. -1 for the last"
         )
-    crop = params.get("crop_seconds", inspect.signature(cls.__init__).parameters["crop_seconds"].default)
-    if crop is not None and crop <= 0:
-        problems.append(f"{where}.params.crop_seconds: {crop} must be > 0 seconds, or null for whole files")
-    for name in ("lr", "feature_lr", "max_steps", "batch_size", "n_inducing"):
-        if name in params and params[name] <= 0:
-            problems.append(f"{where}.params.{name}: {params[name]} must be > 0")
     if config.nightly is not None and config.nightly.detector == name:
         problems.append(
             f"{where}.kind: nightly.detector {name!r} is a {kind}, but the nightly loop works on pooled embeddings; "

@@ -24,10 +24,11 @@ from flows.config import load_pipeline_config
 from flows.runs import initial_flow_run_name, name_flow_run
 from storage import champions
 from storage.workspace import Workspace
+from tasks.demo_corpus.task import demo_corpus_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.ingest.checks import pipeline_roles
-from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.ingest.task import ingest_task
 from tasks.nightly.intake import inbox_folder
 from tasks.nightly.night import champion_history
 from tasks.nightly.task import (

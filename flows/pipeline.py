@@ -15,11 +15,12 @@ from storage.reports import new_run_id
 from storage.workspace import Workspace
 from tasks.degrade.plan import augmented_train_datasets
 from tasks.degrade.task import degrade_task
+from tasks.demo_corpus.task import demo_corpus_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, resolve_layer, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
 from tasks.ingest.losses import plan_corpora
-from tasks.ingest.task import data_checks_task, demo_corpus_task, ingest_task, near_duplicate_task
+from tasks.ingest.task import data_checks_task, ingest_task, near_duplicate_task
 from tasks.report.build import ReportInput
 from tasks.report.task import regressions_task, report_task
 from tasks.train.task import train_task

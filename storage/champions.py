@@ -23,13 +23,12 @@ restarted. Every file lands by atomic rename.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
-from storage.paths import exists, local_path
+from storage.paths import exists, flocked, local_path
 from storage.state import read_state, remove_state, state_lock, state_path, write_state
 
 
@@ -132,16 +131,15 @@ def exclusive_run(state_dir: str | os.PathLike, name: str, wait_s: float = 0.0) 
     directory = local_path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
     lock_file = directory / f"{name}.lock"
-    with open(lock_file, "a+") as handle:
-        deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + wait_s
+    with ExitStack() as held:
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                handle = held.enter_context(flocked(lock_file, blocking=False))
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
+                    holder = lock_file.read_text().strip() or "another process"
                     raise RunInProgressError(
                         f"another {name} run is in progress ({holder}; lock {lock_file}); this one stops without "
                         "changing anything. Wait for it to finish, or set nightly.wait_for_lock_s to queue behind it."
@@ -156,4 +154,3 @@ def exclusive_run(state_dir: str | os.PathLike, name: str, wait_s: float = 0.0) 
         finally:
             handle.seek(0)
             handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)

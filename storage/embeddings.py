@@ -31,13 +31,12 @@ module drop duplicate keys (raw ``pyarrow.dataset`` readers would not; see docs/
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -50,7 +49,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from addgp.contracts import EMBEDDING_KEY_COLUMNS, looks_like_path
-from storage.paths import exists, filesystem, join
+from storage.paths import exists, filesystem, flocked, join
 
 REJECTS_DIR = "_rejects"
 LOCK_FILE = ".writer.lock"
@@ -450,7 +449,7 @@ def read_embeddings(
     encoder: str | None = None,
     layer: int | None = None,
     pooling: str | None = None,
-    crop_s: float | None | str = "any",
+    crop_s: float | str | None = "any",
     datasets: list[str] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows matching the filters as (metadata frame, float32 matrix), duplicates dropped.
@@ -568,7 +567,7 @@ def store_summary(store: str) -> pd.DataFrame:
     dataset = _dataset(store)
     if dataset is None:
         return pd.DataFrame(columns=["encoder", "pooling", "crop_s", "dataset", "layer", "rows", "random_weights"])
-    meta = dataset.to_table(columns=[c for c in DEDUPE_COLUMNS] + ["random_weights"]).to_pandas()
+    meta = dataset.to_table(columns=list(DEDUPE_COLUMNS) + ["random_weights"]).to_pandas()
     meta = meta.drop_duplicates(subset=list(DEDUPE_COLUMNS))
     grouped = meta.groupby(["encoder", "pooling", "crop_s", "dataset", "layer"], dropna=False)
     return grouped.agg(rows=("utt_id", "size"), random_weights=("random_weights", "any")).reset_index()
@@ -606,21 +605,18 @@ def writer_lock(store: str, wait: bool = True):
         yield None
         return
     fs.makedirs(root, exist_ok=True)
-    with open(f"{root}/{LOCK_FILE}", "a+") as handle:
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            held.enter_context(flocked(f"{root}/{LOCK_FILE}", blocking=wait))
         except BlockingIOError:
             raise RuntimeError(f"another embed run holds {root}/{LOCK_FILE}; wait for it to finish") from None
-        try:
-            token = uuid.uuid4().hex
-            with commit_lock(store):
-                tmp = f"{root}/.tmp-{token}-{EPOCH_FILE}"
-                with open(tmp, "w") as epoch:
-                    epoch.write(token)
-                os.replace(tmp, f"{root}/{EPOCH_FILE}")
-            yield token
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        token = uuid.uuid4().hex
+        with commit_lock(store):
+            tmp = f"{root}/.tmp-{token}-{EPOCH_FILE}"
+            with open(tmp, "w") as epoch:
+                epoch.write(token)
+            os.replace(tmp, f"{root}/{EPOCH_FILE}")
+        yield token
 
 
 @contextmanager
@@ -631,12 +627,8 @@ def commit_lock(store: str):
         yield
         return
     fs.makedirs(root, exist_ok=True)
-    with open(f"{root}/{COMMIT_LOCK_FILE}", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with flocked(f"{root}/{COMMIT_LOCK_FILE}"):
+        yield
 
 
 def current_epoch(store: str) -> str | None:

@@ -37,7 +37,7 @@ REJECTS_SUFFIX = ".rejects.parquet"
 
 
 class ManifestError(ValueError):
-    """A manifest that breaks the contract of ARCHITECTURE.md."""
+    """A manifest that breaks the contract of docs/architecture.md."""
 
 
 def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFrame:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import fsspec
 
@@ -98,3 +100,19 @@ def read_parquet_table(path: str | os.PathLike, what: str, fix: str, **options):
         except pa.ArrowInvalid as exc:
             detail = str(exc).split("'<Buffer>': ", 1)[-1].strip()
             raise NotParquetError(f"{path}: not a Parquet {what} ({detail}); {fix}") from None
+
+
+@contextmanager
+def flocked(path: str | os.PathLike, *, blocking: bool = True) -> Iterator[IO[str]]:
+    """Hold an exclusive OS lock (flock) on the local file ``path`` (created if missing) for the block.
+
+    Yields the open file (a holder may write who it is into it). ``blocking=False`` raises
+    BlockingIOError at once when another process holds it. The kernel drops an flock when its
+    process dies, so a killed holder never leaves a stale lock behind.
+    """
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try:
+            yield handle
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

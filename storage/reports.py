@@ -24,6 +24,12 @@ from storage.models import DIGEST_KEY
 from storage.paths import atomic_write, exists, filesystem, join, read_parquet_table
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
+# Columns a score table may carry beside SCORE_COLUMNS, written by the scorer
+# (tasks/evaluate/scoring.py) and read by the evaluation (tasks/evaluate/crossdataset.py):
+# manifest conditions carried through, and the training data of each detector's model.
+CONDITION_COLUMNS = ("codec", "transmission", "language")
+UNKNOWN_SETTING = "unknown training data"
+TRAIN_DATASET_SEPARATOR = "\n"  # inside the train_datasets column (dataset names never hold a newline)
 # Which model and encoder made each score, repeated on every row of a detector. Columns rather
 # than Parquet key-value metadata: they survive what people do with score files — concatenating
 # or pooling several (`addgp report A B`, `addgp metrics`), CSV export, conversion to other
@@ -38,6 +44,17 @@ PROVENANCE_COLUMNS = [
     "encoder_variant",  # fp32 or int8
     "random_weights",  # the encoder had random (untrained) weights: the scores only test the pipeline
 ]
+
+
+def train_setting(card: Mapping | None) -> tuple[str, list[str]]:
+    """(display string, training datasets) of a model card, e.g. ``("demo_studio (train)", ["demo_studio"])``."""
+    data = (card or {}).get("training_data") or {}
+    datasets = [str(d) for d in data.get("datasets") or []]
+    if not datasets:
+        return UNKNOWN_SETTING, []
+    splits = [str(s) for s in data.get("splits") or []]
+    label = " + ".join(datasets) + (f" ({', '.join(splits)})" if splits else "")
+    return label, datasets
 
 
 def provenance_of_card(card: Mapping | None) -> dict:

@@ -6,13 +6,12 @@ and changed under an exclusive lock.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
-from storage.paths import atomic_write, filesystem, join, local_path
+from storage.paths import atomic_write, filesystem, flocked, join, local_path
 
 
 class StateFileError(ValueError):
@@ -61,12 +60,8 @@ def state_lock(state_dir: str | os.PathLike, name: str) -> Iterator[None]:
         return
     directory = local_path(state_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f".{name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with flocked(directory / f".{name}.lock"):
+        yield
 
 
 def state_path(state_dir: str | os.PathLike, name: str) -> str:

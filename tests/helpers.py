@@ -12,13 +12,14 @@ import shutil
 import socket
 import subprocess
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import yaml
 
-from tasks.ingest.demo_corpus import generate_demo_corpus
+from tasks.demo_corpus import generate_demo_corpus
 
 SR = 16000
 
@@ -40,9 +41,10 @@ def write_audio(path: str | Path, seconds: float = 0.2, seed: int | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".flac": "FLAC", ".ogg": "OGG", ".wav": "WAV"}.get(path.suffix.lower(), "WAV")
     subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
-    sf.write(
-        path, _clip(seconds, seed if seed is not None else abs(hash(path.name)) % 1000), SR, format=fmt, subtype=subtype
-    )
+    # Seeded by the file name through CRC-32, the same in every process (str hash() is salted per
+    # process, so the audio changed from run to run).
+    seed = zlib.crc32(path.name.encode()) if seed is None else seed
+    sf.write(path, _clip(seconds, seed), SR, format=fmt, subtype=subtype)
     return path
 
 
@@ -209,7 +211,7 @@ class WebhookReceiver:
         self.status = status
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):  # the name http.server calls
                 length = int(self.headers.get("Content-Length", 0))
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(receiver.status)

@@ -12,7 +12,7 @@ from addgp.contracts import p_spoof_from_score
 from flows.cli import app
 from storage.manifests import write_manifest
 from storage.reports import PROVENANCE_COLUMNS
-from tasks.embed.encoder import build_random_encoder
+from tasks.embed.loading import build_random_encoder
 
 runner = CliRunner()
 
@@ -174,7 +174,7 @@ def test_score_refuses_a_model_whose_encoder_is_not_here(tmp_path, audio_manifes
 
 
 def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
-    manifest, store, models, _ = trained
+    _manifest, _store, models, _ = trained
     result = adapt(trained, "lr", "dataset=beta", "--replay", "6")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

@@ -1,4 +1,4 @@
-"""The deterministic demo corpus (tasks/ingest/demo_corpus.py).
+"""The deterministic demo corpus (tasks/demo_corpus/).
 
 Layout as ASVspoof 2019 LA (read by the real adapter), determinism, idempotence, condition
 validation, and — the point of the corpus — that it is learnable but not trivially: a linear
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tasks.ingest import demo_corpus as dc
+import tasks.demo_corpus as dc
 from tasks.ingest.asvspoof2019 import PROTOCOL_DIR, PROTOCOLS, ingest
 
 SMALL = {"train": 10, "dev": 5, "eval": 12}
@@ -131,7 +131,7 @@ def test_stamp_records_parameters_and_hashes(small_corpus):
 
 @pytest.mark.parametrize("conditions", [("studio", "underwater"), ("Studio",), ["far", "phone", "moon"]])
 def test_unknown_condition_is_a_value_error_listing_the_known_ones(tmp_path, conditions):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown demo corpus condition") as info:
         dc.generate_demo_corpus(tmp_path / "c", conditions=conditions, utterances_per_split=TINY, progress=False)
     message = str(info.value)
     for known in ("studio", "phone", "far"):
@@ -159,7 +159,8 @@ def test_unknown_condition_is_a_value_error_listing_the_known_ones(tmp_path, con
     ],
 )
 def test_other_bad_parameters_are_value_errors(tmp_path, kwargs):
-    with pytest.raises(ValueError):
+    # Each message names what is wrong: the parameter, or the conditions / splits it lists.
+    with pytest.raises(ValueError, match=r"conditions|utterances_per_split|sample_rate|seed"):
         dc.generate_demo_corpus(tmp_path / "c", **{"utterances_per_split": TINY, "progress": False, **kwargs})
 
 
@@ -271,7 +272,7 @@ def test_eer_helper():
 
 
 def _tiny_random_encoder():
-    from tasks.embed.encoder import build_random_encoder
+    from tasks.embed.loading import build_random_encoder
 
     return build_random_encoder("tiny-random").eval()
 

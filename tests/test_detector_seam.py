@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import yaml
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
@@ -18,8 +23,9 @@ from tasks.embed.task import embed_task
 from tasks.nightly.challenger import build_challenger
 from tasks.train.base import LLRDetector
 from tasks.train.calibration import is_spoof_target
-from tasks.train.detectors import DETECTOR_CLASSES, load_detector, make_detector
+from tasks.train.detectors import load_detector, make_detector
 from tasks.train.dkl_gp import DKLGPDetector
+from tasks.train.kinds import DETECTOR_KINDS
 from tasks.train.logreg import LogRegDetector
 from tasks.train.task import train_task
 
@@ -96,6 +102,7 @@ class NearestMean(LLRDetector):
     """Toy kind: LLR of two isotropic Gaussians at the class means; adapts by moving the spoof mean toward the shots."""
 
     kind = "nearest_mean"
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {"width": Field(gt=0)}  # a limit declared on the kind
 
     def __init__(self, width: float = 1.0, calibration: str | None = None):
         self.width = width
@@ -141,7 +148,7 @@ class NearestMean(LLRDetector):
 
 @pytest.fixture
 def toy_kind(monkeypatch):
-    monkeypatch.setitem(DETECTOR_CLASSES, NearestMean.kind, NearestMean)  # the one registry line
+    monkeypatch.setitem(DETECTOR_KINDS, NearestMean.kind, f"{__name__}:NearestMean")  # the one registry line
 
 
 def _config(tmp_path, detectors) -> str:
@@ -176,6 +183,27 @@ def test_config_checks_kind_and_params_against_the_registry(tmp_path, toy_kind):
         ConfigError, match=r"train\.detectors\.0\.kind: unknown detector kind 'svm'; choose one of .*nearest_mean"
     ):
         load_pipeline_config(_config(tmp_path, [{"name": "s", "kind": "svm"}]))
+    with pytest.raises(
+        ConfigError, match=r"params: nearest_mean parameter 'width': Input should be greater than 0 \(got 0\)"
+    ):  # the limit the toy kind declares on its own class
+        load_pipeline_config(_config(tmp_path, [{"name": "t", "kind": "nearest_mean", "params": {"width": 0}}]))
+    with pytest.raises(ConfigError) as error:  # the limits the registered kinds declare
+        load_pipeline_config(
+            _config(
+                tmp_path,
+                [
+                    {"name": "g", "kind": "dkl_gp", "params": {"lr": 0, "n_inducing": -4}},
+                    {"name": "l", "kind": "logreg", "params": {"C": 0.0}},
+                ],
+            )
+        )
+    assert "train.detectors.0.params: dkl_gp parameter 'n_inducing': Input should be greater than 0 (got -4)" in str(
+        error.value
+    )
+    assert "dkl_gp parameter 'lr': Input should be greater than 0 (got 0)" in str(error.value)
+    assert "train.detectors.1.params: logreg parameter 'C': Input should be greater than 0 (got 0.0)" in str(
+        error.value
+    )
 
 
 def test_a_toy_kind_trains_from_a_pipeline_config_and_adapts(tmp_path, toy_kind, audio_manifest):

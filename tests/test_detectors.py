@@ -16,8 +16,9 @@ from sklearn.base import clone
 from addgp.contracts import p_spoof_from_score
 from addgp.metrics import cllr
 from tasks.train.calibration import calibrate, is_spoof_target
-from tasks.train.detectors import DETECTOR_CLASSES, make_detector
+from tasks.train.detectors import make_detector
 from tasks.train.dkl_gp import MAX_EXACT_POINTS, DKLGPDetector
+from tasks.train.kinds import DETECTOR_KINDS, detector_class
 from tasks.train.logreg import LogRegDetector
 
 DIM = 16
@@ -139,12 +140,13 @@ def test_set_params_and_factory():
     assert isinstance(detector, DKLGPDetector) and detector.hidden_dims == (8,)
     assert detector.set_params(lr=0.5).lr == 0.5
     assert isinstance(make_detector("logreg", C=2.0), LogRegDetector)
-    assert set(DETECTOR_CLASSES) == {"logreg", "dkl_gp", "dkl_gp_lastblock"}
+    for kind in DETECTOR_KINDS:  # each registry line names a class of that kind, with defaults that pass its limits
+        assert detector_class(kind).kind == kind and make_detector(kind).kind == kind
     with pytest.raises(ValueError, match="unknown detector kind"):
         make_detector("svm")
     with pytest.raises(ValueError, match="logreg has no parameter 'hidden'"):
         make_detector("logreg", hidden=3)
-    with pytest.raises(ValueError, match="dkl_gp parameter 'hidden_dims': Input should be a valid tuple .got 32"):
+    with pytest.raises(ValueError, match=r"dkl_gp parameter 'hidden_dims': Input should be a valid tuple \(got 32"):
         make_detector("dkl_gp", hidden_dims=32)  # issue 16: a number where a list is expected
 
 
@@ -162,7 +164,7 @@ def test_labels_are_strings_or_is_spoof_booleans_never_integers(data):
 def test_logreg_chooses_C_on_dev_including_unregularised(fitted):
     detector = fitted["logreg"]
     assert set(detector.dev_cllr_by_C_) == set(detector.Cs) and max(detector.Cs) >= 1e6
-    assert detector.C_ == min(detector.dev_cllr_by_C_, key=detector.dev_cllr_by_C_.get)
+    assert min(detector.dev_cllr_by_C_, key=detector.dev_cllr_by_C_.get) == detector.C_
     assert detector.C is None  # the hyper-parameter keeps its given value
 
 

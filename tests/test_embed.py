@@ -12,7 +12,8 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 from storage.embeddings import read_embeddings, read_rejects, store_summary
 from tasks.embed import shards as shards_module
 from tasks.embed.embedder import Embedder, length_buckets
-from tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, EncoderUnavailableError, load_encoder
+from tasks.embed.encoder import RANDOM_PRESETS, EncoderSpec, EncoderUnavailableError
+from tasks.embed.loading import load_encoder
 from tasks.embed.run import embed_manifest
 from tasks.ingest.common import finalize
 
@@ -205,13 +206,13 @@ def test_offline_hub_id_gives_a_clear_error():
 
 
 def test_local_directory_without_config_is_refused(tmp_path):
-    with pytest.raises(EncoderUnavailableError, match="no config.json"):
+    with pytest.raises(EncoderUnavailableError, match=r"no config\.json"):
         load_encoder(EncoderSpec(str(tmp_path)))
 
 
 def test_local_checkpoint_directory_loads(tmp_path, audio_manifest):
     """A checkpoint saved with save_pretrained (what users download) is loaded from its directory."""
-    from tasks.embed.encoder import build_random_encoder
+    from tasks.embed.loading import build_random_encoder
 
     build_random_encoder("tiny-random").save_pretrained(tmp_path / "ckpt")
     store = str(tmp_path / "store")

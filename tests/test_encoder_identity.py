@@ -9,13 +9,8 @@ import safetensors.torch
 
 import tasks.embed.encoder as encoder_module
 from storage.embeddings import read_embeddings
-from tasks.embed.encoder import (
-    EncoderSpec,
-    EncoderUnavailableError,
-    build_random_encoder,
-    checkpoint_digest,
-    spec_of_card_encoder,
-)
+from tasks.embed.encoder import EncoderSpec, EncoderUnavailableError, checkpoint_digest, spec_of_card_encoder
+from tasks.embed.loading import build_random_encoder
 from tasks.embed.run import embed_manifest
 
 

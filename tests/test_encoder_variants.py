@@ -15,13 +15,8 @@ from flows.cli import app
 from storage.embeddings import read_embeddings
 from storage.manifests import write_manifest
 from tasks.embed.embedder import Embedder
-from tasks.embed.encoder import (
-    EncoderSpec,
-    EncoderVariantMismatchError,
-    build_random_encoder,
-    load_encoder,
-    resolve_layers,
-)
+from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError, resolve_layers
+from tasks.embed.loading import build_random_encoder, load_encoder
 from tasks.embed.run import embed_manifest, embed_paths
 from tasks.evaluate.score_files import score_files
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from addgp.config import load_config
 from flows.cli import app
 from flows.cli.common import EXIT_TOO_MANY_REJECTS, exit_code_of
-from tasks.ingest.demo_corpus import generate_demo_corpus
+from tasks.demo_corpus import generate_demo_corpus
 from tasks.ingest.losses import IngestLossError, ingest_losses, plan_corpora
 from tasks.ingest.registry import ingest_dataset
 

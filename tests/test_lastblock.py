@@ -24,8 +24,9 @@ from storage.models import EmbeddingSetting, save_model
 from tasks.embed import frames as frames_module
 from tasks.embed.audio import load_audio
 from tasks.embed.embedder import Embedder
-from tasks.embed.encoder import EncoderSpec, load_encoder, resolve_layers
+from tasks.embed.encoder import EncoderSpec, resolve_layers
 from tasks.embed.frames import cache_frames, encoder_block, frame_spec
+from tasks.embed.loading import load_encoder
 from tasks.ingest.common import finalize
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import load_detector, make_detector
@@ -133,7 +134,7 @@ def test_g_starts_as_the_encoders_last_layer(audio_manifest):
     block = encoder_block(SPEC, LAYER)
     g = LastBlockFeatures(block.module, block.config, projection_dim=None).eval()
     with torch.no_grad():
-        out, valid = g.frames(_nan_padded(hidden[LAYER - 1], counts))
+        out, _valid = g.frames(_nan_padded(hidden[LAYER - 1], counts))
         pooled = g.pooled(_nan_padded(hidden[LAYER - 1], counts))
     for row, count in enumerate(counts.tolist()):
         torch.testing.assert_close(out[row, :count], hidden[LAYER][row, :count], rtol=1e-5, atol=1e-5)
@@ -255,7 +256,26 @@ def test_config_checks_the_lastblock_kind_at_load(tmp_path):
     assert f"{path}: train.detectors.2.kind: dkl_gp_lastblock fine-tunes the encoder layer train.layer" in str(
         error.value
     )
-    assert f"{path}: train.detectors.2.params.crop_seconds: -1.0 must be > 0" in str(error.value)
+    assert (
+        f"{path}: train.detectors.2.params: dkl_gp_lastblock parameter 'crop_seconds': Input should be greater than 0"
+        in str(error.value)
+    )
     assert load_pipeline_config("configs/lastblock-demo.yaml", check_paths=False).train.detectors[2].kind == (
         "dkl_gp_lastblock"
     )
+
+
+def test_config_refuses_a_lastblock_nightly_champion_at_load(tmp_path):
+    # The nightly loop adapts and retrains on pooled embeddings: a frame detector as its champion
+    # must stop the config at load, not fail mid-night after ingest, embed and a baseline fit.
+    config = yaml.safe_load(Path("configs/lastblock-demo.yaml").read_text())
+    config["datasets"].append({"name": "inbox", "adapter": "inbox", "root": str(tmp_path / "inbox")})
+    config["nightly"] = {"inbox": "inbox", "detector": "lastblock"}
+    path = tmp_path / "nightly.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as error:
+        load_pipeline_config(path, check_paths=False)
+    assert f"{path}: train.detectors.2.kind: nightly.detector 'lastblock' is a dkl_gp_lastblock" in str(error.value)
+    config["nightly"]["detector"] = "dkl_gp"
+    path.write_text(yaml.safe_dump(config))
+    assert load_pipeline_config(path, check_paths=False).nightly.detector == "dkl_gp"

@@ -1,8 +1,10 @@
-"""The environment is the locked one: every pin of locks/*.lock is installed at exactly that
-version, every pin carries a hash, and the lock covers every requirement of pyproject.toml."""
+"""The environment is the locked one: every pin of locks/*.lock carries a hash, the lock covers
+every requirement of pyproject.toml, and (in CI, on the machine it set up) every pin is
+installed at exactly that version."""
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from importlib import metadata
@@ -56,6 +58,10 @@ def test_every_pin_has_a_hash(locked):
     assert not unhashed, f"pins without --hash (pip --require-hashes refuses them): {unhashed}; run `make lock`"
 
 
+# This one reads the machine, not the code: a developer's own environment (a shared venv, an
+# editable install of a newer package) may differ from the lock on purpose. CI installs the
+# locked environment on a fresh machine (.ci/run sets CI), and there it must match exactly.
+@pytest.mark.skipif(not os.environ.get("CI"), reason="checks the installed environment; runs in CI (CI set)")
 def test_installed_versions_are_exactly_the_locked_ones(locked):
     wrong = {}
     for name, pin in locked.items():

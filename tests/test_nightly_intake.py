@@ -157,7 +157,7 @@ def test_addgp_datasets_checks_a_pipelines_workspace(tmp_path):
 
     from flows.cli import app
     from storage.manifests import write_manifest
-    from tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.demo_corpus import generate_demo_corpus
     from tasks.ingest.registry import ingest_dataset
 
     generate_demo_corpus(

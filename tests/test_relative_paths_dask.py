@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from tasks.ingest.demo_corpus import generate_demo_corpus
+from tasks.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

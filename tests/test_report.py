@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from test_crossdataset import make_scores
 
+from addgp.runs import artifact_key
 from storage.reports import list_reports, previous_report, publish_report, report_history
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.report.build import ReportInput, render_report
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
 from tasks.report.format import md_escape, slug, without_paths
-from tasks.report.task import artifact_key, publish_run_report
+from tasks.report.task import publish_run_report
 
 SETTINGS = EvaluationSettings(n_boot=100)
 EVIL_DATASET = "<script>alert(1)</script>"

@@ -10,6 +10,7 @@ import typer
 
 from addgp.config import EmbedConfig
 from flows.cli.common import EXIT_TOO_MANY_REJECTS, app, exit_codes, fail
+from flows.cli.options import key_values
 
 # The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
 EMBED_DEFAULTS = EmbedConfig()
@@ -25,7 +26,7 @@ def demo_data(
     eval_: int = typer.Option(60, "--eval", help="Utterances in each dataset's eval split."),
 ) -> None:
     """Synthesise the demo corpus (ASVspoof 2019 LA layout, one dataset per condition)."""
-    from tasks.ingest.demo_corpus import generate_demo_corpus
+    from tasks.demo_corpus import generate_demo_corpus
 
     with exit_codes(ValueError):
         roots = generate_demo_corpus(
@@ -67,14 +68,7 @@ def ingest(
     from tasks.ingest.losses import ingest_losses, loss_message
     from tasks.ingest.registry import ingest_dataset
 
-    options: dict[str, str] = {}
-    for item in option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--option {item!r} is not KEY=VALUE")
-        if key in options:  # a second value would silently replace the first
-            fail(f"--option {key} given twice ({options[key]!r}, {value!r}); give it once, lists as a,b")
-        options[key] = value
+    options = key_values(option, "--option")
     with exit_codes(LayoutError, KeyError, FileNotFoundError, ValueError, TypeError):
         result = ingest_dataset(dataset, root, dataset=name, workers=workers, **options)
     write_manifest(result.manifest, output)

@@ -8,20 +8,8 @@ from pathlib import Path
 import typer
 
 from flows.cli.common import EXIT_UNAVAILABLE, app, exit_codes, fail
-
-
-def _params(items: list[str]) -> dict:
-    """KEY=VALUE pairs; values parsed as JSON where they are JSON (numbers, lists, true/false/null)."""
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--param {item!r} is not KEY=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+from flows.cli.options import key_values
+from tasks.train.kinds import kind_names
 
 
 def resolve_model_option(path: str | Path, option: str = "--model") -> str:
@@ -41,13 +29,7 @@ def resolve_model_option(path: str | Path, option: str = "--model") -> str:
 
 def _filters(items: list[str]) -> dict[str, list[str]]:
     """COLUMN=V1,V2 filters on manifest rows."""
-    filters = {}
-    for item in items:
-        column, sep, values = item.partition("=")
-        if not sep:
-            fail(f"--where {item!r} is not COLUMN=VALUE[,VALUE…]")
-        filters[column] = values.split(",")
-    return filters
+    return {column: values.split(",") for column, values in key_values(items, "--where").items()}
 
 
 @app.command()
@@ -56,7 +38,9 @@ def train(
     store: Path = typer.Option(..., help="Embedding store with those rows embedded."),
     models: Path = typer.Option(..., help="Model registry root; the model is saved as MODELS/NAME/vN."),
     name: str = typer.Option(..., help="Model name in the registry."),
-    kind: str = typer.Option("logreg", help="Detector kind: logreg, dkl_gp or dkl_gp_lastblock (docs/detectors.md)."),
+    kind: str = typer.Option(
+        "logreg", help=f"Detector kind: {', '.join(kind_names())} (tasks/train/kinds.py, docs/detectors.md)."
+    ),
     encoder: str = typer.Option(
         ...,
         help="Encoder the store rows were made with, as in the store's encoder column (e.g. ID@REV+int8), "
@@ -75,9 +59,12 @@ def train(
     """Fit a detector on store embeddings and register it with a model card."""
     from storage.manifests import read_manifests
     from tasks.embed.encoder import EncoderSpec, resolve_layer
+    from tasks.train.detectors import check_params
     from tasks.train.fit import TrainingSelection, fit_and_register
 
+    params = key_values(param, "--param", json_values=True, list_hint="[a, b]")
     with exit_codes(FileNotFoundError, ValueError, TypeError):
+        check_params(kind, params)  # a wrong kind or parameter stops before any data is read
         frame = read_manifests(list(manifest))
         spec = EncoderSpec.from_name(encoder, pooling=pooling, crop_seconds=crop_seconds)
         selection = TrainingSelection(
@@ -86,7 +73,16 @@ def train(
             dev_splits=tuple(s for s in dev_splits.split(",") if s),
             layer=resolve_layer(spec, layer),
         )
-        result = fit_and_register(frame, str(store), str(models), spec, selection, name, kind, _params(param))
+        result = fit_and_register(
+            frame,
+            str(store),
+            str(models),
+            spec,
+            selection,
+            name,
+            kind,
+            params,
+        )
     typer.echo(json.dumps(result, indent=2, default=str))
 
 

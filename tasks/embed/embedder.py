@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tasks.embed.audio import normalise
-from tasks.embed.encoder import LoadedEncoder
+from tasks.embed.loading import LoadedEncoder
 
 
 def length_buckets(lengths: list[int] | np.ndarray, max_batch_samples: int) -> list[list[int]]:

@@ -38,7 +38,8 @@ from storage import frames as cache
 from storage.embeddings import StaleWriterError, writer_lock
 from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, length_buckets
-from tasks.embed.encoder import EncoderSpec, load_encoder
+from tasks.embed.encoder import EncoderSpec
+from tasks.embed.loading import load_encoder
 from tasks.embed.run import EmbedProgress
 from tasks.embed.shards import Shard, plan_shards
 

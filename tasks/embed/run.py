@@ -33,7 +33,8 @@ from storage import embeddings as store
 from storage.paths import absolute, join
 from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, length_buckets
-from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, load_encoder, resolve_layers
+from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, EncoderSpec, resolve_layers
+from tasks.embed.loading import load_encoder
 from tasks.embed.shards import Shard, ShardResult, embed_shard, plan_shards, reject_shard, split_shard
 
 SHARD_RETRIES = 3

@@ -22,7 +22,8 @@ import pandas as pd
 from storage import embeddings as store
 from tasks.embed.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from tasks.embed.embedder import Embedder, Timings, length_buckets
-from tasks.embed.encoder import EncoderSpec, load_encoder
+from tasks.embed.encoder import EncoderSpec
+from tasks.embed.loading import load_encoder
 
 SHARD_COLUMNS = ["utt_id", "dataset", "path", "duration_s", "sha256"]
 DECODE_THREADS = 4

@@ -46,14 +46,12 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
+from storage.reports import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, UNKNOWN_SETTING, train_setting
 from tasks.evaluate.bootstrap import bootstrap_distributions, speaker_units
 from tasks.evaluate.overlap import OVERLAP_POLICIES, averaged_cells, mark_training_overlap
 from tasks.evaluate.robustness import clean_rows, robustness_tables
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
-CONDITION_COLUMNS = ("codec", "transmission", "language")
-UNKNOWN_SETTING = "unknown training data"
-TRAIN_DATASET_SEPARATOR = "\n"  # inside the train_datasets column (dataset names never hold a newline)
 MISSING_ATTACK = "(no attack id)"
 
 
@@ -135,17 +133,6 @@ class Evaluation:
 # ------------------------------------------------------------------ train settings
 
 
-def train_setting(card: Mapping | None) -> tuple[str, list[str]]:
-    """(display string, training datasets) of a model card, e.g. ``("demo_studio (train)", ["demo_studio"])``."""
-    data = (card or {}).get("training_data") or {}
-    datasets = [str(d) for d in data.get("datasets") or []]
-    if not datasets:
-        return UNKNOWN_SETTING, []
-    splits = [str(s) for s in data.get("splits") or []]
-    label = " + ".join(datasets) + (f" ({', '.join(splits)})" if splits else "")
-    return label, datasets
-
-
 def with_train_columns(scores: pd.DataFrame, cards: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """``scores`` with ``train_setting`` and ``train_datasets`` columns (from ``cards`` by detector name).
 
@@ -221,7 +208,7 @@ def evaluate_scores(
 
     cell_rows, draws = [], {}
     attack_frames, condition_frames, selective_rows, curve_frames = [], [], [], []
-    groups = {key: group for key, group in scores.groupby(["detector", "dataset"], sort=False)}
+    groups = dict(list(scores.groupby(["detector", "dataset"], sort=False)))  # GroupBy.keys is no mapping's keys()
     for detector in detectors:
         setting, train_datasets = settings_of.loc[detector]
         trained_on = set(filter(None, str(train_datasets).split(TRAIN_DATASET_SEPARATOR)))
@@ -316,7 +303,7 @@ def _attack_breakdown(cell: pd.DataFrame, base: dict) -> pd.DataFrame | None:
     if per_attack is None:
         return None
     return per_attack.assign(**{k: v for k, v in base.items() if k != "in_domain"})[
-        ["detector", "train_setting", "dataset", *[c for c in per_attack.columns]]
+        ["detector", "train_setting", "dataset", *list(per_attack.columns)]
     ]
 
 

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from addgp.metrics import bonafide_mask, compute_metrics, group_by_score, metrics_from_counts, validated
+from tasks.degrade.registry import CLEAN
 from tasks.evaluate.bootstrap import BATCH_CELLS, draw_counts, unit_counter
 
 CONDITION_COLUMN = "condition"
-CLEAN = "clean"
 ROBUSTNESS_METRICS = ("eer", "cllr")
 
 
@@ -139,7 +139,7 @@ def robustness_tables(
     rows, draws = [], {}
     quantiles = [alpha / 2, 1 - alpha / 2]
     for (detector, dataset), cell in frame.groupby(["detector", "dataset"], sort=False):
-        by_condition = {c: g for c, g in cell.groupby("_condition", sort=False)}
+        by_condition = dict(list(cell.groupby("_condition", sort=False)))  # GroupBy.keys is no mapping's keys()
         clean = by_condition.get(CLEAN, cell.iloc[:0])
         clean_ok = _both_classes(clean) if len(clean) else False
         clean_values = compute_metrics(clean["score"].to_numpy(), clean["label"]) if clean_ok else {}

@@ -16,7 +16,7 @@ from tasks.ingest.scan import AUDIO_EXTENSIONS
 from tasks.train.detectors import load_detector
 
 OK, ERROR = "ok", "error"
-# path, score, P(spoof) first and in that order: the CLI contract (ARCHITECTURE.md) that scripts parse by position.
+# path, score, P(spoof) first and in that order: the CLI contract (docs/architecture.md) that scripts parse by position.
 SCORE_FILE_COLUMNS = ["path", "score", "p_spoof", "variance", "status", "error"]
 
 

@@ -42,7 +42,7 @@ def metrics_summary(scores: pd.DataFrame, by: str | None = None, pool: bool = Fa
     """The ``addgp metrics`` document of a score table (``score``, ``label``; optional
     ``detector``, ``dataset``, ``condition``, ``attack``).
 
-    One score set and neither ``by`` nor ``pool``: the flat object of ARCHITECTURE.md, every
+    One score set and neither ``by`` nor ``pool``: the flat object of docs/architecture.md, every
     metric at top level (plus the set's detector/dataset/condition where the table names
     them); MetricsError if a class is missing. Otherwise ``{"groups": [...]}``, one entry per
     (detector, dataset, condition) in first-seen order with its metrics and ``note``, each with

@@ -11,9 +11,8 @@ import pandas as pd
 from addgp.contracts import p_spoof_from_score
 from storage.embeddings import setting_shard_paths
 from storage.models import DIGEST_KEY, EmbeddingSetting
-from storage.reports import provenance_of_card
+from storage.reports import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, provenance_of_card, train_setting
 from storage.score_cache import CACHED, SCORED, cache_path, dataset_snapshot, read_cached_scores, write_cached_scores
-from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
 from tasks.evaluate.overlap import card_overlap_columns, eval_set_digests
 from tasks.train.base import EMBEDDINGS_INPUT
 from tasks.train.data import labelled_inputs, stream_labelled_embeddings

@@ -1,4 +1,4 @@
-"""Registry names of ARCHITECTURE.md → ingest adapters.
+"""Registry names of docs/architecture.md → ingest adapters.
 
 Each adapter is ``ingest(root, dataset=NAME, *, workers=..., progress=..., **options) -> IngestResult``.
 """

@@ -1,4 +1,4 @@
-"""Prefect tasks of the ingest stage: generate the demo corpus, ingest a dataset into a manifest,
+"""Prefect tasks of the ingest stage: ingest a dataset into a manifest,
 check a pipeline's manifests for duplicate audio and train/eval overlap."""
 
 from __future__ import annotations
@@ -7,29 +7,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from addgp.config import DatasetConfig, DemoCorpusConfig, PipelineConfig
+from addgp.config import DatasetConfig, PipelineConfig
 from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
 from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
 from tasks.ingest.common import IngestResult, LayoutError
 from tasks.ingest.registry import ingest_dataset
-
-
-@task(name="generate-demo-corpus", task_run_name="demo-corpus[{config.root}]", cache_policy=NO_CACHE)
-def demo_corpus_task(config: DemoCorpusConfig) -> dict[str, str]:
-    """Synthesise the demo corpus (idempotent: an existing corpus with the same parameters is kept)."""
-    from tasks.ingest.demo_corpus import generate_demo_corpus
-
-    with progress_to_run_log():
-        roots = generate_demo_corpus(
-            config.root,
-            seed=config.seed,
-            conditions=tuple(config.conditions),
-            utterances_per_split=dict(config.utterances_per_split),
-            sample_rate=config.sample_rate,
-        )
-    return {name: str(path) for name, path in roots.items()}
 
 
 def transient_failure(task, task_run, state) -> bool:

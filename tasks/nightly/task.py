@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.runs import task_label
+from addgp.runs import artifact_key, task_label
 from storage import champions
 from storage.manifests import find_rejects, read_manifest, read_manifests, read_rejects
 from storage.models import save_model
@@ -32,7 +32,6 @@ from tasks.nightly.night import (
 )
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
-from tasks.report.task import artifact_key
 from tasks.train.detectors import load_detector
 
 

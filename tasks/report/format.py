@@ -28,6 +28,17 @@ def is_number(value) -> bool:
     )
 
 
+# The error-rate heat of tables and plots, one scale: hue 120 (green) at 0 % to 0 (red) at
+# HEAT_RED_AT and above, light enough for dark text on every cell.
+HEAT_RED_AT = 0.5
+HEAT_SATURATION, HEAT_LIGHTNESS = 0.65, 0.88
+
+
+def heat_hue(rate: float) -> int:
+    """Hue in degrees of an error rate (a fraction) on the heat scale."""
+    return int(round(120 * (1 - min(max(rate / HEAT_RED_AT, 0.0), 1.0))))
+
+
 def truthy(value) -> bool:
     """True for True / numpy True only (not NaN, not None)."""
     return isinstance(value, (bool, np.bool_)) and bool(value)

@@ -16,7 +16,7 @@ from importlib.resources import files
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from tasks.report.format import html_text, is_number
+from tasks.report.format import HEAT_LIGHTNESS, HEAT_SATURATION, heat_hue, html_text, is_number
 from tasks.report.model import Document
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -30,9 +30,9 @@ def _escape(value) -> Markup:
 
 
 def heat_color(value) -> str:
-    """Background of an error-rate cell: green at 0 % to red at 50 % and above."""
-    share = min(max(float(value) / 0.5, 0.0), 1.0) if is_number(value) else 0.0
-    return f"hsl({int(round(120 * (1 - share)))},65%,88%)"
+    """Background of an error-rate cell on the heat scale (format.heat_hue): green at 0 % to red at 50 % and above."""
+    hue = heat_hue(float(value)) if is_number(value) else heat_hue(0.0)
+    return f"hsl({hue},{HEAT_SATURATION:.0%},{HEAT_LIGHTNESS:.0%})"
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ matplotlib from reading ``$…$`` as math or hiding ``_``-prefixed legend entrie
 
 from __future__ import annotations
 
+import colorsys
 import io
 from collections.abc import Mapping, Sequence
 
@@ -19,6 +20,7 @@ from matplotlib.patches import Rectangle
 from scipy.stats import norm
 
 from addgp.metrics import ECE_BINS, bayes_threshold, compute_metrics, det_curve, reliability_bins
+from tasks.report.format import HEAT_LIGHTNESS, HEAT_SATURATION, heat_hue
 
 DPI = 110
 _PALETTE = (
@@ -213,8 +215,10 @@ def histogram_plot(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
 
 
 def _heat_color(value: float) -> tuple[float, float, float, float]:
-    cmap = matplotlib.colormaps["RdYlGn_r"]
-    return cmap(min(max(value / 0.5, 0.0), 1.0)) if np.isfinite(value) else (0.93, 0.93, 0.93, 1.0)
+    """The tables' heat scale (format.heat_hue) as RGBA; grey where there is no value."""
+    if not np.isfinite(value):
+        return (0.93, 0.93, 0.93, 1.0)
+    return (*colorsys.hls_to_rgb(heat_hue(value) / 360, HEAT_LIGHTNESS, HEAT_SATURATION), 1.0)
 
 
 def heatmap_plot(

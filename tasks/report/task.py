@@ -20,19 +20,12 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import NotifyConfig
+from addgp.runs import artifact_key
 from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
 from tasks.report.notify import promotion_payload, regression_payload, send
-
-
-def artifact_key(name: str, what: str) -> str:
-    """Stable artifact keys (lowercase letters, digits, dashes), so the Prefect UI shows history per key."""
-    slug = "".join(ch if ch.isalnum() and ch.isascii() else "-" for ch in name.lower()).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return f"addgp-{slug or 'run'}-{what}"
 
 
 @dataclass

@@ -6,7 +6,7 @@ if it can learn from a few new examples, ``_adapt``. Everything a caller needs t
 fitted detector is defined once, here:
 
 * ``score_llr(X)``: the project's score, the (calibrated) log-likelihood ratio
-  ``log p(x | bonafide) - log p(x | spoof)``; higher = more bona fide (ARCHITECTURE.md).
+  ``log p(x | bonafide) - log p(x | spoof)``; higher = more bona fide (docs/architecture.md).
 * ``decision_function(X)``: scikit-learn's convention, which is the opposite sign. For a
   binary classifier scikit-learn reads a positive ``decision_function`` as ``classes_[1]``,
   and ``classes_`` must be the sorted labels (``log_loss`` and the scorers sort ``y``), so
@@ -26,7 +26,8 @@ fitted detector is defined once, here:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -34,6 +35,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from addgp.contracts import BONAFIDE, LABELS, SPOOF, p_spoof_from_score
 from tasks.train.calibration import Calibration, fit_calibration, is_spoof_target
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 # What a kind's fit and score_llr read (``LLRDetector.input``); tasks/train/data.py routes on it.
 EMBEDDINGS_INPUT = "embeddings"  # pooled vectors from the embedding store, (n, dim)
@@ -47,6 +51,9 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
 
     kind: ClassVar[str]  # the name in pipeline configs (train.detectors[].kind) and on the model card
     input: ClassVar[str] = EMBEDDINGS_INPUT  # what X is
+    # Limits of __init__'s parameters beyond their types, e.g. {"lr": Field(gt=0)}: checked with
+    # the types wherever parameters are (config load, make_detector, addgp train --param).
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {}
     crop_seconds: float | None  # a FRAMES_INPUT kind's hyper-parameter: the seconds its frames cover
 
     # ------------------------------------------------------------------ what a kind supplies

@@ -59,6 +59,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
@@ -71,6 +72,8 @@ from gpytorch.kernels import RBFKernel, ScaleKernel
 from gpytorch.likelihoods import BernoulliLikelihood, DirichletClassificationLikelihood
 from gpytorch.means import ConstantMean
 from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from scipy.special import log_ndtr, logsumexp
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -286,6 +289,9 @@ class DKLGPDetector(LLRDetector):
     """
 
     kind = "dkl_gp"
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {
+        key: Field(gt=0) for key in ("n_inducing", "lr", "feature_lr", "max_steps", "batch_size")
+    }
     # Rows read from X at once when mini-batching, and scored per GP prediction; a kind whose
     # rows are larger (frames) sets smaller ones.
     block_rows: ClassVar[int] = _BLOCK_ROWS

@@ -33,16 +33,19 @@ the measured costs.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 import torch
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from torch import nn
 from transformers import Wav2Vec2Config
 from transformers.masking_utils import create_bidirectional_mask
 
-from tasks.embed.encoder import ATTENTION
 from tasks.embed.frames import DEFAULT_CROP_SECONDS, EncoderBlock, block_class
+from tasks.embed.loading import ATTENTION
 from tasks.train.base import DEFAULT_SHOT_WEIGHT, FRAMES_INPUT
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target
 from tasks.train.dkl_gp import DKLGPDetector, VariationalDKL, seeded
@@ -110,6 +113,8 @@ class LastBlockGPDetector(DKLGPDetector):
 
     kind = "dkl_gp_lastblock"
     input = FRAMES_INPUT
+    # None = whole files; a crop is positive seconds.
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {**DKLGPDetector.param_limits, "crop_seconds": Field(gt=0)}
     mode = "variational"
     # A row is T × hidden values (200 × 1,024 for 4 s of XLS-R 300m), not one vector.
     block_rows: ClassVar[int] = 256

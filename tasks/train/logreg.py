@@ -8,13 +8,18 @@ hyper-parameter; left at ``None`` it is chosen on the dev set passed to ``fit`` 
 Score. Logistic regression models the posterior log-odds
 ``logit P(bonafide | x) = log p(x | bonafide) - log p(x | spoof) + log(pi_bona / pi_spoof)``
 where ``pi`` are the class proportions of the (weighted) training set. Subtracting that
-log prior odds leaves the log-likelihood ratio, the score contract of ARCHITECTURE.md:
+log prior odds leaves the log-likelihood ratio, the score contract of docs/architecture.md:
 ``score_llr(x) = logit P(bonafide | x) - log(n_bona / n_spoof)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
+from pydantic import Field
+from pydantic.fields import FieldInfo
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -42,6 +47,7 @@ class LogRegDetector(LLRDetector):
     """
 
     kind = "logreg"
+    param_limits: ClassVar[Mapping[str, FieldInfo]] = {"C": Field(gt=0), "max_iter": Field(gt=0)}
 
     def __init__(
         self,
