@@ -27,11 +27,10 @@ by the inducing budget M and tonight's rows N, never by the nights before:
    ``m' = m + S A alpha``, ``S' = S − S A P Aᵀ S``. Rows go in chunks of at most
    ``CHUNK_ROWS`` (each chunk's posterior is the next one's prior), so a night costs
    O(N · (M² + CHUNK_ROWS²)) whatever its size.
-3. **Prune** (``prune``): back to the budget by dropping, one at a time, the inducing point best
-   predicted by the others under the prior (the largest diagonal of K_zz⁻¹, i.e. the smallest
-   conditional variance: the most redundant point). Dropping marginalises q exactly (delete its
-   row and column in u-space, then re-whiten); what is lost is only what the dropped value
-   added beyond its neighbours.
+3. **Prune** (``prune``): back to the budget by dropping, one at a time, the inducing point
+   whose posterior mean its neighbours predict best (what only it learnt is least). Dropping
+   marginalises q exactly (delete its row and column in u-space, then re-whiten); what is lost
+   is only what the dropped value added beyond its neighbours.
 
 Rows far from the new ones (in g's space) keep their posterior up to what the pruning loses:
 the update is local in the kernel, like the conditioning update, but its state is M values.
@@ -93,7 +92,15 @@ def fold_in(model, Z, m, S, z_rows: torch.Tensor, is_bona: torch.Tensor, weight:
 
 
 def prune(model, Z, m, S, budget: int):
-    """Drop the most redundant inducing points (largest diag of K_zz⁻¹) until ``budget`` remain; q marginalised."""
+    """Drop inducing points, least informative first, until ``budget`` remain; q is marginalised exactly.
+
+    The loss of dropping u_i: after marginalising it, prediction at z_i falls back on the GP's
+    conditional given the others, whose mean is ``u_i - (Q u)_i / Q_ii`` (Q = K_zz⁻¹, u taken
+    at q's mean). The score ``(Q m_u)_i² / Q_ii`` is that mean's error squared in units of the
+    conditional prior variance ``1 / Q_ii``: near zero for a point whose posterior its
+    neighbours already imply (a redundant point, or one no data has moved from the prior), large
+    for one that carries what only it learnt. Greedy, one point at a time, O(M²) each.
+    """
     if len(Z) <= budget:
         return Z, m, S
     L = _whitening(model, Z)
@@ -101,11 +108,13 @@ def prune(model, Z, m, S, budget: int):
     precision = torch.cholesky_inverse(L)
     keep = list(range(len(Z)))
     while len(keep) > budget:
-        drop = int(torch.argmax(precision.diagonal()))
+        loss = (precision @ mean_u[keep]) ** 2 / precision.diagonal()
+        drop = int(torch.argmin(loss))
         # Precision of the others after marginalising one value out: a Schur complement, O(M²).
         rest = [i for i in range(len(precision)) if i != drop]
-        precision = precision[rest][:, rest] - torch.outer(precision[rest, drop], precision[drop, rest]) / (
-            precision[drop, drop]
+        precision = (
+            precision[rest][:, rest]
+            - torch.outer(precision[rest, drop], precision[drop, rest]) / (precision[drop, drop])
         )
         del keep[drop]
     index = torch.as_tensor(keep, device=Z.device)
