@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 
 from addgp.metrics import cllr
 from tasks.train import streaming
-from tasks.train.base import LLRDetector
+from tasks.train.base import LLRDetector, UnsoundUpdateError
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
@@ -757,18 +757,38 @@ def _laplace(
         p = torch.sigmoid(z)  # log sigmoid(z): d/dz = 1 - p, d2/dz2 = -p (1 - p)
         return weight * sign * (1 - p), weight * p * (1 - p)
 
-    f = mean.clone()
+    def log_lik(f):
+        z = sign * f
+        return (weight * (torch.special.log_ndtr(z) if probit else torch.nn.functional.logsigmoid(z))).sum()
+
+    def objective(a, f):  # log p(y|f) - 1/2 (f - mean)' cov^-1 (f - mean), with cov^-1 (f - mean) = a
+        return log_lik(f) - 0.5 * (a * (f - mean)).sum()
+
+    f, a = mean.clone(), torch.zeros_like(mean)
+    converged = False
     for _ in range(iterations):
         grad, W = derivatives(f)
         root = W.sqrt()
         chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
         b = W * (f - mean) + grad
-        a = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
-        f_new = mean + cov @ a
-        converged = torch.max(torch.abs(f_new - f)) < 1e-9
-        f = f_new
+        a_new = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
+        # Newton's step, halved while it lowers the objective (GPML's infLaplace searches the
+        # line too): a full step can overshoot where the likelihood's curvature changes fast.
+        step = a_new - a
+        for _ in range(30):
+            f_new = mean + cov @ (a + step)
+            if objective(a + step, f_new) >= objective(a, f) - 1e-12 * abs(float(objective(a, f))):
+                break
+            step = step / 2
+        converged = bool(torch.max(torch.abs(f_new - f)) < 1e-9 * (1 + float(torch.max(torch.abs(f_new)))))
+        a, f = a + step, f_new
         if converged:
             break
+    if not converged or not torch.isfinite(f).all():
+        raise UnsoundUpdateError(
+            f"Laplace's method did not converge on {len(mean)} rows in {iterations} Newton steps; "
+            "the update was refused. Retrain the model on these rows instead."
+        )
     grad, W = derivatives(f)
     root = W.sqrt()
     chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
