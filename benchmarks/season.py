@@ -220,7 +220,7 @@ def flat(args) -> list[dict]:
     X, y = world.corpus("train", args.n_train, rng)
     X_score, _ = world.corpus("in_the_wild", args.score_rows, rng)
     detector = DKLGPDetector(max_steps=args.gp_steps, n_inducing=args.inducing, progress=False).fit(X, y)
-    rows = []
+    rows: list[dict] = []
     for t in range(1, args.nights + 1):
         arrived = NEW_FAMILIES[: min(len(NEW_FAMILIES), 1 + (t - 1) // args.arrive_every)]
         X_new, y_new = world.night(arrived, args.rows, rng)
