@@ -136,9 +136,11 @@ class Strategy:
             self.detector = self.fit()
             return "retrain"
         if self.name == "chained":
-            self.detector = self.detector.adapt(X_new, y_new, update="condition", max_rows=None)
+            self.detector = self.detector.adapt(
+                X_new, y_new, update="condition", max_rows=None, shot_weight=self.args.shot_weight
+            )
         else:
-            self.detector = self.detector.adapt(X_new, y_new)
+            self.detector = self.detector.adapt(X_new, y_new, shot_weight=self.args.shot_weight)
         return "update"
 
 
@@ -225,7 +227,7 @@ def flat(args) -> list[dict]:
         arrived = NEW_FAMILIES[: min(len(NEW_FAMILIES), 1 + (t - 1) // args.arrive_every)]
         X_new, y_new = world.night(arrived, args.rows, rng)
         start = time.perf_counter()
-        detector = detector.adapt(X_new, y_new)
+        detector = detector.adapt(X_new, y_new, shot_weight=args.shot_weight)
         update_s = time.perf_counter() - start
         start = time.perf_counter()
         detector.score_llr(X_score)
@@ -244,7 +246,8 @@ def markdown(rows: list[dict], args) -> str:
     lines = [
         f"nights={args.nights}, rows/night={args.rows}, n_train={args.n_train}, dim={args.dim}, seed={args.seed}, "
         f"eval rows per corpus={args.n_eval}, GP steps={args.gp_steps}, inducing={args.inducing}, "
-        f"new family every {args.arrive_every} nights, weekly retrain every {args.retrain_every} nights",
+        f"new family every {args.arrive_every} nights, weekly retrain every {args.retrain_every} nights, "
+        f"shot weight {args.shot_weight:g}",
         "",
         "| strategy | night | step | arrived | new EER arrived | new EER not yet | 8-corpus EER | forgetting "
         "| update s | score s | state bytes | drift (var ratio) |",
@@ -307,6 +310,9 @@ def main(argv=None):
     parser.add_argument("--retrain-every", type=int, default=7, help="the weekly strategy's retrain period")
     parser.add_argument("--gp-steps", type=int, default=150, help="max_steps of every GP fit (all strategies alike)")
     parser.add_argument("--inducing", type=int, default=128, help="n_inducing of every GP (all strategies alike)")
+    parser.add_argument(
+        "--shot-weight", type=float, default=5.0, help="adapt's shot_weight for every updating strategy (default: adapt's)"
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--print-every", type=int, default=5, help="nights between printed table rows")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
