@@ -138,7 +138,7 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
         Labels are "bonafide"/"spoof" strings or booleans is_spoof, as for ``fit``. Replay rows
         (a sample of the old training data) are used by kinds that refit on them; a kind that
         adapts by conditioning on its own posterior ignores them (its ``_adapt`` says so).
-        ``options`` are the kind's own (e.g. ``steps`` for a GP); an unknown one is an error.
+        ``options`` are the kind's own (e.g. ``update`` for a GP); an unknown one is an error.
         A fitted calibration is carried over unchanged.
         """
         X_shots = np.asarray(X_shots, dtype=np.float32)
