@@ -311,7 +311,10 @@ def main(argv=None):
     parser.add_argument("--gp-steps", type=int, default=150, help="max_steps of every GP fit (all strategies alike)")
     parser.add_argument("--inducing", type=int, default=128, help="n_inducing of every GP (all strategies alike)")
     parser.add_argument(
-        "--shot-weight", type=float, default=5.0, help="adapt's shot_weight for every updating strategy (default: adapt's)"
+        "--shot-weight",
+        type=float,
+        default=5.0,
+        help="adapt's shot_weight for every updating strategy (default: adapt's)",
     )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--print-every", type=int, default=5, help="nights between printed table rows")

@@ -634,6 +634,7 @@ class DKLGPDetector(LLRDetector):
         update: str | None = None,
         new_inducing: int = DEFAULT_NEW_INDUCING,
         max_rows: int | None = MAX_CONDITIONING_ROWS,
+        **unknown: Any,
     ):
         """Learn the K shots with g and the kernel frozen: a Bayesian update whose cost does not grow with updates.
 
@@ -653,6 +654,8 @@ class DKLGPDetector(LLRDetector):
         observations at its place). Replay rows are not needed and are ignored: rows far from
         the shots (in g's space) keep their scores because the kernel is local.
         """
+        if unknown:
+            raise TypeError(f"unknown adapt option(s) {sorted(unknown)}; a GP takes update, new_inducing, max_rows")
         update = update or ("stream" if self.mode == "variational" else "condition")
         if update not in UPDATES:
             raise ValueError(f"unknown update {update!r}; choose one of {list(UPDATES)}")
