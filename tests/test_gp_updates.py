@@ -89,6 +89,13 @@ def test_streaming_update_survives_saving_and_moves_inducing_points_to_the_new_r
         z_shots = variational.model_.g(variational.standardise(X_shots))
     nearest = lambda Z: torch.cdist(z_shots, Z).min(1).values.median()  # noqa: E731
     assert nearest(after) < nearest(before)
+    # A model fitted on fewer rows than n_inducing has room to grow: the update adds points and
+    # the saved model reloads at its new size.
+    roomy = DKLGPDetector(**{**FAST["variational"], "n_inducing": 400}).fit(*train)
+    grown = roomy.adapt(X_shots, y_shots)
+    assert len(grown.model_.gp.variational_strategy.inducing_points) == len(train[0]) + len(X_shots)
+    reloaded = Kind.from_state(*grown.to_state())
+    np.testing.assert_allclose(reloaded.score_llr(X_new), grown.score_llr(X_new), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="mode='exact' uses update='condition'"):
         DKLGPDetector(**FAST["exact"]).fit(*train).adapt(X_shots, y_shots, update="stream")
 
