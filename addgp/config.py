@@ -285,8 +285,9 @@ class NightlyConfig(_Strict):
 
     inbox: str = Field(description="name of the dataset (adapter: inbox) that receives new fakes")
     detector: str = Field(description="which train.detectors entry is the champion/challenger")
-    # `adapt` conditions the champion on the new rows; on the shift benchmark it beat `retrain`
-    # on the new attack at equal forgetting, in a fraction of the time (docs/detectors.md).
+    # `adapt` = the champion's own update (the GP's streaming update of q(u): flat cost; LR: a
+    # replay refit); on the season benchmark it learns new families as well as `retrain` at ~1 %
+    # of the cost, and forgets more, which a periodic `retrain` consolidates (docs/detectors.md).
     strategy: Literal["retrain", "adapt"] = "adapt"
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1, description="share of new rows kept to test on")
     replay_rows: int = Field(default=2000, ge=1, description="old training rows replayed when adapting")

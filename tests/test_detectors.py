@@ -381,16 +381,20 @@ def test_residual_g_keeps_distances_and_the_mlp_does_not(fitted, data):
 
 
 def test_gp_adapts_by_conditioning_without_replay_and_accumulates_shots(fitted, data):
-    """Issue 11 item 2: the GP's update needs only the shots; a second adaptation conditions on both sets of shots."""
+    """Issue 11 item 2: the GP's conditioning update needs only the shots; a second one conditions on both sets.
+
+    (The variational GP's default update is the streaming one, tests/test_gp_updates.py; conditioning is its option.)"""
     X_new, y_new = make_set(3, 100, {"C": 100}, shift=0.6)
     first_shots, first_y = make_set(4, 0, {"C": 5}, shift=0.6)
     more_shots, more_y = make_set(5, 0, {"C": 5}, shift=0.6)
     for name in ("exact_residual", "variational_residual"):
         detector = fitted[name]
-        once = detector.adapt(first_shots, first_y)  # no replay rows
-        twice = once.adapt(more_shots, more_y)
+        once = detector.adapt(first_shots, first_y, update="condition")  # no replay rows
+        twice = once.adapt(more_shots, more_y, update="condition")
         assert len(twice.shots_["x"]) == 10 and once.shots_ is not twice.shots_ and detector.shots_ is None
-        both = detector.adapt(np.concatenate([first_shots, more_shots]), np.concatenate([first_y, more_y]))
+        both = detector.adapt(
+            np.concatenate([first_shots, more_shots]), np.concatenate([first_y, more_y]), update="condition"
+        )
         np.testing.assert_allclose(twice.score_llr(X_new), both.score_llr(X_new), rtol=1e-6, atol=1e-6)
         # The new attack's rows become more spoof-like, and the GP is surer about them.
         assert np.median(twice.score_llr(X_new[y_new == "spoof"])) < np.median(

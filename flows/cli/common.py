@@ -9,7 +9,8 @@ the run finished and published its report, which found regressions against the p
 7 (`addgp embed`, `run`, `nightly`) the run finished but a dataset had more rows rejected than
 `embed.max_reject_fraction` allows (everything embeddable was written first); (`addgp ingest`,
 `run`) a corpus lost a split or more than that share of its rows at ingest (the manifest was
-written; `run` left the corpus out and published the report of the rest).
+written; `run` left the corpus out and published the report of the rest), 8 (`addgp adapt`,
+`nightly`) an update of a model was refused because its scores left a sane range (nothing saved).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ EXIT_BUSY = 4
 EXIT_VARIANT_MISMATCH = 5
 EXIT_REGRESSIONS = 6
 EXIT_TOO_MANY_REJECTS = 7
+EXIT_UNSOUND_UPDATE = 8
 QUOTES = "'\""  # KeyError quotes its message
 
 app = typer.Typer(
@@ -59,6 +61,7 @@ _EXIT_CODES = (
     ("tasks.ingest.inbox", "InboxMissingError", EXIT_BAD_INPUT),
     ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
     ("tasks.ingest.losses", "IngestLossError", EXIT_TOO_MANY_REJECTS),
+    ("tasks.train.base", "UnsoundUpdateError", EXIT_UNSOUND_UPDATE),
 )
 
 

@@ -2,8 +2,10 @@
 
 - ``retrain``: fit a fresh detector of the champion's kind and hyper-parameters on the
   configured training data plus the new rows.
-- ``adapt``: condition the champion on the new rows (few-shot adaptation, feature
-  extractor frozen) with a replay sample of its training data, so it does not forget.
+- ``adapt``: the champion's own update (``detector.adapt``, feature extractor frozen): for the
+  variational GP the streaming update of q(u), whose time, scoring cost and saved size do not
+  grow with the nights (docs/detectors.md, "Updates that do not grow"); for the exact GP a
+  bounded conditioning set; for LR a refit on a replay sample of its training data + the rows.
 
 Both hold out a fixed share of each label's new rows (``stratified_holdout_mask``) that neither model trains
 on: the "new fakes" test set on which the challenger must beat the champion.

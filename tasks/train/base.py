@@ -44,6 +44,15 @@ EMBEDDINGS_INPUT = "embeddings"  # pooled vectors from the embedding store, (n, 
 FRAMES_INPUT = "frames"  # frame-level hidden states from the frame cache, (n, T, hidden), NaN-padded
 CLASSES = np.array(sorted(LABELS))  # scikit-learn's order: ["bonafide", "spoof"]
 DEFAULT_SHOT_WEIGHT = 5.0  # each shot counts as this many replay rows (see the kinds' _adapt)
+# An update whose |LLR| on its reference rows exceeds this many times the largest |LLR| the model
+# gave them before (or 1, whichever is more) is refused: learning a few rows sharpens scores by a
+# few times at most, while a numerical failure gave scores of -50 to -300 from a model whose
+# scores stayed within ±10 (issue 20).
+SANE_LLR_FACTOR = 10.0
+
+
+class UnsoundUpdateError(RuntimeError):
+    """``adapt`` produced scores outside a sane range; the update is refused and nothing is saved."""
 
 
 class LLRDetector(ClassifierMixin, BaseEstimator):
@@ -136,7 +145,7 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
         Labels are "bonafide"/"spoof" strings or booleans is_spoof, as for ``fit``. Replay rows
         (a sample of the old training data) are used by kinds that refit on them; a kind that
         adapts by conditioning on its own posterior ignores them (its ``_adapt`` says so).
-        ``options`` are the kind's own (e.g. ``steps`` for a GP); an unknown one is an error.
+        ``options`` are the kind's own (e.g. ``update`` for a GP); an unknown one is an error.
         A fitted calibration is carried over unchanged.
         """
         X_shots = np.asarray(X_shots, dtype=np.float32)
@@ -156,7 +165,7 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
                     f"shots have {X_shots.shape[1]} dimensions but the replay rows have {X_replay.shape[1]}"
                 )
             is_spoof_replay = is_spoof_target(y_replay)
-        return self._adapt(
+        adapted = self._adapt(
             X_shots,
             is_spoof_shots,
             X_replay,
@@ -164,4 +173,26 @@ class LLRDetector(ClassifierMixin, BaseEstimator):
             shot_weight=float(shot_weight),
             random_state=random_state,
             **options,
+        )
+        reference = X_shots if X_replay is None else np.concatenate([X_shots, X_replay])
+        check_sane_update(self.score_llr(reference), adapted.score_llr(reference))
+        return adapted
+
+
+def check_sane_update(before: np.ndarray, after: np.ndarray) -> None:
+    """Raise ``UnsoundUpdateError`` unless the adapted scores on the reference rows are finite and
+    within ``SANE_LLR_FACTOR`` times the largest |LLR| the model gave them before."""
+    if not np.isfinite(after).all():
+        raise UnsoundUpdateError(
+            f"the update gave {int((~np.isfinite(after)).sum())} non-finite score(s) on its own shots/replay rows; "
+            "it was refused and nothing was saved. Check the shots for NaN/inf embeddings, or adapt with fewer shots."
+        )
+    bound = SANE_LLR_FACTOR * max(float(np.abs(before).max()), 1.0)
+    worst = float(np.abs(after).max())
+    if worst > bound:
+        raise UnsoundUpdateError(
+            f"the update scored its own shots/replay rows up to |LLR| = {worst:.1f}, beyond the sane bound {bound:.1f} "
+            f"({SANE_LLR_FACTOR:g} x the largest |LLR| of {float(np.abs(before).max()):.1f} the model gave them before): "
+            "a numerical failure of the update, refused rather than saved. Retrain the model instead "
+            "(`addgp train`, or nightly strategy `retrain`) and report the shots that caused it."
         )

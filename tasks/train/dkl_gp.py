@@ -80,7 +80,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from addgp.metrics import cllr
-from tasks.train.base import LLRDetector
+from tasks.train import streaming
+from tasks.train.base import LLRDetector, UnsoundUpdateError
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target, log_prior_odds
 
 MODES = ("exact", "variational")
@@ -99,6 +100,11 @@ _BLOCK_ROWS = 4_096  # contiguous rows read from X at once: 16 MiB at d=1,024 fl
 _BLOCKS_PER_CHUNK = 8  # random blocks mixed into one shuffled chunk of mini-batches
 _PREDICT_ROWS = 2_048  # test rows per GP prediction (exact: a 2 x rows x n kernel block)
 _HERMITE_X, _HERMITE_W = np.polynomial.hermite.hermgauss(32)
+UPDATES = ("stream", "condition")  # how adapt learns new rows (DKLGPDetector._adapt)
+DEFAULT_NEW_INDUCING = streaming.DEFAULT_NEW_INDUCING
+# Rows a conditioning update keeps (exact mode's only update): its adapt time grows as rows³ and
+# its state as rows², so the set is bounded, with the replacement rule of ``_bounded``.
+MAX_CONDITIONING_ROWS = 500
 
 
 FEATURE_EXTRACTORS = ("residual", "mlp", "identity")
@@ -368,6 +374,7 @@ class DKLGPDetector(LLRDetector):
         self.input_scale_ = scaler.scale_.astype(np.float32)
         self.best_dev_cllr_: float | None = None
         self.shots_: dict[str, torch.Tensor] | None = None  # set by adapt: the shots the posterior is conditioned on
+        self.updates_ = 0  # adapt steps since fit
 
         with seeded(self.random_state, self.device):
             rng = np.random.default_rng(self.random_state)
@@ -575,6 +582,7 @@ class DKLGPDetector(LLRDetector):
                 "n_train": self.n_train_,
                 "log_prior_odds": self.log_prior_odds_,
                 "steps_run": self.steps_run_,
+                "updates": self.updates_,
                 "best_dev_cllr": self.best_dev_cllr_,
                 "calibration": self._calibration_state(),
             },
@@ -591,6 +599,7 @@ class DKLGPDetector(LLRDetector):
         detector.n_train_ = int(fitted["n_train"])
         detector.log_prior_odds_ = float(fitted["log_prior_odds"])
         detector.steps_run_ = int(fitted["steps_run"])
+        detector.updates_ = int(fitted.get("updates", 0))  # states saved before adapt counted its steps
         detector.best_dev_cllr_ = fitted["best_dev_cllr"]
         detector._restore_fitted(fitted)
         detector.input_mean_ = np.asarray(arrays["input_mean"], dtype=np.float32)
@@ -619,25 +628,90 @@ class DKLGPDetector(LLRDetector):
 
     # ------------------------------------------------------------------ adaptation
 
-    def _adapt(self, X_shots, is_spoof_shots, X_replay, is_spoof_replay, *, shot_weight, random_state):
-        """Condition the fitted posterior on the K shots: a Bayesian update, g and the kernel frozen.
+    def _adapt(
+        self,
+        X_shots,
+        is_spoof_shots,
+        X_replay,
+        is_spoof_replay,
+        *,
+        shot_weight,
+        random_state,
+        update: str | None = None,
+        new_inducing: int = DEFAULT_NEW_INDUCING,
+        max_rows: int | None = MAX_CONDITIONING_ROWS,
+        **unknown: Any,
+    ):
+        """Learn the K shots with g and the kernel frozen: a Bayesian update whose cost does not grow with updates.
+
+        ``update`` (default: ``"stream"`` for the variational GP, ``"condition"`` for the exact one):
+
+        * ``"stream"`` (variational only; tasks/train/streaming.py): fold the shots into q(u),
+          the previous posterior acting as the prior, with ``new_inducing`` inducing points added
+          at the shots and the most redundant ones dropped back to ``n_inducing``. The saved
+          state and scoring cost stay those of the fitted model, however many updates follow.
+        * ``"condition"``: condition the fitted posterior on the shots by Laplace's method
+          (``_condition``). An adapted model's conditioning set holds the earlier shots and the
+          new ones, at most ``max_rows`` of them (``None``: all, the unbounded chain whose
+          cost grows as rows³; only for comparisons): above it the oldest rows of the class
+          holding more are dropped (``_bounded``).
+
+        Each shot's likelihood is raised to ``shot_weight`` (a shot counts as that many
+        observations at its place). Replay rows are not needed and are ignored: rows far from
+        the shots (in g's space) keep their scores because the kernel is local.
+        """
+        if unknown:
+            raise TypeError(f"unknown adapt option(s) {sorted(unknown)}; a GP takes update, new_inducing, max_rows")
+        update = update or ("stream" if self.mode == "variational" else "condition")
+        if update not in UPDATES:
+            raise ValueError(f"unknown update {update!r}; choose one of {list(UPDATES)}")
+        if update == "stream" and self.mode != "variational":
+            raise ValueError("update='stream' folds rows into a variational q(u); mode='exact' uses update='condition'")
+        if update == "condition":
+            return self._condition(X_shots, is_spoof_shots, shot_weight, max_rows)
+        adapted = copy.deepcopy(self)
+        model = adapted.model_
+        with torch.no_grad(), seeded(random_state, self.device):
+            model.eval()
+            z = model.g(self.standardise(X_shots))
+            is_bona = torch.as_tensor(~is_spoof_shots, dtype=torch.float64, device=self.device)
+            weight = torch.full((len(z),), shot_weight, dtype=torch.float64, device=self.device)
+            with gpytorch.settings.cholesky_max_tries(CHOLESKY_MAX_TRIES):
+                Z, m, S = streaming.variational_state(model)
+                budget = max(len(Z), self.n_inducing)
+                Z, m, S = streaming.extend(model, Z, m, S, streaming.new_inducing_points(z, new_inducing, random_state))
+                m, S = streaming.fold_in(model, Z, m, S, z, is_bona, weight, _laplace)
+                Z, m, S = streaming.prune(model, Z, m, S, budget)
+            if len(Z) != len(model.gp.variational_strategy.inducing_points):
+                adapted.model_ = model = self._resized(model, len(Z))
+            streaming.write_back(model, Z, m, S)
+        adapted.updates_ = self.updates_ + 1
+        return adapted
+
+    def _resized(self, model: VariationalDKL, n_points: int) -> VariationalDKL:
+        """``model`` (g, kernel, mean, likelihood shared) with room for ``n_points`` inducing points."""
+        inducing = model.gp.variational_strategy.inducing_points
+        resized = VariationalDKL(model.g, inducing.new_zeros(n_points, inducing.size(1)), self.ard)
+        resized.gp.mean_module = model.gp.mean_module
+        resized.gp.covar_module = model.gp.covar_module
+        resized.likelihood = model.likelihood
+        return resized.to(self.device).eval()
+
+    def _condition(self, X_shots, is_spoof_shots, shot_weight: float, max_rows: int | None):
+        """Condition the fitted posterior on the shots (and the earlier ones, up to ``max_rows``): Laplace's method.
 
         The fitted model's posterior of f (conditioned, exactly or variationally, on the whole
         training set) is the prior; each shot adds the likelihood of its label (the mode's own
         link: probit for the SVGP, logistic for the Dirichlet GP's class difference), raised
-        to ``shot_weight`` (a shot counts as that many observations at its place). The
-        posterior over the shots' latent values is found by Laplace's method (Newton on K
-        values; Rasmussen & Williams, Algorithm 3.1/3.2), and at any x
+        to its weight. The posterior over the shots' latent values is found by Laplace's
+        method (Newton on K values; Rasmussen & Williams, Algorithm 3.1/3.2), and at any x
 
             mean(x) = m(x) + S(x, K) alpha,   var(x) = v(x) - S(x, K) P S(K, x),
 
         with m, v, S the fitted posterior's mean, variance and covariance, alpha the gradient
         of the shots' log-likelihood at the mode and P = W^1/2 (I + W^1/2 S_KK W^1/2)^-1 W^1/2.
         Adapting costs O(K^3) plus the fitted posterior at K points, whatever the training
-        set's size; scoring adds the K shots to each batch. Rows far from the shots (in g's
-        space) keep their scores: forgetting is bounded by the kernel, not by a replay sample.
-        Replay rows are not needed and are ignored. Adapting an adapted model conditions on the
-        earlier shots and the new ones together.
+        set's size; scoring adds the K shots to each batch.
         """
         adapted = copy.deepcopy(self)
         x = self.standardise(X_shots)
@@ -647,11 +721,31 @@ class DKLGPDetector(LLRDetector):
             x = torch.cat([self.shots_["x"], x])
             is_bona = torch.cat([self.shots_["is_bona"], is_bona])
             weight = torch.cat([self.shots_["weight"], weight])
+        if max_rows is not None:
+            keep = torch.as_tensor(_bounded(is_bona.bool().cpu().numpy(), max_rows), device=self.device)
+            x, is_bona, weight = x[keep], is_bona[keep], weight[keep]
         with self._predicting():
             prior_mean, prior_cov = self._base_latent(x, joint=True)
         alpha, precision = _laplace(prior_mean, prior_cov, 2 * is_bona - 1, weight, probit=self.mode == "variational")
         adapted.shots_ = {"x": x, "is_bona": is_bona, "weight": weight, "alpha": alpha, "precision": precision}
+        adapted.updates_ = self.updates_ + 1
         return adapted
+
+
+def _bounded(is_bona: np.ndarray, max_rows: int) -> np.ndarray:
+    """Indices (ascending) of the conditioning rows kept under the cap: the replacement rule.
+
+    Rows are ordered oldest first. Each class keeps its newest rows; a class keeps at least half
+    the cap when it has that many (the rest goes to the other class), so a night of one class
+    cannot push the other out of the set and the oldest rows leave first.
+    """
+    if len(is_bona) <= max_rows:
+        return np.arange(len(is_bona))
+    n_bona, n_spoof = int(is_bona.sum()), int((~is_bona).sum())
+    keep_bona = min(n_bona, max(max_rows // 2, max_rows - n_spoof))
+    keep_spoof = min(n_spoof, max_rows - keep_bona)
+    rows = np.arange(len(is_bona))
+    return np.sort(np.r_[rows[is_bona][n_bona - keep_bona :], rows[~is_bona][n_spoof - keep_spoof :]])
 
 
 def _laplace(
@@ -672,18 +766,38 @@ def _laplace(
         p = torch.sigmoid(z)  # log sigmoid(z): d/dz = 1 - p, d2/dz2 = -p (1 - p)
         return weight * sign * (1 - p), weight * p * (1 - p)
 
-    f = mean.clone()
+    def log_lik(f):
+        z = sign * f
+        return (weight * (torch.special.log_ndtr(z) if probit else torch.nn.functional.logsigmoid(z))).sum()
+
+    def objective(a, f):  # log p(y|f) - 1/2 (f - mean)' cov^-1 (f - mean), with cov^-1 (f - mean) = a
+        return log_lik(f) - 0.5 * (a * (f - mean)).sum()
+
+    f, a = mean.clone(), torch.zeros_like(mean)
+    converged = False
     for _ in range(iterations):
         grad, W = derivatives(f)
         root = W.sqrt()
         chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
         b = W * (f - mean) + grad
-        a = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
-        f_new = mean + cov @ a
-        converged = torch.max(torch.abs(f_new - f)) < 1e-9
-        f = f_new
+        a_new = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
+        # Newton's step, halved while it lowers the objective (GPML's infLaplace searches the
+        # line too): a full step can overshoot where the likelihood's curvature changes fast.
+        step = a_new - a
+        for _ in range(30):
+            f_new = mean + cov @ (a + step)
+            if objective(a + step, f_new) >= objective(a, f) - 1e-12 * abs(float(objective(a, f))):
+                break
+            step = step / 2
+        converged = bool(torch.max(torch.abs(f_new - f)) < 1e-9 * (1 + float(torch.max(torch.abs(f_new)))))
+        a, f = a + step, f_new
         if converged:
             break
+    if not converged or not torch.isfinite(f).all():
+        raise UnsoundUpdateError(
+            f"Laplace's method did not converge on {len(mean)} rows in {iterations} Newton steps; "
+            "the update was refused. Retrain the model on these rows instead."
+        )
     grad, W = derivatives(f)
     root = W.sqrt()
     chol = torch.linalg.cholesky(eye + root[:, None] * cov * root[None, :])
