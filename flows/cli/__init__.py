@@ -9,6 +9,7 @@ and the error helper are in ``common``.
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -17,12 +18,23 @@ from addgp import __version__
 # Each module adds its verbs to the app; imported in the order `addgp --help` lists them.
 from flows.cli import data, evaluate, models, pipeline  # noqa: F401, I001
 from flows.cli.common import app, exit_code_of
+from flows.cli.console import configure_console, debug_enabled
 
 __all__ = ["app", "main"]
 
 
 @app.callback(invoke_without_command=True)
-def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+def _main(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        "-v",
+        help="Also show tracebacks of expected errors, Prefect's failure records and Dask's INFO/WARNING lines "
+        "(also: ADDGP_DEBUG=1).",
+    ),
+) -> None:
+    configure_console(debug)
     if version:
         typer.echo(__version__)
         raise typer.Exit()
@@ -36,5 +48,7 @@ def main() -> None:
         code = exit_code_of(exc)
         if code is None:
             raise
+        if debug_enabled():
+            traceback.print_exc()
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(code)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -23,6 +24,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import typer  # noqa: E402
+
+from flows.cli.console import debug_enabled  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -55,11 +58,15 @@ _EXIT_CODES = (
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
     ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
+    ("tasks.ingest.common", "LayoutError", EXIT_BAD_INPUT),
 )
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``error: message`` to stderr and exit with ``code``."""
+    """Print ``error: message`` to stderr and exit with ``code`` (after the traceback being
+    handled, if any, under ``--debug``)."""
+    if debug_enabled() and sys.exc_info()[1] is not None:
+        traceback.print_exc()
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 DEFAULT_STARTUP_TIMEOUT_S = 120
+# Logs and events still queued when a command's flow ends: sent within this, or dropped.
+FLUSH_TIMEOUT_S = 10
 _PR_SET_PDEATHSIG = 1
 
 
@@ -54,6 +56,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def flush_to_api(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+    """Send the run logs and events Prefect still holds to the API, while it still answers.
+
+    Prefect's log and event workers send in the background and flush at interpreter exit; with
+    the temporary server already stopped by then, each retried against a closed port for about a
+    minute and printed ``--- Error logging to API --- All connection attempts failed``. Drained
+    here, before the server stops, the command exits as soon as its work is done.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 @contextmanager
 def prefect_api() -> Iterator[str | None]:
     """The Prefect API for the block: the configured one, or a temporary server stopped on exit."""
@@ -61,6 +78,9 @@ def prefect_api() -> Iterator[str | None]:
     import prefect
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
+    from flows.cli.console import filter_prefect_terminal
+
+    filter_prefect_terminal()
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
@@ -116,7 +136,10 @@ def prefect_api() -> Iterator[str | None]:
                 )
             time.sleep(0.2)
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:
+                flush_to_api()
     finally:
         process.terminate()
         try:
