@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,13 +79,14 @@ def prefect_api() -> Iterator[str | None]:
     import prefect
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    from flows.cli.console import filter_prefect_terminal
+    from flows.cli.console import filter_prefect_terminal, say
 
     filter_prefect_terminal()
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
     timeout = startup_timeout_s()
+    say("starting Prefect's temporary API server (set PREFECT_API_URL to use a running one; docs/operations.md)")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -95,6 +97,9 @@ def prefect_api() -> Iterator[str | None]:
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }
     parent = os.getpid()
+    # The server's own output (its shutdown's cancelled consumers, uvicorn) is not the command's:
+    # kept in a file, shown only when the server fails to start.
+    server_log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -114,14 +119,18 @@ def prefect_api() -> Iterator[str | None]:
             "on",
         ],
         env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
         preexec_fn=(lambda: _die_with_parent(parent)) if sys.platform == "linux" else None,
     )
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
+                server_log.seek(0)
+                tail = server_log.read()[-2000:]
                 raise ServerStartError(
-                    f"the temporary Prefect server exited with code {process.returncode} while starting"
+                    f"the temporary Prefect server exited with code {process.returncode} while starting:\n{tail}"
                 )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
@@ -147,3 +156,4 @@ def prefect_api() -> Iterator[str | None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        server_log.close()

@@ -1,0 +1,166 @@
+"""What an `addgp` command shows on its terminal, run as a person runs it (a subprocess, its own
+logging): it exits soon after its last line on Prefect's temporary server with no API error,
+Dask's chatter stays off the terminal, and expected failures are one `error:` line with the
+documented exit code - their traceback only under `--debug`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import drop_new_generator_batch, nightly_config
+
+from addgp.config import load_config
+from flows.cli.common import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_UNAVAILABLE
+from storage import champions
+
+ROOT = Path(__file__).resolve().parents[1]
+# Loose on purpose (a loaded 2-core machine): the fault was 45-80 s of retries against a stopped server.
+EXIT_AFTER_LAST_LINE_S = 20
+
+
+@dataclass
+class Console:
+    returncode: int
+    lines: list[str]
+    seconds_after_last_line: float
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def errors(self) -> list[str]:
+        return [line for line in self.lines if line.startswith("error: ")]
+
+
+def addgp(args: list[str], env: dict, cwd: Path, timeout: float = 900) -> Console:
+    """Run `addgp ARGS` (this worktree's), stdout and stderr as one terminal, timing its exit after its last line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines, last = [], time.monotonic()
+    deadline = last + timeout
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            last = time.monotonic()
+            assert last < deadline, "\n".join(lines[-40:])
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    return Console(process.returncode, lines, time.monotonic() - last)
+
+
+def temporary_server_env(tmp_path: Path) -> dict:
+    """No PREFECT_API_URL: each command starts (and stops) Prefect's temporary server."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "ADDGP_DEBUG")}
+    return {**env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+
+
+def tiny_config(folder: Path, phone_root: str = "demo_phone") -> Path:
+    config = {
+        "name": "tiny",
+        "workdir": str(folder / "work"),
+        "demo_corpus": {
+            "root": str(folder / "corpus"),
+            "seed": 3,
+            "conditions": ["studio", "phone"],
+            "utterances_per_split": {"train": 20, "dev": 8, "eval": 12},
+        },
+        "datasets": [
+            {"name": "demo_studio", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / "demo_studio")},
+            {"name": "demo_phone", "adapter": "asvspoof2019_la", "root": str(folder / "corpus" / phone_root)},
+        ],
+        "encoder": {"id": "tiny-random", "layers": [-1], "batch_seconds": 16, "shard_seconds": 30},
+        "cluster": {"n_workers": 1, "threads_per_worker": 1, "memory_limit": "2GiB"},
+        "train": {"datasets": ["demo_studio"], "detectors": [{"name": "lr", "kind": "logreg"}]},
+        "evaluate": {"datasets": ["demo_studio", "demo_phone"], "n_boot": 20},
+    }
+    path = folder / f"tiny-{phone_root}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def assert_one_line_error(console: Console, code: int, *fragments: str) -> None:
+    assert console.returncode == code, console.text[-4000:]
+    errors = console.errors()
+    assert len(errors) == 1 and all(f in errors[0] for f in fragments), console.text[-4000:]
+    assert "Traceback" not in console.text and "Finished in state Failed" not in console.text, console.text[-4000:]
+    assert "Error logging to API" not in console.text, console.text[-4000:]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_run_on_the_temporary_server_exits_after_its_last_line_and_a_mistyped_root_is_one_line(tmp_path):
+    env = temporary_server_env(tmp_path)
+    done = addgp(["run", str(tiny_config(tmp_path))], env, tmp_path)
+    assert done.returncode == 0, done.text[-4000:]
+    assert done.lines[0].startswith("addgp run: "), done.lines[
+        :3
+    ]  # the command's own first line, before any import of the flows
+    assert done.lines[-1].startswith("report: "), done.lines[-5:]
+    assert done.seconds_after_last_line < EXIT_AFTER_LAST_LINE_S, done.seconds_after_last_line
+    assert "Error logging to API" not in done.text and "Traceback" not in done.text, done.text[-4000:]
+    # Dask's own INFO/WARNING lines stay off the terminal (scheduler start/stop, the proxy hint).
+    chatter = [line for line in done.lines if "distributed." in line or "jupyter-server-proxy" in line]
+    assert not chatter, chatter
+
+    # The docs' promise for a mistyped dataset root under demo_corpus.root: exit 2, one line naming the path.
+    typo = addgp(["run", str(tiny_config(tmp_path, phone_root="demo_phnoe"))], env, tmp_path)
+    assert_one_line_error(typo, EXIT_BAD_INPUT, str(tmp_path / "corpus" / "demo_phnoe"), "is not a directory")
+    assert typo.seconds_after_last_line < EXIT_AFTER_LAST_LINE_S, typo.seconds_after_last_line
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_known_nightly_failures_are_one_line_with_their_code_and_debug_adds_the_traceback(tmp_path):
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    config = nightly_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["nightly"]["wait_for_lock_s"] = 0
+    config.write_text(yaml.safe_dump(raw))
+    state = load_config(config).workdir / "state"
+    nightly = ["nightly", str(config)]
+    with prefect_test_harness(server_startup_timeout=180):
+        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+        env.pop("ADDGP_DEBUG", None)
+
+        # Another night holds the lock: exit 4, its message only.
+        with champions.exclusive_run(state, "nightly"):
+            busy = addgp(nightly, env, tmp_path)
+        assert_one_line_error(busy, EXIT_BUSY, "another nightly run is in progress")
+
+        # State files that are not JSON: exit 2 naming the file.
+        state.mkdir(parents=True, exist_ok=True)
+        for name in ("champion-lr.json", "inbox_batches.json"):
+            (state / name).write_text("{not json")
+            damaged = addgp(nightly, env, tmp_path)
+            assert_one_line_error(damaged, EXIT_BAD_INPUT, str(state / name))
+            (state / name).unlink()
+
+        # The champion's model folder is gone: exit 3 naming it; --debug adds the traceback.
+        (state / "champion-lr.json").write_text(
+            json.dumps({"current": {"model_path": str(tmp_path / "gone" / "lr" / "v1"), "version": 1, "eer": None}})
+        )
+        drop_new_generator_batch(tmp_path)
+        missing = addgp(nightly, env, tmp_path)
+        assert_one_line_error(missing, EXIT_UNAVAILABLE, str(tmp_path / "gone" / "lr" / "v1"))
+        debug = addgp(["--debug", *nightly], env, tmp_path)
+    assert debug.returncode == EXIT_UNAVAILABLE and len(debug.errors()) == 1, debug.text[-4000:]
+    assert "Traceback" in debug.text and "ChampionMissingError" in debug.text, debug.text[-4000:]
