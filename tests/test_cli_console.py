@@ -164,3 +164,87 @@ def test_known_nightly_failures_are_one_line_with_their_code_and_debug_adds_the_
         debug = addgp(["--debug", *nightly], env, tmp_path)
     assert debug.returncode == EXIT_UNAVAILABLE and len(debug.errors()) == 1, debug.text[-4000:]
     assert "Traceback" in debug.text and "ChampionMissingError" in debug.text, debug.text[-4000:]
+
+
+HEAVY = ("torch", "transformers", "prefect", "dask", "distributed", "sklearn", "gpytorch")
+IMPORTS_OF = """
+import json, sys
+from flows.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    "verb", [["--help"], ["metrics", "--help"], ["metrics", "SCORES"], ["export-scores", "--help"]]
+)
+def test_light_verbs_import_no_torch_prefect_or_dask(tmp_path, verb):
+    """The rule every verb follows: heavy imports inside the verb's body, so a verb pays only for what it uses."""
+    scores = tmp_path / "scores.csv"
+    scores.write_text("score,label\n" + "".join(f"{i / 10},{'bonafide' if i % 2 else 'spoof'}\n" for i in range(20)))
+    args = [str(scores) if a == "SCORES" else a for a in verb]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF.format(heavy=HEAVY), *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [], done.stdout
+
+
+def test_every_verbs_help_ends_with_the_exit_codes_and_is_never_cut():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "80"})
+    assert "Exit codes (every verb):" in top.output and "--debug" in top.output
+    verbs = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    assert len(verbs) >= 14, verbs
+    for verb in verbs:
+        result = runner.invoke(app, [verb, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        assert "Exit codes: 0 ok, 2 bad input" in " ".join(result.output.split()), (verb, result.output)
+    report = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "80"})
+    assert "REPORTS_ROOT/RUN_ID" in report.output and "--no-fail-on-regression" in report.output
+    assert "…" not in report.output, report.output
+
+
+def test_a_list_option_is_repeatable_or_comma_separated(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.cli.common import split_values
+
+    assert split_values(["dev", "eval"]) == split_values(["dev,eval"]) == split_values("dev, eval") == ["dev", "eval"]
+    assert split_values([""]) == []  # `--dev-splits ''`: none
+    runner = CliRunner()
+    sizes = ["--train", "2", "--dev", "1", "--eval", "2"]
+    repeated = runner.invoke(
+        app, ["demo-data", str(tmp_path / "a"), "--conditions", "studio", "--conditions", "far", *sizes]
+    )
+    commas = runner.invoke(app, ["demo-data", str(tmp_path / "b"), "--conditions", "studio,far", *sizes])
+    assert repeated.exit_code == commas.exit_code == 0, repeated.output + commas.output
+    assert [line.split("\t")[0] for line in repeated.stdout.split("\n") if line] == ["demo_studio", "demo_far"]
+    assert [line.split("\t")[0] for line in commas.stdout.split("\n") if line] == ["demo_studio", "demo_far"]
+
+
+def test_an_expected_error_is_one_line_and_debug_adds_its_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nworkdir: w\nencoder: {id: tiny-random}\nnot_a_key: 1\n")
+    env = {**temporary_server_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    plain = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(bad)], env=env, capture_output=True, text=True
+    )
+    assert plain.returncode == EXIT_BAD_INPUT and "Traceback" not in plain.stderr, plain.stderr
+    assert [line for line in plain.stderr.splitlines() if line.startswith("error: ")], plain.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "-v", "run", str(bad)], env=env, capture_output=True, text=True
+    )
+    assert debug.returncode == EXIT_BAD_INPUT and "Traceback" in debug.stderr and "ConfigError" in debug.stderr

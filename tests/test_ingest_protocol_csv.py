@@ -130,3 +130,16 @@ def test_options_given_as_text_like_the_cli_does(tmp_path):
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", header="perhaps", progress=False)
     with pytest.raises(TypeError, match=r"has no option\(s\) \['colour'\]"):  # the CLI catches TypeError
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", colour="red", progress=False)
+
+
+def test_a_label_column_of_zeros_and_ones_is_refused_with_the_label_map_that_reads_it(tmp_path):
+    rows = []
+    for i in range(4):
+        write_audio(tmp_path / "wavs" / f"u{i}.wav")
+        rows.append(f"wavs/u{i}.wav,{i % 2}")
+    (tmp_path / "protocol.csv").write_text("path,is_fake\n" + "\n".join(rows) + "\n")
+    with pytest.raises(LayoutError, match=r"label_map=\{0: bonafide, 1: spoof\}") as error:
+        ingest_dataset("protocol_csv", tmp_path, progress=False)
+    assert "'is_fake'" in str(error.value) and "['0', '1']" in str(error.value)
+    mapped = ingest_dataset("protocol_csv", tmp_path, label_map={"0": "bonafide", "1": "spoof"}, progress=False)
+    assert sorted(mapped.manifest["label"]) == ["bonafide", "bonafide", "spoof", "spoof"]
