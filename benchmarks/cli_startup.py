@@ -1,11 +1,13 @@
-"""Start-up cost of the `addgp` command: import time per verb, and scoring many files one
-command each versus one `addgp score --list -` session.
+"""Start-up and exit cost of the `addgp` command: import time per verb, scoring many files one
+command each versus one `addgp score --list -` session, and (``--run-config``) how long
+`addgp run` takes to exit after its last line on Prefect's temporary server.
 
 Runs the CLI of the source tree ``--repo`` (default: this one) as subprocesses, so a second
 checkout (e.g. main) gives the "before" numbers on the same machine in the same minutes.
 
     python benchmarks/cli_startup.py --model runs/demo/models/logreg --audio runs/demo/corpus/demo_studio --files 8
     python benchmarks/cli_startup.py ... --repo /path/to/other/checkout   # the same, for another tree
+    python benchmarks/cli_startup.py --run-config tiny.yaml [--repo …]       # exit after the last line only
 """
 
 from __future__ import annotations
@@ -46,14 +48,47 @@ def import_profile(stderr: str) -> dict:
     return {"import_s": round(total_us / 1e6, 2), "heavy": sorted(loaded)}
 
 
+def exit_after_last_line(repo: Path, config: str) -> dict:
+    """`addgp run CONFIG` without PREFECT_API_URL: seconds from its last output line to its exit."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", config],
+        env={**env, "PYTHONPATH": str(repo)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines, last = [], start
+    for line in process.stdout:
+        lines.append(line)
+        last = time.perf_counter()
+    code = process.wait()
+    return {
+        "repo": str(repo),
+        "command": f"addgp run {config}",
+        "exit_code": code,
+        "total_s": round(time.perf_counter() - start, 1),
+        "seconds_after_last_line": round(time.perf_counter() - last, 1),
+        "error_logging_to_api": any("Error logging to API" in line for line in lines),
+        "lines": len(lines),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="A registered model (MODELS/NAME or MODELS/NAME/vN).")
-    parser.add_argument("--audio", required=True, help="A folder of audio files to score.")
+    parser.add_argument("--model", help="A registered model (MODELS/NAME or MODELS/NAME/vN).")
+    parser.add_argument("--audio", help="A folder of audio files to score.")
+    parser.add_argument("--run-config", help="Only time `addgp run CONFIG`'s exit after its last line.")
     parser.add_argument("--files", type=int, default=8, help="How many files to score.")
     parser.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]), help="Source tree to run.")
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
+    if args.run_config:
+        print(json.dumps(exit_after_last_line(repo, args.run_config)))
+        return
+    if not (args.model and args.audio):
+        parser.error("--model and --audio are needed (or --run-config)")
     files = sorted(str(p) for p in Path(args.audio).rglob("*.flac"))[: args.files]
     with tempfile.TemporaryDirectory() as folder:
         scores = Path(folder, "scores.csv")
