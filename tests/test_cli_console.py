@@ -248,3 +248,45 @@ def test_an_expected_error_is_one_line_and_debug_adds_its_traceback(tmp_path):
         [sys.executable, "-m", "flows.cli", "-v", "run", str(bad)], env=env, capture_output=True, text=True
     )
     assert debug.returncode == EXIT_BAD_INPUT and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+LATE_LOG = """
+import datetime, time
+from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.logging.handlers import APILogWorker
+from flows.cli.server import prefect_api
+
+@flow
+def short() -> str:
+    return str(FlowRunContext.get().flow_run.id)
+
+with prefect_api():
+    run_id = short()
+    # A record still queued for the API when the command's work ends: what a loaded machine leaves
+    # behind when Prefect's own end-of-flow flush times out. It must reach the server before it stops.
+    APILogWorker.instance().send({
+        "name": "late", "level": 20, "message": "queued at the end", "flow_run_id": run_id, "task_run_id": None,
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    })
+print("done", flush=True)
+"""
+
+
+@pytest.mark.integration
+def test_logs_still_queued_when_the_work_ends_reach_the_temporary_server_before_it_stops(tmp_path):
+    env = {**temporary_server_env(tmp_path), "PYTHONPATH": str(ROOT)}
+    start = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-c", LATE_LOG], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output, done_at = [], None
+    for line in process.stdout:
+        output.append(line)
+        if line.strip() == "done":
+            done_at = time.monotonic()
+    process.wait(timeout=300)
+    text = "".join(output)
+    assert process.returncode == 0 and done_at is not None, text[-3000:]
+    assert "Error logging to API" not in text, text[-3000:]
+    assert time.monotonic() - done_at < EXIT_AFTER_LAST_LINE_S, (time.monotonic() - done_at, time.monotonic() - start)
