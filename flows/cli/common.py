@@ -7,7 +7,9 @@ run of the same kind holds the lock, 5 (`addgp score`) a model asked to score em
 another encoder variant (fp32/int8) than it was trained on, 6 (`addgp run`, `addgp report`)
 the run finished and published its report, which found regressions against the previous one,
 7 (`addgp embed`, `run`, `nightly`) the run finished but a dataset had more rows rejected than
-`embed.max_reject_fraction` allows (everything embeddable was written first).
+`embed.max_reject_fraction` allows (everything embeddable was written first); 1 anything
+else, a bug, printed with its traceback. Each of 2-7 is one ``error:`` line on stderr
+(``flows.cli.console``: its traceback only under ``addgp --debug``).
 """
 
 from __future__ import annotations
