@@ -143,3 +143,20 @@ def test_a_label_column_of_zeros_and_ones_is_refused_with_the_label_map_that_rea
     assert "'is_fake'" in str(error.value) and "['0', '1']" in str(error.value)
     mapped = ingest_dataset("protocol_csv", tmp_path, label_map={"0": "bonafide", "1": "spoof"}, progress=False)
     assert sorted(mapped.manifest["label"]) == ["bonafide", "bonafide", "spoof", "spoof"]
+
+
+def test_relative_protocol_path_from_another_directory(tmp_path, monkeypatch):
+    """`addgp ingest protocol_csv c/protocol.csv` run from c's parent: the table's folder is
+    joined once (issue 23.1: the reject named …/c/c/audio/a0.wav)."""
+    for name in ("a0.wav", "a1.wav"):
+        write_audio(tmp_path / "c" / "audio" / name)
+    (tmp_path / "c" / "protocol.csv").write_text("path,label\naudio/a0.wav,bonafide\naudio/a1.wav,spoof\n")
+    monkeypatch.chdir(tmp_path)
+    result = ingest_dataset("protocol_csv", "c/protocol.csv", progress=False)
+    assert result.rejects.empty, result.rejects.to_dict("records")
+    assert sorted(result.manifest["path"]) == [str(tmp_path / "c" / "audio" / n) for n in ("a0.wav", "a1.wav")]
+    # a relative audio_root is relative to the protocol's folder, also from elsewhere
+    (tmp_path / "c" / "lists").mkdir()
+    (tmp_path / "c" / "lists" / "p.csv").write_text("path,label\na0.wav,bonafide\n")
+    other = ingest_dataset("protocol_csv", "c/lists/p.csv", audio_root="../audio", progress=False)
+    assert list(other.manifest["path"]) == [str(tmp_path / "c" / "audio" / "a0.wav")]
