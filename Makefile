@@ -9,15 +9,24 @@ BIN := $(VENV)/bin
 # locks/torch-cpu.lock (the CPU torch wheel), exact versions with hashes, no resolution at
 # install time. An unpinned `torch` would download GBs of CUDA packages; for a GPU build set
 # TORCH_INSTALL, e.g. TORCH_INSTALL='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'.
+# The locked CPU wheel is first looked for where pip is configured to look (PIP_INDEX_URL, a
+# mirror, PIP_FIND_LINKS, the cache) and only then on the PyTorch CPU index: an offline machine
+# with the wheel at hand no longer waits out pip's retries against an index it cannot reach.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_INSTALL ?= --no-deps --require-hashes --extra-index-url $(TORCH_CPU_INDEX) -r locks/torch-cpu.lock
+TORCH_LOCKED := --no-deps --require-hashes -r locks/torch-cpu.lock
+TORCH_INSTALL ?= $(TORCH_LOCKED)
+ifeq ($(TORCH_INSTALL),$(TORCH_LOCKED))
+TORCH_FALLBACK ?= $(TORCH_LOCKED) --extra-index-url $(TORCH_CPU_INDEX)
+endif
 LOCKS := locks/requirements.lock locks/torch-cpu.lock
 
 .PHONY: setup demo test test-fast lint lock clean
 
 $(BIN)/addgp: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL)
+	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL) \
+	  || { test -n "$(TORCH_FALLBACK)" && echo "torch: not where pip looks; trying $(TORCH_CPU_INDEX)" \
+	       && $(BIN)/python -m pip install --quiet $(TORCH_FALLBACK); }
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r locks/requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check

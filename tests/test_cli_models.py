@@ -270,6 +270,33 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
     )  # issue 16: not 'int' object is not iterable
 
 
+def test_score_takes_many_requests_from_a_list_or_standard_input(trained, audio_manifest, tmp_path):
+    """One start-up for many requests: `--list FILE` as one batch, `--list -` one row per line as it arrives."""
+    _, _, models, _ = trained
+    files = [str(p) for p in audio_manifest["path"][:3]]
+    listing = tmp_path / "requests.txt"
+    listing.write_text("\n".join(files[1:]) + "\n\n")
+    batch = runner.invoke(app, ["score", files[0], "--list", str(listing), "--model", str(models / "lr")])
+    assert batch.exit_code == 0, batch.output
+    header, *lines = batch.stdout.rstrip("\n").split("\n")
+    assert header.startswith("path\tscore") and [line.split("\t")[0] for line in lines] == files
+
+    stdin = "\n".join([files[0], str(tmp_path / "gone.wav"), files[2]]) + "\n"
+    stream = runner.invoke(app, ["score", "--list", "-", "--model", str(models / "lr")], input=stdin)
+    assert stream.exit_code == 2, stream.output  # a request that failed: its row, the others scored, exit 2 at the end
+    header, *lines = stream.stdout.rstrip("\n").split("\n")
+    rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
+    assert [r["path"] for r in rows] == [files[0], str(tmp_path / "gone.wav"), files[2]]
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+    assert rows[0]["score"] == [line.split("\t")[1] for line in batch.stdout.split("\n")[1:2]][0]
+    assert "1 of 3 file(s) could not be scored" in stream.stderr
+
+    as_json = runner.invoke(app, ["score", "--list", "-", "--json", "--model", str(models / "lr")], input=files[1])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["path"] == files[1]
+    nothing = runner.invoke(app, ["score", "--model", str(models / "lr")])
+    assert nothing.exit_code == 2 and "--list" in nothing.output
+
+
 @pytest.mark.timeout(300)  # a FIFO that is opened for reading blocks forever
 def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, audio_manifest, tmp_path):
     """Issue 22, cases 2, 4, 5 and 6: a FIFO named x.flac hung forever, a link to /dev/zero read until

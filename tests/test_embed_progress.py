@@ -37,3 +37,24 @@ def test_embed_prints_the_bar_on_stderr(tmp_path, audio_manifest, capsys):
     assert f"{len(audio_manifest)}/{len(audio_manifest)} files, audio " in final and final.lstrip().startswith(
         "embed tiny-random"
     )
+
+
+def test_gp_training_steps_report_through_the_progress_seam(capsys):
+    """Inside a flow (progress_to_log) a GP's optimisation steps are log lines, never a raw tqdm bar."""
+    import logging
+
+    import numpy as np
+
+    from addgp.progress import progress_to_log
+    from tasks.train.dkl_gp import DKLGPDetector
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(1, 1, (20, 4)), rng.normal(-1, 1, (20, 4))].astype("float32")
+    y = np.array(["bonafide"] * 20 + ["spoof"] * 20)
+    lines: list[str] = []
+    logger = logging.getLogger("test.gp.progress")
+    logger.info = lambda fmt, *args: lines.append(fmt % args)  # type: ignore[method-assign]
+    with progress_to_log(logger, every_percent=50, every_s=3600):
+        DKLGPDetector(mode="exact", hidden_dims=[8], max_steps=12, calibration=None).fit(X, y)
+    assert lines and re.fullmatch(r"train exact DKL GP: 12/12 steps done in \d+ s", lines[-1]), lines
+    assert "it/s" not in capsys.readouterr().err  # no tqdm bar drawn

@@ -132,6 +132,19 @@ def test_options_given_as_text_like_the_cli_does(tmp_path):
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", colour="red", progress=False)
 
 
+def test_a_label_column_of_zeros_and_ones_is_refused_with_the_label_map_that_reads_it(tmp_path):
+    rows = []
+    for i in range(4):
+        write_audio(tmp_path / "wavs" / f"u{i}.wav")
+        rows.append(f"wavs/u{i}.wav,{i % 2}")
+    (tmp_path / "protocol.csv").write_text("path,is_fake\n" + "\n".join(rows) + "\n")
+    with pytest.raises(LayoutError, match=r"label_map=\{0: bonafide, 1: spoof\}") as error:
+        ingest_dataset("protocol_csv", tmp_path, progress=False)
+    assert "'is_fake'" in str(error.value) and "['0', '1']" in str(error.value)
+    mapped = ingest_dataset("protocol_csv", tmp_path, label_map={"0": "bonafide", "1": "spoof"}, progress=False)
+    assert sorted(mapped.manifest["label"]) == ["bonafide", "bonafide", "spoof", "spoof"]
+
+
 def test_relative_protocol_path_from_another_directory(tmp_path, monkeypatch):
     """`addgp ingest protocol_csv c/protocol.csv` run from c's parent: the table's folder is
     joined once (issue 23.1: the reject named …/c/c/audio/a0.wav)."""

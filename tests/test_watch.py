@@ -2,19 +2,23 @@
 run and task names, the Dask dashboard link, the regression webhook and its config key.
 The whole of it on a real `addgp run` is tests/test_watch_pipeline.py.
 
-flows.cluster (and with it Prefect, which sets up logging) is imported before any test runs,
+Prefect (`from prefect import flow`, which sets up logging) is imported before any test runs,
 so caplog's handler is not replaced by Prefect's logging set-up mid-test."""
 
 from __future__ import annotations
 
+import http.server
+import importlib.util
 import io
 import logging
+import threading
 
 import pandas as pd
 import pytest
 import yaml
 from distributed import LocalCluster
 from helpers import WebhookReceiver, free_loopback_port, write_audio
+from prefect import flow
 from tqdm.auto import tqdm
 
 import flows.cluster
@@ -135,14 +139,69 @@ def test_task_labels_name_the_stage_and_what_it_works_on():
     assert manifest_datasets(["/w/manifests/a.parquet", "s3://b/manifests/b@mp3_32k.parquet"]) == ["a", "b@mp3_32k"]
 
 
-def test_an_external_schedulers_dashboard_link_is_logged(caplog):
+def test_an_external_schedulers_dashboard_is_linked_only_when_it_answers(caplog):
     with LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
         with caplog.at_level(logging.INFO, logger="flows.cluster"):
             with flows.cluster.dask_cluster(ClusterConfig(address=cluster.scheduler_address)) as address:
                 assert address == cluster.scheduler_address
         expected = cluster.dashboard_link
     assert expected.startswith("http://127.0.0.1:")
-    assert f"Dask dashboard: {expected} (scheduler {cluster.scheduler_address})" in caplog.messages
+    if importlib.util.find_spec("bokeh") is None:  # the lock's case: the scheduler's /status page is a 404
+        assert (
+            f"no Dask dashboard for scheduler {cluster.scheduler_address}: {flows.cluster.NO_BOKEH}" in caplog.messages
+        )
+        assert not any(m.startswith("Dask dashboard:") for m in caplog.messages), caplog.messages
+    else:
+        assert f"Dask dashboard: {expected} (scheduler {cluster.scheduler_address})" in caplog.messages
+
+
+def test_a_local_cluster_without_bokeh_publishes_no_dead_link(caplog):
+    config = ClusterConfig(n_workers=1, threads_per_worker=1, memory_limit="1GiB")
+    with caplog.at_level(logging.INFO, logger="flows.cluster"):
+        with flows.cluster.dask_cluster(config) as address:
+            assert address.startswith("tcp://127.0.0.1:")
+    if importlib.util.find_spec("bokeh") is None:
+        assert [m for m in caplog.messages if "Dask dashboard" in m] == [
+            f"no Dask dashboard for scheduler {address}: {flows.cluster.NO_BOKEH}"
+        ]
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200 if self.path == "/status" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_dashboard_that_answers_is_linked_in_the_run_and_retired_when_its_cluster_stops(caplog):
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    live = f"http://127.0.0.1:{server.server_address[1]}/status"
+    dead = f"http://127.0.0.1:{server.server_address[1]}/missing"
+
+    @flow
+    def watched() -> tuple[bool, bool]:
+        published = flows.cluster.announce_dashboard(live, "tcp://sched:1", "watchme")
+        flows.cluster.retire_dashboard("watchme", "tcp://sched:1")
+        return published, flows.cluster.announce_dashboard(dead, "tcp://sched:1", "other")
+
+    try:
+        with prefect_test_harness(server_startup_timeout=180):
+            published, dead_published = watched()
+            with get_client(sync_client=True) as client:
+                artifacts = [a for a in client.read_artifacts() if a.key == "addgp-watchme-dask-dashboard"]
+                others = [a for a in client.read_artifacts() if a.key == "addgp-other-dask-dashboard"]
+    finally:
+        server.shutdown()
+    assert published and not dead_published and not others
+    first, latest = sorted(artifacts, key=lambda a: a.created)
+    assert f"]({live})" in str(first.data), artifacts  # a link artifact: [text](link)
+    assert "closed with its cluster" in str(latest.data) and live not in str(latest.data)
 
 
 def test_an_unreachable_scheduler_gives_no_link_and_no_crash(caplog, monkeypatch):

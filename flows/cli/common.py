@@ -10,13 +10,16 @@ the run finished and published its report, which found regressions against the p
 `embed.max_reject_fraction` allows (everything embeddable was written first); (`addgp ingest`,
 `run`) a corpus lost a split or more than that share of its rows at ingest (the manifest was
 written; `run` left the corpus out and published the report of the rest), 8 (`addgp adapt`,
-`nightly`) an update of a model was refused because its scores left a sane range (nothing saved).
+`nightly`) an update of a model was refused because its scores left a sane range (nothing saved);
+1 anything else, a bug, printed with its traceback. Each of 2-8 is one ``error:`` line on stderr
+(``flows.cli.console``: its traceback only under ``addgp --debug``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -27,6 +30,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import typer  # noqa: E402
 
+from flows.cli.console import debug_enabled  # noqa: E402
+
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 EXIT_BUSY = 4
@@ -36,12 +41,43 @@ EXIT_TOO_MANY_REJECTS = 7
 EXIT_UNSOUND_UPDATE = 8
 QUOTES = "'\""  # KeyError quotes its message
 
-app = typer.Typer(
+# Every verb's help ends with the codes (`VERB_EPILOG`); `addgp --help` says what each means.
+EXIT_CODES_HELP = """\b
+Exit codes (every verb):
+  0  success
+  1  an unexpected error (a bug: its traceback is printed)
+  2  bad input: config, paths, layouts, damaged state files
+     (the message names which, and the fix)
+  3  an encoder or model that is not on this machine
+  4  another run of the same kind holds the lock (nightly)
+  5  score: the model was trained on another encoder variant (fp32/int8)
+  6  run, report: the published report found regressions
+     (--no-fail-on-regression: exit 0)
+  7  embed, run, nightly: a dataset had more rows rejected than
+     embed.max_reject_fraction allows (everything else was written)
+An expected error is one `error: ...` line; `addgp --debug VERB ...` (-v)
+adds its traceback and Dask's INFO lines."""
+VERB_EPILOG = "Exit codes: 0 ok, 2 bad input, 3 not on this machine, 4 busy, 5 encoder variant, 6 regressions, 7 rejects, 8 unsound update, 1 a bug (`addgp --help` says more; `addgp --debug` shows tracebacks)."
+
+
+class _Verbs(typer.Typer):
+    """The app, whose every verb's help ends with the exit codes (also verbs added later, in any module)."""
+
+    def command(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("epilog", VERB_EPILOG)
+        return super().command(*args, **kwargs)
+
+
+app = _Verbs(
     name="addgp",
+    epilog=EXIT_CODES_HELP,
     help="Audio deepfake detection pipeline: XLS-R embeddings, LR and DKL-GP detectors, cross-dataset reports.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: wrapped to the terminal, never cut (Rich's boxes truncated long option
+    # names and values at 80 columns, e.g. in `addgp report --help` piped or in a narrow terminal).
+    rich_markup_mode=None,
 )
 
 # (module, exception class, exit code), most specific first. Looked up in sys.modules only:
@@ -62,11 +98,15 @@ _EXIT_CODES = (
     ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
     ("tasks.ingest.losses", "IngestLossError", EXIT_TOO_MANY_REJECTS),
     ("tasks.train.base", "UnsoundUpdateError", EXIT_UNSOUND_UPDATE),
+    ("tasks.ingest.common", "LayoutError", EXIT_BAD_INPUT),
 )
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``error: message`` to stderr and exit with ``code``."""
+    """Print ``error: message`` to stderr and exit with ``code`` (after the traceback being
+    handled, if any, under ``--debug``)."""
+    if debug_enabled() and sys.exc_info()[1] is not None:
+        traceback.print_exc()
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -84,6 +124,16 @@ def exit_on_regressions(regressions: list[dict], fail_on_regression: bool) -> No
     typer.secho(f"{len(regressions)} regression(s) against the previous report", fg=typer.colors.YELLOW, err=True)
     if fail_on_regression:
         raise typer.Exit(EXIT_REGRESSIONS)
+
+
+LIST_HELP = "repeatable, or comma-separated"
+
+
+def split_values(values: list[str] | str) -> list[str]:
+    """A list option's values: the CLI's one rule is that a list option is repeatable
+    (``--split dev --split eval``) and each value may also be a comma list (``--split dev,eval``)."""
+    items = [values] if isinstance(values, str) else values
+    return [part.strip() for value in items for part in value.split(",") if part.strip()]
 
 
 def exit_code_of(exc: BaseException) -> int | None:

@@ -9,7 +9,7 @@ from typing import TypedDict
 import typer
 
 from addgp.config import EmbedConfig
-from flows.cli.common import EXIT_TOO_MANY_REJECTS, app, exit_codes, fail
+from flows.cli.common import EXIT_TOO_MANY_REJECTS, LIST_HELP, app, exit_codes, fail, split_values
 from flows.cli.options import key_values
 
 # The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
@@ -20,7 +20,9 @@ EMBED_DEFAULTS = EmbedConfig()
 def demo_data(
     directory: Path = typer.Argument(..., help="Where to write the demo corpus."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
-    conditions: str = typer.Option("studio,phone,far", help="Comma-separated recording conditions (one dataset each)."),
+    conditions: list[str] = typer.Option(
+        ["studio", "phone", "far"], "--conditions", help=f"Recording conditions, one dataset each ({LIST_HELP})."
+    ),
     train: int = typer.Option(60, help="Utterances in each dataset's train split."),
     dev: int = typer.Option(30, help="Utterances in each dataset's dev split."),
     eval_: int = typer.Option(60, "--eval", help="Utterances in each dataset's eval split."),
@@ -32,7 +34,7 @@ def demo_data(
         roots = generate_demo_corpus(
             directory,
             seed=seed,
-            conditions=tuple(c.strip() for c in conditions.split(",") if c.strip()),
+            conditions=tuple(split_values(conditions)),
             utterances_per_split={"train": train, "dev": dev, "eval": eval_},
         )
     for name, root in roots.items():
@@ -135,7 +137,9 @@ def embed(
         ..., help="Hugging Face hub id, local checkpoint dir, or random preset (tiny-random, xlsr-300m-random, …)."
     ),
     store: Path = typer.Option(..., help="Embedding store directory."),
-    layers: str = typer.Option("-1", help="Comma-separated hidden-state indices (0 = CNN features, -1 = last)."),
+    layers: list[str] = typer.Option(
+        ["-1"], "--layers", help=f"Hidden-state indices, 0 = CNN features, -1 = last ({LIST_HELP})."
+    ),
     pooling: str = typer.Option("mean", help="mean or mean+std."),
     crop_seconds: float | None = typer.Option(None, help="Embed only the first N seconds."),
     variant: str = typer.Option(
@@ -172,7 +176,7 @@ def embed(
     if variant not in VARIANTS:
         fail(f"--variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
     with exit_codes(ValueError):
-        layer_indices = parse_layers(layers)
+        layer_indices = parse_layers(",".join(split_values(layers)))
     with exit_codes(FileNotFoundError, ValueError):
         frame = read_manifests(list(manifest))
         spec = EncoderSpec(

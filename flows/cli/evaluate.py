@@ -8,7 +8,7 @@
 - ``addgp metrics SCORES`` prints the metrics of a score file as JSON: per (detector, dataset,
   condition), never pooled unless ``--pool``; ``--by attack`` breaks them down; ``--key KEYS``
   reads an ASVspoof 5 / WeDefense score file with its key file.
-- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files,
+- ``addgp export-scores SCORES… -o DIR`` writes ASVspoof 5 / WeDefense score and key files,
   or (``--format df-arena``) the Speech DF Arena toolkit's score files and protocol CSVs.
 
 Exit codes as the rest of the CLI (flows/cli/common.py): 2 bad input (the message names the
@@ -26,10 +26,12 @@ from flows.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_UNAVAILABLE,
     FAIL_ON_REGRESSION_HELP,
+    LIST_HELP,
     app,
     exit_codes,
     exit_on_regressions,
     fail,
+    split_values,
 )
 
 
@@ -85,9 +87,9 @@ def evaluate(
         help="Score table to write (Parquet): utt_id, dataset, detector, score, p_spoof, variance, …",
     ),
     dataset: list[str] = typer.Option(
-        [], "--dataset", help="Eval corpus to score (repeatable); default: every dataset of the manifests."
+        [], "--dataset", help=f"Eval corpora to score ({LIST_HELP}); default: every dataset of the manifests."
     ),
-    split: list[str] = typer.Option(["eval"], "--split", help="Split(s) to score (repeatable)."),
+    split: list[str] = typer.Option(["eval"], "--split", help=f"Splits to score ({LIST_HELP})."),
     n_boot: int = typer.Option(200, help="Bootstrap resamples for the CIs printed (0 = none)."),
     score_cache: bool = typer.Option(
         True,
@@ -108,11 +110,11 @@ def evaluate(
     detectors = _load_models(model)
     with exit_codes(FileNotFoundError, ValueError, MetricsError):
         frame = read_manifests(list(manifest))
-        names = list(dataset) or [str(d) for d in frame["dataset"].unique()]
+        names = split_values(dataset) or [str(d) for d in frame["dataset"].unique()]
         unknown = sorted(set(names) - set(frame["dataset"].unique()))
         if unknown:
             fail(f"--dataset {unknown} not in the manifests (they hold {sorted(frame['dataset'].unique())})")
-        scores = score_eval_sets(frame, str(store), detectors, names, list(split), cache=score_cache)
+        scores = score_eval_sets(frame, str(store), detectors, names, split_values(split), cache=score_cache)
         evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=n_boot))
     write_scores(scores, output)
     cells = evaluation.headline_cells()
@@ -271,7 +273,9 @@ def export_scores(
     ),
     out: Path = typer.Option(
         ...,
-        "--out",
+        "-o",
+        "--output",
+        "--out",  # its first name, kept so that scripts written for it still run
         help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the "
         "table has a condition column); for df-arena: scores/DETECTOR/DATASET.txt and protocol_files/DATASET.csv.",
     ),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from flows.cli.common import EXIT_UNAVAILABLE, app, exit_codes, fail
+from flows.cli.common import EXIT_UNAVAILABLE, LIST_HELP, app, exit_codes, fail, split_values
 from flows.cli.options import key_values
 from tasks.train.kinds import kind_names
 
@@ -49,9 +51,13 @@ def train(
     layer: int = typer.Option(-1, help="Stored layer to train on."),
     pooling: str = typer.Option("mean", help="Stored pooling."),
     crop_seconds: float | None = typer.Option(None, help="Stored crop (none = full length)."),
-    datasets: str | None = typer.Option(None, help="Comma-separated datasets (default: all in the manifests)."),
-    splits: str = typer.Option("train", help="Comma-separated training splits."),
-    dev_splits: str = typer.Option("dev", help="Comma-separated dev splits (C / early stopping); empty for none."),
+    datasets: list[str] = typer.Option(
+        [], "--datasets", help=f"Training datasets ({LIST_HELP}; default: all in the manifests)."
+    ),
+    splits: list[str] = typer.Option(["train"], "--splits", help=f"Training splits ({LIST_HELP})."),
+    dev_splits: list[str] = typer.Option(
+        ["dev"], "--dev-splits", help=f"Dev splits for C / early stopping ({LIST_HELP}); '' for none."
+    ),
     param: list[str] = typer.Option(
         [], "--param", help="Detector hyper-parameter KEY=VALUE (repeatable), e.g. mode=variational."
     ),
@@ -68,9 +74,9 @@ def train(
         frame = read_manifests(list(manifest))
         spec = EncoderSpec.from_name(encoder, pooling=pooling, crop_seconds=crop_seconds)
         selection = TrainingSelection(
-            datasets=tuple(datasets.split(",")) if datasets else tuple(sorted(frame["dataset"].unique())),
-            splits=tuple(splits.split(",")),
-            dev_splits=tuple(s for s in dev_splits.split(",") if s),
+            datasets=tuple(split_values(datasets)) or tuple(sorted(frame["dataset"].unique())),
+            splits=tuple(split_values(splits)),
+            dev_splits=tuple(split_values(dev_splits)),
             layer=resolve_layer(spec, layer),
         )
         result = fit_and_register(
@@ -154,7 +160,7 @@ def adapt(
 
 @app.command()
 def score(
-    audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    audio: list[Path] = typer.Argument(None, help="Audio files or folders (searched recursively)."),
     model: Path = typer.Option(
         ..., help="Registered model version MODELS/NAME/vN, or MODELS/NAME: the champion in service, else the latest."
     ),
@@ -163,28 +169,68 @@ def score(
         None,
         help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's.",
     ),
+    list_file: str | None = typer.Option(
+        None,
+        "--list",
+        help="Also score the paths listed in this file, one per line. '-': read them from standard input and "
+        "print each row as its line arrives, until end of input - one start-up (imports, model, encoder) for "
+        "any number of requests.",
+    ),
 ) -> None:
     """Score files with a registered model: a header line, then per file its path (C-style escaped,
     docs/operations.md), score (LLR, higher = bona fide), P(spoof), GP variance, status (ok/error) and
     error. Exits 2 after printing every row when a file (or a folder holding no audio) could not be scored."""
     from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
-    from tasks.evaluate.score_files import ERROR, score_files, score_table_lines
+    from tasks.evaluate.score_files import (
+        ERROR,
+        SCORE_FILE_COLUMNS,
+        model_embedder,
+        score_files,
+        score_table_lines,
+    )
     from tasks.report.format import records
 
-    missing = [str(p) for p in audio if not p.exists()]
+    items = [str(p) for p in audio or []]
+    stream = list_file == "-"
+    if list_file is not None and not stream:
+        try:
+            items += [line.strip() for line in Path(list_file).read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            fail(f"--list {list_file}: {exc.strerror or exc}")
+    if not items and not stream:
+        fail("no audio to score: give files or folders, or --list FILE (--list - reads paths from standard input)")
+    missing = [p for p in items if not Path(p).exists()]
     if missing:
         fail(f"not found: {', '.join(missing)}")
     if encoder_variant is not None and encoder_variant not in VARIANTS:
         fail(f"--encoder-variant must be one of {', '.join(VARIANTS)}, not {encoder_variant!r}")
     resolved = resolve_model_option(model)
+    failed = total = 0
     with exit_codes(FileNotFoundError):
         try:
-            table = score_files([str(p) for p in audio], resolved, variant=encoder_variant)
+            embedder = model_embedder(resolved)  # loaded once, however many requests follow
+            if not as_json:
+                typer.echo("\t".join(SCORE_FILE_COLUMNS))
+            for batch in _requests(items, stream):
+                table = score_files(batch, resolved, variant=encoder_variant, embedder=embedder)
+                lines = [json.dumps(row) for row in records(table)] if as_json else score_table_lines(table)[1:]
+                for line in lines:
+                    typer.echo(line)
+                sys.stdout.flush()  # a caller reading the pipe gets each row before sending the next request
+                failed += int((table["status"] == ERROR).sum())
+                total += len(table)
         except EncoderUnavailableError as exc:  # said from the model's side: the card names the encoder
             fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
-    lines = [json.dumps(row) for row in records(table)] if as_json else score_table_lines(table)
-    for line in lines:
-        typer.echo(line)
-    failed = int((table["status"] == ERROR).sum())
     if failed:  # after every result is out: the good files' scores are not lost
-        fail(f"{failed} of {len(table)} file(s) could not be scored; see the rows with status {ERROR}")
+        fail(f"{failed} of {total} file(s) could not be scored; see the rows with status {ERROR}")
+
+
+def _requests(items: list[str], stream: bool) -> Iterator[list[str]]:
+    """What `addgp score` scores, batch by batch: the paths given (one batch), then with ``--list -``
+    each line of standard input as it arrives (a missing file there is an error row, not the end)."""
+    if items:
+        yield items
+    if stream:
+        for line in sys.stdin:
+            if line.strip():
+                yield [line.strip()]

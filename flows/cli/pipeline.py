@@ -15,6 +15,7 @@ from flows.cli.common import (
     exit_on_regressions,
     fail,
 )
+from flows.cli.console import say
 
 
 def default_config() -> Path:
@@ -37,7 +38,8 @@ def run(
 
     path = config or default_config()
     with exit_codes():
-        load_pipeline_config(path)  # fail here, before any server or cluster starts
+        loaded = load_pipeline_config(path)  # fail here, before any server or cluster starts
+    say(f"addgp run: {path} (config {loaded.name}, workdir {loaded.workdir})")
     from flows.cli.server import prefect_api
     from flows.pipeline import pipeline_flow
     from storage.reports import read_report_metrics
@@ -71,8 +73,10 @@ def nightly(
     from flows.config import load_pipeline_config
 
     with exit_codes():
-        if load_pipeline_config(config).nightly is None:
+        loaded = load_pipeline_config(config)
+        if loaded.nightly is None:
             fail(f"{config}: no `nightly:` section (inbox, detector, strategy); see docs/operations.md")
+    say(f"addgp nightly: {config} (config {loaded.name}, workdir {loaded.workdir}, detector {loaded.nightly.detector})")
     from flows.cli.server import prefect_api
     from flows.nightly import nightly_flow
 
@@ -88,12 +92,21 @@ def nightly(
 @app.command()
 def serve(
     config: Path = typer.Argument(..., help="Pipeline config; its `schedule:` says when each deployment runs."),
+    pause_on_stop: bool = typer.Option(
+        True,
+        help="Pause both deployments' schedules when this process stops (SIGTERM, Ctrl-C), so nothing is "
+        "scheduled while no server runs them; --no-pause-on-stop keeps them scheduled (runs due meanwhile "
+        "wait for the next `addgp serve`).",
+    ),
 ) -> None:
-    """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped."""
+    """Serve the scheduled deployments (nightly, weekly benchmark) from this process until stopped.
+
+    Stopping it (SIGTERM from `systemctl stop` or `restart`, Ctrl-C) pauses both deployments by default: the
+    Prefect UI shows them Paused until the next `addgp serve` of this config starts, which resumes them."""
     with exit_codes():
         from flows.deployments import build_deployments
 
         deployments = build_deployments(config)
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments)
+    prefect_serve(*deployments, pause_on_shutdown=pause_on_stop)

@@ -15,12 +15,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 DEFAULT_STARTUP_TIMEOUT_S = 120
+# Logs and events still queued when a command's flow ends: sent within this, or dropped.
+FLUSH_TIMEOUT_S = 10
 _PR_SET_PDEATHSIG = 1
 
 
@@ -54,6 +57,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def flush_to_api(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+    """Send the run logs and events Prefect still holds to the API, while it still answers.
+
+    Prefect's log and event workers send in the background and flush at interpreter exit; with
+    the temporary server already stopped by then, each retried against a closed port for about a
+    minute and printed ``--- Error logging to API --- All connection attempts failed``. Drained
+    here, before the server stops, the command exits as soon as its work is done.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 @contextmanager
 def prefect_api() -> Iterator[str | None]:
     """The Prefect API for the block: the configured one, or a temporary server stopped on exit."""
@@ -61,10 +79,14 @@ def prefect_api() -> Iterator[str | None]:
     import prefect
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
+    from flows.cli.console import filter_prefect_terminal, say
+
+    filter_prefect_terminal()
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
     timeout = startup_timeout_s()
+    say("starting Prefect's temporary API server (set PREFECT_API_URL to use a running one; docs/operations.md)")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -75,6 +97,9 @@ def prefect_api() -> Iterator[str | None]:
         **get_current_settings().to_environment_variables(exclude_unset=True),
     }
     parent = os.getpid()
+    # The server's own output (its shutdown's cancelled consumers, uvicorn) is not the command's:
+    # kept in a file, shown only when the server fails to start.
+    server_log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -94,14 +119,18 @@ def prefect_api() -> Iterator[str | None]:
             "on",
         ],
         env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
         preexec_fn=(lambda: _die_with_parent(parent)) if sys.platform == "linux" else None,
     )
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
+                server_log.seek(0)
+                tail = server_log.read()[-2000:]
                 raise ServerStartError(
-                    f"the temporary Prefect server exited with code {process.returncode} while starting"
+                    f"the temporary Prefect server exited with code {process.returncode} while starting:\n{tail}"
                 )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
@@ -116,7 +145,10 @@ def prefect_api() -> Iterator[str | None]:
                 )
             time.sleep(0.2)
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+            try:
+                yield url
+            finally:
+                flush_to_api()
     finally:
         process.terminate()
         try:
@@ -124,3 +156,4 @@ def prefect_api() -> Iterator[str | None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        server_log.close()

@@ -7,9 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from addgp.contracts import p_spoof_from_score
-from storage.models import EmbeddingSetting
+from storage.models import EmbeddingSetting, read_card
 from storage.reports import provenance_of_card
-from tasks.embed.encoder import EncoderSpec, EncoderVariantMismatchError, spec_of_card_encoder
+from tasks.embed.embedder import Embedder
+from tasks.embed.encoder import (
+    EncoderSpec,
+    EncoderVariantMismatchError,
+    load_encoder,
+    resolve_layers,
+    spec_of_card_encoder,
+)
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
@@ -54,6 +61,11 @@ def encoder_spec_of_card(card: dict) -> EncoderSpec:
     )
 
 
+def model_embedder(model_path: str) -> Embedder:
+    """The encoder a model's embeddings come from, loaded once for many :func:`score_files` calls."""
+    return Embedder(load_encoder(resolve_layers(encoder_spec_of_card(read_card(model_path)))))
+
+
 def check_variant(card: dict, variant: str | None, model_path: str) -> None:
     """Refuse to score with embeddings of another encoder variant than the model was trained on.
 
@@ -70,7 +82,11 @@ def check_variant(card: dict, variant: str | None, model_path: str) -> None:
 
 
 def score_files(
-    items: list[str], model_path: str, batch_seconds: float | None = None, variant: str | None = None
+    items: list[str],
+    model_path: str,
+    batch_seconds: float | None = None,
+    variant: str | None = None,
+    embedder: Embedder | None = None,
 ) -> pd.DataFrame:
     """One row per file, in the order given: path, score (LLR), p_spoof, variance (GP models), status
     (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows), then the model's
@@ -78,12 +94,13 @@ def score_files(
     no audio file is an error row of its own (``NO_AUDIO_IN_FOLDER``), after the files.
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
-    given, must be that one (``EncoderVariantMismatchError`` otherwise).
+    given, must be that one (``EncoderVariantMismatchError`` otherwise). ``embedder``: that
+    encoder already loaded (:func:`model_embedder`), for a caller scoring request after request.
     """
     detector, card = load_detector(model_path)
     check_variant(card, variant, model_path)
     paths, empty_folders = expand_audio_paths(items)
-    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
+    kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds, embedder)
     failures.update({folder: NO_AUDIO_IN_FOLDER for folder in empty_folders})
     paths += empty_folders
     rows = []

@@ -51,7 +51,7 @@ import os
 from pathlib import Path
 from types import EllipsisType
 
-from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
+from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS, SPOOF
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
 from tasks.ingest.scan import (
     format_prefix_map,
@@ -253,6 +253,7 @@ def ingest(
             name = column if column not in RESERVED else f"src_{column}"
             row[name] = record.get(column)
         candidates.append(row)
+    _check_some_label_known(candidates, label_col, table_path)
     result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
     if table.rows and result.manifest.empty:
         _refuse_if_no_path_resolved(table_path, result, path_rejects, shown_map, prefixes)
@@ -285,4 +286,18 @@ def _refuse_if_no_path_resolved(
     raise LayoutError(
         f"{table_path}: every one of its {len(reasons)} rows was rejected for its audio path "
         f"(e.g. {first['source']}: {first['utt_id']!s}: {first['reason']}); {fix}"
+    )
+
+
+def _check_some_label_known(candidates: list[dict], label_col: str, table_path: Path) -> None:
+    """Every row's label unknown (``is_fake`` = 0/1, ``class`` = real/fake …): the column needs a
+    ``label_map``, which one message says, instead of one reject per row."""
+    found = sorted({str(row["label"]) for row in candidates})
+    if not candidates or any(row["label"] in (BONAFIDE, SPOOF) for row in candidates):
+        return
+    example = "{0: bonafide, 1: spoof}" if set(found) <= {"0", "1"} else f"{{{found[0]}: bonafide, …: spoof}}"
+    raise LayoutError(
+        f"{table_path}: no value of the label column {label_col!r} is bonafide/spoof or a known spelling of them "
+        f"(found {found[:6]}{' …' if len(found) > 6 else ''}); map them with label_map, e.g. "
+        f"--option 'label_map={example}' (check the corpus' documentation for which value is bona fide)"
     )

@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
 from storage import champions
 from storage.manifests import find_rejects, read_manifest, read_manifests, read_rejects
@@ -108,9 +109,10 @@ def challenger_task(
         return night
     champion_path = night["champion"]["model_path"]
     champion, card = load_detector(champion_path)
-    challenger = build_challenger(
-        champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows
-    )
+    with progress_to_run_log():  # a retrained GP's steps as lines of this task run's log
+        challenger = build_challenger(
+            champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows
+        )
     provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night["run_id"]}
     ref = save_model(models_root, name, challenger, derived_card(card, learn_rows, provenance))
     record = {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}

@@ -77,9 +77,9 @@ from pydantic.fields import FieldInfo
 from scipy.special import log_ndtr, logsumexp
 from sklearn.preprocessing import StandardScaler
 from torch import nn
-from tqdm.auto import tqdm
 
 from addgp.metrics import cllr
+from addgp.progress import progress_bar
 from tasks.train import streaming
 from tasks.train.base import LLRDetector, UnsoundUpdateError
 from tasks.train.calibration import CalibrationMethod, class_balanced, is_spoof_target, log_prior_odds
@@ -413,17 +413,20 @@ class DKLGPDetector(LLRDetector):
         model.eval()
 
     def _steps(self, model, loss_fn, optimizer, schedule, stopper, dev, max_steps, min_steps, eval_every, desc) -> None:
-        for step in tqdm(range(1, max_steps + 1), desc=desc, disable=not self.progress):
-            model.train()
-            optimizer.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            self.steps_run_ = step
-            if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
-                if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
-                    break
+        # A bar on a terminal, lines of the task run's log inside a flow (addgp/progress.py).
+        with progress_bar(total=max_steps, desc=f"train {desc}", unit="step", disable=not self.progress) as bar:
+            for step in range(1, max_steps + 1):
+                model.train()
+                optimizer.zero_grad()
+                loss = loss_fn()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                self.steps_run_ = step
+                bar.update(1)
+                if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
+                    if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
+                        break
 
     def standardise(self, X) -> torch.Tensor:
         """Rows of X as a standardised float32 tensor on the detector's device."""

@@ -6,6 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import DetectorConfig, EncoderConfig, TrainConfig
+from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifests
 from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
 from tasks.train.fit import TrainingSelection, fit_and_register
@@ -25,13 +26,15 @@ def train_task(
     selection = TrainingSelection(
         datasets=tuple(train.datasets), splits=tuple(train.splits), dev_splits=tuple(train.dev_splits), layer=layer
     )
-    return fit_and_register(
-        read_manifests(manifest_paths),
-        store,
-        models_root,
-        spec,
-        selection,
-        detector.name,
-        detector.kind,
-        dict(detector.params),
-    )
+    # GP steps and the last-block kind's frame cache report progress as lines of this task run's log.
+    with progress_to_run_log():
+        return fit_and_register(
+            read_manifests(manifest_paths),
+            store,
+            models_root,
+            spec,
+            selection,
+            detector.name,
+            detector.kind,
+            dict(detector.params),
+        )
