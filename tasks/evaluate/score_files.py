@@ -13,10 +13,10 @@ from tasks.embed.embedder import Embedder
 from tasks.embed.encoder import (
     EncoderSpec,
     EncoderVariantMismatchError,
-    load_encoder,
     resolve_layers,
     spec_of_card_encoder,
 )
+from tasks.embed.loading import load_encoder
 from tasks.embed.run import embed_paths
 from tasks.evaluate.scoring import detector_scores
 from tasks.ingest.scan import AUDIO_EXTENSIONS
