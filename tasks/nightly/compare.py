@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from addgp.config import GateConfig
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
@@ -18,6 +19,7 @@ from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows
 from tasks.nightly.challenger import select_rows, subset_rows
+from tasks.nightly.gate import apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 from tasks.train.data import LabelledEmbeddings
 
@@ -176,34 +178,44 @@ def compare_champion_and_challenger(
     holdout_rows: pd.DataFrame,
     n_boot: int,
     eer_at_last_promotion: dict[str, float] | None,
+    gate: GateConfig | None = None,
+    nights_pooled: int = 1,
 ) -> dict:
     """Score ``models`` (keys ``champion``, ``challenger``) on the eval sets and the held-out new
-    fakes; decide; measure forgetting since the champion's promotion.
+    fakes; decide, through the promotion ``gate`` (tasks/nightly/gate.py; default: off) with
+    ``nights_pooled`` nights of held-out rows; measure forgetting since the champion's promotion.
 
     Deterministic for the same models and rows (seeded bootstrap), so a resumed night
     reaches the decision the killed one would have.
     """
+    gate = gate if gate is not None else GateConfig(min_spoof=0, min_bonafide=0, ci_level=None)
     scores = score_champion_and_challenger(models, manifest, store, eval_datasets, eval_splits, holdout_rows)
     champion, challenger = eer_by_dataset(scores, "champion"), eer_by_dataset(scores, "challenger")
 
     def on_eval(eers: dict[str, float]) -> dict[str, float]:
         return {d: eers[d] for d in eval_datasets}
 
-    decision = decide_promotion(
+    point = decide_promotion(
         on_eval(champion),
         on_eval(challenger),
         average_eer_ci_half_width(scores, "champion", eval_datasets, n_boot),
         champion.get(NEW_FAKES),
         challenger.get(NEW_FAKES),
     )
+    evidence = held_out_evidence(scores, n_boot, alpha=1 - (gate.ci_level or 0.95))
+    new_fakes = evidence[evidence["dataset"] == NEW_FAKES]
+    decision, gate_record = apply_gate(
+        point.as_dict(), new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
+    )
     eer = pd.DataFrame({"champion": champion, "challenger": challenger})
-    tonight = on_eval(challenger if decision.promote else champion)
+    tonight = on_eval(challenger if decision["promote"] else champion)
     baseline = eer_at_last_promotion if eer_at_last_promotion is not None else on_eval(champion)
     return {
         "scores": scores,
         "eer": eer,
-        "evidence": held_out_evidence(scores, n_boot),
-        "decision": decision.as_dict(),
+        "evidence": evidence,
+        "decision": decision,
+        "gate": gate_record,
         "forgetting": forgetting_table(baseline, tonight),
         "champion_eer": on_eval(champion),
         "challenger_eer": on_eval(challenger),

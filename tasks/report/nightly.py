@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from addgp import __version__
+from tasks.nightly.gate import NOT_ENOUGH_EVIDENCE
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
 from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
@@ -46,6 +47,10 @@ class NightlyOutcome:
     champion_history: list[dict] = field(default_factory=list)
     # the inbox's rejects per reason: reason, count, examples (tasks.nightly.rejects)
     rejects: pd.DataFrame | None = None
+    # the promotion gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks.nightly.gate)
+    gate: dict | None = None
+    # drift records of recent nights, tonight last (tasks.nightly.drift; storage.nightly_records)
+    drift: list[dict] = field(default_factory=list)
 
     @property
     def nothing_new(self) -> bool:
@@ -67,6 +72,8 @@ def headline(outcome: NightlyOutcome) -> str:
             f"No new data; champion re-evaluated: average EER {pct(now)} % on the eval corpora{since}. "
             "No model was trained and the champion is unchanged."
         )
+    if outcome.decision.get("outcome") == NOT_ENOUGH_EVIDENCE:
+        return f"NOT ENOUGH EVIDENCE YET, champion kept: {outcome.decision['reason']}."
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
 
@@ -173,6 +180,107 @@ def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
         ]
     )
     return Section("evidence", "Held-out evidence", [intro, Table("evidence", columns, rows)])
+
+
+def _gate_section(gate: dict | None) -> Section | None:
+    if not gate:
+        return None
+
+    def need(have: int, want: int) -> Cell:
+        return Cell(f"{have} (needs {want})", css="bad" if have < want else "good")
+
+    ci = (
+        ci_pct(gate["difference_ci_low"], gate["difference_ci_high"], digits=2)
+        if gate.get("difference_ci_low") is not None
+        else "no held-out spoof"
+    )
+    level = f"{gate['ci_level']:.0%}" if gate.get("ci_level") is not None else "95 % (reported, not gating)"
+    rows = [
+        [name_cell("outcome"), Cell(gate["outcome"], text_column=True, strong=True)],
+        [name_cell("held-out spoof rows"), need(gate["n_spoof"], gate["min_spoof"])],
+        [name_cell("bona fide rows of the new fakes"), need(gate["n_bonafide"], gate["min_bonafide"])],
+        [name_cell(f"champion − challenger EER on the new fakes (pp), {level} CI"), Cell(ci)],
+        [name_cell("nights of pooled evidence"), Cell(f"{gate['nights_pooled']} (at most {gate['max_nights']})")],
+    ]
+    intro = Paragraph(
+        [
+            f'Rule: {gate["rule"]}. Below it the night ends "{NOT_ENOUGH_EVIDENCE}": the champion is kept and '
+            "tonight's rows (held out and learnt) are pooled with the next nights' until the gate can decide."
+        ]
+    )
+    return Section(
+        "gate",
+        "Promotion gate",
+        [intro, Table("gate", [Column("figure", True), Column("tonight")], rows), Paragraph([gate["reason"]])],
+    )
+
+
+def _num(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def _drift_section(drift: list[dict]) -> Section | None:
+    if not drift:
+        return None
+    tonight = drift[-1]
+    mmd, variance = tonight["mmd"], tonight["variance"]
+    if mmd.get("mmd2") is None:
+        mmd_words = f"too few rows for the MMD test ({mmd['n_tonight']} tonight, {mmd['n_reference']} reference)"
+    else:
+        mmd_words = (
+            f"MMD² {_num(mmd['mmd2'])} against a permutation threshold of {_num(mmd['threshold'])} at "
+            f"α = {mmd['alpha']:g} (p = {_num(mmd['p_value'], 3)}; {mmd['n_tonight']} tonight vs "
+            f"{mmd['n_reference']} training rows, RBF bandwidth {_num(mmd['bandwidth'], 3)})"
+        )
+    if variance.get("available"):
+        variance_words = (
+            f"{variance['share_above_q95']:.0%} of tonight's rows have a GP predictive variance above the 95th "
+            f"percentile of the {tonight.get('variance_reference', 'reference rows')} (about 5 % without drift; "
+            f"p = {_num(variance['p_value'], 3)}); median variance {_num(variance['tonight_median'], 3)} tonight vs "
+            f"{_num(variance['reference_median'], 3)}"
+        )
+    else:
+        variance_words = f"predictive variance: not measured ({variance['why']})"
+    verdict = "DRIFT: tonight's inbox lies beyond the threshold" if tonight["drifted"] else "within the thresholds"
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                Span(f"Drift tonight: {verdict}. ", "b"),
+                f"Measured before any label was read, on all {tonight['n_rows']} rows of tonight's batches against the "
+                f"champion (version {tonight.get('champion_version')})'s training data: {mmd_words}; {variance_words}.",
+            ],
+            note=False,
+        )
+    ]
+    trend = [
+        [
+            name_cell(r["run_id"]),
+            count_cell(r.get("champion_version")),
+            count_cell(r["n_rows"]),
+            Cell(_num(r["mmd"].get("mmd2"))),
+            Cell(_num(r["mmd"].get("threshold"))),
+            Cell("–" if not r["variance"].get("available") else f"{r['variance']['share_above_q95']:.0%}"),
+            Cell("yes" if r["drifted"] else "no", css="bad" if r["drifted"] else ""),
+        ]
+        for r in drift
+    ]
+    blocks.append(Paragraph(["Trend over recent nights (tonight last):"]))
+    blocks.append(
+        Table(
+            "drift-trend",
+            [
+                Column("night (run)", True),
+                Column("champion version"),
+                Column("rows"),
+                Column("MMD²"),
+                Column("threshold"),
+                Column("variance above q95"),
+                Column("drifted", True),
+            ],
+            trend,
+        )
+    )
+    return Section("drift", "Drift of the inbox before labels", blocks)
 
 
 def _since(champion: dict) -> str:
@@ -346,6 +454,8 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
                         )
                     ],
                 ),
+                _drift_section(outcome.drift),
+                _gate_section(outcome.gate),
                 _evidence_section(outcome.evidence),
                 _condition_section(outcome.eer_by_condition),
                 Section(
@@ -403,6 +513,8 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         else json.loads(outcome.reevaluation.to_json(orient="records")),
         "champion_history": outcome.champion_history,
         "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
+        "gate": outcome.gate,
+        "drift": outcome.drift,
         "warnings": outcome.warnings,
     }
     return {
