@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from addgp import __version__
-from tasks.nightly.gate import NOT_ENOUGH_EVIDENCE
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
 from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
@@ -72,7 +71,7 @@ def headline(outcome: NightlyOutcome) -> str:
             f"No new data; champion re-evaluated: average EER {pct(now)} % on the eval corpora{since}. "
             "No model was trained and the champion is unchanged."
         )
-    if outcome.decision.get("outcome") == NOT_ENOUGH_EVIDENCE:
+    if outcome.decision.get("decided") is False:  # the promotion gate could not decide (tasks/nightly/gate.py)
         return f"NOT ENOUGH EVIDENCE YET, champion kept: {outcome.decision['reason']}."
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
@@ -204,7 +203,7 @@ def _gate_section(gate: dict | None) -> Section | None:
     ]
     intro = Paragraph(
         [
-            f'Rule: {gate["rule"]}. Below it the night ends "{NOT_ENOUGH_EVIDENCE}": the champion is kept and '
+            f'Rule: {gate["rule"]}. Below it the night ends "not enough evidence yet": the champion is kept and '
             "tonight's rows (held out and learnt) are pooled with the next nights' until the gate can decide."
         ]
     )
