@@ -148,3 +148,25 @@ def test_predictive_variance_flags_rows_far_from_the_data_and_a_model_without_va
         object(), "logreg", reference, held, rng.normal(size=(80, 4)), max_rows=200, n_permutations=50, alpha=0.01
     )
     assert not lr["variance"]["available"] and "logreg model has no predictive variance" in lr["variance"]["why"]
+
+
+def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
+    import json
+
+    from nightly_report_fixtures import undecided_night
+
+    from tasks.report.nightly import render_nightly_report
+
+    files = render_nightly_report(undecided_night())
+    for text in (files["index.html"], files["report.md"]):
+        assert "NOT ENOUGH EVIDENCE YET, champion kept" in text and "Promotion gate" in text
+        assert "3 (needs 50)" in text and "12 (needs 50)" in text and "-4.00, 33.00" in text
+        assert "Drift of the inbox before labels" in text and "inbox lies beyond the threshold" in text
+        assert "52%" in text and "night-1" in text and "night-2" in text
+    document = json.loads(files["metrics.json"])
+    assert document["decision"]["outcome"] == NOT_ENOUGH_EVIDENCE and not document["decision"]["decided"]
+    assert document["gate"]["n_spoof"] == 3 and [r["run_id"] for r in document["drift"]] == [
+        "night-1",
+        "night-2",
+        "night-3",
+    ]

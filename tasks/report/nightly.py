@@ -210,7 +210,7 @@ def _gate_section(gate: dict | None) -> Section | None:
     return Section(
         "gate",
         "Promotion gate",
-        [intro, Table("gate", [Column("figure", True), Column("tonight")], rows), Paragraph([gate["reason"]])],
+        [intro, Table("gate-table", [Column("figure", True), Column("tonight")], rows), Paragraph([gate["reason"]])],
     )
 
 
