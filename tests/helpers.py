@@ -103,7 +103,7 @@ def write_tone(path, seconds: float, sample_rate: int = 16000, seed: int = 0, fm
 
 
 # The promotion gate off: these tests check the point rule on one small batch (the gate's own
-# tests set it, tests/test_nightly_season.py and tests/test_nightly_gate.py).
+# tests set it, tests/test_nightly_season.py and tests/test_nightly_gate_drift.py).
 GATE_OFF = {"min_spoof": 0, "min_bonafide": 0, "ci_level": None}
 
 
