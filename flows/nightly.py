@@ -134,7 +134,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction
         )
         # Rows of earlier nights the gate could not decide on are learnt and tested on again tonight.
-        pooled = pool_evidence_task(
+        night, pooled = pool_evidence_task(
             state, detector.name, night, workspace.manifest(nightly.inbox), learn_rows, holdout_rows
         )
         night = challenger_task(

@@ -170,3 +170,26 @@ def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
         "night-2",
         "night-3",
     ]
+
+
+def test_a_resumed_night_tests_on_the_pool_the_killed_night_read(tmp_path):
+    from storage import champions
+    from storage.manifests import write_manifest
+    from tasks.nightly.task import pool_evidence_task
+
+    inbox = _rows("inbox", [f"u{i}" for i in range(6)]).assign(
+        split="train", attack=None, speaker="s", path="x.flac", duration_s=1.0, sha256="0" * 64
+    )
+    write_manifest(inbox, tmp_path / "inbox.parquet")
+    night = {"run_id": "n2", "batch_ids": ["b2"], "champion": {"model_path": "models/gp/v1"}}
+    champions.save_night(tmp_path, "gp", night)
+    earlier = {"champion": "models/gp/v1", "nights": ["n1"], "held_out": [["inbox", "u0"]], "learn": [["inbox", "u1"]]}
+    nightly_records.save_evidence_pool(tmp_path, "gp", earlier)
+    args = (str(tmp_path / "inbox.parquet"), inbox.iloc[2:4], inbox.iloc[4:6])
+    night, first = pool_evidence_task.fn(str(tmp_path), "gp", night, *args)
+    assert first["nights"] == ["n1", "n2"] and sorted(first["held_out"]["utt_id"]) == ["u0", "u4", "u5"]
+    # Killed after the decision settled (cleared) the pool: the resumed night reads its own record.
+    nightly_records.clear_evidence_pool(tmp_path, "gp")
+    resumed = champions.night_in_progress(tmp_path, "gp")
+    _, again = pool_evidence_task.fn(str(tmp_path), "gp", resumed, *args)
+    assert again["nights"] == first["nights"] and sorted(again["held_out"]["utt_id"]) == ["u0", "u4", "u5"]

@@ -173,11 +173,18 @@ def pool_evidence_task(
     inbox_manifest: str,
     learn_rows: pd.DataFrame,
     holdout_rows: pd.DataFrame,
-) -> dict:
-    """Tonight's rows joined to the pool of the champion's undecided nights:
-    {"learn", "held_out" (manifest rows), "nights" (run ids, tonight last)}."""
-    pool = nightly_records.read_evidence_pool(state_dir, detector, night["champion"]["model_path"])
-    return pool_rows(pool, read_manifest(inbox_manifest), learn_rows, holdout_rows, night["run_id"])
+) -> tuple[dict, dict]:
+    """(the night, tonight's rows joined to the pool of the champion's undecided nights:
+    {"learn", "held_out" (manifest rows), "nights" (run ids, tonight last)}).
+
+    The pool read is recorded in the night, so a resumed night tests on the rows the killed
+    one did, even when the killed one had already settled the pool.
+    """
+    pool = night.get("evidence_pool")
+    if pool is None:
+        pool = nightly_records.read_evidence_pool(state_dir, detector, night["champion"]["model_path"])
+        night = record_step(state_dir, detector, night, evidence_pool=pool)
+    return night, pool_rows(pool, read_manifest(inbox_manifest), learn_rows, holdout_rows, night["run_id"])
 
 
 @task(name="settle-evidence", task_run_name="settle-evidence[{detector}]", cache_policy=NO_CACHE)
