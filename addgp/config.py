@@ -288,7 +288,9 @@ class GateConfig(_Strict):
     # differences a promotion is about (a 3-spoof slice moved in steps of 33 points).
     min_spoof: int = Field(default=50, ge=0, description="held-out spoof rows needed before the gate decides")
     min_bonafide: int = Field(
-        default=50, ge=0, description="bona fide rows of the new-fakes slice (held out or borrowed) needed"
+        default=50,
+        ge=0,
+        description="bona fide rows of the new-fakes slice needed; with fewer held out, the eval corpora's join them",
     )
     ci_level: float | None = Field(
         default=0.95,

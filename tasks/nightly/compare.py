@@ -26,6 +26,7 @@ from tasks.train.data import LabelledEmbeddings
 NEW_FAKES = "new_fakes"
 # where the bona fide rows of the new-fakes slice come from (held-out evidence, ``bonafide_from``)
 HELD_OUT, EVAL_CORPORA = "held-out inbox rows", "eval corpora (no bona fide held out)"
+HELD_OUT_AND_EVAL = "held-out inbox rows + eval corpora (too few held out)"
 
 
 def score_champion_and_challenger(
@@ -35,12 +36,14 @@ def score_champion_and_challenger(
     eval_datasets: list[str],
     eval_splits: list[str],
     holdout_rows: pd.DataFrame,
+    min_bonafide: int = 1,
 ) -> pd.DataFrame:
     """Scores of each model on each eval dataset and on the held-out new fakes (dataset ``new_fakes``).
 
-    The new-fakes set is the held-out inbox rows; where those hold no bona fide audio, the
-    bona fide rows of the eval datasets stand in (as ASVspoof scores each attack against
-    the shared bona fide set). Held-out rows without a single spoof test no new fake: then
+    The new-fakes set is the held-out inbox rows; where those hold fewer than
+    ``min_bonafide`` bona fide rows (by default: none), the bona fide rows of the eval
+    datasets join them (as ASVspoof scores each attack against the shared bona fide set), so
+    a mostly-spoof inbox does not starve the promotion gate of bona fide rows. Held-out rows without a single spoof test no new fake: then
     there is no ``new_fakes`` set, and the decision says so.
     """
     frames = []
@@ -53,7 +56,7 @@ def score_champion_and_challenger(
                 select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows
             )
             parts = [score_rows(detector, name, held)]
-            if not (held.rows["label"] == BONAFIDE).any():
+            if int((held.rows["label"] == BONAFIDE).sum()) < max(min_bonafide, 1):
                 bona = select_rows(setting, manifest, store, eval_datasets, eval_splits)
                 bona = LabelledEmbeddings(
                     rows=bona.rows[bona.y == BONAFIDE].reset_index(drop=True), X=bona.X[bona.y == BONAFIDE], missing=0
@@ -91,6 +94,8 @@ def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: f
         draws = paired_delta_distribution(challenger, champion, ("eer",), n_boot, seed + i)["eer"]
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
         borrowed = "borrowed" in part and bool(part["borrowed"].eq(True).any())
+        held_bona = (part["label"] == BONAFIDE) & (part["borrowed"].ne(True) if "borrowed" in part else True)
+        source = (HELD_OUT_AND_EVAL if held_bona.any() else EVAL_CORPORA) if borrowed else HELD_OUT
         rows.append(
             {
                 "dataset": dataset,
@@ -101,7 +106,7 @@ def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: f
                 "difference": eers[0] - eers[1],
                 "difference_ci_low": float(low),
                 "difference_ci_high": float(high),
-                "bonafide_from": (EVAL_CORPORA if borrowed else HELD_OUT) if dataset == NEW_FAKES else None,
+                "bonafide_from": source if dataset == NEW_FAKES else None,
             }
         )
     return pd.DataFrame(rows)
@@ -189,7 +194,9 @@ def compare_champion_and_challenger(
     reaches the decision the killed one would have.
     """
     gate = gate if gate is not None else GateConfig(min_spoof=0, min_bonafide=0, ci_level=None)
-    scores = score_champion_and_challenger(models, manifest, store, eval_datasets, eval_splits, holdout_rows)
+    scores = score_champion_and_challenger(
+        models, manifest, store, eval_datasets, eval_splits, holdout_rows, gate.min_bonafide
+    )
     champion, challenger = eer_by_dataset(scores, "champion"), eer_by_dataset(scores, "challenger")
 
     def on_eval(eers: dict[str, float]) -> dict[str, float]:
