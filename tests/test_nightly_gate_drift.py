@@ -162,7 +162,7 @@ def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
         assert "NOT ENOUGH EVIDENCE YET, champion kept" in text and "Promotion gate" in text
         assert "3 (needs 50)" in text and "12 (needs 50)" in text and "-4.00, 33.00" in text
         assert "Drift of the inbox before labels" in text and "inbox lies beyond the threshold" in text
-        assert "52%" in text and "night-1" in text and "night-2" in text
+        assert "52 %" in text and "night-1" in text and "night-2" in text
     document = json.loads(files["metrics.json"])
     assert document["decision"]["outcome"] == NOT_ENOUGH_EVIDENCE and not document["decision"]["decided"]
     assert document["gate"]["n_spoof"] == 3 and [r["run_id"] for r in document["drift"]] == [

@@ -174,7 +174,7 @@ def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
         [
             "The rows both models were scored on, per slice, and the EER difference champion − challenger "
             "(positive = the challenger is better) with its 95 % interval from a bootstrap paired by row "
-            "(one resample draws a row for both models). new_fakes is the held-out share of tonight's batches, "
+            "(one resample draws a row for both models). new_fakes is the held-out share of tonight's batches (and of the nights the promotion gate pooled), "
             "which neither model trained on; an interval that straddles 0 means the rows cannot tell the models apart."
         ]
     )
@@ -193,12 +193,16 @@ def _gate_section(gate: dict | None) -> Section | None:
         if gate.get("difference_ci_low") is not None
         else "no held-out spoof"
     )
-    level = f"{gate['ci_level']:.0%}" if gate.get("ci_level") is not None else "95 % (reported, not gating)"
+    level = (
+        f"{pct(gate['ci_level'], 0)} % CI (the gate's)"
+        if gate.get("ci_level") is not None
+        else "95 % CI (shown; the gate does not use it)"
+    )
     rows = [
         [name_cell("outcome"), Cell(gate["outcome"], text_column=True, strong=True)],
         [name_cell("held-out spoof rows"), need(gate["n_spoof"], gate["min_spoof"])],
         [name_cell("bona fide rows of the new fakes"), need(gate["n_bonafide"], gate["min_bonafide"])],
-        [name_cell(f"champion − challenger EER on the new fakes (pp), {level} CI"), Cell(ci)],
+        [name_cell(f"champion − challenger EER on the new fakes (pp), {level}"), Cell(ci)],
         [name_cell("nights of pooled evidence"), Cell(f"{gate['nights_pooled']} (at most {gate['max_nights']})")],
     ]
     intro = Paragraph(
@@ -233,7 +237,7 @@ def _drift_section(drift: list[dict]) -> Section | None:
         )
     if variance.get("available"):
         variance_words = (
-            f"{variance['share_above_q95']:.0%} of tonight's rows have a GP predictive variance above the 95th "
+            f"{pct(variance['share_above_q95'], 0)} % of tonight's rows have a GP predictive variance above the 95th "
             f"percentile of the {tonight.get('variance_reference', 'reference rows')} (about 5 % without drift; "
             f"p = {_num(variance['p_value'], 3)}); median variance {_num(variance['tonight_median'], 3)} tonight vs "
             f"{_num(variance['reference_median'], 3)}"
@@ -244,8 +248,8 @@ def _drift_section(drift: list[dict]) -> Section | None:
     blocks: list[Block] = [
         Paragraph(
             [
-                Span(f"Drift tonight: {verdict}. ", "b"),
-                f"Measured before any label was read, on all {tonight['n_rows']} rows of tonight's batches against the "
+                Span(f"Drift tonight: {verdict}.", "b"),
+                f" Measured before any label was read, on all {tonight['n_rows']} rows of tonight's batches against the "
                 f"champion (version {tonight.get('champion_version')})'s training data: {mmd_words}; {variance_words}.",
             ],
             note=False,
@@ -258,7 +262,7 @@ def _drift_section(drift: list[dict]) -> Section | None:
             count_cell(r["n_rows"]),
             Cell(_num(r["mmd"].get("mmd2"))),
             Cell(_num(r["mmd"].get("threshold"))),
-            Cell("–" if not r["variance"].get("available") else f"{r['variance']['share_above_q95']:.0%}"),
+            Cell("–" if not r["variance"].get("available") else f"{pct(r['variance']['share_above_q95'], 0)} %"),
             Cell("yes" if r["drifted"] else "no", css="bad" if r["drifted"] else ""),
         ]
         for r in drift
