@@ -49,7 +49,8 @@ from tasks.train.task import train_task
 
 @flow(name="addgp-nightly", flow_run_name=initial_flow_run_name, log_prints=True)
 def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
-    """One night; returns {report, promoted, nothing_new, champion, resumed}."""
+    """One night; returns {report, promoted, nothing_new, champion, resumed} and, on a night with new
+    batches, outcome (promoted / kept / not enough evidence yet) and drifted."""
     config = load_pipeline_config(config_path)
     if config.nightly is None:
         raise ConfigError(f"{config_path}: the nightly flow needs a `nightly:` section (inbox, detector, strategy)")
@@ -198,4 +199,6 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             "nothing_new": False,
             "champion": champion,
             "resumed": bool(night.get("resumed")),
+            "outcome": comparison["decision"]["outcome"],
+            "drifted": drift[-1]["drifted"],
         }
