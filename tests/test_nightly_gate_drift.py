@@ -193,3 +193,14 @@ def test_a_resumed_night_tests_on_the_pool_the_killed_night_read(tmp_path):
     resumed = champions.night_in_progress(tmp_path, "gp")
     _, again = pool_evidence_task.fn(str(tmp_path), "gp", resumed, *args)
     assert again["nights"] == first["nights"] and sorted(again["held_out"]["utt_id"]) == ["u0", "u4", "u5"]
+
+
+def test_damaged_pool_and_drift_files_name_the_file_and_the_fix(tmp_path):
+    from storage.state import StateFileError
+
+    (tmp_path / "evidence-gp.json").write_text('{"champion": "models/gp/v1", "nights": [')
+    with pytest.raises(StateFileError, match=r"evidence-gp\.json: state file is damaged.*move it away"):
+        nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v1")
+    (tmp_path / "drift-gp.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(StateFileError, match=r"drift-gp\.json: state file is damaged.*drift trend"):
+        nightly_records.record_drift(tmp_path, "gp", {"run_id": "n1", "drifted": False}, keep=3)
