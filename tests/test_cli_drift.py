@@ -67,7 +67,7 @@ def test_drift_on_a_manifest_and_on_a_folder_of_unlabelled_audio(tmp_path):
         not record["variance"]["available"] and "logreg model has no predictive variance" in record["variance"]["why"]
     )
 
-    # Loud white noise, unlike any tone the model was trained on: drift, exit 8 when asked.
+    # Loud white noise, unlike any tone the model was trained on: drift, exit 9 when asked.
     traffic = tmp_path / "traffic"
     traffic.mkdir()
     rng = np.random.default_rng(0)

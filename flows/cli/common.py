@@ -7,7 +7,7 @@ run of the same kind holds the lock, 5 (`addgp score`) a model asked to score em
 another encoder variant (fp32/int8) than it was trained on, 6 (`addgp run`, `addgp report`)
 the run finished and published its report, which found regressions against the previous one,
 7 (`addgp embed`, `run`, `nightly`) the run finished but a dataset had more rows rejected than
-`embed.max_reject_fraction` allows (everything embeddable was written first), 8 (`addgp drift
+`embed.max_reject_fraction` allows (everything embeddable was written first), 9 (`addgp drift
 --fail-on-drift`) the audio tested lies beyond a drift threshold from the model's training data.
 """
 
@@ -31,7 +31,7 @@ EXIT_BUSY = 4
 EXIT_VARIANT_MISMATCH = 5
 EXIT_REGRESSIONS = 6
 EXIT_TOO_MANY_REJECTS = 7
-EXIT_DRIFT = 8
+EXIT_DRIFT = 9
 QUOTES = "'\""  # KeyError quotes its message
 
 app = typer.Typer(
