@@ -222,6 +222,10 @@ def _num(value, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
 
 
+# Nights of drift the report's trend shows (the state keeps nightly.drift.history_nights).
+DRIFT_TREND_NIGHTS = 14
+
+
 def _drift_section(drift: list[dict]) -> Section | None:
     if not drift:
         return None
@@ -265,9 +269,9 @@ def _drift_section(drift: list[dict]) -> Section | None:
             Cell("–" if not r["variance"].get("available") else f"{pct(r['variance']['share_above_q95'], 0)} %"),
             Cell("yes" if r["drifted"] else "no", css="bad" if r["drifted"] else ""),
         ]
-        for r in drift
+        for r in drift[-DRIFT_TREND_NIGHTS:]
     ]
-    blocks.append(Paragraph(["Trend over recent nights (tonight last):"]))
+    blocks.append(Paragraph([f"Trend over the last {len(trend)} recorded night(s), tonight last:"]))
     blocks.append(
         Table(
             "drift-trend",
