@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import nightly_config
+from helpers import WebhookReceiver, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
@@ -69,6 +69,11 @@ def _held(batch: str, items: list[tuple[str, Path]]) -> list[bool]:
 
 
 def test_a_season_of_nights_through_the_flow(tmp_path, prefect_backend):
+    with WebhookReceiver() as hook:
+        _season(tmp_path, hook)
+
+
+def _season(tmp_path, hook):
     path = nightly_config(tmp_path, gate={"min_spoof": MIN_SPOOF, "min_bonafide": MIN_BONAFIDE, "ci_level": None})
     config = yaml.safe_load(path.read_text())
     params = {
@@ -82,6 +87,7 @@ def test_a_season_of_nights_through_the_flow(tmp_path, prefect_backend):
     config["train"]["detectors"] = [{"name": "gp", "kind": "dkl_gp", "params": params}]
     config["nightly"] |= {"detector": "gp", "drift": {"max_rows": 200, "n_permutations": 50}}
     del config["nightly"]["strategy"]  # the default nightly strategy, whatever it is
+    config["notify"] = {"webhook_url": hook.url, "on": ["drift", "promotion"]}
     path.write_text(yaml.safe_dump(config))
     workdir = load_config(path).workdir
 
@@ -158,6 +164,14 @@ def test_a_season_of_nights_through_the_flow(tmp_path, prefect_backend):
             assert tonight["drifted"] == (
                 tonight["mmd"]["mmd2"] > tonight["mmd"]["threshold"] or tonight["variance"]["drifted"]
             )
+
+    # The drift and promotion announcements: exactly the nights whose record says so.
+    drifted = [f"night-{i}" for i, d in enumerate(documents, start=1) if d["drift"][-1]["drifted"]]
+    assert [b["run_id"] for b in hook.bodies if b["event"] == "drift"] == drifted
+    for body in (b for b in hook.bodies if b["event"] == "drift"):
+        assert body["detector"] == "gp" and body["drift"]["drifted"] and body["report"].endswith("/index.html")
+    promoted = [f"night-{i}" for i, outcome in enumerate(outcomes, start=1) if outcome == PROMOTED]
+    assert [b["run_id"] for b in hook.bodies if b["event"] == "promotion"] == promoted
 
     # Flat cost: the saved state (weights, bytes) of each night's challenger is no larger than
     # the first night's (a 5 % allowance for serialisation), however many rows the chain has learnt.
