@@ -187,6 +187,11 @@ class EvaluateConfig(_Strict):
     conditions: list[str] = Field(
         default_factory=list, description="degradation conditions every eval set is also scored under (clean always is)"
     )
+    training_overlap: Literal["exclude", "mark"] = Field(
+        default="exclude",
+        description="eval sets a detector trained on (its model card's sets or content digests): left out of its "
+        "headline average (exclude, as the Speech Anti-Spoofing Arena) or kept and marked (mark)",
+    )
 
     @field_validator("conditions")
     @classmethod
@@ -340,6 +345,9 @@ class NightlyConfig(_Strict):
     replay_rows: int = Field(default=2000, ge=1, description="old training rows replayed when adapting")
     n_boot: int = Field(default=200, ge=10, description="bootstrap resamples for the promotion CI")
     wait_for_lock_s: float = Field(default=0.0, ge=0, description="how long a second nightly waits; 0 = exit at once")
+    # A drop folder that does not exist is an error (a typo or an unmounted share would read as
+    # "nothing new" forever) unless this says to create it, as the demo's first run does.
+    create_inbox: bool = Field(default=False, description="create the inbox drop folder when it does not exist")
     gate: GateConfig = Field(default_factory=GateConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 

@@ -2,10 +2,11 @@
 
 ingest inbox (a batch per delivery folder) → open the night (or resume an unfinished one) →
 nothing new? re-evaluate the champion on the eval sets, publish a short report, stop → embed
-only the new audio → drift of tonight's inbox from the champion's training data (no label
-read; event ``addgp.run.drift`` past the threshold) → challenger (retrain or adapt) → champion and challenger on the same eval sets +
-held-out new fakes (with the rows of earlier undecided nights) → the promotion gate: promote,
-keep, or "not enough evidence yet" (rows pooled for the next night) → report (with
+only the new audio → data checks of the new rows (copies of eval files excluded) → drift of
+tonight's inbox from the champion's training data (no label read; event ``addgp.run.drift``
+past the threshold) → challenger (retrain or adapt) → champion and challenger on the same eval
+sets + held-out new fakes (with the rows of earlier undecided nights) → the promotion gate:
+promote, keep, or "not enough evidence yet" (rows pooled for the next night) → report (with
 forgetting) → acknowledge the batches. Two nightly runs never overlap: the
 second waits or stops with a message. The flow run is named ``<config>/<run id>`` as soon as
 the run id is taken (under the lock); a promotion is announced as the Prefect event
@@ -14,6 +15,8 @@ Composition only: the steps are tasks/nightly.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 
@@ -25,7 +28,9 @@ from storage import champions
 from storage.workspace import Workspace
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
+from tasks.ingest.checks import pipeline_roles
 from tasks.ingest.task import demo_corpus_task, ingest_task
+from tasks.nightly.intake import inbox_folder
 from tasks.nightly.night import champion_history
 from tasks.nightly.task import (
     challenger_task,
@@ -34,6 +39,7 @@ from tasks.nightly.task import (
     drift_task,
     inbox_rejects_task,
     new_rows_task,
+    night_data_checks_task,
     open_night_task,
     pool_evidence_task,
     promote_task,
@@ -58,19 +64,30 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     workspace = Workspace.at(config.workdir)
     nightly = config.nightly
     detector = next(d for d in config.train.detectors if d.name == nightly.detector)
-    state, reports_root = workspace.state, f"{workspace.reports}/nightly"
+    # Each champion detector has its own reports folder (and its own acknowledged batches).
+    state, reports_root = workspace.state, f"{workspace.reports}/nightly/{detector.name}"
+    inbox_root = next(d.root for d in config.datasets if d.name == nightly.inbox)
+    inbox_created = nightly.create_inbox and "://" not in str(inbox_root) and not Path(inbox_root).exists()
     warnings = [RANDOM_WEIGHT_WARNING] if spec_from_config(config.encoder).random_weights else []
 
     with champions.exclusive_run(state, "nightly", wait_s=nightly.wait_for_lock_s):
         if config.demo_corpus is not None:
             demo_corpus_task(config.demo_corpus)
         futures = {
-            d.name: ingest_task.submit(d, workspace.manifest(d.name), extra_options={"state_dir": state})
+            d.name: ingest_task.submit(
+                d,
+                workspace.manifest(d.name),
+                extra_options={"state_dir": state, "create_missing": nightly.create_inbox},
+            )
             if d.name == nightly.inbox
             else ingest_task.submit(d, workspace.manifest(d.name), reuse_existing=True)
             for d in config.datasets
         }
         manifests = [f.result()["manifest"] for f in futures.values()]
+        inbox = inbox_folder(inbox_root, created=inbox_created)
+        if inbox_created:
+            logger.warning("created the missing inbox drop folder %s (nightly.create_inbox: true)", inbox["folder"])
+        logger.info("inbox %s: %d file(s)", inbox["folder"], inbox["n_files"])
         # The run id is taken under the lock, so a queued night never reuses the previous one's.
         night = open_night_task(state, detector.name, reports_root, f"{config.name}-nightly", run_id)
         name_flow_run(config.name, night["run_id"])
@@ -104,6 +121,8 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
                 reevaluation=reevaluation,
                 champion_history=champion_history(state, detector.name),
                 rejects=rejects,
+                detector=detector.name,
+                inbox=inbox,
             )
             folder = publish_nightly_task(quiet, reports_root)
             logger.info("nothing new in the inbox; report at %s", folder)
@@ -134,6 +153,9 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
         learn_rows, holdout_rows = new_rows_task(
             workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction
         )
+        # Before the challenger learns them: new rows with an eval file's audio are excluded.
+        checked = night_data_checks_task(manifests, nightly.inbox, *pipeline_roles(config), learn_rows, holdout_rows)
+        learn_rows, holdout_rows = checked["learn"], checked["holdout"]
         # Rows of earlier nights the gate could not decide on are learnt and tested on again tonight.
         night, pooled = pool_evidence_task(
             state, detector.name, night, workspace.manifest(nightly.inbox), learn_rows, holdout_rows
@@ -177,6 +199,10 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             evidence=comparison["evidence"],
             champion_history=champion_history(state, detector.name),
             rejects=rejects,
+            detector=detector.name,
+            inbox=inbox,
+            data_checks=checked["checks"],
+            excluded=checked["excluded"],
             challenger={
                 "strategy": nightly.strategy,
                 "new_rows": int(len(pooled["learn"])),

@@ -18,6 +18,7 @@ from tasks.degrade.task import degrade_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, resolve_layer, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
+from tasks.ingest.losses import plan_corpora
 from tasks.ingest.task import data_checks_task, demo_corpus_task, ingest_task, near_duplicate_task
 from tasks.report.build import ReportInput
 from tasks.report.task import regressions_task, report_task
@@ -35,17 +36,27 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
 
     if config.demo_corpus is not None:
         demo_corpus_task(config.demo_corpus)
-    # An inbox keeps its batch ledger in the workspace, never in the drop folder itself.
+    # An inbox keeps its batch ledger in the workspace, never in the drop folder itself; a
+    # missing drop folder is an error unless the config's nightly section says to create it.
+    create_inbox = config.nightly is not None and config.nightly.create_inbox
     ingest_futures = {
         d.name: ingest_task.submit(
             d,
             workspace.manifest(d.name),
-            extra_options={"state_dir": workspace.state} if d.adapter == "inbox" else None,
+            extra_options={"state_dir": workspace.state, "create_missing": create_inbox}
+            if d.adapter == "inbox"
+            else None,
         )
         for d in config.datasets
     }
     ingests = {name: future.result() for name, future in ingest_futures.items()}
-    manifests = [summary["manifest"] for summary in ingests.values()]
+    # A corpus that lost a split or too many rows at ingest is left out (of the role that needs
+    # the split); the run publishes what the rest allows and `addgp run` exits 7.
+    plan = plan_corpora(config, ingests)
+    for record in plan.left_out:
+        logger.warning("left out of the run: dataset %s (%s): %s", record["dataset"], record["role"], record["reason"])
+    config = plan.applied_to(config)
+    manifests = [summary["manifest"] for name, summary in ingests.items() if plan.uses(name)]
     # Before any training: duplicate audio, train/eval overlap (an error here stops the run).
     data_checks = data_checks_task(manifests, config, config_path)
 
@@ -85,6 +96,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         scores,
         n_boot=config.evaluate.n_boot,
         target_error=config.evaluate.target_error,
+        training_overlap=config.evaluate.training_overlap,
     )
     report = ReportInput(
         title=f"addgp report: {config.name}",
@@ -95,6 +107,7 @@ def pipeline_flow(config_path: str, run_id: str | None = None) -> str:
         notes={"ingest": ingests, "embed": embed, **({"degrade": degraded["summaries"]} if degraded else {})},
         evaluation=evaluation,
         data_checks=data_checks,
+        left_out=plan.left_out,
     )
     # report_task compares with the previous published report (LATEST) and the earlier ones (trends).
     folder = report_task(report, scores, workspace.reports, config.name)

@@ -174,8 +174,11 @@ def write_shard(
     Rows are grouped by layer into separate row groups so that a layer filter reads only
     its own pages. Both files are written to temporary names first, then renamed into place
     (rejects first: the embeddings file is the marker that the shard is complete). A shard
-    whose every row is a transient reject gets no marker: the next run plans the same rows
-    under the same key and must find the shard still to do. With a
+    with no row embedded gets no embeddings file at all — a file of its own could only carry
+    a schema the store does not have (no embedding width to write), and one such file made
+    every reader of the store fail. Its rejects file records it instead (``shard_exists``):
+    complete when any reject is permanent; a shard whose every row is a transient reject is
+    still to do, so the next run plans the same rows under the same key. With a
     ``fence`` (the epoch token of the run that planned the shard, from ``writer_lock``), the
     renames happen under the store's commit lock and only while that token is current;
     otherwise the temporary files are removed and ``StaleWriterError`` is raised.
@@ -184,7 +187,7 @@ def write_shard(
     files: list[tuple[str, Callable[[Any], None]]] = [
         (location.rejects_path, lambda handle: pq.write_table(reject_table, handle))
     ]
-    if len(rows) or not (len(rejects) and (rejects["kind"] == TRANSIENT).all()):
+    if len(rows):
         files.append((location.embeddings_path, lambda handle: _write_embeddings(handle, rows, embeddings, dtype)))
     commit_files(location.store, files, fence, f"shard {location.key}")
 
@@ -240,19 +243,20 @@ def _move(fs, tmp: str, final: str) -> None:
 
 
 def _write_embeddings(handle, rows: pd.DataFrame, embeddings: np.ndarray, dtype: str) -> None:
-    dim = embeddings.shape[1] if embeddings.ndim == 2 and len(embeddings) else 0
+    """At least one row: the embedding width is the matrix's (a file of no rows is never written)."""
+    if embeddings.ndim != 2 or not len(rows) or len(embeddings) != len(rows) or not embeddings.shape[1]:
+        raise ValueError(f"an embeddings file needs rows and their (rows, dim > 0) matrix, got {embeddings.shape}")
+    dim = embeddings.shape[1]
     schema = embedding_schema(dim, dtype)
     np_dtype = np.float16 if dtype == "float16" else np.float32
     with pq.ParquetWriter(handle, schema) as writer:
-        for layer in sorted(rows["layer"].unique()) if len(rows) else []:
+        for layer in sorted(rows["layer"].unique()):
             mask = (rows["layer"] == layer).to_numpy()
             values = np.ascontiguousarray(embeddings[mask], dtype=np_dtype)
             flat = pa.array(values.reshape(-1), type=schema.field("embedding").type.value_type)
             columns = [pa.array(rows.loc[mask, f.name].tolist(), type=f.type) for f in META_FIELDS]
             columns.append(pa.FixedSizeListArray.from_arrays(flat, dim))
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
-        if not len(rows):
-            writer.write_table(schema.empty_table())
 
 
 def _dataset(store: str) -> ds.Dataset | None:
@@ -260,6 +264,8 @@ def _dataset(store: str) -> ds.Dataset | None:
         return None
     fs, root = filesystem(store)
     files = shard_files(fs, root, "part-", skip_top=REJECTS_DIR)
+    empty = set(empty_markers(fs, root))
+    files = [f for f in files if f not in empty]
     if not files:
         return None
     return ds.dataset(files, filesystem=fs, format="parquet")
@@ -281,6 +287,49 @@ def shard_files(fs, root: str, prefix: str, skip_top: str | None = None) -> list
         if name.startswith(prefix) and name.endswith(".parquet"):
             out.append(path)
     return sorted(out)
+
+
+# Earlier versions wrote a shard with no row embedded as a ``part-*.parquet`` of zero rows whose
+# ``embedding`` column had width 0: any reader unifying it with real shards failed for the whole
+# store. Such a file holds no rows, so readers skip it and the next embed run deletes it (its
+# rejects file, committed before it, records the shard). Only files this small can be one (a
+# zero-row file of the store's schema is under 2 KB; tests/test_faults_store.py holds the bound):
+# the footer check costs one small read per file under the bound, none for a shard of real
+# embeddings (a single 1024-wide float32 row is 4 KB of values already).
+EMPTY_MARKER_MAX_BYTES = 4 * 1024
+
+
+def empty_markers(fs, root: str) -> list[str]:
+    """The ``part-*.parquet`` files below ``root`` holding no rows (the zero-width markers of earlier
+    versions; this version writes none), found by size, then by footer."""
+    out = []
+    for path, info in fs.find(root, detail=True).items():
+        relative = path[len(root) :].lstrip("/")
+        name = relative.rsplit("/", 1)[-1]
+        if relative.split("/", 1)[0] == REJECTS_DIR or not (name.startswith("part-") and name.endswith(".parquet")):
+            continue
+        if info.get("type") != "file" or (info.get("size") or 0) > EMPTY_MARKER_MAX_BYTES:
+            continue
+        with fs.open(path, "rb") as handle:
+            if pq.ParquetFile(handle).metadata.num_rows == 0:
+                out.append(path)
+    return sorted(out)
+
+
+def retire_empty_markers(store: str) -> list[str]:
+    """Delete the zero-row ``part-*.parquet`` markers of earlier versions (see ``empty_markers``), so that
+    raw ``pyarrow.dataset(STORE)`` readers read the store again; the paths deleted.
+
+    Called by the embed run holding the writer lock. A marker holds no rows, so deleting it loses
+    nothing: its shard stays recorded by its rejects file (``shard_exists``).
+    """
+    if not exists(store):
+        return []
+    fs, root = filesystem(store)
+    markers = empty_markers(fs, root)
+    for path in markers:
+        fs.rm(path)
+    return markers
 
 
 def _embedded_keys(store: str, encoder: str, pooling: str, crop_s: float | None, layers: list[int]) -> set:
@@ -453,7 +502,17 @@ def store_summary(store: str) -> pd.DataFrame:
 
 
 def shard_exists(location: ShardLocation) -> bool:
-    return exists(location.embeddings_path)
+    """Whether the shard was committed: its embeddings file, or — for a shard with no row embedded —
+    a rejects file holding a permanent reject (see ``write_shard``)."""
+    if exists(location.embeddings_path):
+        return True
+    if not exists(location.rejects_path):
+        return False
+    fs, path = filesystem(location.rejects_path)
+    with fs.open(path, "rb") as handle:
+        rejects = pq.read_table(handle).to_pandas()
+    kinds = rejects["kind"] if "kind" in rejects else rejects["reason"].map(legacy_kind)
+    return bool((kinds == PERMANENT).any())
 
 
 @contextmanager

@@ -1,13 +1,24 @@
 """The inbox batch ledger ``STATE/inbox_batches.json``: which inbox files were seen, in which
 batch (named after its delivery folder by tasks/ingest/inbox.py), and which consumer (the
-nightly loop) has used which batch.
+nightly loop of one champion detector) has used which batch.
 
 ::
 
-    {"version": 1, "dataset": "inbox", "root": "/data/inbox",
+    {"version": 2, "dataset": "inbox", "root": "/data/inbox",
      "files": {utt_id: {"batch_id", "sha256"}},
      "batches": [{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}, …],
-     "consumers": {"nightly": [batch_id, …]}}
+     "consumers": {"nightly:lr": [batch_id, …], "nightly:gp": [batch_id, …]}}
+
+Batches are acknowledged per consumer: two champions in one workdir (say an LR and a GP,
+each with its own nightly config) each absorb every batch once, whichever runs first. The
+nightly's consumer is ``nightly:<detector>`` (``tasks.nightly.night.consumer_of``).
+
+Ledgers of version 1 have one list, ``"nightly"``, written when every nightly shared one
+consumer. They are migrated on read, nothing rewritten: a consumer without a list of its own
+that is given ``inherit="nightly"`` (the nightly does so for a detector that already has a
+champion record: its nights acknowledged those batches) starts from that list; one without
+a champion record starts from none acknowledged, so its first night absorbs every batch.
+The old list stays, for the next detector to inherit.
 
 Every change is a read-modify-write under ``STATE/.inbox_batches.json.lock`` and lands by
 atomic rename, so a killed writer leaves the previous ledger intact.
@@ -22,7 +33,8 @@ from collections.abc import Iterable, Iterator
 from storage.state import read_state, state_lock, state_path, write_state
 
 LEDGER_NAME = "inbox_batches.json"
-LEDGER_VERSION = 1
+LEDGER_VERSION = 2
+LEGACY_CONSUMER = "nightly"  # the one consumer of version-1 ledgers
 _FIX = (
     "restore it from a backup; deleting it makes every file in the inbox a new batch again "
     "(the next night retrains on all of them)"
@@ -55,20 +67,35 @@ def ledger_transaction(state_dir: str | os.PathLike) -> Iterator[dict]:
         write_state(ledger_path(state_dir), ledger)
 
 
-def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str = "nightly") -> list[dict]:
+def _acknowledged(ledger: dict, consumer: str, inherit: str | None) -> list[str]:
+    """``consumer``'s acknowledged batch ids; without a list of its own, ``inherit``'s (a migration)."""
+    consumers = ledger["consumers"]
+    if consumer in consumers:
+        return list(consumers[consumer])
+    return list(consumers.get(inherit, [])) if inherit is not None else []
+
+
+def new_inbox_batches(
+    state_dir: str | os.PathLike, *, consumer: str = LEGACY_CONSUMER, inherit: str | None = None
+) -> list[dict]:
     """Batches (oldest first) that ``consumer`` has not acknowledged yet.
 
     Each is ``{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``
     (``folder`` absent in batches of older ledgers, None for files at the drop folder's top); the
-    manifest rows of a batch are those whose ``batch_id`` column equals it.
+    manifest rows of a batch are those whose ``batch_id`` column equals it. ``inherit``: the
+    consumer whose list stands for ``consumer``'s while it has none (the module's migration rule).
     """
     ledger = read_ledger(state_dir)
-    seen = set(ledger["consumers"].get(consumer, []))
+    seen = set(_acknowledged(ledger, consumer, inherit))
     return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
 
 
 def acknowledge_inbox_batches(
-    state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str = "nightly"
+    state_dir: str | os.PathLike,
+    batch_ids: Iterable[str],
+    *,
+    consumer: str = LEGACY_CONSUMER,
+    inherit: str | None = None,
 ) -> None:
     """Record that ``consumer`` has used these batches (unknown ids are an error; repeats are no-ops)."""
     batch_ids = list(batch_ids)
@@ -77,5 +104,7 @@ def acknowledge_inbox_batches(
         unknown = [b for b in batch_ids if b not in known]
         if unknown:
             raise KeyError(f"{ledger_path(state_dir)}: no batch(es) {unknown}; known: {sorted(known)}")
-        done = ledger["consumers"].setdefault(consumer, [])
+        done = _acknowledged(ledger, consumer, inherit)
         done.extend(b for b in batch_ids if b not in done)
+        ledger["consumers"][consumer] = done
+        ledger["version"] = LEDGER_VERSION

@@ -15,6 +15,16 @@ there. Key files are also read in the headerless whitespace-separated layout of 
 protocol files (``ASVspoof5.eval.track_1.tsv``; the columns are named by
 :mod:`tasks.evaluate.interchange`).
 
+The Speech DF Arena toolkit (github.com/Speech-Arena/speech_df_arena, ``utils/metrics.py``
+``compute_metrics``) reads, per corpus, a protocol CSV with a header and a score file without
+one, space-separated, joined on ``file_name`` (the path as the protocol writes it)::
+
+    protocol_files/sonar.csv                      scores/<model>/sonar.txt
+    file_name,label                               /data/…/PromptTTS2/audio49.wav 1.734
+    /data/…/PromptTTS2/audio49.wav,spoof          /data/…/real_samples/4077_…wav -0.25
+
+Its ``cm_score`` is higher = bona fide (the second logit of its models), as addgp's LLR.
+
 This module only moves the files; the conversions to and from score tables are pure
 functions in :mod:`tasks.evaluate.interchange`.
 """
@@ -106,3 +116,23 @@ def write_key_file(frame: pd.DataFrame, path: str | os.PathLike) -> str:
     """``frame`` (``filename``, ``cm-label``, then any extra columns) as a key file; nulls are empty."""
     columns = [*KEY_HEADER, *[c for c in frame.columns if c not in KEY_HEADER]]
     return _write_tsv(frame[columns].astype(object).where(frame[columns].notna(), ""), path)
+
+
+ARENA_FILE_NAME, ARENA_SCORE, ARENA_LABEL = "file_name", "cm_score", "label"
+
+
+def write_arena_scores(frame: pd.DataFrame, path: str | os.PathLike) -> str:
+    """``frame`` (``file_name``, ``cm_score``) as a Speech DF Arena score file: ``file_name cm_score``
+    per line, space-separated, no header; scores with every digit (``repr``)."""
+    lines = [f"{name} {float(score)!r}\n" for name, score in zip(frame[ARENA_FILE_NAME], frame[ARENA_SCORE])]
+    with atomic_write(path, "w") as handle:
+        handle.write("".join(lines))
+    return str(path)
+
+
+def write_arena_protocol(frame: pd.DataFrame, path: str | os.PathLike) -> str:
+    """``frame`` (``file_name``, ``label``) as a Speech DF Arena protocol CSV (header ``file_name,label``)."""
+    text = frame[[ARENA_FILE_NAME, ARENA_LABEL]].to_csv(index=False, lineterminator="\n")
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return str(path)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from addgp.contracts import LABELS, MANIFEST_COLUMNS, MANIFEST_SCHEMA, NULLABLE_MANIFEST_COLUMNS, REJECTS_SCHEMA
-from storage.paths import absolute, atomic_write, exists, filesystem, is_url, join
+from storage.paths import absolute, atomic_write, exists, filesystem, is_url, join, read_parquet_table
 
 log = logging.getLogger(__name__)
 REJECTS_DIR = "_rejects"
@@ -108,8 +108,11 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     fs, p = filesystem(path)
     if not fs.exists(p):
         raise FileNotFoundError(f"manifest {path} does not exist; create it with `addgp ingest DATASET ROOT -o {path}`")
-    with fs.open(p, "rb") as handle:
-        df = pq.read_table(handle).to_pandas()
+    df = read_parquet_table(
+        path,
+        "manifest",
+        f"re-ingest it (`addgp ingest DATASET ROOT -o {path}`) or pass the manifest written by `addgp ingest`",
+    ).to_pandas()
     df = validate_manifest(df, source=str(path))
     relative = _relative_paths(df)
     if relative.any():

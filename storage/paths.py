@@ -79,3 +79,22 @@ def local_path(path: str | os.PathLike) -> Path:
     if "file" not in fs.protocol:
         raise ValueError(f"{path} is not on the local filesystem; copy it locally first")
     return Path(p)
+
+
+class NotParquetError(ValueError):
+    """A file that should be Parquet and is not (or is damaged); the message names it and the fix."""
+
+
+def read_parquet_table(path: str | os.PathLike, what: str, fix: str, **options):
+    """``pyarrow.parquet.read_table`` of ``path``; a file that is not Parquet raises ``NotParquetError``
+    naming the file, what it should be and ``fix`` — pyarrow's own message names only ``'<Buffer>'``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, p = filesystem(path)
+    with fs.open(p, "rb") as handle:
+        try:
+            return pq.read_table(handle, **options)
+        except pa.ArrowInvalid as exc:
+            detail = str(exc).split("'<Buffer>': ", 1)[-1].strip()
+            raise NotParquetError(f"{path}: not a Parquet {what} ({detail}); {fix}") from None

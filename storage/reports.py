@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from addgp.contracts import p_spoof_from_score, split_encoder_variant
 from storage.models import DIGEST_KEY
-from storage.paths import atomic_write, exists, filesystem, join
+from storage.paths import atomic_write, exists, filesystem, join, read_parquet_table
 
 SCORE_COLUMNS = ["utt_id", "dataset", "split", "label", "attack", "detector", "score", "p_spoof", "variance"]
 # Which model and encoder made each score, repeated on every row of a detector. Columns rather
@@ -114,10 +114,11 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     fs, p = filesystem(path)
     if not fs.exists(p):
         raise FileNotFoundError(f"score file {path} does not exist")
-    with fs.open(p, "rb") as handle:
-        if str(path).endswith((".csv", ".tsv", ".txt")):
+    if str(path).endswith((".csv", ".tsv", ".txt")):
+        with fs.open(p, "rb") as handle:
             return pd.read_csv(handle, sep=None, engine="python")
-        return pq.read_table(handle).to_pandas()
+    fix = "pass the Parquet table `addgp evaluate -o` wrote, a report's scores.parquet, or a .csv/.tsv score table"
+    return read_parquet_table(path, "score table", fix).to_pandas()
 
 
 def new_run_id(reports_root: str | os.PathLike, name: str) -> str:

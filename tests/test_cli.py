@@ -112,7 +112,12 @@ def test_ingest_writes_manifest_and_rejects(tmp_path):
         "LA_0079 LA_T_0000001 - - bonafide\nLA_0079 LA_T_0000002 - A01 spoof\nLA_0080 LA_T_0000003 - A02 spoof\nbroken line\n"
     )
     out = tmp_path / "m.parquet"
-    result = runner.invoke(app, ["ingest", "asvspoof2019_la", str(tmp_path), "-o", str(out)])
+    # Half the corpus rejected: over the default limit this exits 7 after writing (issue 23 item 2).
+    over = runner.invoke(app, ["ingest", "asvspoof2019_la", str(tmp_path), "-o", str(out)])
+    assert over.exit_code == 7 and "2 of 4 rows rejected" in over.output and out.is_file()
+    result = runner.invoke(
+        app, ["ingest", "asvspoof2019_la", str(tmp_path), "-o", str(out), "--max-reject-fraction", "1"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == 2 and summary["rejects"] == 2
@@ -249,5 +254,9 @@ def test_one_app_with_module_level_verbs():
         "export-scores",
         "nightly",
         "serve",
+        "models",
+        "runs",
+        "show",
+        "compare",
     }
     assert set(names) == readme_verbs

@@ -1,6 +1,7 @@
 """`addgp train`, `adapt` and `score` through the CLI on generated audio."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -177,8 +178,9 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     result = adapt(trained, "lr", "dataset=beta", "--replay", "6")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["version"] == 2 and out["shots"] == 4
-    card = json.loads((models / "lr" / "v2" / "model_card.json").read_text())
+    # Issue 23 item 11: a manual adaptation has a name of its own, so lr's latest stays lr's.
+    assert (out["name"], out["version"], out["shots"]) == ("lr-adapt", 1, 4) and not (models / "lr" / "v2").exists()
+    card = json.loads((models / "lr-adapt" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["shots"] == 4
     # The card names the parent model and version, and lists the parent's training data plus the shots.
     parent = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
@@ -190,6 +192,23 @@ def test_adapt_writes_the_next_version(trained, audio_manifest, tmp_path):
     assert step["snapshot_sha256"] == card["training_data"]["shots_sha256"]
     bad = adapt(trained, "lr", "nocolumn=x")
     assert bad.exit_code == 2 and "nocolumn" in bad.output
+    same = adapt(trained, "lr", "dataset=beta", "--name", "lr")
+    assert same.exit_code == 2 and "the parent's own name" in same.output
+
+
+def test_training_on_unchanged_inputs_writes_no_new_version(trained):
+    """Issue 23 item 11: the same data and config give the newest version back, not an identical vN+1."""
+    manifest, store, models, first = trained
+    args = ["train", str(manifest), "--store", str(store), "--models", str(models), "--name", "lr"]
+    args += ["--encoder", "tiny-random", "--datasets", "alpha,beta"]
+    again = runner.invoke(app, [*args, "--param", "C=1.0"])
+    assert again.exit_code == 0, again.output
+    out = json.loads(again.stdout)
+    assert (out["version"], out["reused"]) == (first["version"], True) and not (models / "lr" / "v2").exists()
+    card = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    assert len(card["input_digest"]) == 64
+    changed = json.loads(runner.invoke(app, [*args, "--param", "C=0.5"]).stdout)
+    assert (changed["version"], changed["reused"]) == (2, False)
 
 
 def test_adapt_conditions_a_gp_on_the_shots(trained):
@@ -225,7 +244,7 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
     assert fitted.exit_code == 0, fitted.output
     result = adapt(trained, "gp", "dataset=beta")
     assert result.exit_code == 0, result.output
-    card = json.loads((models / "gp" / "v2" / "model_card.json").read_text())
+    card = json.loads((models / "gp-adapt" / "v1" / "model_card.json").read_text())
     assert card["weights"]["tensors"]["shots.x"]["shape"][0] == 4 and card["training_data"]["shots"] == 4
     wrong = runner.invoke(
         app,
@@ -249,3 +268,69 @@ def test_adapt_conditions_a_gp_on_the_shots(trained):
     assert (
         wrong.exit_code == 2 and "hidden_dims" in wrong.output and "valid tuple" in wrong.output
     )  # issue 16: not 'int' object is not iterable
+
+
+@pytest.mark.timeout(300)  # a FIFO that is opened for reading blocks forever
+def test_score_on_hostile_files_gives_each_one_row_and_scores_the_rest(trained, audio_manifest, tmp_path):
+    """Issue 22, cases 2, 4, 5 and 6: a FIFO named x.flac hung forever, a link to /dev/zero read until
+    memory ran out, names with a newline or tab broke the columns, an empty folder printed nothing
+    with exit 0, and a 0-byte file's reason named `<_io.BytesIO object at 0x…>`."""
+    _, _, models, _ = trained
+    good = audio_manifest["path"][0]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "x.flac")
+    os.mkfifo(tmp_path / "direct.flac")  # named on the command line, not found in a folder
+    os.symlink("/dev/zero", folder / "zero.wav")
+    os.symlink(tmp_path / "nowhere.wav", folder / "dangling.wav")  # a link to nothing: its own row, not skipped
+    (folder / "empty.wav").write_bytes(b"")
+    odd = [folder / "two\nlines.wav", folder / "tab\there.wav", folder / "back\\slash.wav"]
+    for path in odd:
+        shutil.copy(good, path)
+    nothing = tmp_path / "nothing"
+    (nothing / "sub").mkdir(parents=True)
+    (nothing / "readme.txt").write_text("no audio here")
+
+    direct = str(tmp_path / "direct.flac")
+    result = runner.invoke(app, ["score", good, direct, str(folder), str(nothing), "--model", str(models / "lr")])
+    assert result.exit_code == 2, result.output
+    header, *lines = result.stdout.rstrip("\n").split("\n")
+    rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
+    assert all(len(line.split("\t")) == 6 for line in lines) and len(rows) == 10
+    by_path = {r["path"]: r for r in rows}
+    for path in (direct, f"{folder}/x.flac", f"{folder}/zero.wav"):
+        row = by_path[path]
+        assert row["status"] == "error" and row["error"].startswith("not a regular file"), row
+    assert "FIFO" in by_path[f"{folder}/x.flac"]["error"]
+    assert "character device" in by_path[f"{folder}/zero.wav"]["error"]
+    assert by_path[f"{folder}/empty.wav"]["error"] == "empty file (0 bytes)"
+    assert by_path[f"{folder}/dangling.wav"]["error"] == "audio file missing"
+    assert by_path[str(nothing)]["status"] == "error" and "no audio files" in by_path[str(nothing)]["error"]
+    escaped = [f"{folder}/two\\nlines.wav", f"{folder}/tab\\there.wav", f"{folder}/back\\\\slash.wav"]
+    assert all(by_path[name]["status"] == "ok" for name in [good, *escaped])
+    assert "6 of 10 file(s) could not be scored" in result.stderr
+
+    as_json = runner.invoke(app, ["score", str(folder), "--model", str(models / "lr"), "--json"])
+    assert as_json.exit_code == 2
+    named = {row["path"]: row for row in map(json.loads, as_json.stdout.strip().split("\n"))}
+    assert all(named[str(path)]["status"] == "ok" for path in odd)  # JSON carries the names as they are
+
+
+def test_score_tsv_escapes_every_character_that_could_break_a_line_or_a_column():
+    from tasks.evaluate.score_files import tsv_path
+
+    assert tsv_path("plain/ä ü.wav") == "plain/ä ü.wav"
+    assert tsv_path("a\tb\nc\rd\\e\x01f\x7f.wav") == "a\\tb\\nc\\rd\\\\e\\x01f\\x7f.wav"
+    assert tsv_path(os.fsdecode(b"caf\xe9.wav")) == "caf\\xe9.wav"  # a Latin-1 name: not UTF-8
+
+
+def test_evaluate_on_a_manifest_that_is_not_parquet_names_it(trained, tmp_path):
+    _, store, models, _ = trained
+    manifest = tmp_path / "eval.parquet"
+    manifest.write_text("utt_id,path\nu1,/a.wav\n")
+    scores = str(tmp_path / "s.parquet")
+    result = runner.invoke(
+        app, ["evaluate", str(manifest), "--store", str(store), "--model", str(models / "lr"), "-o", scores]
+    )
+    assert result.exit_code == 2 and f"{manifest}: not a Parquet manifest" in result.output, result.output
+    assert "<Buffer>" not in result.output

@@ -150,3 +150,55 @@ def test_bad_layers_option_names_the_option_and_accepted_values(tmp_path):
     assert (
         "--layers 'last'" in result.output and "-1 = last" in result.output and "invalid literal" not in result.output
     )
+
+
+# Issue 22, case 6: reasons named Python objects ('<_io.BytesIO object at 0x…>', '<Buffer>'), not the user's file.
+def test_audio_reasons_name_the_fault_not_a_python_object(tmp_path):
+    import os
+
+    from tasks.embed.audio import AudioError, load_audio
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "junk.wav").write_bytes(b"this is not audio at all " * 20)
+    os.mkfifo(tmp_path / "pipe.flac")
+    os.symlink("/dev/zero", tmp_path / "zero.wav")
+    expected = {
+        "empty.wav": ("empty file (0 bytes)", False),
+        "junk.wav": ("failed to decode: Format not recognised.", False),
+        "pipe.flac": ("not a regular file (a FIFO)", True),  # opened without blocking, not read
+        "zero.wav": ("not a regular file (a character device)", True),  # the link is followed, nothing read
+    }
+    for name, (reason, transient) in expected.items():
+        with pytest.raises(AudioError) as caught:
+            load_audio(str(tmp_path / name))
+        assert (str(caught.value), caught.value.transient) == (reason, transient), name
+
+
+@pytest.mark.parametrize("content", [b"utt_id,path\nu1,/a.wav\n", b""], ids=["csv", "zero-bytes"])
+def test_a_manifest_that_is_not_parquet_is_named_with_the_fix(tmp_path, content):
+    from flows.cli import app
+
+    manifest = tmp_path / "m.parquet"
+    manifest.write_bytes(content)
+    store, models = str(tmp_path / "store"), str(tmp_path / "models")
+    runner = CliRunner()
+    verbs = [
+        ["embed", str(manifest), "--encoder", "tiny-random", "--store", store],
+        ["train", str(manifest), "--store", store, "--models", models, "--name", "lr", "--encoder", "tiny-random"],
+    ]  # evaluate reads its models first: tests/test_cli_models.py holds it with a trained one
+    for verb in verbs:
+        result = runner.invoke(app, verb)
+        assert result.exit_code == 2, (verb[0], result.output)
+        assert f"{manifest}: not a Parquet manifest" in result.output and "addgp ingest" in result.output, verb[0]
+        assert "<Buffer>" not in result.output
+
+
+def test_a_score_table_that_is_not_parquet_is_named(tmp_path):
+    from flows.cli import app
+
+    scores = tmp_path / "scores.parquet"
+    scores.write_text("score,label\n1.0,bonafide\n")
+    for verb in (["metrics", str(scores)], ["report", str(scores), "--reports-root", str(tmp_path / "r")]):
+        result = CliRunner().invoke(app, verb)
+        assert result.exit_code == 2 and f"{scores}: not a Parquet score table" in result.output, result.output
+        assert "<Buffer>" not in result.output

@@ -255,3 +255,152 @@ def test_a_shard_of_a_run_that_lost_the_store_is_not_committed(tmp_path):
         assert not list((tmp_path / "store").rglob("*.parquet")), "a refused shard left files behind"
         write_shard(location, meta, np.ones((1, 4), np.float32), "float32", NO_REJECTS, fence=new_token)
     assert len(ds.dataset(root).to_table()) == 1
+
+
+# Issue 22, case 1: a shard with no row embedded must never change the store's schema.
+def _bad_rows(tmp_path, dataset: str, shape: str) -> pd.DataFrame:
+    """A dataset of one shard: every row a permanent reject ('rejected': a NaN WAV), every row a
+    transient one ('transient': the file deleted after ingest), both ('mixed'), or both beside a row
+    that embeds ('partial')."""
+    folder = tmp_path / "bad" / dataset
+    folder.mkdir(parents=True)
+    rows = []
+    kinds = {"rejected": ["nan"], "transient": ["gone"], "mixed": ["nan", "gone"], "partial": ["tone", "nan", "gone"]}
+    for i, kind in enumerate(kinds[shape]):
+        path = folder / f"{kind}{i}.wav"
+        if kind == "nan":
+            sf.write(str(path), np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+        else:
+            write_tone(path, 0.5, seed=i)
+        rows.append(
+            {
+                "utt_id": f"{kind}{i}",
+                "split": "eval",
+                "label": "spoof",
+                "attack": None,
+                "speaker": None,
+                "path": str(path),
+            }
+        )
+    manifest = finalize(dataset, rows, progress=False).manifest
+    assert len(manifest) == len(rows), "ingest must let these files through: the embed stage meets them"
+    for path in manifest["path"]:
+        if Path(path).name.startswith("gone"):
+            Path(path).unlink()
+    return manifest
+
+
+def _old_zero_width_marker(location: ShardLocation) -> None:
+    """What earlier versions wrote for a shard with no row embedded: zero rows, an embedding of width 0."""
+    path = Path(location.embeddings_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(store.embedding_schema(0, "float32").empty_table(), path)
+
+
+def _every_reader_reads(
+    tmp_path, root: str, good: pd.DataFrame, bad: list[str], raw: bool = True, embedded: int = 0
+) -> None:
+    """The readers the issue lists, each on the good dataset beside ``bad`` shards sorting first and last
+    (``raw``: pyarrow's own discovery too; ``embedded``: rows each bad dataset did embed)."""
+    from flows.cli import app
+    from storage import frames as frame_cache
+    from tasks.embed.encoder import resolve_layers
+    from tasks.embed.frames import cache_frames, frame_spec
+
+    if raw:
+        table = ds.dataset(root).to_table(columns=["dataset", "embedding"])  # pyarrow's own discovery
+        assert set(table.column("dataset").to_pylist()) == {"mid", *(bad if embedded else [])}
+        assert table.schema.field("embedding").type.list_size > 0
+    meta, matrix = read_embeddings(root, datasets=["mid"])
+    assert len(meta) == len(good) and matrix.shape[1] > 0
+    for name in bad:  # another dataset's selection: its rows, or said to be empty — not an Arrow type error
+        if embedded:
+            assert len(read_embeddings(root, datasets=[name])[0]) == embedded
+        else:
+            with pytest.raises(ValueError, match="no embeddings"):
+                read_embeddings(root, datasets=[name])
+    assert set(store.store_summary(root)["dataset"]) == {"mid", *(bad if embedded else [])}
+    manifest = tmp_path / "mid.parquet"
+    write_manifest(good, str(manifest))
+    runner = CliRunner()
+    models = str(tmp_path / "models")
+    train = ["train", str(manifest), "--store", root, "--models", models, "--name", "lr", "--encoder", "tiny-random"]
+    result = runner.invoke(app, [*train, "--dev-splits", ""])
+    assert result.exit_code == 0, result.output
+    scores = tmp_path / "scores.parquet"
+    evaluate = ["evaluate", str(manifest), "--store", root, "--model", f"{models}/lr", "-o", str(scores)]
+    result = runner.invoke(app, [*evaluate, "--n-boot", "0"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(scores)) == (good["split"] == "eval").sum()
+    # The frame cache lives in the same store and plans through the embeddings' readers.
+    spec = resolve_layers(SPEC)
+    summary = cache_frames(good, spec, root, spec.layers[0], 1.0, progress=False)
+    assert summary.utterances == len(good)
+    fspec = frame_spec(spec, spec.layers[0], 1.0)
+    assert len(frame_cache.read_frames(root, fspec.name, spec.layers[0] - 1, 1.0, good)[0]) == len(good)
+
+
+@pytest.mark.parametrize("shape", ["rejected", "transient", "mixed", "partial"])
+def test_a_shard_that_embeds_nothing_leaves_every_reader_working(tmp_path, shape):
+    """The issue's NaN WAV alone in its dataset: its shard's empty file of width 0, sorting first,
+    made pyarrow.dataset, read_embeddings (any dataset), train and evaluate fail for the whole store.
+    Each shape sorts first ('aa…') and last ('zz…') beside a good dataset."""
+    root = str(tmp_path / "store")
+    good = _manifest(tmp_path, "mid", 12, splits=("train", "eval"))
+    bad = [f"aa-{shape}", f"zz-{shape}"]
+    manifest = pd.concat([good, *(_bad_rows(tmp_path, name, shape) for name in bad)], ignore_index=True)
+    embedded = int(manifest["utt_id"].str.startswith("tone").sum()) // len(bad)
+    summary = embed_manifest(manifest, SPEC, root, progress=False)
+    assert summary.utterances_embedded == len(good) + embedded * len(bad)
+    assert summary.rejects == len(manifest) - len(good) - embedded * len(bad)
+    parts = sorted(Path(root).rglob("part-*.parquet"))
+    assert parts and all(pq.read_metadata(p).num_rows > 0 for p in parts), "a shard wrote a file of no rows"
+    assert {p.parent.name for p in parts} == {"mid", *(bad if embedded else [])}
+    assert all(pq.read_schema(p).field("embedding").type.list_size > 0 for p in parts)
+    _every_reader_reads(tmp_path, root, good, bad, embedded=embedded)
+    # A re-run: permanent rejects are done (their rejects file records the shard), transient ones are tried again.
+    again = embed_manifest(manifest, SPEC, root, progress=False)
+    transient = int(manifest["utt_id"].str.startswith("gone").sum())
+    assert again.rejects == transient and again.utterances_embedded == 0
+    assert again.shards_planned == (len(bad) if transient else 0)
+    assert read_rejects(root)["utt_id"].str.startswith("nan").sum() == (0 if shape == "transient" else len(bad))
+
+
+def test_a_shard_committed_with_permanent_rejects_only_is_not_redone(tmp_path):
+    """With no embeddings file, the rejects file says the shard is complete (``shard_exists``)."""
+    root = str(tmp_path / "store")
+    location = ShardLocation(root, encoder_slug("tiny-random", "mean", None), "alpha", "k1")
+    identity = {"dataset": "alpha", "utt_id": "a", "sha256": "0" * 64, "path": "/a.wav"}
+    no_rows = pd.DataFrame(columns=[f.name for f in META_FIELDS])
+    transient = pd.DataFrame([{**identity, "reason": "audio file missing", "kind": store.TRANSIENT}])
+    write_shard(location, no_rows, np.zeros((0, 0), np.float32), "float32", transient)
+    assert not store.shard_exists(location)  # a transient shard is still to do
+    permanent = pd.DataFrame([{**identity, "reason": "audio contains NaN", "kind": store.PERMANENT}])
+    write_shard(location, no_rows, np.zeros((0, 0), np.float32), "float32", permanent)
+    assert store.shard_exists(location) and not Path(location.embeddings_path).exists()
+
+
+def test_a_store_holding_old_zero_width_markers_still_reads_and_the_next_embed_removes_them(tmp_path):
+    """Stores written by the version of the issue hold the markers already, sorting first and last:
+    every reader but raw pyarrow skips them (they have no rows); the next embed run deletes them, so
+    raw pyarrow readers read the store again, and the rejected rows are still not planned."""
+    root = str(tmp_path / "store")
+    good = _manifest(tmp_path, "mid", 12, splits=("train", "eval"))
+    names = ["aa-rejected", "zz-rejected"]
+    manifest = pd.concat([good, *(_bad_rows(tmp_path, name, "rejected") for name in names)], ignore_index=True)
+    embed_manifest(manifest, SPEC, root, progress=False)
+    slug = encoder_slug(SPEC.name, SPEC.pooling, SPEC.crop_seconds)
+    markers = []
+    for name in names:  # where the old version put them: the shard key of its rejects file
+        (rejects,) = Path(root, "_rejects", slug, name).glob("rejects-*.parquet")
+        markers.append(ShardLocation(root, slug, name, rejects.stem.removeprefix("rejects-")))
+        _old_zero_width_marker(markers[-1])
+    with pytest.raises(pa.ArrowTypeError, match="FixedSizeList"):  # the issue's failure, for raw readers
+        ds.dataset(root).to_table()
+    for dtype in ("float32", "float16"):  # what bounds the readers' footer check finds every marker
+        pq.write_table(store.embedding_schema(0, dtype).empty_table(), tmp_path / "m.parquet")
+        assert (tmp_path / "m.parquet").stat().st_size < store.EMPTY_MARKER_MAX_BYTES / 2
+    _every_reader_reads(tmp_path, root, good, names, raw=False)
+    rerun = embed_manifest(manifest, SPEC, root, progress=False)
+    assert rerun.shards_planned == 0 and not any(Path(m.embeddings_path).exists() for m in markers)
+    assert set(ds.dataset(root).to_table(columns=["dataset"]).column("dataset").to_pylist()) == {"mid"}

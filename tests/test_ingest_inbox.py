@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from helpers import isnull, reasons, row, write_audio, write_garbage
 
+from flows.cli.common import exit_code_of
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
 from tasks.ingest.common import probe_mode
-from tasks.ingest.inbox import rows_of_batches
+from tasks.ingest.inbox import InboxMissingError, rows_of_batches
 from tasks.ingest.registry import ingest_dataset
 
 
@@ -170,14 +171,44 @@ def test_a_poison_file_is_quarantined_and_the_rest_forms_the_batch(tmp_path):
     assert len(kept.manifest) == 2
 
 
-def test_a_missing_drop_folder_is_an_empty_inbox_and_a_full_ingest_creates_it(tmp_path):
+def test_a_missing_drop_folder_is_an_error_unless_the_config_says_to_create_it(tmp_path):
+    """Issue 23 item 4: a mistyped or unmounted inbox is not "nothing new" forever."""
     inbox = tmp_path / "runs" / "demo" / "inbox"
-    with probe_mode("none"):  # counting (addgp datasets) writes nothing
-        counted = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    with pytest.raises(InboxMissingError) as error:
+        ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    message = str(error.value)
+    assert str(inbox) in message and "datasets[name=inbox].root" in message and "nightly.create_inbox" in message
+    assert exit_code_of(error.value) == 2 and not inbox.exists()
+    with probe_mode("none"):  # counting (addgp datasets) writes nothing, even when asked to create
+        counted = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", create_missing=True, progress=False)
     assert counted.manifest.empty and not inbox.exists()
-    result = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", progress=False)
+    result = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state", create_missing=True, progress=False)
     assert result.manifest.empty and result.rejects.empty and inbox.is_dir()
     assert new_inbox_batches(tmp_path / "state", consumer="nightly") == []
+
+
+def test_batches_are_acknowledged_per_consumer_and_a_version_1_ledger_migrates_on_read(tmp_path):
+    """Issue 23 item 5: a second champion in the same workdir sees every batch too."""
+    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    spoof_drop(inbox / "2026-12-01-a", ["a.wav"])
+    ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    acknowledge_inbox_batches(state, ["2026-12-01-a"], consumer="nightly:lr")
+    assert new_inbox_batches(state, consumer="nightly:lr") == []
+    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:gp")] == ["2026-12-01-a"]
+    # A version-1 ledger: one list, "nightly". A consumer told to inherit it starts from it.
+    ledger = read_ledger(state)
+    ledger.update(version=1, consumers={"nightly": ["2026-12-01-a"]})
+    Path(ledger_path(state)).write_text(json.dumps(ledger))
+    spoof_drop(inbox / "2026-12-02-b", ["b.wav"], seed=3)
+    ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:lr", inherit="nightly")] == [
+        "2026-12-02-b"
+    ]
+    assert len(new_inbox_batches(state, consumer="nightly:gp")) == 2, "no champion record: every batch"
+    acknowledge_inbox_batches(state, ["2026-12-02-b"], consumer="nightly:lr", inherit="nightly")
+    written = read_ledger(state)
+    assert written["version"] == 2
+    assert written["consumers"] == {"nightly": ["2026-12-01-a"], "nightly:lr": ["2026-12-01-a", "2026-12-02-b"]}
 
 
 def spoof_drop(folder: Path, names: list[str], seed: int = 0) -> None:

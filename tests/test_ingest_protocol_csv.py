@@ -130,3 +130,20 @@ def test_options_given_as_text_like_the_cli_does(tmp_path):
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", header="perhaps", progress=False)
     with pytest.raises(TypeError, match=r"has no option\(s\) \['colour'\]"):  # the CLI catches TypeError
         ingest_dataset("protocol_csv", tmp_path / "list.tsv", colour="red", progress=False)
+
+
+def test_relative_protocol_path_from_another_directory(tmp_path, monkeypatch):
+    """`addgp ingest protocol_csv c/protocol.csv` run from c's parent: the table's folder is
+    joined once (issue 23.1: the reject named …/c/c/audio/a0.wav)."""
+    for name in ("a0.wav", "a1.wav"):
+        write_audio(tmp_path / "c" / "audio" / name)
+    (tmp_path / "c" / "protocol.csv").write_text("path,label\naudio/a0.wav,bonafide\naudio/a1.wav,spoof\n")
+    monkeypatch.chdir(tmp_path)
+    result = ingest_dataset("protocol_csv", "c/protocol.csv", progress=False)
+    assert result.rejects.empty, result.rejects.to_dict("records")
+    assert sorted(result.manifest["path"]) == [str(tmp_path / "c" / "audio" / n) for n in ("a0.wav", "a1.wav")]
+    # a relative audio_root is relative to the protocol's folder, also from elsewhere
+    (tmp_path / "c" / "lists").mkdir()
+    (tmp_path / "c" / "lists" / "p.csv").write_text("path,label\na0.wav,bonafide\n")
+    other = ingest_dataset("protocol_csv", "c/lists/p.csv", audio_root="../audio", progress=False)
+    assert list(other.manifest["path"]) == [str(tmp_path / "c" / "audio" / "a0.wav")]

@@ -13,6 +13,7 @@ from addgp.config import load_config
 from flows.nightly import nightly_flow
 from storage import champions
 from storage.manifests import read_manifest
+from tasks.nightly.challenger import split_new_rows
 from tasks.nightly.compare import EVAL_CORPORA, HELD_OUT
 from tasks.nightly.promotion import decide_promotion, holdout_mask
 
@@ -84,7 +85,7 @@ def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_b
         return rows[rows["split"].isin(load_config(config).evaluate.splits)]
 
     inbox = read_manifest(workdir / "manifests" / "inbox.parquet")
-    held = inbox[holdout_mask(inbox["utt_id"], 0.4)]
+    _, held = split_new_rows(inbox, 0.4)
     held_bona = int((held["label"] == "bonafide").sum())
     eval_bona = sum(int((eval_rows(d)["label"] == "bonafide").sum()) for d in ("demo_studio", "demo_phone"))
     # without held-out bona fide, the new fakes are scored against the eval corpora's bona fide
@@ -146,8 +147,8 @@ def test_two_nightly_flows_at_once_the_second_stops_and_the_first_is_intact(tmp_
     runner.join(600)
 
     assert first["outcome"]["promoted"], "the first run must complete its work undisturbed"
-    assert not (workdir / "reports" / "nightly" / "second").exists()
-    assert (workdir / "reports" / "nightly" / "first" / "index.html").is_file()
+    assert not (workdir / "reports" / "nightly" / "lr" / "second").exists()
+    assert (workdir / "reports" / "nightly" / "lr" / "first" / "index.html").is_file()
     record = champions.read_champions(workdir / "state", "lr")
     assert record["current"]["run_id"] == "first" and record["current"]["version"] == 2
     assert nightly_flow(str(config), run_id="third")["nothing_new"], "the batch was used once, by the first run"

@@ -46,7 +46,7 @@ def versions(workdir: Path) -> list[str]:
 
 def nightly_reports(workdir: Path) -> list[str]:
     return sorted(
-        p.name for p in (workdir / "reports" / "nightly").iterdir() if not p.name.startswith(".") and p.is_dir()
+        p.name for p in (workdir / "reports" / "nightly" / "lr").iterdir() if not p.name.startswith(".") and p.is_dir()
     )
 
 
@@ -69,13 +69,13 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
             with pytest.raises(Killed):
                 nightly_flow(str(config))
         assert versions(workdir) == ["v1", "v2"] and (state / "night-lr.json").is_file()
-        first_batch = new_inbox_batches(state)
+        first_batch = new_inbox_batches(state, consumer="nightly:lr")
         assert len(first_batch) == 1, "a killed night must not acknowledge its batch"
         rerun = nightly_flow(str(config))
         assert rerun["resumed"] and not rerun["nothing_new"]
         assert versions(workdir) == ["v1", "v2"], "the rerun trained again instead of resuming"
         assert len(nightly_reports(workdir)) == 1
-        assert new_inbox_batches(state) == [] and not (state / "night-lr.json").exists()
+        assert new_inbox_batches(state, consumer="nightly:lr") == [] and not (state / "night-lr.json").exists()
         record = champions.read_champions(state, "lr")
         assert [r["version"] for r in record["history"] + [record["current"]]] == ([1, 2] if rerun["promoted"] else [1])
 
@@ -99,9 +99,9 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         )
         rejects = pd.read_parquet(rejects_path_for(workdir / "manifests" / "inbox.parquet"))
         assert "2026-11-21-tipline/poison" in set(rejects["utt_id"]), "the poison file should end as a reject"
-        assert new_inbox_batches(state) == []
+        assert new_inbox_batches(state, consumer="nightly:lr") == []
         ledger = json.loads(Path(ledger_path(state)).read_text())
-        assert all(ledger["consumers"]["nightly"].count(b["batch_id"]) == 1 for b in ledger["batches"])
+        assert all(ledger["consumers"]["nightly:lr"].count(b["batch_id"]) == 1 for b in ledger["batches"])
 
         # 3. Two nights in the same second (a queued second run): both reports kept.
         fixed = datetime(2026, 12, 3, 2, 0, 0, tzinfo=UTC)
@@ -131,7 +131,7 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
             nightly_flow(str(config))
         assert current["model_path"] in str(error.value) and "champion-lr.json" in str(error.value)
         assert exit_code_of(error.value) == 3
-        assert versions(workdir) == trained and len(new_inbox_batches(state)) == 1
+        assert versions(workdir) == trained and len(new_inbox_batches(state, consumer="nightly:lr")) == 1
 
 
 def test_run_ids_are_unique_and_a_published_report_is_never_replaced(tmp_path, monkeypatch):
@@ -259,4 +259,4 @@ def test_kill_9_of_addgp_nightly_leaves_no_server_and_the_rerun_resumes(tmp_path
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "(resumed an unfinished night)" in rerun.stdout
     assert versions(workdir) == ["v1", "v2"] and len(nightly_reports(workdir)) == 1
-    assert new_inbox_batches(workdir / "state") == [] and not night_file.exists()
+    assert new_inbox_batches(workdir / "state", consumer="nightly:lr") == [] and not night_file.exists()

@@ -77,6 +77,16 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     assert not np.allclose(clean.sort_index(), degraded.sort_index())
     card = json.loads((tmp_path / "work" / "models" / "lr" / "v1" / "model_card.json").read_text())
     assert card["training_data"]["datasets"] == ["demo_studio", "demo_studio@noise_white_snr10"]
+    # The card lists every set it saw by name and content; no eval set is among them, so the
+    # report's headline averages both corpora, says none is excluded, and names the policy.
+    assert set(card["training_data"]["sets"]) == {
+        "demo_studio/train",
+        "demo_studio/dev",
+        "demo_studio@noise_white_snr10/train",
+    }
+    assert "excluded for training overlap: none" in report and "policy: exclude" in report
+    assert "averaged: demo_studio, demo_phone" in report
+    assert set(scores["train_sets"]) == {"\n".join(sorted(card["training_data"]["sets"]))}
     # Every score row says which model and encoder made it (storage.reports.PROVENANCE_COLUMNS).
     assert set(scores["model_name"]) == {"lr"} and set(scores["model_version"]) == {1}
     assert set(scores["model_digest"]) == {card["digest"]} and set(scores["encoder"]) == {card["encoder"]}
@@ -89,12 +99,14 @@ def test_pipeline_end_to_end(tmp_path, prefect_backend):
     }
     assert all(d["rejects"] == 0 and d["written"] == d["files"] for d in degrade_note)
 
-    # A second run re-embeds nothing, registers a new model version and publishes a second report.
+    # A second run re-embeds nothing, registers no identical model version (issue 23 item 11:
+    # same data and config, the same model) and publishes a second report.
     second = Path(pipeline_flow(str(tiny_config(tmp_path)), run_id="second"))
     notes = json.loads((second / "metrics.json").read_text())["notes"]
     assert notes["embed"]["utterances_embedded"] == 0
     assert sum(d["written"] for d in notes["degrade"]) == 0
-    assert (tmp_path / "work" / "models" / "lr" / "v2").is_dir()
+    assert not (tmp_path / "work" / "models" / "lr" / "v2").exists()
+    assert [m["version"] for m in json.loads((second / "metrics.json").read_text())["models"]] == [1]
     assert (tmp_path / "work" / "reports" / "LATEST").read_text() == "second"
 
 

@@ -250,3 +250,36 @@ def test_report_of_an_old_score_file_shows_provenance_unknown(app, workspace, tm
     notes = json.loads((folder / "metrics.json").read_text())["notes"]
     assert notes["score_provenance"] == [{"detector": "lr", **dict.fromkeys(PROVENANCE_COLUMNS, "unknown")}]
     assert "random (untrained) weights" not in (folder / "index.html").read_text()  # unknown is not claimed
+
+
+def test_metrics_and_report_refuse_a_trial_listed_twice_naming_it_and_the_files(app, tmp_path):
+    """Issue 22, case 3: a table listing an utterance twice gave another EER and trial count with exit
+    0, and `report A B` over overlapping files counted 83 + 83 trials instead of 40 + 40."""
+    frame = make_scores(seed=3, detectors=("lr",), n=40, codec=False)
+    whole = tmp_path / "whole.parquet"
+    frame.to_parquet(whole)
+    repeated = tmp_path / "repeated.parquet"
+    pd.concat([frame, frame.iloc[[5]]], ignore_index=True).to_parquet(repeated)
+    utt = frame["utt_id"].iat[5]
+    result = runner.invoke(app, ["metrics", str(repeated)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "1 score row(s) repeat a trial" in message and repr(utt) in message and "repeated.parquet" in message
+
+    half = tmp_path / "half.parquet"
+    frame[frame["dataset"] == frame["dataset"].iat[0]].to_parquet(half)  # overlaps whole.parquet
+    reports = str(tmp_path / "reports")
+    result = runner.invoke(app, ["report", str(whole), str(half), "--reports-root", reports, "--n-boot", "0"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "whole.parquet and " in message and "half.parquet" in message and "repeat a trial" in message
+    assert not Path(reports).exists() or not any(Path(reports).iterdir()), "a report was published"
+
+    # The same utterance under another detector or condition is another trial: accepted.
+    other = tmp_path / "other.parquet"
+    frame.assign(detector="gp").to_parquet(other)
+    both = tmp_path / "both.parquet"
+    pd.concat([frame, frame.assign(detector="gp"), frame.assign(condition="codec-mp3")]).to_parquet(both)
+    assert runner.invoke(app, ["metrics", str(both)]).exit_code == 0
+    result = runner.invoke(app, ["report", str(whole), str(other), "--reports-root", reports, "--n-boot", "0"])
+    assert result.exit_code == 0, result.output

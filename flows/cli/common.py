@@ -7,7 +7,9 @@ run of the same kind holds the lock, 5 (`addgp score`) a model asked to score em
 another encoder variant (fp32/int8) than it was trained on, 6 (`addgp run`, `addgp report`)
 the run finished and published its report, which found regressions against the previous one,
 7 (`addgp embed`, `run`, `nightly`) the run finished but a dataset had more rows rejected than
-`embed.max_reject_fraction` allows (everything embeddable was written first), 9 (`addgp drift
+`embed.max_reject_fraction` allows (everything embeddable was written first); (`addgp ingest`,
+`run`) a corpus lost a split or more than that share of its rows at ingest (the manifest was
+written; `run` left the corpus out and published the report of the rest), 9 (`addgp drift
 --fail-on-drift`) the audio tested lies beyond a drift threshold from the model's training data.
 """
 
@@ -56,7 +58,9 @@ _EXIT_CODES = (
     ("storage.models", "ModelNotFoundError", EXIT_UNAVAILABLE),
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
+    ("tasks.ingest.inbox", "InboxMissingError", EXIT_BAD_INPUT),
     ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
+    ("tasks.ingest.losses", "IngestLossError", EXIT_TOO_MANY_REJECTS),
 )
 
 

@@ -9,7 +9,7 @@ from typing import TypedDict
 import typer
 
 from addgp.config import EmbedConfig
-from flows.cli.common import app, exit_codes, fail
+from flows.cli.common import EXIT_TOO_MANY_REJECTS, app, exit_codes, fail
 
 # The CLI's embed limits are the config's defaults, so the two ways to run embed cannot drift apart.
 EMBED_DEFAULTS = EmbedConfig()
@@ -50,10 +50,21 @@ def ingest(
         [], "--option", help="Adapter option KEY=VALUE (repeatable), e.g. keys_root=/data/keys."
     ),
     workers: int = typer.Option(16, help="Threads reading audio headers and hashing."),
+    max_reject_fraction: float = typer.Option(
+        EMBED_DEFAULTS.max_reject_fraction,
+        min=0.0,
+        max=1.0,
+        help="Exit 7 (after writing the manifest) when a larger share of the corpus is rejected; "
+        "a split the layout lists that loses every row always exits 7.",
+    ),
 ) -> None:
-    """Read a corpus from its native layout into a manifest; prints a summary."""
+    """Read a corpus from its native layout into a manifest; prints a summary.
+
+    Exit code 7: the manifest was written, but a split lost every row or more than
+    --max-reject-fraction of the corpus was rejected (the summary's lost_splits, reject_fraction)."""
     from storage.manifests import rejects_path_for, write_manifest, write_rejects
     from tasks.ingest.common import LayoutError
+    from tasks.ingest.losses import ingest_losses, loss_message
     from tasks.ingest.registry import ingest_dataset
 
     options: dict[str, str] = {}
@@ -72,6 +83,9 @@ def ingest(
     typer.echo(json.dumps({**summary, "manifest": str(output), "rejects_table": rejects}, indent=2))
     if result.manifest.empty:
         fail(f"no usable rows in {root}; see {rejects}")
+    losses = ingest_losses(summary, max_reject_fraction)
+    if losses:
+        fail(loss_message({summary["dataset"]: losses}, str(rejects)), EXIT_TOO_MANY_REJECTS)
 
 
 @app.command()
@@ -83,14 +97,29 @@ def datasets(
         False, "--no-scan", help="Only report manifests already written; do not list corpus folders."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Check this pipeline's workspace instead of the registry: its datasets' manifests, splits "
+        "the config uses that have no row, and the data checks with the config's train/eval roles.",
+    ),
 ) -> None:
     """List the corpus registry: what is on disk, rows per split, label and attack, and the data
-    checks of the manifests written (duplicate audio, train/eval overlap)."""
+    checks of the manifests written (duplicate audio, train/eval overlap). With --config, the
+    same for a pipeline's workspace (what `addgp run` checks before training)."""
     from tasks.ingest.catalog import RegistryError, describe_registry, registry_data_checks, render_registry
 
+    if config is not None and registry is not None:
+        fail("give --config (a pipeline's workspace) or --registry, not both")
     with exit_codes(RegistryError, FileNotFoundError):
-        rows = describe_registry(registry, scan=not no_scan)
-        checks = registry_data_checks(registry)
+        if config is not None:
+            from flows.config import load_pipeline_config
+            from tasks.ingest.workspace_checks import workspace_datasets
+
+            rows, checks = workspace_datasets(load_pipeline_config(config))
+        else:
+            rows = describe_registry(registry, scan=not no_scan)
+            checks = registry_data_checks(registry)
     if as_json:
         typer.echo(json.dumps({"corpora": rows, "data_checks": checks.to_dict("records")}, indent=2, default=str))
     else:

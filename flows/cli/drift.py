@@ -70,9 +70,9 @@ def drift(
             X = select_rows(setting, rows, str(store), sorted(rows["dataset"].unique()), None).X
             failures: dict[str, str] = {}
         else:
-            paths = expand_audio_paths([str(p) for p in audio])
-            if not paths:
-                fail(f"no audio files under {', '.join(str(p) for p in audio)}")
+            paths, empty = expand_audio_paths([str(p) for p in audio])
+            if empty:
+                fail(f"no audio files under {', '.join(empty)}")
             try:
                 _kept, X, failures = embed_paths(paths, encoder_spec_of_card(card))
             except EncoderUnavailableError as exc:

@@ -8,7 +8,8 @@
 - ``addgp metrics SCORES`` prints the metrics of a score file as JSON: per (detector, dataset,
   condition), never pooled unless ``--pool``; ``--by attack`` breaks them down; ``--key KEYS``
   reads an ASVspoof 5 / WeDefense score file with its key file.
-- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files.
+- ``addgp export-scores SCORES… --out DIR`` writes ASVspoof 5 / WeDefense score and key files,
+  or (``--format df-arena``) the Speech DF Arena toolkit's score files and protocol CSVs.
 
 Exit codes as the rest of the CLI (flows/cli/common.py): 2 bad input (the message names the
 file or option), 3 a model that is not on this machine.
@@ -138,6 +139,12 @@ def report(
     n_boot: int = typer.Option(1000, help="Bootstrap resamples per (detector, corpus) for the 95 % CIs (0 = none)."),
     target_error: float = typer.Option(0.05, help="Error rate for the selective-prediction coverage."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    training_overlap: str = typer.Option(
+        "exclude",
+        "--training-overlap",
+        help="exclude: a detector's headline average leaves out the eval sets it trained on (named on its "
+        "model card by set or content digest), as the Speech Anti-Spoofing Arena does; mark: keep them, marked.",
+    ),
     artifacts: str | None = typer.Option(
         None,
         help="Also publish Prefect artifacts under keys addgp-NAME-*, inside a flow run (starts Prefect's local server if none is configured).",
@@ -150,14 +157,21 @@ def report(
     from addgp.metrics import MetricsError
     from storage.reports import complete_score_table, new_run_id, read_report_metrics, read_scores
     from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores, with_train_columns
+    from tasks.evaluate.overlap import with_card_overlap_columns
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.from_cards import report_input_from_cards
     from tasks.report.task import publish_run_report
 
     cards = _read_cards(model)
     with exit_codes(FileNotFoundError, ValueError, MetricsError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)
+        frame = pd.concat([table for _, table in tables], ignore_index=True)
         frame = with_train_columns(complete_score_table(frame, ", ".join(map(str, scores))), cards)
-        settings = EvaluationSettings(n_boot=n_boot, target_error=target_error, seed=seed)
+        frame = with_card_overlap_columns(frame, cards)
+        settings = EvaluationSettings(
+            n_boot=n_boot, target_error=target_error, seed=seed, training_overlap=training_overlap
+        )
         evaluation = evaluate_scores(frame, settings)
         detectors = [str(d) for d in pd.unique(frame["detector"])]
         report_input = report_input_from_cards(
@@ -225,6 +239,7 @@ def metrics(
     from storage.reports import read_scores
     from tasks.evaluate.interchange import key_table, table_from_files
     from tasks.evaluate.score_metrics import metrics_summary
+    from tasks.evaluate.trials import check_unique_trials
     from tasks.report.format import jsonable
 
     with exit_codes(FileNotFoundError, MetricsError, ValueError, prefix=f"{scores}: "):
@@ -233,6 +248,7 @@ def metrics(
             frame = table_from_files(read_score_file(scores), key_table(raw, has_header, str(key)), f"{scores} + {key}")
         else:
             frame = read_scores(scores)
+        check_unique_trials([(str(scores), frame)])
         missing = [c for c in ("score", "label") if c not in frame.columns]
         if missing:
             hint = (
@@ -251,35 +267,84 @@ def export_scores(
     out: Path = typer.Option(
         ...,
         "--out",
-        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the table has a condition column).",
+        help="Folder for DETECTOR/DATASET/cm-scores.tsv and cm-keys.tsv (a CONDITION folder below DATASET when the "
+        "table has a condition column); for df-arena: scores/DETECTOR/DATASET.txt and protocol_files/DATASET.csv.",
     ),
     format_: str = typer.Option(
-        "asvspoof5", "--format", help="asvspoof5 or wedefense (the same files: both tools read them)."
+        "asvspoof5",
+        "--format",
+        help="asvspoof5 or wedefense (the same files: both tools read them), or df-arena (the Speech DF Arena "
+        "toolkit's per-corpus score file and protocol CSV).",
+    ),
+    manifests: list[Path] = typer.Option(
+        [],
+        "--manifest",
+        help="df-arena: manifest(s) the scored datasets were ingested into, so each row is named by its path as "
+        "the corpus' protocol writes it (protocol_path, else path); without, by utt_id. Repeatable.",
     ),
 ) -> None:
     """Write score tables as ASVspoof 5 / WeDefense score and key files, one pair per (detector, dataset),
-    for the official evaluation packages; prints what was written as JSON."""
+    or as Speech DF Arena files, one score file per (detector, corpus) and one protocol CSV per corpus,
+    for the official evaluation tools; prints what was written as JSON."""
     import pandas as pd
 
-    from storage.interchange import write_key_file, write_score_file
+    from storage.interchange import write_arena_protocol, write_arena_scores, write_key_file, write_score_file
+    from storage.manifests import read_manifests
     from storage.paths import join
     from storage.reports import read_scores
-    from tasks.evaluate.interchange import FORMATS, KEYS_FILE, SCORES_FILE, export_groups
+    from tasks.evaluate.interchange import (
+        ARENA_FORMAT,
+        EXPORT_FORMATS,
+        KEYS_FILE,
+        SCORES_FILE,
+        arena_groups,
+        export_groups,
+        file_names_of,
+    )
+    from tasks.evaluate.trials import check_unique_trials
 
-    if format_ not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
-    with exit_codes(FileNotFoundError, ValueError):
-        frame = pd.concat([read_scores(path) for path in scores], ignore_index=True)
-        groups = export_groups(frame)
+    if format_ not in EXPORT_FORMATS:
+        fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format_!r}")
+    if manifests and format_ != ARENA_FORMAT:
+        fail(f"--manifest names the files of the {ARENA_FORMAT} format only; drop it for {format_}")
     written = []
-    for group in groups:
-        folder = join(out, group.folder) if group.folder else str(out)
-        written.append(
-            {
-                **group.group,
-                "rows": int(len(group.scores)),
-                "scores": write_score_file(group.scores, join(folder, SCORES_FILE)),
-                "keys": write_key_file(group.keys, join(folder, KEYS_FILE)),
-            }
-        )
+    with exit_codes(FileNotFoundError, ValueError):
+        tables = [(str(path), read_scores(path)) for path in scores]
+        check_unique_trials(tables)  # here, where the files can be named; export_groups checks the table too
+        frame = pd.concat([table for _, table in tables], ignore_index=True)
+        if format_ == ARENA_FORMAT:
+            names = file_names_of(read_manifests([str(m) for m in manifests])) if manifests else None
+            protocols: dict[str, pd.DataFrame] = {}
+            for arena in arena_groups(frame, names):
+                condition = arena.group.get("condition")
+                protocol_dir = join(out, "protocol_files", condition) if condition else join(out, "protocol_files")
+                protocol_path = join(protocol_dir, f"{arena.protocol_name}.csv")
+                sorted_protocol = arena.protocol.sort_values("file_name", ignore_index=True)
+                if protocol_path in protocols and not protocols[protocol_path].equals(sorted_protocol):
+                    raise ValueError(
+                        f"dataset {arena.protocol_name!r}: the detectors were scored on different files, so one "
+                        "protocol CSV cannot serve them all; export them one detector at a time"
+                    )
+                protocols[protocol_path] = sorted_protocol
+                written.append(
+                    {
+                        **arena.group,
+                        "rows": int(len(arena.scores)),
+                        "scores": write_arena_scores(
+                            arena.scores, join(out, "scores", arena.detector_folder, f"{arena.protocol_name}.txt")
+                        ),
+                        "protocol": write_arena_protocol(arena.protocol, protocol_path),
+                    }
+                )
+        else:
+            for group in export_groups(frame):
+                folder = join(out, group.folder) if group.folder else str(out)
+                written.append(
+                    {
+                        **group.group,
+                        "rows": int(len(group.scores)),
+                        "scores": write_score_file(group.scores, join(folder, SCORES_FILE)),
+                        "keys": write_key_file(group.keys, join(folder, KEYS_FILE)),
+                    }
+                )
     typer.echo(json.dumps({"format": format_, "files": written}, indent=2))

@@ -90,6 +90,10 @@ def train(
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
+# Manual adaptations are registered under a name of their own (docs/operations.md#model-names).
+ADAPT_SUFFIX = "-adapt"
+
+
 @app.command()
 def adapt(
     model: Path = typer.Argument(
@@ -105,11 +109,18 @@ def adapt(
     training_manifest: list[Path] = typer.Option(
         ..., "--training-manifest", help="Manifest(s) of the model's training data (for replay)."
     ),
-    models: Path = typer.Option(..., help="Model registry root: the adapted model becomes the next version."),
+    models: Path = typer.Option(..., help="Model registry root: the adapted model becomes the next version of --name."),
     replay: int = typer.Option(2000, help="Old training rows replayed with the shots."),
     seed: int = typer.Option(0, help="Seed of the replay sample."),
+    name: str | None = typer.Option(
+        None,
+        help="Registry name of the adapted model (default: the parent's name + '-adapt'; never the parent's own "
+        "name, which `addgp run` and the nightly write, so their latest version is not whatever ran last).",
+    ),
 ) -> None:
-    """Few-shot adaptation: teach a model a new generator from K labelled examples, without forgetting."""
+    """Few-shot adaptation: teach a model a new generator from K labelled examples, without forgetting.
+
+    The result is the next version of NAME-adapt (or --name), its card naming the parent."""
     from storage.manifests import read_manifests
     from storage.models import save_model
     from tasks.nightly.challenger import build_challenger, derived_card
@@ -127,9 +138,14 @@ def adapt(
             fail("no shot rows left after --where filters")
         manifest = read_manifests(list(dict.fromkeys(list(training_manifest) + list(shots))))  # each file once
         adapted = build_challenger(detector, card, "adapt", manifest, str(store), shot_rows, replay, seed)
+        target = name or f"{card['name']}{ADAPT_SUFFIX}"
+        if target == card["name"]:
+            fail(
+                f"--name {target}: the parent's own name; manual adaptations go under another name (default {target}{ADAPT_SUFFIX})"
+            )
         ref = save_model(
             str(models),
-            card["name"],
+            target,
             adapted,
             derived_card(card, shot_rows, {"adapted_from": parent}, rows_key="shots"),
         )
@@ -152,9 +168,9 @@ def score(
         help="fp32 or int8; must be the variant the model was trained on (exit 5 otherwise). Default: the model's.",
     ),
 ) -> None:
-    """Score files with a registered model: a header line, then per file its path, score (LLR, higher =
-    bona fide), P(spoof), GP variance, status (ok/error) and error. Exits 2 after printing every row
-    when a file could not be scored."""
+    """Score files with a registered model: a header line, then per file its path (C-style escaped,
+    docs/operations.md), score (LLR, higher = bona fide), P(spoof), GP variance, status (ok/error) and
+    error. Exits 2 after printing every row when a file (or a folder holding no audio) could not be scored."""
     from tasks.embed.encoder import VARIANTS, EncoderUnavailableError
     from tasks.evaluate.score_files import ERROR, score_files, score_table_lines
     from tasks.report.format import records

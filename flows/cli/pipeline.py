@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import FAIL_ON_REGRESSION_HELP, app, exit_codes, exit_on_regressions, fail
+from flows.cli.common import (
+    EXIT_TOO_MANY_REJECTS,
+    FAIL_ON_REGRESSION_HELP,
+    app,
+    exit_codes,
+    exit_on_regressions,
+    fail,
+)
 
 
 def default_config() -> Path:
@@ -23,7 +30,9 @@ def run(
 ) -> None:
     """Run the whole pipeline of CONFIG: ingest, embed, train, evaluate, report.
 
-    Exit code 6: the run finished, and its report found regressions against the previous one."""
+    Exit code 6: the run finished, and its report found regressions against the previous one.
+    Exit code 7: a corpus lost a split or too many rows at ingest; the run left it out (of the
+    role that needed the split) and published the report of the rest, which names it."""
     from flows.config import load_pipeline_config
 
     path = config or default_config()
@@ -36,7 +45,19 @@ def run(
     with exit_codes(), prefect_api():
         folder = pipeline_flow(str(path), run_id=run_id)
     typer.echo(f"report: {folder}/index.html")
-    exit_on_regressions(read_report_metrics(folder).get("comparison", {}).get("regressions", []), fail_on_regression)
+    published = read_report_metrics(folder)
+    regressions = published.get("comparison", {}).get("regressions", [])
+    left_out = published.get("left_out") or []
+    if left_out:
+        exit_on_regressions(regressions, fail_on_regression=False)
+        for record in left_out:
+            typer.secho(f"left out: {record['dataset']} ({record['role']}): {record['reason']}", err=True)
+        fail(
+            f"{len(left_out)} corpus role(s) left out after ingest lost rows; the report covers the rest "
+            "(section 'Corpora left out'). Fix those corpora and run again.",
+            EXIT_TOO_MANY_REJECTS,
+        )
+    exit_on_regressions(regressions, fail_on_regression)
 
 
 @app.command()

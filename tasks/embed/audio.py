@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 
 import numpy as np
 import soundfile as sf
@@ -24,7 +26,9 @@ class AudioError(ValueError):
 
     ``transient``: the file could not be read (missing, no permission, an I/O error), which
     may be over when the next run looks again; otherwise its bytes are unusable as they are
-    (cannot be decoded, too long, empty, silent, changed since ingest) and stay so.
+    (cannot be decoded, too long, empty, silent, changed since ingest) and stay so. A path that
+    is not a regular file (a folder, FIFO, device, socket; links followed) is transient: it
+    may be replaced by the file it stands for.
     """
 
     def __init__(self, reason: str, *, transient: bool = False):
@@ -48,15 +52,9 @@ def load_audio(
     rate) when the whole file would be decoded; with ``crop_seconds`` only the crop is read,
     so a long file is cropped rather than rejected.
     """
-    try:
-        with open(path, "rb") as raw:
-            data = raw.read()
-    except FileNotFoundError:
-        raise AudioError("audio file missing", transient=True) from None
-    except IsADirectoryError:
-        raise AudioError("not a regular file", transient=True) from None
-    except OSError as exc:
-        raise AudioError(f"unreadable audio: {exc.strerror or exc}", transient=True) from None
+    data = _read_regular_file(path)
+    if not data:
+        raise AudioError("empty file (0 bytes)")
     if expected_sha256 is not None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected_sha256:
@@ -73,7 +71,11 @@ def load_audio(
                 )
             frames = -1 if crop_seconds is None else int(np.ceil(crop_seconds * native_rate))
             audio = handle.read(frames=frames, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:
+    except sf.LibsndfileError as exc:
+        # libsndfile's own text names the in-memory buffer ("Error opening <_io.BytesIO object at 0x…>:"),
+        # not the file: keep only its reason.
+        raise AudioError(f"failed to decode: {exc.error_string.strip() or 'not audio libsndfile can read'}") from None
+    except RuntimeError as exc:
         raise AudioError(f"failed to decode: {exc}") from None
     if audio.size == 0:
         raise AudioError("zero-length audio")
@@ -85,6 +87,45 @@ def load_audio(
     if crop_seconds is not None:
         mono = mono[: int(round(crop_seconds * sample_rate))]
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of ``path`` (links followed) when it is a regular file; ``AudioError`` otherwise.
+
+    A FIFO would block the open (or the read) forever and a link to ``/dev/zero`` would read
+    until memory runs out, and opening a device may itself act on it: the path is checked
+    before it is opened, then opened non-blocking and checked again on the open descriptor
+    (it may have been swapped in between) before any byte is read.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise AudioError(f"not a regular file ({_file_kind(mode)})", transient=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise AudioError("audio file missing", transient=True) from None
+    except OSError as exc:
+        raise AudioError(f"unreadable audio: {exc.strerror or exc}", transient=True) from None
+    with os.fdopen(fd, "rb") as raw:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise AudioError(f"not a regular file ({_file_kind(mode)})", transient=True)
+        os.set_blocking(fd, True)
+        try:
+            return raw.read()
+        except OSError as exc:
+            raise AudioError(f"unreadable audio: {exc.strerror or exc}", transient=True) from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def normalise(wave: np.ndarray) -> np.ndarray:

@@ -184,6 +184,11 @@ def embed_manifest(
     with store.writer_lock(store_root) as fence:
         # Planning only after the fence is up: every shard of an earlier run is either
         # committed (and skipped here) or refused at its commit.
+        retired = store.retire_empty_markers(store_root)
+        if retired:
+            log.info(
+                "embed: deleted %d empty embeddings file(s) of an earlier version from %s", len(retired), store_root
+            )
         shards = plan_shards(manifest, spec, store_root, shard_seconds)
         bar = EmbedProgress(shards, f"embed {spec.name}", disable=not progress)
         results: list[ShardResult] = []

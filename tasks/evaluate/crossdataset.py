@@ -15,7 +15,9 @@ The result (:class:`Evaluation`) holds, all as plain DataFrames:
   detector's training datasets) and ``note`` (why a cell has no metrics, e.g. one class
   missing).
 - ``summary``: one row per (detector, train setting) - the headline: the **unweighted
-  average EER over eval corpora** (Pascu et al.'s eight-corpus average) with its bootstrap
+  average EER over eval corpora** (Pascu et al.'s eight-corpus average; ``corpora`` names the
+  corpora averaged, ``excluded_for_overlap`` those left out because the detector trained on
+  them - :mod:`tasks.evaluate.overlap`, policy ``settings.training_overlap``) with its bootstrap
   CI (the per-corpus resamples averaged draw by draw), the average over out-of-domain
   corpora only, and the **pooled** EER (all corpora's scores in one set). Both are labelled
   wherever they are shown: they answer different questions.
@@ -45,6 +47,7 @@ import pandas as pd
 
 from addgp.metrics import METRIC_SPECS, metrics_by, pooled_and_averaged
 from tasks.evaluate.bootstrap import bootstrap_distribution, speaker_units
+from tasks.evaluate.overlap import OVERLAP_POLICIES, averaged_cells, mark_training_overlap
 from tasks.evaluate.robustness import clean_rows, robustness_tables
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
 
@@ -71,8 +74,13 @@ class EvaluationSettings:
     ci_metrics: tuple[str, ...] = field(default_factory=default_ci_metrics)
     target_error: float = 0.05
     seed: int = 0
+    training_overlap: str = "exclude"  # tasks.evaluate.overlap: exclude or mark eval sets a detector trained on
 
     def __post_init__(self) -> None:
+        if self.training_overlap not in OVERLAP_POLICIES:
+            raise ValueError(
+                f"training_overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {self.training_overlap!r}"
+            )
         if self.n_boot < 0:
             raise ValueError(f"n_boot must be >= 0 (0 = no confidence intervals), got {self.n_boot}")
         if not 0 < self.alpha < 1:
@@ -90,6 +98,7 @@ class EvaluationSettings:
             "ci_metrics": list(self.ci_metrics),
             "target_error": self.target_error,
             "seed": self.seed,
+            "training_overlap": self.training_overlap,
         }
 
 
@@ -250,7 +259,7 @@ def evaluate_scores(
                 selective_rows.append(row)
                 curve_frames.append(curve)
 
-    cells = pd.DataFrame(cell_rows)
+    cells = mark_training_overlap(pd.DataFrame(cell_rows), scores, settings.training_overlap)
     summary = _summary(scores, cells, draws, detectors, settings)
     aggregates = pd.concat(
         [
@@ -368,7 +377,7 @@ def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> p
     n_total = cells["dataset"].nunique() if len(cells) else 0
     for detector in detectors:
         mine = cells[cells["detector"] == detector]
-        usable = mine[mine["note"].isna()]
+        usable = averaged_cells(mine)
         out_of_domain = usable[~usable["in_domain"].astype(bool)]
         pooled = pooled_and_averaged(scores[scores["detector"] == detector]).set_index("aggregate")
         averages: dict[str, float] = {}
@@ -394,6 +403,8 @@ def _summary(scores, cells, draws, detectors, settings: EvaluationSettings) -> p
             "n_corpora": int(len(usable)),
             "n_corpora_evaluated": int(n_total),
             "corpora": [str(d) for d in usable["dataset"]],
+            "excluded_for_overlap": [str(d) for d in mine.loc[mine["excluded_from_average"].astype(bool), "dataset"]],
+            "overlap_policy": settings.training_overlap,
             "out_of_domain_average_eer": float(out_of_domain["eer"].mean()) if len(out_of_domain) else float("nan"),
             "n_out_of_domain": int(len(out_of_domain)),
             "pooled_eer": float(pooled.loc["pooled", "eer"]),

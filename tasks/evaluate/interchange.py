@@ -9,6 +9,9 @@ pure functions:
   scores of one corpus. ``cm-score`` is the LLR unchanged: both tools read higher = bona fide,
   as addgp does. The key file adds an ``attack`` column after ``cm-label``, which the package
   ignores and :func:`table_from_files` reads back for per-attack metrics.
+- :func:`arena_groups`: a score table → one Speech DF Arena score file and protocol CSV per
+  (detector, dataset[, condition]); ``file_name`` is the path as the corpus' protocol wrote it
+  (the manifest's ``protocol_path``, else its ``path``; the ``utt_id`` when no manifest is given).
 - :func:`table_from_files`: a score file and a key file (or an ASVspoof 5 protocol file
   used as the key) → a score table with ``utt_id``, ``score``, ``label``, ``attack``.
 """
@@ -22,9 +25,12 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE, LABELS
 from storage.interchange import CM_LABEL, CM_SCORE, FILENAME
+from tasks.evaluate.trials import check_unique_trials
 from tasks.ingest.asvspoof5 import CHALLENGE, COLUMN_NAMES, LAYOUTS, PUBLIC
 
 FORMATS = ("asvspoof5", "wedefense")  # the same two files; both names are accepted
+ARENA_FORMAT = "df-arena"  # the Speech DF Arena toolkit's per-corpus score file and protocol CSV
+EXPORT_FORMATS = (*FORMATS, ARENA_FORMAT)
 GROUP_COLUMNS = ("detector", "dataset", "condition")
 SCORES_FILE, KEYS_FILE = "cm-scores.tsv", "cm-keys.tsv"
 ATTACK = "attack"
@@ -66,25 +72,21 @@ def export_groups(scores: pd.DataFrame) -> list[ExportGroup]:
     one :class:`ExportGroup` per (detector, dataset[, condition]), in first-seen order.
 
     ValueError when a column is missing, a group holds an utt_id twice (the files key rows by
-    filename), a score is not finite or a label is not bonafide/spoof.
+    filename; ``tasks.evaluate.trials.check_unique_trials``), a score is not finite or a label is
+    not bonafide/spoof.
     """
     missing = [c for c in ("utt_id", "score", "label") if c not in scores.columns]
     if missing:
         raise ValueError(f"score table lacks column(s) {missing}; found {list(scores.columns)}")
     if scores.empty:
         raise ValueError("score table has no rows: nothing to export")
+    check_unique_trials([("the score table", scores)])  # the files key rows by filename (utt_id)
     columns = group_columns(scores)
     grouped = scores.groupby(columns, dropna=False, sort=False) if columns else [((), scores)]
     out = []
     for key, rows in grouped:
         values = dict(zip(columns, key if isinstance(key, tuple) else (key,)))
         where = ", ".join(f"{c} {v!r}" for c, v in values.items()) or "the score table"
-        duplicated = rows["utt_id"][rows["utt_id"].duplicated()]
-        if len(duplicated):
-            raise ValueError(
-                f"{where}: utt_id {duplicated.iloc[0]!r} appears more than once; a score file holds one row "
-                "per filename (export one condition or detector at a time, or give them their own column)"
-            )
         score = rows["score"].to_numpy(dtype=float)
         if not np.isfinite(score).all():
             raise ValueError(f"{where}: {int((~np.isfinite(score)).sum())} non-finite score(s); scores must be LLRs")
@@ -171,3 +173,76 @@ def table_from_files(scores: pd.DataFrame, keys: pd.DataFrame, source: str) -> p
             ATTACK: merged[ATTACK].astype(object).where(merged[ATTACK].notna(), None),
         }
     )
+
+
+@dataclass(frozen=True)
+class ArenaGroup:
+    """One corpus' Speech DF Arena files for one detector.
+
+    Attributes
+    ----------
+    group : the group's ``detector`` / ``dataset`` / ``condition`` values.
+    detector_folder : the folder the scores go in (``detector[/condition]``), as the toolkit's
+        ``scores/<model>/`` (the protocol CSVs go in ``protocol_files[/condition]``).
+    protocol_name : the file stem, the corpus (its protocol is ``protocol_files/<name>.csv``,
+        its scores ``<detector_folder>/<name>.txt``).
+    scores : ``file_name``, ``cm_score``.
+    protocol : ``file_name``, ``label``.
+    """
+
+    group: dict[str, str]
+    detector_folder: str
+    protocol_name: str
+    scores: pd.DataFrame
+    protocol: pd.DataFrame
+
+
+def file_names_of(manifest: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """``(dataset, utt_id)`` → the audio path as the corpus' protocol names it: ``protocol_path``
+    where the manifest has one (``protocol_csv`` with ``path_prefix``), else ``path``."""
+    names = manifest["path"].astype(str)
+    if "protocol_path" in manifest.columns:
+        names = manifest["protocol_path"].where(manifest["protocol_path"].notna(), names).astype(str)
+    return dict(zip(zip(manifest["dataset"].astype(str), manifest["utt_id"].astype(str)), names))
+
+
+def arena_groups(scores: pd.DataFrame, file_names: dict[tuple[str, str], str] | None = None) -> list[ArenaGroup]:
+    """A score table → one :class:`ArenaGroup` per (detector, dataset[, condition]).
+
+    ``file_names`` (:func:`file_names_of` of the manifests) names each row's audio as the
+    arena's protocol does; without it the ``utt_id`` stands in (the exported protocol CSV uses
+    the same names, so the pair still evaluates). ValueError for what :func:`export_groups`
+    refuses, a row without a file name when ``file_names`` is given, and a file name holding
+    whitespace (the score file is space-separated).
+    """
+    out = []
+    for group in export_groups(scores):
+        dataset = group.group.get("dataset", "scores")
+        ids = group.scores[FILENAME].astype(str)
+        if file_names is not None:
+            names = [file_names.get((dataset, utt)) for utt in ids]
+            missing = [utt for utt, name in zip(ids, names) if name is None]
+            if missing:
+                raise ValueError(
+                    f"dataset {dataset!r}: {len(missing)} utt_id(s) not in the manifests given, first {missing[0]!r}; "
+                    "pass the manifest(s) this dataset was ingested into"
+                )
+        else:
+            names = list(ids)
+        spaced = [n for n in names if n is not None and any(ch.isspace() for ch in n)]
+        if spaced:
+            raise ValueError(
+                f"dataset {dataset!r}: file name {spaced[0]!r} holds whitespace, which the arena's space-separated "
+                "score file cannot carry"
+            )
+        folder = "/".join(_folder_part(c, v) for c, v in group.group.items() if c != "dataset")
+        out.append(
+            ArenaGroup(
+                group=group.group,
+                detector_folder=folder,
+                protocol_name=_folder_part("dataset", dataset),
+                scores=pd.DataFrame({"file_name": names, "cm_score": group.scores[CM_SCORE].to_numpy()}),
+                protocol=pd.DataFrame({"file_name": names, "label": group.keys[CM_LABEL].to_numpy()}),
+            )
+        )
+    return out

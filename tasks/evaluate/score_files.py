@@ -20,16 +20,25 @@ OK, ERROR = "ok", "error"
 SCORE_FILE_COLUMNS = ["path", "score", "p_spoof", "variance", "status", "error"]
 
 
-def expand_audio_paths(items: list[str]) -> list[str]:
-    """Files as given, folders expanded to the audio files below them (sorted)."""
-    paths = []
+NO_AUDIO_IN_FOLDER = f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder or below"
+
+
+def expand_audio_paths(items: list[str]) -> tuple[list[str], list[str]]:
+    """(files as given and folders expanded to the audio-named entries below them, sorted; the folders
+    holding none). Entries are taken by name, not by kind: a FIFO or a link to a device named like
+    audio is scored too, so that it gets its own error row (``not a regular file``) instead of
+    vanishing."""
+    paths, empty = [], []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and not f.is_dir())
+            paths += found
+            if not found:
+                empty.append(str(p))
         else:
             paths.append(str(p))
-    return paths
+    return paths, empty
 
 
 def encoder_spec_of_card(card: dict) -> EncoderSpec:
@@ -65,15 +74,18 @@ def score_files(
 ) -> pd.DataFrame:
     """One row per file, in the order given: path, score (LLR), p_spoof, variance (GP models), status
     (``ok`` / ``error``), error (why a file could not be scored; None on ``ok`` rows), then the model's
-    provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row).
+    provenance (``storage.reports.PROVENANCE_COLUMNS``, the same on every row). A folder holding
+    no audio file is an error row of its own (``NO_AUDIO_IN_FOLDER``), after the files.
 
     The audio is embedded with the encoder variant of the model's card; ``variant``, when
     given, must be that one (``EncoderVariantMismatchError`` otherwise).
     """
     detector, card = load_detector(model_path)
     check_variant(card, variant, model_path)
-    paths = expand_audio_paths(items)
+    paths, empty_folders = expand_audio_paths(items)
     kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds)
+    failures.update({folder: NO_AUDIO_IN_FOLDER for folder in empty_folders})
+    paths += empty_folders
     rows = []
     if kept:
         score, variance = detector_scores(detector, X, f"model {model_path}")
@@ -100,16 +112,39 @@ def _cell(value: object, fmt: str) -> str:
     return format(value, fmt)
 
 
+# The escapes of a TSV path field: the backslash itself first, so that unescaping is unambiguous.
+_TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def tsv_path(path: str) -> str:
+    """A path as one TSV field, C-style escaped: ``\\`` → ``\\\\``, tab → ``\\t``, newline → ``\\n``,
+    carriage return → ``\\r``, any other control character (below U+0020, and U+007F) and each byte
+    of a name that is not UTF-8 → ``\\xHH``; everything else as is. So every file is one line of
+    six fields and the name can be recovered exactly (``--json`` prints names unescaped)."""
+    out = []
+    for char in path:
+        if char in _TSV_ESCAPES:
+            out.append(_TSV_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        elif 0xDC80 <= ord(char) <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode carries it
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def score_table_lines(table: pd.DataFrame) -> list[str]:
     """What ``addgp score`` prints for a :func:`score_files` table, tab-separated: a header line
-    (:data:`SCORE_FILE_COLUMNS`), then one line per file; ``score``, ``p_spoof`` and ``variance``
-    are empty where missing and ``error`` is empty on ``ok`` rows (its tabs and newlines become
-    spaces, so every line has the same columns)."""
+    (:data:`SCORE_FILE_COLUMNS`), then one line per file; the path escaped by :func:`tsv_path`,
+    ``score``, ``p_spoof`` and ``variance`` empty where missing and ``error`` empty on ``ok`` rows
+    (its runs of whitespace, tabs and newlines included, become one space), so every line has the
+    same six columns whatever the file is called."""
     lines = ["\t".join(SCORE_FILE_COLUMNS)]
     for row in table[SCORE_FILE_COLUMNS].to_dict("records"):
         error = " ".join(str(row["error"]).split()) if row["status"] == ERROR else ""
         cells = [
-            str(row["path"]),
+            tsv_path(str(row["path"])),
             _cell(row["score"], ".4f"),
             _cell(row["p_spoof"], ".4f"),
             _cell(row["variance"], ".4g"),

@@ -11,6 +11,7 @@ from addgp.contracts import p_spoof_from_score
 from storage.models import EmbeddingSetting
 from storage.reports import provenance_of_card
 from tasks.evaluate.crossdataset import CONDITION_COLUMNS, TRAIN_DATASET_SEPARATOR, train_setting
+from tasks.evaluate.overlap import card_overlap_columns, eval_set_digests
 from tasks.train.data import labelled_inputs
 
 
@@ -52,7 +53,9 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
     Besides the contract columns (utt_id, dataset, split, label, attack, detector, score,
     p_spoof, variance) the table carries ``speaker`` (the bootstrap's resampling unit),
     the condition columns the manifest has (codec, transmission, language), the
-    detector's train setting from its model card (``train_setting``, ``train_datasets``)
+    detector's train setting from its model card (``train_setting``, ``train_datasets``; the
+    sets and content digests it trained on, ``train_sets``/``train_digests``, and the content
+    digest of each row's eval set, ``eval_set_digest``, for the training-overlap check)
     and the provenance of its scores (``storage.reports.PROVENANCE_COLUMNS``: model name,
     version and card digest, encoder, its weights digest and variant, random-weights flag).
     ``variance`` is the GP's predictive variance, NaN for detectors without one.
@@ -75,6 +78,9 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
             "variance": np.asarray(variance, dtype=np.float64),
             "train_setting": setting,
             "train_datasets": TRAIN_DATASET_SEPARATOR.join(datasets),
+            # what the card says the detector trained on, and what these rows are (tasks/evaluate/overlap.py)
+            **card_overlap_columns(card),
+            "eval_set_digest": eval_set_digests(rows).to_numpy() if "sha256" in rows.columns else None,
             **provenance_of_card(card),
         }
     )

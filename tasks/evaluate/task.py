@@ -46,7 +46,14 @@ def evaluate_task(
 
 @task(name="cross-dataset", task_run_name=_cross_dataset_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def cross_dataset_task(
-    scores: pd.DataFrame, n_boot: int = 1000, target_error: float = 0.05, seed: int = 0
+    scores: pd.DataFrame,
+    n_boot: int = 1000,
+    target_error: float = 0.05,
+    seed: int = 0,
+    training_overlap: str = "exclude",
 ) -> Evaluation:
     """The cross-dataset matrix, bootstrap CIs, breakdowns and selective prediction of ``scores``."""
-    return evaluate_scores(scores, EvaluationSettings(n_boot=n_boot, target_error=target_error, seed=seed))
+    settings = EvaluationSettings(
+        n_boot=n_boot, target_error=target_error, seed=seed, training_overlap=training_overlap
+    )
+    return evaluate_scores(scores, settings)

@@ -35,6 +35,11 @@ to a public name (or the reverse) still reads. ``attack`` is ATTACK_LABEL (publi
 ``codec_seed``, ``attack_tag``, ``tmp`` (null where the release lacks them) and
 ``metadata_release`` (``public`` or ``challenge``). ROOT is the folder holding the protocol
 folder (or the protocol files) and the flac folders.
+
+**Resynthesised audio.** A bona fide file under a codec condition (``codec`` other than ``-``,
+among them neural codecs) is marked ``resynthesised`` with the codec as ``resynthesis_system``,
+and labelled by option ``resynthesised`` (``spoof``, ``bonafide`` or ``excluded``; unset: bona
+fide, the corpus' label) — see :mod:`tasks.ingest.label_policy`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from pathlib import Path
 
 from addgp.contracts import BONAFIDE
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject, require_dir
+from tasks.ingest.label_policy import apply_resynthesis_policy, check_resynthesis_option
 from tasks.ingest.scan import list_audio, none_if_dash, subdirs
 
 PUBLIC, CHALLENGE = "public", "challenge"
@@ -110,9 +116,11 @@ def ingest(
     dataset: str = "asvspoof5",
     *,
     splits: tuple[str, ...] | list[str] = ("train", "dev", "eval"),
+    resynthesised: str | None = None,
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
+    check_resynthesis_option("asvspoof5", resynthesised)
     root = require_dir(root, "ASVspoof 5")
     unknown = [s for s in splits if s not in PROTOCOLS]
     if unknown:
@@ -174,6 +182,8 @@ def ingest(
                     "path": audio.get(utt_id) or os.path.join(default_dir, f"{utt_id}.flac"),
                     **{column: none_if_dash(record.get(column)) for column in OPTIONAL_COLUMNS},
                     "metadata_release": release,
+                    "resynthesised": label == BONAFIDE and none_if_dash(record.get("codec")) is not None,
+                    "resynthesis_system": none_if_dash(record.get("codec")) if label == BONAFIDE else None,
                     "_source": source,
                 }
             )
@@ -187,4 +197,5 @@ def ingest(
             f"(or ROOT) beside flac_T/, flac_D/, flac_E*/ (public release), or {challenge} in ROOT beside flac_T/, "
             f"flac_D/ (challenge-phase release); found: {listing(root)}"
         )
+    candidates = apply_resynthesis_policy(dataset, candidates, rejects, resynthesised, BONAFIDE)
     return finalize(dataset, candidates, rejects, workers=workers, progress=progress)

@@ -183,7 +183,7 @@ def registry_ingest_args(path: str | os.PathLike | None, name: str) -> tuple[str
 # ------------------------------------------------------------------ counts
 
 
-def _counts(manifest, rejects=None) -> dict:
+def manifest_counts(manifest, rejects=None) -> dict:
     by_split: dict[str, dict[str, int]] = {}
     for split, group in manifest.groupby("split", sort=True):
         by_split[str(split)] = {label: int((group["label"] == label).sum()) for label in LABELS}
@@ -251,7 +251,7 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
                 manifest = read_manifest(manifest_path)
                 rejects_file = find_rejects(manifest_path)
                 rejects = read_rejects(rejects_file) if rejects_file else None
-                info.update(_counts(manifest, rejects))
+                info.update(manifest_counts(manifest, rejects))
                 info["hours"] = round(float(manifest["duration_s"].sum()) / 3600.0, 3)
                 info["counts_from"] = "manifest"
             except Exception as exc:  # a broken manifest is reported, not raised
@@ -268,7 +268,7 @@ def describe_registry(registry_yaml_path: str | os.PathLike | None = None, *, sc
                     result: IngestResult = get_adapter(corpus.adapter)(
                         root, dataset=corpus.name, progress=False, **options
                     )
-                info.update(_counts(result.manifest))
+                info.update(manifest_counts(result.manifest))
                 reasons = result.rejects["reason"].map(_reason_key).value_counts()
                 info["rejects"] = int(len(result.rejects))
                 info["reject_reasons"] = {str(k): int(v) for k, v in reasons.items()}

@@ -21,6 +21,7 @@ import hashlib
 import math
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -59,22 +60,39 @@ class IngestResult:
     dataset: str
     manifest: pd.DataFrame
     rejects: pd.DataFrame = field(default_factory=lambda: REJECTS_SCHEMA.empty_table().to_pandas())
+    # rows per split the layout listed (before probing); a split listed and left with no row
+    # was lost at ingest (tasks/ingest/losses.py). Empty for a manifest read back from disk.
+    expected_rows: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """Counts for people and logs: rows per split × label, attacks, rejects by reason."""
+        """Counts for people and logs: rows per split × label, attacks, rejects by reason, and
+        what was lost: splits listed with no row left, the share of rows rejected."""
         m = self.manifest
         by_split = {
             split: {label: int((group["label"] == label).sum()) for label in LABELS}
             for split, group in m.groupby("split", sort=True)
         }
+        total = len(m) + len(self.rejects)
         return {
             "dataset": self.dataset,
             "rows": int(len(m)),
             "rejects": int(len(self.rejects)),
+            "reject_fraction": len(self.rejects) / total if total else 0.0,
+            "expected_rows": dict(self.expected_rows),
+            "lost_splits": sorted(s for s, n in self.expected_rows.items() if n and s not in by_split),
             "by_split": by_split,
             "attacks": {str(k): int(v) for k, v in m["attack"].value_counts(dropna=True).sort_index().items()},
             "hours": round(float(m["duration_s"].sum()) / 3600.0, 3) if len(m) else 0.0,
             "reject_reasons": {str(k): int(v) for k, v in self.rejects["reason"].value_counts().items()},
+            # how resynthesised audio was labelled (tasks/ingest/label_policy.py), where the corpus has any
+            **(
+                {
+                    "label_policy": sorted(str(v) for v in m["label_policy"].dropna().unique()),
+                    "resynthesised_rows": int(m["resynthesised"].astype(bool).sum()) if "resynthesised" in m else 0,
+                }
+                if "label_policy" in m
+                else {}
+            ),
         }
 
 
@@ -307,7 +325,10 @@ def finalize(
     extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     manifest = manifest[list(MANIFEST_COLUMNS) + extra]
     rejects_df = pd.DataFrame(bad, columns=REJECTS_SCHEMA.names)
-    return IngestResult(dataset=dataset, manifest=manifest, rejects=rejects_df)
+    listed = Counter(str(row["split"]) for row in rows if row.get("split") is not None)
+    return IngestResult(
+        dataset=dataset, manifest=manifest, rejects=rejects_df, expected_rows=dict(sorted(listed.items()))
+    )
 
 
 def require_dir(root: str | os.PathLike, what: str) -> Path:

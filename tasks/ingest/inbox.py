@@ -23,6 +23,9 @@ columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the a
 below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
 ``split``). Audio without a sidecar entry is rejected (``no sidecar entry``), and so is a
 file whose header declares more than ``max_seconds`` of audio (option, default 1800).
+A drop folder that does not exist is an ``InboxMissingError`` (a mistyped or unmounted
+path would otherwise read as "nothing new" forever) unless option ``create_missing`` is true
+(the nightly sets it from ``nightly.create_inbox``): then a full ingest creates it, empty.
 
 Batches: each (full) ingest compares the rows with the batch ledger
 ``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -53,7 +57,15 @@ import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
 from storage.inbox_ledger import LEDGER_NAME, ledger_path, ledger_transaction, read_ledger
-from tasks.ingest.common import IngestResult, OptionError, current_probe_mode, finalize, reject, require_dir
+from tasks.ingest.common import (
+    IngestResult,
+    LayoutError,
+    OptionError,
+    current_probe_mode,
+    finalize,
+    reject,
+    require_dir,
+)
 from tasks.ingest.scan import none_if_dash, normalise_label, read_table, rel_posix, strip_extension, walk_audio
 
 FILE_KEYS = ("file", "path", "filename", "file_name", "audio")
@@ -62,6 +74,11 @@ DATE_KEYS = ("collected", "collected_at", "collected_on", "date")
 LIST_KEYS = ("files", "items", "records")
 KEPT_KEYS = ("source", "language", "notes")
 MAX_BATCH_NAME = 80
+logger = logging.getLogger(__name__)
+
+
+class InboxMissingError(LayoutError):
+    """The drop folder does not exist and the config did not ask to create it (exit code 2)."""
 
 
 def rows_of_batches(manifest: pd.DataFrame, batch_ids: Iterable[str]) -> pd.DataFrame:
@@ -212,7 +229,12 @@ def _quarantine_long(result: IngestResult, max_seconds: float) -> IngestResult:
         ]
     )
     rejects = pd.concat([result.rejects, extra], ignore_index=True) if len(result.rejects) else extra
-    return IngestResult(dataset=result.dataset, manifest=manifest[~long].reset_index(drop=True), rejects=rejects)
+    return IngestResult(
+        dataset=result.dataset,
+        manifest=manifest[~long].reset_index(drop=True),
+        rejects=rejects,
+        expected_rows=result.expected_rows,
+    )
 
 
 def ingest(
@@ -225,14 +247,23 @@ def ingest(
     batch_id: str | None = None,
     record_batch: bool = True,
     max_seconds: float = 1800.0,
+    create_missing: bool = False,
     workers: int = 16,
     progress: bool = True,
 ) -> IngestResult:
     if "://" not in str(root) and not Path(root).exists():
-        # A drop folder nobody has delivered to yet is an empty one: nothing new. A full ingest
-        # creates it, so the first delivery has somewhere to go; counting runs write nothing.
+        # A mistyped or unmounted drop folder must not read as "nothing new" night after night:
+        # it is an error unless the config asks for the folder to be created (a first run).
+        if not create_missing:
+            raise InboxMissingError(
+                f"the inbox drop folder {Path(root).resolve()} does not exist (datasets[name={dataset}].root); "
+                "mount it or correct the path, or set nightly.create_inbox: true to have the nightly create it"
+            )
         if current_probe_mode() == "full":
             Path(root).mkdir(parents=True)
+            logger.warning(
+                "created the missing inbox drop folder %s (nightly.create_inbox: true)", Path(root).resolve()
+            )
         return finalize(dataset, [], [], workers=workers, progress=False)
     root = require_dir(root, "the inbox drop folder")
     state = str(state_dir) if state_dir is not None else str(root)

@@ -6,6 +6,10 @@ folder (option ``audio_root`` overrides), or absolute; either way they must lie 
 audio root (``..`` is resolved first), or the line is rejected: a protocol cannot pull in
 files from elsewhere unless ``audio_root`` says so (``audio_root: /`` allows any path).
 
+If every line is rejected for its path (no prefix matches, outside the audio root, no file
+there), the ingest stops with a ``LayoutError`` naming the protocol, the prefix map and an
+example, before anything is written or embedded.
+
 A bona fide row whose attack column names an attack is rejected (contract: a bona fide file
 has no attack); ``-``, empty or a bona fide spelling (``bonafide``, ``real``, …) there mean none.
 Every line of the table ends as a row or a reject (blank and ``#`` comment lines aside).
@@ -23,12 +27,18 @@ Options (all optional):
 ``split_map``       e.g. ``{"training": "train", "validation": "dev", "test": "eval"}``
 ``split``           the split of every row when there is no split column (default ``eval``)
 ``attack_column``   generator/attack id; ``speaker_column``; ``id_column`` (default: the path
-                    without extension)
+                    without extension; for a path ``path_prefix`` maps, the part below the prefix)
 ``delimiter``       ``","``, ``"tab"``, ``"|"``, ``";"``, ``"whitespace"`` (default: sniffed)
 ``header``          false for headerless protocols; then ``columns`` names the fields
 ``columns``         field names for a headerless protocol, e.g. ``[speaker, utt, _, attack, label]``
 ``extension``       appended to path values that have none (e.g. ``.flac`` for ASVspoof-style ids)
 ``audio_root``      folder the paths are relative to and must lie in (default: the protocol's folder)
+``path_prefix``     where the folders a shipped protocol names are here: ``{/their/root: /my/root}``
+                    (several allowed, the longest matching prefix wins; a relative local folder is
+                    relative to the protocol's folder). A mapped path may lie outside ``audio_root``
+                    (the map says where the files are); a path no prefix matches is read as written
+                    and, when no file is there, rejected naming the map. The manifest keeps the path
+                    as the protocol wrote it in ``protocol_path`` (the name benchmark score files use)
 ``keep_columns``    ``"all"`` (default: every other column is kept — except names starting
                     with ``_`` —, renamed ``src_<name>`` when it would clash with a manifest
                     column) or a list of columns to keep
@@ -44,9 +54,12 @@ from types import EllipsisType
 from addgp.contracts import BONAFIDE, MANIFEST_COLUMNS
 from tasks.ingest.common import IngestResult, LayoutError, OptionError, finalize, listing, reject
 from tasks.ingest.scan import (
+    format_prefix_map,
+    map_prefix,
     none_if_dash,
     normalise_label,
     parse_delimiter,
+    parse_prefix_map,
     pick_column,
     read_table,
     resolve_path,
@@ -121,6 +134,7 @@ def ingest(
     columns: list[str] | None = None,
     extension: str | None = None,
     audio_root: str | os.PathLike | None = None,
+    path_prefix: dict | None = None,
     keep_columns: str | list[str] = "all",
     workers: int = 16,
     progress: bool = True,
@@ -152,10 +166,17 @@ def ingest(
             f"{table_path}: cannot find {what} column among {table.columns}; "
             f"name them with path_column=… / label_column=… (delimiter read as {table.delimiter!r})"
         )
-    base = Path(audio_root) if audio_root is not None else table_path.parent
-    if not base.is_absolute():
-        base = table_path.parent / base
+    # A relative audio_root is relative to the protocol's folder; the folder itself is taken
+    # once (joining it to itself doubled a relative protocol path: c/c/audio/a0.wav).
+    base = table_path.parent
+    if audio_root is not None:
+        base = Path(audio_root) if Path(audio_root).is_absolute() else table_path.parent / audio_root
     base_text = os.path.normpath(os.path.abspath(base))
+    try:
+        prefixes = parse_prefix_map(path_prefix, os.path.abspath(table_path.parent), "protocol_csv")
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    shown_map = format_prefix_map(prefixes)
     used = {c for c in (path_col, label_col, split_col, attack_col, speaker_col, id_col) if c}
     if isinstance(keep_columns, str) and keep_columns != "all":
         keep_columns = [keep_columns]
@@ -169,6 +190,7 @@ def ingest(
 
     rejects = [reject(dataset, f"{table_path}:{n}", None, f"unparseable protocol line: {why}") for n, why in table.bad]
     candidates = []
+    path_rejects = 0
     for number, record in table.rows:
         source = f"{table_path}:{number}"
         raw_path = (record.get(path_col) or "").strip()
@@ -177,7 +199,10 @@ def ingest(
             continue
         if extension and not os.path.splitext(raw_path)[1]:
             raw_path += extension
-        utt_id = none_if_dash(record.get(id_col)) if id_col else strip_extension(os.path.normpath(raw_path))
+        mapped = map_prefix(raw_path, prefixes) if prefixes else None
+        # A mapped path's id is the part below its prefix: the same on every machine, whatever the root.
+        id_path = mapped[1] if mapped is not None else raw_path
+        utt_id = none_if_dash(record.get(id_col)) if id_col else strip_extension(os.path.normpath(id_path))
         if not utt_id:
             rejects.append(reject(dataset, source, None, f"unparseable protocol line: empty {id_col!r}"))
             continue
@@ -186,17 +211,32 @@ def ingest(
             value = (record.get(split_col) or "").strip()
             row_split = split_lookup.get(value, value) or split
         label = normalise_label(record.get(label_col), label_map)
-        path = os.path.normpath(resolve_path(raw_path, base_text))
-        if not _inside(path, base_text):
+        path = os.path.normpath(mapped[0] if mapped is not None else resolve_path(raw_path, base_text))
+        if mapped is None and prefixes and not os.path.exists(path):
             rejects.append(
                 reject(
                     dataset,
                     source,
                     utt_id,
-                    f"path {raw_path!r} resolves to {path}, outside the audio root {base_text}; "
-                    "set audio_root=… to a folder that holds it",
+                    f"path {raw_path!r} matches no prefix of path_prefix {shown_map} and no file is there; "
+                    f"add its folder to the map, e.g. path_prefix='{_example_map(raw_path, prefixes)}'",
                 )
             )
+            path_rejects += 1
+            continue
+        if mapped is None and not _inside(path, base_text):
+            hint = "set audio_root=… to a folder that holds it"
+            if os.path.isabs(raw_path) and not os.path.exists(path):
+                hint += f", or map the protocol's folders with path_prefix='{_example_map(raw_path, prefixes)}'"
+            rejects.append(
+                reject(
+                    dataset,
+                    source,
+                    utt_id,
+                    f"path {raw_path!r} resolves to {path}, outside the audio root {base_text}; {hint}",
+                )
+            )
+            path_rejects += 1
             continue
         row = {
             "utt_id": utt_id,
@@ -207,8 +247,42 @@ def ingest(
             "path": path,
             "_source": source,
         }
+        if prefixes:
+            row["protocol_path"] = raw_path
         for column in kept:
             name = column if column not in RESERVED else f"src_{column}"
             row[name] = record.get(column)
         candidates.append(row)
-    return finalize(dataset, candidates, rejects, workers=workers, progress=progress)
+    result = finalize(dataset, candidates, rejects, workers=workers, progress=progress)
+    if table.rows and result.manifest.empty:
+        _refuse_if_no_path_resolved(table_path, result, path_rejects, shown_map, prefixes)
+    return result
+
+
+def _example_map(raw_path: str, prefixes: list[tuple[str, str]]) -> str:
+    """A path_prefix value that would map ``raw_path``'s folder: the map so far plus that folder."""
+    folder = os.path.dirname(raw_path.strip()) or raw_path
+    return format_prefix_map([*[(f, loc) for f, loc in prefixes if f != folder], (folder, "/where/it/is/here")])
+
+
+def _refuse_if_no_path_resolved(
+    table_path: Path, result: IngestResult, path_rejects: int, shown_map: str, prefixes: list
+) -> None:
+    """LayoutError when every line was rejected and every reason is where its file is: a protocol
+    naming somebody else's disk (or an unmounted folder) must stop the ingest, not write an empty
+    manifest that the embed step would only find out about later."""
+    reasons = result.rejects["reason"].astype(str)
+    missing = reasons.eq("audio file missing")
+    if path_rejects + int(missing.sum()) < len(reasons) or reasons.empty:
+        return
+    first = result.rejects.iloc[0]
+    fix = (
+        f"path_prefix is {shown_map}: check that its local folders hold the files"
+        if prefixes
+        else "if the paths name another machine's folders, map them with "
+        "--option path_prefix='{/their/root: /where/it/is/here}'"
+    )
+    raise LayoutError(
+        f"{table_path}: every one of its {len(reasons)} rows was rejected for its audio path "
+        f"(e.g. {first['source']}: {first['utt_id']!s}: {first['reason']}); {fix}"
+    )

@@ -12,19 +12,27 @@ from collections.abc import Callable
 import yaml
 
 from tasks.ingest import (
+    add_challenge,
     asvspoof5,
     asvspoof2019,
     asvspoof2021,
+    codecfake,
+    dfadd,
+    diffssd,
     fake_or_real,
     hf,
     in_the_wild,
     inbox,
+    librisevoc,
     mlaad,
     odss,
     protocol_csv,
+    sonar,
+    spoofceleb,
     timit_tts,
 )
 from tasks.ingest.common import IngestResult, OptionError
+from tasks.ingest.label_policy import RESYNTHESIS_CHOICES
 
 Adapter = Callable[..., IngestResult]
 
@@ -38,6 +46,14 @@ ADAPTERS: dict[str, Adapter] = {
     "mlaad": mlaad.ingest,
     "timit_tts": timit_tts.ingest,
     "odss": odss.ingest,
+    "spoofceleb": spoofceleb.ingest,
+    "codecfake": codecfake.ingest,
+    "add2022": add_challenge.ingest_2022,
+    "add2023": add_challenge.ingest_2023,
+    "dfadd": dfadd.ingest,
+    "librisevoc": librisevoc.ingest,
+    "sonar": sonar.ingest,
+    "diffssd": diffssd.ingest,
     "protocol_csv": protocol_csv.ingest,
     "hf": hf.ingest,
     "inbox": inbox.ingest,
@@ -50,10 +66,13 @@ ADAPTERS: dict[str, Adapter] = {
 # folders, ASVspoof 2021 key subsets) are checked by their adapters against what they find.
 OPTION_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "asvspoof2019_la": {"splits": tuple(asvspoof2019.PROTOCOLS)},
-    "asvspoof5": {"splits": tuple(asvspoof5.PROTOCOLS)},
+    "asvspoof5": {"splits": tuple(asvspoof5.PROTOCOLS), "resynthesised": RESYNTHESIS_CHOICES},
     "fake_or_real": {"version": (*fake_or_real.VERSIONS, *fake_or_real.VERSION_ALIASES)},
     "mlaad": {"bonafide": mlaad.BONAFIDE_CHOICES},
     "hf": {"audio_format": hf.AUDIO_FORMATS},
+    "spoofceleb": {"splits": tuple(spoofceleb.SPLITS.values())},
+    "codecfake": {"resynthesised": RESYNTHESIS_CHOICES},
+    "librisevoc": {"resynthesised": RESYNTHESIS_CHOICES},
 }
 
 

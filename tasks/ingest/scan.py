@@ -342,3 +342,85 @@ def safe_name(text: str, limit: int = 120) -> str:
     """A file-system-safe name for ids used as file names (materialised HF audio)."""
     cleaned = re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("._") or "item"
     return cleaned[:limit]
+
+
+# ------------------------------------------------------------------- foreign path prefixes
+
+
+def parse_prefix_map(value: Mapping | None, base: str | os.PathLike, where: str) -> list[tuple[str, str]]:
+    """Option ``path_prefix`` (``{foreign prefix: local prefix, …}``) → ``[(foreign, local)]``,
+    longest foreign prefix first, so ``/data/a/b`` wins over ``/data/a`` for ``/data/a/b/c.wav``.
+
+    Protocols shipped by benchmarks name their authors' disks (``/data/data/AntiSpoofing-Datasets/…``);
+    the map says where those folders are here. A relative local prefix is taken relative to
+    ``base`` (the protocol's folder). OptionError-like ValueError for an empty or non-text entry.
+    """
+    if not value:
+        return []
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: path_prefix must be a mapping such as {{/their/root: /my/root}}, got {value!r}")
+    pairs = []
+    for foreign, local in value.items():
+        if not isinstance(foreign, str) or not isinstance(local, str) or not foreign.strip() or not local.strip():
+            raise ValueError(
+                f"{where}: path_prefix entries map a path prefix to a folder, both text, got {foreign!r}: {local!r}"
+            )
+        foreign_norm = foreign.strip().rstrip("/\\") or "/"
+        local_path = os.path.expanduser(local.strip())
+        if not os.path.isabs(local_path):
+            local_path = os.path.join(os.fspath(base), local_path)
+        pairs.append((foreign_norm, os.path.normpath(os.path.abspath(local_path))))
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
+
+
+def map_prefix(path: str, prefixes: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(local path, the part below the prefix)`` of ``path`` with its foreign prefix replaced by
+    the local one (whole path components only: ``/data/ab`` does not match ``/data/a``); None
+    when no prefix of the map matches."""
+    text = path.strip()
+    for foreign, local in prefixes:
+        if text == foreign:
+            return local, os.path.basename(text)
+        head = foreign if foreign.endswith(("/", "\\")) else foreign + "/"
+        if text.startswith(head):
+            rest = text[len(head) :]
+            return os.path.join(local, rest), rest
+    return None
+
+
+def format_prefix_map(prefixes: list[tuple[str, str]]) -> str:
+    """The map as the option is written: ``{/their/root: /my/root, …}`` (``{}`` when none)."""
+    return "{" + ", ".join(f"{foreign}: {local}" for foreign, local in prefixes) + "}"
+
+
+# ------------------------------------------------------------ one folder per generator
+
+
+def system_folder_rows(root: Path, bonafide_folders: Iterable[str], split: str) -> tuple[list[dict], list[str]]:
+    """Candidate rows of a corpus laid out as one folder per generator beside bona fide folder(s)
+    (SONAR, LibriSeVoc): ``(rows, generator folder names)``.
+
+    Audio anywhere below a folder belongs to it (walked recursively). A folder whose name is in
+    ``bonafide_folders`` (compared case-insensitively) is bona fide with no attack; every other
+    folder is spoof with ``attack`` = its name. ``utt_id`` is the path below ROOT without
+    extension; ``speaker`` is null (the adapters fill it where the names carry one).
+    """
+    bona = {name.lower() for name in bonafide_folders}
+    rows: list[dict] = []
+    systems: list[str] = []
+    for folder in subdirs(root):
+        is_bona = folder.name.lower() in bona
+        if not is_bona:
+            systems.append(folder.name)
+        for path in walk_audio(folder):
+            rows.append(
+                {
+                    "utt_id": strip_extension(rel_posix(path, root)),
+                    "split": split,
+                    "label": BONAFIDE if is_bona else SPOOF,
+                    "attack": None if is_bona else folder.name,
+                    "speaker": None,
+                    "path": str(path),
+                }
+            )
+    return rows, systems

@@ -5,7 +5,7 @@
 - ``adapt``: condition the champion on the new rows (few-shot adaptation, feature
   extractor frozen) with a replay sample of its training data, so it does not forget.
 
-Both hold out a fixed share of the new rows (``holdout_mask``) that neither model trains
+Both hold out a fixed share of each label's new rows (``stratified_holdout_mask``) that neither model trains
 on: the "new fakes" test set on which the challenger must beat the champion.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 from addgp.contracts import is_bonafide
 from storage.embeddings import path_identity_hint
 from storage.models import EmbeddingSetting
-from tasks.nightly.promotion import holdout_mask
+from tasks.nightly.promotion import stratified_holdout_mask
 from tasks.train.data import LabelledEmbeddings, labelled_embeddings
 from tasks.train.detectors import make_detector
 from tasks.train.fit import snapshot_id
@@ -30,8 +30,9 @@ def select_rows(
 
 
 def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows to learn from, rows kept out to test on), stable from night to night."""
-    held = holdout_mask(new_rows["utt_id"], holdout_fraction)
+    """(rows to learn from, rows kept out to test on): the same share of each label held out
+    (``stratified_holdout_mask``), the same split for the same rows."""
+    held = stratified_holdout_mask(new_rows["utt_id"], new_rows["label"], holdout_fraction)
     return new_rows[~held].reset_index(drop=True), new_rows[held].reset_index(drop=True)
 
 

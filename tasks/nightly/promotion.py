@@ -57,6 +57,11 @@ class PromotionDecision:
         return asdict(self)
 
 
+def _pct(rate: float) -> str:
+    """An EER in the decision line as the report's tables show it: percent, two decimals."""
+    return f"{100 * rate:.2f} %"
+
+
 def decide_promotion(
     champion_eer: dict[str, float] | None,
     challenger_eer: dict[str, float],
@@ -85,23 +90,23 @@ def decide_promotion(
     if challenger_avg > champion_avg + half:
         return PromotionDecision(
             False,
-            f"worse on the eval average beyond the CI: {challenger_avg:.4f} > {champion_avg:.4f} + {half:.4f}",
+            f"worse on the eval average beyond the CI: {_pct(challenger_avg)} > {_pct(champion_avg)} + {_pct(half)}",
             **common,
         )
     if champion_new_eer is None or challenger_new_eer is None:
         return PromotionDecision(False, "no held-out new fakes to show the challenger is better on them", **common)
-    new_fakes = f"{challenger_new_eer:.4f} vs {champion_new_eer:.4f}"
+    new_fakes = f"{_pct(challenger_new_eer)} vs {_pct(champion_new_eer)}"
     if challenger_new_eer < champion_new_eer - EER_TIE:
         return PromotionDecision(
             True,
-            f"better on the new fakes ({challenger_new_eer:.4f} < {champion_new_eer:.4f}) and within the CI on the eval average",
+            f"better on the new fakes ({_pct(challenger_new_eer)} < {_pct(champion_new_eer)}) and within the CI on the eval average",
             **common,
         )
     if challenger_new_eer > champion_new_eer + EER_TIE:
         return PromotionDecision(
-            False, f"worse on the new fakes: {challenger_new_eer:.4f} > {champion_new_eer:.4f}", **common
+            False, f"worse on the new fakes: {_pct(challenger_new_eer)} > {_pct(champion_new_eer)}", **common
         )
-    eval_average = f"{challenger_avg:.4f} vs {champion_avg:.4f}"
+    eval_average = f"{_pct(challenger_avg)} vs {_pct(champion_avg)}"
     if challenger_avg <= champion_avg + EER_TIE:
         return PromotionDecision(
             True,
@@ -132,14 +137,38 @@ def forgetting_table(previous: dict[str, float] | None, current: dict[str, float
     return pd.DataFrame(rows)
 
 
+def _buckets(utt_ids, salt: str) -> np.ndarray:
+    """A number in [0, 1) per utterance, from its id alone."""
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"{salt}\0{u}".encode()).digest()[:8], "big") / 2**64 for u in utt_ids]
+    )
+
+
 def holdout_mask(utt_ids: pd.Series, fraction: float, salt: str = "addgp-holdout") -> np.ndarray:
     """Deterministic split of new rows: True for the ``fraction`` kept out of training to test on.
 
     Hash-based, so an utterance keeps its side from night to night whatever else arrives.
     """
+    return _buckets([str(u) for u in utt_ids], salt) < fraction
 
-    def bucket(utt_id: str) -> float:
-        digest = hashlib.sha256(f"{salt}\0{utt_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
 
-    return np.array([bucket(str(u)) < fraction for u in utt_ids], dtype=bool)
+def stratified_holdout_mask(
+    utt_ids: pd.Series, labels: pd.Series, fraction: float, salt: str = "addgp-holdout"
+) -> np.ndarray:
+    """``holdout_mask`` stratified by label: of each label's n rows, round(fraction·n) are held
+    out — at least one and at most n − 1 when n ≥ 2 — those with the smallest hash buckets.
+
+    Without it a night's held-out slice can hold one bona fide file (or none), and that file
+    alone decides the new-fakes EER. Deterministic: the same rows give the same split.
+    """
+    ids = pd.Series([str(u) for u in utt_ids])
+    buckets = _buckets(ids, salt)
+    held = np.zeros(len(ids), dtype=bool)
+    for label in pd.unique(pd.Series(labels)):
+        members = np.flatnonzero(np.asarray(labels) == label)
+        n = len(members)
+        k = int(round(fraction * n))
+        if n >= 2:
+            k = min(max(k, 1), n - 1)
+        held[members[np.argsort(buckets[members], kind="stable")[:k]]] = True
+    return held

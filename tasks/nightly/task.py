@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -19,10 +19,12 @@ from storage.manifests import find_rejects, read_manifest, read_manifests, read_
 from storage.models import EmbeddingSetting, save_model
 from storage.paths import exists, join
 from storage.reports import publish_report
+from tasks.ingest.checks import describe, problems
 from tasks.ingest.inbox import rows_of_batches
 from tasks.nightly.challenger import build_challenger, derived_card, select_rows, split_new_rows, subset_rows
 from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
 from tasks.nightly.drift import measure_drift, reference_embeddings
+from tasks.nightly.intake import night_data_checks, without_excluded
 from tasks.nightly.night import (
     close_night,
     open_night,
@@ -64,6 +66,32 @@ def new_rows_task(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The night's inbox rows: (rows to learn from, held-out rows to test on)."""
     return split_new_rows(rows_of_batches(read_manifest(inbox_manifest), batch_ids), holdout_fraction)
+
+
+@task(name="night-data-checks", cache_policy=NO_CACHE)
+def night_data_checks_task(
+    manifest_paths: list[str],
+    inbox: str,
+    train_roles: list[tuple[str, str]],
+    eval_roles: list[tuple[str, str]],
+    learn_rows: pd.DataFrame,
+    holdout_rows: pd.DataFrame,
+) -> dict:
+    """Tonight's new rows checked before the challenger learns them: ``{"learn", "holdout",
+    "checks", "excluded"}``, rows with an eval file's audio taken out of both (tasks/nightly/intake.py)."""
+    new_rows = pd.concat([learn_rows, holdout_rows], ignore_index=True)
+    checks, excluded = night_data_checks(
+        read_manifests(manifest_paths), new_rows, inbox=inbox, train=train_roles, evaluate=eval_roles
+    )
+    logger = get_run_logger()
+    for finding in problems(checks, "warning").to_dict("records"):
+        logger.warning("data check: %s", describe(finding))
+    return {
+        "learn": without_excluded(learn_rows, excluded),
+        "holdout": without_excluded(holdout_rows, excluded),
+        "checks": checks,
+        "excluded": excluded,
+    }
 
 
 @task(name="challenger", task_run_name="challenger[{name}×{strategy}]", retries=1, cache_policy=NO_CACHE)

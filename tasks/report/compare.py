@@ -102,7 +102,7 @@ def _half_width(record: dict, low_key: str, high_key: str) -> float | None:
     return (high - low) / 2 if _finite(low) and _finite(high) else None
 
 
-def _cells_of(document: dict, metric: str = "eer") -> dict[tuple[str, str], dict]:
+def metric_cells(document: dict, metric: str = "eer") -> dict[tuple[str, str], dict]:
     """(detector, dataset) -> {value, half_width, train_setting, corpora} of one metric from a metrics.json document."""
     cells = {}
     for record in document.get("metrics") or []:
@@ -142,7 +142,7 @@ def compare_with_previous(current: dict, previous: dict | None) -> Comparison:
     keys_now: set[tuple[str, str]] = set()
     keys_before: set[tuple[str, str]] = set()
     for metric in watched_metrics():
-        now, before = _cells_of(current, metric), _cells_of(previous, metric)
+        now, before = metric_cells(current, metric), metric_cells(previous, metric)
         keys_now |= now.keys()
         keys_before |= before.keys()
         for key in sorted(now.keys() & before.keys()):
@@ -179,7 +179,7 @@ def trend_table(documents: list[dict]) -> pd.DataFrame:
     rows = []
     for document in documents:
         run_id = str(document.get("run_id", ""))
-        for (detector, dataset), cell in _cells_of(document, "eer").items():
+        for (detector, dataset), cell in metric_cells(document, "eer").items():
             rows.append({"run_id": run_id, "detector": detector, "dataset": dataset, "eer": cell["value"]})
     frame = pd.DataFrame(rows, columns=["run_id", "detector", "dataset", "eer"])
     return frame.sort_values("run_id", kind="stable").reset_index(drop=True)

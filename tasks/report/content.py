@@ -51,6 +51,9 @@ class ReportInput:
     history: list[dict] = field(default_factory=list)
     created: str | None = None
     data_checks: pd.DataFrame | None = None
+    # corpora (or their train/eval role) the run left out after ingest lost rows:
+    # {"dataset", "role", "reason"} (tasks/ingest/losses.py), shown as "Corpora left out"
+    left_out: list[dict] = field(default_factory=list)
 
 
 def _model_record(model: dict, settings: dict[str, str]) -> dict:
@@ -65,6 +68,8 @@ def _model_record(model: dict, settings: dict[str, str]) -> dict:
         "dev_eer": dev.get("eer") if isinstance(dev, dict) else None,
         # Non-default hyper-parameters and the fitted calibration (tasks.train.detectors.detector_summary).
         "settings": model.get("summary") or "",
+        # attack ids it was trained on (None: not recorded), for the per-attack table's eval-only mark
+        "train_attacks": model.get("train_attacks"),
     }
 
 
@@ -86,9 +91,11 @@ class ReportContent:
 
 def data_checks_of(report: ReportInput) -> pd.DataFrame | None:
     """The data-checks table, validated and sorted (errors, then warnings, then info); None when absent."""
-    checks = report.data_checks
-    if checks is None:
-        return None
+    return None if report.data_checks is None else ordered_data_checks(report.data_checks)
+
+
+def ordered_data_checks(checks: pd.DataFrame) -> pd.DataFrame:
+    """A data-checks table (tasks/ingest/checks.py), validated and sorted (errors, then warnings, then info)."""
     missing = [c for c in DATA_CHECK_COLUMNS if c not in checks.columns]
     if missing:
         raise ValueError(f"ReportInput.data_checks lacks column(s) {missing}; it needs {list(DATA_CHECK_COLUMNS)}")
@@ -154,6 +161,7 @@ def metrics_document(
         "selective_curves": records(evaluation.selective_curves),
         "notes": without_paths(report.notes),
         "data_checks": records(data_checks_of(report)) if report.data_checks is not None else None,
+        "left_out": [{**r, "reason": without_paths_in_text(str(r["reason"]))} for r in report.left_out],
     }
     document = jsonable(document)
     if comparison is not None:

@@ -18,6 +18,7 @@ from addgp import __version__
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
 from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table
+from tasks.report.nightly_intake import inbox_section, night_checks_section
 from tasks.report.sections import count_cell, name_cell, rate_cell
 
 
@@ -46,6 +47,14 @@ class NightlyOutcome:
     champion_history: list[dict] = field(default_factory=list)
     # the inbox's rejects per reason: reason, count, examples (tasks.nightly.rejects)
     rejects: pd.DataFrame | None = None
+    # the champion detector the night is about (its reports live under reports/nightly/<detector>/)
+    detector: str | None = None
+    # the drop folder read tonight: {"folder", "n_files", "created"} (tasks.nightly.intake.inbox_folder)
+    inbox: dict | None = None
+    # data checks of the corpora + tonight's new rows, and the new rows excluded from learning
+    # (tasks.nightly.intake.night_data_checks)
+    data_checks: pd.DataFrame | None = None
+    excluded: pd.DataFrame | None = None
     # the promotion gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks.nightly.gate)
     gate: dict | None = None
     # drift records of recent nights, tonight last (tasks.nightly.drift; storage.nightly_records)
@@ -485,9 +494,20 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
             if section is not None
         ]
     sections.append(_champion_section(outcome))
-    sections += [section for section in (_rejects_section(outcome.rejects),) if section is not None]
-    meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f" · addgp {__version__}"]
-    return Document(f"addgp nightly: {outcome.config_name}", outcome.run_id, meta, list(outcome.warnings), sections)
+    sections += [
+        section
+        for section in (
+            inbox_section(outcome.inbox),
+            night_checks_section(outcome.data_checks, outcome.excluded),
+            _rejects_section(outcome.rejects),
+        )
+        if section is not None
+    ]
+    about = f" · detector {outcome.detector}" if outcome.detector else ""
+    meta: list[Inline] = ["Run ", Span(outcome.run_id, "code"), f"{about} · addgp {__version__}"]
+    return Document(
+        f"addgp nightly: {outcome.config_name}{about}", outcome.run_id, meta, list(outcome.warnings), sections
+    )
 
 
 def render_markdown(outcome: NightlyOutcome) -> str:
@@ -520,6 +540,15 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         else json.loads(outcome.reevaluation.to_json(orient="records")),
         "champion_history": outcome.champion_history,
         "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
+        "detector": outcome.detector,
+        "challenger": None
+        if outcome.challenger is None
+        else {**outcome.challenger, "model": _model_ref(outcome.challenger["model"])},
+        "inbox": outcome.inbox,
+        "data_checks": None
+        if outcome.data_checks is None
+        else json.loads(outcome.data_checks.to_json(orient="records")),
+        "excluded_rows": None if outcome.excluded is None else json.loads(outcome.excluded.to_json(orient="records")),
         "gate": outcome.gate,
         "drift": outcome.drift,
         "warnings": outcome.warnings,

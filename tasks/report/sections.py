@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
 from addgp import __version__
 from addgp.metrics import METRIC_SPECS, MetricSpec
 from tasks.evaluate.crossdataset import headline_metrics
@@ -167,8 +169,12 @@ def regressions_section(content: ReportContent) -> Section:
 
 def data_checks_section(content: ReportContent) -> Section | None:
     checks = data_checks_of(content.report)
-    if checks is None:
-        return None
+    return None if checks is None else checks_section(checks, "on the run's inputs")
+
+
+def checks_section(checks: pd.DataFrame, inputs: str, extra: list[Block] | None = None) -> Section:
+    """The "Data checks" section of an ordered checks table (``content.ordered_data_checks``);
+    ``inputs`` says what was checked, ``extra`` blocks follow the table."""
     counts = checks["severity"].value_counts()
     errors, warnings = int(counts.get("error", 0)), int(counts.get("warning", 0))
     summary: list[Inline] = []
@@ -179,7 +185,7 @@ def data_checks_section(content: ReportContent) -> Section | None:
     if not summary:
         summary.append(Span("No warnings.", "b"))
     summary.append(
-        f" {len(checks)} check result(s) on the run's inputs (duplicates, train/eval overlap, …); warnings and errors first."
+        f" {len(checks)} check result(s) {inputs} (duplicates, train/eval overlap, …); warnings and errors first."
     )
     rows = []
     for _, row in checks.iterrows():
@@ -205,9 +211,38 @@ def data_checks_section(content: ReportContent) -> Section | None:
     return Section(
         "data-checks",
         "Data checks",
-        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows)],
+        [Paragraph(summary, note=False), Table("data-checks-table", columns, rows), *(extra or [])],
         nav="Data checks",
         css=css,
+        summary=True,
+    )
+
+
+def left_out_section(content: ReportContent) -> Section | None:
+    """The corpora (or roles) a run could not use because ingest lost their rows: named first,
+    so nobody reads the tables below as the whole run."""
+    left_out = content.document.get("left_out") or []
+    if not left_out:
+        return None
+    roles = {"all": "the whole run", "train": "training", "eval": "evaluation"}
+    rows = [
+        [name_cell(r["dataset"]), name_cell(roles.get(r["role"], r["role"])), name_cell(r["reason"])] for r in left_out
+    ]
+    intro = Paragraph(
+        [
+            Span(f"{len(left_out)} corpus role(s) left out", "bad"),
+            " — ingest lost their rows (a split with no row left, or more rejected than "
+            "embed.max_reject_fraction allows); the tables below are about the rest. "
+            "Fix the corpus and run again (`addgp run` exited 7).",
+        ],
+        note=False,
+    )
+    return Section(
+        "left-out",
+        "Corpora left out",
+        [intro, Table("left-out", [Column("dataset", True), Column("left out of", True), Column("why", True)], rows)],
+        nav="Left out",
+        css="status regress",
         summary=True,
     )
 
@@ -218,7 +253,8 @@ def headline_section(content: ReportContent) -> Section:
     for _, r in content.evaluation.summary.iterrows():
         ci = ci_pct(r["average_eer_ci_low"], r["average_eer_ci_high"])
         first: list[Inline] = [f"average EER over {r['n_corpora']} eval corpora (unweighted)"]
-        if r["n_corpora"] != r["n_corpora_evaluated"]:
+        excluded = list(r.get("excluded_for_overlap") or [])
+        if r["n_corpora"] + len(excluded) != r["n_corpora_evaluated"]:
             first.append(Span(f" (only {r['n_corpora']} of {r['n_corpora_evaluated']})", "bad"))
         if ci:
             first.append(f" · 95 % CI {ci}")
@@ -237,21 +273,58 @@ def headline_section(content: ReportContent) -> Section:
                         f"pooled EER {pct(r['pooled_eer'], 1)} % · out-of-domain average {pct(r['out_of_domain_average_eer'], 1)} %"
                     ],
                     [f"averages: {averages}"] if averages else [],
+                    _overlap_line(r),
                 ],
             )
         )
+    policy = content.evaluation.settings.training_overlap
     intro = Paragraph(
         [
             "The unweighted average EER over the eval corpora per detector, with its bootstrap 95 % CI; "
-            "pooled = all corpora's scores as one set."
+            "pooled = all corpora's scores as one set. ",
+            Span("Training overlap", "b"),
+            f" (policy: {policy}): "
+            + (
+                "an eval set a detector trained on (by name or content digest on its model card) is left out of "
+                "its average, as the Speech Anti-Spoofing Arena does."
+                if policy == "exclude"
+                else "eval sets a detector trained on stay in its average, marked."
+            ),
         ]
     )
-    return Section("headline", "Headline", [intro, Cards(cards)], nav="Headline", summary=True)
+    return Section("headline", "Headline", [intro, *_label_policy(content), Cards(cards)], nav="Headline", summary=True)
+
+
+def _label_policy(content: ReportContent) -> list[Paragraph]:
+    """One line naming how each eval corpus with resynthesised audio labelled it (its ingest summary)."""
+    ingest = (content.document.get("notes") or {}).get("ingest") or {}
+    policies = {
+        str(name): summary
+        for name, summary in (ingest.items() if isinstance(ingest, dict) else [])
+        if isinstance(summary, dict) and summary.get("label_policy")
+    }
+    if not policies:
+        return []
+    parts = "; ".join(
+        f"{name}: {', '.join(summary['label_policy'])} ({summary.get('resynthesised_rows', 0)} resynthesised rows)"
+        for name, summary in policies.items()
+    )
+    return [Paragraph([Span("Label policy for resynthesised audio", "b"), f" (docs/ingest.md): {parts}."])]
+
+
+def _overlap_line(summary_row) -> list[Inline]:
+    """Which corpora a detector's headline average covers, and which it leaves out for training overlap."""
+    covered = ", ".join(str(d) for d in summary_row.get("corpora") or []) or "none"
+    excluded = ", ".join(str(d) for d in summary_row.get("excluded_for_overlap") or [])
+    line: list[Inline] = [f"averaged: {covered} · excluded for training overlap: "]
+    line.append(Span(excluded, "bad") if excluded else "none")
+    return line
 
 
 def matrix_section(content: ReportContent) -> Section:
     ev = content.evaluation
     matrix, in_domain = ev.matrix("eer"), ev.matrix("in_domain")
+    overlap = ev.matrix("training_overlap") if "training_overlap" in ev.cells else None
     low = ev.matrix("eer_ci_low") if "eer_ci_low" in ev.cells else None
     high = ev.matrix("eer_ci_high") if "eer_ci_high" in ev.cells else None
     summary = ev.summary.set_index("detector")
@@ -271,6 +344,9 @@ def matrix_section(content: ReportContent) -> Section:
             own = truthy(in_domain.loc[key, dataset])
             cell = rate_cell(value, ci=ci, css="indomain" if own else "")
             cell.title, cell.mark = (INDOMAIN_TITLE, " ◦") if own else ("", "")
+            seen = overlap.loc[key, dataset] if overlap is not None else None
+            if isinstance(seen, str) and seen:
+                cell.title, cell.mark = f"training overlap: {seen}", cell.mark + " ⊘"
             cells.append(cell)
         s = summary.loc[detector]
         cells.append(
@@ -286,7 +362,9 @@ def matrix_section(content: ReportContent) -> Section:
             " = unweighted mean over the eval corpora (the headline); ",
             Span("pooled", "b"),
             " = all corpora's scores as one set. "
-            "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus).",
+            "Small numbers: bootstrap 95 % CI. Dashed outline (◦ in Markdown): in-domain (the detector trained on that corpus). "
+            f"⊘: training overlap (the detector trained on that eval set; policy {ev.settings.training_overlap}: "
+            f"{'not in its average' if ev.settings.training_overlap == 'exclude' else 'kept in its average'}).",
         ]
     )
     return Section(
@@ -526,6 +604,16 @@ def selective_section(content: ReportContent) -> Section:
     )
 
 
+def _in_training(attack: str, trained_on: dict[str, set[str]]) -> str:
+    """``eval-only`` when no model trained on ``attack``, ``yes`` when all did, else who did."""
+    if not trained_on:
+        return ""
+    seen = sorted(name for name, attacks in trained_on.items() if attack in attacks)
+    if not seen:
+        return "eval-only"
+    return "yes" if len(seen) == len(trained_on) else f"by {', '.join(seen)}"
+
+
 def breakdowns_section(content: ReportContent) -> Section:
     ev = content.evaluation
     blocks: list = []
@@ -534,20 +622,36 @@ def breakdowns_section(content: ReportContent) -> Section:
             index=["dataset", "attack"], columns="detector", values="eer", aggfunc="first", sort=False
         )
         counts = ev.attacks.groupby(["dataset", "attack"], sort=False)["n_spoof"].first()
+        trained_on = {
+            m["name"]: set(m["train_attacks"])
+            for m in content.document["models"]
+            if m.get("train_attacks") is not None and m["name"] in set(map(str, pivot.columns))
+        }
         rows = [
-            [name_cell(k[0]), name_cell(k[1]), count_cell(counts.get(k)), *[rate_cell(v) for v in row]]
+            [
+                name_cell(k[0]),
+                name_cell(k[1]),
+                name_cell(_in_training(str(k[1]), trained_on)),
+                count_cell(counts.get(k)),
+                *[rate_cell(v) for v in row],
+            ]
             for k, row in pivot.iterrows()
         ]
         blocks += [
             Heading("EER (%) per attack"),
             Paragraph(
-                ["Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it)."]
+                [
+                    "Each attack's spoofs against all bona fide utterances of the corpus (as ASVspoof reports it). "
+                    "In training: eval-only = no detector saw that attack id in its training rows (an unseen "
+                    "attack); ids are compared by name; blank when the models' cards do not record their attacks."
+                ]
             ),
             Table(
                 "attacks",
                 [
                     Column("eval corpus", True),
                     Column("attack", True),
+                    Column("in training", True),
                     Column("spoofs"),
                     *[Column(str(d)) for d in pivot.columns],
                 ],
@@ -612,10 +716,20 @@ def models_section(content: ReportContent) -> Section:
         Column("kind", True),
         Column("settings", True),
         Column("train setting", True),
-        Column("dev EER (%)"),
+        Column("dev EER (%), its own dev set"),
     ]
+    dev_note = Paragraph(
+        [
+            "dev EER is measured on the dev splits each detector was fitted with: they chose its early stopping "
+            "or regularisation and fitted its calibration. It is optimistic by construction (a GP often shows "
+            "0.00 % there) and says nothing about new data; the eval corpora above do."
+        ]
+    )
     return Section(
-        "models", "Models", [Table("models", columns, rows), Details("Run notes (ingest, embed)", notes)], nav="Models"
+        "models",
+        "Models",
+        [Table("models", columns, rows), dev_note, Details("Run notes (ingest, embed)", notes)],
+        nav="Models",
     )
 
 
@@ -632,6 +746,7 @@ def run_document(content: ReportContent) -> Document:
         meta.append(f" · compared with {compared}")
     sections = [
         regressions_section(content),
+        left_out_section(content),
         data_checks_section(content),
         headline_section(content),
         matrix_section(content),

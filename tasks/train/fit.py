@@ -9,10 +9,12 @@ import pandas as pd
 
 from addgp.contracts import is_bonafide
 from addgp.metrics import compute_metrics
-from storage.models import EmbeddingSetting, read_card, save_model
+from storage.models import EmbeddingSetting, ModelRef, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
+from tasks.train.training_sets import training_sets
+from tasks.train.unchanged import INPUT_DIGEST_KEY, input_digest, unchanged_version
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,24 @@ def fit_and_register(
             datasets=list(selection.datasets),
             splits=list(selection.dev_splits),
         )
+    weights_digest = spec.weights_digest()
+    digest = input_digest(
+        setting,
+        weights_digest,
+        kind,
+        params,
+        {
+            "datasets": list(selection.datasets),
+            "splits": list(selection.splits),
+            "dev_splits": list(selection.dev_splits),
+        },
+        snapshot_id(train.rows),
+        snapshot_id(dev.rows) if dev is not None else None,
+    )
+    unchanged = unchanged_version(models_root, name, digest)
+    if unchanged is not None:
+        # Same data, same config: the newest version is this run's model; no identical vN+1.
+        return _result(name, kind, unchanged, reused=True)
     extra = fit_params(detector, setting)
     if dev is not None:
         detector.fit(train.X, train.y, X_dev=dev.X, y_dev=dev.y, **extra)
@@ -70,7 +90,7 @@ def fit_and_register(
     card = {
         **setting.to_card(),
         "random_weight_encoder": spec.random_weights,
-        "encoder_weights_digest": spec.weights_digest(),
+        "encoder_weights_digest": weights_digest,
         # Where a local checkpoint was: its name carries only the digest (tasks/embed/encoder.py).
         **({"encoder_source": str(spec.local_dir.resolve())} if spec.local_dir is not None else {}),
         "training_data": {
@@ -81,16 +101,34 @@ def fit_and_register(
             "n_spoof": int((~bona).sum()),
             "missing_from_store": train.missing,
             "snapshot_sha256": snapshot_id(train.rows),
+            # every set it saw (train and dev) by name and content, for the report's overlap check
+            "sets": training_sets(pd.concat([train.rows, dev.rows]) if dev is not None else train.rows),
+            # attack ids of the training rows: the report marks eval attacks outside them as eval-only
+            "attacks": training_attacks(manifest, selection),
         },
         "dev_metrics": dev_metrics,
+        INPUT_DIGEST_KEY: digest,
     }
-    ref = save_model(models_root, name, detector, card)
+    return _result(name, kind, save_model(models_root, name, detector, card), reused=False)
+
+
+def training_attacks(manifest: pd.DataFrame, selection: TrainingSelection) -> list[str]:
+    """The attack ids among the selected training rows (train splits), sorted."""
+    rows = manifest[manifest["dataset"].isin(selection.datasets) & manifest["split"].isin(selection.splits)]
+    return sorted(str(a) for a in rows["attack"].dropna().unique())
+
+
+def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> dict:
+    """What training returns, read from the version's card (``reused``: an unchanged earlier version)."""
+    # From the card: to_state() again would copy every weight (an exact GP its training set).
+    card = read_card(ref)
     return {
         "name": name,
         "kind": kind,
         "path": str(ref.path),
         "version": ref.version,
-        "dev_metrics": dev_metrics,
-        # From the card just written: to_state() again would copy every weight (an exact GP its training set).
-        "summary": detector_summary(kind, read_card(ref)["detector_params"]),
+        "dev_metrics": card.get("dev_metrics"),
+        "summary": detector_summary(kind, card["detector_params"]),
+        "train_attacks": (card.get("training_data") or {}).get("attacks"),  # None on cards from before
+        "reused": reused,
     }
