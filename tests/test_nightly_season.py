@@ -117,7 +117,8 @@ def _season(tmp_path, hook):
         assert "Promotion gate" in html and "Drift of the inbox before labels" in html
 
     # One report per night, under the run ids given.
-    published = sorted(p.name for p in (workdir / "reports" / "nightly").iterdir() if p.is_dir())
+    reports = Path(result["report"]).parent  # this champion detector's nightly reports
+    published = sorted(p.name for p in reports.iterdir() if p.is_dir())
     assert published == [f"night-{i}" for i in range(1, 6)]
 
     # The gate: the first two nights hold out enough spoofs (their bona fide topped up from the
