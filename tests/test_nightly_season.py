@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from helpers import WebhookReceiver, nightly_config
@@ -23,7 +24,7 @@ from flows.nightly import nightly_flow
 from storage import champions
 from tasks.nightly.drift import MIN_ROWS
 from tasks.nightly.gate import KEPT, NOT_ENOUGH_EVIDENCE, PROMOTED
-from tasks.nightly.promotion import holdout_mask
+from tasks.nightly.promotion import stratified_holdout_mask
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -63,9 +64,11 @@ def _drop(folder: Path, batch: str, spoofs: list[tuple[str, Path]], bona: list[t
         writer.writerows(rows)
 
 
-def _held(batch: str, items: list[tuple[str, Path]]) -> list[bool]:
-    """Which of a batch's files the nightly holds out (the inbox's utt_id is BATCH/STEM)."""
-    return list(holdout_mask([f"{batch}/{path.stem}" for _, path in items], HOLDOUT))
+def _held_spoofs(batch: str, spoofs: list[tuple[str, Path]], bona: list[tuple[str, Path]]) -> int:
+    """How many of a batch's spoofs the nightly holds out (the inbox's utt_id is BATCH/STEM)."""
+    ids = [f"{batch}/{path.stem}" for _, path in spoofs + bona]
+    labels = ["spoof"] * len(spoofs) + ["bonafide"] * len(bona)
+    return int(stratified_holdout_mask(pd.Series(ids), pd.Series(labels), HOLDOUT)[: len(spoofs)].sum())
 
 
 def test_a_season_of_nights_through_the_flow(tmp_path, prefect_backend):
@@ -94,10 +97,9 @@ def _season(tmp_path, hook):
     source = _far_corpus(tmp_path)
     bona = source.pop("-")
     a03 = source["A03"]
-    # The thin night: one held-out spoof (the gate needs two) and two to learn from.
-    held_a03 = _held("2026-12-03-A03-first", a03)
-    thin = [next(s for s, h in zip(a03, held_a03) if h)] + [s for s, h in zip(a03, held_a03) if not h][:2]
-    rest = [s for s in a03 if s not in thin]
+    # The thin night: three spoofs, of which fewer than the gate needs are held out.
+    thin, rest = a03[:3], a03[3:]
+    assert _held_spoofs("2026-12-03-A03-first", thin, []) < MIN_SPOOF
     nights = [
         ("A01", source["A01"], bona[0:4]),
         ("A02", source["A02"], bona[4:8]),
@@ -126,10 +128,12 @@ def _season(tmp_path, hook):
     assert NOT_ENOUGH_EVIDENCE not in outcomes[:2], [d["decision"]["reason"] for d in documents[:2]]
     assert outcomes[2] == NOT_ENOUGH_EVIDENCE, documents[2]["decision"]["reason"]
     thin_gate = documents[2]["gate"]
-    assert thin_gate["n_spoof"] == 1 and thin_gate["nights_pooled"] == 1 and not documents[2]["decision"]["promote"]
+    thin_held = _held_spoofs("2026-12-03-A03-first", thin, [])
+    assert thin_gate["n_spoof"] == thin_held and thin_gate["nights_pooled"] == 1
+    assert not documents[2]["decision"]["promote"]
     next_gate = documents[3]["gate"]
     assert next_gate["nights_pooled"] == 2
-    assert next_gate["n_spoof"] == 1 + sum(_held("2026-12-04-A03", rest))
+    assert next_gate["n_spoof"] == thin_held + _held_spoofs("2026-12-04-A03", rest, nights[3][2])
     # Every night's outcome is the gate's on the counted rows (a challenger worse on the eval
     # corpora beyond their CI is refused whatever the counts).
     for document, outcome in zip(documents, outcomes):
