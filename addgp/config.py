@@ -228,7 +228,7 @@ class DataChecksConfig(_Strict):
     )
 
 
-NotifyEvent = Literal["regressions", "promotion"]
+NotifyEvent = Literal["regressions", "promotion", "drift"]
 
 
 class NotifyConfig(_Strict):
@@ -237,7 +237,8 @@ class NotifyConfig(_Strict):
     webhook_url: str | None = Field(default=None, description="http(s) URL that receives the JSON POST")
     on: list[NotifyEvent] = Field(
         default_factory=lambda: list[NotifyEvent](["regressions"]),
-        description="when to POST: a run report with regressions, a nightly that promotes its challenger",
+        description="when to POST: a run report with regressions, a nightly that promotes its challenger, "
+        "a nightly whose inbox drifted from the champion's training data",
     )
     timeout_s: float = Field(default=10.0, gt=0, description="how long one POST may take before it is given up")
 
@@ -280,6 +281,58 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class GateConfig(_Strict):
+    """When the held-out rows may decide a promotion (docs/operations.md, "The promotion gate").
+
+    Below the counts, or with a CI of champion − challenger on the new fakes that straddles 0,
+    the night ends "not enough evidence yet": the champion is kept and the night's rows are
+    pooled with the next nights' until the gate can decide.
+    """
+
+    # 50 spoof rows put the new-fakes EER on a grid of 2 points; fewer cannot resolve the
+    # differences a promotion is about (a 3-spoof slice moved in steps of 33 points).
+    min_spoof: int = Field(default=50, ge=0, description="held-out spoof rows needed before the gate decides")
+    min_bonafide: int = Field(
+        default=50,
+        ge=0,
+        description="bona fide rows of the new-fakes slice needed; with fewer held out, the eval corpora's join them",
+    )
+    ci_level: float | None = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="the paired bootstrap CI of champion − challenger EER on the new fakes must exclude 0 "
+        "at this level; null = the counts alone gate",
+    )
+    max_nights: int = Field(
+        default=14,
+        ge=1,
+        description="nights of pooled evidence after which a CI that still straddles 0 keeps the champion "
+        "(no difference shown) and the pool starts over",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.min_spoof > 0 or self.min_bonafide > 0 or self.ci_level is not None
+
+
+class DriftConfig(_Strict):
+    """Tonight's inbox against the champion's training data, before any label is used
+    (tasks/nightly/drift.py; docs/operations.md, "Drift")."""
+
+    max_rows: int = Field(
+        default=500, ge=20, description="rows drawn from each side for the MMD test (its cost grows with the square)"
+    )
+    n_permutations: int = Field(default=200, ge=20, description="permutations of the MMD threshold")
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="false-alarm rate of each drift test on a night without drift (MMD permutation, variance excess)",
+    )
+    history_nights: int = Field(default=90, ge=1, description="nights of drift scores kept for the report's trend")
+
+
 class NightlyConfig(_Strict):
     """The nightly loop: absorb new inbox batches, challenge the champion, promote if better."""
 
@@ -296,6 +349,8 @@ class NightlyConfig(_Strict):
     # A drop folder that does not exist is an error (a typo or an unmounted share would read as
     # "nothing new" forever) unless this says to create it, as the demo's first run does.
     create_inbox: bool = Field(default=False, description="create the inbox drop folder when it does not exist")
+    gate: GateConfig = Field(default_factory=GateConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
 class PipelineConfig(_Strict):

@@ -2,10 +2,12 @@
 
 ingest inbox (a batch per delivery folder) → open the night (or resume an unfinished one) →
 nothing new? re-evaluate the champion on the eval sets, publish a short report, stop → embed
-only the new audio → data checks of the new rows (copies of eval files excluded) →
-challenger (retrain or adapt) →
-champion and challenger on the same eval sets + held-out new fakes → promote or keep →
-report (with forgetting) → acknowledge the batches. Two nightly runs never overlap: the
+only the new audio → data checks of the new rows (copies of eval files excluded) → drift of
+tonight's inbox from the champion's training data (no label read; event ``addgp.run.drift``
+past the threshold) → challenger (retrain or adapt) → champion and challenger on the same eval
+sets + held-out new fakes (with the rows of earlier undecided nights) → the promotion gate:
+promote, keep, or "not enough evidence yet" (rows pooled for the next night) → report (with
+forgetting) → acknowledge the batches. Two nightly runs never overlap: the
 second waits or stops with a message. The flow run is named ``<config>/<run id>`` as soon as
 the run id is taken (under the lock); a promotion is announced as the Prefect event
 ``addgp.run.promotion`` and, when ``notify.on`` lists it, to ``notify.webhook_url``.
@@ -35,23 +37,27 @@ from tasks.nightly.task import (
     challenger_task,
     close_night_task,
     compare_task,
+    drift_task,
     inbox_rejects_task,
     new_rows_task,
     night_data_checks_task,
     open_night_task,
+    pool_evidence_task,
     promote_task,
     publish_nightly_task,
     record_baseline_task,
     reevaluate_champion_task,
+    settle_evidence_task,
 )
 from tasks.report.nightly import NightlyOutcome
-from tasks.report.task import promotion_task
+from tasks.report.task import drift_announce_task, promotion_task
 from tasks.train.task import train_task
 
 
 @flow(name="addgp-nightly", flow_run_name=initial_flow_run_name, log_prints=True)
 def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
-    """One night; returns {report, promoted, nothing_new, champion, resumed}."""
+    """One night; returns {report, promoted, nothing_new, champion, resumed} and, on a night with new
+    batches, outcome (promoted / kept / not enough evidence yet) and drifted."""
     config = load_pipeline_config(config_path)
     if config.nightly is None:
         raise ConfigError(f"{config_path}: the nightly flow needs a `nightly:` section (inbox, detector, strategy)")
@@ -135,12 +141,26 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             )
             night = record_baseline_task(state, detector.name, night, baseline)
 
+        # Before any label is read: how far tonight's inbox lies from the champion's training data.
+        drift = drift_task(
+            state,
+            detector.name,
+            night,
+            manifests,
+            workspace.embeddings,
+            workspace.manifest(nightly.inbox),
+            nightly.drift,
+        )
         learn_rows, holdout_rows = new_rows_task(
             workspace.manifest(nightly.inbox), night["batch_ids"], nightly.holdout_fraction
         )
         # Before the challenger learns them: new rows with an eval file's audio are excluded.
         checked = night_data_checks_task(manifests, nightly.inbox, *pipeline_roles(config), learn_rows, holdout_rows)
         learn_rows, holdout_rows = checked["learn"], checked["holdout"]
+        # Rows of earlier nights the gate could not decide on are learnt and tested on again tonight.
+        night, pooled = pool_evidence_task(
+            state, detector.name, night, workspace.manifest(nightly.inbox), learn_rows, holdout_rows
+        )
         night = challenger_task(
             state,
             night,
@@ -149,7 +169,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             workspace.embeddings,
             workspace.models,
             detector.name,
-            learn_rows,
+            pooled["learn"],
             nightly.replay_rows,
         )
         comparison = compare_task(
@@ -159,11 +179,14 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             workspace.embeddings,
             config.eval_datasets,
             config.evaluate.splits,
-            holdout_rows,
+            pooled["held_out"],
             nightly.n_boot,
             night["champion"]["eer"],
+            nightly.gate,
+            len(pooled["nights"]),
         )
         champion = promote_task(state, detector.name, night, comparison)
+        settle_evidence_task(state, detector.name, night, comparison["decision"], pooled)
         promoted = comparison["decision"]["promote"]
         outcome = NightlyOutcome(
             config.name,
@@ -184,15 +207,19 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             score_sources=comparison["score_sources"],
             challenger={
                 "strategy": nightly.strategy,
-                "new_rows": int(len(learn_rows)),
-                "held_out_rows": int(len(holdout_rows)),
+                "new_rows": int(len(pooled["learn"])),
+                "held_out_rows": int(len(pooled["held_out"])),
                 "model": night["challenger"]["path"],
             },
+            gate=comparison["gate"],
+            drift=drift,
         )
         folder = publish_nightly_task(outcome, reports_root, night)
         close_night_task(state, detector.name, night)
         if promoted:
             promotion_task(config.notify, config.name, night["run_id"], folder, champion)
+        if drift[-1]["drifted"]:
+            drift_announce_task(config.notify, config.name, night["run_id"], folder, detector.name, drift[-1])
         logger.info("%s; report at %s", "challenger promoted" if promoted else "champion kept", folder)
         return {
             "report": folder,
@@ -200,4 +227,6 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             "nothing_new": False,
             "champion": champion,
             "resumed": bool(night.get("resumed")),
+            "outcome": comparison["decision"]["outcome"],
+            "drifted": drift[-1]["drifted"],
         }

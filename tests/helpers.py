@@ -104,7 +104,12 @@ def write_tone(path, seconds: float, sample_rate: int = 16000, seed: int = 0, fm
     return str(path)
 
 
-def nightly_config(folder: Path, strategy: str = "retrain") -> Path:
+# The promotion gate off: these tests check the point rule on one small batch (the gate's own
+# tests set it, tests/test_nightly_season.py and tests/test_nightly_gate_drift.py).
+GATE_OFF = {"min_spoof": 0, "min_bonafide": 0, "ci_level": None}
+
+
+def nightly_config(folder: Path, strategy: str = "retrain", gate: dict | None = None) -> Path:
     inbox = folder / "inbox"
     inbox.mkdir(exist_ok=True)
     config = {
@@ -125,7 +130,14 @@ def nightly_config(folder: Path, strategy: str = "retrain") -> Path:
         "cluster": {"n_workers": 1, "threads_per_worker": 1, "memory_limit": "3GiB"},
         "train": {"datasets": ["demo_studio"], "layer": -1, "detectors": [{"name": "lr", "kind": "logreg"}]},
         "evaluate": {"datasets": ["demo_studio", "demo_phone"], "n_boot": 50},
-        "nightly": {"inbox": "inbox", "detector": "lr", "strategy": strategy, "holdout_fraction": 0.4, "n_boot": 50},
+        "nightly": {
+            "inbox": "inbox",
+            "detector": "lr",
+            "strategy": strategy,
+            "holdout_fraction": 0.4,
+            "n_boot": 50,
+            "gate": GATE_OFF if gate is None else gate,
+        },
     }
     path = folder / "night.yaml"
     path.write_text(yaml.safe_dump(config))

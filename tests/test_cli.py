@@ -302,6 +302,7 @@ def test_one_app_with_module_level_verbs():
         "train",
         "adapt",
         "score",
+        "drift",
         "evaluate",
         "report",
         "metrics",

@@ -10,8 +10,9 @@ the run finished and published its report, which found regressions against the p
 `embed.max_reject_fraction` allows (everything embeddable was written first); (`addgp ingest`,
 `run`) a corpus lost a split or more than that share of its rows at ingest (the manifest was
 written; `run` left the corpus out and published the report of the rest), 8 (`addgp adapt`,
-`nightly`) an update of a model was refused because its scores left a sane range (nothing saved);
-1 anything else, a bug, printed with its traceback. Each of 2-8 is one ``error:`` line on stderr
+`nightly`) an update of a model was refused because its scores left a sane range (nothing saved), 9 (`addgp drift
+--fail-on-drift`) the audio tested lies beyond a drift threshold from the model's training data;
+1 anything else, a bug, printed with its traceback. Each of 2-9 is one ``error:`` line on stderr
 (``flows.cli.console``: its traceback only under ``addgp --debug``).
 """
 
@@ -39,6 +40,7 @@ EXIT_VARIANT_MISMATCH = 5
 EXIT_REGRESSIONS = 6
 EXIT_TOO_MANY_REJECTS = 7
 EXIT_UNSOUND_UPDATE = 8
+EXIT_DRIFT = 9
 QUOTES = "'\""  # KeyError quotes its message
 
 # Every verb's help ends with the codes (`VERB_EPILOG`); `addgp --help` says what each means.
@@ -55,9 +57,12 @@ Exit codes (every verb):
      (--no-fail-on-regression: exit 0)
   7  embed, run, nightly: a dataset had more rows rejected than
      embed.max_reject_fraction allows (everything else was written)
+  8  adapt, nightly: an update of a model was refused, its scores
+     left a sane range (nothing was saved)
+  9  drift --fail-on-drift: the audio drifted from the training data
 An expected error is one `error: ...` line; `addgp --debug VERB ...` (-v)
 adds its traceback and Dask's INFO lines."""
-VERB_EPILOG = "Exit codes: 0 ok, 2 bad input, 3 not on this machine, 4 busy, 5 encoder variant, 6 regressions, 7 rejects, 8 unsound update, 1 a bug (`addgp --help` says more; `addgp --debug` shows tracebacks)."
+VERB_EPILOG = "Exit codes: 0 ok, 2 bad input, 3 not on this machine, 4 busy, 5 encoder variant, 6 regressions, 7 rejects, 8 unsound update, 9 drift, 1 a bug (`addgp --help` says more; `addgp --debug` shows tracebacks)."
 
 
 class _Verbs(typer.Typer):

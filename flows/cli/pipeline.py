@@ -85,8 +85,11 @@ def nightly(
     verdict = (
         "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
     )
+    if outcome.get("outcome") == "not enough evidence yet":
+        verdict = "not enough evidence yet, champion kept"
     resumed = " (resumed an unfinished night)" if outcome.get("resumed") else ""
-    typer.echo(f"{verdict}{resumed}; report: {outcome['report']}/index.html")
+    drifted = "; tonight's inbox drifted from the champion's training data" if outcome.get("drifted") else ""
+    typer.echo(f"{verdict}{resumed}{drifted}; report: {outcome['report']}/index.html")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from addgp.config import GateConfig
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
 from storage.models import EmbeddingSetting
@@ -19,11 +20,13 @@ from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import select_rows, subset_rows
+from tasks.nightly.gate import apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 
 NEW_FAKES = "new_fakes"
 # where the bona fide rows of the new-fakes slice come from (held-out evidence, ``bonafide_from``)
 HELD_OUT, EVAL_CORPORA = "held-out inbox rows", "eval corpora (no bona fide held out)"
+HELD_OUT_AND_EVAL = "held-out inbox rows + eval corpora (too few held out)"
 
 
 def score_champion_and_challenger(
@@ -33,6 +36,7 @@ def score_champion_and_challenger(
     eval_datasets: list[str],
     eval_splits: list[str],
     holdout_rows: pd.DataFrame,
+    min_bonafide: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores of each model on each eval dataset and on the held-out new fakes (dataset
     ``new_fakes``), where the eval sets' scores came from: ``ScoredSets.sources``).
@@ -40,9 +44,11 @@ def score_champion_and_challenger(
     The eval sets are scored through the score cache (``tasks.evaluate.scoring.score_sets``):
     a model scored on an unchanged eval set before (the champion, night after night) reuses
     its scores; each eval set is read once for all models that need it.
-    The new-fakes set is the held-out inbox rows; where those hold no bona fide audio, the
-    bona fide rows of the eval datasets stand in (as ASVspoof scores each attack against
-    the shared bona fide set). Held-out rows without a single spoof test no new fake: then
+    The new-fakes set is the held-out inbox rows; where those hold fewer than
+    ``min_bonafide`` bona fide rows (by default: none), the bona fide rows of the eval
+    datasets join them (as ASVspoof scores each attack against the shared bona fide set), so
+    a mostly-spoof inbox does not starve the promotion gate of bona fide rows. Held-out rows
+    without a single spoof test no new fake: then
     there is no ``new_fakes`` set, and the decision says so.
     """
     scored = score_sets(manifest, store, models, eval_datasets, eval_splits)
@@ -54,7 +60,7 @@ def score_champion_and_challenger(
                 select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows
             )
             parts = [score_rows(detector, name, held)]
-            if not (held.rows["label"] == BONAFIDE).any():
+            if int((held.rows["label"] == BONAFIDE).sum()) < max(min_bonafide, 1):
                 bona = scored.scores[(scored.scores["detector"] == name) & (scored.scores["label"] == BONAFIDE)]
                 parts.append(bona.assign(borrowed=True))
             slice_ = pd.concat(parts, ignore_index=True)
@@ -89,6 +95,8 @@ def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: f
         draws = paired_delta_distribution(challenger, champion, ("eer",), n_boot, seed + i)["eer"]
         low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
         borrowed = "borrowed" in part and bool(part["borrowed"].eq(True).any())
+        held_bona = (part["label"] == BONAFIDE) & (part["borrowed"].ne(True) if "borrowed" in part else True)
+        source = (HELD_OUT_AND_EVAL if held_bona.any() else EVAL_CORPORA) if borrowed else HELD_OUT
         rows.append(
             {
                 "dataset": dataset,
@@ -99,7 +107,7 @@ def held_out_evidence(scores: pd.DataFrame, n_boot: int, seed: int = 0, alpha: f
                 "difference": eers[0] - eers[1],
                 "difference_ci_low": float(low),
                 "difference_ci_high": float(high),
-                "bonafide_from": (EVAL_CORPORA if borrowed else HELD_OUT) if dataset == NEW_FAKES else None,
+                "bonafide_from": source if dataset == NEW_FAKES else None,
             }
         )
     return pd.DataFrame(rows)
@@ -190,34 +198,46 @@ def compare_champion_and_challenger(
     holdout_rows: pd.DataFrame,
     n_boot: int,
     eer_at_last_promotion: dict[str, float] | None,
+    gate: GateConfig | None = None,
+    nights_pooled: int = 1,
 ) -> dict:
     """Score ``models`` (keys ``champion``, ``challenger``) on the eval sets and the held-out new
-    fakes; decide; measure forgetting since the champion's promotion.
+    fakes; decide, through the promotion ``gate`` (tasks/nightly/gate.py; default: off) with
+    ``nights_pooled`` nights of held-out rows; measure forgetting since the champion's promotion.
 
     Deterministic for the same models and rows (seeded bootstrap), so a resumed night
     reaches the decision the killed one would have.
     """
-    scores, sources = score_champion_and_challenger(models, manifest, store, eval_datasets, eval_splits, holdout_rows)
+    gate = gate if gate is not None else GateConfig(min_spoof=0, min_bonafide=0, ci_level=None)
+    scores, sources = score_champion_and_challenger(
+        models, manifest, store, eval_datasets, eval_splits, holdout_rows, gate.min_bonafide
+    )
     champion, challenger = eer_by_dataset(scores, "champion"), eer_by_dataset(scores, "challenger")
 
     def on_eval(eers: dict[str, float]) -> dict[str, float]:
         return {d: eers[d] for d in eval_datasets}
 
-    decision = decide_promotion(
+    point = decide_promotion(
         on_eval(champion),
         on_eval(challenger),
         average_eer_ci_half_width(scores, "champion", eval_datasets, n_boot),
         champion.get(NEW_FAKES),
         challenger.get(NEW_FAKES),
     )
+    evidence = held_out_evidence(scores, n_boot, alpha=1 - (gate.ci_level or 0.95))
+    new_fakes = evidence[evidence["dataset"] == NEW_FAKES]
+    decision, gate_record = apply_gate(
+        point.as_dict(), new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
+    )
     eer = pd.DataFrame({"champion": champion, "challenger": challenger})
-    tonight = on_eval(challenger if decision.promote else champion)
+    tonight = on_eval(challenger if decision["promote"] else champion)
     baseline = eer_at_last_promotion if eer_at_last_promotion is not None else on_eval(champion)
     return {
         "scores": scores,
         "eer": eer,
-        "evidence": held_out_evidence(scores, n_boot),
-        "decision": decision.as_dict(),
+        "evidence": evidence,
+        "decision": decision,
+        "gate": gate_record,
         "forgetting": forgetting_table(baseline, tonight),
         "champion_eer": on_eval(champion),
         "challenger_eer": on_eval(challenger),

@@ -13,9 +13,10 @@ The rule (issue 7; ties issue 16), checked in this order:
    keep otherwise;
 5. higher EER on the new fakes → keep.
 
-The paired bootstrap intervals of champion − challenger per slice (tasks/nightly/compare.py)
-are reported beside the decision as the strength of its evidence; the held-out share of a
-night's batches is often too small for them to decide.
+These are point comparisons. Whether the held-out rows are enough to act on is the
+promotion gate's call (tasks/nightly/gate.py): it keeps rule 1, and with too few rows or a
+paired bootstrap CI of champion − challenger that straddles 0 ends the night "not enough
+evidence yet" instead.
 """
 
 from __future__ import annotations

@@ -12,17 +12,19 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from addgp.config import DriftConfig, GateConfig
 from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
-from storage import champions
+from storage import champions, nightly_records
 from storage.manifests import find_rejects, read_manifest, read_manifests, read_rejects
-from storage.models import save_model
+from storage.models import EmbeddingSetting, save_model
 from storage.paths import exists, join
 from storage.reports import publish_report
 from tasks.ingest.checks import describe, problems
 from tasks.ingest.inbox import rows_of_batches
-from tasks.nightly.challenger import build_challenger, derived_card, split_new_rows
+from tasks.nightly.challenger import build_challenger, derived_card, select_rows, split_new_rows, subset_rows
 from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
+from tasks.nightly.drift import measure_drift, reference_embeddings
 from tasks.nightly.intake import night_data_checks, without_excluded
 from tasks.nightly.night import (
     close_night,
@@ -31,6 +33,7 @@ from tasks.nightly.night import (
     record_champion_evaluation,
     record_step,
 )
+from tasks.nightly.pool import pool_rows, settled_pool
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.train.detectors import load_detector
@@ -135,8 +138,10 @@ def compare_task(
     holdout_rows: pd.DataFrame,
     n_boot: int,
     eer_at_last_promotion: dict[str, float] | None,
+    gate: GateConfig | None = None,
+    nights_pooled: int = 1,
 ) -> dict:
-    """Score both models on the eval sets and the held-out new fakes; decide; measure forgetting."""
+    """Score both models on the eval sets and the held-out new fakes; decide through the gate; measure forgetting."""
     models = {"champion": load_detector(champion_path), "challenger": load_detector(challenger_path)}
     return compare_champion_and_challenger(
         models,
@@ -147,7 +152,78 @@ def compare_task(
         holdout_rows,
         n_boot,
         eer_at_last_promotion,
+        gate,
+        nights_pooled,
     )
+
+
+@task(name="drift", task_run_name="drift[{detector}]", cache_policy=NO_CACHE)
+def drift_task(
+    state_dir: str,
+    detector: str,
+    night: dict,
+    manifest_paths: list[str],
+    store: str,
+    inbox_manifest: str,
+    config: DriftConfig,
+) -> list[dict]:
+    """How far tonight's inbox rows lie from the champion's training data, measured before any
+    label is read and recorded in the drift history; the history, tonight last."""
+    model, card = load_detector(night["champion"]["model_path"])
+    manifest = read_manifests(manifest_paths)
+    reference, held, held_from = reference_embeddings(card, manifest, store)
+    setting = EmbeddingSetting.of_card(card)
+    rows = rows_of_batches(read_manifest(inbox_manifest), night["batch_ids"])
+    tonight = subset_rows(select_rows(setting, manifest, store, sorted(rows["dataset"].unique()), None), rows)
+    measured = measure_drift(
+        model,
+        card["model_type"],
+        reference,
+        held,
+        tonight.X,
+        max_rows=config.max_rows,
+        n_permutations=config.n_permutations,
+        alpha=config.alpha,
+    )
+    record = {
+        "run_id": night["run_id"],
+        "champion_version": night["champion"]["version"],
+        "variance_reference": held_from,
+        **measured,
+    }
+    return nightly_records.record_drift(state_dir, detector, record, config.history_nights)
+
+
+@task(name="pool-evidence", task_run_name="pool-evidence[{detector}]", cache_policy=NO_CACHE)
+def pool_evidence_task(
+    state_dir: str,
+    detector: str,
+    night: dict,
+    inbox_manifest: str,
+    learn_rows: pd.DataFrame,
+    holdout_rows: pd.DataFrame,
+) -> tuple[dict, dict]:
+    """(the night, tonight's rows joined to the pool of the champion's undecided nights:
+    {"learn", "held_out" (manifest rows), "nights" (run ids, tonight last)}).
+
+    The pool read is recorded in the night, so a resumed night tests on the rows the killed
+    one did, even when the killed one had already settled the pool.
+    """
+    pool = night.get("evidence_pool")
+    if pool is None:
+        pool = nightly_records.read_evidence_pool(state_dir, detector, night["champion"]["model_path"])
+        night = record_step(state_dir, detector, night, evidence_pool=pool)
+    return night, pool_rows(pool, read_manifest(inbox_manifest), learn_rows, holdout_rows, night["run_id"])
+
+
+@task(name="settle-evidence", task_run_name="settle-evidence[{detector}]", cache_policy=NO_CACHE)
+def settle_evidence_task(state_dir: str, detector: str, night: dict, decision: dict, pooled: dict) -> None:
+    """Keep the pooled rows for the next night when the gate could not decide; start over when it did."""
+    pool = settled_pool(night["champion"]["model_path"], decision, pooled)
+    if pool is None:
+        nightly_records.clear_evidence_pool(state_dir, detector)
+    else:
+        nightly_records.save_evidence_pool(state_dir, detector, pool)
 
 
 @task(name="promote", task_run_name="promote[{detector}]", cache_policy=NO_CACHE)

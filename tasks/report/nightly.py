@@ -59,6 +59,10 @@ class NightlyOutcome:
     # per (model, eval corpus): detector, dataset, rows, source (reused from the score cache or scored;
     # tasks.evaluate.scoring.ScoredSets.sources). A quiet night's come from reevaluation["scores"].
     score_sources: pd.DataFrame | None = None
+    # the promotion gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks.nightly.gate)
+    gate: dict | None = None
+    # drift records of recent nights, tonight last (tasks.nightly.drift; storage.nightly_records)
+    drift: list[dict] = field(default_factory=list)
 
     @property
     def nothing_new(self) -> bool:
@@ -80,6 +84,8 @@ def headline(outcome: NightlyOutcome) -> str:
             f"No new data; champion re-evaluated: average EER {pct(now)} % on the eval corpora{since}. "
             "No model was trained and the champion is unchanged."
         )
+    if outcome.decision.get("decided") is False:  # the promotion gate could not decide (tasks/nightly/gate.py)
+        return f"NOT ENOUGH EVIDENCE YET, champion kept: {outcome.decision['reason']}."
     verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
     return f"Challenger {verdict}: {outcome.decision['reason']}."
 
@@ -181,11 +187,120 @@ def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
         [
             "The rows both models were scored on, per slice, and the EER difference champion − challenger "
             "(positive = the challenger is better) with its 95 % interval from a bootstrap paired by row "
-            "(one resample draws a row for both models). new_fakes is the held-out share of tonight's batches, "
+            "(one resample draws a row for both models). new_fakes is the held-out share of tonight's batches (and of the nights the promotion gate pooled), "
             "which neither model trained on; an interval that straddles 0 means the rows cannot tell the models apart."
         ]
     )
     return Section("evidence", "Held-out evidence", [intro, Table("evidence", columns, rows)])
+
+
+def _gate_section(gate: dict | None) -> Section | None:
+    if not gate:
+        return None
+
+    def need(have: int, want: int) -> Cell:
+        return Cell(f"{have} (needs {want})", css="bad" if have < want else "good")
+
+    ci = (
+        ci_pct(gate["difference_ci_low"], gate["difference_ci_high"], digits=2)
+        if gate.get("difference_ci_low") is not None
+        else "no held-out spoof"
+    )
+    level = (
+        f"{pct(gate['ci_level'], 0)} % CI (the gate's)"
+        if gate.get("ci_level") is not None
+        else "95 % CI (shown; the gate does not use it)"
+    )
+    rows = [
+        [name_cell("outcome"), Cell(gate["outcome"], text_column=True, strong=True)],
+        [name_cell("held-out spoof rows"), need(gate["n_spoof"], gate["min_spoof"])],
+        [name_cell("bona fide rows of the new fakes"), need(gate["n_bonafide"], gate["min_bonafide"])],
+        [name_cell(f"champion − challenger EER on the new fakes (pp), {level}"), Cell(ci)],
+        [name_cell("nights of pooled evidence"), Cell(f"{gate['nights_pooled']} (at most {gate['max_nights']})")],
+    ]
+    intro = Paragraph(
+        [
+            f'Rule: {gate["rule"]}. Below it the night ends "not enough evidence yet": the champion is kept and '
+            "tonight's rows (held out and learnt) are pooled with the next nights' until the gate can decide."
+        ]
+    )
+    return Section(
+        "gate",
+        "Promotion gate",
+        [intro, Table("gate-table", [Column("figure", True), Column("tonight")], rows), Paragraph([gate["reason"]])],
+    )
+
+
+def _num(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+# Nights of drift the report's trend shows (the state keeps nightly.drift.history_nights).
+DRIFT_TREND_NIGHTS = 14
+
+
+def _drift_section(drift: list[dict]) -> Section | None:
+    if not drift:
+        return None
+    tonight = drift[-1]
+    mmd, variance = tonight["mmd"], tonight["variance"]
+    if mmd.get("mmd2") is None:
+        mmd_words = f"too few rows for the MMD test ({mmd['n_tonight']} tonight, {mmd['n_reference']} reference)"
+    else:
+        mmd_words = (
+            f"MMD² {_num(mmd['mmd2'])} against a permutation threshold of {_num(mmd['threshold'])} at "
+            f"α = {mmd['alpha']:g} (p = {_num(mmd['p_value'], 3)}; {mmd['n_tonight']} tonight vs "
+            f"{mmd['n_reference']} training rows, RBF bandwidth {_num(mmd['bandwidth'], 3)})"
+        )
+    if variance.get("available"):
+        variance_words = (
+            f"{pct(variance['share_above_q95'], 0)} % of tonight's rows have a GP predictive variance above the 95th "
+            f"percentile of the {tonight.get('variance_reference', 'reference rows')} (about 5 % without drift; "
+            f"p = {_num(variance['p_value'], 3)}); median variance {_num(variance['tonight_median'], 3)} tonight vs "
+            f"{_num(variance['reference_median'], 3)}"
+        )
+    else:
+        variance_words = f"predictive variance: not measured ({variance['why']})"
+    verdict = "DRIFT: tonight's inbox lies beyond the threshold" if tonight["drifted"] else "within the thresholds"
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                Span(f"Drift tonight: {verdict}.", "b"),
+                f" Measured before any label was read, on all {tonight['n_rows']} rows of tonight's batches against the "
+                f"champion (version {tonight.get('champion_version')})'s training data: {mmd_words}; {variance_words}.",
+            ],
+            note=False,
+        )
+    ]
+    trend = [
+        [
+            name_cell(r["run_id"]),
+            count_cell(r.get("champion_version")),
+            count_cell(r["n_rows"]),
+            Cell(_num(r["mmd"].get("mmd2"))),
+            Cell(_num(r["mmd"].get("threshold"))),
+            Cell("–" if not r["variance"].get("available") else f"{pct(r['variance']['share_above_q95'], 0)} %"),
+            Cell("yes" if r["drifted"] else "no", css="bad" if r["drifted"] else ""),
+        ]
+        for r in drift[-DRIFT_TREND_NIGHTS:]
+    ]
+    blocks.append(Paragraph([f"Trend over the last {len(trend)} recorded night(s), tonight last:"]))
+    blocks.append(
+        Table(
+            "drift-trend",
+            [
+                Column("night (run)", True),
+                Column("champion version"),
+                Column("rows"),
+                Column("MMD²"),
+                Column("threshold"),
+                Column("variance above q95"),
+                Column("drifted", True),
+            ],
+            trend,
+        )
+    )
+    return Section("drift", "Drift of the inbox before labels", blocks)
 
 
 def _since(champion: dict) -> str:
@@ -397,6 +512,8 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
                         )
                     ],
                 ),
+                _drift_section(outcome.drift),
+                _gate_section(outcome.gate),
                 _evidence_section(outcome.evidence),
                 _condition_section(outcome.eer_by_condition),
                 Section(
@@ -477,6 +594,8 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         else json.loads(outcome.data_checks.to_json(orient="records")),
         "excluded_rows": None if outcome.excluded is None else json.loads(outcome.excluded.to_json(orient="records")),
         "score_sources": None if sources is None else json.loads(sources.to_json(orient="records")),
+        "gate": outcome.gate,
+        "drift": outcome.drift,
         "warnings": outcome.warnings,
     }
     return {

@@ -1,14 +1,16 @@
 """Telling people about a finished run that needs them: a JSON POST to ``notify.webhook_url``.
 
-Two events (``notify.on`` picks which are sent): ``regressions`` - a run report found metrics
-worse than the previous report's beyond the CI (tasks/report/compare.py) - and ``promotion``
-- a nightly promoted its challenger. The payload is small and stable::
+Three events (``notify.on`` picks which are sent): ``regressions`` - a run report found metrics
+worse than the previous report's beyond the CI (tasks/report/compare.py) - ``promotion``
+- a nightly promoted its challenger - and ``drift`` - tonight's inbox lies beyond the drift
+threshold from the champion's training data (tasks/nightly/drift.py). The payload is small and stable::
 
     {"event": "regressions", "config": "demo", "run_id": "20260101T020000Z-demo",
      "report": "file:///…/reports/20260101T020000Z-demo/index.html",
      "previous_run_id": "…", "regressions": [{"detector", "dataset", "metric", "old", "new", …}]}
 
-(``promotion`` carries ``champion`` instead of the regression fields). A POST that fails
+(``promotion`` carries ``champion`` instead of the regression fields; ``drift`` carries
+``detector`` and ``drift``: tonight's drift record). A POST that fails
 (refused, timed out, an HTTP error) is logged as a warning and never fails the run: the
 report is published either way.
 """
@@ -23,6 +25,7 @@ from addgp.config import NotifyConfig
 
 EVENT_REGRESSIONS = "regressions"
 EVENT_PROMOTION = "promotion"
+EVENT_DRIFT = "drift"
 
 
 def regression_payload(config_name: str, run_id: str, report: str, comparison: dict) -> dict | None:
@@ -43,6 +46,18 @@ def regression_payload(config_name: str, run_id: str, report: str, comparison: d
 def promotion_payload(config_name: str, run_id: str, report: str, champion: dict) -> dict:
     """The ``promotion`` payload of a night that promoted its challenger (``champion``: the new record)."""
     return {"event": EVENT_PROMOTION, "config": config_name, "run_id": run_id, "report": report, "champion": champion}
+
+
+def drift_payload(config_name: str, run_id: str, report: str, detector: str, drift: dict) -> dict:
+    """The ``drift`` payload of a night whose inbox crossed a drift threshold (``drift``: its record)."""
+    return {
+        "event": EVENT_DRIFT,
+        "config": config_name,
+        "run_id": run_id,
+        "report": report,
+        "detector": detector,
+        "drift": drift,
+    }
 
 
 def post_json(url: str, payload: dict, timeout_s: float) -> int:

@@ -25,7 +25,7 @@ from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import TREND_RUNS, ReportContent, ReportInput, build_content, render_report, summary_markdown
-from tasks.report.notify import promotion_payload, regression_payload, send
+from tasks.report.notify import drift_payload, promotion_payload, regression_payload, send
 
 
 @dataclass
@@ -136,6 +136,15 @@ def regressions_task(notify: NotifyConfig, config_name: str, run_id: str, folder
     )
     _announce(payload, notify)
     return payload["regressions"]
+
+
+@task(name="announce-drift", task_run_name="announce-drift[{config_name}/{run_id}]", cache_policy=NO_CACHE)
+def drift_announce_task(
+    notify: NotifyConfig, config_name: str, run_id: str, folder: str, detector: str, drift: dict
+) -> None:
+    """Tonight's inbox drifted from the champion's training data: the Prefect event ``addgp.run.drift`` and the webhook POST."""
+    get_run_logger().warning("tonight's inbox drifted from the training data of %s's champion: %s", detector, drift)
+    _announce(drift_payload(config_name, run_id, report_link(folder), detector, drift), notify)
 
 
 @task(name="announce-promotion", task_run_name="announce-promotion[{config_name}/{run_id}]", cache_policy=NO_CACHE)

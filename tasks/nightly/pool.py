@@ -1,0 +1,53 @@
+"""The evidence pool of undecided nights, as pure functions over manifest rows and the pool
+record (storage.nightly_records): tonight's rows joined to the pooled ones, and the pool a
+night leaves behind.
+
+A night the promotion gate cannot decide (tasks/nightly/gate.py) keeps the champion; its
+held-out rows stay test rows for the next night's challenger (no model in the chain ever
+trains on a held-out row: the split is a fixed hash of the utterance id), and its learn
+rows are learnt by the next challenger too, so nothing an undecided night brought is lost.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEY = ["dataset", "utt_id"]
+
+
+def _keys(rows: pd.DataFrame) -> list[list[str]]:
+    return [[str(d), str(u)] for d, u in zip(rows["dataset"], rows["utt_id"])]
+
+
+def _rows_of(manifest: pd.DataFrame, keys: list[list[str]], tonight: pd.DataFrame) -> pd.DataFrame:
+    """The manifest rows named by ``keys`` that are not among ``tonight``'s, then ``tonight``'s."""
+    wanted = {tuple(k) for k in keys} - {tuple(k) for k in _keys(tonight)}
+    mask = [(str(d), str(u)) in wanted for d, u in zip(manifest["dataset"], manifest["utt_id"])]
+    return pd.concat([manifest[mask], tonight], ignore_index=True)
+
+
+def pool_rows(
+    pool: dict, inbox: pd.DataFrame, learn_rows: pd.DataFrame, holdout_rows: pd.DataFrame, run_id: str
+) -> dict:
+    """{"learn", "held_out": the pooled manifest rows plus tonight's, "nights": run ids, tonight last}.
+
+    Pooled rows no longer in the inbox manifest drop out; a resumed night whose rows are
+    already pooled counts them once.
+    """
+    return {
+        "learn": _rows_of(inbox, pool["learn"], learn_rows),
+        "held_out": _rows_of(inbox, pool["held_out"], holdout_rows),
+        "nights": [n for n in pool["nights"] if n != run_id] + [run_id],
+    }
+
+
+def settled_pool(champion_path: str, decision: dict, pooled: dict) -> dict | None:
+    """The pool tonight leaves: None (start over) after a decided night, else the pooled rows' keys."""
+    if decision.get("decided", True):
+        return None
+    return {
+        "champion": champion_path,
+        "nights": pooled["nights"],
+        "held_out": _keys(pooled["held_out"]),
+        "learn": _keys(pooled["learn"]),
+    }
