@@ -129,9 +129,9 @@ class LogProgress:
         self.n += n
         now = self.clock()
         since = now - self._last_logged_t
-        if (self.percent >= self._next_percent and since >= MIN_INTERVAL_S) or since >= self.every_s:
-            if self.n < self.total:  # the last line is close()'s
-                self._log(now)
+        due = (self.percent >= self._next_percent and since >= MIN_INTERVAL_S) or since >= self.every_s
+        if due and self.n < self.total:  # the last line is close()'s
+            self._log(now)
 
     def line(self, now: float | None = None) -> str:
         """``<desc>: <done> (<percent> %), ETA <duration>`` (no ETA before the first unit is done)."""

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -361,11 +362,11 @@ def table(files: list[Path]) -> str:
         measured = [f for f in fractions if f in mine.index]
         exponents = [
             f"{math.log(mine.loc[b, 'cpu_s'] / mine.loc[a, 'cpu_s']) / math.log(b / a):.2f} ({a:.0%}→{b:.0%})"
-            for a, b in zip(measured, measured[1:])
+            for a, b in itertools.pairwise(measured)
         ]
         net = [
             f"{math.log((mine.loc[b, 'cpu_s'] - startup) / (mine.loc[a, 'cpu_s'] - startup)) / math.log(b / a):.2f}"
-            for a, b in zip(measured, measured[1:])
+            for a, b in itertools.pairwise(measured)
             if step != "startup" and min(mine.loc[a, "cpu_s"], mine.loc[b, "cpu_s"]) > startup
         ]
         lines.append(

@@ -112,22 +112,26 @@ def dask_cluster(config: ClusterConfig, name: str | None = None) -> Iterator[str
                 "%d GPU(s) visible but dask-cuda is not installed (pip install 'addgp[gpu]'); using LocalCluster", gpus
             )
         else:
-            with LocalCUDACluster(
-                threads_per_worker=config.threads_per_worker, resources={"GPU": 1}, dashboard_address=":0"
-            ) as cluster:
-                with _dashboard_while_alive(cluster, name):
-                    yield cluster.scheduler_address
+            with (
+                LocalCUDACluster(
+                    threads_per_worker=config.threads_per_worker, resources={"GPU": 1}, dashboard_address=":0"
+                ) as cluster,
+                _dashboard_while_alive(cluster, name),
+            ):
+                yield cluster.scheduler_address
             return
-    with LocalCluster(
-        n_workers=config.n_workers,
-        threads_per_worker=config.threads_per_worker,
-        processes=True,
-        memory_limit=config.memory_limit,
-        dashboard_address=":0",
-        host="127.0.0.1",
-    ) as cluster:
-        with _dashboard_while_alive(cluster, name):
-            yield cluster.scheduler_address
+    with (
+        LocalCluster(
+            n_workers=config.n_workers,
+            threads_per_worker=config.threads_per_worker,
+            processes=True,
+            memory_limit=config.memory_limit,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        _dashboard_while_alive(cluster, name),
+    ):
+        yield cluster.scheduler_address
 
 
 @contextmanager

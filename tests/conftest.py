@@ -73,7 +73,7 @@ def cli_cluster(tmp_path):
     handles = []
 
     def start(name: str, *args: str) -> subprocess.Popen:
-        handle = open(logs / f"{name}.log", "wb")
+        handle = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (the process writes to it; closed at teardown)
         handles.append(handle)
         proc = subprocess.Popen(
             [sys.executable, "-m", "dask", *args], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path

@@ -58,11 +58,11 @@ def test_missing_dataset_root_names_the_path_and_key(tmp_path):
 
 
 def test_bad_value_and_dangling_reference(tmp_path):
-    with pytest.raises(ConfigError, match="encoder.pooling"):
+    with pytest.raises(ConfigError, match=r"encoder\.pooling"):
         load_config(write_config(tmp_path, **{"encoder.pooling": "max"}))
-    with pytest.raises(ConfigError, match="train.datasets names"):
+    with pytest.raises(ConfigError, match=r"train\.datasets names"):
         load_config(write_config(tmp_path, **{"train.datasets": ["not_there"]}))
-    with pytest.raises(ConfigError, match="train.layer"):
+    with pytest.raises(ConfigError, match=r"train\.layer"):
         load_config(write_config(tmp_path, **{"train.layer": 3}))
 
 

@@ -194,7 +194,7 @@ def test_chain_applies_each_part_in_order():
     lowpassed = degrade_wave(wave, resolve("lowpass_4k"), SR, 0, "x", DegradeContext())
     np.testing.assert_allclose(chained, lowpassed * 0.1, rtol=1e-5, atol=1e-7)
     assert [t.kind for t in resolve("telephony").transforms] == ["bandlimit", "noise", "codec"]
-    with pytest.raises(KeyError, match="unknown condition.*mp3_65k.*known: aac_32k"):
+    with pytest.raises(KeyError, match=r"unknown condition.*mp3_65k.*known: aac_32k"):
         resolve("lowpass_4k+mp3_65k")
 
 
@@ -318,8 +318,8 @@ def test_a_copy_that_fails_to_decode_is_rejected_with_the_condition(corpus, monk
 def test_stage_writes_derived_manifests_and_rerun_adds_nothing(tmp_path, audio_manifest):
     workspace = Workspace.at(tmp_path / "work")
     clean = []
-    for dataset, frame in audio_manifest.groupby("dataset"):
-        frame = frame.assign(split=["train", "eval"] * (len(frame) // 2))
+    for dataset, group in audio_manifest.groupby("dataset"):
+        frame = group.assign(split=["train", "eval"] * (len(group) // 2))
         clean.append(write_manifest(frame, workspace.manifest(dataset)))
     config = {
         "name": "t",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -132,7 +133,7 @@ def test_cli_embed_exits_7_after_writing_and_0_once_the_files_are_back(tmp_path)
     path = tmp_path / "m.parquet"
     write_manifest(manifest, path)
     missing = manifest["path"].iloc[0]
-    kept = open(missing, "rb").read()
+    kept = Path(missing).read_bytes()
     os.remove(missing)
     args = ["embed", str(path), "--encoder", "tiny-random", "--store", str(tmp_path / "s")]
     failed = runner.invoke(app, args)

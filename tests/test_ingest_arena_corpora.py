@@ -240,7 +240,7 @@ def test_diffssd_label_table_columns_recognised(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("adapter", "expected"),
+    "adapter, expected",
     [
         ("spoofceleb", "not a SpoofCeleb root: expected flac/"),
         ("codecfake", "not a Codecfake root: expected label/"),

@@ -81,7 +81,7 @@ def test_fake_or_real_single_version(tmp_path):
     }
     first = row(result, "for-2sec/training/real/file0.wav_16k.wav_norm.wav_mono.wav_silence")
     assert first["subset"] == "training" and first["label"] == "bonafide"
-    assert list(reasons(result).values())[0].startswith("unreadable audio")
+    assert next(iter(reasons(result).values())).startswith("unreadable audio")
 
 
 def test_fake_or_real_several_versions_and_selection(tmp_path):

@@ -81,7 +81,7 @@ def test_load_from_disk_materialises_embedded_bytes_once(tmp_path):
     sniffed = row(result, "train/0000004")
     assert sniffed["path"].endswith(".flac") and sniffed["duration_s"] == pytest.approx(0.3)
     assert row(result, "eval/clip_0")["attack"] == "A09"
-    assert list(reasons(result).values())[0].startswith("unreadable audio")
+    assert next(iter(reasons(result).values())).startswith("unreadable audio")
     files = sorted(p for p in store.rglob("*") if p.is_file())
     assert len(files) == 7 and all(p.parent.name in ("train", "eval") for p in files)
     mtimes = {p: p.stat().st_mtime_ns for p in files}

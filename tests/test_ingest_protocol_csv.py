@@ -101,7 +101,7 @@ def test_layout_errors(tmp_path):
         ingest_dataset("protocol_csv", tmp_path / "a.csv", progress=False)
     with pytest.raises(LayoutError, match=r"no label column 'truth'"):
         ingest_dataset("protocol_csv", tmp_path / "a.csv", path_column="x", label_column="truth", progress=False)
-    with pytest.raises(LayoutError, match="protocol .*missing.csv does not exist"):
+    with pytest.raises(LayoutError, match=r"protocol .*missing\.csv does not exist"):
         ingest_dataset("protocol_csv", tmp_path, protocol="missing.csv", progress=False)
 
 

@@ -119,7 +119,7 @@ def test_metrics_by_a_missing_column_exits_2(table):
 
 
 def test_asvspoof5_export_round_trip_equals_addgp_metrics(table, tmp_path):
-    frame, path = table
+    _frame, path = table
     out = tmp_path / "exported"
     result = runner.invoke(app, ["export-scores", str(path), "--format", "asvspoof5", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -128,8 +128,9 @@ def test_asvspoof5_export_round_trip_equals_addgp_metrics(table, tmp_path):
     original = {(g["detector"], g["dataset"]): g for g in metrics_json(str(path), "--by", "attack")["groups"]}
     for written in files:
         scores_file, keys_file = written["scores"], written["keys"]
-        assert open(scores_file).readline() == "filename\tcm-score\n"
-        assert open(keys_file).readline() == "filename\tcm-label\tattack\n"
+        with open(scores_file) as scores_handle, open(keys_file) as keys_handle:
+            assert scores_handle.readline() == "filename\tcm-score\n"
+            assert keys_handle.readline() == "filename\tcm-label\tattack\n"
         expected = original[(written["detector"], written["dataset"])]
 
         read_back = metrics_json(scores_file, "--key", keys_file)

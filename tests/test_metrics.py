@@ -133,7 +133,7 @@ def p_spoof_of(scores):
 # ------------------------------------------------------------ the metrics
 
 
-@pytest.mark.parametrize(("seed", "n_bona", "n_spoof"), [(0, 40, 60), (1, 7, 300), (2, 250, 9), (3, 500, 500)])
+@pytest.mark.parametrize("seed, n_bona, n_spoof", [(0, 40, 60), (1, 7, 300), (2, 250, 9), (3, 500, 500)])
 def test_every_metric_matches_its_reference_on_continuous_scores(seed, n_bona, n_spoof):
     bona, spoof = random_classes(seed, n_bona, n_spoof)
     scores, labels = labelled(bona, spoof, seed)
@@ -249,7 +249,7 @@ def test_accepts_pandas_and_categorical_inputs():
 
 
 @pytest.mark.parametrize(
-    ("scores", "labels", "message"),
+    "scores, labels, message",
     [
         ([1.0, 2.0], ["bonafide", "bonafide"], "no spoof"),
         ([1.0, 2.0], ["spoof", "spoof"], "no bonafide"),

@@ -133,7 +133,7 @@ def test_tampered_weights_are_refused(tmp_path, detectors):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # flip the bits of one byte of tensor data
     weights.write_bytes(bytes(data))
-    with pytest.raises(ModelRegistryError, match="sha256.*modified or replaced"):
+    with pytest.raises(ModelRegistryError, match=r"sha256.*modified or replaced"):
         load_detector(ref)
 
 

@@ -47,7 +47,7 @@ def test_a_model_folder_is_the_champion_in_service_when_one_is_recorded(workspac
 
 def test_a_champion_whose_folder_is_gone_is_an_error_not_the_latest(workspace):
     promote(workspace.state, "lr", {"model_path": f"{workspace.models}/lr/v7", "version": 7, "eer": None})
-    with pytest.raises(ChampionMissingError, match="champion-lr.json"):
+    with pytest.raises(ChampionMissingError, match=r"champion-lr\.json"):
         resolve_model(f"{workspace.models}/lr")
 
 

@@ -231,7 +231,11 @@ def test_kill_9_of_addgp_nightly_leaves_no_server_and_the_rerun_resumes(tmp_path
     command = [sys.executable, "-m", "flows.cli", "nightly", str(config)]
     log = tmp_path / "killed.log"
     night = subprocess.Popen(
-        command, env=clean_env(tmp_path), cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT
+        command,
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        stdout=open(log, "w"),  # noqa: SIM115 (the child's log, read after it)
+        stderr=subprocess.STDOUT,
     )
     children: list = []
     try:
@@ -246,7 +250,7 @@ def test_kill_9_of_addgp_nightly_leaves_no_server_and_the_rerun_resumes(tmp_path
         assert servers, "the command should have started its temporary Prefect server"
         night.send_signal(signal.SIGKILL)
         night.wait(30)
-        gone, alive = psutil.wait_procs(servers, timeout=30)
+        _gone, alive = psutil.wait_procs(servers, timeout=30)
         assert not alive, f"temporary Prefect server(s) outlived the killed nightly: {[p.pid for p in alive]}"
     finally:
         if night.poll() is None:

@@ -77,7 +77,7 @@ def prefect_server(tmp_path):
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        stdout=open(log, "w"),
+        stdout=open(log, "w"),  # noqa: SIM115 (the server's log, read after it)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -108,7 +108,7 @@ def test_nightly_deployment_on_a_real_server(tmp_path, prefect_server):
         [str(BIN / "addgp"), "serve", str(config)],
         env=env,
         cwd=tmp_path,
-        stdout=open(serve_log, "w"),
+        stdout=open(serve_log, "w"),  # noqa: SIM115 (the server's log, read after it)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

@@ -151,7 +151,7 @@ def test_report_publishes_and_flags_regressions(app, workspace, tmp_path):
     summary = json.loads(result.stdout)
     assert f"{len(summary['regressions'])} regression(s) against the previous report" in result.stderr
     assert summary["status"] == "regressions" and summary["previous_run_id"] == "r1"
-    assert [(r["detector"], r["dataset"]) for r in summary["regressions"]][0] == ("lr", "noisy")
+    assert (summary["regressions"][0]["detector"], summary["regressions"][0]["dataset"]) == ("lr", "noisy")
     page = Path(summary["html"]).read_text()
     assert "Nightly &lt;test&gt;" in page and "random (untrained) weights" in page  # the model card's warning
     assert "clean (train)" in page  # train setting from the card

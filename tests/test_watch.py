@@ -104,9 +104,11 @@ def test_progress_bar_is_tqdm_on_a_terminal_and_log_lines_inside_progress_to_log
         assert isinstance(inside, LogProgress)
         assert isinstance(progress_bar(total=3, desc="x", unit="file", disable=True), tqdm), "disable still wins"
     assert isinstance(progress_bar(total=3, desc="x", unit="file", disable=True), tqdm)
-    with pytest.raises(ValueError, match="0 < percent"):
-        with progress_to_log(logging.getLogger("test.sink"), every_percent=0):
-            pass
+    with (
+        pytest.raises(ValueError, match="0 < percent"),
+        progress_to_log(logging.getLogger("test.sink"), every_percent=0),
+    ):
+        pass
 
 
 def test_outside_a_prefect_run_the_task_wrappers_keep_the_terminal_bar():
@@ -124,9 +126,11 @@ def test_the_ingest_stage_logs_its_progress_inside_progress_to_log(tmp_path, cap
         write_audio(tmp_path / "audio" / f"u{i}.wav", seconds=0.1, seed=i)
         rows.append({"utt_id": f"u{i}", "path": f"audio/u{i}.wav", "label": "bonafide" if i % 2 else "spoof"})
     pd.DataFrame(rows).to_csv(tmp_path / "protocol.csv", index=False)
-    with caplog.at_level(logging.INFO, logger="test.ingest"):
-        with progress_to_log(logging.getLogger("test.ingest"), every_percent=100, every_s=3600):
-            result = ingest_dataset("protocol_csv", tmp_path, dataset="mine", workers=2)
+    with (
+        caplog.at_level(logging.INFO, logger="test.ingest"),
+        progress_to_log(logging.getLogger("test.ingest"), every_percent=100, every_s=3600),
+    ):
+        result = ingest_dataset("protocol_csv", tmp_path, dataset="mine", workers=2)
     assert len(result.manifest) == 30
     lines = [r.getMessage() for r in caplog.records if r.name == "test.ingest"]
     assert lines and lines[-1].startswith("ingest mine: 30/30 files done in "), lines
@@ -141,9 +145,11 @@ def test_task_labels_name_the_stage_and_what_it_works_on():
 
 def test_an_external_schedulers_dashboard_is_linked_only_when_it_answers(caplog):
     with LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
-        with caplog.at_level(logging.INFO, logger="flows.cluster"):
-            with flows.cluster.dask_cluster(ClusterConfig(address=cluster.scheduler_address)) as address:
-                assert address == cluster.scheduler_address
+        with (
+            caplog.at_level(logging.INFO, logger="flows.cluster"),
+            flows.cluster.dask_cluster(ClusterConfig(address=cluster.scheduler_address)) as address,
+        ):
+            assert address == cluster.scheduler_address
         expected = cluster.dashboard_link
     assert expected.startswith("http://127.0.0.1:")
     if importlib.util.find_spec("bokeh") is None:  # the lock's case: the scheduler's /status page is a 404
@@ -157,9 +163,8 @@ def test_an_external_schedulers_dashboard_is_linked_only_when_it_answers(caplog)
 
 def test_a_local_cluster_without_bokeh_publishes_no_dead_link(caplog):
     config = ClusterConfig(n_workers=1, threads_per_worker=1, memory_limit="1GiB")
-    with caplog.at_level(logging.INFO, logger="flows.cluster"):
-        with flows.cluster.dask_cluster(config) as address:
-            assert address.startswith("tcp://127.0.0.1:")
+    with caplog.at_level(logging.INFO, logger="flows.cluster"), flows.cluster.dask_cluster(config) as address:
+        assert address.startswith("tcp://127.0.0.1:")
     if importlib.util.find_spec("bokeh") is None:
         assert [m for m in caplog.messages if "Dask dashboard" in m] == [
             f"no Dask dashboard for scheduler {address}: {flows.cluster.NO_BOKEH}"
@@ -167,7 +172,7 @@ def test_a_local_cluster_without_bokeh_publishes_no_dead_link(caplog):
 
 
 class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):  # http.server's name
         self.send_response(200 if self.path == "/status" else 404)
         self.end_headers()
 
@@ -207,9 +212,11 @@ def test_a_dashboard_that_answers_is_linked_in_the_run_and_retired_when_its_clus
 def test_an_unreachable_scheduler_gives_no_link_and_no_crash(caplog, monkeypatch):
     monkeypatch.setattr(flows.cluster, "CONNECT_TIMEOUT_S", 1)
     address = f"tcp://127.0.0.1:{free_loopback_port()}"
-    with caplog.at_level(logging.INFO, logger="flows.cluster"):
-        with flows.cluster.dask_cluster(ClusterConfig(address=address)) as got:
-            assert got == address
+    with (
+        caplog.at_level(logging.INFO, logger="flows.cluster"),
+        flows.cluster.dask_cluster(ClusterConfig(address=address)) as got,
+    ):
+        assert got == address
     assert f"no Dask dashboard link for scheduler {address} (it runs without one, or did not answer)" in caplog.messages
 
 

@@ -20,7 +20,7 @@ import typer
 from addgp import __version__
 
 # Each module adds its verbs to the app; imported in the order `addgp --help` lists them.
-from flows.cli import data, drift, evaluate, inspect, models, pipeline  # noqa: F401, I001
+from flows.cli import data, drift, evaluate, inspect, models, pipeline  # noqa: F401
 from flows.cli.common import app, exit_code_of
 from flows.cli.console import configure_console, debug_enabled
 

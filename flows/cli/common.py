@@ -29,9 +29,9 @@ from typing import NoReturn
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import typer  # noqa: E402
+import typer
 
-from flows.cli.console import debug_enabled  # noqa: E402
+from flows.cli.console import debug_enabled
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3

@@ -42,8 +42,8 @@ def _load_models(paths: list[str]) -> dict[str, tuple[object, dict]]:
     from tasks.train.detectors import load_detector
 
     loaded: dict[str, tuple[object, dict]] = {}
-    for path in paths:
-        path = resolve_model_option(path)  # a missing model or version exits 3 naming what there is
+    for option in paths:
+        path = resolve_model_option(option)  # a missing model or version exits 3 naming what there is
         try:
             detector, card = load_detector(path)
         except ModelRegistryError as exc:
@@ -61,8 +61,8 @@ def _read_cards(paths: list[str]) -> dict[str, dict]:
     from storage.models import ModelRegistryError, read_card
 
     cards = {}
-    for path in paths:
-        path = resolve_model_option(path)  # a missing model or version exits 3 naming what there is
+    for option in paths:
+        path = resolve_model_option(option)  # a missing model or version exits 3 naming what there is
         try:
             card = read_card(path)
         except ModelRegistryError as exc:

@@ -99,7 +99,7 @@ def prefect_api() -> Iterator[str | None]:
     parent = os.getpid()
     # The server's own output (its shutdown's cancelled consumers, uvicorn) is not the command's:
     # kept in a file, shown only when the server fails to start.
-    server_log = tempfile.TemporaryFile(mode="w+")
+    server_log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (handed to the server process, read after it)
     process = subprocess.Popen(
         [
             sys.executable,

@@ -69,8 +69,7 @@ def config_with_address(config: str, address: str) -> str:
     """A copy of the pipeline config with `cluster.address` set; relative paths keep resolving against the cwd."""
     raw = yaml.safe_load(Path(config).read_text())
     raw["cluster"] = {**(raw.get("cluster") or {}), "address": address}
-    handle = tempfile.NamedTemporaryFile("w", prefix="addgp-slurm-", suffix=".yaml", delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile("w", prefix="addgp-slurm-", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(raw, handle, sort_keys=False)
     return handle.name
 

@@ -92,7 +92,7 @@ def mark_training_overlap(cells: pd.DataFrame, scores: pd.DataFrame, policy: str
         raise ValueError(f"training_overlap policy must be one of {', '.join(OVERLAP_POLICIES)}, got {policy!r}")
     if cells.empty:
         return cells.assign(training_overlap=pd.Series(dtype=object), excluded_from_average=pd.Series(dtype=bool))
-    groups = {key: group for key, group in scores.groupby(["detector", "dataset"], sort=False)}
+    groups = dict(list(scores.groupby(["detector", "dataset"], sort=False)))
     reasons = [
         overlap_of(groups[(d, s)]) if (d, s) in groups else None for d, s in zip(cells["detector"], cells["dataset"])
     ]

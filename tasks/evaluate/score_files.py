@@ -101,7 +101,7 @@ def score_files(
     check_variant(card, variant, model_path)
     paths, empty_folders = expand_audio_paths(items)
     kept, X, failures = embed_paths(paths, encoder_spec_of_card(card), batch_seconds, embedder)
-    failures.update({folder: NO_AUDIO_IN_FOLDER for folder in empty_folders})
+    failures.update(dict.fromkeys(empty_folders, NO_AUDIO_IN_FOLDER))
     paths += empty_folders
     rows = []
     if kept:

@@ -282,10 +282,13 @@ def ingest(
         from datasets import Audio, ClassLabel, Value
 
         parts, unsplit = _splits_of(obj, split)
-        for name, ds in parts.items():
-            audio_col = _audio_column(ds.features, audio_column, f"{root} [{name}]")
-            if isinstance(ds.features[audio_col], Audio):
-                ds = ds.cast_column(audio_col, Audio(decode=False))
+        for name, part in parts.items():
+            audio_col = _audio_column(part.features, audio_column, f"{root} [{name}]")
+            ds = (
+                part.cast_column(audio_col, Audio(decode=False))
+                if isinstance(part.features[audio_col], Audio)
+                else part
+            )
             label_feature = ds.features.get(label_column)
             names = label_feature.names if isinstance(label_feature, ClassLabel) else None
             scalar = [c for c, f in ds.features.items() if isinstance(f, (Value, ClassLabel))]

@@ -129,7 +129,7 @@ def ingest(
     attack_column: str | None = None,
     speaker_column: str | None = None,
     id_column: str | None = None,
-    delimiter: str | None | EllipsisType = ...,
+    delimiter: str | EllipsisType | None = ...,
     header: bool = True,
     columns: list[str] | None = None,
     extension: str | None = None,

@@ -192,7 +192,7 @@ def read_lines(path: str | os.PathLike) -> tuple[list[tuple[int, str]], list[tup
 def read_table(
     path: str | os.PathLike,
     *,
-    delimiter: str | None | EllipsisType = ...,
+    delimiter: str | EllipsisType | None = ...,
     header: bool = True,
     columns: list[str] | None = None,
     min_fields: int | None = None,
@@ -248,13 +248,13 @@ def read_table(
 
     header_done = not header
     expected: int | None = None
-    for number, fields in split_lines():
-        raw = delimiter.join(fields) if delimiter else " ".join(fields)
-        if not fields or not raw.strip():
+    for number, raw_fields in split_lines():
+        raw = delimiter.join(raw_fields) if delimiter else " ".join(raw_fields)
+        if not raw_fields or not raw.strip():
             continue
-        if comment and fields[0].lstrip().startswith(comment):
+        if comment and raw_fields[0].lstrip().startswith(comment):
             continue
-        fields = [f.strip() for f in fields]
+        fields = [f.strip() for f in raw_fields]
         if not header_done:
             table.columns = [c.strip().lstrip("\ufeff") for c in fields]
             header_done = True

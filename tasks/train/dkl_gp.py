@@ -424,9 +424,13 @@ class DKLGPDetector(LLRDetector):
                 schedule.step()
                 self.steps_run_ = step
                 bar.update(1)
-                if dev is not None and step >= min_steps and (step % eval_every == 0 or step == max_steps):
-                    if stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model):
-                        break
+                if (
+                    dev is not None
+                    and step >= min_steps
+                    and (step % eval_every == 0 or step == max_steps)
+                    and stopper.update(cllr(self.raw_llr(dev[0]), dev[1]), model)
+                ):
+                    break
 
     def standardise(self, X) -> torch.Tensor:
         """Rows of X as a standardised float32 tensor on the detector's device."""
