@@ -82,8 +82,8 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
             "train_setting": setting,
             "train_datasets": TRAIN_DATASET_SEPARATOR.join(datasets),
             # what the card says the detector trained on, and what these rows are (tasks/evaluate/overlap.py)
-            **card_overlap_columns(card),
-            "eval_set_digest": eval_set_digests(rows).to_numpy() if "sha256" in rows.columns else None,
+            **{column: repeated(value, len(rows)) for column, value in card_overlap_columns(card).items()},
+            "eval_set_digest": pd.Categorical(eval_set_digests(rows)) if "sha256" in rows.columns else None,
             **provenance_of_card(card),
         }
     )
@@ -91,6 +91,12 @@ def score_rows(detector, name: str, data, card: dict | None = None) -> pd.DataFr
         if column in rows.columns and rows[column].notna().any():
             frame[column] = rows[column].to_numpy()
     return frame
+
+
+def repeated(value: str, n: int) -> pd.Categorical:
+    """One string on every row as a categorical: a code per row, not a copy of the string (the
+    card's training sets and digests run to ~250 bytes a row, ~1 GB over 4 M scores)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[value])
 
 
 @dataclass
@@ -228,7 +234,7 @@ def _score_dataset(
     first = np.r_[True, positions[order][1:] != positions[order][:-1]]
     keep = order[first]
     # an eval set's content digest is over all its rows, not a batch's (the training-overlap check)
-    digests = eval_set_digests(selected.iloc[positions[keep]]).to_numpy() if "sha256" in selected.columns else None
+    digests = pd.Categorical(eval_set_digests(selected.iloc[positions[keep]])) if "sha256" in selected.columns else None
     for name in streaming:
         frames = [frames_of[name] for _, frames_of in parts if name in frames_of]
         out[name] = pd.concat(frames, ignore_index=True).iloc[keep].reset_index(drop=True)
