@@ -30,7 +30,7 @@ from tasks.demo_corpus.task import demo_corpus_task
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING, spec_from_config
 from tasks.embed.task import embed_task
 from tasks.ingest.checks import pipeline_roles
-from tasks.ingest.task import ingest_task
+from tasks.ingest.task import ingest_datasets
 from tasks.nightly.intake import inbox_folder
 from tasks.nightly.night import champion_history
 from tasks.nightly.task import (
@@ -74,17 +74,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
     with champions.exclusive_run(state, "nightly", wait_s=nightly.wait_for_lock_s):
         if config.demo_corpus is not None:
             demo_corpus_task(config.demo_corpus)
-        futures = {
-            d.name: ingest_task.submit(
-                d,
-                workspace.manifest(d.name),
-                extra_options={"state_dir": state, "create_missing": nightly.create_inbox},
-            )
-            if d.name == nightly.inbox
-            else ingest_task.submit(d, workspace.manifest(d.name), reuse_existing=True)
-            for d in config.datasets
-        }
-        manifests = [f.result()["manifest"] for f in futures.values()]
+        manifests = [i.manifest for i in ingest_datasets(config, workspace, nightly_inbox=nightly.inbox).values()]
         inbox = inbox_folder(inbox_root, created=inbox_created)
         if inbox_created:
             logger.warning("created the missing inbox drop folder %s (nightly.create_inbox: true)", inbox["folder"])

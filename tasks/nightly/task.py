@@ -37,6 +37,7 @@ from tasks.nightly.pool import pool_rows, settled_pool
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.train.detectors import load_detector
+from tasks.train.fit import TrainedModel
 
 
 @task(name="open-night", task_run_name="open-night[{detector}]", cache_policy=NO_CACHE)
@@ -45,9 +46,9 @@ def open_night_task(state_dir: str, detector: str, reports_root: str, name: str,
 
 
 @task(name="record-baseline", task_run_name="record-baseline[{detector}]", cache_policy=NO_CACHE)
-def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: dict) -> dict:
+def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: TrainedModel) -> dict:
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
-    champion = {"model_path": baseline["path"], "version": baseline["version"], "run_id": night["run_id"], "eer": None}
+    champion = {"model_path": baseline.path, "version": baseline.version, "run_id": night["run_id"], "eer": None}
     return record_step(state_dir, detector, night, champion=champion)
 
 

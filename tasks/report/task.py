@@ -20,6 +20,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import NotifyConfig
+from addgp.progress import run_logger
 from addgp.runs import artifact_key
 from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
@@ -102,6 +103,9 @@ def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, co
     create_link_artifact(
         report_link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html")
     )
+    logger = run_logger()
+    if logger is not None:  # outside a run (``.fn`` called directly) the caller has the folder
+        logger.info("report published at %s", published.folder)
     return published.folder
 
 

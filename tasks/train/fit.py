@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
@@ -27,6 +27,25 @@ class TrainingSelection:
     layer: int
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """What training hands on: the registered version (``path`` = MODELS/NAME/vN) and what the
+    report shows of it, read from its card; ``reused``: an unchanged earlier version."""
+
+    name: str
+    kind: str
+    path: str
+    version: int
+    dev_metrics: dict[str, float] | None  # metrics on the dev splits; None without dev rows
+    summary: str  # non-default hyper-parameters and calibration (detector_summary)
+    train_attacks: list[str] | None  # attack ids of the training rows; None on cards from before
+    reused: bool
+
+    def as_dict(self) -> dict:
+        """The record ``addgp train`` prints."""
+        return asdict(self)
+
+
 def snapshot_id(rows: pd.DataFrame) -> str:
     """Content hash of the training rows: the model card's record of exactly what trained it."""
     keys = sorted(zip(rows["dataset"], rows["utt_id"], rows["sha256"], rows["label"]))
@@ -45,7 +64,7 @@ def fit_and_register(
     name: str,
     kind: str,
     params: dict,
-) -> dict:
+) -> TrainedModel:
     """Fit one detector, score its dev set, and save it as the next version of ``name``."""
     setting = EmbeddingSetting(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
     detector = make_detector(kind, **params)
@@ -118,17 +137,17 @@ def training_attacks(manifest: pd.DataFrame, selection: TrainingSelection) -> li
     return sorted(str(a) for a in rows["attack"].dropna().unique())
 
 
-def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> dict:
+def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> TrainedModel:
     """What training returns, read from the version's card (``reused``: an unchanged earlier version)."""
     # From the card: to_state() again would copy every weight (an exact GP its training set).
     card = read_card(ref)
-    return {
-        "name": name,
-        "kind": kind,
-        "path": str(ref.path),
-        "version": ref.version,
-        "dev_metrics": card.get("dev_metrics"),
-        "summary": detector_summary(kind, card["detector_params"]),
-        "train_attacks": (card.get("training_data") or {}).get("attacks"),  # None on cards from before
-        "reused": reused,
-    }
+    return TrainedModel(
+        name=name,
+        kind=kind,
+        path=str(ref.path),
+        version=ref.version,
+        dev_metrics=card.get("dev_metrics"),
+        summary=detector_summary(kind, card["detector_params"]),
+        train_attacks=(card.get("training_data") or {}).get("attacks"),
+        reused=reused,
+    )
