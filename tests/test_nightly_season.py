@@ -111,15 +111,15 @@ def _season(tmp_path, hook):
     for i, (family, spoofs, bona_fide) in enumerate(nights, start=1):
         _drop(tmp_path, f"2026-12-0{i}-{family}", spoofs, bona_fide, family)
         result = nightly_flow(str(path), run_id=f"night-{i}")
-        assert not result["nothing_new"]
-        document = json.loads((Path(result["report"]) / "metrics.json").read_text())
+        assert not result.nothing_new
+        document = json.loads((Path(result.report) / "metrics.json").read_text())
         documents.append(document)
         outcomes.append(document["decision"]["outcome"])
-        html = (Path(result["report"]) / "index.html").read_text()
+        html = (Path(result.report) / "index.html").read_text()
         assert "Promotion gate" in html and "Drift of the inbox before labels" in html
 
     # One report per night, under the run ids given.
-    reports = Path(result["report"]).parent  # this champion detector's nightly reports
+    reports = Path(result.report).parent  # this champion detector's nightly reports
     published = sorted(p.name for p in reports.iterdir() if p.is_dir())
     assert published == [f"night-{i}" for i in range(1, 6)]
 

@@ -7,6 +7,7 @@ champion alone re-evaluated on a night without new data.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -189,6 +190,37 @@ def average_eer_ci_half_width(
     return float((high - low) / 2)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Champion vs challenger tonight: the scores, EER per eval set (dataset × {champion,
+    challenger}), the held-out evidence, the decision after the promotion gate, and forgetting
+    since the champion's promotion."""
+
+    scores: pd.DataFrame
+    eer: pd.DataFrame
+    evidence: pd.DataFrame  # per slice, with paired CIs (held_out_evidence)
+    # PromotionDecision.as_dict() after the gate: + outcome (promoted / kept / not enough evidence yet), decided
+    decision: dict
+    gate: dict  # the gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks/nightly/gate.py)
+    forgetting: pd.DataFrame
+    champion_eer: dict[str, float]  # per eval corpus
+    challenger_eer: dict[str, float]
+    score_sources: pd.DataFrame  # per (model, eval corpus): reused from the score cache or scored
+
+    @property
+    def promote(self) -> bool:
+        return bool(self.decision["promote"])
+
+    @property
+    def outcome(self) -> str:
+        return str(self.decision["outcome"])
+
+    @property
+    def decided(self) -> bool:
+        """False when the gate could not decide yet (the evidence is pooled for the next night)."""
+        return bool(self.decision.get("decided", True))
+
+
 def compare_champion_and_challenger(
     models: Mapping[str, tuple[object, dict]],
     manifest: pd.DataFrame,
@@ -200,7 +232,7 @@ def compare_champion_and_challenger(
     eer_at_last_promotion: dict[str, float] | None,
     gate: GateConfig | None = None,
     nights_pooled: int = 1,
-) -> dict:
+) -> Comparison:
     """Score ``models`` (keys ``champion``, ``challenger``) on the eval sets and the held-out new
     fakes; decide, through the promotion ``gate`` (tasks/nightly/gate.py; default: off) with
     ``nights_pooled`` nights of held-out rows; measure forgetting since the champion's promotion.
@@ -232,14 +264,14 @@ def compare_champion_and_challenger(
     eer = pd.DataFrame({"champion": champion, "challenger": challenger})
     tonight = on_eval(challenger if decision["promote"] else champion)
     baseline = eer_at_last_promotion if eer_at_last_promotion is not None else on_eval(champion)
-    return {
-        "scores": scores,
-        "eer": eer,
-        "evidence": evidence,
-        "decision": decision,
-        "gate": gate_record,
-        "forgetting": forgetting_table(baseline, tonight),
-        "champion_eer": on_eval(champion),
-        "challenger_eer": on_eval(challenger),
-        "score_sources": sources,
-    }
+    return Comparison(
+        scores=scores,
+        eer=eer,
+        evidence=evidence,
+        decision=decision,
+        gate=gate_record,
+        forgetting=forgetting_table(baseline, tonight),
+        champion_eer=on_eval(champion),
+        challenger_eer=on_eval(challenger),
+        score_sources=sources,
+    )
