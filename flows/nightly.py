@@ -2,9 +2,10 @@
 
 ingest inbox (a batch per delivery folder) → open the night (or resume an unfinished one) →
 nothing new? re-evaluate the champion on the eval sets, publish a short report, stop → embed
-only the new audio → data checks of the new rows (copies of eval files excluded) → drift of
-tonight's inbox from the champion's training data (no label read; event ``addgp.run.drift``
-past the threshold) → challenger (retrain or adapt) → champion and challenger on the same eval
+only the new audio → (first night: train the baseline champion) → drift of tonight's inbox
+from the champion's training data (no label read; event ``addgp.run.drift`` past the
+threshold) → data checks of the new rows (copies of eval files excluded) → challenger
+(retrain or adapt) → champion and challenger on the same eval
 sets + held-out new fakes (with the rows of earlier undecided nights) → the promotion gate:
 promote, keep, or "not enough evidence yet" (rows pooled for the next night) → report (with
 forgetting) → acknowledge the batches. Two nightly runs never overlap: the

@@ -1,5 +1,7 @@
-"""The whole pipeline for one config: (demo corpus →) ingest → embed → train → evaluate → report
-→ regressions against the previous report (logged, a Prefect event, ``notify.webhook_url``).
+"""The whole pipeline for one config: (demo corpus →) ingest → the run's corpora (a corpus that
+lost rows left out) → data checks → (degrade →) embed → (near-duplicate check →) train →
+evaluate → report → regressions against the previous report (logged, a Prefect event,
+``notify.webhook_url``).
 
 The flow run is named ``<config>/<run id>``, the run id being the report folder's name."""
 

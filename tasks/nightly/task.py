@@ -158,11 +158,27 @@ def compare_task(ctx: NightContext, night: Night, manifest_paths: list[str], poo
     )
 
 
+@dataclass(frozen=True)
+class DriftHistory:
+    """The drift records of recent nights, tonight last (storage.nightly_records' records:
+    run_id, champion_version, variance_reference and measure_drift's mmd, variance, drifted)."""
+
+    nights: list[dict]
+
+    @property
+    def tonight(self) -> dict:
+        return self.nights[-1]
+
+    @property
+    def drifted(self) -> bool:
+        """Tonight's inbox crossed a drift threshold (nightly.drift)."""
+        return bool(self.tonight["drifted"])
+
+
 @task(name="drift", task_run_name="drift[{ctx.name}]", cache_policy=NO_CACHE)
-def drift_task(ctx: NightContext, night: Night, manifest_paths: list[str]) -> list[dict]:
+def drift_task(ctx: NightContext, night: Night, manifest_paths: list[str]) -> DriftHistory:
     """How far tonight's inbox rows lie from the champion's training data, measured before any
-    label is read and recorded in the drift history; the history (storage.nightly_records'
-    records), tonight last."""
+    label is read and recorded in the drift history; the history."""
     config = ctx.nightly.drift
     champion = _champion(night)
     model, card = load_detector(champion.model_path)
@@ -188,7 +204,7 @@ def drift_task(ctx: NightContext, night: Night, manifest_paths: list[str]) -> li
         "variance_reference": held_from,
         **measured,
     }
-    return nightly_records.record_drift(ctx.state, ctx.name, record, config.history_nights)
+    return DriftHistory(nightly_records.record_drift(ctx.state, ctx.name, record, config.history_nights))
 
 
 @task(name="pool-evidence", task_run_name="pool-evidence[{ctx.name}]", cache_policy=NO_CACHE)
@@ -323,7 +339,7 @@ def night_outcome(
     pooled: PooledRows,
     comparison: Comparison,
     champion: ChampionRecord,
-    drift: list[dict],
+    drift: DriftHistory,
 ) -> NightlyOutcome:
     """The report of a night with new batches (each argument of its own type: none can be swapped)."""
     return NightlyOutcome(
@@ -350,19 +366,18 @@ def night_outcome(
             "model": _challenger(night).path,
         },
         gate=comparison.gate,
-        drift=drift,
+        drift=drift.nights,
     )
 
 
 def announce_night(
-    ctx: NightContext, night: Night, folder: str, champion: ChampionRecord, comparison: Comparison, drift: list[dict]
+    ctx: NightContext, night: Night, folder: str, champion: ChampionRecord, comparison: Comparison, drift: DriftHistory
 ) -> NightResult:
     """A promotion and a drifted inbox announced (Prefect events, ``notify``); the night's result."""
     if comparison.promote:
         promotion_task(ctx.config.notify, ctx.config.name, night.run_id, folder, night_state.champion_to_json(champion))
-    tonight = drift[-1]
-    if tonight["drifted"]:
-        drift_announce_task(ctx.config.notify, ctx.config.name, night.run_id, folder, ctx.name, tonight)
+    if drift.drifted:
+        drift_announce_task(ctx.config.notify, ctx.config.name, night.run_id, folder, ctx.name, drift.tonight)
     get_run_logger().info("%s; report at %s", "challenger promoted" if comparison.promote else "champion kept", folder)
     return NightResult(
         report=folder,
@@ -371,5 +386,5 @@ def announce_night(
         champion=champion,
         resumed=bool(night.resumed),
         outcome=comparison.outcome,
-        drifted=tonight["drifted"],
+        drifted=drift.drifted,
     )
