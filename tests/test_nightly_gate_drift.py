@@ -26,41 +26,39 @@ def _new_fakes(n_spoof, n_bonafide, low, high):
 
 
 def _point(challenger=None, champion_new=0.30, challenger_new=0.10):
-    return decide_promotion(BASE, challenger or dict(BASE), 0.02, champion_new, challenger_new).as_dict()
+    return decide_promotion(BASE, challenger or dict(BASE), 0.02, champion_new, challenger_new)
 
 
 def test_too_few_held_out_rows_end_the_night_without_a_decision():
     # The point rule alone would promote on 3 spoofs with a CI of [-4, +33] points (the night).
     decision, gate = apply_gate(_point(), _new_fakes(3, 40, -0.04, 0.33), 1, GATE)
-    assert not decision["promote"] and decision["outcome"] == NOT_ENOUGH_EVIDENCE and not decision["decided"]
-    assert gate["n_spoof"] == 3 and gate["min_spoof"] == 20 and "not enough evidence yet" in gate["reason"]
+    assert not decision.promote and decision.outcome == NOT_ENOUGH_EVIDENCE and not decision.decided
+    assert gate.n_spoof == 3 and gate.min_spoof == 20 and "not enough evidence yet" in gate.reason
     # No held-out spoof at all: no new-fakes slice, the same outcome.
-    assert (
-        apply_gate(_point(champion_new=None, challenger_new=None), None, 1, GATE)[0]["outcome"] == NOT_ENOUGH_EVIDENCE
-    )
+    assert apply_gate(_point(champion_new=None, challenger_new=None), None, 1, GATE)[0].outcome == NOT_ENOUGH_EVIDENCE
 
 
 def test_enough_rows_and_a_ci_above_zero_promote_one_straddling_zero_waits_then_keeps():
     decision, _ = apply_gate(_point(), _new_fakes(60, 60, 0.05, 0.30), 1, GATE)
-    assert decision["promote"] and decision["outcome"] == PROMOTED and decision["decided"]
+    assert decision.promote and decision.outcome == PROMOTED and decision.decided
     worse, _ = apply_gate(_point(champion_new=0.1, challenger_new=0.3), _new_fakes(60, 60, -0.3, -0.05), 1, GATE)
-    assert not worse["promote"] and worse["outcome"] == KEPT and worse["decided"]
+    assert not worse.promote and worse.outcome == KEPT and worse.decided
     waiting, _ = apply_gate(_point(), _new_fakes(60, 60, -0.02, 0.10), 2, GATE)
-    assert waiting["outcome"] == NOT_ENOUGH_EVIDENCE and "straddles 0" in waiting["reason"]
+    assert waiting.outcome == NOT_ENOUGH_EVIDENCE and "straddles 0" in waiting.reason
     # After max_nights of pooled evidence the champion is kept and the pool starts over.
     done, _ = apply_gate(_point(), _new_fakes(60, 60, -0.02, 0.10), 3, GATE)
-    assert done["outcome"] == KEPT and done["decided"] and "no difference shown" in done["reason"]
+    assert done.outcome == KEPT and done.decided and "no difference shown" in done.reason
     few, _ = apply_gate(_point(), _new_fakes(5, 60, 0.1, 0.2), 3, GATE)
-    assert few["outcome"] == KEPT and few["decided"] and "too little evidence" in few["reason"]
+    assert few.outcome == KEPT and few.decided and "too little evidence" in few.reason
 
 
 def test_worse_on_the_eval_corpora_is_decided_without_new_fakes_and_the_gate_can_be_off():
     worse = _point(challenger={"a": 0.30, "b": 0.40})
     decision, _ = apply_gate(worse, None, 1, GATE)
-    assert decision["outcome"] == KEPT and decision["decided"] and "beyond the CI" in decision["reason"]
+    assert decision.outcome == KEPT and decision.decided and "beyond the CI" in decision.reason
     off = GateConfig(min_spoof=0, min_bonafide=0, ci_level=None)
     decision, gate = apply_gate(_point(), _new_fakes(3, 5, -0.04, 0.33), 1, off)
-    assert decision["promote"] and decision["outcome"] == PROMOTED and gate["rule"].startswith("gate off")
+    assert decision.promote and decision.outcome == PROMOTED and gate.rule.startswith("gate off")
 
 
 def test_the_gate_is_validated_at_load(tmp_path):

@@ -21,7 +21,7 @@ from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import select_rows, subset_rows
-from tasks.nightly.gate import apply_gate
+from tasks.nightly.gate import GatedDecision, GateRecord, apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 
 NEW_FAKES = "new_fakes"
@@ -199,26 +199,12 @@ class Comparison:
     scores: pd.DataFrame
     eer: pd.DataFrame
     evidence: pd.DataFrame  # per slice, with paired CIs (held_out_evidence)
-    # PromotionDecision.as_dict() after the gate: + outcome (promoted / kept / not enough evidence yet), decided
-    decision: dict
-    gate: dict  # the gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks/nightly/gate.py)
+    decision: GatedDecision
+    gate: GateRecord
     forgetting: pd.DataFrame
     champion_eer: dict[str, float]  # per eval corpus
     challenger_eer: dict[str, float]
     score_sources: pd.DataFrame  # per (model, eval corpus): reused from the score cache or scored
-
-    @property
-    def promote(self) -> bool:
-        return bool(self.decision["promote"])
-
-    @property
-    def outcome(self) -> str:
-        return str(self.decision["outcome"])
-
-    @property
-    def decided(self) -> bool:
-        """False when the gate could not decide yet (the evidence is pooled for the next night)."""
-        return bool(self.decision.get("decided", True))
 
 
 def compare_champion_and_challenger(
@@ -259,10 +245,10 @@ def compare_champion_and_challenger(
     evidence = held_out_evidence(scores, n_boot, alpha=1 - (gate.ci_level or 0.95))
     new_fakes = evidence[evidence["dataset"] == NEW_FAKES]
     decision, gate_record = apply_gate(
-        point.as_dict(), new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
+        point, new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
     )
     eer = pd.DataFrame({"champion": champion, "challenger": challenger})
-    tonight = on_eval(challenger if decision["promote"] else champion)
+    tonight = on_eval(challenger if decision.promote else champion)
     baseline = eer_at_last_promotion if eer_at_last_promotion is not None else on_eval(champion)
     return Comparison(
         scores=scores,

@@ -99,7 +99,7 @@ def promote_after_decision(
     if champion.eer is None:
         champion = replace(champion, eer=comparison.champion_eer, promoted_at=night.run_id, promoted_on=now)
         night_state.promote(state_dir, detector, champion)
-    if comparison.promote:
+    if comparison.decision.promote:
         champion = ChampionRecord(
             model_path=challenger.path,
             version=challenger.version,
@@ -111,7 +111,7 @@ def promote_after_decision(
         )
         night_state.promote(state_dir, detector, champion)
     in_service = night_state.current_champion(state_dir, detector) or champion
-    tonight = comparison.challenger_eer if comparison.promote else comparison.champion_eer
+    tonight = comparison.challenger_eer if comparison.decision.promote else comparison.champion_eer
     record_champion_evaluation(state_dir, detector, night.run_id, in_service, tonight)
     return in_service
 

@@ -224,7 +224,7 @@ def pool_evidence_task(ctx: NightContext, night: Night, rows: NightRows) -> tupl
 @task(name="settle-evidence", task_run_name="settle-evidence[{ctx.name}]", cache_policy=NO_CACHE)
 def settle_evidence_task(ctx: NightContext, night: Night, comparison: Comparison, pooled: PooledRows) -> None:
     """Keep the pooled rows for the next night when the gate could not decide; start over when it did."""
-    pool = settled_pool(_champion(night).model_path, comparison.decided, pooled)
+    pool = settled_pool(_champion(night).model_path, comparison.decision.decided, pooled)
     if pool is None:
         nightly_records.clear_evidence_pool(ctx.state, ctx.name)
     else:
@@ -346,7 +346,7 @@ def night_outcome(
         ctx.config.name,
         night.run_id,
         night.batches,
-        comparison.decision,
+        comparison.decision.as_dict(),
         comparison.eer,
         comparison.forgetting,
         night_state.champion_to_json(champion),
@@ -365,7 +365,7 @@ def night_outcome(
             "held_out_rows": int(len(pooled.held_out)),
             "model": _challenger(night).path,
         },
-        gate=comparison.gate,
+        gate=comparison.gate.as_dict(),
         drift=drift.nights,
     )
 
@@ -374,17 +374,19 @@ def announce_night(
     ctx: NightContext, night: Night, folder: str, champion: ChampionRecord, comparison: Comparison, drift: DriftHistory
 ) -> NightResult:
     """A promotion and a drifted inbox announced (Prefect events, ``notify``); the night's result."""
-    if comparison.promote:
+    if comparison.decision.promote:
         promotion_task(ctx.config.notify, ctx.config.name, night.run_id, folder, night_state.champion_to_json(champion))
     if drift.drifted:
         drift_announce_task(ctx.config.notify, ctx.config.name, night.run_id, folder, ctx.name, drift.tonight)
-    get_run_logger().info("%s; report at %s", "challenger promoted" if comparison.promote else "champion kept", folder)
+    get_run_logger().info(
+        "%s; report at %s", "challenger promoted" if comparison.decision.promote else "champion kept", folder
+    )
     return NightResult(
         report=folder,
-        promoted=comparison.promote,
+        promoted=comparison.decision.promote,
         nothing_new=False,
         champion=champion,
         resumed=bool(night.resumed),
-        outcome=comparison.outcome,
+        outcome=comparison.decision.outcome,
         drifted=drift.drifted,
     )
