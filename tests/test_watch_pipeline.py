@@ -134,12 +134,14 @@ def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_
     from prefect import flow
 
     from addgp.config import NotifyConfig
+    from addgp.nightly import ChampionRecord
     from flows.nightly import nightly_flow
     from tasks.report.task import promotion_task
 
     @flow
     def announce(url: str) -> None:
-        promotion_task(NotifyConfig(webhook_url=url, on=["promotion"]), "night", "n1", str(tmp_path), {"version": 2})
+        champion = ChampionRecord("/w/models/lr/v2", version=2, run_id="n1")
+        promotion_task(NotifyConfig(webhook_url=url, on=["promotion"]), "night", "n1", str(tmp_path), champion)
 
     with prefect_test_harness(server_startup_timeout=120), WebhookReceiver() as hook:
         outcome = nightly_flow(str(nightly_config(tmp_path)))  # a quiet first night: nothing in the inbox
@@ -159,6 +161,6 @@ def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_
             "config": "night",
             "run_id": "n1",
             "report": f"file://{tmp_path}/index.html",
-            "champion": {"version": 2},
+            "champion": {"model_path": "/w/models/lr/v2", "version": 2, "run_id": "n1", "eer": None},
         }
     ]

@@ -375,7 +375,7 @@ def announce_night(
 ) -> NightResult:
     """A promotion and a drifted inbox announced (Prefect events, ``notify``); the night's result."""
     if comparison.decision.promote:
-        promotion_task(ctx.config.notify, ctx.config.name, night.run_id, folder, night_state.champion_to_json(champion))
+        promotion_task(ctx.config.notify, ctx.config.name, night.run_id, folder, champion)
     if drift.drifted:
         drift_announce_task(ctx.config.notify, ctx.config.name, night.run_id, folder, ctx.name, drift.tonight)
     get_run_logger().info(
