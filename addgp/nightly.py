@@ -8,7 +8,7 @@ format ``storage/champions.py`` documents).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,3 @@ class Night:
     @property
     def nothing_new(self) -> bool:
         return not self.batches
-
-    def with_step(self, **done: object) -> Night:
-        """This night with the result of a step added (``champion``, ``challenger``, ``evidence_pool``)."""
-        return replace(self, **done)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_a_night_record_round_trips_to_the_same_file(tmp_path, steps):
 
 def test_the_steps_of_a_night_are_typed(tmp_path):
     night = Night("n2", ["b1"], [{"batch_id": "b1"}], champion=ChampionRecord("/w/models/lr/v1", version=1))
-    done = night.with_step(challenger=ChallengerRecord("lr", "logreg", "/w/models/lr/v2", 2))
+    done = replace(night, challenger=ChallengerRecord("lr", "logreg", "/w/models/lr/v2", 2))
     night_state.save_night(tmp_path, "lr", done)
     again = night_state.night_in_progress(tmp_path, "lr")
     assert again == done and again.challenger is not None and again.challenger.version == 2

@@ -77,9 +77,8 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
     return night
 
 
-def record_step(state_dir: str, detector: str, night: Night, **done: object) -> Night:
-    """``night`` with the results of a step added, saved before the next step starts."""
-    night = night.with_step(**done)
+def record_step(state_dir: str, detector: str, night: Night) -> Night:
+    """``night`` (with a step's result added: ``replace(night, challenger=…)``), saved before the next step starts."""
     night_state.save_night(state_dir, detector, night)
     return night
 

@@ -5,7 +5,7 @@ composes them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -55,7 +55,7 @@ def open_night_task(ctx: NightContext, run_id: str | None) -> Night:
 def record_baseline_task(ctx: NightContext, night: Night, baseline: TrainedModel) -> Night:
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
     champion = ChampionRecord(model_path=baseline.path, version=baseline.version, run_id=night.run_id)
-    return record_step(ctx.state, ctx.name, night, champion=champion)
+    return record_step(ctx.state, ctx.name, replace(night, champion=champion))
 
 
 def _new_rows_name(parameters: dict[str, Any]) -> str:
@@ -130,7 +130,7 @@ def challenger_task(ctx: NightContext, night: Night, manifest_paths: list[str], 
     provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night.run_id}
     ref = save_model(ctx.workspace.models, ctx.name, challenger, derived_card(card, pooled.learn, provenance))
     record = ChallengerRecord(name=ctx.name, kind=card["model_type"], path=str(ref.path), version=ref.version)
-    return record_step(ctx.state, ctx.name, night, challenger=record)
+    return record_step(ctx.state, ctx.name, replace(night, challenger=record))
 
 
 @task(
@@ -217,7 +217,7 @@ def pool_evidence_task(ctx: NightContext, night: Night, rows: NightRows) -> tupl
     pool = night.evidence_pool
     if pool is None:
         pool = nightly_records.read_evidence_pool(ctx.state, ctx.name, _champion(night).model_path)
-        night = record_step(ctx.state, ctx.name, night, evidence_pool=pool)
+        night = record_step(ctx.state, ctx.name, replace(night, evidence_pool=pool))
     return night, pool_rows(pool, read_manifest(ctx.inbox_manifest), rows.learn, rows.holdout, night.run_id)
 
 
