@@ -12,6 +12,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class StepCost:
+    """What building a model of the champion chain cost: wall seconds (None: not measured, as for
+    a baseline ``addgp nightly`` may reuse), rows it learnt in all, of which inbox rows."""
+
+    wall_s: float | None
+    rows_learnt: int
+    inbox_rows: int
+
+
+@dataclass(frozen=True)
 class ChampionRecord:
     """A model in service (or that was): its version folder, the night that made it, the EERs it
     was promoted with (per eval corpus; None until the first decision measures the baseline),
@@ -24,6 +34,10 @@ class ChampionRecord:
     promoted_at: str | None = None  # the run id of the night that promoted it
     promoted_on: str | None = None  # ISO time
     batches: list[str] | None = None  # the inbox batches the promoting night absorbed
+    # the step that made it (fit / update / retrain / consolidate: tasks/nightly/consolidation.py) and its cost;
+    # None on records written before steps were recorded
+    step: str | None = None
+    cost: StepCost | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ class ChallengerRecord:
     kind: str
     path: str
     version: int
+    step: str | None = None  # None on a night record written before steps were recorded
+    cost: StepCost | None = None
 
 
 @dataclass(frozen=True)

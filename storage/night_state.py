@@ -5,11 +5,16 @@ the night under way, read and written in the JSON format ``storage/champions.py`
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night
+from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
 from storage import champions
 
-_CHAMPION_OPTIONAL = ("version", "run_id", "promoted_at", "promoted_on", "batches")
+_CHAMPION_OPTIONAL = ("version", "run_id", "promoted_at", "promoted_on", "batches", "step")
+
+
+def _cost_from_json(cost: dict | None) -> StepCost | None:
+    return StepCost(cost["wall_s"], cost["rows_learnt"], cost["inbox_rows"]) if cost is not None else None
 
 
 def champion_from_json(record: dict) -> ChampionRecord:
@@ -21,6 +26,8 @@ def champion_from_json(record: dict) -> ChampionRecord:
         promoted_at=record.get("promoted_at"),
         promoted_on=record.get("promoted_on"),
         batches=record.get("batches"),
+        step=record.get("step"),
+        cost=_cost_from_json(record.get("cost")),
     )
 
 
@@ -28,6 +35,28 @@ def champion_to_json(champion: ChampionRecord) -> dict:
     """The record as the champion file holds it: ``eer`` always (null until measured), the rest when known."""
     record: dict = {"model_path": champion.model_path, "eer": champion.eer}
     record.update({k: getattr(champion, k) for k in _CHAMPION_OPTIONAL if getattr(champion, k) is not None})
+    if champion.cost is not None:
+        record["cost"] = asdict(champion.cost)
+    return record
+
+
+def challenger_from_json(record: dict) -> ChallengerRecord:
+    return ChallengerRecord(
+        name=record["name"],
+        kind=record["kind"],
+        path=record["path"],
+        version=record["version"],
+        step=record.get("step"),
+        cost=_cost_from_json(record.get("cost")),
+    )
+
+
+def challenger_to_json(challenger: ChallengerRecord) -> dict:
+    record = {"name": challenger.name, "kind": challenger.kind, "path": challenger.path, "version": challenger.version}
+    if challenger.step is not None:
+        record["step"] = challenger.step
+    if challenger.cost is not None:
+        record["cost"] = asdict(challenger.cost)
     return record
 
 
@@ -39,7 +68,7 @@ def night_from_json(record: dict) -> Night:
         batches=list(record.get("batches", [])),
         started_at=record.get("started_at"),
         champion=champion_from_json(champion) if champion is not None else None,
-        challenger=ChallengerRecord(**challenger) if challenger is not None else None,
+        challenger=challenger_from_json(challenger) if challenger is not None else None,
         evidence_pool=record.get("evidence_pool"),
         resumed=int(record.get("resumed", 0)),
     )
@@ -56,8 +85,7 @@ def night_to_json(night: Night) -> dict:
         "champion": champion_to_json(night.champion) if night.champion is not None else None,
     }
     if night.challenger is not None:
-        c = night.challenger
-        record["challenger"] = {"name": c.name, "kind": c.kind, "path": c.path, "version": c.version}
+        record["challenger"] = challenger_to_json(night.challenger)
     if night.evidence_pool is not None:
         record["evidence_pool"] = night.evidence_pool
     if night.resumed:

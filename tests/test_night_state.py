@@ -21,9 +21,12 @@ FIRST_DECIDED = {
 }
 PROMOTED = {**FIRST_DECIDED, "model_path": "/w/models/lr/v2", "version": 2, "batches": ["b1", "b2"]}
 BY_HAND = {"model_path": "/w/models/lr/v3", "version": 3, "eer": None}  # the fix the champion file's error names
+COST = {"wall_s": 12.5, "rows_learnt": 540, "inbox_rows": 40}
+WITH_STEP = {**PROMOTED, "step": "consolidate", "cost": COST}  # tasks/nightly/consolidation.py
+BASELINE_FIT = {**BASELINE, "step": "fit", "cost": {"wall_s": None, "rows_learnt": 500, "inbox_rows": 0}}
 
 
-@pytest.mark.parametrize("record", [BASELINE, FIRST_DECIDED, PROMOTED, BY_HAND])
+@pytest.mark.parametrize("record", [BASELINE, FIRST_DECIDED, PROMOTED, BY_HAND, WITH_STEP, BASELINE_FIT])
 def test_a_champion_record_round_trips_to_the_same_file(tmp_path, record):
     write_state(tmp_path / "champion-lr.json", {"current": record, "history": [], "evaluations": []})
     before = (tmp_path / "champion-lr.json").read_bytes()
@@ -46,6 +49,17 @@ def _night_file(tmp_path: Path) -> bytes:
         {},
         {"champion": None},
         {"challenger": {"name": "lr", "kind": "logreg", "path": "/w/models/lr/v2", "version": 2}},
+        {
+            "champion": BASELINE_FIT,
+            "challenger": {
+                "name": "lr",
+                "kind": "dkl_gp",
+                "path": "/w/models/lr/v2",
+                "version": 2,
+                "step": "update",
+                "cost": COST,
+            },
+        },
         {"evidence_pool": {"champion": "/w/models/lr/v1", "nights": [], "held_out": [], "learn": []}, "resumed": 2},
     ],
 )

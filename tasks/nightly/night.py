@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night
+from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
 from storage import champions, night_state
 from storage.inbox_ledger import LEGACY_CONSUMER, acknowledge_inbox_batches, new_inbox_batches
+from storage.models import read_card
 from storage.paths import exists, join
 from storage.reports import new_run_id
 from tasks.nightly.compare import Comparison
+from tasks.nightly.consolidation import FIT
 
 
 def consumer_of(detector: str) -> str:
@@ -77,6 +79,36 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
     return night
 
 
+def configured_rows(card: dict) -> int:
+    """How many rows of the configured training data a model card's detector (or its chain's first) was fitted on."""
+    training = card["training_data"]
+    return int(training.get("n_bonafide", 0)) + int(training.get("n_spoof", 0))
+
+
+def baseline_champion(model_path: str, version: int, run_id: str) -> ChampionRecord:
+    """The first night's baseline as the champion record, with the chain's ``step`` and ``cost``
+    of a baseline: a fit on the configured training data (its wall time is not measured:
+    ``addgp nightly`` may reuse an unchanged fitted version). Its EERs come with the first decision."""
+    cost = StepCost(wall_s=None, rows_learnt=configured_rows(read_card(model_path)), inbox_rows=0)
+    return ChampionRecord(model_path=model_path, version=version, run_id=run_id, step=FIT, cost=cost)
+
+
+def night_chain(state_dir: str, detector: str, night: Night) -> list[dict]:
+    """The champion chain a night's challenger builds on, oldest first (the champion file's
+    records): the promoted models, and on the first night the baseline not yet promoted."""
+    chain = champion_chain(state_dir, detector)
+    champion = night.champion
+    if champion is not None and (not chain or chain[-1].get("model_path") != champion.model_path):
+        chain.append(night_state.champion_to_json(champion))
+    return chain
+
+
+def champion_chain(state_dir: str, detector: str) -> list[dict]:
+    """Every model promoted, oldest first, the champion in service last (the champion file's records)."""
+    record = champions.read_champions(state_dir, detector)
+    return [*record["history"], *([record["current"]] if record["current"] is not None else [])]
+
+
 def record_step(state_dir: str, detector: str, night: Night) -> Night:
     """``night`` (with a step's result added: ``replace(night, challenger=…)``), saved before the next step starts."""
     night_state.save_night(state_dir, detector, night)
@@ -107,6 +139,8 @@ def promote_after_decision(
             promoted_on=now,
             eer=comparison.challenger_eer,
             batches=night.batch_ids,
+            step=challenger.step,
+            cost=challenger.cost,
         )
         night_state.promote(state_dir, detector, champion)
     in_service = night_state.current_champion(state_dir, detector) or champion

@@ -5,6 +5,7 @@ composes them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night
+from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
 from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
 from storage import night_state, nightly_records
@@ -25,18 +26,23 @@ from tasks.ingest.checks import describe, pipeline_roles, problems
 from tasks.ingest.inbox import rows_of_batches
 from tasks.nightly.challenger import build_challenger, derived_card, select_rows, split_new_rows, subset_rows
 from tasks.nightly.compare import Comparison, compare_champion_and_challenger, reevaluate_champion
+from tasks.nightly.consolidation import CONSOLIDATE, RETRAIN, UPDATE, tonight_step
 from tasks.nightly.context import NightContext, NightResult
 from tasks.nightly.drift import measure_drift, reference_embeddings
 from tasks.nightly.intake import InboxFolder, inbox_folder, night_data_checks, without_excluded
 from tasks.nightly.night import (
+    baseline_champion,
+    champion_chain,
     champion_history,
     close_night,
+    configured_rows,
+    night_chain,
     open_night,
     promote_after_decision,
     record_champion_evaluation,
     record_step,
 )
-from tasks.nightly.pool import PooledRows, pool_rows, settled_pool
+from tasks.nightly.pool import PooledRows, pool_rows, row_keys, rows_of_keys, settled_pool
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.report.task import drift_announce_task, promotion_task
@@ -54,7 +60,7 @@ def open_night_task(ctx: NightContext, run_id: str | None) -> Night:
 @task(name="record-baseline", task_run_name="record-baseline[{ctx.name}]", cache_policy=NO_CACHE)
 def record_baseline_task(ctx: NightContext, night: Night, baseline: TrainedModel) -> Night:
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
-    champion = ChampionRecord(model_path=baseline.path, version=baseline.version, run_id=night.run_id)
+    champion = baseline_champion(baseline.path, baseline.version, night.run_id)
     return record_step(ctx.state, ctx.name, replace(night, champion=champion))
 
 
@@ -111,25 +117,55 @@ def night_data_checks_task(
 )
 def challenger_task(ctx: NightContext, night: Night, manifest_paths: list[str], pooled: PooledRows) -> Night:
     """Tonight's challenger (learning the pooled rows), registered as the next version of the
-    detector; on a resumed night, the one already built."""
+    detector; on a resumed night, the one already built.
+
+    The step that makes it (tasks/nightly/consolidation.py): ``retrain`` under that strategy;
+    under ``adapt``, ``update`` (the champion's own update on the pooled rows) or, when the
+    schedule (``nightly.consolidate_every_nights``) says so, ``consolidate``: a fresh fit on the
+    configured training data plus every inbox row learnt so far. The challenger record carries
+    the step and its cost (wall seconds of the build, inbox rows learnt), which a promotion
+    copies into the champion chain.
+    """
     if night.challenger is not None and exists(night.challenger.path):
         return night
     champion_path = _champion(night).model_path
     champion, card = load_detector(champion_path)
     strategy = ctx.nightly.strategy
+    step = (
+        RETRAIN
+        if strategy == "retrain"
+        else tonight_step(night_chain(ctx.state, ctx.name, night), ctx.nightly.consolidate_every_nights)
+    )
+    learnt = nightly_records.record_learnt_rows(ctx.state, ctx.name, row_keys(pooled.learn))
+    rows = (
+        rows_of_keys(read_manifest(ctx.inbox_manifest), learnt, pooled.learn) if step == CONSOLIDATE else pooled.learn
+    )
+    started = time.perf_counter()
     with progress_to_run_log():  # a retrained GP's steps as lines of this task run's log
         challenger = build_challenger(
             champion,
             card,
-            strategy,
+            "adapt" if step == UPDATE else "retrain",
             read_manifests(manifest_paths),
             ctx.workspace.embeddings,
-            pooled.learn,
+            rows,
             ctx.nightly.replay_rows,
         )
-    provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night.run_id}
-    ref = save_model(ctx.workspace.models, ctx.name, challenger, derived_card(card, pooled.learn, provenance))
-    record = ChallengerRecord(name=ctx.name, kind=card["model_type"], path=str(ref.path), version=ref.version)
+    cost = StepCost(
+        wall_s=round(time.perf_counter() - started, 2),
+        rows_learnt=int(len(rows)) + (0 if step == UPDATE else configured_rows(card)),
+        inbox_rows=int(len(rows)),
+    )
+    provenance = {
+        "nightly_strategy": strategy,
+        "nightly_step": step,
+        "parent_model": champion_path,
+        "nightly_run_id": night.run_id,
+    }
+    ref = save_model(ctx.workspace.models, ctx.name, challenger, derived_card(card, rows, provenance))
+    record = ChallengerRecord(
+        name=ctx.name, kind=card["model_type"], path=str(ref.path), version=ref.version, step=step, cost=cost
+    )
     return record_step(ctx.state, ctx.name, replace(night, challenger=record))
 
 
@@ -325,6 +361,7 @@ def quiet_outcome(
         warnings=ctx.warnings,
         reevaluation=reevaluation,
         champion_history=champion_history(ctx.state, ctx.name),
+        chain=champion_chain(ctx.state, ctx.name),
         rejects=intake.rejects,
         detector=ctx.name,
         inbox=asdict(intake.inbox),
@@ -342,6 +379,7 @@ def night_outcome(
     drift: DriftHistory,
 ) -> NightlyOutcome:
     """The report of a night with new batches (each argument of its own type: none can be swapped)."""
+    challenger = _challenger(night)
     return NightlyOutcome(
         ctx.config.name,
         night.run_id,
@@ -353,6 +391,7 @@ def night_outcome(
         ctx.warnings,
         evidence=comparison.evidence,
         champion_history=champion_history(ctx.state, ctx.name),
+        chain=champion_chain(ctx.state, ctx.name),
         rejects=intake.rejects,
         detector=ctx.name,
         inbox=asdict(intake.inbox),
@@ -363,7 +402,9 @@ def night_outcome(
             "strategy": ctx.nightly.strategy,
             "new_rows": int(len(pooled.learn)),
             "held_out_rows": int(len(pooled.held_out)),
-            "model": _challenger(night).path,
+            "model": challenger.path,
+            "step": challenger.step,
+            "cost": asdict(challenger.cost) if challenger.cost is not None else None,
         },
         gate=comparison.gate.as_dict(),
         drift=drift.nights,
