@@ -22,7 +22,7 @@ from tasks.embed.task import embed_task
 from tasks.evaluate.task import cross_dataset_task, evaluate_task
 from tasks.ingest.task import data_checks_task, ingest_datasets, near_duplicate_task, plan_run
 from tasks.report.build import ReportInput
-from tasks.report.content import RunStages, run_report_input
+from tasks.report.run_input import RunStages, run_report_input
 from tasks.report.task import regressions_task, report_task
 from tasks.train.task import train_task
 

@@ -6,7 +6,7 @@ from test_crossdataset import make_scores
 
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.report.build import ReportInput, render_report
-from tasks.train.fit import TrainedModel
+from tasks.train.trained import TrainedModel
 
 
 def rendered(train_attacks: dict[str, list[str] | None]) -> str:

@@ -15,7 +15,7 @@ from tasks.embed.task import dask_client
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
 from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
-from tasks.train.fit import TrainedModel
+from tasks.train.trained import TrainedModel
 
 
 def _evaluate_name(parameters: dict[str, Any]) -> str:

@@ -47,7 +47,7 @@ from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.report.task import drift_announce_task, promotion_task
 from tasks.train.detectors import load_detector
-from tasks.train.fit import TrainedModel
+from tasks.train.trained import TrainedModel
 
 
 @task(name="open-night", task_run_name="open-night[{ctx.name}]", cache_policy=NO_CACHE)

@@ -16,17 +16,13 @@ import numpy as np
 import pandas as pd
 
 from addgp import __version__
-from tasks.degrade.task import DegradedCopies
-from tasks.embed.encoder import RANDOM_WEIGHT_WARNING
-from tasks.embed.run import EmbedSummary
 from tasks.evaluate.crossdataset import Evaluation, evaluate_scores
 from tasks.evaluate.robustness import clean_rows
-from tasks.ingest.common import IngestedCorpus
 from tasks.ingest.losses import LeftOut
 from tasks.report import plots
 from tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
 from tasks.report.format import jsonable, records, slug, truthy, without_paths, without_paths_in_text
-from tasks.train.fit import TrainedModel
+from tasks.train.trained import TrainedModel
 
 FORMAT = "addgp-report/3"
 TREND_RUNS = 50  # at most this many reports in the trend plot
@@ -64,7 +60,7 @@ class ReportInput:
     models: Sequence[TrainedModel | ModelEntry]
     encoder: str
     warnings: list[str] = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # free-form, into metrics.json: a run's are run_notes(...)
+    notes: dict = field(default_factory=dict)  # free-form, into metrics.json (a pipeline run's: RunStages.notes)
     evaluation: Evaluation | None = None
     scores: pd.DataFrame | None = None
     previous: dict | None = None
@@ -74,41 +70,6 @@ class ReportInput:
     # corpora (or their train/eval role) the run left out after ingest lost rows
     # (tasks/ingest/losses.py), shown as "Corpora left out"
     left_out: list[LeftOut] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RunStages:
-    """What a pipeline run's stages handed on that its report shows besides the scores."""
-
-    ingests: dict[str, IngestedCorpus]
-    embed: EmbedSummary
-    degraded: DegradedCopies | None
-    models: list[TrainedModel]
-    data_checks: pd.DataFrame
-    left_out: list[LeftOut]
-
-    def notes(self) -> dict:
-        """The run notes of metrics.json: the ingest, embed (and degrade) summaries."""
-        notes: dict = {"ingest": {name: i.as_dict() for name, i in self.ingests.items()}, "embed": self.embed.as_dict()}
-        if self.degraded is not None:
-            notes["degrade"] = [s.as_dict() for s in self.degraded.summaries]
-        return notes
-
-
-def run_report_input(config_name: str, run_id: str, stages: RunStages, evaluation: Evaluation) -> ReportInput:
-    """The report of a pipeline run: its models, encoder (the random-weight banner when so), run notes,
-    data checks and the corpora it left out, around ``evaluation``."""
-    return ReportInput(
-        title=f"addgp report: {config_name}",
-        run_id=run_id,
-        models=stages.models,
-        encoder=stages.embed.encoder,
-        warnings=[RANDOM_WEIGHT_WARNING] if stages.embed.random_weights else [],
-        notes=stages.notes(),
-        evaluation=evaluation,
-        data_checks=stages.data_checks,
-        left_out=stages.left_out,
-    )
 
 
 def _model_record(model: TrainedModel | ModelEntry, settings: dict[str, str]) -> dict:

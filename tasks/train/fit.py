@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -13,6 +13,7 @@ from storage.models import EmbeddingSetting, ModelRef, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
+from tasks.train.trained import TrainedModel
 from tasks.train.training_sets import training_sets
 from tasks.train.unchanged import INPUT_DIGEST_KEY, input_digest, unchanged_version
 
@@ -25,25 +26,6 @@ class TrainingSelection:
     splits: tuple[str, ...]
     dev_splits: tuple[str, ...]
     layer: int
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """What training hands on: the registered version (``path`` = MODELS/NAME/vN) and what the
-    report shows of it, read from its card; ``reused``: an unchanged earlier version."""
-
-    name: str
-    kind: str
-    path: str
-    version: int
-    dev_metrics: dict[str, float] | None  # metrics on the dev splits; None without dev rows
-    summary: str  # non-default hyper-parameters and calibration (detector_summary)
-    train_attacks: list[str] | None  # attack ids of the training rows; None on cards from before
-    reused: bool
-
-    def as_dict(self) -> dict:
-        """The record ``addgp train`` prints."""
-        return asdict(self)
 
 
 def snapshot_id(rows: pd.DataFrame) -> str:
