@@ -253,7 +253,8 @@ def markdown(rows: list[dict], args) -> str:
     lines = [
         f"nights={args.nights}, rows/night={args.rows}, n_train={args.n_train}, dim={args.dim}, seed={args.seed}, "
         f"eval rows per corpus={args.n_eval}, GP steps={args.gp_steps}, inducing={args.inducing}, "
-        f"new family every {args.arrive_every} nights, weekly retrain every {args.retrain_every} nights, "
+        f"new family every {args.arrive_every} nights, weekly consolidates every {args.retrain_every} nights since "
+        "its last fit, "
         f"shot weight {args.shot_weight:g}",
         "",
         "| strategy | night | step | arrived | new EER arrived | new EER not yet | 8-corpus EER | forgetting "
@@ -275,15 +276,19 @@ def markdown(rows: list[dict], args) -> str:
         )
     lines += [
         "",
-        "| strategy | total update s | forgetting after 10 nights | last night: new EER arrived | max forgetting |",
+        "| strategy | total update s | forgetting after 10 nights | new EER arrived after 10 nights "
+        "| last night: new EER arrived | max forgetting | full fits on nights |",
     ]
-    lines.append("|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     for name in args.strategies:
         own = [r for r in rows if r["strategy"] == name]
         at10 = next((r for r in own if r["night"] == min(10, args.nights)), own[-1])
+        fits = [str(r["night"]) for r in own if r["night"] > 0 and r["step"] != "update"]
+        fit_nights = "every night" if len(fits) == args.nights else ", ".join(fits) or "none"
         lines.append(
             f"| {name} | {sum(r['update_s'] for r in own if r['night'] > 0):.1f} | {at10['forgetting']:+.3f} | "
-            f"{cell(own[-1]['new_eer_arrived'], '.3f')} | {max(r['forgetting'] for r in own):+.3f} |"
+            f"{cell(at10['new_eer_arrived'], '.3f')} | {cell(own[-1]['new_eer_arrived'], '.3f')} | "
+            f"{max(r['forgetting'] for r in own):+.3f} | {fit_nights} |"
         )
     return "\n".join(lines)
 

@@ -2,6 +2,9 @@
 chain, the config option that switches it on, and the record of the rows learnt so far.
 The nights through the real flow are in tests/test_nightly_season.py."""
 
+import json
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
@@ -15,6 +18,7 @@ from tasks.nightly.consolidation import (
     tonight_step,
     updates_since_full_fit,
 )
+from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 
 
 def _chain(*steps: str | None) -> list[dict]:
@@ -81,3 +85,51 @@ def test_the_rows_learnt_are_recorded_once_in_the_order_taken_in(tmp_path):
     assert again == [["inbox", "b1/x"], ["inbox", "b1/y"], ["inbox", "b2/z"]]
     assert nightly_records.read_learnt_rows(tmp_path, "gp") == again
     assert nightly_records.read_learnt_rows(tmp_path, "lr") == []
+
+
+def test_the_report_names_tonights_step_its_cost_and_the_chain():
+    chain = [
+        {
+            "model_path": "/w/models/gp/v1",
+            "version": 1,
+            "promoted_at": "n-1",
+            "step": FIT,
+            "cost": {"wall_s": None, "rows_learnt": 40},
+        },
+        {
+            "model_path": "/w/models/gp/v2",
+            "version": 2,
+            "promoted_at": "n-1",
+            "step": UPDATE,
+            "cost": {"wall_s": 0.6, "rows_learnt": 12},
+        },
+    ]
+    refused = NightlyOutcome(
+        "night",
+        "n-2",
+        [{"batch_id": "b2"}],
+        decision={"promote": False, "reason": "worse on the new fakes: 9.00 % > 2.00 %", "outcome": "kept"},
+        challenger={
+            "strategy": "adapt",
+            "new_rows": 11,
+            "held_out_rows": 8,
+            "model": "/w/models/gp/v3",
+            "step": CONSOLIDATE,
+            "cost": {"wall_s": 19.3, "rows_learnt": 63, "inbox_rows": 23},
+        },
+        chain=chain,
+    )
+    text = render_markdown(refused)
+    assert "Tonight's step: consolidate, a scheduled consolidation" in text and "(19.3 s, 63 rows learnt)" in text
+    assert "the next night with new data consolidates again" in text
+    assert (
+        "## Champion chain" in text
+        and "| 2 | update | n-1 | 0.6 | 12 |" in text
+        and "| 1 | fit | n-1 | – | 40 |" in text
+    )
+    document = json.loads(render_nightly_report(refused)["metrics.json"])
+    assert [r["step"] for r in document["champion_chain"]] == [FIT, UPDATE]
+    assert document["challenger"]["step"] == CONSOLIDATE and document["challenger"]["model"] == "gp/v3"
+    # an update night, or a promoted consolidation, says nothing about the next night
+    promoted = replace(refused, decision={**refused.decision, "promote": True, "outcome": "promoted"})
+    assert "consolidates again" not in render_markdown(promoted)
