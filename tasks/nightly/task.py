@@ -1,6 +1,8 @@
 """Prefect tasks of the nightly loop: open the night, build the challenger, compare, promote,
-publish, close. Each is a thin wrapper over tasks/nightly and storage; flows/nightly.py
-composes them.
+publish, close. Each is a thin wrapper over tasks/nightly and storage taking the night's
+``NightContext``; flows/nightly.py composes them. Around them, the plain steps the flow calls
+between tasks: ``night_intake`` (the drop folder), ``night_outcome`` / ``quiet_outcome`` (the
+nightly report's input from the typed values) and ``announce_night`` (events, the result).
 """
 
 from __future__ import annotations
