@@ -49,7 +49,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from addgp.contracts import EMBEDDING_KEY_COLUMNS, looks_like_path
-from storage.paths import exists, filesystem, flocked, join
+from storage.paths import OldFormatError, exists, filesystem, flocked, join
 
 REJECTS_DIR = "_rejects"
 LOCK_FILE = ".writer.lock"
@@ -80,12 +80,6 @@ REJECTS_SCHEMA = pa.schema(
         ("kind", pa.string()),
     ]
 )
-# Rejects written before ``kind`` existed are classed by their reason: these beginnings are the
-# file-access failures (libsndfile's "System error" is how older versions reported a file they
-# could not open, e.g. a relative path on a worker started elsewhere).
-LEGACY_TRANSIENT_REASONS = ("audio file missing", "unreadable audio", "not a regular file")
-LEGACY_TRANSIENT_MARKER = "System error"
-
 # Which audio and which encoder a stored row is of: shared by the embeddings and the frame cache.
 SOURCE_FIELDS = [
     pa.field("utt_id", pa.string()),
@@ -387,7 +381,7 @@ def _setting_filter(encoder: str, pooling: str, crop_s: float | None) -> pc.Expr
 def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     """Every embed rejects row of the store, or of one encoder setting's folder.
 
-    Rejects written before ``kind`` existed get it from their reason (``legacy_kind``).
+    A rejects file of an earlier version (no ``kind``) is an ``OldFormatError`` naming it.
     """
     base = join(store, REJECTS_DIR, slug) if slug else join(store, REJECTS_DIR)
     empty = REJECTS_SCHEMA.empty_table().to_pandas()
@@ -397,19 +391,19 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     files = shard_files(fs, root, "rejects-")
     if not files:
         return empty
-    # The explicit schema reads older files too: their missing ``kind`` comes back null.
-    table = ds.dataset(files, schema=REJECTS_SCHEMA, filesystem=fs, format="parquet").to_table()
-    rejects = table.to_pandas()
-    unclassed = rejects["kind"].isna()
-    if unclassed.any():
-        rejects.loc[unclassed, "kind"] = [legacy_kind(reason) for reason in rejects.loc[unclassed, "reason"]]
+    # The explicit schema reads a file without ``kind`` too (its kinds come back null): found here,
+    # then named by the file's own schema.
+    rejects = ds.dataset(files, schema=REJECTS_SCHEMA, filesystem=fs, format="parquet").to_table().to_pandas()
+    if rejects["kind"].isna().any():
+        for path in files:
+            with fs.open(path, "rb") as handle:
+                if "kind" not in pq.read_schema(handle).names:
+                    raise unclassed_rejects_error(path)
     return rejects.drop_duplicates().reset_index(drop=True)
 
 
-def legacy_kind(reason: str) -> str:
-    """The kind of a reject written before kinds were recorded, from its reason text."""
-    text = str(reason)
-    return TRANSIENT if text.startswith(LEGACY_TRANSIENT_REASONS) or LEGACY_TRANSIENT_MARKER in text else PERMANENT
+def unclassed_rejects_error(path: str) -> OldFormatError:
+    return OldFormatError(path, "embed rejects without a kind (transient or permanent)")
 
 
 # Before local checkpoints were named by the digest of their config and weights
@@ -583,8 +577,9 @@ def shard_exists(location: ShardLocation) -> bool:
     fs, path = filesystem(location.rejects_path)
     with fs.open(path, "rb") as handle:
         rejects = pq.read_table(handle).to_pandas()
-    kinds = rejects["kind"] if "kind" in rejects else rejects["reason"].map(legacy_kind)
-    return bool((kinds == PERMANENT).any())
+    if "kind" not in rejects:
+        raise unclassed_rejects_error(location.rejects_path)
+    return bool((rejects["kind"] == PERMANENT).any())
 
 
 @contextmanager
