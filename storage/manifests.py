@@ -110,7 +110,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     df = validate_manifest(df, source=str(path))
     relative = relative_paths(df)
     if relative.any():
-        raise OldFormatError(path, f"{int(relative.sum())} relative audio path(s), e.g. {df.loc[relative, 'path'].iloc[0]!r}")
+        raise OldFormatError(
+            path, f"{int(relative.sum())} relative audio path(s), e.g. {df.loc[relative, 'path'].iloc[0]!r}"
+        )
     return df
 
 
@@ -134,7 +136,9 @@ def read_manifests(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """
     for path in paths:
         if is_rejects_table(path):
-            raise OldFormatError(path, f"a rejects table beside the manifests, not a manifest (rejects live in {REJECTS_DIR}/)")
+            raise OldFormatError(
+                path, f"a rejects table beside the manifests, not a manifest (rejects live in {REJECTS_DIR}/)"
+            )
     frames = [read_manifest(p) for p in paths]
     return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, paths)))
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import write_audio
 
 from addgp.config import load_config
-from storage.manifests import write_manifest, write_rejects
+from storage.manifests import rejects_path_for, write_manifest, write_rejects
 from tasks.ingest.catalog import (
     RegistryError,
     default_registry_path,
@@ -81,7 +81,7 @@ corpora:
         "in_the_wild", tmp_path / "corpora" / "itw_ingested", dataset="itw_ingested", progress=False
     )
     write_manifest(ingested.manifest, tmp_path / "manifests" / "itw_ingested.parquet")
-    write_rejects(ingested.rejects, tmp_path / "manifests" / "itw_ingested.rejects.parquet")
+    write_rejects(ingested.rejects, rejects_path_for(tmp_path / "manifests" / "itw_ingested.parquet"))
 
     rows = {r["name"]: r for r in describe_registry(registry)}
     a = rows["itw_ingested"]

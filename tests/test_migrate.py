@@ -14,7 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import changed, run_migrate, write_tone
+from test_faults_models import CARD, _edit_card, _fitted
+from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.cli.common import EXIT_BAD_INPUT, exit_code_of
 from storage import champions
 from storage import embeddings as store
@@ -32,8 +35,6 @@ from storage.paths import OldFormatError
 from tasks.ingest.common import finalize
 from tasks.report.inventory import run_inventory
 from tasks.train.detectors import load_detector
-from test_faults_models import CARD, _edit_card, _fitted
-
 
 
 def _spec():
@@ -69,7 +70,10 @@ def old_workdir(tmp_path: Path) -> tuple[Path, dict]:
     first, second = manifest.iloc[0], manifest.iloc[1]
     unclassed = pd.DataFrame(
         [
-            {**first[["dataset", "utt_id", "sha256", "path"]], "reason": "failed to decode: Error opening 'x': System error."},
+            {
+                **first[["dataset", "utt_id", "sha256", "path"]],
+                "reason": "failed to decode: Error opening 'x': System error.",
+            },
             {**second[["dataset", "utt_id", "sha256", "path"]], "reason": "failed to decode: Format not recognised."},
         ]
     )
@@ -111,6 +115,15 @@ def test_every_old_format_is_refused_by_its_reader_then_migrated_once(tmp_path, 
     message = _refused(lambda: find_rejects(manifests / "alpha.parquet"), manifests / "alpha.rejects.parquet")
     assert f"addgp migrate {work}`" in message, "the message names the workdir to migrate"
     _refused(lambda: read_manifests(sorted(manifests.glob("*.parquet"))), manifests / "alpha.rejects.parquet")
+    glob = [
+        str(p) for p in sorted(manifests.glob("*.parquet"))
+    ]  # `addgp embed manifests/*.parquet` as the docs write it
+    embed = CliRunner().invoke(app, ["embed", *glob, "--encoder", "tiny-random", "--store", str(work / "embeddings")])
+    assert (
+        embed.exit_code == EXIT_BAD_INPUT
+        and "alpha.rejects.parquet" in embed.output
+        and "addgp migrate" in embed.output
+    )
     _refused(lambda: read_manifest(manifests / "beta.parquet"), manifests / "beta.parquet")
     _refused(lambda: store.read_rejects(str(work / "embeddings")), old["location"].rejects_path)
     _refused(lambda: store.shard_exists(old["location"]), old["location"].rejects_path)
@@ -167,16 +180,3 @@ def test_what_a_step_cannot_decide_is_left_named_and_exits_2(tmp_path, monkeypat
     assert "left: " in progress
     _refused(lambda: read_manifest(work / "manifests" / "beta.parquet"), work / "manifests" / "beta.parquet")
     _refused(lambda: read_card(old["model"]), Path(old["model"]) / "model_card.json")
-
-
-def test_an_unclassed_reject_migrated_is_retried_by_the_next_embed(tmp_path):
-    """The converted heal test: after migrate, 'System error' (a file a worker could not open) is
-    transient, so embed retries it; a file that is not audio stays rejected."""
-    from tasks.embed.run import embed_manifest
-
-    work, old = old_workdir(tmp_path)
-    assert run_migrate(work, "--relative-to", str(tmp_path))[0] == 0
-    summary = embed_manifest(old["manifest"], _spec(), str(work / "embeddings"), progress=False)
-    assert summary.utterances_embedded == 2  # the transient one and the one never tried
-    assert summary.rejects_by_dataset["alpha"]["permanent"] == 1
-    assert summary.rejects_by_dataset["alpha"]["transient"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flows.cli.common import EXIT_BAD_INPUT, app, exit_codes
+from flows.cli.console import say
 
 
 @app.command()
@@ -35,15 +36,14 @@ def migrate(
     for i, step in enumerate(MIGRATIONS, 1):
         with exit_codes(OSError, ValueError, prefix=f"migrate: {step.title}: "):
             result = step.run(target)
-        typer.echo(
+        say(
             f"migrate [{i}/{len(MIGRATIONS)}] {step.title}: {len(result.changed)} file(s) {verb}"
-            + (f", {len(result.left)} left" if result.left else ""),
-            err=True,
+            + (f", {len(result.left)} left" if result.left else "")
         )
         for line in result.changed:
-            typer.echo(f"  {line}", err=True)
+            say(f"  {line}")
         for line in result.left:
-            typer.echo(f"  left: {line}", err=True)
+            say(f"  left: {line}")
         summary["changed"][step.title] = result.changed
         summary["left"][step.title] = result.left
     typer.echo(json.dumps(summary, indent=2))

@@ -102,7 +102,9 @@ def _nightly_roots(reports_root: str) -> list[tuple[str, str]]:
     nightly = join(reports_root, "nightly")
     shared = list_reports(nightly)
     if shared:
-        raise OldFormatError(join(nightly, shared[0]), "a nightly report in the shared folder (reports/nightly/DETECTOR/ now)")
+        raise OldFormatError(
+            join(nightly, shared[0]), "a nightly report in the shared folder (reports/nightly/DETECTOR/ now)"
+        )
     return [(d, join(nightly, d)) for d in _subfolders(nightly)]
 
 
