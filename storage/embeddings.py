@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,6 @@ DEDUPE_COLUMNS = (*EMBEDDING_KEY_COLUMNS, "crop_s", "sha256")
 # file could not be read — missing, no permission, an I/O error — which may be over by then).
 TRANSIENT = "transient"
 PERMANENT = "permanent"
-REJECT_KINDS = (TRANSIENT, PERMANENT)
 REJECTS_SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -131,7 +130,7 @@ def dataset_folder(name: str) -> str:
     """The folder of a dataset's shards: its name percent-encoded (RFC 3986 unreserved characters
     kept), with a leading ``.`` or ``_`` encoded too, so discovery never takes it for hidden.
 
-    Reversible (``dataset_from_folder``) and collision-free for names up to ``MAX_FOLDER_CHARS``
+    Reversible (percent-decoding gives the name back) and collision-free for names up to ``MAX_FOLDER_CHARS``
     encoded characters; plain names (``asvspoof2019_la``) keep their folder of older stores.
     Longer names keep a readable prefix and a hash of the whole name (still collision-free;
     the name itself is in every row).
@@ -145,11 +144,6 @@ def dataset_folder(name: str) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         encoded = f"{encoded[: MAX_FOLDER_CHARS - 20].rstrip('%0123456789ABCDEF')}--{digest}"
     return encoded
-
-
-def dataset_from_folder(folder: str) -> str:
-    """The dataset name a folder of ``dataset_folder`` stands for (not for hashed long names)."""
-    return unquote(folder)
 
 
 class StaleWriterError(RuntimeError):
@@ -554,17 +548,6 @@ def setting_shards(store: str, encoder: str, pooling: str, crop_s: float | None,
     rows of the dataset are added (or a shard is rewritten): the score cache's view of the store.
     """
     return [path.rsplit("/", 1)[-1] for path in setting_shard_paths(store, encoder, pooling, crop_s, dataset)]
-
-
-def store_summary(store: str) -> pd.DataFrame:
-    """Row counts per encoder setting, dataset and layer (for `addgp embed` and reports)."""
-    dataset = _dataset(store)
-    if dataset is None:
-        return pd.DataFrame(columns=["encoder", "pooling", "crop_s", "dataset", "layer", "rows", "random_weights"])
-    meta = dataset.to_table(columns=list(DEDUPE_COLUMNS) + ["random_weights"]).to_pandas()
-    meta = meta.drop_duplicates(subset=list(DEDUPE_COLUMNS))
-    grouped = meta.groupby(["encoder", "pooling", "crop_s", "dataset", "layer"], dropna=False)
-    return grouped.agg(rows=("utt_id", "size"), random_weights=("random_weights", "any")).reset_index()
 
 
 def shard_exists(location: ShardLocation) -> bool:

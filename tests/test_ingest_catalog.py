@@ -14,7 +14,6 @@ from tasks.ingest.catalog import (
     default_registry_path,
     describe_registry,
     load_registry,
-    registry_ingest_args,
     render_registry,
 )
 from tasks.ingest.registry import ingest_dataset
@@ -106,8 +105,13 @@ corpora:
     table = render_registry(list(rows.values()))
     assert table.splitlines()[0].split()[:3] == ["name", "adapter", "on"] and "itw_scanned" in table
 
-    adapter, root, options = registry_ingest_args(registry, "itw_scanned")
-    assert (adapter, root, options) == ("in_the_wild", str(tmp_path / "corpora" / "itw_scanned"), {})
+    loaded = load_registry(registry)
+    corpus = loaded.entry("itw_scanned")
+    assert (corpus.adapter, loaded.resolved_root(corpus), loaded.resolved_options(corpus)) == (
+        "in_the_wild",
+        str(tmp_path / "corpora" / "itw_scanned"),
+        {},
+    )
 
 
 def test_registry_errors_name_the_file_and_key(tmp_path, monkeypatch):
