@@ -180,3 +180,5 @@ def test_a_card_written_before_the_digest_is_refused_until_migrated(tmp_path):
     detector, card = load_detector(ref)
     assert card == sealed, "the sealed card is the card the current version would have written"
     assert len(detector.decision_function(np.zeros((2, 4)))) == 2
+    save_model(models, "lr", _fitted(4), CARD)  # a card of this version beside it
+    assert changed(run_migrate(tmp_path)[1]) == [], "a second migration changes nothing"
