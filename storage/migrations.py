@@ -34,7 +34,7 @@ from addgp.contracts import MANIFEST_COLUMNS
 from storage import champions
 from storage.embeddings import PERMANENT, REJECTS_DIR, REJECTS_SCHEMA, TRANSIENT
 from storage.inbox_ledger import LEDGER_VERSION, ledger_path, nightly_consumer
-from storage.manifests import REJECTS_SUFFIX, is_rejects_table, rejects_path_for, write_manifest
+from storage.manifests import REJECTS_SUFFIX, is_rejects_table, rejects_path_for, relative_paths, write_manifest
 from storage.models import CARD_FILE, DIGEST_KEY, FORMAT, OLD_FORMATS, WEIGHTS_FILE, card_digest
 from storage.paths import atomic_write, is_url
 from storage.reports import read_report_metrics
@@ -101,8 +101,6 @@ def rejects_beside_manifests(target: Target) -> StepResult:
 def absolute_manifest_paths(target: Target) -> StepResult:
     """Manifests holding relative audio paths get them resolved against ``target.relative_to``
     (where they were ingested from); one none of whose relative paths exists there is left."""
-    from storage.manifests import relative_paths
-
     result = StepResult()
     for path in _manifests(target.workdir):
         frame = pq.read_table(path).to_pandas()
