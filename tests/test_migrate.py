@@ -18,7 +18,7 @@ from test_faults_models import CARD, _edit_card, _fitted
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.cli.common import EXIT_BAD_INPUT, exit_code_of
+from flows.cli.common import EXIT_BAD_INPUT, EXIT_BUSY, exit_code_of
 from storage import champions
 from storage import embeddings as store
 from storage.inbox_ledger import ledger_path, new_inbox_batches, read_ledger
@@ -180,3 +180,16 @@ def test_what_a_step_cannot_decide_is_left_named_and_exits_2(tmp_path, monkeypat
     assert "left: " in progress
     _refused(lambda: read_manifest(work / "manifests" / "beta.parquet"), work / "manifests" / "beta.parquet")
     _refused(lambda: read_card(old["model"]), Path(old["model"]) / "model_card.json")
+
+
+def test_migrate_waits_for_no_night_it_refuses_while_one_runs(tmp_path):
+    """A night reading half-migrated files could train on a mix: migrate holds the nightly lock."""
+    work, _ = old_workdir(tmp_path)
+    before = _tree(work)
+    with champions.exclusive_run(work / "state", "nightly"):
+        code = CliRunner().invoke(app, ["migrate", str(work), "--relative-to", str(tmp_path)]).exit_code
+        assert code == EXIT_BUSY
+        assert run_migrate(work, "--dry-run", "--relative-to", str(tmp_path))[0] == 0, "a dry run reads only"
+    assert {k: v for k, v in _tree(work).items() if not k.endswith(".lock")} == {
+        k: v for k, v in before.items() if not k.endswith(".lock")
+    }

@@ -52,7 +52,7 @@ Exit codes (every verb):
      of an earlier version (the message names which, and the fix:
      for those, `addgp migrate WORKDIR`)
   3  an encoder or model that is not on this machine
-  4  another run of the same kind holds the lock (nightly)
+  4  another run holds the lock (nightly; migrate while a night runs)
   5  score: the model was trained on another encoder variant (fp32/int8)
   6  run, report: the published report found regressions
      (--no-fail-on-regression: exit 0)
