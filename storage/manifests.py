@@ -139,6 +139,8 @@ def read_manifests(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             raise OldFormatError(
                 path, f"a rejects table beside the manifests, not a manifest (rejects live in {REJECTS_DIR}/)"
             )
+    if not paths:
+        raise ManifestError("no manifest given")
     frames = [read_manifest(p) for p in paths]
     return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, paths)))
 
