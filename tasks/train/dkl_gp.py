@@ -790,6 +790,8 @@ def _laplace(
         a_new = b - root * torch.cholesky_solve((root * (cov @ b))[:, None], chol)[:, 0]
         # Newton's step, halved while it lowers the objective (GPML's infLaplace searches the
         # line too): a full step can overshoot where the likelihood's curvature changes fast.
+        # Issue 20's failure was this: shots of both labels close together, at shot weight 5,
+        # sent plain Newton into a two-cycle of saturated values (docs/detectors.md).
         step = a_new - a
         for _ in range(30):
             f_new = mean + cov @ (a + step)
