@@ -98,11 +98,19 @@ def test_conditioning_converges_on_a_covariance_symmetric_only_to_float32_roundi
     mean = torch.rand(10, generator=generator, dtype=torch.float64) * 9 - 3
     noise = torch.randn(10, 10, generator=generator, dtype=torch.float64) * 1e-5
     with pytest.raises(UnsoundUpdateError, match="did not converge"):  # the failure, unsymmetrised
-        _laplace(mean, cov + noise - noise.mT, -torch.ones(10, dtype=torch.float64), torch.full((10,), 5.0, dtype=torch.float64), True)
+        _laplace(
+            mean,
+            cov + noise - noise.mT,
+            -torch.ones(10, dtype=torch.float64),
+            torch.full((10,), 5.0, dtype=torch.float64),
+            True,
+        )
     monkeypatch.setattr(DKLGPDetector, "_base_latent", lambda self, x, joint: (mean, cov + noise - noise.mT))
     X_shots, y_shots = make_set(4, 0, {"C": 10}, shift=0.6)
     adapted = variational._condition(X_shots, is_spoof_target(y_shots), 5.0, max_rows=None)
-    expected, _ = _laplace(mean, cov, -torch.ones(10, dtype=torch.float64), torch.full((10,), 5.0, dtype=torch.float64), True)
+    expected, _ = _laplace(
+        mean, cov, -torch.ones(10, dtype=torch.float64), torch.full((10,), 5.0, dtype=torch.float64), True
+    )
     torch.testing.assert_close(adapted.shots_["alpha"], expected, rtol=1e-4, atol=1e-6)
 
 
