@@ -58,4 +58,4 @@ lock: setup
 	PYTHON=$(BIN)/python TORCH_CPU_INDEX=$(TORCH_CPU_INDEX) locks/update.sh $(LOCK_ARGS)
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache .coverage
