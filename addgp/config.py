@@ -342,6 +342,15 @@ class NightlyConfig(_Strict):
     # replay refit); on the season benchmark it learns new families as well as `retrain` at ~1 %
     # of the cost, and forgets more, which a periodic `retrain` consolidates (docs/detectors.md).
     strategy: Literal["retrain", "adapt"] = "adapt"
+    # Scheduled consolidation (tasks/nightly/consolidation.py): every Nth night since the champion
+    # chain's last full fit, the challenger is a fresh fit on the training data plus every inbox
+    # row learnt so far instead of an update; the nights between update. None = update every night.
+    consolidate_every_nights: int | None = Field(
+        default=None,
+        ge=1,
+        description="with strategy adapt: make every Nth night since the last full fit a full refit on the "
+        "training data plus all inbox rows learnt so far (1 = every night); null = never",
+    )
     holdout_fraction: float = Field(default=0.3, gt=0, lt=1, description="share of new rows kept to test on")
     replay_rows: int = Field(default=2000, ge=1, description="old training rows replayed when adapting")
     n_boot: int = Field(default=200, ge=10, description="bootstrap resamples for the promotion CI")
@@ -351,6 +360,16 @@ class NightlyConfig(_Strict):
     create_inbox: bool = Field(default=False, description="create the inbox drop folder when it does not exist")
     gate: GateConfig = Field(default_factory=GateConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @model_validator(mode="after")
+    def _consolidation_needs_updates(self) -> NightlyConfig:
+        if self.consolidate_every_nights is not None and self.strategy != "adapt":
+            raise ValueError(
+                f"consolidate_every_nights: {self.consolidate_every_nights} schedules full refits between "
+                f"update nights, but strategy is {self.strategy!r}, which refits every night; "
+                "set strategy: adapt, or remove consolidate_every_nights"
+            )
+        return self
 
 
 class PipelineConfig(_Strict):

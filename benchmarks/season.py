@@ -25,7 +25,9 @@ the same reduced budget ``--gp-steps`` / ``--inducing``, the same for all GP str
   (``adapt(update="condition", max_rows=None)``);
 * ``stream`` (the new default update): ``adapt()``, the streaming update of q(u);
 * ``retrain``: a fresh GP on the training set plus every night's rows, every night;
-* ``weekly``: ``stream`` on most nights, a fresh GP on all rows every ``--retrain-every`` nights;
+* ``weekly``: ``stream`` on most nights, a fresh GP on all rows every ``--retrain-every`` nights
+  since the last fit (the nightly loop's ``nightly.consolidate_every_nights`` and its very rule,
+  tasks/nightly/consolidation.py: nights 7, 14, … with the default 7);
 * ``lr``: logistic regression refitted on all rows every night (cheap, so always a retrain).
 
 What it reports per strategy and night (JSON lines to ``--out``; Markdown on stdout): the EER of
@@ -55,6 +57,7 @@ import torch
 
 from addgp.metrics import compute_metrics
 from benchmarks.shift import CORPORA, World
+from tasks.nightly.consolidation import FIT, RETRAIN, UPDATE, tonight_step
 from tasks.train.dkl_gp import DKLGPDetector
 from tasks.train.logreg import LogRegDetector
 
@@ -117,6 +120,7 @@ class Strategy:
         self.name, self.args = name, args
         self.X, self.y, self.Xd, self.yd = X, y, Xd, yd  # everything seen so far (for the retraining ones)
         self.detector = self.fit()
+        self.chain = [{"step": FIT}]  # the steps that made each model in turn (no gate here: all kept)
 
     def make(self):
         if self.name == "lr":
@@ -129,19 +133,22 @@ class Strategy:
     def learn(self, night: int, X_new, y_new) -> str:
         """Learn tonight's rows; returns which step ran."""
         self.X, self.y = np.concatenate([self.X, X_new]), np.concatenate([self.y, y_new])
-        retrain_tonight = self.name in ("retrain", "lr") or (
-            self.name == "weekly" and night % self.args.retrain_every == 0
-        )
-        if retrain_tonight:
+        if self.name in ("retrain", "lr"):
+            step = RETRAIN
+        elif self.name == "weekly":  # the nightly loop's own rule (nightly.consolidate_every_nights)
+            step = tonight_step(self.chain, self.args.retrain_every)
+        else:
+            step = UPDATE
+        if step != UPDATE:
             self.detector = self.fit()
-            return "retrain"
-        if self.name == "chained":
+        elif self.name == "chained":
             self.detector = self.detector.adapt(
                 X_new, y_new, update="condition", max_rows=None, shot_weight=self.args.shot_weight
             )
         else:
             self.detector = self.detector.adapt(X_new, y_new, shot_weight=self.args.shot_weight)
-        return "update"
+        self.chain.append({"step": step})
+        return step
 
 
 def run(args) -> list[dict]:
@@ -246,7 +253,8 @@ def markdown(rows: list[dict], args) -> str:
     lines = [
         f"nights={args.nights}, rows/night={args.rows}, n_train={args.n_train}, dim={args.dim}, seed={args.seed}, "
         f"eval rows per corpus={args.n_eval}, GP steps={args.gp_steps}, inducing={args.inducing}, "
-        f"new family every {args.arrive_every} nights, weekly retrain every {args.retrain_every} nights, "
+        f"new family every {args.arrive_every} nights, weekly consolidates every {args.retrain_every} nights since "
+        "its last fit, "
         f"shot weight {args.shot_weight:g}",
         "",
         "| strategy | night | step | arrived | new EER arrived | new EER not yet | 8-corpus EER | forgetting "
@@ -268,15 +276,19 @@ def markdown(rows: list[dict], args) -> str:
         )
     lines += [
         "",
-        "| strategy | total update s | forgetting after 10 nights | last night: new EER arrived | max forgetting |",
+        "| strategy | total update s | forgetting after 10 nights | new EER arrived after 10 nights "
+        "| last night: new EER arrived | max forgetting | full fits on nights |",
     ]
-    lines.append("|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     for name in args.strategies:
         own = [r for r in rows if r["strategy"] == name]
         at10 = next((r for r in own if r["night"] == min(10, args.nights)), own[-1])
+        fits = [str(r["night"]) for r in own if r["night"] > 0 and r["step"] != "update"]
+        fit_nights = "every night" if len(fits) == args.nights else ", ".join(fits) or "none"
         lines.append(
             f"| {name} | {sum(r['update_s'] for r in own if r['night'] > 0):.1f} | {at10['forgetting']:+.3f} | "
-            f"{cell(own[-1]['new_eer_arrived'], '.3f')} | {max(r['forgetting'] for r in own):+.3f} |"
+            f"{cell(at10['new_eer_arrived'], '.3f')} | {cell(own[-1]['new_eer_arrived'], '.3f')} | "
+            f"{max(r['forgetting'] for r in own):+.3f} | {fit_nights} |"
         )
     return "\n".join(lines)
 
@@ -307,7 +319,12 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arrive-every", type=int, default=3, help="nights between new families")
-    parser.add_argument("--retrain-every", type=int, default=7, help="the weekly strategy's retrain period")
+    parser.add_argument(
+        "--retrain-every",
+        type=int,
+        default=7,
+        help="the weekly strategy's consolidation period (nightly.consolidate_every_nights)",
+    )
     parser.add_argument("--gp-steps", type=int, default=150, help="max_steps of every GP fit (all strategies alike)")
     parser.add_argument("--inducing", type=int, default=128, help="n_inducing of every GP (all strategies alike)")
     parser.add_argument(

@@ -32,7 +32,7 @@ from tasks.embed.task import embed_task
 from tasks.ingest.checks import pipeline_roles
 from tasks.ingest.task import ingest_task
 from tasks.nightly.intake import inbox_folder
-from tasks.nightly.night import champion_history
+from tasks.nightly.night import champion_chain, champion_history
 from tasks.nightly.task import (
     challenger_task,
     close_night_task,
@@ -121,6 +121,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
                 warnings=warnings,
                 reevaluation=reevaluation,
                 champion_history=champion_history(state, detector.name),
+                chain=champion_chain(state, detector.name),
                 rejects=rejects,
                 detector=detector.name,
                 inbox=inbox,
@@ -171,6 +172,8 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             detector.name,
             pooled["learn"],
             nightly.replay_rows,
+            workspace.manifest(nightly.inbox),
+            nightly.consolidate_every_nights,
         )
         comparison = compare_task(
             night["champion"]["model_path"],
@@ -199,6 +202,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
             warnings,
             evidence=comparison["evidence"],
             champion_history=champion_history(state, detector.name),
+            chain=champion_chain(state, detector.name),
             rejects=rejects,
             detector=detector.name,
             inbox=inbox,
@@ -210,6 +214,7 @@ def nightly_flow(config_path: str, run_id: str | None = None) -> dict:
                 "new_rows": int(len(pooled["learn"])),
                 "held_out_rows": int(len(pooled["held_out"])),
                 "model": night["challenger"]["path"],
+                **{k: night["challenger"].get(k) for k in ("step", "cost")},
             },
             gate=comparison["gate"],
             drift=drift,

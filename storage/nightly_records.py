@@ -13,6 +13,12 @@ as empty; a decided night clears the pool.
 
 ``STATE/drift-<detector>.json`` — ``{"nights": [drift record, …]}``, oldest first, at most
 ``keep`` nights (``nightly.drift.history_nights``), one per run id.
+
+``STATE/learnt-<detector>.json`` — ``{"rows": [[dataset, utt_id], …]}``: every inbox row a
+challenger of this detector was built to learn from (never a held-out row, never an eval copy),
+in the order taken in, each once. A scheduled consolidation refits on the configured training
+data plus these rows (tasks/nightly/consolidation.py). Row keys only: about 60 bytes a row,
+like the batch ledger's list of files.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ EMPTY_POOL: dict = {"champion": None, "nights": [], "held_out": [], "learn": []}
 
 def _evidence_path(state_dir: str | os.PathLike, detector: str) -> str:
     return state_path(state_dir, f"evidence-{detector}.json")
+
+
+def _learnt_path(state_dir: str | os.PathLike, detector: str) -> str:
+    return state_path(state_dir, f"learnt-{detector}.json")
 
 
 def _drift_path(state_dir: str | os.PathLike, detector: str) -> str:
@@ -61,3 +71,24 @@ def record_drift(state_dir: str | os.PathLike, detector: str, record: dict, keep
         nights = [*nights, record][-keep:]
         write_state(_drift_path(state_dir, detector), {"nights": nights})
     return nights
+
+
+def read_learnt_rows(state_dir: str | os.PathLike, detector: str) -> list[list[str]]:
+    """The keys ``[dataset, utt_id]`` of every inbox row learnt so far, oldest first."""
+    fix = (
+        "restore it from a backup; moving it away makes the next consolidation refit on the configured "
+        "training data and tonight's rows only"
+    )
+    return read_state(_learnt_path(state_dir, detector), {"rows": []}, fix=fix)["rows"]
+
+
+def record_learnt_rows(state_dir: str | os.PathLike, detector: str, keys: list[list[str]]) -> list[list[str]]:
+    """Add ``keys`` not yet recorded (a resumed night's repeat adds nothing); every key, oldest first."""
+    with state_lock(state_dir, f"learnt-{detector}.json"):
+        rows = read_learnt_rows(state_dir, detector)
+        known = {tuple(k) for k in rows}
+        added = [list(k) for k in dict.fromkeys(tuple(k) for k in keys) if k not in known]
+        if added:
+            rows = [*rows, *added]
+            write_state(_learnt_path(state_dir, detector), {"rows": rows})
+    return rows

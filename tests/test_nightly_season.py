@@ -6,11 +6,14 @@ Checked: one report per night; the champion chain (the baseline, then exactly th
 of the nights whose gate outcome is "promoted", in order); the gate's "not enough evidence yet"
 on the thin night and its rows pooled into the next night; the drift section and its trend;
 the saved model state of each night's challenger, in bytes, not growing with the nights.
+And four nights with a scheduled consolidation (``nightly.consolidate_every_nights``): the
+step each night ran, the chain's record of steps and costs, the rows a consolidation learnt.
 """
 
 import csv
 import json
 import shutil
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +24,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
 from flows.nightly import nightly_flow
-from storage import champions
+from storage import champions, nightly_records
+from tasks.nightly.consolidation import CONSOLIDATE, FIT, tonight_step
 from tasks.nightly.drift import MIN_ROWS
 from tasks.nightly.gate import KEPT, NOT_ENOUGH_EVIDENCE, PROMOTED
 from tasks.nightly.promotion import stratified_holdout_mask
@@ -185,3 +189,69 @@ def _season(tmp_path, hook):
         for i in range(1, 6)
     ]
     assert max(sizes) <= 1.05 * sizes[0], f"saved state grows with the nights: {sizes} bytes"
+
+
+def test_scheduled_consolidation_through_the_flow(tmp_path, prefect_backend):
+    """``nightly.consolidate_every_nights: 2``: every second night since the chain's last full fit
+    refits the GP on the training data plus every inbox row learnt so far, the nights between
+    update; the chain records each step and its cost, the report names tonight's step."""
+    every = 2
+    path = nightly_config(tmp_path, gate={"min_spoof": MIN_SPOOF, "min_bonafide": MIN_BONAFIDE, "ci_level": None})
+    config = yaml.safe_load(path.read_text())
+    params = {"mode": "variational", "hidden_dims": [8], "n_inducing": 16, "max_steps": 40, "progress": False}
+    config["train"]["detectors"] = [{"name": "gp", "kind": "dkl_gp", "params": params}]
+    config["nightly"] |= {"detector": "gp", "strategy": "adapt", "consolidate_every_nights": every}
+    config["nightly"]["drift"] = {"max_rows": 200, "n_permutations": 20}
+    path.write_text(yaml.safe_dump(config))
+    workdir = load_config(path).workdir
+
+    source = _far_corpus(tmp_path)
+    bona = source.pop("-")
+    batches = [f"2026-12-0{i}-{family}" for i, family in enumerate(("A01", "A02", "A03", "A04"), start=1)]
+    chain_steps, expected, documents, held = [{"step": FIT}], [], [], set()
+    for i, batch in enumerate(batches, start=1):
+        spoofs, bona_fide = source[batch[-3:]], bona[4 * (i - 1) : 4 * i]
+        _drop(tmp_path, batch, spoofs, bona_fide, batch[-3:])
+        ids = [f"{batch}/{path.stem}" for _, path in spoofs + bona_fide]
+        labels = ["spoof"] * len(spoofs) + ["bonafide"] * len(bona_fide)
+        held |= {u for u, h in zip(ids, stratified_holdout_mask(pd.Series(ids), pd.Series(labels), HOLDOUT)) if h}
+        expected.append(tonight_step(chain_steps, every))
+        result = nightly_flow(str(path), run_id=f"night-{i}")
+        document = json.loads((Path(result["report"]) / "metrics.json").read_text())
+        documents.append(document)
+        page = unescape((Path(result["report"]) / "index.html").read_text())
+        assert f"Tonight's step: {expected[-1]}" in page and "Champion chain" in page
+        if document["decision"]["promote"]:
+            chain_steps.append({"step": expected[-1]})
+
+    # Each night ran the step the rule gives on the chain as it stood (a refused challenger leaves
+    # the chain, so its step is tried again the next night); a consolidation ran.
+    assert [d["challenger"]["step"] for d in documents] == expected
+    assert CONSOLIDATE in expected, [d["decision"]["reason"] for d in documents]
+    record = champions.read_champions(workdir / "state", "gp")
+    chain = record["history"] + [record["current"]]
+    assert [r["step"] for r in chain] == [r["step"] for r in chain_steps]
+    assert [r["step"] for r in documents[-1]["champion_chain"]] == [r["step"] for r in chain_steps]
+    assert chain[0]["cost"]["rows_learnt"] > 0 and chain[0]["cost"]["inbox_rows"] == 0
+
+    # A consolidation learnt every inbox row taken in to learn from up to its night (never a
+    # held-out row) plus the configured training rows; an update only the night's (pooled) rows.
+    learnt = nightly_records.read_learnt_rows(workdir / "state", "gp")
+    assert learnt and not held & {utt for _, utt in learnt}
+    for i, document in enumerate(documents, start=1):
+        made = document["challenger"]
+        cost = made["cost"]
+        assert cost["wall_s"] >= 0
+        if made["step"] == CONSOLIDATE:
+            so_far = [k for k in learnt if k[1].split("/")[0] in batches[:i]]
+            assert cost["inbox_rows"] == len(so_far) > made["new_rows"]
+            assert cost["rows_learnt"] == cost["inbox_rows"] + chain[0]["cost"]["rows_learnt"]
+        else:
+            assert cost["inbox_rows"] == cost["rows_learnt"] == made["new_rows"]
+
+    # Bounded state: a consolidation saves a model the size of the updates' (weights, bytes).
+    sizes = [
+        json.loads((workdir / "models" / "gp" / f"v{1 + i}" / "model_card.json").read_text())["weights"]["bytes"]
+        for i in range(1, len(batches) + 1)
+    ]
+    assert max(sizes) <= 1.05 * min(sizes), f"saved state grows with the nights: {sizes} bytes"

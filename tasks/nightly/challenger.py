@@ -7,6 +7,9 @@
   grow with the nights (docs/detectors.md, "Updates that do not grow"); for the exact GP a
   bounded conditioning set; for LR a refit on a replay sample of its training data + the rows.
 
+A scheduled consolidation (tasks/nightly/consolidation.py) is the ``retrain`` path given every
+inbox row learnt so far as its new rows (tasks/nightly/task.py picks the step and the rows).
+
 Both hold out a fixed share of each label's new rows (``stratified_holdout_mask``) that neither model trains
 on: the "new fakes" test set on which the challenger must beat the champion.
 """

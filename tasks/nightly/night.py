@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 
 from storage import champions
 from storage.inbox_ledger import LEGACY_CONSUMER, acknowledge_inbox_batches, new_inbox_batches
+from storage.models import read_card
 from storage.paths import exists, join
 from storage.reports import new_run_id
+from tasks.nightly.consolidation import FIT
 
 
 def consumer_of(detector: str) -> str:
@@ -74,6 +76,34 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
     return night
 
 
+def configured_rows(card: dict) -> int:
+    """How many rows of the configured training data a model card's detector (or its chain's first) was fitted on."""
+    training = card["training_data"]
+    return int(training.get("n_bonafide", 0)) + int(training.get("n_spoof", 0))
+
+
+def baseline_step(model_path: str) -> dict:
+    """The chain record's ``step`` and ``cost`` of a baseline: a fit on the configured training data
+    (its wall time is not measured: ``addgp nightly`` may reuse an unchanged fitted version)."""
+    rows = configured_rows(read_card(model_path))
+    return {"step": FIT, "cost": {"wall_s": None, "rows_learnt": rows, "inbox_rows": 0}}
+
+
+def night_chain(state_dir: str, detector: str, night: dict) -> list[dict]:
+    """The champion chain a night's challenger builds on, oldest first: the promoted models,
+    and on the first night the baseline not yet promoted."""
+    chain = champion_chain(state_dir, detector)
+    if not chain or chain[-1].get("model_path") != night["champion"]["model_path"]:
+        chain.append(night["champion"])
+    return chain
+
+
+def champion_chain(state_dir: str, detector: str) -> list[dict]:
+    """Every model promoted, oldest first, the champion in service last."""
+    record = champions.read_champions(state_dir, detector)
+    return [*record["history"], *([record["current"]] if record["current"] is not None else [])]
+
+
 def record_step(state_dir: str, detector: str, night: dict, **done) -> dict:
     """``night`` with the results of a step added, saved before the next step starts."""
     night = {**night, **done}
@@ -101,6 +131,7 @@ def promote_after_decision(state_dir: str, detector: str, night: dict, compariso
             "promoted_on": now,
             "eer": comparison["challenger_eer"],
             "batches": night["batch_ids"],
+            **{k: challenger[k] for k in ("step", "cost") if k in challenger},
         }
         champions.promote(state_dir, detector, champion)
     in_service = champions.current_champion(state_dir, detector) or champion

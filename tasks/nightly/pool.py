@@ -15,13 +15,13 @@ import pandas as pd
 KEY = ["dataset", "utt_id"]
 
 
-def _keys(rows: pd.DataFrame) -> list[list[str]]:
+def row_keys(rows: pd.DataFrame) -> list[list[str]]:
     return [[str(d), str(u)] for d, u in zip(rows["dataset"], rows["utt_id"])]
 
 
-def _rows_of(manifest: pd.DataFrame, keys: list[list[str]], tonight: pd.DataFrame) -> pd.DataFrame:
+def rows_of_keys(manifest: pd.DataFrame, keys: list[list[str]], tonight: pd.DataFrame) -> pd.DataFrame:
     """The manifest rows named by ``keys`` that are not among ``tonight``'s, then ``tonight``'s."""
-    wanted = {tuple(k) for k in keys} - {tuple(k) for k in _keys(tonight)}
+    wanted = {tuple(k) for k in keys} - {tuple(k) for k in row_keys(tonight)}
     mask = [(str(d), str(u)) in wanted for d, u in zip(manifest["dataset"], manifest["utt_id"])]
     return pd.concat([manifest[mask], tonight], ignore_index=True)
 
@@ -35,8 +35,8 @@ def pool_rows(
     already pooled counts them once.
     """
     return {
-        "learn": _rows_of(inbox, pool["learn"], learn_rows),
-        "held_out": _rows_of(inbox, pool["held_out"], holdout_rows),
+        "learn": rows_of_keys(inbox, pool["learn"], learn_rows),
+        "held_out": rows_of_keys(inbox, pool["held_out"], holdout_rows),
         "nights": [n for n in pool["nights"] if n != run_id] + [run_id],
     }
 
@@ -48,6 +48,6 @@ def settled_pool(champion_path: str, decision: dict, pooled: dict) -> dict | Non
     return {
         "champion": champion_path,
         "nights": pooled["nights"],
-        "held_out": _keys(pooled["held_out"]),
-        "learn": _keys(pooled["learn"]),
+        "held_out": row_keys(pooled["held_out"]),
+        "learn": row_keys(pooled["learn"]),
     }

@@ -5,6 +5,7 @@ composes them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -24,16 +25,20 @@ from tasks.ingest.checks import describe, problems
 from tasks.ingest.inbox import rows_of_batches
 from tasks.nightly.challenger import build_challenger, derived_card, select_rows, split_new_rows, subset_rows
 from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
+from tasks.nightly.consolidation import CONSOLIDATE, RETRAIN, UPDATE, tonight_step
 from tasks.nightly.drift import measure_drift, reference_embeddings
 from tasks.nightly.intake import night_data_checks, without_excluded
 from tasks.nightly.night import (
+    baseline_step,
     close_night,
+    configured_rows,
+    night_chain,
     open_night,
     promote_after_decision,
     record_champion_evaluation,
     record_step,
 )
-from tasks.nightly.pool import pool_rows, settled_pool
+from tasks.nightly.pool import pool_rows, row_keys, rows_of_keys, settled_pool
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 from tasks.train.detectors import load_detector
@@ -47,7 +52,13 @@ def open_night_task(state_dir: str, detector: str, reports_root: str, name: str,
 @task(name="record-baseline", task_run_name="record-baseline[{detector}]", cache_policy=NO_CACHE)
 def record_baseline_task(state_dir: str, detector: str, night: dict, baseline: dict) -> dict:
     """The first night's baseline becomes the champion tonight's challenger is measured against."""
-    champion = {"model_path": baseline["path"], "version": baseline["version"], "run_id": night["run_id"], "eer": None}
+    champion = {
+        "model_path": baseline["path"],
+        "version": baseline["version"],
+        "run_id": night["run_id"],
+        "eer": None,
+        **baseline_step(baseline["path"]),
+    }
     return record_step(state_dir, detector, night, champion=champion)
 
 
@@ -105,20 +116,60 @@ def challenger_task(
     name: str,
     learn_rows: pd.DataFrame,
     replay_rows: int,
+    inbox_manifest: str,
+    consolidate_every_nights: int | None = None,
 ) -> dict:
-    """Tonight's challenger, registered as the next version of ``name``; on a resumed night, the one already built."""
+    """Tonight's challenger, registered as the next version of ``name``; on a resumed night, the one already built.
+
+    The step that makes it (tasks/nightly/consolidation.py): ``retrain`` under that strategy;
+    under ``adapt``, ``update`` (the champion's own update on ``learn_rows``) or, when the
+    schedule says so, ``consolidate``: a fresh fit on the configured training data plus every
+    inbox row learnt so far. The challenger record carries the step and its cost (wall
+    seconds of the build, inbox rows learnt), which a promotion copies into the champion chain.
+    """
     built = night.get("challenger")
     if built is not None and exists(built["path"]):
         return night
     champion_path = night["champion"]["model_path"]
     champion, card = load_detector(champion_path)
+    step = (
+        RETRAIN
+        if strategy == "retrain"
+        else tonight_step(night_chain(state_dir, name, night), consolidate_every_nights)
+    )
+    learnt = nightly_records.record_learnt_rows(state_dir, name, row_keys(learn_rows))
+    rows = rows_of_keys(read_manifest(inbox_manifest), learnt, learn_rows) if step == CONSOLIDATE else learn_rows
+    started = time.perf_counter()
     with progress_to_run_log():  # a retrained GP's steps as lines of this task run's log
         challenger = build_challenger(
-            champion, card, strategy, read_manifests(manifest_paths), store, learn_rows, replay_rows
+            champion,
+            card,
+            "adapt" if step == UPDATE else "retrain",
+            read_manifests(manifest_paths),
+            store,
+            rows,
+            replay_rows,
         )
-    provenance = {"nightly_strategy": strategy, "parent_model": champion_path, "nightly_run_id": night["run_id"]}
-    ref = save_model(models_root, name, challenger, derived_card(card, learn_rows, provenance))
-    record = {"name": name, "kind": card["model_type"], "path": str(ref.path), "version": ref.version}
+    cost = {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "rows_learnt": int(len(rows)) + (0 if step == UPDATE else configured_rows(card)),
+        "inbox_rows": int(len(rows)),
+    }
+    provenance = {
+        "nightly_strategy": strategy,
+        "nightly_step": step,
+        "parent_model": champion_path,
+        "nightly_run_id": night["run_id"],
+    }
+    ref = save_model(models_root, name, challenger, derived_card(card, rows, provenance))
+    record = {
+        "name": name,
+        "kind": card["model_type"],
+        "path": str(ref.path),
+        "version": ref.version,
+        "step": step,
+        "cost": cost,
+    }
     return record_step(state_dir, name, night, challenger=record)
 
 

@@ -36,7 +36,8 @@ class NightlyOutcome:
     # long table: dataset, condition, champion, challenger (EER per degradation condition;
     # tasks.evaluate.robustness.condition_eer_table). Shown when it holds more than one condition.
     eer_by_condition: pd.DataFrame | None = None
-    # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model"}
+    # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model", "step",
+    # "cost": {"wall_s", "rows_learnt", "inbox_rows"}} (step: tasks/nightly/consolidation.py)
     challenger: dict | None = None
     # per slice: dataset, n_bonafide, n_spoof, champion_eer, challenger_eer, difference,
     # difference_ci_low/high, bonafide_from (tasks.nightly.compare.held_out_evidence)
@@ -46,6 +47,9 @@ class NightlyOutcome:
     reevaluation: pd.DataFrame | None = None
     # the champion's recorded measurements of the last nights, oldest first (storage.champions)
     champion_history: list[dict] = field(default_factory=list)
+    # the champion chain: every model promoted, oldest first, each with the step that made it and
+    # its cost (tasks.nightly.night.champion_chain)
+    chain: list[dict] = field(default_factory=list)
     # the inbox's rejects per reason: reason, count, examples (tasks.nightly.rejects)
     rejects: pd.DataFrame | None = None
     # the champion detector the night is about (its reports live under reports/nightly/<detector>/)
@@ -135,22 +139,83 @@ STRATEGY_WORDS = {
     "adapt": "conditioned the champion on the new rows (adaptation: no refit of its feature extractor)",
     "retrain": "fitted a fresh detector on the configured training data plus the new rows",
 }
+# What each step of the champion chain is (tasks/nightly/consolidation.py).
+STEP_WORDS = {
+    "fit": "the baseline, fitted on the configured training data",
+    "update": "the champion's own update on tonight's new rows (no refit of its feature extractor)",
+    "retrain": "a fresh fit on the configured training data plus tonight's new rows",
+    "consolidate": "a scheduled consolidation: a fresh fit on the configured training data plus every inbox "
+    "row learnt so far",
+}
+
+
+def _cost(cost: dict | None) -> str:
+    """``12.3 s, 2 140 rows learnt``: what a chain step cost (the baseline's time is not measured)."""
+    if not cost:
+        return "not recorded"
+    seconds = "time not measured" if cost.get("wall_s") is None else f"{cost['wall_s']:.1f} s"
+    return f"{seconds}, {fmt(cost.get('rows_learnt'))} rows learnt"
 
 
 def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
-    """Which strategy ran tonight and on what, so a reader knows what the challenger is."""
+    """Which strategy and step ran tonight, on what and at what cost, so a reader knows what the challenger is."""
     made = outcome.challenger
     if not made:
         return []
-    what = STRATEGY_WORDS.get(made["strategy"], made["strategy"])
-    return [
+    step = made.get("step")
+    if step is None:  # a night resumed from a record written before steps were recorded
+        what = f"Strategy {made['strategy']}: {STRATEGY_WORDS.get(made['strategy'], made['strategy'])}."
+    else:
+        what = f"Tonight's step: {step}, {STEP_WORDS.get(step, step)} ({_cost(made.get('cost'))})."
+    paragraphs = [
         Paragraph(
             [
-                f"Strategy {made['strategy']}: {what}. Learnt from {made['new_rows']} new rows, "
+                f"{what} New rows tonight (with those of undecided nights): {made['new_rows']} to learn from, "
                 f"{made['held_out_rows']} held out to test on; challenger {_model_ref(made['model'])}."
             ]
         )
     ]
+    if step == "consolidate" and outcome.decision is not None and not outcome.decision["promote"]:
+        paragraphs.append(
+            Paragraph(
+                [
+                    "The consolidation was not promoted: the champion chain is unchanged, so the next night "
+                    "with new data consolidates again (on its rows too) until one is promoted."
+                ]
+            )
+        )
+    return paragraphs
+
+
+def _chain_section(chain: list[dict]) -> Section | None:
+    """Every model promoted, oldest first: which step made it and what it cost."""
+    if not chain:
+        return None
+    rows = [
+        [
+            count_cell(record.get("version")),
+            name_cell(record.get("step") or "not recorded"),
+            name_cell(record.get("promoted_at") or record.get("run_id") or ""),
+            Cell(fmt((record.get("cost") or {}).get("wall_s"), 1)),
+            count_cell((record.get("cost") or {}).get("rows_learnt")),
+        ]
+        for record in chain
+    ]
+    columns = [
+        Column("version"),
+        Column("step", True),
+        Column("promoted (run)", True),
+        Column("wall s"),
+        Column("rows learnt"),
+    ]
+    intro = Paragraph(
+        [
+            "Every model promoted, oldest first, with the step that made it (fit, update, retrain, or a scheduled "
+            "consolidate) and its cost: wall seconds of the build and the rows it learnt (an update: tonight's "
+            "new rows; a fit: the configured training rows plus the inbox rows learnt so far)."
+        ]
+    )
+    return Section("chain", "Champion chain", [intro, Table("chain", columns, rows)])
 
 
 def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
@@ -536,6 +601,9 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
             if section is not None
         ]
     sections.append(_champion_section(outcome))
+    chain = _chain_section(outcome.chain)
+    if chain is not None:
+        sections.append(chain)
     sections += [
         section
         for section in (
@@ -583,6 +651,16 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         if outcome.reevaluation is None
         else json.loads(outcome.reevaluation.to_json(orient="records")),
         "champion_history": outcome.champion_history,
+        "champion_chain": [
+            {
+                "version": r.get("version"),
+                "model": _model_ref(r["model_path"]),
+                "step": r.get("step"),
+                "promoted_at": r.get("promoted_at"),
+                "cost": r.get("cost"),
+            }
+            for r in outcome.chain
+        ],
         "inbox_rejects": None if outcome.rejects is None else json.loads(outcome.rejects.to_json(orient="records")),
         "detector": outcome.detector,
         "challenger": None
