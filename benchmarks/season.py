@@ -32,7 +32,8 @@ the same reduced budget ``--gp-steps`` / ``--inducing``, the same for all GP str
 
 What it reports per strategy and night (JSON lines to ``--out``; Markdown on stdout): the EER of
 the arrived new families and of those not yet arrived (each family's held-out spoofs against the
-bona fide eval rows of its channel's corpus, averaged over families); the 8-corpus average EER
+bona fide eval rows of its channel's corpus, averaged over families; each arrived family's own
+in the JSON rows, ``new_eer_by_family``, and in a last table for nights 10 and the last); the 8-corpus average EER
 and its change from night 0 (forgetting); update (or fit) time; time to score the 8 eval sets;
 the saved state's size (``to_state`` arrays, bytes); and for GPs a drift score computed before
 any label: the median predictive variance of tonight's rows over the median of the training
@@ -210,6 +211,7 @@ def run(args) -> list[dict]:
                 "arrived": arrived,
                 "new_eer_arrived": round(float(np.mean(seen)), 4) if seen else None,
                 "new_eer_not_yet": round(float(np.mean(unseen)), 4) if unseen else None,
+                "new_eer_by_family": {f: round(fam[f], 4) for f in arrived},
                 "mean_eer": round(mean_eer, 4),
                 "forgetting": round(mean_eer - base, 4),
                 "update_s": round(update_s, 2),
@@ -290,6 +292,15 @@ def markdown(rows: list[dict], args) -> str:
             f"{cell(at10['new_eer_arrived'], '.3f')} | {cell(own[-1]['new_eer_arrived'], '.3f')} | "
             f"{max(r['forgetting'] for r in own):+.3f} | {fit_nights} |"
         )
+    families = [f for f in NEW_FAMILIES if any(f in r["arrived"] for r in rows)]
+    lines += ["", "| strategy | night | " + " | ".join(f"EER {f}" for f in families) + " |"]
+    lines.append("|---|---|" + "---|" * len(families))
+    for name in args.strategies:
+        own = [r for r in rows if r["strategy"] == name]
+        for r in {r["night"]: r for r in own if r["night"] in (min(10, args.nights), args.nights)}.values():
+            by_family = r["new_eer_by_family"]
+            cells = " | ".join(cell(by_family.get(f), ".3f") for f in families)
+            lines.append(f"| {name} | {r['night']} | {cells} |")
     return "\n".join(lines)
 
 

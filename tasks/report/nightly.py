@@ -170,7 +170,7 @@ def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
     paragraphs = [
         Paragraph(
             [
-                f"{what} New rows tonight (with those of undecided nights): {made['new_rows']} to learn from, "
+                f"{what} Tonight: {made['new_rows']} new rows to learn from (with those of undecided nights), "
                 f"{made['held_out_rows']} held out to test on; challenger {_model_ref(made['model'])}."
             ]
         )
