@@ -506,7 +506,6 @@ METRIC_SPECS: dict[str, MetricSpec] = {
 tables, metrics.json, bootstrap CIs, the HTML and Markdown reports, the ``addgp evaluate``
 table and the regression check all read their metric lists from it."""
 
-METRIC_KEYS = tuple(METRIC_SPECS)
 """The built-in metrics, those the ``addgp metrics`` contract promises (docs/architecture.md)."""
 
 

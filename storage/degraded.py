@@ -70,11 +70,3 @@ def cached_sha256(path: str) -> str | None:
     except (RuntimeError, sf.LibsndfileError):
         return None
     return hashlib.sha256(data).hexdigest()
-
-
-def read_audio(path: str) -> tuple[np.ndarray, int]:
-    """A cached file's samples and rate (for tests and benchmarks)."""
-    fs, p = filesystem(path)
-    with fs.open(p, "rb") as handle:
-        wave, rate = sf.read(io.BytesIO(handle.read()), dtype="float32")
-    return wave, rate

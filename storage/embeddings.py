@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from addgp.contracts import EMBEDDING_KEY_COLUMNS, looks_like_path
-from storage.paths import exists, filesystem, flocked, join
+from storage.paths import OldFormatError, exists, filesystem, flocked, join
 
 REJECTS_DIR = "_rejects"
 LOCK_FILE = ".writer.lock"
@@ -69,7 +69,6 @@ DEDUPE_COLUMNS = (*EMBEDDING_KEY_COLUMNS, "crop_s", "sha256")
 # file could not be read — missing, no permission, an I/O error — which may be over by then).
 TRANSIENT = "transient"
 PERMANENT = "permanent"
-REJECT_KINDS = (TRANSIENT, PERMANENT)
 REJECTS_SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -80,12 +79,6 @@ REJECTS_SCHEMA = pa.schema(
         ("kind", pa.string()),
     ]
 )
-# Rejects written before ``kind`` existed are classed by their reason: these beginnings are the
-# file-access failures (libsndfile's "System error" is how older versions reported a file they
-# could not open, e.g. a relative path on a worker started elsewhere).
-LEGACY_TRANSIENT_REASONS = ("audio file missing", "unreadable audio", "not a regular file")
-LEGACY_TRANSIENT_MARKER = "System error"
-
 # Which audio and which encoder a stored row is of: shared by the embeddings and the frame cache.
 SOURCE_FIELDS = [
     pa.field("utt_id", pa.string()),
@@ -137,7 +130,7 @@ def dataset_folder(name: str) -> str:
     """The folder of a dataset's shards: its name percent-encoded (RFC 3986 unreserved characters
     kept), with a leading ``.`` or ``_`` encoded too, so discovery never takes it for hidden.
 
-    Reversible (``dataset_from_folder``) and collision-free for names up to ``MAX_FOLDER_CHARS``
+    Reversible (percent-decoding gives the name back) and collision-free for names up to ``MAX_FOLDER_CHARS``
     encoded characters; plain names (``asvspoof2019_la``) keep their folder of older stores.
     Longer names keep a readable prefix and a hash of the whole name (still collision-free;
     the name itself is in every row).
@@ -151,11 +144,6 @@ def dataset_folder(name: str) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         encoded = f"{encoded[: MAX_FOLDER_CHARS - 20].rstrip('%0123456789ABCDEF')}--{digest}"
     return encoded
-
-
-def dataset_from_folder(folder: str) -> str:
-    """The dataset name a folder of ``dataset_folder`` stands for (not for hashed long names)."""
-    return unquote(folder)
 
 
 class StaleWriterError(RuntimeError):
@@ -387,7 +375,7 @@ def _setting_filter(encoder: str, pooling: str, crop_s: float | None) -> pc.Expr
 def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     """Every embed rejects row of the store, or of one encoder setting's folder.
 
-    Rejects written before ``kind`` existed get it from their reason (``legacy_kind``).
+    A rejects file of an earlier version (no ``kind``) is an ``OldFormatError`` naming it.
     """
     base = join(store, REJECTS_DIR, slug) if slug else join(store, REJECTS_DIR)
     empty = REJECTS_SCHEMA.empty_table().to_pandas()
@@ -397,19 +385,19 @@ def read_rejects(store: str, slug: str | None = None) -> pd.DataFrame:
     files = shard_files(fs, root, "rejects-")
     if not files:
         return empty
-    # The explicit schema reads older files too: their missing ``kind`` comes back null.
-    table = ds.dataset(files, schema=REJECTS_SCHEMA, filesystem=fs, format="parquet").to_table()
-    rejects = table.to_pandas()
-    unclassed = rejects["kind"].isna()
-    if unclassed.any():
-        rejects.loc[unclassed, "kind"] = [legacy_kind(reason) for reason in rejects.loc[unclassed, "reason"]]
+    # The explicit schema reads a file without ``kind`` too (its kinds come back null): found here,
+    # then named by the file's own schema.
+    rejects = ds.dataset(files, schema=REJECTS_SCHEMA, filesystem=fs, format="parquet").to_table().to_pandas()
+    if rejects["kind"].isna().any():
+        for path in files:
+            with fs.open(path, "rb") as handle:
+                if "kind" not in pq.read_schema(handle).names:
+                    raise unclassed_rejects_error(path)
     return rejects.drop_duplicates().reset_index(drop=True)
 
 
-def legacy_kind(reason: str) -> str:
-    """The kind of a reject written before kinds were recorded, from its reason text."""
-    text = str(reason)
-    return TRANSIENT if text.startswith(LEGACY_TRANSIENT_REASONS) or LEGACY_TRANSIENT_MARKER in text else PERMANENT
+def unclassed_rejects_error(path: str) -> OldFormatError:
+    return OldFormatError(path, "embed rejects without a kind (transient or permanent)")
 
 
 # Before local checkpoints were named by the digest of their config and weights
@@ -562,17 +550,6 @@ def setting_shards(store: str, encoder: str, pooling: str, crop_s: float | None,
     return [path.rsplit("/", 1)[-1] for path in setting_shard_paths(store, encoder, pooling, crop_s, dataset)]
 
 
-def store_summary(store: str) -> pd.DataFrame:
-    """Row counts per encoder setting, dataset and layer (for `addgp embed` and reports)."""
-    dataset = _dataset(store)
-    if dataset is None:
-        return pd.DataFrame(columns=["encoder", "pooling", "crop_s", "dataset", "layer", "rows", "random_weights"])
-    meta = dataset.to_table(columns=list(DEDUPE_COLUMNS) + ["random_weights"]).to_pandas()
-    meta = meta.drop_duplicates(subset=list(DEDUPE_COLUMNS))
-    grouped = meta.groupby(["encoder", "pooling", "crop_s", "dataset", "layer"], dropna=False)
-    return grouped.agg(rows=("utt_id", "size"), random_weights=("random_weights", "any")).reset_index()
-
-
 def shard_exists(location: ShardLocation) -> bool:
     """Whether the shard was committed: its embeddings file, or — for a shard with no row embedded —
     a rejects file holding a permanent reject (see ``write_shard``)."""
@@ -583,8 +560,9 @@ def shard_exists(location: ShardLocation) -> bool:
     fs, path = filesystem(location.rejects_path)
     with fs.open(path, "rb") as handle:
         rejects = pq.read_table(handle).to_pandas()
-    kinds = rejects["kind"] if "kind" in rejects else rejects["reason"].map(legacy_kind)
-    return bool((kinds == PERMANENT).any())
+    if "kind" not in rejects:
+        raise unclassed_rejects_error(location.rejects_path)
+    return bool((rejects["kind"] == PERMANENT).any())
 
 
 @contextmanager

@@ -11,14 +11,11 @@ nightly loop of one champion detector) has used which batch.
 
 Batches are acknowledged per consumer: two champions in one workdir (say an LR and a GP,
 each with its own nightly config) each absorb every batch once, whichever runs first. The
-nightly's consumer is ``nightly:<detector>`` (``tasks.nightly.night.consumer_of``).
+nightly's consumer is ``nightly:<detector>`` (``nightly_consumer``).
 
-Ledgers of version 1 have one list, ``"nightly"``, written when every nightly shared one
-consumer. They are migrated on read, nothing rewritten: a consumer without a list of its own
-that is given ``inherit="nightly"`` (the nightly does so for a detector that already has a
-champion record: its nights acknowledged those batches) starts from that list; one without
-a champion record starts from none acknowledged, so its first night absorbs every batch.
-The old list stays, for the next detector to inherit.
+A ledger of version 1 (one list, ``"nightly"``, from when every nightly shared one consumer)
+is an ``OldFormatError``; ``addgp migrate`` gives that list to each detector with a champion
+record (storage/migrations.py).
 
 Every change is a read-modify-write under ``STATE/.inbox_batches.json.lock`` and lands by
 atomic rename, so a killed writer leaves the previous ledger intact.
@@ -30,15 +27,20 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
+from storage.paths import OldFormatError
 from storage.state import read_state, state_lock, state_path, write_state
 
 LEDGER_NAME = "inbox_batches.json"
 LEDGER_VERSION = 2
-LEGACY_CONSUMER = "nightly"  # the one consumer of version-1 ledgers
 _FIX = (
     "restore it from a backup; deleting it makes every file in the inbox a new batch again "
     "(the next night retrains on all of them)"
 )
+
+
+def nightly_consumer(detector: str) -> str:
+    """The ledger consumer of ``detector``'s nightly: each champion acknowledges its own batches."""
+    return f"nightly:{detector}"
 
 
 def ledger_path(state_dir: str | os.PathLike) -> str:
@@ -51,8 +53,11 @@ def _empty_ledger() -> dict:
 
 
 def read_ledger(state_dir: str | os.PathLike) -> dict:
-    """The batch ledger (an empty one when none was written yet); a damaged one is a StateFileError."""
+    """The batch ledger (an empty one when none was written yet); a damaged one is a StateFileError,
+    one of an earlier version an OldFormatError."""
     ledger = read_state(ledger_path(state_dir), _empty_ledger(), fix=_FIX)
+    if isinstance(ledger, dict) and ledger.get("version", LEDGER_VERSION) != LEDGER_VERSION:
+        raise OldFormatError(ledger_path(state_dir), f"an inbox ledger of version {ledger.get('version')}")
     for key, default in _empty_ledger().items():
         ledger.setdefault(key, default)
     return ledger
@@ -67,36 +72,19 @@ def ledger_transaction(state_dir: str | os.PathLike) -> Iterator[dict]:
         write_state(ledger_path(state_dir), ledger)
 
 
-def _acknowledged(ledger: dict, consumer: str, inherit: str | None) -> list[str]:
-    """``consumer``'s acknowledged batch ids; without a list of its own, ``inherit``'s (a migration)."""
-    consumers = ledger["consumers"]
-    if consumer in consumers:
-        return list(consumers[consumer])
-    return list(consumers.get(inherit, [])) if inherit is not None else []
-
-
-def new_inbox_batches(
-    state_dir: str | os.PathLike, *, consumer: str = LEGACY_CONSUMER, inherit: str | None = None
-) -> list[dict]:
+def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str) -> list[dict]:
     """Batches (oldest first) that ``consumer`` has not acknowledged yet.
 
     Each is ``{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``
     (``folder`` absent in batches of older ledgers, None for files at the drop folder's top); the
-    manifest rows of a batch are those whose ``batch_id`` column equals it. ``inherit``: the
-    consumer whose list stands for ``consumer``'s while it has none (the module's migration rule).
+    manifest rows of a batch are those whose ``batch_id`` column equals it.
     """
     ledger = read_ledger(state_dir)
-    seen = set(_acknowledged(ledger, consumer, inherit))
+    seen = set(ledger["consumers"].get(consumer, []))
     return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
 
 
-def acknowledge_inbox_batches(
-    state_dir: str | os.PathLike,
-    batch_ids: Iterable[str],
-    *,
-    consumer: str = LEGACY_CONSUMER,
-    inherit: str | None = None,
-) -> None:
+def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str) -> None:
     """Record that ``consumer`` has used these batches (unknown ids are an error; repeats are no-ops)."""
     batch_ids = list(batch_ids)
     with ledger_transaction(state_dir) as ledger:
@@ -104,7 +92,5 @@ def acknowledge_inbox_batches(
         unknown = [b for b in batch_ids if b not in known]
         if unknown:
             raise KeyError(f"{ledger_path(state_dir)}: no batch(es) {unknown}; known: {sorted(known)}")
-        done = _acknowledged(ledger, consumer, inherit)
+        done = ledger["consumers"].setdefault(consumer, [])
         done.extend(b for b in batch_ids if b not in done)
-        ledger["consumers"][consumer] = done
-        ledger["version"] = LEDGER_VERSION

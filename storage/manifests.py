@@ -6,21 +6,19 @@ the contract; writers call it so that no invalid manifest ever reaches disk.
 
 The rejects of manifest ``DIR/X.parquet`` live in ``DIR/_rejects/X.rejects.parquet``: out of
 reach of a manifest glob (``addgp embed DIR/*.parquet``), and skipped by
-``pyarrow.dataset.dataset(DIR)`` like every ``_``-prefixed path. Rejects written beside the
-manifest by earlier versions (``DIR/X.rejects.parquet``) are still found, and a manifest
-list that names one skips it with a warning.
+``pyarrow.dataset.dataset(DIR)`` like every ``_``-prefixed path.
 
-Paths: every manifest written holds absolute audio paths (``write_manifest`` resolves
-relative ones against the working directory of the process that ingested them), so a Dask
-worker started in any directory opens the same files. A manifest written before that, from
-a relative ROOT, is read with its relative paths resolved against the reader's working
-directory (what every in-process run did when it opened them) and a warning naming it and
-the fix: re-ingest it, which stores absolute paths.
+Paths: every manifest holds absolute audio paths (``write_manifest`` resolves relative ones
+against the working directory of the process that ingested them), so a Dask worker started
+in any directory opens the same files.
+
+Files in the formats of earlier versions (rejects beside the manifest, relative audio paths)
+are refused with an ``OldFormatError`` naming the file; ``addgp migrate`` brings them up to
+date (storage/migrations.py).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -29,9 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from addgp.contracts import LABELS, MANIFEST_COLUMNS, MANIFEST_SCHEMA, NULLABLE_MANIFEST_COLUMNS, REJECTS_SCHEMA
-from storage.paths import absolute, atomic_write, exists, filesystem, is_url, join, read_parquet_table
+from storage.paths import OldFormatError, absolute, atomic_write, exists, filesystem, is_url, join, read_parquet_table
 
-log = logging.getLogger(__name__)
 REJECTS_DIR = "_rejects"
 REJECTS_SUFFIX = ".rejects.parquet"
 
@@ -66,14 +63,14 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     return df[list(MANIFEST_COLUMNS) + extra].reset_index(drop=True)
 
 
-def _relative_paths(df: pd.DataFrame) -> pd.Series:
+def relative_paths(df: pd.DataFrame) -> pd.Series:
     """Which rows' ``path`` is relative (URLs count as absolute)."""
     return pd.Series([not (is_url(p) or os.path.isabs(p)) for p in df["path"]], index=df.index, dtype=bool)
 
 
 def absolute_paths(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every relative ``path`` resolved against the working directory (a copy when any was)."""
-    relative = _relative_paths(df)
+    relative = relative_paths(df)
     if not relative.any():
         return df
     df = df.copy()
@@ -100,11 +97,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> str:
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and validate a manifest; a missing file is a FileNotFoundError naming it.
-
-    Relative audio paths (manifests written by versions before paths were stored absolute)
-    come back resolved against the working directory, with a warning saying so.
-    """
+    """Read and validate a manifest; a missing file is a FileNotFoundError naming it, one of an
+    earlier version (relative audio paths) an ``OldFormatError``."""
     fs, p = filesystem(path)
     if not fs.exists(p):
         raise FileNotFoundError(f"manifest {path} does not exist; create it with `addgp ingest DATASET ROOT -o {path}`")
@@ -114,19 +108,11 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         f"re-ingest it (`addgp ingest DATASET ROOT -o {path}`) or pass the manifest written by `addgp ingest`",
     ).to_pandas()
     df = validate_manifest(df, source=str(path))
-    relative = _relative_paths(df)
+    relative = relative_paths(df)
     if relative.any():
-        log.warning(
-            "manifest %s holds %d relative audio path(s) (e.g. %r), written before manifests stored absolute paths: "
-            "resolved against the current directory %s. If that is not where it was ingested, the files will be "
-            "missing; re-ingest it (`addgp ingest DATASET ROOT -o %s`) to store absolute paths",
-            path,
-            int(relative.sum()),
-            df.loc[relative, "path"].iloc[0],
-            os.getcwd(),
-            path,
+        raise OldFormatError(
+            path, f"{int(relative.sum())} relative audio path(s), e.g. {df.loc[relative, 'path'].iloc[0]!r}"
         )
-        df = absolute_paths(df)
     return df
 
 
@@ -145,21 +131,18 @@ def is_rejects_table(path: str | os.PathLike) -> bool:
 def read_manifests(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Several manifests as one frame (e.g. all eval corpora of a benchmark).
 
-    A rejects table among ``paths`` — a glob over a folder written before rejects moved to
-    ``_rejects/`` — is skipped with a warning rather than failing the whole list.
+    A rejects table among ``paths`` (a glob over a folder where an earlier version wrote
+    rejects beside the manifests) is an ``OldFormatError``.
     """
-    kept = []
     for path in paths:
         if is_rejects_table(path):
-            log.warning(
-                "%s is a rejects table, not a manifest: skipped (newer ingests write rejects to %s/)", path, REJECTS_DIR
+            raise OldFormatError(
+                path, f"a rejects table beside the manifests, not a manifest (rejects live in {REJECTS_DIR}/)"
             )
-        else:
-            kept.append(path)
-    if not kept:
-        raise ManifestError(f"no manifest among {[str(p) for p in paths]}: only rejects tables")
-    frames = [read_manifest(p) for p in kept]
-    return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, kept)))
+    if not paths:
+        raise ManifestError("no manifest given")
+    frames = [read_manifest(p) for p in paths]
+    return validate_manifest(pd.concat(frames, ignore_index=True), source=", ".join(map(str, paths)))
 
 
 def write_rejects(df: pd.DataFrame, path: str | os.PathLike) -> str:
@@ -192,11 +175,19 @@ def rejects_path_for(manifest_path: str | os.PathLike) -> str:
     return join(folder, REJECTS_DIR, f"{stem}{REJECTS_SUFFIX}")
 
 
-def find_rejects(manifest_path: str | os.PathLike) -> str | None:
-    """The rejects table of a manifest where it exists: ``_rejects/`` first, then the older
-    place beside the manifest (``DIR/X.rejects.parquet``); None when there is none."""
+def old_rejects_path(manifest_path: str | os.PathLike) -> str:
+    """Where earlier versions wrote the rejects of a manifest: beside it, ``DIR/X.rejects.parquet``."""
     folder, stem = _split(manifest_path)
-    for candidate in (rejects_path_for(manifest_path), join(folder, f"{stem}{REJECTS_SUFFIX}")):
-        if exists(candidate):
-            return candidate
+    return join(folder, f"{stem}{REJECTS_SUFFIX}")
+
+
+def find_rejects(manifest_path: str | os.PathLike) -> str | None:
+    """The rejects table of a manifest, None when there is none; one only at the place of earlier
+    versions (``old_rejects_path``) is an ``OldFormatError``."""
+    path = rejects_path_for(manifest_path)
+    if exists(path):
+        return path
+    old = old_rejects_path(manifest_path)
+    if exists(old):
+        raise OldFormatError(old, f"the rejects of {manifest_path} beside it (they live in {REJECTS_DIR}/ now)")
     return None

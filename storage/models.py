@@ -31,8 +31,8 @@ that is not there is refused naming the versions there are); ``ROOT/NAME`` is th
 in service when ``WORKDIR/state/champion-NAME.json`` records one, else the latest version,
 and the result says which and why.
 
-Cards of format ``addgp-model/1`` (written before the digest) still load, with the weights
-checks only; re-save such a model (``addgp train``/``adapt``) to protect its card.
+A card of an earlier format (``addgp-model/1``, written before the digest) is an
+``OldFormatError``; ``addgp migrate`` seals it (storage/migrations.py).
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from storage.paths import filesystem, join
+from storage.paths import OldFormatError, filesystem, join
 
 FORMAT = "addgp-model/2"
-LEGACY_FORMATS = ("addgp-model/1",)  # no card digest: the weights checks only
+OLD_FORMATS = ("addgp-model/1",)  # no card digest; ``addgp migrate`` adds it
 DIGEST_KEY = "digest"
 WEIGHTS_FILE = "weights.safetensors"
 CARD_FILE = "model_card.json"
@@ -328,15 +328,16 @@ def read_card(path_or_ref: str | os.PathLike | ModelRef) -> dict:
         raise ModelRegistryError(f"{path}/{CARD_FILE} is not valid JSON: {exc}") from None
     if not isinstance(card, dict):
         raise ModelRegistryError(f"{path}/{CARD_FILE} is not a JSON object")
-    if card.get("format") not in (FORMAT, *LEGACY_FORMATS):
+    if card.get("format") in OLD_FORMATS:
+        raise OldFormatError(f"{path}/{CARD_FILE}", f"a model card of format {card['format']!r} (no digest)")
+    if card.get("format") != FORMAT:
         raise ModelRegistryError(f"{path}/{CARD_FILE}: format {card.get('format')!r} is not {FORMAT!r}")
-    if card["format"] == FORMAT:
-        recorded, actual = card.get(DIGEST_KEY), card_digest(card)
-        if recorded != actual:
-            raise ModelRegistryError(
-                f"{path}/{CARD_FILE} was changed after saving (digest {actual} does not match the recorded {recorded}); "
-                "its fields decide the scores, so it is refused: restore the file, or train/adapt a new version"
-            )
+    recorded, actual = card.get(DIGEST_KEY), card_digest(card)
+    if recorded != actual:
+        raise ModelRegistryError(
+            f"{path}/{CARD_FILE} was changed after saving (digest {actual} does not match the recorded {recorded}); "
+            "its fields decide the scores, so it is refused: restore the file, or train/adapt a new version"
+        )
     missing = [k for k in ("model_type", "detector_params", "weights") if k not in card]
     if missing:
         raise ModelRegistryError(f"{path}/{CARD_FILE} lacks {missing}")

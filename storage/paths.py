@@ -83,6 +83,32 @@ def local_path(path: str | os.PathLike) -> Path:
     return Path(p)
 
 
+# The folders of a workdir (storage/workspace.py) that its files sit in, for naming the workdir to migrate.
+_WORKDIR_FOLDERS = ("manifests", "embeddings", "models", "reports", "state")
+
+
+class OldFormatError(ValueError):
+    """A file in a format of an earlier addgp version: readers accept only the current formats, and
+    ``addgp migrate WORKDIR`` (storage/migrations.py) brings a workdir's files up to them."""
+
+    def __init__(self, path: str | os.PathLike, what: str) -> None:
+        super().__init__(
+            f"{path}: {what}, a format of an earlier addgp version; run `addgp migrate {workdir_of(path)}` "
+            "to bring the workdir up to date (`--dry-run` lists what it would change; docs/operations.md, "
+            "'Upgrading a workspace')"
+        )
+
+
+def workdir_of(path: str | os.PathLike) -> str:
+    """The workdir a file of the layout sits in: the folder above its nearest ``manifests/``,
+    ``embeddings/``, ``models/``, ``reports/`` or ``state/``; else the file's own folder."""
+    parts = str(path).rstrip("/").split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in _WORKDIR_FOLDERS:
+            return "/".join(parts[:i]) or "/"
+    return "/".join(parts[:-1]) or "."
+
+
 class NotParquetError(ValueError):
     """A file that should be Parquet and is not (or is damaged); the message names it and the fix."""
 

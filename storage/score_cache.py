@@ -18,8 +18,7 @@ inside the embedding store, at ``STORE/_scores/<format>/<model digest>/<setting 
 <dataset folder>/scores-<snapshot>.parquet``: next to the embeddings they derive from, hidden
 from ``pyarrow.dataset.dataset(STORE)`` and from the embedding readers (``_`` folder,
 ``scores-`` files). Each entry is written atomically; deleting ``STORE/_scores`` at any time is
-safe (the next run scores again). Models without a card digest (format ``addgp-model/1``) are
-never cached. Beside an entry, small JSON summaries of its scores (``summary_path``: a quiet
+safe (the next run scores again). Beside an entry, small JSON summaries of its scores (``summary_path``: a quiet
 night's EER and bootstrap interval per corpus, keyed by resamples and seed) spare a night
 without new data even the bootstrap.
 """

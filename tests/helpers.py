@@ -243,3 +243,19 @@ class WebhookReceiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def run_migrate(workdir: str | Path, *options: str) -> tuple[int, dict, str]:
+    """``addgp migrate WORKDIR [options]``: its exit code, JSON summary and progress lines."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["migrate", str(workdir), *options])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
+def changed(summary: dict) -> list[str]:
+    """Every line of a migrate summary's ``changed`` lists."""
+    return [line for lines in summary["changed"].values() for line in lines]

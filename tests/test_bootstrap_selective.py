@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from addgp.metrics import METRIC_KEYS, MetricsError, compute_metrics
+from addgp.metrics import METRIC_SPECS, MetricsError, compute_metrics
 from tasks.evaluate.bootstrap import (
     bootstrap_ci,
     bootstrap_distribution,
@@ -16,6 +16,8 @@ from tasks.evaluate.bootstrap import (
     speaker_units,
 )
 from tasks.evaluate.selective import coverage_at_error, coverage_error_curve, entropy_uncertainty
+
+METRIC_KEYS = tuple(METRIC_SPECS)  # every metric compute_metrics returns
 
 
 def scores_frame(seed=0, n_speakers=30, per_speaker=20, speaker_effect=0.0):

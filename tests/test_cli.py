@@ -184,7 +184,7 @@ def test_ingest_writes_manifest_and_rejects(tmp_path):
 
 def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
     """`addgp embed runs/demo/manifests/*.parquet` as the docs write it, expanded by a real shell,
-    on a folder that also holds rejects (new place) and a rejects table of the older layout."""
+    on a folder that also holds rejects (in ``_rejects/``, out of the glob's reach)."""
     from storage.manifests import rejects_path_for, write_rejects
 
     manifests = tmp_path / "runs" / "demo" / "manifests"
@@ -194,7 +194,6 @@ def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
     for dataset, rows in audio_manifest.groupby("dataset"):
         write_manifest(rows, manifests / f"{dataset}.parquet")
         write_rejects(rejected.assign(dataset=dataset), rejects_path_for(manifests / f"{dataset}.parquet"))
-    write_rejects(rejected, manifests / "old.rejects.parquet")  # written beside it by earlier versions
     exe = shutil.which("addgp") or str(__import__("pathlib").Path(sys.executable).parent / "addgp")
     done = subprocess.run(
         f"'{exe}' embed runs/demo/manifests/*.parquet --encoder tiny-random --store runs/demo/embeddings",
@@ -206,7 +205,6 @@ def test_the_docs_manifest_glob_embeds_every_manifest(tmp_path, audio_manifest):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["utterances_embedded"] == len(audio_manifest)
-    assert "old.rejects.parquet is a rejects table, not a manifest: skipped" in done.stderr
 
 
 def test_metrics_prints_the_contract_keys(tmp_path):
@@ -312,5 +310,6 @@ def test_one_app_with_module_level_verbs():
         "runs",
         "show",
         "compare",
+        "migrate",
     }
     assert set(names) == readme_verbs

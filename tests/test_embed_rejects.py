@@ -4,7 +4,6 @@ store (transient vs permanent), and the rejects threshold (exit code 7)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import write_tone
+from helpers import changed, run_migrate, write_tone
 from prefect.states import Completed, Failed
 from typer.testing import CliRunner
 
@@ -20,6 +19,7 @@ from flows.cli import app
 from flows.cli.common import EXIT_TOO_MANY_REJECTS, exit_code_of
 from storage import embeddings as store
 from storage.manifests import read_manifest, write_manifest
+from storage.paths import OldFormatError
 from tasks.embed.encoder import EncoderSpec
 from tasks.embed.run import TooManyRejectsError, embed_manifest
 from tasks.embed.task import _retry_unless_rejects
@@ -53,27 +53,31 @@ def test_ingest_from_a_relative_root_stores_absolute_paths(tmp_path, monkeypatch
     assert list(manifest["path"]) == [str(tmp_path / "corpus" / f"u{i}.wav") for i in range(2)]
 
 
-def test_an_old_manifest_with_relative_paths_is_resolved_with_a_warning(tmp_path, monkeypatch, caplog):
+def test_an_old_manifest_with_relative_paths_is_refused_until_migrated(tmp_path, monkeypatch):
     (tmp_path / "corpus").mkdir()
     manifest = finalize("old", rows(tmp_path / "corpus", 2), progress=False).manifest
     old = manifest.assign(path=[os.path.relpath(p, tmp_path) for p in manifest["path"]])
     path = tmp_path / "old.parquet"
     pq.write_table(pa.Table.from_pandas(old, preserve_index=False), path)  # as earlier versions wrote it
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="storage.manifests"):
-        read = read_manifest(path)
-    assert list(read["path"]) == list(manifest["path"])
-    assert str(path) in caplog.text and "re-ingest" in caplog.text and str(tmp_path) in caplog.text
-    # Writing it again stores the absolute paths, so the warning does not come back.
+    with pytest.raises(OldFormatError, match=f"{path}: 2 relative audio path.*addgp migrate {tmp_path}"):
+        read_manifest(path)
+    code, summary, _ = run_migrate(tmp_path)  # relative to the current folder, as earlier readers resolved them
+    assert code == 0 and changed(summary) == [
+        f"{path}: 2 relative audio path(s) resolved against {tmp_path} (2 found there)"
+    ]
+    assert list(read_manifest(path)["path"]) == list(manifest["path"])
+    # Writing a frame of relative paths stores them absolute.
     write_manifest(old, path)
     assert list(pd.read_parquet(path)["path"]) == list(manifest["path"])
 
 
-def test_a_store_poisoned_by_an_old_version_heals(tmp_path):
-    """Rejects written before kinds existed: the issue's 'failed to decode … System error' of a file
-    a worker could not open is transient (retried); a file that is not audio stays rejected."""
+def test_a_store_poisoned_by_an_old_version_heals_once_migrated(tmp_path):
+    """Rejects written before kinds existed are refused until ``addgp migrate``; then the issue's
+    'failed to decode … System error' of a file a worker could not open is transient (retried);
+    a file that is not audio stays rejected."""
     manifest = finalize("old", rows(tmp_path, 3), progress=False).manifest
-    root = str(tmp_path / "store")
+    root = str(tmp_path / "embeddings")
     old_schema = pa.schema([f for f in store.REJECTS_SCHEMA if f.name != "kind"])
     first, second = manifest.iloc[0], manifest.iloc[1]
     legacy = pd.DataFrame(
@@ -88,6 +92,9 @@ def test_a_store_poisoned_by_an_old_version_heals(tmp_path):
     location = store.ShardLocation(root, store.encoder_slug(SPEC.name, SPEC.pooling, None), "old", "legacy")
     os.makedirs(os.path.dirname(location.rejects_path))
     pq.write_table(pa.Table.from_pandas(legacy, schema=old_schema, preserve_index=False), location.rejects_path)
+    with pytest.raises(OldFormatError, match=f"{location.rejects_path}: embed rejects without a kind"):
+        embed_manifest(manifest, SPEC, root, progress=False)
+    assert run_migrate(tmp_path)[0] == 0
     assert store.read_rejects(root).set_index("utt_id")["kind"].to_dict() == {
         first["utt_id"]: "transient",
         second["utt_id"]: "permanent",
@@ -104,6 +111,8 @@ def test_a_store_poisoned_by_an_old_version_heals(tmp_path):
         "commonest_kind": "permanent",
         "example": f"{second['path']}: failed to decode: Format not recognised.",
     }
+    code, summary, _ = run_migrate(tmp_path)
+    assert code == 0 and changed(summary) == [], "the rejects embed wrote are current: nothing to migrate"
 
 
 def test_check_rejects_names_dataset_count_reason_and_fix(tmp_path):

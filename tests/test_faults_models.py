@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import write_tone
+from helpers import changed, run_migrate, write_tone
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -25,6 +25,7 @@ from storage.models import (
     card_digest,
     save_model,
 )
+from storage.paths import OldFormatError
 from tasks.train.detectors import load_detector
 from tasks.train.logreg import LogRegDetector
 
@@ -161,9 +162,23 @@ def test_a_missing_model_exits_3(tmp_path):
     assert "no model at" in result.output
 
 
-def test_a_card_written_before_the_digest_still_loads(tmp_path):
-    """Registries from before the digest (format addgp-model/1) keep working, with the weights checks."""
-    ref = save_model(tmp_path, "lr", _fitted(4), CARD)
-    _edit_card(tmp_path / "lr" / "v1", lambda c: (c.pop("digest"), c.update(format="addgp-model/1")))
+def test_a_card_written_before_the_digest_is_refused_until_migrated(tmp_path):
+    """Registries from before the digest (format addgp-model/1): refused naming the card and
+    `addgp migrate`, which checks the weights and seals the card; then it loads with every check."""
+    models = tmp_path / "models"
+    ref = save_model(models, "lr", _fitted(4), CARD)
+    sealed = json.loads((models / "lr" / "v1" / "model_card.json").read_text())
+    _edit_card(models / "lr" / "v1", lambda c: (c.pop("digest"), c.update(format="addgp-model/1")))
+    with pytest.raises(
+        OldFormatError, match=f"model_card.json: a model card of format 'addgp-model/1'.*addgp migrate {tmp_path}"
+    ):
+        load_detector(ref)
+    result = runner.invoke(app, ["show", str(models / "lr" / "v1")])
+    assert result.exit_code == 2 and "addgp migrate" in result.output, result.output
+    code, summary, _ = run_migrate(tmp_path)
+    assert code == 0 and len(changed(summary)) == 1
     detector, card = load_detector(ref)
-    assert card["format"] == "addgp-model/1" and len(detector.decision_function(np.zeros((2, 4)))) == 2
+    assert card == sealed, "the sealed card is the card the current version would have written"
+    assert len(detector.decision_function(np.zeros((2, 4)))) == 2
+    save_model(models, "lr", _fitted(4), CARD)  # a card of this version beside it
+    assert changed(run_migrate(tmp_path)[1]) == [], "a second migration changes nothing"

@@ -8,13 +8,12 @@ import pytest
 from helpers import write_audio
 
 from addgp.config import load_config
-from storage.manifests import write_manifest, write_rejects
+from storage.manifests import rejects_path_for, write_manifest, write_rejects
 from tasks.ingest.catalog import (
     RegistryError,
     default_registry_path,
     describe_registry,
     load_registry,
-    registry_ingest_args,
     render_registry,
 )
 from tasks.ingest.registry import ingest_dataset
@@ -81,7 +80,7 @@ corpora:
         "in_the_wild", tmp_path / "corpora" / "itw_ingested", dataset="itw_ingested", progress=False
     )
     write_manifest(ingested.manifest, tmp_path / "manifests" / "itw_ingested.parquet")
-    write_rejects(ingested.rejects, tmp_path / "manifests" / "itw_ingested.rejects.parquet")
+    write_rejects(ingested.rejects, rejects_path_for(tmp_path / "manifests" / "itw_ingested.parquet"))
 
     rows = {r["name"]: r for r in describe_registry(registry)}
     a = rows["itw_ingested"]
@@ -106,8 +105,13 @@ corpora:
     table = render_registry(list(rows.values()))
     assert table.splitlines()[0].split()[:3] == ["name", "adapter", "on"] and "itw_scanned" in table
 
-    adapter, root, options = registry_ingest_args(registry, "itw_scanned")
-    assert (adapter, root, options) == ("in_the_wild", str(tmp_path / "corpora" / "itw_scanned"), {})
+    loaded = load_registry(registry)
+    corpus = loaded.entry("itw_scanned")
+    assert (corpus.adapter, loaded.resolved_root(corpus), loaded.resolved_options(corpus)) == (
+        "in_the_wild",
+        str(tmp_path / "corpora" / "itw_scanned"),
+        {},
+    )
 
 
 def test_registry_errors_name_the_file_and_key(tmp_path, monkeypatch):

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import isnull, reasons, row, write_audio, write_garbage
+from helpers import isnull, reasons, row, run_migrate, write_audio, write_garbage
 
 from flows.cli.common import exit_code_of
+from storage import champions
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
+from storage.paths import OldFormatError
 from tasks.ingest.common import probe_mode
 from tasks.ingest.inbox import InboxMissingError, rows_of_batches
 from tasks.ingest.registry import ingest_dataset
@@ -61,7 +63,7 @@ def test_inbox_first_ingest_records_a_batch(tmp_path):
     assert why["nolabel"] == "no sidecar entry (label unknown)"
     assert "unparseable collected date 'yesterday'" in why["2025-06-01-social/b"]
     assert why["2025-06-01-social/a"] == "unknown label 'maybe'"
-    assert new_inbox_batches(state) == [
+    assert new_inbox_batches(state, consumer="nightly") == [
         {
             "batch_id": "B1",
             "folder": None,  # the option names the batch: all new files in one, whatever their folder
@@ -111,10 +113,10 @@ def test_nightly_sees_only_new_batches(tmp_path):
     assert list(rows_of_batches(result.manifest, [new[1]["batch_id"]])["utt_id"]) == ["loose"]
     assert row(result, "2025-06-03/d")["split"] == "dev" and row(result, "2025-06-03/e")["source"] == "lab"
     assert row(result, "2025-06-01-social/a")["batch_id"] == "B1"
-    acknowledge_inbox_batches(state, [b["batch_id"] for b in new])
-    assert new_inbox_batches(state) == []
+    acknowledge_inbox_batches(state, [b["batch_id"] for b in new], consumer="nightly")
+    assert new_inbox_batches(state, consumer="nightly") == []
     with pytest.raises(KeyError, match="no batch"):
-        acknowledge_inbox_batches(state, ["nope"])
+        acknowledge_inbox_batches(state, ["nope"], consumer="nightly")
 
 
 def test_counting_and_dry_runs_do_not_touch_the_ledger(tmp_path):
@@ -166,7 +168,7 @@ def test_a_poison_file_is_quarantined_and_the_rest_forms_the_batch(tmp_path):
     assert list(result.manifest["utt_id"]) == ["2026-11-20-tipline/good"]
     why = reasons(result)["2026-11-20-tipline/poison"]
     assert "declares 16000 s of audio, over max_seconds=1800" in why and "raise the inbox option max_seconds" in why
-    assert [b["n_files"] for b in new_inbox_batches(state)] == [1]
+    assert [b["n_files"] for b in new_inbox_batches(state, consumer="nightly")] == [1]
     kept = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state2", max_seconds=20000, progress=False)
     assert len(kept.manifest) == 2
 
@@ -187,28 +189,32 @@ def test_a_missing_drop_folder_is_an_error_unless_the_config_says_to_create_it(t
     assert new_inbox_batches(tmp_path / "state", consumer="nightly") == []
 
 
-def test_batches_are_acknowledged_per_consumer_and_a_version_1_ledger_migrates_on_read(tmp_path):
+def test_batches_are_acknowledged_per_consumer_and_a_version_1_ledger_is_migrated(tmp_path):
     """Issue 23 item 5: a second champion in the same workdir sees every batch too."""
-    inbox, state = tmp_path / "inbox", tmp_path / "state"
+    work = tmp_path / "work"
+    inbox, state = tmp_path / "inbox", work / "state"
     spoof_drop(inbox / "2026-12-01-a", ["a.wav"])
     ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     acknowledge_inbox_batches(state, ["2026-12-01-a"], consumer="nightly:lr")
     assert new_inbox_batches(state, consumer="nightly:lr") == []
     assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:gp")] == ["2026-12-01-a"]
-    # A version-1 ledger: one list, "nightly". A consumer told to inherit it starts from it.
+    # A version-1 ledger: one list, "nightly", for every nightly. Refused until `addgp migrate`,
+    # which gives it to each detector with a champion record (lr's nights acknowledged it).
     ledger = read_ledger(state)
     ledger.update(version=1, consumers={"nightly": ["2026-12-01-a"]})
     Path(ledger_path(state)).write_text(json.dumps(ledger))
     spoof_drop(inbox / "2026-12-02-b", ["b.wav"], seed=3)
+    with pytest.raises(OldFormatError, match=r"inbox ledger of version 1.*addgp migrate"):
+        ingest_dataset("inbox", inbox, state_dir=state, progress=False)
+    champions.promote(state, "lr", {"model_path": str(work / "models" / "lr" / "v1"), "version": 1, "eer": None})
+    assert run_migrate(work)[0] == 0
     ingest_dataset("inbox", inbox, state_dir=state, progress=False)
-    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:lr", inherit="nightly")] == [
-        "2026-12-02-b"
-    ]
+    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:lr")] == ["2026-12-02-b"]
     assert len(new_inbox_batches(state, consumer="nightly:gp")) == 2, "no champion record: every batch"
-    acknowledge_inbox_batches(state, ["2026-12-02-b"], consumer="nightly:lr", inherit="nightly")
+    acknowledge_inbox_batches(state, ["2026-12-02-b"], consumer="nightly:lr")
     written = read_ledger(state)
     assert written["version"] == 2
-    assert written["consumers"] == {"nightly": ["2026-12-01-a"], "nightly:lr": ["2026-12-01-a", "2026-12-02-b"]}
+    assert written["consumers"] == {"nightly:lr": ["2026-12-01-a", "2026-12-02-b"]}
 
 
 def spoof_drop(folder: Path, names: list[str], seed: int = 0) -> None:
@@ -251,8 +257,8 @@ def test_a_ledger_of_time_named_batches_keeps_working(tmp_path):
     ]
     ledger["files"] = {u: {**f, "batch_id": old_id} for u, f in ledger["files"].items()}
     Path(ledger_path(state)).write_text(json.dumps(ledger))
-    acknowledge_inbox_batches(state, [old_id])
+    acknowledge_inbox_batches(state, [old_id], consumer="nightly")
     spoof_drop(inbox / "2026-11-21-tipline", ["b.wav"], seed=5)
     again = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     assert row(again, "2026-11-20-tipline/a")["batch_id"] == old_id and len(first.manifest) == 1
-    assert [b["batch_id"] for b in new_inbox_batches(state)] == ["2026-11-21-tipline"]
+    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly")] == ["2026-11-21-tipline"]

@@ -16,7 +16,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from addgp.metrics import (
-    METRIC_KEYS,
+    METRIC_SPECS,
     MetricsError,
     compute_metrics,
     det_curve,
@@ -26,6 +26,8 @@ from addgp.metrics import (
     pooled_and_averaged,
     reliability_bins,
 )
+
+METRIC_KEYS = tuple(METRIC_SPECS)  # every metric compute_metrics returns
 
 BAYES_THRESHOLD = -math.log(0.95 / 0.5)  # C_miss (1 - P_spoof) / (C_fa P_spoof) = 1.9
 

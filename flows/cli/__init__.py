@@ -2,8 +2,9 @@
 
 Each verb validates its inputs, calls a flow or a stage, and prints a summary; the verbs live
 in ``pipeline`` (run, nightly, serve), ``data`` (demo-data, ingest, datasets, embed),
-``models`` (train, adapt, score), ``drift`` (drift), ``evaluate`` (evaluate, report, metrics) and ``inspect``
-(models, runs, show, compare: what a workspace holds). Exit codes
+``models`` (train, adapt, score), ``drift`` (drift), ``evaluate`` (evaluate, report, metrics), ``inspect``
+(models, runs, show, compare: what a workspace holds) and ``migrate`` (migrate: a workdir of an
+earlier version brought up to date). Exit codes
 and the error helper are in ``common``.
 """
 
@@ -20,7 +21,7 @@ import typer
 from addgp import __version__
 
 # Each module adds its verbs to the app; imported in the order `addgp --help` lists them.
-from flows.cli import data, drift, evaluate, inspect, models, pipeline  # noqa: F401
+from flows.cli import data, drift, evaluate, inspect, migrate, models, pipeline  # noqa: F401
 from flows.cli.common import app, exit_code_of
 from flows.cli.console import configure_console, debug_enabled
 

@@ -1,8 +1,8 @@
 """What every ``addgp`` verb shares: the one Typer app, the exit codes, and the one helper
 that turns an error into a message and an exit code.
 
-Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files: the message
-says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
+Exit codes: 0 success, 2 bad input (config, paths, layouts, damaged state files, files of an
+earlier version that `addgp migrate` upgrades: the message says which and how to fix it), 3 an encoder or model that is not on this machine, 4 another
 run of the same kind holds the lock, 5 (`addgp score`) a model asked to score embeddings of
 another encoder variant (fp32/int8) than it was trained on, 6 (`addgp run`, `addgp report`)
 the run finished and published its report, which found regressions against the previous one,
@@ -48,10 +48,11 @@ EXIT_CODES_HELP = """\b
 Exit codes (every verb):
   0  success
   1  an unexpected error (a bug: its traceback is printed)
-  2  bad input: config, paths, layouts, damaged state files
-     (the message names which, and the fix)
+  2  bad input: config, paths, layouts, damaged state files, files
+     of an earlier version (the message names which, and the fix:
+     for those, `addgp migrate WORKDIR`)
   3  an encoder or model that is not on this machine
-  4  another run of the same kind holds the lock (nightly)
+  4  another run holds the lock (nightly; migrate while a night runs)
   5  score: the model was trained on another encoder variant (fp32/int8)
   6  run, report: the published report found regressions
      (--no-fail-on-regression: exit 0)
@@ -96,6 +97,7 @@ _EXIT_CODES = (
     ("tasks.embed.encoder", "EncoderUnavailableError", EXIT_UNAVAILABLE),
     ("addgp.config", "ConfigError", EXIT_BAD_INPUT),
     ("storage.state", "StateFileError", EXIT_BAD_INPUT),
+    ("storage.paths", "OldFormatError", EXIT_BAD_INPUT),
     ("storage.models", "ModelNotFoundError", EXIT_UNAVAILABLE),
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),

@@ -18,7 +18,6 @@ from tasks.train.training_sets import content_digest
 
 OVERLAP_POLICIES = ("exclude", "mark")
 SEPARATOR = "\n"
-OVERLAP_COLUMNS = ("train_sets", "train_digests", "eval_set_digest")
 
 
 def card_overlap_columns(card: Mapping | None) -> dict[str, str]:

@@ -155,14 +155,6 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
         raise RegistryError("\n".join(lines)) from None
 
 
-def registry_ingest_args(path: str | os.PathLike | None, name: str) -> tuple[str, str, dict[str, Any]]:
-    """(adapter, resolved root, resolved options) of a registered corpus — what ``addgp ingest NAME``
-    needs when ROOT is not given on the command line."""
-    registry = load_registry(path)
-    corpus = registry.entry(name)
-    return corpus.adapter, registry.resolved_root(corpus), registry.resolved_options(corpus)
-
-
 # ------------------------------------------------------------------ counts
 
 

@@ -14,24 +14,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from storage import champions
-from storage.inbox_ledger import LEGACY_CONSUMER, acknowledge_inbox_batches, new_inbox_batches
+from storage.inbox_ledger import acknowledge_inbox_batches, new_inbox_batches, nightly_consumer
 from storage.models import read_card
 from storage.paths import exists, join
 from storage.reports import new_run_id
 from tasks.nightly.consolidation import FIT
-
-
-def consumer_of(detector: str) -> str:
-    """The ledger consumer of ``detector``'s nightly: each champion acknowledges its own batches."""
-    return f"nightly:{detector}"
-
-
-def _ledger_reader(state_dir: str, detector: str) -> dict:
-    """``consumer``/``inherit`` for the ledger: a detector with a champion record takes over a
-    version-1 ledger's single list (storage/inbox_ledger.py's migration rule)."""
-    record = champions.read_champions(state_dir, detector)
-    has_record = record["current"] is not None or bool(record["history"])
-    return {"consumer": consumer_of(detector), "inherit": LEGACY_CONSUMER if has_record else None}
 
 
 def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_id: str | None = None) -> dict:
@@ -41,7 +28,7 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
     Raises ChampionMissingError when the champion's model folder is gone, before anything
     is trained, and FileExistsError when ``run_id`` names a published report.
     """
-    pending = new_inbox_batches(state_dir, **_ledger_reader(state_dir, detector))
+    pending = new_inbox_batches(state_dir, consumer=nightly_consumer(detector))
     night = champions.night_in_progress(state_dir, detector)
     if night is not None:
         waiting = {b["batch_id"] for b in pending}
@@ -167,5 +154,5 @@ def _now() -> str:
 
 def close_night(state_dir: str, detector: str, night: dict) -> None:
     """Acknowledge the night's batches (used once, whatever happens next) and drop its record."""
-    acknowledge_inbox_batches(state_dir, night["batch_ids"], **_ledger_reader(state_dir, detector))
+    acknowledge_inbox_batches(state_dir, night["batch_ids"], consumer=nightly_consumer(detector))
     champions.finish_night(state_dir, detector)

@@ -13,7 +13,7 @@ from pathlib import PurePath
 
 from storage import champions
 from storage.models import ModelRegistryError, list_versions, read_card
-from storage.paths import filesystem, join
+from storage.paths import OldFormatError, filesystem, join
 from storage.reports import latest_report, list_reports, read_report_metrics
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, metric_cells
 from tasks.train.detectors import detector_summary
@@ -96,11 +96,16 @@ def render_models(records: list[dict]) -> str:
     return text_table(rows)
 
 
-def _nightly_roots(reports_root: str) -> list[tuple[str | None, str]]:
-    """(detector, folder) of the nightly reports: one folder per detector, and the older shared
-    folder ``reports/nightly/`` (detector None) of reports written before per-detector folders."""
+def _nightly_roots(reports_root: str) -> list[tuple[str, str]]:
+    """(detector, folder) of the nightly reports: one folder per detector under ``reports/nightly/``;
+    a report right in ``reports/nightly/`` (earlier versions' shared folder) is an OldFormatError."""
     nightly = join(reports_root, "nightly")
-    return [(None, nightly)] + [(d, join(nightly, d)) for d in _subfolders(nightly)]
+    shared = list_reports(nightly)
+    if shared:
+        raise OldFormatError(
+            join(nightly, shared[0]), "a nightly report in the shared folder (reports/nightly/DETECTOR/ now)"
+        )
+    return [(d, join(nightly, d)) for d in _subfolders(nightly)]
 
 
 def run_inventory(reports_root: str) -> list[dict]:
@@ -139,7 +144,7 @@ def run_inventory(reports_root: str) -> list[dict]:
                 {
                     "run_id": run_id,
                     "kind": "nightly",
-                    "detector": document.get("detector") or detector,
+                    "detector": detector,
                     "created": document.get("created"),
                     "decision": verdict,
                     "path": join(folder, run_id),
