@@ -43,8 +43,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# PYTEST_ARGS: extra pytest options; CI (.ci/run) passes the coverage ones there.
+PYTEST_ARGS ?=
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not integration and not slow"
@@ -56,4 +58,4 @@ lock: setup
 	PYTHON=$(BIN)/python TORCH_CPU_INDEX=$(TORCH_CPU_INDEX) locks/update.sh $(LOCK_ARGS)
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache .coverage

@@ -1,34 +1,12 @@
 """Detection and calibration metrics for bona fide / spoof scores.
 
-Implements the "addgp metrics" contract of docs/architecture.md. A score is an LLR, higher
-means more bona fide; labels are ``bonafide`` / ``spoof``; P(spoof) = sigmoid(-score).
-All rates are fractions.
-
-- ``eer`` is the EER exactly as the ASVspoof 2019/2021/5 evaluation packages compute it
-  (``compute_det_curve`` + ``compute_eer``): all trials sorted by score, bona fide before
-  spoof inside a tie (the packages concatenate bona fide first and sort stably), one
-  operating point after every trial, the first point minimising |FRR - FAR|, and the EER
-  is the mean of FRR and FAR there. Because of that tie rule a tie group counts
-  pessimistically: with all scores equal the packages (and this module) report EER = 1.
-- ``eer_rocch`` is the EER on the ROC convex hull (BOSARIS / pyllr ``rocch2eer``);
-  tied scores form one PAV bin, so all-equal scores give 0.5.
-- ``min_dcf`` / ``act_dcf`` are the normalised DCF of the ASVspoof 5 package with
-  P_spoof = 0.05, C_miss = 1, C_fa = 10; ``act_dcf`` decides bona fide when
-  score >= -log(C_miss (1 - P_spoof) / (C_fa P_spoof)), the Bayes threshold for LLRs.
-- ``cllr`` is ASVspoof 5 ``calculate_CLLR`` in bits; ``min_cllr`` the Cllr after the
-  optimal monotone (PAV) recalibration, tied scores pooled (as sklearn's isotonic
-  regression does).
-- ``ece`` uses 15 equal-width bins over P(spoof) ([k/15, (k+1)/15), the last bin closed),
-  weighted by count; ``brier`` and ``log_loss`` (nats) score P(spoof) against
-  label == spoof; ``auc`` = P(score_bonafide > score_spoof), ties counted 1/2.
-
-Every metric comes from one sort of the scores into tie groups; everything after the
-sort is O(n). The same code evaluates many bootstrap resamples at once from per-group
-counts (:func:`metrics_from_counts`).
-
-Each metric is one entry of :data:`METRIC_SPECS` (:class:`MetricSpec`: key, label, unit,
-format, CI or not, headline or not, direction, and its batched computation); everything
-that lists metrics - reports, the CLI table, the regression check - reads that table.
+Implements the "addgp metrics" contract of docs/architecture.md: a score is an LLR (higher means
+more bona fide), labels are ``bonafide`` / ``spoof``, P(spoof) = sigmoid(-score), rates are
+fractions. Every metric comes from one sort of the scores into tie groups (O(n) after it), so the
+same code evaluates many bootstrap resamples at once from per-group counts
+(:func:`metrics_from_counts`). Each metric is one entry of :data:`METRIC_SPECS`, which everything
+that lists metrics reads. What each computes (tie rules, DCF costs, ECE bins): docs/reports.md,
+"What each metric computes".
 """
 
 from __future__ import annotations

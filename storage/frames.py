@@ -1,27 +1,10 @@
 """The frame cache: per-utterance frame-level hidden states, for detectors that read frames, not pooled vectors.
 
-The last-block detector (tasks/train/dkl_gp_lastblock.py) fine-tunes a copy of an encoder
-layer, so it needs that layer's *input*: the hidden states of the layer below, every frame.
-They live inside the embedding store, beside the embeddings and keyed the same way::
-
-    STORE/_frames/<encoder-slug>/<dataset-folder>/frames-<shard-key>.parquet
-
-one row per utterance: its identity (dataset, utt_id, sha256), the encoder setting
-(``encoder``, ``hidden_state`` = the index into the encoder's hidden states, ``crop_s``),
-``n_frames``, ``dim`` and the frames as one flat float16 list of ``n_frames × dim`` values; or, for
-a file that could not be decoded, no frames and its ``reason``. The ``_frames`` folder is
-hidden from ``pyarrow.dataset.dataset(STORE)`` (a leading ``_``) and the files are named
-``frames-*``, so neither raw readers nor storage/embeddings.py ever take them for
-embeddings.
-
-Exactly-once and resumable as the embedding store: a shard's key hashes its rows and the
-encoder setting; its one file appears by an atomic rename, so a crash leaves no partial
-shard; a re-run plans only rows no shard holds; and commits share the store's writer lock
-and epoch fence (``storage.embeddings.writer_lock``), so a shard of a run that lost the
-store is refused. Readers also drop duplicate identities (object stores have no fence).
-
-Storage is float16: half of float32 and precise enough for hidden states (relative error
-2^-11); values beyond float16's range (±65,504) are clipped rather than turned into inf.
+The last-block detector (tasks/train/dkl_gp_lastblock.py) fine-tunes a copy of an encoder layer,
+so it needs that layer's *input*, every frame. The frames live inside the embedding store under
+``STORE/_frames/`` (hidden from the embedding readers), keyed like the embeddings, one float16
+row per utterance, exactly-once and resumable as the store (atomic shard files under its writer
+lock and epoch fence). Layout, columns and the rules: docs/embedding.md, "Frame cache".
 """
 
 from __future__ import annotations

@@ -1,32 +1,12 @@
-"""Score and key files of the ASVspoof 5 evaluation package and WeDefense, read and written.
+"""Score and key files of the ASVspoof 5 evaluation package and WeDefense, and of the Speech DF Arena, read and written.
 
-Both tools use the same two tab-separated files with a header line (ASVspoof 5
-``evaluation-package/util.py`` ``load_cm_scores_keys``, read with ``pandas.read_csv(sep="\\t",
-header=0)`` and joined on ``filename``; WeDefense ``wedefense/bin/logits_to_llr.py`` writes the
-score file, its recipes' stage 7 the key file)::
-
-    filename        cm-score                 filename        cm-label
-    E_0000000001    4.76273775100708         E_0000000001    bonafide
-    E_0000000002    -2.306972861289978       E_0000000002    spoof
-
-``cm-score`` is higher = bona fide, as addgp's LLR. A key file may carry more columns after
-``cm-label`` (the package joins them and reads ``cm-label`` only); addgp writes ``attack``
-there. Key files are also read in the headerless whitespace-separated layout of the ASVspoof 5
-protocol files (``ASVspoof5.eval.track_1.tsv``; the columns are named by
-:mod:`tasks.evaluate.interchange`).
-
-The Speech DF Arena toolkit (github.com/Speech-Arena/speech_df_arena, ``utils/metrics.py``
-``compute_metrics``) reads, per corpus, a protocol CSV with a header and a score file without
-one, space-separated, joined on ``file_name`` (the path as the protocol writes it)::
-
-    protocol_files/sonar.csv                      scores/<model>/sonar.txt
-    file_name,label                               /data/…/PromptTTS2/audio49.wav 1.734
-    /data/…/PromptTTS2/audio49.wav,spoof          /data/…/real_samples/4077_…wav -0.25
-
-Its ``cm_score`` is higher = bona fide (the second logit of its models), as addgp's LLR.
-
-This module only moves the files; the conversions to and from score tables are pure
-functions in :mod:`tasks.evaluate.interchange`.
+ASVspoof 5 and WeDefense share two tab-separated files with a header line (``filename
+cm-score`` and ``filename cm-label``); the Speech DF Arena reads a protocol CSV
+(``file_name,label``) and a space-separated score file without a header. In all of them the score
+is higher = bona fide, addgp's LLR unchanged. This module only moves the files; the conversions
+to and from score tables are pure functions in :mod:`tasks.evaluate.interchange`. The formats as
+each tool reads them: docs/reports.md, "ASVspoof 5 / WeDefense score and key files" and "Speech
+DF Arena score files".
 """
 
 from __future__ import annotations

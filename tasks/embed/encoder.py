@@ -1,20 +1,12 @@
 """What the frozen speech encoder is: wav2vec2-family checkpoints or random-weight presets, by name.
 
-``EncoderSpec`` says what to run (checkpoint, variant, layers, pooling, crop): part of every
-store row's key; ``tasks/embed/loading.py`` builds it. Real checkpoints come from a local
-directory or the Hugging Face hub (pinned revision recorded); presets are the real XLS-R
-architectures with random weights — for tests and speed benchmarks only, and every output
-made with one carries ``random_weights = True``. The variant changes the numbers, so it is
-part of the encoder's identity (``name``): rows and model cards of an int8 encoder never mix
-with fp32 ones.
-
-A local checkpoint folder is identified by what determines its numbers, not by where it
-lies: ``local-<model_type>@sha256-<digest>``, the digest over its config and weights files
-(``checkpoint_digest``). Copying the folder elsewhere reuses its embeddings and models;
-changing one weight makes a new identity, so everything is embedded again. The digest is
-computed once per file version and cached by path, size and modification time
-(``ADDGP_CACHE_DIR``, default ``~/.cache/addgp``), so a 1.2 GB checkpoint is not re-read
-on every run. Hub checkpoints are identified by id and pinned revision, presets by name.
+``EncoderSpec`` says what to run (checkpoint, variant, layers, pooling, crop) and is part of every
+store row's key; ``tasks/embed/loading.py`` builds it. Presets are the real XLS-R architectures
+with random weights, for tests and speed benchmarks only (their outputs carry ``random_weights =
+True``). The identity (``name``) is what decides the numbers: a hub id with its pinned revision,
+a preset's name, or for a local folder a digest of its config and weights (``checkpoint_digest``,
+cached per file version), never its path; the variant (int8) is part of it. The identities and
+the digest cache: docs/embedding.md, "Encoder identity".
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """Frame-level features for detectors that fine-tune an encoder layer: fill the frame cache, hand out the layer.
 
-The last-block detector (ADD-GP's recipe, tasks/train/dkl_gp_lastblock.py) learns g = a copy of
-transformer layer L of the encoder. Running the frozen encoder up to layer L - 1 for every
-training step would cost the whole encoder per step, so the input of layer L —
-``hidden_states[L - 1]``, every frame of every utterance — is computed once and kept in the
-frame cache (storage/frames.py); training then runs only the one layer.
-
-Utterances are cropped to their first ``crop_s`` seconds (default 4 s: the fixed ~4 s,
-64,600-sample crop common to XLS-R anti-spoofing recipes such as AASIST / SSL-AASIST, which
-ADD-GP's fixed crops follow); a crop bounds the cache at 50 frames per second × crop per
-utterance whatever the corpus' file lengths.
-
-Shards are planned, keyed and committed like the embedding store's (tasks/embed/shards.py,
-whose planner and key this module reuses with the frame setting as the "pooling"): a re-run
-extracts only rows no shard holds, and a crash mid-shard leaves nothing behind. The work
-runs in-process with a progress bar (the train and evaluate stages fill what they need).
+The last-block detector (tasks/train/dkl_gp_lastblock.py) learns g = a copy of transformer layer
+L. Running the frozen encoder up to layer L - 1 at every training step would cost the whole
+encoder per step, so ``hidden_states[L - 1]`` of every utterance (its first ``crop_s`` seconds,
+4 s by default) is computed once into the frame cache (storage/frames.py), planned, keyed and
+committed like the embedding store's shards (a re-run extracts only the missing rows). Why the
+crop, and how the cache is filled: docs/embedding.md, "Frame cache".
 """
 
 from __future__ import annotations

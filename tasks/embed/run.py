@@ -1,19 +1,12 @@
 """Embed a manifest into the store: plan the missing shards, run them, report what happened.
 
-Runs in-process when no Dask client is given (tests, small jobs) and on the client's
-workers otherwise: one task per shard, retried when a worker dies, pinned to one GPU
-per task where workers advertise a ``GPU`` resource.
-
-A shard whose task kills its workers (the scheduler gives up after
-``distributed.scheduler.allowed-failures`` deaths: ``KilledWorker``) is split into one task
-per file, run one at a time; a file that still kills its worker alone is written to the
-store's rejects, so the run completes and no later run tries it again.
-
-Rejects are *permanent* (the file's bytes are unusable: no later run tries it) or
-*transient* (the file could not be read: the next run tries it again). After the run, each
-dataset's rows still not embedded are counted (``EmbedSummary.rejects_by_dataset``);
-``EmbedSummary.check_rejects`` raises ``TooManyRejectsError`` when a dataset's share is over
-the configured limit (``embed.max_reject_fraction``) — the CLI's exit code 7.
+Runs in-process when no Dask client is given (tests, small jobs) and on the client's workers
+otherwise: one task per shard, retried when a worker dies, one GPU per task where workers
+advertise a ``GPU`` resource; a shard that keeps killing its workers is retried file by file,
+so one poison file becomes a reject instead of failing the run. Afterwards each dataset's rows
+still not embedded are counted, and ``EmbedSummary.check_rejects`` raises
+``TooManyRejectsError`` (the CLI's exit code 7) over ``embed.max_reject_fraction``. How a run
+works, and permanent against transient rejects: docs/embedding.md.
 """
 
 from __future__ import annotations

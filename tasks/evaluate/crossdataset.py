@@ -1,39 +1,11 @@
 """Cross-dataset evaluation: every detector on every eval corpus, with CIs, breakdowns and selective prediction.
 
-Input is a score table (the ``storage.reports.SCORE_COLUMNS`` layout: one row per
-(detector, utterance) with ``score`` = LLR, ``label``, ``dataset``, optional ``speaker``,
-``attack``, ``variance`` and condition columns such as ``codec`` / ``language``) plus, per
-detector, its **train setting** - the datasets and splits it was trained on (from its model
-card's ``training_data``; the scoring stage writes it into the ``train_setting`` and
-``train_datasets`` columns).
-
-The result (:class:`Evaluation`) holds, all as plain DataFrames:
-
-- ``cells``: one row per (detector, eval corpus): every metric of ``compute_metrics``,
-  percentile-bootstrap CIs (``<metric>_ci_low`` / ``_ci_high``; speakers are the
-  resampling unit where the corpus names them), ``in_domain`` (the corpus is among the
-  detector's training datasets) and ``note`` (why a cell has no metrics, e.g. one class
-  missing).
-- ``summary``: one row per (detector, train setting) - the headline: the **unweighted
-  average EER over eval corpora** (Pascu et al.'s eight-corpus average; ``corpora`` names the
-  corpora averaged, ``excluded_for_overlap`` those left out because the detector trained on
-  them - :mod:`tasks.evaluate.overlap`, policy ``settings.training_overlap``) with its bootstrap
-  CI (the per-corpus resamples averaged draw by draw), the average over out-of-domain
-  corpora only, and the **pooled** EER (all corpora's scores in one set). Both are labelled
-  wherever they are shown: they answer different questions.
-- ``aggregates``: ``pooled_and_averaged`` of every metric per detector.
-- ``attacks`` / ``conditions``: per-attack (spoofs of one attack against all bona fide of
-  the corpus, as ASVspoof does) and per-condition (codec, language, ... where the manifest
-  has them) metrics per (detector, corpus).
-- ``robustness`` / ``robustness_cells``: when the score table carries a ``condition``
-  column with more than one condition (``clean`` = audio as shipped), EER and Cllr per
-  detector x condition and their change against clean with paired bootstrap CIs
-  (:mod:`tasks.evaluate.robustness`); every other table is then built from the clean rows.
-- ``selective`` / ``selective_curves``: the share of utterances a detector decides with at
-  most ``target_error`` errors when it may defer the most uncertain ones (GP variance when
-  the detector gives one, else the entropy of P(spoof)), as a number and a curve.
-
-Everything here is pure computation on DataFrames; nothing is read or written.
+``evaluate_scores`` turns a score table (``storage.reports.SCORE_COLUMNS``: one row per
+(detector, utterance), ``score`` = LLR) and each detector's train setting into an
+:class:`Evaluation` of plain DataFrames: per-cell metrics with bootstrap CIs, the headline
+average over eval corpora (by the training-overlap policy) next to the pooled figure, per-attack and
+per-condition breakdowns, robustness against clean, selective prediction. Pure computation:
+nothing is read or written. What each table holds: docs/reports.md, "Python API".
 """
 
 from __future__ import annotations

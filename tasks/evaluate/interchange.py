@@ -1,19 +1,12 @@
-"""Score tables ↔ the score and key files of the ASVspoof 5 evaluation package and WeDefense.
+"""Score tables ↔ the score and key files of the ASVspoof 5 evaluation package, WeDefense and the Speech DF Arena.
 
-The files themselves (``filename<TAB>cm-score`` and ``filename<TAB>cm-label``, each with that
-header line) are read and written by :mod:`storage.interchange`; this module converts, with
-pure functions:
-
-- :func:`export_groups`: a score table → one (score file, key file) pair per (detector,
-  dataset[, condition]), because a ``filename`` names one trial only within one system's
-  scores of one corpus. ``cm-score`` is the LLR unchanged: both tools read higher = bona fide,
-  as addgp does. The key file adds an ``attack`` column after ``cm-label``, which the package
-  ignores and :func:`table_from_files` reads back for per-attack metrics.
-- :func:`arena_groups`: a score table → one Speech DF Arena score file and protocol CSV per
-  (detector, dataset[, condition]); ``file_name`` is the path as the corpus' protocol wrote it
-  (the manifest's ``protocol_path``, else its ``path``; the ``utt_id`` when no manifest is given).
-- :func:`table_from_files`: a score file and a key file (or an ASVspoof 5 protocol file
-  used as the key) → a score table with ``utt_id``, ``score``, ``label``, ``attack``.
+:mod:`storage.interchange` reads and writes the files; this module converts, with pure
+functions: :func:`export_groups` (one score/key pair per detector, dataset and condition, since a
+``filename`` names one trial only within one system's scores of one corpus), :func:`arena_groups`
+(one Speech DF Arena score file and protocol CSV per detector, dataset and condition, named by
+the protocol's own paths) and :func:`table_from_files` (a score file and a key file, or an
+ASVspoof 5 protocol used as the key, back to a score table). Scores are addgp's LLR unchanged.
+The formats and what is checked: docs/reports.md, "ASVspoof 5 / WeDefense score and key files".
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """Training overlap: which eval sets a detector has already seen, and which its headline average leaves out.
 
-The Speech Anti-Spoofing Arena averages each model over the eval sets it did not train on. A
-model card lists the sets its training saw — ``training_data.sets``: ``"<dataset>/<split>"`` →
-``{"rows": n, "content_sha256": …}`` for every training and dev (early-stopping, calibration)
-split — where ``content_sha256`` is :func:`tasks.train.training_sets.content_digest` of the set's audio. An eval set
-(one corpus' scored rows of one split) **overlaps** a detector's training data when
-
-- its ``(dataset, split)`` is one of the card's sets (by name), or
-- its own content digest equals one of theirs (the same audio under another name, e.g. an
-  arena protocol of a corpus the model trained on).
-
-ASVspoof 2019 LA eval for a detector trained on ASVspoof 2019 LA train is *in domain* (the
-same corpus, other speakers and attacks; :mod:`tasks.evaluate.crossdataset` marks it) but
-not an overlap: no eval file was trained on.
-
-The policy (``evaluate.training_overlap``): ``exclude`` (default, as the arena) leaves the
-overlapping cells out of the detector's headline average and says so; ``mark`` keeps them in
-and marks them. Either way the report names the sets each average covers and excludes.
-
-Score-table columns this module reads (written by the scoring stage from the card and the
-manifest): ``train_sets`` and ``train_digests`` (the card's sets and digests, newline-joined)
-and ``eval_set_digest`` (the content digest of the row's (dataset, split) as scored).
+As the Speech Anti-Spoofing Arena does, each model is averaged over the eval sets it did not
+train on. An eval set overlaps a detector's training data when its ``(dataset, split)`` is one
+of the model card's ``training_data.sets`` or its content digest equals one of theirs (the same
+audio under another name). In-domain is not overlap. Policy ``evaluate.training_overlap``:
+``exclude`` (default) or ``mark``. The rule, the policy and the score-table columns it reads:
+docs/reports.md, "Definitions" (*Training overlap*).
 """
 
 from __future__ import annotations

@@ -1,23 +1,11 @@
 """Robustness to degradations: every detector's EER and Cllr under every condition, and the change against clean.
 
-The score table may carry a ``condition`` column: ``clean`` for audio as shipped (a
-missing value counts as clean), otherwise the name of the degradation the audio went
-through before scoring (a codec, a channel, noise ...). When more than one condition is
-present:
-
-- ``cells``: one row per (detector, eval corpus, condition): EER and Cllr, and their
-  change against clean (``delta_<metric>``, positive = worse) with a percentile bootstrap
-  CI. The bootstrap is **paired by utterance**: an utterance scored both clean and
-  degraded is one resampling unit that carries both scores, so the CI of the change is
-  not inflated by the between-utterance spread the two conditions share; utterances
-  scored under only one of them are resampled on their own side. Units are stratified by
-  label and by which sides they appear on, so every resample keeps both classes.
-- ``summary``: one row per (detector, condition): the unweighted average over the eval
-  corpora scored under that condition and clean (the headline's convention), the average
-  change with its CI (per-corpus resamples averaged draw by draw), and ``worst`` marking
-  each detector's condition with the largest EER increase.
-
-Everything here is pure computation on DataFrames; nothing is read or written.
+When the score table's ``condition`` column (``clean`` = audio as shipped) holds more than one
+condition: ``cells`` per (detector, eval corpus, condition) with the change against clean and a
+bootstrap CI **paired by utterance** (an utterance scored clean and degraded is one resampling
+unit, so the shared between-utterance spread does not inflate the CI), and ``summary`` per
+(detector, condition) averaged over corpora with each detector's worst condition marked. Pure
+computation on DataFrames. The tables and the bootstrap: docs/reports.md, "Robustness".
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """ADD 2022 and ADD 2023 (Audio Deep Synthesis Detection challenges; Zenodo 10843991, 12188055,
 12175884, 12176326 for 2022 tracks 1 and 3 and 2023 track 1.2 rounds 1 and 2).
 
-Each release is one folder of wav files plus label files, one line per file::
-
-    ADD2023_R1/                          ROOT (one track or round)
-      label/<name>.txt                   ADD2023_T1.2R1_E_00000001.wav fake
-                                         ADD2023_T1.2R1_E_00000002.wav genuine
-      <name>/*.wav  or  wav/*.wav  or  any folder below ROOT
-
-Labels ``genuine``/``fake`` (``bonafide``/``spoof``, ``real`` too) in the second field; further
-fields are kept as ``field_3``… (ADD 2023 track 2 writes fake regions there). Label files are
-``*.txt`` under ``label/``, ``labels/`` or ROOT whose first line has a file name and a label;
-option ``labels`` names them instead. The split comes from the label file's name (``train`` →
-train, ``dev`` → dev, else eval; option ``split`` sets one for all). Audio is found by file
-name anywhere below ROOT (a name under two folders is taken from the folder named like the
-label file, else rejected as ambiguous). ``attack`` is null: the releases do not name the
-generators. Registry names ``add2022`` and ``add2023`` read the same layout.
+Each release is one folder of wav files plus label files (``<file>.wav genuine|fake`` a line);
+the split comes from the label file's name and audio is found by file name anywhere below ROOT.
+The releases do not name the generators, so ``attack`` is null. Registry names ``add2022`` and
+``add2023`` read the same layout; its details: docs/ingest.md, "``add2022``, ``add2023``".
 """
 
 from __future__ import annotations

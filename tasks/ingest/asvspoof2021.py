@@ -1,30 +1,11 @@
 """ASVspoof 2021 LA and DF evaluation sets with the released keys (``*-keys-full.tar.gz``).
 
-Audio (Zenodo)::
-
-    ASVspoof2021_LA_eval/flac/LA_E_9332881.flac                 (+ ASVspoof2021.LA.cm.eval.trl.txt)
-    ASVspoof2021_DF_eval_part00/ASVspoof2021_DF_eval/flac/DF_E_2000011.flac
-    ASVspoof2021_DF_eval_part01/ASVspoof2021_DF_eval/flac/…     (parts 00..03, or merged into
-    …                                                            one ASVspoof2021_DF_eval/flac/)
-
-Keys and meta labels (asvspoof.org ``LA-keys-full.tar.gz`` / ``DF-keys-full.tar.gz``)::
-
-    keys/LA/CM/trial_metadata.txt
-        LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval
-        speaker trial        codec transmission attack key trim subset
-    keys/DF/CM/trial_metadata.txt
-        LA_0023 DF_E_2000011 nocodec asvspoof A14 spoof notrim progress traditional_vocoder - - - -
-        speaker trial        codec   source   attack key trim subset vocoder [4 VCC fields]
-
-Bona fide trials carry ``bonafide`` (LA) or ``-`` (DF) in the attack field; both become a
-null ``attack``. Every row is split ``eval``; the challenge subset (``eval``, ``progress``,
-``hidden``) is kept in the ``subset`` column (option ``subsets`` keeps only some).
-
-ROOT is the folder holding the audio (``ASVspoof2021_LA_eval/``, the DF part folders, or
-the folder that contains them). The keys may live elsewhere: option ``keys_root``
-(default ROOT) is searched for ``keys/<TRACK>/CM/trial_metadata.txt``,
-``<TRACK>/CM/trial_metadata.txt``, ``CM/trial_metadata.txt``, ``trial_metadata.txt`` and
-``<TRACK>-keys-full/keys/<TRACK>/CM/trial_metadata.txt``.
+ROOT holds the audio (``ASVspoof2021_LA_eval/``, the DF part folders, or the folder above them);
+the keys' ``trial_metadata.txt`` may live elsewhere (option ``keys_root``). Every row is split
+``eval``, the challenge subset (``eval``, ``progress``, ``hidden``) kept in the ``subset``
+column; bona fide trials (``bonafide`` in LA, ``-`` in DF) get a null ``attack``. Layouts, key
+fields and where the keys are searched for: docs/ingest.md, "``asvspoof2021_la``,
+``asvspoof2021_df``".
 """
 
 from __future__ import annotations

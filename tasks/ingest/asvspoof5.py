@@ -1,45 +1,12 @@
 """ASVspoof 5 (Zenodo record 14498691): train, dev and eval of track 1, from either metadata release.
 
-**Public release** (Zenodo), after unpacking ``ASVspoof5_protocols.tar.gz`` and the
-``flac_{T,D,E}_a?.tar`` shards::
-
-    ASVspoof5_protocols/ASVspoof5.train.tsv
-    ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv
-    ASVspoof5_protocols/ASVspoof5.eval.track_1.tsv
-    flac_T/T_0000000000.flac
-    flac_D/D_0000000000.flac
-    flac_E_eval/E_0000000000.flac        (or flac_E/, or one flac_E_a?/ folder per shard)
-
-Protocol lines are whitespace-separated (the files say ``.tsv`` but hold spaces), ten fields::
-
-    SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP
-    T_4850     T_0000000000   F              -     -       0          bonafide   bonafide     bonafide -
-
-**Challenge-phase release** (``release.zip`` of the 2024 challenge), metadata beside the audio::
-
-    ASVspoof5.train.metadata.txt
-    ASVspoof5.dev.metadata.txt           (+ ASVspoof5.dev.enroll.txt, ASVspoof5.dev.trial.txt: ASV lists, unused)
-    flac_T/T_0000000000.flac
-    flac_D/D_0000000000.flac
-
-six whitespace-separated fields, no header::
-
-    SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK KEY
-    T_4850     T_0000000000   F              -     A05    spoof
-
-The challenge phase shipped no labelled eval set, so only train and dev come from it. The
-release is detected from the files present — per split, the public file wins when both are
-there — and each file's column layout from its first data line, so a metadata file renamed
-to a public name (or the reverse) still reads. ``attack`` is ATTACK_LABEL (public) or ATTACK
-(challenge), null for bona fide; the manifest keeps ``gender``, ``codec``, ``codec_q``,
-``codec_seed``, ``attack_tag``, ``tmp`` (null where the release lacks them) and
-``metadata_release`` (``public`` or ``challenge``). ROOT is the folder holding the protocol
-folder (or the protocol files) and the flac folders.
-
-**Resynthesised audio.** A bona fide file under a codec condition (``codec`` other than ``-``,
-among them neural codecs) is marked ``resynthesised`` with the codec as ``resynthesis_system``,
-and labelled by option ``resynthesised`` (``spoof``, ``bonafide`` or ``excluded``; unset: bona
-fide, the corpus' label) — see :mod:`tasks.ingest.label_policy`.
+Both releases read: the public one (``ASVspoof5_protocols/*.tsv``, ten whitespace-separated
+fields) and the challenge phase's (``ASVspoof5.{train,dev}.metadata.txt``, six fields, no
+labelled eval). The release is detected per split from the files present (the public file wins)
+and each file's column layout from its first data line, so a renamed file still reads. A bona
+fide file under a codec condition is marked ``resynthesised`` and labelled by option
+``resynthesised`` (:mod:`tasks.ingest.label_policy`). Layouts, columns and options:
+docs/ingest.md, "``asvspoof5``".
 """
 
 from __future__ import annotations

@@ -1,28 +1,11 @@
 """The corpus registry (``configs/datasets.yaml``) and what ``addgp datasets`` shows about it.
 
-Registry file::
-
-    data_root: ${ADDGP_DATA:-data}          # relative corpus roots are below this (default ".")
-    manifest_dir: ${ADDGP_MANIFESTS:-runs/manifests}   # where `addgp ingest` writes <name>.parquet
-    corpora:
-      - name: asvspoof2019_la               # unique; the manifest's `dataset` value
-        adapter: asvspoof2019_la            # a registry name of tasks/ingest/registry.py
-        root: ASVspoof2019/LA               # absolute, or relative to data_root
-        splits: {train: [train], dev: [dev], eval: [eval]}   # which manifest splits serve as what
-        options: {}                         # adapter options (keys_root, bonafide_root: below data_root)
-        manifest: null                      # optional: overrides <manifest_dir>/<name>.parquet
-        description: "…"                    # optional, free text
-
-``${VAR}`` and ``${VAR:-default}`` are expanded from the environment; ``~`` is expanded;
-relative ``data_root`` and ``manifest_dir`` are resolved against the directory the
-command runs in (the rule of ``addgp.config``). An ``hf`` root ``hf://owner/name`` is a
-Hub id and is left as is.
-
-``describe_registry`` returns one dict per corpus (see its docstring for the exact keys):
-counts come from the corpus' manifest when it exists, else — when ``scan`` is true and
-the root is on disk — from running the adapter with ``probe_mode("none")``, which reads
-protocols and folder listings but opens no audio (so missing or broken files are not
-detected, and nothing is written: no HF materialisation, no inbox batch).
+The registry names each corpus with its adapter, root, split roles and options (``${VAR}`` /
+``${VAR:-default}`` from the environment, relative paths from the directory the command runs
+in). ``describe_registry`` counts each corpus from its manifest when one exists, else, when
+``scan`` is true and the root is on disk, from the adapter under ``probe_mode("none")``: no audio
+opened, nothing written. The file format and the keys it returns: docs/ingest.md, "The registry
+and ``addgp datasets``".
 """
 
 from __future__ import annotations

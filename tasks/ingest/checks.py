@@ -1,38 +1,10 @@
 """Data checks on a pipeline's manifests: the same audio twice, and the same audio in training and evaluation.
 
-Ingest deduplicates on ``utt_id`` only; these checks compare the bytes (``sha256``, filled
-by every full ingest). Real corpora share audio — bona fide speech reused across corpora,
-re-releases, one clip under two names — and audio that is in a training split and in an
-eval split makes the eval numbers look better than they are.
-
-``content_checks`` returns the long table the run report shows as "Data checks" (columns
-``check``, ``scope``, ``count``, ``severity``, ``examples``; one row per finding):
-
-================================  ==========================  ==========================================
-check                             scope                       count
-================================  ==========================  ==========================================
-``duplicate_audio``               ``DATASET``                 rows whose bytes repeat an earlier row of
-                                                              the same manifest (0: checked, none)
-``shared_audio``                  ``A ∩ B``                   distinct audio in both manifests
-``train_eval_overlap``            ``A/train → B/eval``        distinct audio in a training split (train
-                                                              or dev) and an eval split; one row with
-                                                              count 0 when there is none
-``label_conflict``                ``all manifests``           distinct audio labelled both bonafide and
-                                                              spoof
-``not_hashed``                    ``DATASET``                 rows without sha256 (counting scans):
-                                                              not checked
-``near_duplicate_overlap``        ``A/train → B/eval``        eval clips whose embedding has a training
-                                                              clip within the cosine threshold (other
-                                                              bytes: re-encoded, trimmed, resampled)
-================================  ==========================  ==========================================
-
-The last one needs embeddings, so it runs after the embed stage and only when the config
-sets ``data_checks.near_duplicate_cosine`` (``near_duplicates``).
-
-Severity: ``train_eval_overlap`` is ``warning`` or — when the pipeline config says
-``data_checks.train_eval_overlap: error`` — ``error``; ``duplicate_audio`` and
-``label_conflict`` are warnings, ``shared_audio`` is ``info`` (corpora do share bona fide
-speech; whether that matters is the overlap check's question); a count of 0 is always ``info``.
+Ingest deduplicates on ``utt_id`` only; these checks compare the bytes (``sha256``), because real
+corpora share audio and audio in both a training and an eval split makes the eval numbers look
+better than they are. ``content_checks`` returns the long table the run report shows as "Data
+checks" (one row per finding); ``near_duplicates`` adds near-copies by embedding after the embed
+stage. The checks, their severities and where they show: docs/ingest.md, "Data checks".
 """
 
 from __future__ import annotations

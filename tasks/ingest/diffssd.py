@@ -1,26 +1,11 @@
 """DiffSSD (Bhagtani et al. 2024, arXiv 2409.13049): LibriSpeech / LJ Speech bona fide and ten
-diffusion-based generators (eight open-source, two commercial), with train / validation / test
-splits, released with a label table.
+diffusion-based generators, with train / validation / test splits, released with a label table.
 
 **Layout: a guess.** No public listing of the release was found; the paper describes one label
-table for the whole corpus. The adapter reads the one ``.csv`` in ROOT (or option ``protocol``)
-with ``protocol_csv`` and recognises its columns by name, case-insensitively::
-
-    DiffSSD/                                 ROOT
-      labels.csv        path,label,generator,split
-                        real/ljspeech/LJ001-0001.wav,real,,train
-                        fake/gradtts/0001.wav,fake,gradtts,test
-      …audio below ROOT…
-
-- path: the first of ``path``, ``file``, ``filename``, ``file_name``, ``audio``, ``wav``;
-- label: ``label``, ``class``, ``target`` (``real``/``fake`` and the other spellings
-  ``protocol_csv`` knows; ``label_map`` for others);
-- generator → ``attack``: ``generator``, ``method``, ``system``, ``model``, ``source``;
-- split: ``split``, ``subset``, ``partition``, ``set`` (``train``, ``val``/``valid``/``validation``/
-  ``dev``, ``test``/``eval`` → train/dev/eval); without one every row is ``split`` (default eval).
-
-Every other ``protocol_csv`` option may be given to override what is recognised (``path_column``,
-``label_column``, ``label_map``, ``path_prefix``, …).
+table for the whole corpus, so the adapter reads the one ``.csv`` in ROOT (or option
+``protocol``) with ``protocol_csv`` and recognises its path, label, generator and split columns
+by name; every ``protocol_csv`` option may override that. The column names recognised:
+docs/ingest.md, "``diffssd``".
 """
 
 from __future__ import annotations

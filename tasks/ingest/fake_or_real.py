@@ -1,24 +1,10 @@
 """Fake-or-Real (FoR; Reimao & Tzerpos 2019), any of its four versions.
 
-Each version unpacks to ``training/``, ``validation/`` and ``testing/``, each with ``real/``
-and ``fake/``::
-
-    for-norm/                       (for-original, for-norm, for-2seconds, for-rerecorded)
-      training/real/file1.wav_16k.wav_norm.wav_mono.wav_silence.wav
-      training/fake/file1.mp3.wav_16k.wav_norm.wav_mono.wav_silence.wav
-      validation/{real,fake}/…
-      testing/{real,fake}/…
-
-ROOT may be the version folder, a folder holding it (the Kaggle copy nests them:
-``for-2sec/for-2seconds/``), or a folder holding several versions (all are read, each row
-tagged). The version is taken from the folder names (``original``, ``norm``, ``2sec``/``2second``,
-``rerec``) and written to the ``version`` column as ``for-original``, ``for-norm``,
-``for-2sec`` or ``for-rerecorded``; option ``version`` forces or selects one.
-
-Splits: training → ``train``, validation → ``dev``, testing → ``eval`` (the folder name is
-kept in ``subset``). Labels: real → bonafide, fake → spoof. ``utt_id`` is
-``<version>/<subset>/<real|fake>/<file name without extension>``; speaker and attack are
-null (FoR publishes neither per file).
+Each version unpacks to ``training/``, ``validation/`` and ``testing/`` (→ train, dev, eval), each
+with ``real/`` and ``fake/``. ROOT may be a version folder, a folder holding it (as the Kaggle
+copy nests them) or several versions; the version is read from the folder names into the
+``version`` column (option ``version`` forces or selects one). FoR publishes no speaker or
+attack per file. Layout and ``utt_id``: docs/ingest.md, "``fake_or_real``".
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """Hugging Face datasets: ``save_to_disk`` folders, ``audiofolder`` trees, or a Hub id.
 
-ROOT is one of
-
-* a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (it holds
-  ``state.json`` or ``dataset_dict.json``): read with ``datasets.load_from_disk``;
-* an ``audiofolder`` tree (``[<split>/][<label>/]<clip>.wav``, optionally with
-  ``metadata.csv`` / ``metadata.jsonl`` whose ``file_name`` column names the clips): read
-  natively here, following the audiofolder conventions — ``datasets``' own builder would
-  need torchcodec to *encode* the audio, which this project does not install;
-* a Hub id (``owner/name`` that is not a local path, or ``hf://owner/name``): read with
-  ``datasets.load_dataset`` when online (options ``config``, ``revision``); offline
-  (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` set, or no network) a LayoutError says so.
-
-Audio columns are read *undecoded* (``cast_column(col, Audio(decode=False))``: decoding
-would need torchcodec + FFmpeg). An audio value that points at an existing file is used in
-place; audio bytes stored inside the dataset are written once to ``materialise_dir``
-(required then) as ``<materialise_dir>/<split>/<utt_id>.<ext>`` — in their original format
-(``audio_format="keep"``, extension from the stored path or sniffed) or re-encoded as FLAC
-(``audio_format="flac"``) — so later stages read files. Existing files are not rewritten.
-
-Column mapping options: ``audio_column`` (default: the first Audio feature, else
-``audio``/``path``/``file``), ``label_column`` (default ``label``; ClassLabel ints become
-their names), ``label_map`` (e.g. ``{"0": "bonafide", "1": "spoof"}``; common spellings are
-understood without it), ``attack_column``, ``speaker_column``, ``id_column`` (default:
-``<split>/<file stem>`` when stems are unique, else ``<split>/<row index>``),
-``split_column`` (split per row), ``split_map`` (default maps ``validation``/``valid`` →
-``dev`` and ``test`` → ``eval``), ``splits`` (read only these source splits), ``split``
-(the split of a single, unsplit Dataset, or of an audiofolder without split folders;
-default ``eval``), ``keep_columns`` (``"all"`` scalar columns by default, or a list).
-Datasets with several splits get an ``hf_split`` column with the source split name.
+ROOT is a ``save_to_disk`` folder (``datasets.load_from_disk``), an ``audiofolder`` tree (read
+natively here: ``datasets``' own builder would need torchcodec to encode the audio), or a Hub id
+(``datasets.load_dataset`` when online; offline, a LayoutError says so). Audio columns are read
+undecoded (decoding would need torchcodec + FFmpeg): a value that points at an existing file is
+used in place, audio bytes stored inside the dataset are written once to ``materialise_dir`` so
+later stages read files. Column mapping options and defaults: docs/ingest.md, "``hf``".
 """
 
 from __future__ import annotations

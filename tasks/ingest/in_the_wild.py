@@ -1,19 +1,9 @@
 """In-the-Wild (Müller et al., Interspeech 2022; ``release_in_the_wild.zip``).
 
-Layout::
-
-    release_in_the_wild/
-      meta.csv          file,speaker,label
-                        0.wav,Alec Guinness,spoof
-                        1.wav,Alec Guinness,bona-fide
-      0.wav
-      1.wav
-      …
-
-Labels ``bona-fide``/``spoof`` become ``bonafide``/``spoof``; ``utt_id`` is the file name
-without extension; every row is split ``eval`` (option ``split``) — the corpus has no
-official partition. ``attack`` is null (the generators are not published). ROOT is the
-folder with ``meta.csv`` or the folder that contains ``release_in_the_wild/``.
+One folder of wav files and a ``meta.csv`` (``file,speaker,label``; labels ``bona-fide`` /
+``spoof``). Every row is split ``eval`` (the corpus has no official partition) and ``attack`` is
+null (the generators are not published). ROOT is the folder with ``meta.csv`` or the one that
+contains ``release_in_the_wild/``. Layout: docs/ingest.md, "``in_the_wild``".
 """
 
 from __future__ import annotations

@@ -1,46 +1,13 @@
 """The inbox: a drop folder of newly collected audio, labelled by sidecar files, ingested in batches named after their delivery folder.
 
-Layout (ROOT is the drop folder; any sub-folders)::
-
-    inbox/
-      2025-06-01-social/
-        a.wav  b.mp3
-        sidecar.csv        file,label,generator,source,collected[,speaker,language,split,notes]
-                           a.wav,spoof,elevenlabs,https://example.org/post/1,2025-06-01
-                           b.mp3,bonafide,,podcast,2025-06-01
-      c.wav
-      c.json               {"label": "spoof", "generator": "xtts", "source": "tip line", "collected": "2025-06-02"}
-      batch.json           {"collected": "2025-06-03", "source": "lab", "files": [{"file": "d.wav", "label": "spoof"}]}
-
-Sidecars: every ``*.csv``/``*.tsv`` is a table of files; a ``*.json`` is a table when it is a
-list of objects or an object with a ``files`` (or ``items``/``records``) list — the object's
-other keys are defaults for every entry —, and a per-file sidecar when it is a plain object
-beside an audio file with the same stem. Paths (column ``file``/``path``/``filename``) are
-relative to the sidecar's folder and must stay inside ROOT: an absolute path, or one that
-leaves ROOT through ``../`` or a link, is rejected with the reason. ``generator`` (or ``attack``/``model``) becomes
-``attack``; ``source``, ``collected`` (ISO date), ``language`` and ``notes`` are kept as
-columns, as is ``sidecar`` (the file that labelled the row). ``utt_id`` is the audio path
-below ROOT without extension; split ``train`` unless the sidecar says otherwise (option
-``split``). Audio without a sidecar entry is rejected (``no sidecar entry``), and so is a
-file whose header declares more than ``max_seconds`` of audio (option, default 1800).
-A drop folder that does not exist is an ``InboxMissingError`` (a mistyped or unmounted
-path would otherwise read as "nothing new" forever) unless option ``create_missing`` is true
-(the nightly sets it from ``nightly.create_inbox``): then a full ingest creates it, empty.
-
-Batches: each (full) ingest compares the rows with the batch ledger
-``<state_dir>/inbox_batches.json`` (option ``state_dir``, default ROOT). Files not seen
-before — or whose bytes changed — form new batches, one per top-level folder of ROOT (the
-delivery the operator dropped), named after that folder: ``inbox/2026-12-01-elevenlabs/`` →
-batch ``2026-12-01-elevenlabs`` (sanitised: characters other than letters, digits, ``.``,
-``_`` and ``-`` become ``-``; a name already in the ledger gets ``-2``, ``-3``, …). Files
-directly in ROOT, and folders whose name sanitises to nothing, form a batch named by the
-ingest time ``YYYYMMDDTHHMMSSZ`` (UTC). Option ``batch_id`` puts all new files in one batch
-of that name. The ledger records each batch's folder and ingest time (``created_at``);
-files already recorded keep their batch (ledgers written before folder naming keep their
-time-named batches). Every manifest row gets its ``batch_id``. The ledger is read and written by ``storage/inbox_ledger.py``: a nightly
-run asks it for the batches it has not yet acknowledged (``new_inbox_batches``) and
-acknowledges them once it has used them. Counting runs (``probe_mode`` other than ``"full"``) and ``record_batch=False``
-never write the ledger.
+Sidecars (``*.csv``/``*.tsv`` tables, ``*.json`` tables or per-file objects) label the audio
+beside them; paths must stay inside ROOT, and audio without a sidecar entry or over
+``max_seconds`` is rejected. Each full ingest compares the rows with the batch ledger
+(``storage/inbox_ledger.py``): files not seen before, or whose bytes changed, form new batches,
+one per top-level delivery folder, so a nightly run can ask for what it has not yet used. A
+missing drop folder is an ``InboxMissingError`` (unless ``create_missing``): a mistyped path
+must not read as "nothing new" forever. Layout, options and batch naming: docs/ingest.md,
+"``inbox``".
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """LibriSeVoc (Sun et al., CVPR 2023 "AI-synthesized voice detection using neural vocoder artifacts").
 
-LibriTTS speech and the same utterances vocoded back by six neural vocoders, one folder each::
-
-    LibriSeVoc/                        ROOT
-      gt/<spk>_<chapter>_<utt>_<seg>.wav            → bona fide (ground truth)
-      diffwave/ melgan/ parallel_wave_gan/ wavegrad/ wavenet/ wavernn/
-        <spk>_<chapter>_<utt>_<seg>[_gen].wav      → vocoded, attack = the folder
-
-``speaker`` is the LibriTTS speaker id (first ``_`` field of the name). Every row is split
-``eval`` (option ``split``); the release has no protocol file of its own.
-
-**Resynthesised audio.** Every vocoder folder holds bona fide speech analysed to a
-mel-spectrogram and synthesised back: the rows are marked ``resynthesised`` and labelled by
-option ``resynthesised`` (``spoof``, ``bonafide`` or ``excluded``; unset: spoof, the corpus'
-label) — see :mod:`tasks.ingest.label_policy`.
+LibriTTS speech (``gt/``, bona fide) and the same utterances vocoded back by six neural
+vocoders, one folder each (``attack`` = the folder). The vocoded rows are bona fide speech
+analysed and synthesised back, so they are marked ``resynthesised`` and labelled by option
+``resynthesised`` (:mod:`tasks.ingest.label_policy`). Every row is split ``eval``. Layout and
+what it was checked against: docs/ingest.md, "``librisevoc``".
 """
 
 from __future__ import annotations

@@ -1,32 +1,9 @@
 """MLAAD (Müller et al., Multi-Language Audio Anti-Spoofing Dataset) with M-AILABS as bona fide.
 
-Fakes (MLAAD release, any version)::
-
-    MLAAD/fake/<language>/<model_name>/meta.csv
-    MLAAD/fake/<language>/<model_name>/<clip>.wav
-
-``meta.csv`` is pipe-separated with a header::
-
-    path|original_file|language|is_original_language|duration|training_data|model_name|architecture|transcript
-    fake/de/tts_models_de_thorsten_vits/thorsten_vits_0001.wav|de_DE/by_book/female/eva_k/grune_haus/wavs/grune_haus_01_f000010.wav|de|True|4.2|thorsten|tts_models/de/thorsten/vits|VITS|…
-
-Bona fide comes from M-AILABS, given as a second root (option ``bonafide_root``)::
-
-    <locale>/by_book/<gender>/<speaker>/<book>/wavs/<clip>.wav      (gender: female, male)
-    <locale>/by_book/mix/<book>/wavs/<clip>.wav                     (no single speaker)
-
-Manifest: spoof rows have ``attack`` = ``model_name`` (from meta.csv, else the model
-folder), ``speaker`` null, and the columns ``language``, ``architecture``,
-``training_data``, ``is_original_language``, ``original_file``. Bona fide rows have
-``speaker`` = the M-AILABS speaker folder, ``language`` (``en_US`` → ``en``), ``locale``,
-``gender``, ``book``. Every row is split ``eval`` (option ``split``): MLAAD has no official
-partition. A wav without a meta.csv row is still read (attack from its folder); a meta.csv
-row whose wav is absent is rejected (``audio file missing``).
-
-Options: ``bonafide_root`` (M-AILABS; without it only the fakes are read),
-``bonafide="all"|"referenced"`` (all M-AILABS clips, or only those named in the
-``original_file`` column of the meta.csv files read), ``languages`` (keep only these
-2-letter codes), ``keep_transcript`` (add the ``transcript`` column; off by default).
+Fakes come from MLAAD's ``fake/<language>/<model_name>/`` folders and their pipe-separated
+``meta.csv`` (``attack`` = ``model_name``); bona fide from M-AILABS, given as a second root
+(option ``bonafide_root``). Every row is split ``eval``: MLAAD has no official partition.
+Layouts, columns and options: docs/ingest.md, "``mlaad``".
 """
 
 from __future__ import annotations

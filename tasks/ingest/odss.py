@@ -1,23 +1,11 @@
 """ODSS (Open Dataset of Synthetic Speech; Yaroshchuk et al., WIFS 2023).
 
-The published folder layout could not be verified from a public copy (see docs/ingest.md),
-so this adapter reads the corpus by what its folders *say* rather than by fixed depths:
-
-* a path component ``natural``, ``real``, ``bonafide``, ``bona-fide``, ``genuine``,
-  ``original`` or ``human`` marks bona fide audio;
-* otherwise a component ``synthetic``, ``fake``, ``spoof``, ``generated`` or ``tts`` marks
-  spoofed audio, and the folder right after it (when it is not a language) names the
-  generator (``attack``);
-* otherwise a component naming one of ODSS' TTS systems (``fastpitch``, ``vits``,
-  ``yourtts``, …, matched as substrings) marks spoofed audio with that folder as ``attack``;
-* a component that names a language (``en``, ``de``, ``es``, ``english``, ``en_US``, …) fills
-  the ``language`` column;
-* a file under none of these is rejected (``cannot tell bona fide from spoof from the path``).
-
-``utt_id`` is the path below ROOT without extension; split ``eval`` (option ``split``);
-speaker null. If your copy ships a metadata table instead, pass ``protocol=…`` (relative
-to ROOT) and any ``protocol_csv`` options: the adapter then reads the table with
-``protocol_csv`` and tags the rows with this dataset's name.
+The published folder layout could not be verified from a public copy, so this adapter reads the
+corpus by what its folders *say* rather than by fixed depths: a ``natural``/``real``/… component
+marks bona fide, a ``synthetic``/``fake``/… component or a known TTS system's folder marks a
+spoof (and names the ``attack``), a language folder fills ``language``, and a file under none
+of these is rejected. With a metadata table, option ``protocol`` reads it with
+``protocol_csv``. The exact rules: docs/ingest.md, "``odss``".
 """
 
 from __future__ import annotations

@@ -1,48 +1,11 @@
 """Any CSV/TSV protocol with a path and a label column (the adapter of last resort).
 
-ROOT is the protocol file, or a folder with option ``protocol`` naming the file inside it
-(relative to ROOT, or absolute). Audio paths in the table are relative to the protocol's
-folder (option ``audio_root`` overrides), or absolute; either way they must lie inside that
-audio root (``..`` is resolved first), or the line is rejected: a protocol cannot pull in
-files from elsewhere unless ``audio_root`` says so (``audio_root: /`` allows any path).
-
-If every line is rejected for its path (no prefix matches, outside the audio root, no file
-there), the ingest stops with a ``LayoutError`` naming the protocol, the prefix map and an
-example, before anything is written or embedded.
-
-A bona fide row whose attack column names an attack is rejected (contract: a bona fide file
-has no attack); ``-``, empty or a bona fide spelling (``bonafide``, ``real``, …) there mean none.
-Every line of the table ends as a row or a reject (blank and ``#`` comment lines aside).
-
-Options (all optional):
-
-==================  ==========================================================================
-``path_column``     column with the audio path (default: first of path, file, filename,
-                    file_name, audio, audio_path, wav, flac, filepath, utt, utt_id)
-``label_column``    default: first of label, key, class, target, is_fake, fake, spoof
-``label_map``       mapping of the corpus' label values to bonafide/spoof, e.g.
-                    ``{"0": "bonafide", "1": "spoof"}``; common spellings (bona-fide, real,
-                    genuine, fake, synthetic, …) are understood without it
-``split_column``    column with the split (values kept as written, or mapped by ``split_map``)
-``split_map``       e.g. ``{"training": "train", "validation": "dev", "test": "eval"}``
-``split``           the split of every row when there is no split column (default ``eval``)
-``attack_column``   generator/attack id; ``speaker_column``; ``id_column`` (default: the path
-                    without extension; for a path ``path_prefix`` maps, the part below the prefix)
-``delimiter``       ``","``, ``"tab"``, ``"|"``, ``";"``, ``"whitespace"`` (default: sniffed)
-``header``          false for headerless protocols; then ``columns`` names the fields
-``columns``         field names for a headerless protocol, e.g. ``[speaker, utt, _, attack, label]``
-``extension``       appended to path values that have none (e.g. ``.flac`` for ASVspoof-style ids)
-``audio_root``      folder the paths are relative to and must lie in (default: the protocol's folder)
-``path_prefix``     where the folders a shipped protocol names are here: ``{/their/root: /my/root}``
-                    (several allowed, the longest matching prefix wins; a relative local folder is
-                    relative to the protocol's folder). A mapped path may lie outside ``audio_root``
-                    (the map says where the files are); a path no prefix matches is read as written
-                    and, when no file is there, rejected naming the map. The manifest keeps the path
-                    as the protocol wrote it in ``protocol_path`` (the name benchmark score files use)
-``keep_columns``    ``"all"`` (default: every other column is kept — except names starting
-                    with ``_`` —, renamed ``src_<name>`` when it would clash with a manifest
-                    column) or a list of columns to keep
-==================  ==========================================================================
+ROOT is the protocol file, or a folder and option ``protocol``. Audio paths are relative to the
+protocol's folder or absolute and must lie inside the audio root unless ``path_prefix`` maps
+them, so a protocol cannot pull in files from elsewhere. Every line ends as a row or a reject;
+when every line is rejected for its path, the ingest stops with a ``LayoutError`` before anything
+is written. The options (columns, label and split maps, delimiter, headerless tables,
+``path_prefix`` for benchmark protocols as shipped): docs/ingest.md, "``protocol_csv``".
 """
 
 from __future__ import annotations

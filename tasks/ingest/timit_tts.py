@@ -1,26 +1,10 @@
 """TIMIT-TTS (Salvi et al., IEEE Access 2023; Zenodo record 6560159) with VidTIMIT as bona fide.
 
-Fakes (as read by the published evaluation code of several papers — see docs/ingest.md)::
-
-    TIMIT-TTS/
-      CLEAN/single_speaker/<tts_system>/<clip>.wav
-      CLEAN/multi_speaker/<tts_system>/<speaker>/<clip>.wav
-      AUG/…  DTW/…  DTW_AUG/…          (the same tree, post-processed variants)
-
-Bona fide is VidTIMIT's audio, given as a second root (option ``bonafide_root``)::
-
-    <speaker>/audio/<clip>.wav          (e.g. fadg0/audio/sa1.wav)
-
-Manifest: spoof rows have ``attack`` = the TTS system folder, ``speaker`` = the
-multi-speaker folder (null for single-speaker systems), columns ``subset`` (CLEAN, AUG, …)
-and ``speaker_mode`` (single_speaker / multi_speaker). Bona fide rows have ``speaker`` =
-the VidTIMIT speaker and ``subset`` = ``vidtimit``. Every row is split ``eval`` (option
-``split``).
-
-Options: ``subsets`` (default ``["CLEAN"]``; ``"all"`` for every subset folder found),
-``bonafide_root``. ROOT may also be one subset folder (holding single_speaker/ and/or
-multi_speaker/). When a copy does not follow this layout, read it with ``protocol_csv``
-(docs/ingest.md gives the mapping).
+Fakes come from ``<subset>/{single_speaker,multi_speaker}/<tts_system>/`` (``CLEAN`` by
+default; ``AUG``, ``DTW``, ``DTW_AUG`` are post-processed variants), ``attack`` = the TTS system
+folder; bona fide is VidTIMIT's audio, given as a second root (option ``bonafide_root``). Every
+row is split ``eval``. Layout, columns and options (and how to read a copy laid out otherwise,
+with ``protocol_csv``): docs/ingest.md, "``timit_tts``".
 """
 
 from __future__ import annotations

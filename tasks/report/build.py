@@ -2,24 +2,12 @@
 
 Pure: :func:`render_report` returns ``{file name: str | bytes}`` and
 ``storage.reports.publish_report`` writes them. The work is split by output:
-
-- :mod:`tasks.report.content` - what the report is made of, computed once (evaluation,
-  metrics.json, comparison with the previous report, trends, plots);
-- :mod:`tasks.report.sections` - the document: sections and tables built once;
-- :mod:`tasks.report.html` / :mod:`tasks.report.markdown` - the two layouts of it;
-- :mod:`tasks.report.format` - formatting and escaping both share.
-
-Safety rules, enforced there and tested:
-
-- every value that comes from data (dataset, detector, attack, file and run names, notes)
-  is escaped before it reaches HTML (Jinja2 autoescaping) or Markdown (``md_escape``);
-- ``index.html`` is self-contained: plots are embedded as ``data:image/png;base64`` URIs,
-  the stylesheet is inlined, there is no script; a Content-Security-Policy forbids loading
-  anything else; no path outside the report folder appears (model and manifest paths are
-  reduced to their last component);
-- file names made from data are slugs (``slug``): ASCII letters, digits and dashes, plus a
-  hash when the name had to change, so they cannot collide, climb out of ``plots/`` or be
-  absolute.
+:mod:`tasks.report.content` (what the report is made of, computed once),
+:mod:`tasks.report.sections` (the document), :mod:`tasks.report.html` /
+:mod:`tasks.report.markdown` (its two layouts) and :mod:`tasks.report.format` (formatting and
+escaping both share). Data never reaches HTML or Markdown unescaped, ``index.html`` is
+self-contained with no script, and file names made from data are slugs: docs/reports.md,
+"How the report is built" and "Safety of the HTML".
 """
 
 from __future__ import annotations

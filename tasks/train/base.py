@@ -1,27 +1,12 @@
 """What every detector kind shares: the LLR contract, scikit-learn's sign rule, calibration, adaptation.
 
 A detector kind subclasses ``LLRDetector`` (as scikit-learn's linear models subclass
-``LinearClassifierMixin``) and supplies ``fit``, ``raw_llr``, ``to_state``/``from_state`` and,
-if it can learn from a few new examples, ``_adapt``. Everything a caller needs to *use* a
-fitted detector is defined once, here:
-
-* ``score_llr(X)``: the project's score, the (calibrated) log-likelihood ratio
-  ``log p(x | bonafide) - log p(x | spoof)``; higher = more bona fide (docs/architecture.md).
-* ``decision_function(X)``: scikit-learn's convention, which is the opposite sign. For a
-  binary classifier scikit-learn reads a positive ``decision_function`` as ``classes_[1]``,
-  and ``classes_`` must be the sorted labels (``log_loss`` and the scorers sort ``y``), so
-  with the label strings of the contract ``classes_[1]`` is ``"spoof"``. Hence
-  ``decision_function = -score_llr``, and ``get_scorer("roc_auc")``, ``cross_val_score``
-  and ``GridSearchCV`` compute what ``roc_auc_score(is_spoof, P(spoof))`` computes. Project
-  code never calls ``decision_function``; it calls ``score_llr``.
-* ``predict_proba(X)``: columns in ``classes_`` order, ``[P(bonafide), P(spoof)]`` at
-  equal priors, P(spoof) = sigmoid(-LLR).
-* ``predict(X)``: the Bayes decision at equal priors (bona fide where the LLR is >= 0).
-* ``calibration``: every kind takes the hyper-parameter (``None`` or a method of
-  ``calibration.CALIBRATION_METHODS``); ``fit`` calls
-  ``self._fit_calibration(X_dev, y_dev)`` after fitting, and ``score_llr`` applies it.
-* ``adapt(X_shots, y_shots, X_replay, y_replay, ...)``: a NEW detector that has also learnt
-  from K labelled shots; the input checks are here, the kind's own update in ``_adapt``.
+``LinearClassifierMixin``) and supplies ``fit``, ``raw_llr``, ``to_state``/``from_state`` and, if
+it can learn from a few new examples, ``_adapt``. Everything a caller needs to *use* a fitted
+detector is defined once, here: ``score_llr`` (the calibrated LLR, higher = more bona fide),
+``decision_function`` (scikit-learn's opposite sign, so its scorers compute what the project
+means), ``predict_proba``, ``predict``, the calibration and ``adapt``. The contract and the sign
+rule's reasoning: docs/detectors.md, "The contract (every detector kind)".
 """
 
 from __future__ import annotations

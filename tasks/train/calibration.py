@@ -1,22 +1,12 @@
 """Labels, the calibration loss (Cllr) and score calibration shared by every detector.
 
-A detector's raw score is already meant to be a log-likelihood ratio (LLR), but a model fitted
-on one corpus is rarely well calibrated on another. An optional calibration maps the raw LLR
-``s`` to ``scale * s + offset``:
-
-* ``"affine"`` (logistic calibration): scale and offset fitted together;
-* ``"temperature"``: offset fixed at 0, only the scale (= 1 / temperature) fitted, so the
-  decision threshold at LLR 0 does not move and the EER is unchanged;
-* ``"regularised"``: affine, fitted as the MAP estimate under a Gaussian prior that pulls the
-  scale to 1 and the offset to 0 (precision ``PRIOR_PRECISION`` on each, i.e. a standard
-  deviation of 0.5). The likelihood term grows with the dev set and the prior does not, so
-  on 30 dev rows the map stays near the identity (the plain affine fit there overfits:
-  on the demo's studio set it took Cllr 0.60 → 1.55), on thousands it is the affine fit.
-  Without a dev set it is the identity (the prior's mode), so it is safe as a default.
-
-All minimise Cllr on a dev set: the cross-entropy with the two classes weighted equally,
-which is the loss whose minimiser, at equal priors, is the true LLR. The fitted calibration is
-stored with the model and applied in ``score_llr``.
+A detector's raw score is meant to be an LLR, but a model fitted on one corpus is rarely well
+calibrated on another. An optional calibration maps the raw LLR ``s`` to ``scale * s + offset``,
+fitted on a dev set by minimising Cllr (the class-balanced cross-entropy, whose minimiser at
+equal priors is the true LLR): ``"affine"``, ``"temperature"`` (offset 0: the EER is unchanged)
+or ``"regularised"`` (affine as a MAP estimate pulled to the identity, so a small dev set cannot
+make it overfit and no dev set gives the identity). The methods, the prior and measurements:
+docs/detectors.md, "Calibration".
 """
 
 from __future__ import annotations

@@ -1,33 +1,11 @@
 """ADD-GP's own recipe: the deep kernel's g is the encoder's last transformer block, fine-tuned with the GP.
 
-``dkl_gp`` learns g on pooled embeddings: whatever the frozen encoder averaged away is lost to
-it. ADD-GP instead fine-tunes the last XLS-R layer together with the kernel, so g sees every
-frame. Here:
-
-    frames h = hidden_states[L - 1]  (from the frame cache, storage/frames.py; float16, NaN-padded)
-    g(h)     = P · standardise(masked_mean_t(block_L(h, padding mask)))
-    f        ~ SVGP on g(h)  (inducing points, Bernoulli-probit likelihood, class-balanced ELBO)
-
-``block_L`` starts as an exact copy of the encoder's layer L (for a random-weight preset its
-random layer): before training, the masked mean of its output is the pooled embedding of
-layer L that ``dkl_gp`` would read (up to float16 storage of its input). ``standardise`` is a
-fixed affine map set from the initial block's pooled outputs on the inducing sample, so the
-kernel starts at unit scale (as ``dkl_gp``'s standardised inputs); ``P`` is an optional
-linear projection (``projection_dim``), the identity by default.
-
-Everything after g is ``dkl_gp``'s variational mode, inherited, not copied: the SVGP layer, the
-class-balanced mini-batch ELBO, the LLR from the probit posterior, the step budget with its
-cosine schedule (``lr`` for the GP, ``feature_lr`` for the block and projection), the
-early stopping on dev Cllr, the calibration and ``predict_variance``. What differs: X is
-frames, an (n, T, hidden) array padded with NaN (a plain array, so every stage that slices or
-passes X works unchanged), mini-batches read few rows at a time (a row is T × hidden values),
-and ``fit`` takes the encoder layer to start from (``block=``; tasks/train/data.py
-``fit_params`` supplies it). Few-shot ``adapt`` is not supported: adapting would condition on
-frames, and the nightly loop works on pooled embeddings.
-
-Cost: a training step runs the block forward and backward on ``batch_size`` × T frames
-(T = 50 × crop seconds); scoring runs it forward once per utterance. docs/detectors.md has
-the measured costs.
+``dkl_gp`` learns g on pooled embeddings, so whatever the frozen encoder averaged away is lost to
+it. Here g(h) = P · standardise(masked mean of block_L(h)) over the frames h of layer L - 1, with
+``block_L`` a trainable copy of encoder layer L, so g sees every frame. Everything after g is
+``dkl_gp``'s variational mode, inherited, not copied. X is an (n, T, hidden) frame array padded
+with NaN (the frame cache); few-shot ``adapt`` is not supported. The recipe, its parameters and
+its cost: docs/detectors.md, "Last-block DKL GP".
 """
 
 from __future__ import annotations
