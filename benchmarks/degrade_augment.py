@@ -68,7 +68,7 @@ def run_seed(
         }
     )
     degraded = degrade_manifests([clean_path], config, workspace, progress=False)
-    paths = [clean_path, *degraded["manifests"]]
+    paths = [clean_path, *degraded.manifests]
     manifest = read_manifests(paths)
     spec = resolve_layers(EncoderSpec("tiny-random", layers=(-1,), pooling="mean"))
     embed_manifest(manifest, spec, workspace.embeddings, batch_seconds=16, progress=False)
@@ -92,7 +92,7 @@ def run_seed(
             scores = score_with_conditions(
                 manifest,
                 workspace.embeddings,
-                {name: load_detector(model["path"])},
+                {name: load_detector(model.path)},
                 ["demo_studio"],
                 ["eval"],
                 conditions,

@@ -92,7 +92,7 @@ def main() -> None:
                 "logreg",
                 {},
             )
-            detectors[variant] = load_detector(result["path"])[0]
+            detectors[variant] = load_detector(result.path)[0]
             evals[variant] = labelled_embeddings(
                 manifest,
                 store,

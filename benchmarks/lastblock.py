@@ -86,7 +86,7 @@ def run(root: Path, seed: int, preset: str, crop: float, steps: int) -> dict:
             manifest, workspace.embeddings, workspace.models, spec, selection, kind, kind, dict(params)
         )
         fit_s = time.perf_counter() - started
-        detector, card = load_detector(model["path"])
+        detector, card = load_detector(model.path)
         started = time.perf_counter()
         scores = score_eval_sets(manifest, workspace.embeddings, {kind: (detector, card)}, list(corpus), ["eval"])
         score_s = time.perf_counter() - started

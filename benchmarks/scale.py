@@ -227,7 +227,7 @@ else:
     result = compare_champion_and_challenger(
         {"champion": (champion, card), "challenger": load_detector(str(ref.path))},
         manifest, workspace.embeddings, eval_sets, ["eval"], held, 200, None)
-    table = result["eer"]
+    table = result.eer
 print(table.to_string())
 """
 

@@ -58,17 +58,17 @@ def undecided_night() -> NightlyOutcome:
         "difference_ci_high": 0.33,
         "bonafide_from": HELD_OUT,
     }
-    point = decide_promotion({"demo_studio": 0.1}, {"demo_studio": 0.1}, 0.02, 0.33, 0.2).as_dict()
+    point = decide_promotion({"demo_studio": 0.1}, {"demo_studio": 0.1}, 0.02, 0.33, 0.2)
     decision, gate = apply_gate(point, new_fakes, 1, GateConfig())
     return NightlyOutcome(
         "night",
         "night-3",
         [{"batch_id": EVIL, "n_files": 10, "n_bonafide": 2, "n_spoof": 8}],
-        decision=decision,
+        decision=decision.as_dict(),
         eer=pd.DataFrame({"champion": [0.1, 0.33], "challenger": [0.1, 0.2]}, index=["demo_studio", NEW_FAKES]),
         evidence=pd.DataFrame([new_fakes]),
         champion={"model_path": "models/gp/v1", "version": 1, "eer": {"demo_studio": 0.1}},
-        gate=gate,
+        gate=gate.as_dict(),
         drift=[
             drift_record("night-1", 0.001, False),
             drift_record("night-2", 0.002, False),

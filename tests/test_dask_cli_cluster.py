@@ -103,7 +103,7 @@ def test_embed_flow_survives_a_killed_cli_worker(tmp_path, cli_cluster, manifest
     assert cli_cluster["workers"][1].poll() is None, "the surviving worker should still be running"
     assert state.is_completed(), state
     summary = state.result()
-    assert summary["shards_planned"] == n_shards
+    assert summary.shards_planned == n_shards
 
     table = ds.dataset(str(store)).to_table(columns=["utt_id", "dataset", "layer"]).to_pandas()
     assert len(table) == len(utt_ids), "a row is missing or duplicated"

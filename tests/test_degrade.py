@@ -337,7 +337,7 @@ def test_stage_writes_derived_manifests_and_rerun_adds_nothing(tmp_path, audio_m
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     cfg = load_config(tmp_path / "c.yaml")
     first = degrade_manifests(clean, cfg, workspace, progress=False)
-    names = sorted(p.rsplit("/", 1)[-1] for p in first["manifests"])
+    names = sorted(p.rsplit("/", 1)[-1] for p in first.manifests)
     assert names == ["alpha@noise_pink_snr5.parquet", "alpha@resample_8k.parquet", "beta@resample_8k.parquet"]
     alpha_8k = read_manifest(workspace.manifest("alpha@resample_8k"))
     # eval rows for evaluation plus the training rows augmentation assigned to resample_8k
@@ -347,11 +347,11 @@ def test_stage_writes_derived_manifests_and_rerun_adds_nothing(tmp_path, audio_m
         alpha_8k["split"] == "train"
     ).sum() == len(train_alpha)
     assert read_rejects(rejects_path_for(workspace.manifest("beta@resample_8k"))).empty
-    before = [read_manifest(p) for p in first["manifests"]]
+    before = [read_manifest(p) for p in first.manifests]
     second = degrade_manifests(clean, cfg, workspace, progress=False)
-    assert sum(s["written"] for s in first["summaries"]) > 0 and sum(s["written"] for s in second["summaries"]) == 0
-    assert first["manifests"] == second["manifests"]
-    for frame, path in zip(before, second["manifests"]):
+    assert sum(s.written for s in first.summaries) > 0 and sum(s.written for s in second.summaries) == 0
+    assert first.manifests == second.manifests
+    for frame, path in zip(before, second.manifests):
         pd.testing.assert_frame_equal(read_manifest(path), frame)
 
 

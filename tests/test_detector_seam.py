@@ -215,7 +215,7 @@ def test_a_toy_kind_trains_from_a_pipeline_config_and_adapts(tmp_path, toy_kind,
 
     result = train_task.fn([str(manifest)], store, models, config.encoder, config.train, config.train.detectors[0])
 
-    detector, card = load_detector(result["path"])
+    detector, card = load_detector(result.path)
     assert isinstance(detector, NearestMean) and detector.width == 3.0 and card["model_type"] == "nearest_mean"
     shots = read_manifests([str(manifest)]).query("label == 'spoof'").head(2)
     adapted = build_challenger(detector, card, "adapt", read_manifests([str(manifest)]), store, shots, replay_rows=4)

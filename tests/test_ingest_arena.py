@@ -50,7 +50,7 @@ def test_arena_csv_with_foreign_absolute_paths_ingests_unchanged(tmp_path):
     )
     assert result.rejects.empty, result.rejects.to_dict("records")
     summary = result.summary()
-    assert summary["by_split"] == {"eval": {"bonafide": 5, "spoof": 6}}
+    assert summary.by_split == {"eval": {"bonafide": 5, "spoof": 6}}
     m = result.manifest.set_index("protocol_path")
     first = f"{ARENA_ROOT}/SONAR/SONAR_dataset/PromptTTS2/audio0.wav"
     assert m.loc[first, "path"] == str(tmp_path / "mnt" / "SONAR" / "SONAR_dataset" / "PromptTTS2" / "audio0.wav")

@@ -263,5 +263,5 @@ def test_wrong_corpus_is_a_layout_error_naming_expected_and_found(tmp_path, adap
 
 def test_ingest_summary_names_the_label_policy(tmp_path):
     summary = ingest_dataset("librisevoc", _librisevoc(tmp_path), progress=False).summary()
-    assert summary["label_policy"] == ["resynthesised=spoof (corpus label)"] and summary["resynthesised_rows"] == 4
-    assert "label_policy" not in ingest_dataset("sonar", _sonar(tmp_path), progress=False).summary()
+    assert summary.label_policy == ["resynthesised=spoof (corpus label)"] and summary.resynthesised_rows == 4
+    assert ingest_dataset("sonar", _sonar(tmp_path), progress=False).summary().label_policy is None

@@ -153,5 +153,5 @@ def test_probe_modes_count_without_opening_audio(tmp_path):
 def test_empty_input_gives_an_empty_manifest_with_the_contract_columns():
     result = finalize("toy", [], progress=False)
     assert list(result.manifest.columns) == list(MANIFEST_COLUMNS)
-    assert result.summary()["rows"] == 0
+    assert result.summary().rows == 0
     assert isinstance(result.rejects, pd.DataFrame)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def without_eval_audio(corpus: Path, folder: Path, name: str = "demo_phone") -> 
 def test_a_lost_split_is_said_at_ingest_and_the_cli_exits_7(corpus, tmp_path):
     root = without_eval_audio(corpus, tmp_path)
     summary = ingest_dataset("asvspoof2019_la", root, dataset="demo_phone", progress=False).summary()
-    assert summary["lost_splits"] == ["eval"] and summary["expected_rows"]["eval"] == SIZES["eval"]
+    assert summary.lost_splits == ["eval"] and summary.expected_rows["eval"] == SIZES["eval"]
     losses = ingest_losses(summary, max_reject_fraction=1.0)  # even with no limit on the share
     assert len(losses) == 1 and "split 'eval'" in losses[0] and "audio file missing" in losses[0]
 
@@ -66,7 +67,7 @@ def test_more_rejects_than_the_limit_is_a_loss(corpus, tmp_path):
     for flac in flacs:
         flac.unlink()
     summary = ingest_dataset("asvspoof2019_la", root, progress=False).summary()
-    assert summary["lost_splits"] == [] and summary["reject_fraction"] == pytest.approx(10 / sum(SIZES.values()))
+    assert summary.lost_splits == [] and summary.reject_fraction == pytest.approx(10 / sum(SIZES.values()))
     assert ingest_losses(summary, 0.2) == []
     (loss,) = ingest_losses(summary, 0.05)
     assert "10 of 82 rows rejected" in loss and "embed.max_reject_fraction 0.05" in loss
@@ -96,12 +97,12 @@ def test_the_plan_leaves_out_only_the_role_that_lost_its_split(corpus, tmp_path)
     plan = plan_corpora(config, {"demo_studio": studio.summary(), "demo_phone": phone.summary()})
     assert plan.train_datasets == ["demo_studio"] and plan.eval_datasets == ["demo_studio"]
     (record,) = plan.left_out
-    assert record["dataset"] == "demo_phone" and record["role"] == "eval" and "'eval' (30 listed" in record["reason"]
+    assert record.dataset == "demo_phone" and record.role == "eval" and "'eval' (30 listed" in record.reason
     assert plan.uses("demo_phone")  # its other splits stay usable (nothing else needs them here)
     assert plan.applied_to(config).eval_datasets == ["demo_studio"]
     # Nothing left to train on: the run stops before training, exit 7.
     with pytest.raises(IngestLossError) as error:
-        plan_corpora(config, {"demo_studio": {**studio.summary(), "by_split": {}}, "demo_phone": phone.summary()})
+        plan_corpora(config, {"demo_studio": replace(studio.summary(), by_split={}), "demo_phone": phone.summary()})
     assert "nothing left to train on" in str(error.value) and exit_code_of(error.value) == EXIT_TOO_MANY_REJECTS
 
 

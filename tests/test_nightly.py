@@ -62,14 +62,14 @@ def test_holdout_is_stable_and_about_the_fraction():
 def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_backend):
     config = nightly_config(tmp_path)
     quiet = nightly_flow(str(config), run_id="night-0")
-    assert quiet["nothing_new"] and not quiet["promoted"]
-    assert "Nothing new" in (Path(quiet["report"]) / "report.md").read_text()
+    assert quiet.nothing_new and not quiet.promoted
+    assert "Nothing new" in (Path(quiet.report) / "report.md").read_text()
 
     n_files = drop_new_generator_batch(tmp_path)
     write_audio(tmp_path / "inbox" / "2026-11-20-tipline" / "unlabelled.wav")  # no sidecar entry: a reject
     night = nightly_flow(str(config), run_id="night-1")
-    assert not night["nothing_new"]
-    report = Path(night["report"])
+    assert not night.nothing_new
+    report = Path(night.report)
     document = json.loads((report / "metrics.json").read_text())
     workdir = load_config(config).workdir
     # The batch is named after the folder the operator dropped; the reject is shown with its reason.
@@ -107,15 +107,15 @@ def test_nightly_nothing_new_then_new_generator_then_nothing(tmp_path, prefect_b
     assert record["current"] is not None
     assert "new_fakes" in (report / "report.md").read_text()
     assert n_files > 0
-    assert night["promoted"], document["decision"]["reason"]
+    assert night.promoted, document["decision"]["reason"]
     assert record["current"]["version"] == 2 and len(record["history"]) == 1  # v1 = baseline, v2 = challenger
     assert (load_config(config).workdir / "models" / "lr" / "v2").is_dir()
 
     again = nightly_flow(str(config), run_id="night-2")
-    assert again["nothing_new"], "a batch already used must not be absorbed twice"
+    assert again.nothing_new, "a batch already used must not be absorbed twice"
     # A quiet night re-evaluates the champion on the eval sets and records the result: the same
     # model on the same rows measures what the night before measured.
-    quiet = Path(again["report"])
+    quiet = Path(again.report)
     assert "No new data; champion re-evaluated" in (quiet / "report.md").read_text()
     quiet_document = json.loads((quiet / "metrics.json").read_text())
     assert [r["dataset"] for r in quiet_document["champion_reevaluation"]] == ["demo_studio", "demo_phone"]
@@ -145,9 +145,9 @@ def test_two_nightly_flows_at_once_the_second_stops_and_the_first_is_intact(tmp_
         nightly_flow(str(config), run_id="second")
     runner.join(600)
 
-    assert first["outcome"]["promoted"], "the first run must complete its work undisturbed"
+    assert first["outcome"].promoted, "the first run must complete its work undisturbed"
     assert not (workdir / "reports" / "nightly" / "lr" / "second").exists()
     assert (workdir / "reports" / "nightly" / "lr" / "first" / "index.html").is_file()
     record = champions.read_champions(workdir / "state", "lr")
     assert record["current"]["run_id"] == "first" and record["current"]["version"] == 2
-    assert nightly_flow(str(config), run_id="third")["nothing_new"], "the batch was used once, by the first run"
+    assert nightly_flow(str(config), run_id="third").nothing_new, "the batch was used once, by the first run"

@@ -72,12 +72,12 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         first_batch = new_inbox_batches(state, consumer="nightly:lr")
         assert len(first_batch) == 1, "a killed night must not acknowledge its batch"
         rerun = nightly_flow(str(config))
-        assert rerun["resumed"] and not rerun["nothing_new"]
+        assert rerun.resumed and not rerun.nothing_new
         assert versions(workdir) == ["v1", "v2"], "the rerun trained again instead of resuming"
         assert len(nightly_reports(workdir)) == 1
         assert new_inbox_batches(state, consumer="nightly:lr") == [] and not (state / "night-lr.json").exists()
         record = champions.read_champions(state, "lr")
-        assert [r["version"] for r in record["history"] + [record["current"]]] == ([1, 2] if rerun["promoted"] else [1])
+        assert [r["version"] for r in record["history"] + [record["current"]]] == ([1, 2] if rerun.promoted else [1])
 
         # 2. Killed after the report was published and the champion written, before the batch was
         #    acknowledged; the batch also holds a poison file (a header claiming 1 Hz: 4.4 h to decode).
@@ -93,7 +93,7 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         assert versions(workdir) == ["v1", "v2", "v3"] and len(nightly_reports(workdir)) == 2
         champion_then = champions.read_champions(state, "lr")
         rerun = nightly_flow(str(config))
-        assert rerun["resumed"] and versions(workdir) == ["v1", "v2", "v3"] and len(nightly_reports(workdir)) == 2
+        assert rerun.resumed and versions(workdir) == ["v1", "v2", "v3"] and len(nightly_reports(workdir)) == 2
         assert champions.read_champions(state, "lr") == champion_then, (
             "a repeated promotion changed the champion record"
         )
@@ -108,9 +108,9 @@ def test_killed_nights_are_resumed_and_damaged_state_stops_cleanly(tmp_path, mon
         with monkeypatch.context() as patch:
             patch.setattr(reports, "datetime", type("Frozen", (), {"now": staticmethod(lambda tz=None: fixed)}))
             a, b = nightly_flow(str(config)), nightly_flow(str(config))
-        assert a["nothing_new"] and b["nothing_new"] and a["report"] != b["report"]
-        assert Path(a["report"], "index.html").is_file() and Path(b["report"], "index.html").is_file()
-        assert Path(b["report"]).name == f"{Path(a['report']).name}-2"
+        assert a.nothing_new and b.nothing_new and a.report != b.report
+        assert Path(a.report, "index.html").is_file() and Path(b.report, "index.html").is_file()
+        assert Path(b.report).name == f"{Path(a.report).name}-2"
 
         # 4. Damaged state files: a clear error naming the file and the fix (CLI exit 2), nothing changed.
         for name in ("inbox_batches.json", "champion-lr.json"):

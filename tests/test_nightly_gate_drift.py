@@ -26,41 +26,39 @@ def _new_fakes(n_spoof, n_bonafide, low, high):
 
 
 def _point(challenger=None, champion_new=0.30, challenger_new=0.10):
-    return decide_promotion(BASE, challenger or dict(BASE), 0.02, champion_new, challenger_new).as_dict()
+    return decide_promotion(BASE, challenger or dict(BASE), 0.02, champion_new, challenger_new)
 
 
 def test_too_few_held_out_rows_end_the_night_without_a_decision():
     # The point rule alone would promote on 3 spoofs with a CI of [-4, +33] points (the night).
     decision, gate = apply_gate(_point(), _new_fakes(3, 40, -0.04, 0.33), 1, GATE)
-    assert not decision["promote"] and decision["outcome"] == NOT_ENOUGH_EVIDENCE and not decision["decided"]
-    assert gate["n_spoof"] == 3 and gate["min_spoof"] == 20 and "not enough evidence yet" in gate["reason"]
+    assert not decision.promote and decision.outcome == NOT_ENOUGH_EVIDENCE and not decision.decided
+    assert gate.n_spoof == 3 and gate.min_spoof == 20 and "not enough evidence yet" in gate.reason
     # No held-out spoof at all: no new-fakes slice, the same outcome.
-    assert (
-        apply_gate(_point(champion_new=None, challenger_new=None), None, 1, GATE)[0]["outcome"] == NOT_ENOUGH_EVIDENCE
-    )
+    assert apply_gate(_point(champion_new=None, challenger_new=None), None, 1, GATE)[0].outcome == NOT_ENOUGH_EVIDENCE
 
 
 def test_enough_rows_and_a_ci_above_zero_promote_one_straddling_zero_waits_then_keeps():
     decision, _ = apply_gate(_point(), _new_fakes(60, 60, 0.05, 0.30), 1, GATE)
-    assert decision["promote"] and decision["outcome"] == PROMOTED and decision["decided"]
+    assert decision.promote and decision.outcome == PROMOTED and decision.decided
     worse, _ = apply_gate(_point(champion_new=0.1, challenger_new=0.3), _new_fakes(60, 60, -0.3, -0.05), 1, GATE)
-    assert not worse["promote"] and worse["outcome"] == KEPT and worse["decided"]
+    assert not worse.promote and worse.outcome == KEPT and worse.decided
     waiting, _ = apply_gate(_point(), _new_fakes(60, 60, -0.02, 0.10), 2, GATE)
-    assert waiting["outcome"] == NOT_ENOUGH_EVIDENCE and "straddles 0" in waiting["reason"]
+    assert waiting.outcome == NOT_ENOUGH_EVIDENCE and "straddles 0" in waiting.reason
     # After max_nights of pooled evidence the champion is kept and the pool starts over.
     done, _ = apply_gate(_point(), _new_fakes(60, 60, -0.02, 0.10), 3, GATE)
-    assert done["outcome"] == KEPT and done["decided"] and "no difference shown" in done["reason"]
+    assert done.outcome == KEPT and done.decided and "no difference shown" in done.reason
     few, _ = apply_gate(_point(), _new_fakes(5, 60, 0.1, 0.2), 3, GATE)
-    assert few["outcome"] == KEPT and few["decided"] and "too little evidence" in few["reason"]
+    assert few.outcome == KEPT and few.decided and "too little evidence" in few.reason
 
 
 def test_worse_on_the_eval_corpora_is_decided_without_new_fakes_and_the_gate_can_be_off():
     worse = _point(challenger={"a": 0.30, "b": 0.40})
     decision, _ = apply_gate(worse, None, 1, GATE)
-    assert decision["outcome"] == KEPT and decision["decided"] and "beyond the CI" in decision["reason"]
+    assert decision.outcome == KEPT and decision.decided and "beyond the CI" in decision.reason
     off = GateConfig(min_spoof=0, min_bonafide=0, ci_level=None)
     decision, gate = apply_gate(_point(), _new_fakes(3, 5, -0.04, 0.33), 1, off)
-    assert decision["promote"] and decision["outcome"] == PROMOTED and gate["rule"].startswith("gate off")
+    assert decision.promote and decision.outcome == PROMOTED and gate.rule.startswith("gate off")
 
 
 def test_the_gate_is_validated_at_load(tmp_path):
@@ -82,20 +80,19 @@ def test_undecided_nights_pool_their_rows_for_the_same_champion_and_a_decision_s
     inbox = pd.concat([_rows("inbox", [f"u{i}" for i in range(10)])], ignore_index=True)
     empty = nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v1")
     first = pool_rows(empty, inbox, inbox.iloc[:3], inbox.iloc[3:5], "n1")
-    assert len(first["learn"]) == 3 and len(first["held_out"]) == 2 and first["nights"] == ["n1"]
-    undecided = {"promote": False, "decided": False}
-    nightly_records.save_evidence_pool(tmp_path, "gp", settled_pool("models/gp/v1", undecided, first))
+    assert len(first.learn) == 3 and len(first.held_out) == 2 and first.nights == ["n1"]
+    nightly_records.save_evidence_pool(tmp_path, "gp", settled_pool("models/gp/v1", False, first))
     pool = nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v1")
     second = pool_rows(pool, inbox, inbox.iloc[5:7], inbox.iloc[7:10], "n2")
-    assert second["nights"] == ["n1", "n2"]
-    assert sorted(second["held_out"]["utt_id"]) == ["u3", "u4", "u7", "u8", "u9"]
-    assert sorted(second["learn"]["utt_id"]) == ["u0", "u1", "u2", "u5", "u6"]
+    assert second.nights == ["n1", "n2"]
+    assert sorted(second.held_out["utt_id"]) == ["u3", "u4", "u7", "u8", "u9"]
+    assert sorted(second.learn["utt_id"]) == ["u0", "u1", "u2", "u5", "u6"]
     # A resumed night whose rows are already pooled counts them once.
     again = pool_rows(pool, inbox, inbox.iloc[:3], inbox.iloc[3:5], "n1")
-    assert len(again["held_out"]) == 2 and again["nights"] == ["n1"]
+    assert len(again.held_out) == 2 and again.nights == ["n1"]
     # Another champion's pool is not this champion's evidence.
     assert nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v2")["held_out"] == []
-    assert settled_pool("models/gp/v1", {"promote": True, "decided": True}, second) is None
+    assert settled_pool("models/gp/v1", True, second) is None
 
 
 def test_the_drift_history_keeps_one_record_per_night_and_at_most_keep_nights(tmp_path):
@@ -173,26 +170,41 @@ def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
 
 
 def test_a_resumed_night_tests_on_the_pool_the_killed_night_read(tmp_path):
-    from storage import champions
-    from storage.manifests import write_manifest
-    from tasks.nightly.task import pool_evidence_task
+    import yaml
 
+    from addgp.nightly import ChampionRecord, Night
+    from storage import night_state
+    from storage.manifests import write_manifest
+    from tasks.nightly.context import NightContext
+    from tasks.nightly.task import NightRows, pool_evidence_task
+
+    config = {
+        "name": "pool",
+        "workdir": str(tmp_path / "work"),
+        "datasets": [{"name": "inbox", "adapter": "inbox", "root": str(tmp_path / "in")}],
+        "encoder": {"id": "tiny-random"},
+        "train": {"datasets": ["inbox"], "detectors": [{"name": "gp", "kind": "logreg"}]},
+        "nightly": {"inbox": "inbox", "detector": "gp"},
+    }
+    (tmp_path / "pool.yaml").write_text(yaml.safe_dump(config))
+    ctx = NightContext.of(load_config(tmp_path / "pool.yaml", check_paths=False), "pool.yaml")
     inbox = _rows("inbox", [f"u{i}" for i in range(6)]).assign(
         split="train", attack=None, speaker="s", path="x.flac", duration_s=1.0, sha256="0" * 64
     )
-    write_manifest(inbox, tmp_path / "inbox.parquet")
-    night = {"run_id": "n2", "batch_ids": ["b2"], "champion": {"model_path": "models/gp/v1"}}
-    champions.save_night(tmp_path, "gp", night)
+    write_manifest(inbox, ctx.inbox_manifest)
+    night = Night("n2", batch_ids=["b2"], champion=ChampionRecord("models/gp/v1"))
+    night_state.save_night(ctx.state, "gp", night)
     earlier = {"champion": "models/gp/v1", "nights": ["n1"], "held_out": [["inbox", "u0"]], "learn": [["inbox", "u1"]]}
-    nightly_records.save_evidence_pool(tmp_path, "gp", earlier)
-    args = (str(tmp_path / "inbox.parquet"), inbox.iloc[2:4], inbox.iloc[4:6])
-    night, first = pool_evidence_task.fn(str(tmp_path), "gp", night, *args)
-    assert first["nights"] == ["n1", "n2"] and sorted(first["held_out"]["utt_id"]) == ["u0", "u4", "u5"]
+    nightly_records.save_evidence_pool(ctx.state, "gp", earlier)
+    rows = NightRows(inbox.iloc[2:4], inbox.iloc[4:6], pd.DataFrame(), pd.DataFrame())
+    night, first = pool_evidence_task.fn(ctx, night, rows)
+    assert first.nights == ["n1", "n2"] and sorted(first.held_out["utt_id"]) == ["u0", "u4", "u5"]
     # Killed after the decision settled (cleared) the pool: the resumed night reads its own record.
-    nightly_records.clear_evidence_pool(tmp_path, "gp")
-    resumed = champions.night_in_progress(tmp_path, "gp")
-    _, again = pool_evidence_task.fn(str(tmp_path), "gp", resumed, *args)
-    assert again["nights"] == first["nights"] and sorted(again["held_out"]["utt_id"]) == ["u0", "u4", "u5"]
+    nightly_records.clear_evidence_pool(ctx.state, "gp")
+    resumed = night_state.night_in_progress(ctx.state, "gp")
+    assert resumed is not None
+    _, again = pool_evidence_task.fn(ctx, resumed, rows)
+    assert again.nights == first.nights and sorted(again.held_out["utt_id"]) == ["u0", "u4", "u5"]
 
 
 def test_damaged_pool_and_drift_files_name_the_file_and_the_fix(tmp_path):

@@ -21,7 +21,7 @@ from flows.nightly import nightly_flow
 from storage.inbox_ledger import read_ledger
 from storage.manifests import read_manifest
 from tasks.ingest.inbox import InboxMissingError
-from tasks.nightly.intake import inbox_folder, night_data_checks, without_excluded
+from tasks.nightly.intake import InboxFolder, inbox_folder, night_data_checks, without_excluded
 from tasks.report.nightly import NightlyOutcome, render_nightly_report
 
 
@@ -74,8 +74,8 @@ def test_inbox_folder_counts_its_files(tmp_path):
     (tmp_path / "in" / "d").mkdir(parents=True)
     for name in ("d/a.wav", "d/sidecar.csv", ".hidden"):
         (tmp_path / "in" / name).write_text("x")
-    assert inbox_folder(tmp_path / "in") == {"folder": str((tmp_path / "in").resolve()), "n_files": 2, "created": False}
-    assert inbox_folder(tmp_path / "gone")["n_files"] == 0
+    assert inbox_folder(tmp_path / "in") == InboxFolder(str((tmp_path / "in").resolve()), n_files=2, created=False)
+    assert inbox_folder(tmp_path / "gone").n_files == 0
 
 
 def rewrite(config: Path, **nightly) -> None:
@@ -109,8 +109,8 @@ def test_missing_inbox_eval_copies_and_two_champions_through_the_nightly(tmp_pat
         assert exit_code_of(error.value) == 2 and not inbox.exists()
         rewrite(config, create_inbox=True)
         quiet = nightly_flow(str(config), run_id="night-0")
-        assert quiet["nothing_new"] and inbox.is_dir()
-        quiet_doc = json.loads((Path(quiet["report"]) / "metrics.json").read_text())
+        assert quiet.nothing_new and inbox.is_dir()
+        quiet_doc = json.loads((Path(quiet.report) / "metrics.json").read_text())
         assert quiet_doc["inbox"] == {"folder": str(inbox.resolve()), "n_files": 0, "created": True}
 
         # Item 3: two inbox files are byte-identical to eval files of demo_studio.
@@ -126,7 +126,7 @@ def test_missing_inbox_eval_copies_and_two_champions_through_the_nightly(tmp_pat
                 )
         n_files = sum(1 for p in inbox.rglob("*") if p.is_file())
         night = nightly_flow(str(config), run_id="night-1")
-        report = Path(night["report"])
+        report = Path(night.report)
         assert report.parent == workdir / "reports" / "nightly" / "lr"
         document = json.loads((report / "metrics.json").read_text())
         copies = sorted(f"2026-11-20-tipline/copy-{u}" for u in studio_eval["utt_id"])
@@ -142,13 +142,13 @@ def test_missing_inbox_eval_copies_and_two_champions_through_the_nightly(tmp_pat
 
         # Item 5: a second champion in the same workdir absorbs the same batch, reporting apart.
         other = nightly_flow(str(second_champion_config(config)), run_id="night-1")
-        assert not other["nothing_new"], "the first champion's night must not consume the batch for the second"
-        other_report = Path(other["report"])
+        assert not other.nothing_new, "the first champion's night must not consume the batch for the second"
+        other_report = Path(other.report)
         assert other_report.parent == workdir / "reports" / "nightly" / "lr2"
         assert "detector lr2" in (other_report / "report.md").read_text()
         consumers = read_ledger(workdir / "state")["consumers"]
         assert consumers["nightly:lr"] == consumers["nightly:lr2"] == ["2026-11-20-tipline"]
-        assert nightly_flow(str(config), run_id="night-2")["nothing_new"]
+        assert nightly_flow(str(config), run_id="night-2").nothing_new
 
 
 def test_addgp_datasets_checks_a_pipelines_workspace(tmp_path):

@@ -115,15 +115,15 @@ def _season(tmp_path, hook):
     for i, (family, spoofs, bona_fide) in enumerate(nights, start=1):
         _drop(tmp_path, f"2026-12-0{i}-{family}", spoofs, bona_fide, family)
         result = nightly_flow(str(path), run_id=f"night-{i}")
-        assert not result["nothing_new"]
-        document = json.loads((Path(result["report"]) / "metrics.json").read_text())
+        assert not result.nothing_new
+        document = json.loads((Path(result.report) / "metrics.json").read_text())
         documents.append(document)
         outcomes.append(document["decision"]["outcome"])
-        html = (Path(result["report"]) / "index.html").read_text()
+        html = (Path(result.report) / "index.html").read_text()
         assert "Promotion gate" in html and "Drift of the inbox before labels" in html
 
     # One report per night, under the run ids given.
-    reports = Path(result["report"]).parent  # this champion detector's nightly reports
+    reports = Path(result.report).parent  # this champion detector's nightly reports
     published = sorted(p.name for p in reports.iterdir() if p.is_dir())
     assert published == [f"night-{i}" for i in range(1, 6)]
 
@@ -217,9 +217,9 @@ def test_scheduled_consolidation_through_the_flow(tmp_path, prefect_backend):
         held |= {u for u, h in zip(ids, stratified_holdout_mask(pd.Series(ids), pd.Series(labels), HOLDOUT)) if h}
         expected.append(tonight_step(chain_steps, every))
         result = nightly_flow(str(path), run_id=f"night-{i}")
-        document = json.loads((Path(result["report"]) / "metrics.json").read_text())
+        document = json.loads((Path(result.report) / "metrics.json").read_text())
         documents.append(document)
-        page = unescape((Path(result["report"]) / "index.html").read_text())
+        page = unescape((Path(result.report) / "index.html").read_text())
         assert f"Tonight's step: {expected[-1]}" in page and "Champion chain" in page
         if document["decision"]["promote"]:
             chain_steps.append({"step": expected[-1]})

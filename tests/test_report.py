@@ -18,6 +18,7 @@ from tasks.report.build import ReportInput, render_report
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
 from tasks.report.format import md_escape, slug, without_paths
 from tasks.report.task import publish_run_report
+from tasks.train.trained import TrainedModel
 
 SETTINGS = EvaluationSettings(n_boot=100)
 EVIL_DATASET = "<script>alert(1)</script>"
@@ -29,9 +30,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def report_input(scores: pd.DataFrame, run_id: str = "20250101T000000Z-demo", **kwargs) -> ReportInput:
     detectors = list(pd.unique(scores["detector"]))
-    models = [
-        {"name": d, "kind": "logreg", "version": 1, "path": MODEL_PATH, "dev_metrics": {"eer": 0.05}} for d in detectors
-    ]
+    models = [TrainedModel(d, "logreg", MODEL_PATH, 1, {"eer": 0.05}, "", None, reused=False) for d in detectors]
     return ReportInput(
         title="addgp report: test",
         run_id=run_id,
@@ -403,3 +402,18 @@ def data_checks_frame() -> pd.DataFrame:
             },
         ]
     )
+
+
+def test_the_report_flow_validates_a_report_input_of_typed_stage_values(small_scores):
+    """``addgp report --artifacts`` runs ``report_flow``, whose parameters Prefect validates with
+    pydantic: every type a ``ReportInput`` names must resolve at run time (not only for mypy)."""
+    from flows.pipeline import report_flow
+    from tasks.ingest.losses import LeftOut
+    from tasks.report.content import ModelEntry
+
+    report = report_input(small_scores, left_out=[LeftOut("demo_phone", "eval", "no rows in split 'eval'")])
+    report.models = [*report.models, ModelEntry("from-card", "logreg", "2")]
+    checked = report_flow.validate_parameters(
+        {"report": report, "scores": small_scores, "reports_root": "/tmp", "artifact_name": "a"}
+    )
+    assert checked["report"].models == report.models and checked["report"].left_out == report.left_out

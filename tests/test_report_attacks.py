@@ -6,20 +6,13 @@ from test_crossdataset import make_scores
 
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.report.build import ReportInput, render_report
+from tasks.train.trained import TrainedModel
 
 
 def rendered(train_attacks: dict[str, list[str] | None]) -> str:
     scores = make_scores(detectors=("lr", "gp"), datasets=("studio",), n=90)
     models = [
-        {
-            "name": d,
-            "kind": "logreg",
-            "version": 1,
-            "path": f"/m/{d}/v1",
-            "dev_metrics": {"eer": 0.0},
-            "train_attacks": a,
-        }
-        for d, a in train_attacks.items()
+        TrainedModel(d, "logreg", f"/m/{d}/v1", 1, {"eer": 0.0}, "", a, reused=False) for d, a in train_attacks.items()
     ]
     report = ReportInput(
         title="t",

@@ -164,7 +164,7 @@ def test_champion_side_of_a_night_reuses_its_scores(workspace, reads):
     result = compare_champion_and_challenger(
         models, manifest, store, list(DATASETS), ["eval"], pd.DataFrame(), 20, None
     )
-    sources = result["score_sources"].set_index(["detector", "dataset"])["source"]
+    sources = result.score_sources.set_index(["detector", "dataset"])["source"]
     assert (sources.loc["champion"] == CACHED).all() and (sources.loc["challenger"] == SCORED).all()
     assert sorted(reads) == sorted((d,) for d in DATASETS)  # the challenger's one pass per eval set
 

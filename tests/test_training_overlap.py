@@ -11,6 +11,7 @@ from test_crossdataset import make_scores
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.evaluate.overlap import card_overlap_columns, with_card_overlap_columns
 from tasks.report.build import ReportInput, render_report
+from tasks.report.content import ModelEntry
 from tasks.train.training_sets import content_digest, training_sets
 
 DATASETS = ("studio", "phone", "street")
@@ -75,7 +76,7 @@ def _markdown(evaluation, scores) -> str:
         ReportInput(
             title="t",
             run_id="20250101T000000Z-t",
-            models=[{"name": d, "kind": "logreg", "version": 1, "path": "m", "dev_metrics": None} for d in detectors],
+            models=[ModelEntry(d, "logreg", 1) for d in detectors],
             encoder="enc",
             warnings=[],
             notes={},
@@ -121,7 +122,7 @@ def test_report_shows_the_label_policy_of_corpora_with_resynthesised_audio():
         ReportInput(
             title="t",
             run_id="20250101T000000Z-t",
-            models=[{"name": "lr", "kind": "logreg", "version": 1, "path": "m", "dev_metrics": None}],
+            models=[ModelEntry("lr", "logreg", 1)],
             encoder="enc",
             warnings=[],
             notes={

@@ -134,16 +134,18 @@ def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_
     from prefect import flow
 
     from addgp.config import NotifyConfig
+    from addgp.nightly import ChampionRecord
     from flows.nightly import nightly_flow
     from tasks.report.task import promotion_task
 
     @flow
     def announce(url: str) -> None:
-        promotion_task(NotifyConfig(webhook_url=url, on=["promotion"]), "night", "n1", str(tmp_path), {"version": 2})
+        champion = ChampionRecord("/w/models/lr/v2", version=2, run_id="n1")
+        promotion_task(NotifyConfig(webhook_url=url, on=["promotion"]), "night", "n1", str(tmp_path), champion)
 
     with prefect_test_harness(server_startup_timeout=120), WebhookReceiver() as hook:
         outcome = nightly_flow(str(nightly_config(tmp_path)))  # a quiet first night: nothing in the inbox
-        run_id = Path(outcome["report"]).name
+        run_id = Path(outcome.report).name
         announce(hook.url)
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(
@@ -151,7 +153,7 @@ def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_
             )
             assert len(runs) == 1, f"no flow run named night/{run_id}"
             tasks = {t.name for t in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [runs[0].id]}))}
-    assert outcome["nothing_new"] and run_id.endswith("-night-nightly")
+    assert outcome.nothing_new and run_id.endswith("-night-nightly")
     assert {"ingest[inbox]", "ingest[demo_studio]", "open-night[lr]", f"nightly-report[{run_id}]"} <= tasks, tasks
     assert hook.bodies == [
         {
@@ -159,6 +161,6 @@ def test_a_night_is_named_by_the_run_id_it_takes_under_its_lock_and_a_promotion_
             "config": "night",
             "run_id": "n1",
             "report": f"file://{tmp_path}/index.html",
-            "champion": {"version": 2},
+            "champion": {"model_path": "/w/models/lr/v2", "version": 2, "run_id": "n1", "eer": None},
         }
     ]

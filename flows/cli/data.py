@@ -76,12 +76,12 @@ def ingest(
     write_manifest(result.manifest, output)
     rejects = write_rejects(result.rejects, rejects_path_for(output))
     summary = result.summary()
-    typer.echo(json.dumps({**summary, "manifest": str(output), "rejects_table": rejects}, indent=2))
+    typer.echo(json.dumps({**summary.as_dict(), "manifest": str(output), "rejects_table": rejects}, indent=2))
     if result.manifest.empty:
         fail(f"no usable rows in {root}; see {rejects}")
     losses = ingest_losses(summary, max_reject_fraction)
     if losses:
-        fail(loss_message({summary["dataset"]: losses}, str(rejects)), EXIT_TOO_MANY_REJECTS)
+        fail(loss_message({summary.dataset: losses}, str(rejects)), EXIT_TOO_MANY_REJECTS)
 
 
 @app.command()

@@ -89,7 +89,7 @@ def train(
             kind,
             params,
         )
-    typer.echo(json.dumps(result, indent=2, default=str))
+    typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
 
 
 # Manual adaptations are registered under a name of their own (docs/operations.md#model-names).

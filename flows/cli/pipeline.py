@@ -82,14 +82,12 @@ def nightly(
 
     with exit_codes(FileExistsError), prefect_api():
         outcome = nightly_flow(str(config), run_id=run_id)
-    verdict = (
-        "nothing new" if outcome["nothing_new"] else ("challenger promoted" if outcome["promoted"] else "champion kept")
-    )
-    if outcome.get("outcome") == "not enough evidence yet":
+    verdict = "nothing new" if outcome.nothing_new else ("challenger promoted" if outcome.promoted else "champion kept")
+    if outcome.outcome == "not enough evidence yet":
         verdict = "not enough evidence yet, champion kept"
-    resumed = " (resumed an unfinished night)" if outcome.get("resumed") else ""
-    drifted = "; tonight's inbox drifted from the champion's training data" if outcome.get("drifted") else ""
-    typer.echo(f"{verdict}{resumed}{drifted}; report: {outcome['report']}/index.html")
+    resumed = " (resumed an unfinished night)" if outcome.resumed else ""
+    drifted = "; tonight's inbox drifted from the champion's training data" if outcome.drifted else ""
+    typer.echo(f"{verdict}{resumed}{drifted}; report: {outcome.report}/index.html")
 
 
 @app.command()

@@ -39,8 +39,10 @@ def derived_dataset(dataset: str, condition: str) -> str:
     return f"{dataset}{DATASET_SEPARATOR}{condition}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DegradeSummary:
+    """What degrading one (dataset, condition) did: files written and reused from the cache, rejects, timings."""
+
     dataset: str
     condition: str
     files: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import task
@@ -19,16 +20,24 @@ from storage.manifests import (
 from storage.workspace import Workspace
 from tasks.degrade.plan import degrade_plan
 from tasks.degrade.registry import resolve
-from tasks.degrade.run import build_context, degrade_rows, derived_dataset
+from tasks.degrade.run import DegradeSummary, build_context, degrade_rows, derived_dataset
+
+
+@dataclass(frozen=True)
+class DegradedCopies:
+    """The degrade stage's result: the derived manifests written (one per (dataset, condition))
+    and what each took."""
+
+    manifests: list[str]
+    summaries: list[DegradeSummary]
 
 
 def degrade_manifests(
     manifest_paths: list[str], config: PipelineConfig, workspace: Workspace, client=None, progress: bool = True
-) -> dict:
+) -> DegradedCopies:
     """Degrade what ``config`` needs; write one derived manifest (+ rejects) per (dataset, condition).
 
-    Returns ``{"manifests": [paths], "summaries": [DegradeSummary.as_dict()]}``. Every
-    condition's codecs are checked before any file is touched, so a missing one fails at once.
+    Every condition's codecs are checked before any file is touched, so a missing one fails at once.
     """
     manifest = read_manifests(manifest_paths)
     plan = degrade_plan(manifest, config)
@@ -37,7 +46,8 @@ def degrade_manifests(
         condition.check_available()
     settings = config.degrade
     contexts = {}
-    paths, summaries = [], []
+    paths: list[str] = []
+    summaries: list[DegradeSummary] = []
     for (dataset, name), rows in plan.items():
         condition = conditions[name]
         context = None
@@ -62,8 +72,8 @@ def degrade_manifests(
         write_manifest(derived, path)
         write_rejects(rejects, rejects_path_for(path))
         paths.append(path)
-        summaries.append(summary.as_dict())
-    return {"manifests": paths, "summaries": summaries}
+        summaries.append(summary)
+    return DegradedCopies(paths, summaries)
 
 
 # No result cache: the degraded-audio cache is the cache (a re-run reuses every file).
@@ -75,7 +85,7 @@ def _degrade_name(parameters: dict[str, Any]) -> str:
 @task(name="degrade", task_run_name=_degrade_name, retries=1, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def degrade_task(
     manifest_paths: list[str], config: PipelineConfig, workdir: str, scheduler_address: str | None
-) -> dict:
+) -> DegradedCopies:
     """Degrade in-process (threads), or in chunks on the Dask cluster at ``scheduler_address``."""
     with progress_to_run_log():
         if scheduler_address is None:

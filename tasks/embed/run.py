@@ -42,8 +42,10 @@ class TooManyRejectsError(RuntimeError):
     """
 
 
-@dataclass
+@dataclass(frozen=True)
 class EmbedSummary:
+    """What an embed run did: rows embedded and rejected (per dataset too), its shards and timings."""
+
     encoder: str
     random_weights: bool
     layers: list[int]

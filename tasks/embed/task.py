@@ -10,11 +10,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import EmbedConfig, EncoderConfig
-from addgp.progress import progress_to_run_log
+from addgp.progress import progress_to_run_log, run_logger
 from addgp.runs import manifest_datasets, task_label
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
-from tasks.embed.run import TooManyRejectsError, embed_manifest
+from tasks.embed.run import EmbedSummary, TooManyRejectsError, embed_manifest
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def embed_task(
     store: str,
     scheduler_address: str | None,
     limits: EmbedConfig | None = None,
-) -> dict:
+) -> EmbedSummary:
     """Embed the manifests' missing rows; fails with ``TooManyRejectsError`` (the flow fails, the CLI
     exits 7) after the run when a dataset has more rejects than ``limits.max_reject_fraction``."""
     manifest = read_manifests(manifest_paths)
@@ -72,5 +72,13 @@ def embed_task(
             client=client,
             max_seconds=limits.max_seconds,
         )
+    logger = run_logger()
+    if logger is not None:  # outside a run (``.fn`` called directly) the caller has the summary
+        logger.info(
+            "embedded %d utterances (%d rejects) at %.1f audio-s/s",
+            summary.utterances_embedded,
+            summary.rejects,
+            summary.audio_seconds_per_second,
+        )
     summary.check_rejects(limits.max_reject_fraction)
-    return summary.as_dict()
+    return summary

@@ -8,16 +8,18 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from addgp.config import EvaluateConfig, PipelineConfig
 from addgp.runs import task_label
 from storage.manifests import read_manifests
 from tasks.embed.task import dask_client
 from tasks.evaluate.crossdataset import Evaluation, EvaluationSettings, evaluate_scores
 from tasks.evaluate.degraded_scores import score_with_conditions
 from tasks.train.detectors import load_detector
+from tasks.train.trained import TrainedModel
 
 
 def _evaluate_name(parameters: dict[str, Any]) -> str:
-    return task_label("evaluate", list(parameters["model_paths"]), parameters["datasets"])
+    return task_label("evaluate", [m.name for m in parameters["models"]], parameters["config"].eval_datasets)
 
 
 def _cross_dataset_name(parameters: dict[str, Any]) -> str:
@@ -27,39 +29,31 @@ def _cross_dataset_name(parameters: dict[str, Any]) -> str:
 # (ignore: the Prefect protocol for a name callback also asks for a classmethod no function has)
 @task(name="evaluate", task_run_name=_evaluate_name, retries=1, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def evaluate_task(
-    manifest_paths: list[str],
-    store: str,
-    model_paths: dict[str, str],
-    datasets: list[str],
-    splits: list[str],
-    conditions: list[str] | None = None,
-    scheduler_address: str | None = None,
+    manifest_paths: list[str], store: str, models: list[TrainedModel], config: PipelineConfig
 ) -> pd.DataFrame:
-    """Scores of every model on every dataset's ``splits``, clean and under each degradation ``conditions`` entry.
+    """Scores of every model on the config's eval sets (``evaluate.splits``), clean and under
+    each ``evaluate.conditions`` entry.
 
     The ``condition`` column says which (``clean`` = as shipped); the manifests must include
     the degrade stage's derived manifests for every condition. Each eval set is read once for
-    all models, in record batches, through the score cache; with ``scheduler_address`` the
-    scoring runs on that Dask cluster, one task per shard file of the store.
+    all models, in record batches, through the score cache; a real cluster
+    (``cluster.address``) scores the store shard by shard, one Dask task per shard file (on
+    one machine, streaming in-process is bounded already).
     """
-    detectors = {name: load_detector(path) for name, path in model_paths.items()}
+    detectors = {m.name: load_detector(m.path) for m in models}
     manifest = read_manifests(manifest_paths)
-    if scheduler_address is None:
-        return score_with_conditions(manifest, store, detectors, datasets, splits, list(conditions or []))
-    with dask_client(scheduler_address) as client:
-        return score_with_conditions(manifest, store, detectors, datasets, splits, list(conditions or []), client)
+    scored = (config.eval_datasets, config.evaluate.splits, list(config.evaluate.conditions))
+    if config.cluster.address is None:
+        return score_with_conditions(manifest, store, detectors, *scored)
+    with dask_client(config.cluster.address) as client:
+        return score_with_conditions(manifest, store, detectors, *scored, client)
 
 
 @task(name="cross-dataset", task_run_name=_cross_dataset_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
-def cross_dataset_task(
-    scores: pd.DataFrame,
-    n_boot: int = 1000,
-    target_error: float = 0.05,
-    seed: int = 0,
-    training_overlap: str = "exclude",
-) -> Evaluation:
-    """The cross-dataset matrix, bootstrap CIs, breakdowns and selective prediction of ``scores``."""
+def cross_dataset_task(scores: pd.DataFrame, evaluate: EvaluateConfig) -> Evaluation:
+    """The cross-dataset matrix, bootstrap CIs, breakdowns and selective prediction of ``scores``
+    (the clean rows), and the robustness section (the ``condition`` column)."""
     settings = EvaluationSettings(
-        n_boot=n_boot, target_error=target_error, seed=seed, training_overlap=training_overlap
+        n_boot=evaluate.n_boot, target_error=evaluate.target_error, training_overlap=evaluate.training_overlap
     )
     return evaluate_scores(scores, settings)

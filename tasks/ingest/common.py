@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +64,7 @@ class IngestResult:
     # was lost at ingest (tasks/ingest/losses.py). Empty for a manifest read back from disk.
     expected_rows: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> dict:
+    def summary(self) -> IngestSummary:
         """Counts for people and logs: rows per split × label, attacks, rejects by reason, and
         what was lost: splits listed with no row left, the share of rows rejected."""
         m = self.manifest
@@ -73,27 +73,63 @@ class IngestResult:
             for split, group in m.groupby("split", sort=True)
         }
         total = len(m) + len(self.rejects)
-        return {
-            "dataset": self.dataset,
-            "rows": int(len(m)),
-            "rejects": int(len(self.rejects)),
-            "reject_fraction": len(self.rejects) / total if total else 0.0,
-            "expected_rows": dict(self.expected_rows),
-            "lost_splits": sorted(s for s, n in self.expected_rows.items() if n and s not in by_split),
-            "by_split": by_split,
-            "attacks": {str(k): int(v) for k, v in m["attack"].value_counts(dropna=True).sort_index().items()},
-            "hours": round(float(m["duration_s"].sum()) / 3600.0, 3) if len(m) else 0.0,
-            "reject_reasons": {str(k): int(v) for k, v in self.rejects["reason"].value_counts().items()},
-            # how resynthesised audio was labelled (tasks/ingest/label_policy.py), where the corpus has any
-            **(
-                {
-                    "label_policy": sorted(str(v) for v in m["label_policy"].dropna().unique()),
-                    "resynthesised_rows": int(m["resynthesised"].astype(bool).sum()) if "resynthesised" in m else 0,
-                }
-                if "label_policy" in m
-                else {}
-            ),
-        }
+        has_policy = "label_policy" in m
+        return IngestSummary(
+            dataset=self.dataset,
+            rows=int(len(m)),
+            rejects=int(len(self.rejects)),
+            reject_fraction=len(self.rejects) / total if total else 0.0,
+            expected_rows=dict(self.expected_rows),
+            lost_splits=sorted(s for s, n in self.expected_rows.items() if n and s not in by_split),
+            by_split=by_split,
+            attacks={str(k): int(v) for k, v in m["attack"].value_counts(dropna=True).sort_index().items()},
+            hours=round(float(m["duration_s"].sum()) / 3600.0, 3) if len(m) else 0.0,
+            reject_reasons={str(k): int(v) for k, v in self.rejects["reason"].value_counts().items()},
+            label_policy=sorted(str(v) for v in m["label_policy"].dropna().unique()) if has_policy else None,
+            resynthesised_rows=(int(m["resynthesised"].astype(bool).sum()) if "resynthesised" in m else 0)
+            if has_policy
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one corpus's ingest kept and lost: rows per split × label, attacks, rejects by
+    reason, the splits the layout listed that ended with no row, the share rejected."""
+
+    dataset: str
+    rows: int
+    rejects: int
+    reject_fraction: float
+    expected_rows: dict[str, int]  # rows per split the layout listed (before probing)
+    lost_splits: list[str]  # listed splits left with no row
+    by_split: dict[str, dict[str, int]]
+    attacks: dict[str, int]
+    hours: float
+    reject_reasons: dict[str, int]
+    # how resynthesised audio was labelled (tasks/ingest/label_policy.py); None where the corpus has none
+    label_policy: list[str] | None = None
+    resynthesised_rows: int | None = None
+
+    def as_dict(self) -> dict:
+        """The summary as the CLI prints it and the run report's notes hold it (no label-policy keys where None)."""
+        record = asdict(self)
+        if self.label_policy is None:
+            del record["label_policy"], record["resynthesised_rows"]
+        return record
+
+
+@dataclass(frozen=True)
+class IngestedCorpus:
+    """The ingest stage's result for one corpus: its summary and where its manifest is
+    (``reused``: a manifest already written, kept as it was)."""
+
+    summary: IngestSummary
+    manifest: str
+    reused: bool
+
+    def as_dict(self) -> dict:
+        return {**self.summary.as_dict(), "manifest": self.manifest, "reused": self.reused}
 
 
 @contextmanager

@@ -14,6 +14,10 @@ The run goes on with the rest, publishes its report with a "Corpora left out" se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from addgp.config import PipelineConfig
+from tasks.ingest.common import IngestedCorpus, IngestSummary
 
 
 class IngestLossError(RuntimeError):
@@ -21,18 +25,18 @@ class IngestLossError(RuntimeError):
     dataset, what it lost and the fix."""
 
 
-def ingest_losses(summary: dict, max_reject_fraction: float) -> list[str]:
+def ingest_losses(summary: IngestSummary, max_reject_fraction: float) -> list[str]:
     """What ``summary`` (``IngestResult.summary``) lost, one sentence each; empty when nothing."""
     losses = []
-    for split in summary.get("lost_splits", []):
-        listed = summary.get("expected_rows", {}).get(split, 0)
+    for split in summary.lost_splits:
+        listed = summary.expected_rows.get(split, 0)
         losses.append(
             f"split {split!r}: all {listed} row(s) the layout lists were rejected "
             f"({_commonest(summary)}); is its audio folder there?"
         )
     rejected, total = _outside_lost_splits(summary)
     if total and rejected / total > max_reject_fraction:
-        rest = " outside the lost split(s)" if summary.get("lost_splits") else ""
+        rest = " outside the lost split(s)" if summary.lost_splits else ""
         losses.append(
             f"{rejected} of {total} rows rejected{rest} "
             f"({rejected / total:.1%} > embed.max_reject_fraction {max_reject_fraction:g}; {_commonest(summary)})"
@@ -40,15 +44,15 @@ def ingest_losses(summary: dict, max_reject_fraction: float) -> list[str]:
     return losses
 
 
-def _outside_lost_splits(summary: dict) -> tuple[int, int]:
+def _outside_lost_splits(summary: IngestSummary) -> tuple[int, int]:
     """(rows rejected, rows in all) leaving out the lost splits' rows: a lost split is its own
     finding, and the share of rejects is judged on the rest of the corpus."""
-    lost = sum(summary.get("expected_rows", {}).get(s, 0) for s in summary.get("lost_splits", []))
-    return summary["rejects"] - lost, summary["rows"] + summary["rejects"] - lost
+    lost = sum(summary.expected_rows.get(s, 0) for s in summary.lost_splits)
+    return summary.rejects - lost, summary.rows + summary.rejects - lost
 
 
-def _commonest(summary: dict) -> str:
-    reasons = summary.get("reject_reasons") or {}
+def _commonest(summary: IngestSummary) -> str:
+    reasons = summary.reject_reasons
     if not reasons:
         return "no reject recorded"
     reason, count = max(reasons.items(), key=lambda item: item[1])
@@ -65,19 +69,32 @@ def loss_message(losses: dict[str, list[str]], where: str) -> str:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
+class LeftOut:
+    """A corpus left out of the run (``role`` "all") or of one role ("train": its train and dev
+    splits, "eval": its eval splits), and why."""
+
+    dataset: str
+    role: Literal["train", "eval", "all"]
+    reason: str
+
+
+@dataclass(frozen=True)
 class CorpusPlan:
     """The run's datasets after the ingest checks: what it trains and evaluates on, what it left out."""
 
     train_datasets: list[str]
     eval_datasets: list[str]
-    # one record per (dataset, role): {"dataset", "role": "train"|"eval"|"all", "reason"}
-    left_out: list[dict] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
 
     def uses(self, dataset: str) -> bool:
-        return not any(r["dataset"] == dataset and r["role"] == "all" for r in self.left_out)
+        return not any(r.dataset == dataset and r.role == "all" for r in self.left_out)
 
-    def applied_to(self, config):
+    def manifests(self, ingests: dict[str, IngestedCorpus]) -> list[str]:
+        """The manifests of the corpora the run uses, in ``ingests`` order."""
+        return [ingested.manifest for name, ingested in ingests.items() if self.uses(name)]
+
+    def applied_to(self, config: PipelineConfig) -> PipelineConfig:
         """``config`` (a PipelineConfig) training and evaluating on the planned datasets only."""
         return config.model_copy(
             update={
@@ -87,41 +104,42 @@ class CorpusPlan:
         )
 
 
-def plan_corpora(config, summaries: dict[str, dict]) -> CorpusPlan:
+def plan_corpora(config: PipelineConfig, summaries: dict[str, IngestSummary]) -> CorpusPlan:
     """Apply the run's rule (module docstring) to the ingest ``summaries`` of a PipelineConfig.
 
     Raises IngestLossError when no training or no eval dataset is left.
     """
     limit = config.embed.max_reject_fraction
     train_roles = [*config.train.splits, *config.train.dev_splits]
-    left_out: list[dict] = []
+    roles: tuple[tuple[Literal["train", "eval"], list[str], list[str]], ...] = (
+        ("train", train_roles, config.train.datasets),
+        ("eval", config.evaluate.splits, config.eval_datasets),
+    )
+    left_out: list[LeftOut] = []
     dropped: dict[str, set[str]] = {}
     for name, summary in summaries.items():
         rejected, total = _outside_lost_splits(summary)
         if total and rejected / total > limit:
             reason = ingest_losses(summary, limit)[-1]
-            left_out.append({"dataset": name, "role": "all", "reason": reason})
+            left_out.append(LeftOut(name, "all", reason))
             dropped[name] = {"train", "eval"}
             continue
-        present = set(summary.get("by_split", {}))
-        for role, splits, members in (
-            ("train", train_roles, config.train.datasets),
-            ("eval", config.evaluate.splits, config.eval_datasets),
-        ):
+        present = set(summary.by_split)
+        for role, splits, members in roles:
             missing = [s for s in splits if s not in present]
             if name in members and missing:
-                listed = summary.get("expected_rows", {})
+                listed = summary.expected_rows
                 why = ", ".join(
                     f"{s!r} ({listed[s]} listed, all rejected: {_commonest(summary)})" if s in listed else f"{s!r}"
                     for s in missing
                 )
-                left_out.append({"dataset": name, "role": role, "reason": f"no rows in split {why}"})
+                left_out.append(LeftOut(name, role, f"no rows in split {why}"))
                 dropped.setdefault(name, set()).add(role)
     train = [d for d in config.train.datasets if "train" not in dropped.get(d, set())]
     evaluate = [d for d in config.eval_datasets if "eval" not in dropped.get(d, set())]
     if left_out and (not train or not evaluate):
         nothing = "to train on" if not train else "to evaluate on"
-        losses = {r["dataset"]: [f"{r['role']}: {r['reason']}"] for r in left_out}
+        losses = {r.dataset: [f"{r.role}: {r.reason}"] for r in left_out}
         raise IngestLossError(
             f"nothing left {nothing} after the ingest checks: "
             + loss_message(losses, "the manifests' _rejects/ folder")

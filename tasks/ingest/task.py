@@ -11,8 +11,10 @@ from addgp.config import DatasetConfig, PipelineConfig
 from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifest, read_manifests, rejects_path_for, write_manifest, write_rejects
 from storage.paths import exists
+from storage.workspace import Workspace
 from tasks.ingest.checks import content_checks, describe, embedding_near_duplicates, enforce, pipeline_roles, problems
-from tasks.ingest.common import IngestResult, LayoutError
+from tasks.ingest.common import IngestedCorpus, IngestResult, LayoutError
+from tasks.ingest.losses import CorpusPlan, plan_corpora
 from tasks.ingest.registry import ingest_dataset
 
 
@@ -37,7 +39,7 @@ def transient_failure(task, task_run, state) -> bool:
 )
 def ingest_task(
     dataset: DatasetConfig, manifest_path: str, extra_options: dict | None = None, reuse_existing: bool = False
-) -> dict:
+) -> IngestedCorpus:
     """Read one corpus into ``manifest_path`` (+ its rejects table); returns the summary.
 
     ``reuse_existing``: a published corpus does not change, so the nightly loop keeps a
@@ -45,13 +47,50 @@ def ingest_task(
     """
     if reuse_existing and exists(manifest_path):
         result = IngestResult(dataset=dataset.name, manifest=read_manifest(manifest_path))
-        return {**result.summary(), "manifest": manifest_path, "reused": True}
+        return IngestedCorpus(result.summary(), manifest_path, reused=True)
     options = {**dataset.options, **(extra_options or {})}
     with progress_to_run_log():
         result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, **options)
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
-    return {**result.summary(), "manifest": manifest_path, "reused": False}
+    return IngestedCorpus(result.summary(), manifest_path, reused=False)
+
+
+def ingest_datasets(
+    config: PipelineConfig, workspace: Workspace, nightly_inbox: str | None = None
+) -> dict[str, IngestedCorpus]:
+    """Ingest every dataset of ``config`` at once (one ingest task run each, submitted from the
+    calling flow) into the workspace's manifests; the results by dataset name.
+
+    An inbox keeps its batch ledger in the workspace's state folder, never in the drop folder
+    itself; a missing drop folder is an error unless the config's nightly section says to
+    create it. ``nightly_inbox``: the nightly loop reads that inbox again and keeps every
+    other corpus's manifest already written (``reuse_existing``).
+    """
+    inbox_options = {
+        "state_dir": workspace.state,
+        "create_missing": config.nightly is not None and config.nightly.create_inbox,
+    }
+    futures = {}
+    for d in config.datasets:
+        is_inbox = d.name == nightly_inbox if nightly_inbox is not None else d.adapter == "inbox"
+        futures[d.name] = ingest_task.submit(
+            d,
+            workspace.manifest(d.name),
+            extra_options=inbox_options if is_inbox else None,
+            reuse_existing=nightly_inbox is not None and not is_inbox,
+        )
+    return {name: future.result() for name, future in futures.items()}
+
+
+def plan_run(config: PipelineConfig, ingests: dict[str, IngestedCorpus]) -> CorpusPlan:
+    """The run's corpora after ingest (``plan_corpora``), each one left out logged as a warning:
+    a corpus that lost a split or too many rows is left out (of the role that needs the
+    split); the run publishes what the rest allows and ``addgp run`` exits 7."""
+    plan = plan_corpora(config, {name: ingested.summary for name, ingested in ingests.items()})
+    for record in plan.left_out:
+        get_run_logger().warning("left out of the run: dataset %s (%s): %s", record.dataset, record.role, record.reason)
+    return plan
 
 
 @task(name="data-checks", task_run_name="data-checks[{config.name}]", cache_policy=NO_CACHE)

@@ -7,6 +7,7 @@ champion alone re-evaluated on a night without new data.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import select_rows, subset_rows
-from tasks.nightly.gate import apply_gate
+from tasks.nightly.gate import GatedDecision, GateRecord, apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 
 NEW_FAKES = "new_fakes"
@@ -189,6 +190,23 @@ def average_eer_ci_half_width(
     return float((high - low) / 2)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Champion vs challenger tonight: the scores, EER per eval set (dataset × {champion,
+    challenger}), the held-out evidence, the decision after the promotion gate, and forgetting
+    since the champion's promotion."""
+
+    scores: pd.DataFrame
+    eer: pd.DataFrame
+    evidence: pd.DataFrame  # per slice, with paired CIs (held_out_evidence)
+    decision: GatedDecision
+    gate: GateRecord
+    forgetting: pd.DataFrame
+    champion_eer: dict[str, float]  # per eval corpus
+    challenger_eer: dict[str, float]
+    score_sources: pd.DataFrame  # per (model, eval corpus): reused from the score cache or scored
+
+
 def compare_champion_and_challenger(
     models: Mapping[str, tuple[object, dict]],
     manifest: pd.DataFrame,
@@ -200,7 +218,7 @@ def compare_champion_and_challenger(
     eer_at_last_promotion: dict[str, float] | None,
     gate: GateConfig | None = None,
     nights_pooled: int = 1,
-) -> dict:
+) -> Comparison:
     """Score ``models`` (keys ``champion``, ``challenger``) on the eval sets and the held-out new
     fakes; decide, through the promotion ``gate`` (tasks/nightly/gate.py; default: off) with
     ``nights_pooled`` nights of held-out rows; measure forgetting since the champion's promotion.
@@ -227,19 +245,19 @@ def compare_champion_and_challenger(
     evidence = held_out_evidence(scores, n_boot, alpha=1 - (gate.ci_level or 0.95))
     new_fakes = evidence[evidence["dataset"] == NEW_FAKES]
     decision, gate_record = apply_gate(
-        point.as_dict(), new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
+        point, new_fakes.iloc[0].to_dict() if len(new_fakes) else None, nights_pooled, gate
     )
     eer = pd.DataFrame({"champion": champion, "challenger": challenger})
-    tonight = on_eval(challenger if decision["promote"] else champion)
+    tonight = on_eval(challenger if decision.promote else champion)
     baseline = eer_at_last_promotion if eer_at_last_promotion is not None else on_eval(champion)
-    return {
-        "scores": scores,
-        "eer": eer,
-        "evidence": evidence,
-        "decision": decision,
-        "gate": gate_record,
-        "forgetting": forgetting_table(baseline, tonight),
-        "champion_eer": on_eval(champion),
-        "challenger_eer": on_eval(challenger),
-        "score_sources": sources,
-    }
+    return Comparison(
+        scores=scores,
+        eer=eer,
+        evidence=evidence,
+        decision=decision,
+        gate=gate_record,
+        forgetting=forgetting_table(baseline, tonight),
+        champion_eer=on_eval(champion),
+        challenger_eer=on_eval(challenger),
+        score_sources=sources,
+    )

@@ -22,7 +22,10 @@ the gate can decide. A decided night — either way — starts a new pool.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, replace
+
 from addgp.config import GateConfig
+from tasks.nightly.promotion import PromotionDecision
 
 PROMOTED, KEPT, NOT_ENOUGH_EVIDENCE = "promoted", "kept", "not enough evidence yet"
 
@@ -40,44 +43,89 @@ def gate_rule(gate: GateConfig) -> str:
     return "; ".join(parts)
 
 
-def apply_gate(decision: dict, new_fakes: dict | None, nights_pooled: int, gate: GateConfig) -> tuple[dict, dict]:
-    """(the decision after the gate, the gate's record) for ``decision`` (``PromotionDecision.as_dict()``).
+@dataclass(frozen=True)
+class GatedDecision:
+    """The night's decision: the point rule's figures (``PromotionDecision``), the verdict after the
+    gate, its reason, the outcome (promoted / kept / not enough evidence yet), and ``decided``
+    (False: not enough evidence yet, the rows are pooled for the next night)."""
+
+    promote: bool
+    reason: str
+    champion_average_eer: float | None
+    challenger_average_eer: float
+    average_ci_half_width: float | None
+    champion_new_fakes_eer: float | None
+    challenger_new_fakes_eer: float | None
+    outcome: str
+    decided: bool
+
+    def as_dict(self) -> dict:
+        """The decision as the nightly report's metrics.json holds it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """What the gate saw and said: its rule in words, the held-out counts and their minimums, the
+    CI of champion − challenger EER on the new fakes, the nights pooled, the outcome and why."""
+
+    rule: str
+    n_spoof: int
+    n_bonafide: int
+    min_spoof: int
+    min_bonafide: int
+    ci_level: float | None
+    difference_ci_low: float | None
+    difference_ci_high: float | None
+    nights_pooled: int
+    max_nights: int
+    outcome: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        """The record as the nightly report's metrics.json holds it."""
+        return asdict(self)
+
+
+def apply_gate(
+    decision: PromotionDecision, new_fakes: dict | None, nights_pooled: int, gate: GateConfig
+) -> tuple[GatedDecision, GateRecord]:
+    """(the decision after the gate, the gate's record) for the point rule's ``decision``.
 
     ``new_fakes``: the new-fakes row of ``held_out_evidence`` (n_bonafide, n_spoof,
     difference, difference_ci_low/high), None when no held-out spoof was scored;
     ``nights_pooled``: the nights whose held-out rows it holds, tonight included.
-    The decision gains ``outcome`` (promoted / kept / not enough evidence yet) and ``decided``.
     """
     n_spoof = int(new_fakes["n_spoof"]) if new_fakes else 0
     n_bonafide = int(new_fakes["n_bonafide"]) if new_fakes else 0
     ci = (new_fakes["difference_ci_low"], new_fakes["difference_ci_high"]) if new_fakes else (None, None)
-    record = {
-        "rule": gate_rule(gate),
-        "n_spoof": n_spoof,
-        "n_bonafide": n_bonafide,
-        "min_spoof": gate.min_spoof,
-        "min_bonafide": gate.min_bonafide,
-        "ci_level": gate.ci_level,
-        "difference_ci_low": ci[0],
-        "difference_ci_high": ci[1],
-        "nights_pooled": nights_pooled,
-        "max_nights": gate.max_nights,
-    }
+    record = GateRecord(
+        rule=gate_rule(gate),
+        n_spoof=n_spoof,
+        n_bonafide=n_bonafide,
+        min_spoof=gate.min_spoof,
+        min_bonafide=gate.min_bonafide,
+        ci_level=gate.ci_level,
+        difference_ci_low=ci[0],
+        difference_ci_high=ci[1],
+        nights_pooled=nights_pooled,
+        max_nights=gate.max_nights,
+    )
 
-    def verdict(promote: bool, outcome: str, reason: str, decided: bool = True) -> tuple[dict, dict]:
-        return (
-            {**decision, "promote": promote, "reason": reason, "outcome": outcome, "decided": decided},
-            {**record, "outcome": outcome, "reason": reason},
+    def verdict(promote: bool, outcome: str, reason: str, decided: bool = True) -> tuple[GatedDecision, GateRecord]:
+        gated = GatedDecision(
+            **{**asdict(decision), "promote": promote, "reason": reason}, outcome=outcome, decided=decided
         )
+        return gated, replace(record, outcome=outcome, reason=reason)
 
-    half = decision.get("average_ci_half_width") or 0.0
-    champion_avg = decision.get("champion_average_eer")
+    half = decision.average_ci_half_width or 0.0
+    champion_avg = decision.champion_average_eer
     if champion_avg is None:  # no champion to compare with: nothing to gate
-        return verdict(decision["promote"], PROMOTED if decision["promote"] else KEPT, decision["reason"])
-    if decision["challenger_average_eer"] > champion_avg + half:
-        return verdict(False, KEPT, decision["reason"])
+        return verdict(decision.promote, PROMOTED if decision.promote else KEPT, decision.reason)
+    if decision.challenger_average_eer > champion_avg + half:
+        return verdict(False, KEPT, decision.reason)
     if not gate.enabled:
-        return verdict(decision["promote"], PROMOTED if decision["promote"] else KEPT, decision["reason"])
+        return verdict(decision.promote, PROMOTED if decision.promote else KEPT, decision.reason)
     if new_fakes is None or n_spoof < gate.min_spoof or n_bonafide < gate.min_bonafide:
         counts = (
             f"{n_spoof} held-out spoof and {n_bonafide} bona fide rows over {nights_pooled} night(s), "
@@ -94,7 +142,7 @@ def apply_gate(decision: dict, new_fakes: dict | None, nights_pooled: int, gate:
             decided=False,
         )
     if gate.ci_level is None:
-        return verdict(decision["promote"], PROMOTED if decision["promote"] else KEPT, decision["reason"])
+        return verdict(decision.promote, PROMOTED if decision.promote else KEPT, decision.reason)
     low, high = float(new_fakes["difference_ci_low"]), float(new_fakes["difference_ci_high"])
     interval = f"{gate.ci_level:.0%} CI of champion − challenger EER on the new fakes [{low:+.4f}, {high:+.4f}]"
     if low > 0:

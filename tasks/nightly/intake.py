@@ -13,6 +13,7 @@ plus tonight's rows, and shown in the nightly report's "Data checks" section.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +23,20 @@ from tasks.ingest.checks import CHECK_COLUMNS, MAX_EXAMPLES, Role, content_check
 EXCLUDED_COLUMNS = ("utt_id", "batch_id", "label", "sha256", "also_in")
 
 
-def inbox_folder(root: str | Path, created: bool = False) -> dict:
-    """``{"folder", "n_files", "created"}``: the drop folder as resolved, and how many files
-    (audio and sidecars; hidden files left out) it holds now."""
+@dataclass(frozen=True)
+class InboxFolder:
+    """The drop folder as resolved, how many files (audio and sidecars; hidden files left out)
+    it holds now, and whether it was created tonight."""
+
+    folder: str
+    n_files: int
+    created: bool
+
+
+def inbox_folder(root: str | Path, created: bool = False) -> InboxFolder:
     folder = Path(root).resolve()
     n_files = sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else 0
-    return {"folder": str(folder), "n_files": int(n_files), "created": bool(created)}
+    return InboxFolder(str(folder), int(n_files), bool(created))
 
 
 def night_data_checks(

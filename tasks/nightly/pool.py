@@ -10,6 +10,8 @@ rows are learnt by the next challenger too, so nothing an undecided night brough
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 KEY = ["dataset", "utt_id"]
@@ -26,28 +28,39 @@ def rows_of_keys(manifest: pd.DataFrame, keys: list[list[str]], tonight: pd.Data
     return pd.concat([manifest[mask], tonight], ignore_index=True)
 
 
+@dataclass(frozen=True)
+class PooledRows:
+    """Tonight's rows joined to the pool of undecided nights: manifest rows to learn from and to
+    test on, and the nights they came from (run ids, tonight last)."""
+
+    learn: pd.DataFrame
+    held_out: pd.DataFrame
+    nights: list[str]
+
+
 def pool_rows(
     pool: dict, inbox: pd.DataFrame, learn_rows: pd.DataFrame, holdout_rows: pd.DataFrame, run_id: str
-) -> dict:
-    """{"learn", "held_out": the pooled manifest rows plus tonight's, "nights": run ids, tonight last}.
+) -> PooledRows:
+    """The pooled manifest rows plus tonight's (``pool``: storage.nightly_records' record).
 
     Pooled rows no longer in the inbox manifest drop out; a resumed night whose rows are
     already pooled counts them once.
     """
-    return {
-        "learn": rows_of_keys(inbox, pool["learn"], learn_rows),
-        "held_out": rows_of_keys(inbox, pool["held_out"], holdout_rows),
-        "nights": [n for n in pool["nights"] if n != run_id] + [run_id],
-    }
+    return PooledRows(
+        learn=rows_of_keys(inbox, pool["learn"], learn_rows),
+        held_out=rows_of_keys(inbox, pool["held_out"], holdout_rows),
+        nights=[n for n in pool["nights"] if n != run_id] + [run_id],
+    )
 
 
-def settled_pool(champion_path: str, decision: dict, pooled: dict) -> dict | None:
-    """The pool tonight leaves: None (start over) after a decided night, else the pooled rows' keys."""
-    if decision.get("decided", True):
+def settled_pool(champion_path: str, decided: bool, pooled: PooledRows) -> dict | None:
+    """The pool tonight leaves (storage.nightly_records' record): None (start over) after a
+    ``decided`` night, else the pooled rows' keys."""
+    if decided:
         return None
     return {
         "champion": champion_path,
-        "nights": pooled["nights"],
-        "held_out": row_keys(pooled["held_out"]),
-        "learn": row_keys(pooled["learn"]),
+        "nights": pooled.nights,
+        "held_out": row_keys(pooled.held_out),
+        "learn": row_keys(pooled.learn),
     }

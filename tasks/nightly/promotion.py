@@ -22,7 +22,7 @@ evidence yet" instead.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TypedDict
 
 import numpy as np
@@ -52,9 +52,6 @@ class PromotionDecision:
     average_ci_half_width: float | None
     champion_new_fakes_eer: float | None
     challenger_new_fakes_eer: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _pct(rate: float) -> str:

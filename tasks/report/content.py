@@ -8,7 +8,8 @@ read. Everything here is pure: earlier reports come in as their ``metrics.json``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -17,14 +18,29 @@ import pandas as pd
 from addgp import __version__
 from tasks.evaluate.crossdataset import Evaluation, evaluate_scores
 from tasks.evaluate.robustness import clean_rows
+from tasks.ingest.losses import LeftOut
 from tasks.report import plots
 from tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
 from tasks.report.format import jsonable, records, slug, truthy, without_paths, without_paths_in_text
+from tasks.train.trained import TrainedModel
 
 FORMAT = "addgp-report/3"
 TREND_RUNS = 50  # at most this many reports in the trend plot
 DATA_CHECK_COLUMNS = ("check", "scope", "count", "severity", "examples")
 SEVERITIES = ("error", "warning", "info")  # most severe first: the section's order
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model row of a report made from model cards (``addgp report``): what a
+    ``TrainedModel`` tells the report, any of it possibly unknown."""
+
+    name: str
+    kind: str | None = None
+    version: int | str | None = None  # the card's, else the one version the score table names (a string)
+    dev_metrics: dict[str, float] | None = None
+    summary: str = ""
+    train_attacks: list[str] | None = None
 
 
 @dataclass
@@ -41,35 +57,34 @@ class ReportInput:
 
     title: str
     run_id: str
-    models: list[dict]
+    models: Sequence[TrainedModel | ModelEntry]
     encoder: str
     warnings: list[str] = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # e.g. ingest/embed summaries
+    notes: dict = field(default_factory=dict)  # free-form, into metrics.json (a pipeline run's: RunStages.notes)
     evaluation: Evaluation | None = None
     scores: pd.DataFrame | None = None
     previous: dict | None = None
     history: list[dict] = field(default_factory=list)
     created: str | None = None
     data_checks: pd.DataFrame | None = None
-    # corpora (or their train/eval role) the run left out after ingest lost rows:
-    # {"dataset", "role", "reason"} (tasks/ingest/losses.py), shown as "Corpora left out"
-    left_out: list[dict] = field(default_factory=list)
+    # corpora (or their train/eval role) the run left out after ingest lost rows
+    # (tasks/ingest/losses.py), shown as "Corpora left out"
+    left_out: list[LeftOut] = field(default_factory=list)
 
 
-def _model_record(model: dict, settings: dict[str, str]) -> dict:
-    name = str(model.get("name", "?"))
-    dev = model.get("dev_metrics") or {}
+def _model_record(model: TrainedModel | ModelEntry, settings: dict[str, str]) -> dict:
+    dev = model.dev_metrics or {}
     return {
-        "name": name,
-        "kind": model.get("kind"),
-        "version": model.get("version"),
-        "ref": f"{name}/v{model.get('version')}" if model.get("version") is not None else name,
-        "train_setting": settings.get(name, model.get("train_setting")),
-        "dev_eer": dev.get("eer") if isinstance(dev, dict) else None,
+        "name": model.name,
+        "kind": model.kind,
+        "version": model.version,
+        "ref": f"{model.name}/v{model.version}" if model.version is not None else model.name,
+        "train_setting": settings.get(model.name),
+        "dev_eer": dev.get("eer"),
         # Non-default hyper-parameters and the fitted calibration (tasks.train.detectors.detector_summary).
-        "settings": model.get("summary") or "",
+        "settings": model.summary or "",
         # attack ids it was trained on (None: not recorded), for the per-attack table's eval-only mark
-        "train_attacks": model.get("train_attacks"),
+        "train_attacks": model.train_attacks,
     }
 
 
@@ -161,7 +176,7 @@ def metrics_document(
         "selective_curves": records(evaluation.selective_curves),
         "notes": without_paths(report.notes),
         "data_checks": records(data_checks_of(report)) if report.data_checks is not None else None,
-        "left_out": [{**r, "reason": without_paths_in_text(str(r["reason"]))} for r in report.left_out],
+        "left_out": [{**asdict(r), "reason": without_paths_in_text(r.reason)} for r in report.left_out],
     }
     document = jsonable(document)
     if comparison is not None:

@@ -8,6 +8,7 @@ from storage.models import RANDOM_ENCODER_WARNING
 from storage.reports import score_provenance
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import ReportInput
+from tasks.report.content import ModelEntry
 from tasks.train.detectors import detector_summary
 
 
@@ -35,13 +36,13 @@ def report_input_from_cards(
         card = cards.get(d) or {}
         versions = _known(by_detector[d]["model_version"])
         models.append(
-            {
-                "name": d,
-                "kind": card.get("model_type"),
-                "version": card.get("version", versions[0] if len(versions) == 1 else None),
-                "dev_metrics": card.get("dev_metrics"),
-                "summary": detector_summary(card.get("model_type"), card.get("detector_params")),
-            }
+            ModelEntry(
+                name=d,
+                kind=card.get("model_type"),
+                version=card.get("version", versions[0] if len(versions) == 1 else None),
+                dev_metrics=card.get("dev_metrics"),
+                summary=detector_summary(card.get("model_type"), card.get("detector_params")),
+            )
         )
     encoders = _known([c.get("encoder") for c in cards.values()] + list(provenance["encoder"]))
     random_weights = any(c.get("random_weight_encoder") for c in cards.values()) or any(

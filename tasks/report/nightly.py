@@ -28,7 +28,7 @@ class NightlyOutcome:
     config_name: str
     run_id: str
     batches: list[dict]  # new inbox batches absorbed tonight
-    decision: dict | None = None  # PromotionDecision.as_dict(), None on a night with nothing new
+    decision: dict | None = None  # GatedDecision.as_dict() (tasks/nightly/gate.py), None on a night with nothing new
     eer: pd.DataFrame | None = None  # dataset × {champion, challenger}
     forgetting: pd.DataFrame | None = None
     champion: dict | None = None  # the champion record after tonight

@@ -20,7 +20,10 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import NotifyConfig
+from addgp.nightly import ChampionRecord
+from addgp.progress import run_logger
 from addgp.runs import artifact_key
+from storage.night_state import champion_to_json
 from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
 from tasks.evaluate.crossdataset import Evaluation
@@ -102,6 +105,9 @@ def report_task(report: ReportInput, scores: pd.DataFrame, reports_root: str, co
     create_link_artifact(
         report_link(published.folder), link_text=f"HTML report {report.run_id}", key=artifact_key(config_name, "html")
     )
+    logger = run_logger()
+    if logger is not None:  # outside a run (``.fn`` called directly) the caller has the folder
+        logger.info("report published at %s", published.folder)
     return published.folder
 
 
@@ -148,6 +154,7 @@ def drift_announce_task(
 
 
 @task(name="announce-promotion", task_run_name="announce-promotion[{config_name}/{run_id}]", cache_policy=NO_CACHE)
-def promotion_task(notify: NotifyConfig, config_name: str, run_id: str, folder: str, champion: dict) -> None:
-    """A night promoted its challenger: the Prefect event ``addgp.run.promotion`` and the webhook POST."""
-    _announce(promotion_payload(config_name, run_id, report_link(folder), champion), notify)
+def promotion_task(notify: NotifyConfig, config_name: str, run_id: str, folder: str, champion: ChampionRecord) -> None:
+    """A night promoted its challenger: the Prefect event ``addgp.run.promotion`` and the webhook POST
+    (the new champion as its champion file records it)."""
+    _announce(promotion_payload(config_name, run_id, report_link(folder), champion_to_json(champion)), notify)

@@ -13,6 +13,7 @@ from storage.models import EmbeddingSetting, ModelRef, read_card, save_model
 from tasks.embed.encoder import EncoderSpec
 from tasks.train.data import fit_params, labelled_inputs
 from tasks.train.detectors import detector_summary, make_detector
+from tasks.train.trained import TrainedModel
 from tasks.train.training_sets import training_sets
 from tasks.train.unchanged import INPUT_DIGEST_KEY, input_digest, unchanged_version
 
@@ -45,7 +46,7 @@ def fit_and_register(
     name: str,
     kind: str,
     params: dict,
-) -> dict:
+) -> TrainedModel:
     """Fit one detector, score its dev set, and save it as the next version of ``name``."""
     setting = EmbeddingSetting(encoder=spec.name, layer=selection.layer, pooling=spec.pooling, crop_s=spec.crop_seconds)
     detector = make_detector(kind, **params)
@@ -118,17 +119,17 @@ def training_attacks(manifest: pd.DataFrame, selection: TrainingSelection) -> li
     return sorted(str(a) for a in rows["attack"].dropna().unique())
 
 
-def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> dict:
+def _result(name: str, kind: str, ref: ModelRef, reused: bool) -> TrainedModel:
     """What training returns, read from the version's card (``reused``: an unchanged earlier version)."""
     # From the card: to_state() again would copy every weight (an exact GP its training set).
     card = read_card(ref)
-    return {
-        "name": name,
-        "kind": kind,
-        "path": str(ref.path),
-        "version": ref.version,
-        "dev_metrics": card.get("dev_metrics"),
-        "summary": detector_summary(kind, card["detector_params"]),
-        "train_attacks": (card.get("training_data") or {}).get("attacks"),  # None on cards from before
-        "reused": reused,
-    }
+    return TrainedModel(
+        name=name,
+        kind=kind,
+        path=str(ref.path),
+        version=ref.version,
+        dev_metrics=card.get("dev_metrics"),
+        summary=detector_summary(kind, card["detector_params"]),
+        train_attacks=(card.get("training_data") or {}).get("attacks"),
+        reused=reused,
+    )

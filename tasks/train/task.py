@@ -10,6 +10,7 @@ from addgp.progress import progress_to_run_log
 from storage.manifests import read_manifests
 from tasks.embed.encoder import resolve_layer, resolve_layers, spec_from_config
 from tasks.train.fit import TrainingSelection, fit_and_register
+from tasks.train.trained import TrainedModel
 
 
 @task(name="train", task_run_name="train[{detector.name}]", retries=1, cache_policy=NO_CACHE)
@@ -20,7 +21,7 @@ def train_task(
     encoder: EncoderConfig,
     train: TrainConfig,
     detector: DetectorConfig,
-) -> dict:
+) -> TrainedModel:
     spec = resolve_layers(spec_from_config(encoder))
     layer = resolve_layer(spec, train.layer)
     selection = TrainingSelection(

@@ -1,0 +1,73 @@
+"""What the nightly loop's steps hand each other and keep between runs: the champion in
+service, tonight's challenger, and the night under way.
+
+Plain frozen values, shared by the steps (``tasks/nightly/``), the nightly report and the
+state files that persist them (``storage/night_state.py`` reads and writes them in the JSON
+format ``storage/champions.py`` documents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """What building a model of the champion chain cost: wall seconds (None: not measured, as for
+    a baseline ``addgp nightly`` may reuse), rows it learnt in all, of which inbox rows."""
+
+    wall_s: float | None
+    rows_learnt: int
+    inbox_rows: int
+
+
+@dataclass(frozen=True)
+class ChampionRecord:
+    """A model in service (or that was): its version folder, the night that made it, the EERs it
+    was promoted with (per eval corpus; None until the first decision measures the baseline),
+    when it was promoted and on which batches. Hand-written records may name only the model."""
+
+    model_path: str
+    version: int | None = None
+    run_id: str | None = None
+    eer: dict[str, float] | None = None
+    promoted_at: str | None = None  # the run id of the night that promoted it
+    promoted_on: str | None = None  # ISO time
+    batches: list[str] | None = None  # the inbox batches the promoting night absorbed
+    # the step that made it (fit / update / retrain / consolidate: tasks/nightly/consolidation.py) and its cost;
+    # None on records written before steps were recorded
+    step: str | None = None
+    cost: StepCost | None = None
+
+
+@dataclass(frozen=True)
+class ChallengerRecord:
+    """Tonight's challenger, registered as the next version of the champion's name."""
+
+    name: str
+    kind: str
+    path: str
+    version: int
+    step: str | None = None  # None on a night record written before steps were recorded
+    cost: StepCost | None = None
+
+
+@dataclass(frozen=True)
+class Night:
+    """One night: its run id, the inbox batches it absorbs (none: a quiet night), the champion it
+    started from and each step done, so a night killed part-way is resumed, not redone
+    (``tasks/nightly/night.py``)."""
+
+    run_id: str
+    batch_ids: list[str] = field(default_factory=list)
+    batches: list[dict] = field(default_factory=list)  # the ledger's batch records (storage.inbox_ledger)
+    started_at: str | None = None
+    champion: ChampionRecord | None = None
+    challenger: ChallengerRecord | None = None
+    # the evidence pool read for tonight (storage.nightly_records' record), so a resumed night tests on the same rows
+    evidence_pool: dict | None = None
+    resumed: int = 0  # how often this night was resumed after a kill
+
+    @property
+    def nothing_new(self) -> bool:
+        return not self.batches

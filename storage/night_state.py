@@ -1,0 +1,115 @@
+"""The nightly state files as typed values (``addgp/nightly.py``): the champion in service and
+the night under way, read and written in the JSON format ``storage/champions.py`` documents
+(a record round-trips to the same file)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
+from storage import champions
+
+_CHAMPION_OPTIONAL = ("version", "run_id", "promoted_at", "promoted_on", "batches", "step")
+
+
+def _cost_from_json(cost: dict | None) -> StepCost | None:
+    return StepCost(cost["wall_s"], cost["rows_learnt"], cost["inbox_rows"]) if cost is not None else None
+
+
+def champion_from_json(record: dict) -> ChampionRecord:
+    return ChampionRecord(
+        model_path=record["model_path"],
+        version=record.get("version"),
+        run_id=record.get("run_id"),
+        eer=record.get("eer"),
+        promoted_at=record.get("promoted_at"),
+        promoted_on=record.get("promoted_on"),
+        batches=record.get("batches"),
+        step=record.get("step"),
+        cost=_cost_from_json(record.get("cost")),
+    )
+
+
+def champion_to_json(champion: ChampionRecord) -> dict:
+    """The record as the champion file holds it: ``eer`` always (null until measured), the rest when known."""
+    record: dict = {"model_path": champion.model_path, "eer": champion.eer}
+    record.update({k: getattr(champion, k) for k in _CHAMPION_OPTIONAL if getattr(champion, k) is not None})
+    if champion.cost is not None:
+        record["cost"] = asdict(champion.cost)
+    return record
+
+
+def challenger_from_json(record: dict) -> ChallengerRecord:
+    return ChallengerRecord(
+        name=record["name"],
+        kind=record["kind"],
+        path=record["path"],
+        version=record["version"],
+        step=record.get("step"),
+        cost=_cost_from_json(record.get("cost")),
+    )
+
+
+def challenger_to_json(challenger: ChallengerRecord) -> dict:
+    record = {"name": challenger.name, "kind": challenger.kind, "path": challenger.path, "version": challenger.version}
+    if challenger.step is not None:
+        record["step"] = challenger.step
+    if challenger.cost is not None:
+        record["cost"] = asdict(challenger.cost)
+    return record
+
+
+def night_from_json(record: dict) -> Night:
+    champion, challenger = record.get("champion"), record.get("challenger")
+    return Night(
+        run_id=record["run_id"],
+        batch_ids=list(record.get("batch_ids", [])),
+        batches=list(record.get("batches", [])),
+        started_at=record.get("started_at"),
+        champion=champion_from_json(champion) if champion is not None else None,
+        challenger=challenger_from_json(challenger) if challenger is not None else None,
+        evidence_pool=record.get("evidence_pool"),
+        resumed=int(record.get("resumed", 0)),
+    )
+
+
+def night_to_json(night: Night) -> dict:
+    """The night file's record: the steps not done yet (challenger, evidence pool) and a night never resumed
+    leave their keys out."""
+    record: dict = {
+        "run_id": night.run_id,
+        "batch_ids": list(night.batch_ids),
+        "batches": list(night.batches),
+        "started_at": night.started_at,
+        "champion": champion_to_json(night.champion) if night.champion is not None else None,
+    }
+    if night.challenger is not None:
+        record["challenger"] = challenger_to_json(night.challenger)
+    if night.evidence_pool is not None:
+        record["evidence_pool"] = night.evidence_pool
+    if night.resumed:
+        record["resumed"] = night.resumed
+    return record
+
+
+def current_champion(state_dir: str | os.PathLike, detector: str) -> ChampionRecord | None:
+    record = champions.current_champion(state_dir, detector)
+    return champion_from_json(record) if record is not None else None
+
+
+def require_champion_model(state_dir: str | os.PathLike, detector: str, champion: ChampionRecord) -> None:
+    champions.require_champion_model(state_dir, detector, champion_to_json(champion))
+
+
+def promote(state_dir: str | os.PathLike, detector: str, champion: ChampionRecord) -> None:
+    champions.promote(state_dir, detector, champion_to_json(champion))
+
+
+def night_in_progress(state_dir: str | os.PathLike, detector: str) -> Night | None:
+    record = champions.night_in_progress(state_dir, detector)
+    return night_from_json(record) if record is not None else None
+
+
+def save_night(state_dir: str | os.PathLike, detector: str, night: Night) -> None:
+    champions.save_night(state_dir, detector, night_to_json(night))
