@@ -105,18 +105,11 @@ def test_the_html_inlines_the_stylesheet_and_escapes_through_the_templates():
 EVIL_BATCH = "batch|`x`<img src=x onerror=alert(1)>"
 
 
-def nightly_outcome(conditions: tuple[str, ...] = ("clean",)) -> NightlyOutcome:
+def nightly_outcome() -> NightlyOutcome:
     datasets = ["demo_studio", EVIL_DATASET]
     eer = pd.DataFrame({"champion": [0.1, 0.2], "challenger": [0.08, 0.25]}, index=datasets)
     forgetting = pd.DataFrame(
         {"dataset": datasets, "eer_at_last_promotion": [0.1, 0.2], "eer_now": [0.08, 0.25], "change": [-0.02, 0.05]}
-    )
-    by_condition = pd.DataFrame(
-        [
-            {"dataset": d, "condition": c, "champion": 0.1 + 0.05 * i, "challenger": 0.09 + 0.04 * i}
-            for d in datasets
-            for i, c in enumerate(conditions)
-        ]
     )
     return NightlyOutcome(
         config_name="nightly <demo>",
@@ -126,7 +119,6 @@ def nightly_outcome(conditions: tuple[str, ...] = ("clean",)) -> NightlyOutcome:
         eer=eer,
         forgetting=forgetting,
         champion={"model_path": "/secret/models/lr/v2", "version": 2},
-        eer_by_condition=by_condition,
     )
 
 
@@ -142,19 +134,6 @@ def test_nightly_report_escapes_data_in_html_and_markdown():
     assert md_escape(EVIL_DATASET) in text
     assert "/secret/" not in page and "/secret/" not in text and "lr/v2" in text
     assert "PROMOTED" in text and "id='decision'" in page
-
-
-def test_nightly_report_shows_eer_per_condition_only_when_there_are_conditions():
-    single = render_nightly_report(nightly_outcome(("clean",)))
-    assert "eer-conditions" not in single["index.html"] and "EER per condition" not in single["report.md"]
-    files = render_nightly_report(nightly_outcome(("clean", "mp3_32k", "telephony")))
-    page, text = files["index.html"], files["report.md"]
-    assert "<table id='eer-conditions'>" in page and "EER per condition" in text
-    table = page[page.index("<table id='eer-conditions'>") :]
-    table = table[: table.index("</table>")]
-    assert table.count("<tr>") == 1 + 2 * 3 and "mp3_32k" in text and "telephony" in table
-    document = json.loads(files["metrics.json"])
-    assert {r["condition"] for r in document["eer_by_condition"]} == {"clean", "mp3_32k", "telephony"}
 
 
 def test_nightly_report_says_which_strategy_made_the_challenger_and_on_how_many_rows():

@@ -12,7 +12,7 @@ from test_report import EVIL_DATASET, data_checks_frame, report_input, with_cond
 
 from addgp.metrics import compute_metrics
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
-from tasks.evaluate.robustness import condition_eer_table, paired_delta_distribution, robustness_tables
+from tasks.evaluate.robustness import paired_delta_distribution, robustness_tables
 from tasks.report.build import render_report, summary_markdown
 from tasks.report.format import md_escape
 
@@ -108,19 +108,6 @@ def test_missing_condition_values_count_as_clean(clean_scores, conditioned):
     cells, summary = robustness_tables(blank, n_boot=50)
     assert set(summary["condition"]) == {"clean", "mp3_32k", "telephony"}
     pd.testing.assert_frame_equal(cells, robustness_tables(conditioned, n_boot=50)[0])
-
-
-def test_condition_eer_table_puts_champion_and_challenger_side_by_side(conditioned):
-    table = condition_eer_table(conditioned, {"champion": "lr", "challenger": "gp"})
-    assert list(table.columns) == ["dataset", "condition", "champion", "challenger"]
-    assert len(table) == 2 * 3 and list(table["condition"][:3]) == ["clean", "mp3_32k", "telephony"]
-    part = conditioned[
-        (conditioned["detector"] == "gp")
-        & (conditioned["dataset"] == "phone")
-        & (conditioned["condition"] == "mp3_32k")
-    ]
-    row = table[(table["dataset"] == "phone") & (table["condition"] == "mp3_32k")].iloc[0]
-    assert row["challenger"] == pytest.approx(compute_metrics(part["score"], part["label"])["eer"])
 
 
 def test_report_robustness_section_in_html_and_markdown_escapes_condition_names(clean_scores):

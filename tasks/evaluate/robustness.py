@@ -11,7 +11,6 @@ computation on DataFrames. The tables and the bootstrap: docs/reports.md, "Robus
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -210,33 +209,3 @@ def _summary(cells: pd.DataFrame, draws: dict, conditions: list[str], quantiles:
     worst = degraded.loc[degraded.groupby("detector", sort=False)["delta_eer"].idxmax()] if len(degraded) else degraded
     summary["worst"] = summary.index.isin(worst.index)
     return summary
-
-
-def condition_eer_table(scores: pd.DataFrame, roles: Mapping[str, str]) -> pd.DataFrame:
-    """EER per (dataset, condition) of named detectors side by side, e.g. ``roles={"champion": "lr@v1", "challenger": "lr@v2"}``.
-
-    Returns long rows ``dataset, condition, <role>...`` (NaN where a role lacks a class or
-    was not scored), conditions in :func:`conditions_of` order: the nightly report's
-    per-condition comparison.
-    """
-    frame = scores.assign(_condition=condition_labels(scores).to_numpy())
-    order = {c: i for i, c in enumerate(conditions_of(scores))}
-    rows = []
-    for (dataset, condition), part in frame.groupby(["dataset", "_condition"], sort=False):
-        row = {"dataset": dataset, "condition": condition}
-        for role, detector in roles.items():
-            mine = part[part["detector"] == detector]
-            row[role] = (
-                compute_metrics(mine["score"].to_numpy(), mine["label"])["eer"]
-                if len(mine) and _both_classes(mine)
-                else np.nan
-            )
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=["dataset", "condition", *roles])
-    key = table["condition"].map(order)
-    return (
-        table.assign(_order=key)
-        .sort_values(["dataset", "_order"], kind="stable")
-        .drop(columns="_order")
-        .reset_index(drop=True)
-    )

@@ -33,9 +33,6 @@ class NightlyOutcome:
     forgetting: pd.DataFrame | None = None
     champion: dict | None = None  # the champion record after tonight
     warnings: list[str] = field(default_factory=list)
-    # long table: dataset, condition, champion, challenger (EER per degradation condition;
-    # tasks.evaluate.robustness.condition_eer_table). Shown when it holds more than one condition.
-    eer_by_condition: pd.DataFrame | None = None
     # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model", "step",
     # "cost": {"wall_s", "rows_learnt", "inbox_rows"}} (step: tasks/nightly/consolidation.py)
     challenger: dict | None = None
@@ -101,38 +98,6 @@ def _model_ref(path) -> str:
 
 def _rate(value) -> Cell:
     return rate_cell(value, digits=2, heat=False)
-
-
-def _condition_section(by_condition: pd.DataFrame | None) -> Section | None:
-    if by_condition is None or by_condition.empty or by_condition["condition"].nunique() < 2:
-        return None
-    rows = []
-    for _, row in by_condition.iterrows():
-        change = row["challenger"] - row["champion"]
-        rows.append(
-            [
-                name_cell(row["dataset"]),
-                name_cell(row["condition"]),
-                _rate(row["champion"]),
-                _rate(row["challenger"]),
-                Cell(signed_pp(change), css="bad" if change > 0 else "good" if change < 0 else ""),
-            ]
-        )
-    columns = [
-        Column("dataset", True),
-        Column("condition", True),
-        Column("champion EER (%)"),
-        Column("challenger EER (%)"),
-        Column("change (pp)"),
-    ]
-    intro = Paragraph(
-        [
-            "EER of both models on the same eval sets under every degradation condition scored tonight (clean = audio as shipped)."
-        ]
-    )
-    return Section(
-        "eer-conditions", "EER per condition: champion vs challenger", [intro, Table("eer-conditions", columns, rows)]
-    )
 
 
 STRATEGY_WORDS = {
@@ -580,7 +545,6 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
                 _drift_section(outcome.drift),
                 _gate_section(outcome.gate),
                 _evidence_section(outcome.evidence),
-                _condition_section(outcome.eer_by_condition),
                 Section(
                     "forgetting",
                     "Forgetting since the last promotion",
@@ -641,9 +605,6 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "batches": outcome.batches,
         "decision": outcome.decision,
         "eer": None if outcome.eer is None else json.loads(outcome.eer.to_json(orient="index")),
-        "eer_by_condition": None
-        if outcome.eer_by_condition is None
-        else json.loads(outcome.eer_by_condition.to_json(orient="records")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
         "evidence": None if outcome.evidence is None else json.loads(outcome.evidence.to_json(orient="records")),
         "champion": outcome.champion,
