@@ -119,9 +119,11 @@ def test_a_run_on_the_temporary_server_exits_after_its_last_line_and_a_mistyped_
     chatter = [line for line in done.lines if "distributed." in line or "jupyter-server-proxy" in line]
     assert not chatter, chatter
 
-    # The docs' promise for a mistyped dataset root under demo_corpus.root: exit 2, one line naming the path.
+    # The docs' promise for a mistyped dataset root under demo_corpus.root: exit 2, one line naming the path and the dataset.
     typo = addgp(["run", str(tiny_config(tmp_path, phone_root="demo_phnoe"))], env, tmp_path)
-    assert_one_line_error(typo, EXIT_BAD_INPUT, str(tmp_path / "corpus" / "demo_phnoe"), "is not a directory")
+    assert_one_line_error(
+        typo, EXIT_BAD_INPUT, str(tmp_path / "corpus" / "demo_phnoe"), "is not a directory", "dataset 'demo_phone'"
+    )
     assert typo.seconds_after_last_line < EXIT_AFTER_LAST_LINE_S, typo.seconds_after_last_line
 
 

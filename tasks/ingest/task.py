@@ -49,8 +49,14 @@ def ingest_task(
         result = IngestResult(dataset=dataset.name, manifest=read_manifest(manifest_path))
         return IngestedCorpus(result.summary(), manifest_path, reused=True)
     options = {**dataset.options, **(extra_options or {})}
-    with progress_to_run_log():
-        result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, **options)
+    try:
+        with progress_to_run_log():
+            result = ingest_dataset(dataset.adapter, dataset.root, dataset=dataset.name, **options)
+    except LayoutError as error:
+        if type(error) is not LayoutError:  # a subclass (a missing inbox) names its config key already
+            raise
+        # The adapter knows the folder, not the config: name the key the operator has to fix.
+        raise LayoutError(f"{error} (dataset {dataset.name!r}: its `root` in the config)") from error
     write_manifest(result.manifest, manifest_path)
     write_rejects(result.rejects, rejects_path_for(manifest_path))
     return IngestedCorpus(result.summary(), manifest_path, reused=False)
