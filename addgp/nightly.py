@@ -53,6 +53,34 @@ class ChallengerRecord:
 
 
 @dataclass(frozen=True)
+class ChallengerSummary:
+    """How tonight's challenger was made, as the nightly report states it: the configured
+    strategy, the rows it learnt from (with those of undecided nights) and held out, its model
+    folder, the step that built it and that step's cost (None on a night record written before
+    steps were recorded)."""
+
+    strategy: str
+    new_rows: int
+    held_out_rows: int
+    model: str
+    step: str | None
+    cost: StepCost | None
+
+
+@dataclass(frozen=True)
+class ChampionEvaluation:
+    """One night's measurement of the model in service: when, which version (None on a
+    hand-written record), its EER per eval corpus and their average (None: no corpus)."""
+
+    run_id: str
+    evaluated_at: str
+    version: int | None
+    model_path: str
+    eer: dict[str, float]
+    average_eer: float | None
+
+
+@dataclass(frozen=True)
 class Night:
     """One night: its run id, the inbox batches it absorbs (none: a quiet night), the champion it
     started from and each step done, so a night killed part-way is resumed, not redone
