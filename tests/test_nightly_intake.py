@@ -58,7 +58,7 @@ def test_new_rows_with_an_eval_files_audio_are_excluded_and_listed():
         "r1",
         [{"batch_id": "b1", "n_files": 3}],
         detector="gp",
-        inbox={"folder": "/data/inbox", "n_files": 4, "created": False},
+        inbox=InboxFolder("/data/inbox", n_files=4, created=False),
         data_checks=checks,
         excluded=excluded,
     )
