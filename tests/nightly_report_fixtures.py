@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from addgp.config import GateConfig
-from addgp.nightly import ChampionEvaluation, ChampionRecord
+from addgp.nightly import ChampionEvaluation, ChampionRecord, GatedDecision
 from tasks.nightly.compare import HELD_OUT, NEW_FAKES
-from tasks.nightly.gate import KEPT, PROMOTED, GatedDecision, apply_gate
+from tasks.nightly.gate import KEPT, PROMOTED, apply_gate
 from tasks.nightly.promotion import decide_promotion
 from tasks.report.nightly import NightlyOutcome
 

@@ -16,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.nightly import ChallengerRecord, ChallengerSummary, ChampionRecord, Night, StepCost
+from addgp.nightly import ChallengerRecord, ChallengerSummary, ChampionRecord, InboxFolder, Night, StepCost
 from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
 from storage import night_state, nightly_records
@@ -31,7 +31,7 @@ from tasks.nightly.compare import Comparison, compare_champion_and_challenger, r
 from tasks.nightly.consolidation import CONSOLIDATE, RETRAIN, UPDATE, tonight_step
 from tasks.nightly.context import NightContext, NightResult
 from tasks.nightly.drift import measure_drift, reference_embeddings
-from tasks.nightly.intake import InboxFolder, inbox_folder, night_data_checks, without_excluded
+from tasks.nightly.intake import inbox_folder, night_data_checks, without_excluded
 from tasks.nightly.night import (
     baseline_champion,
     champion_chain,

@@ -15,11 +15,17 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from addgp import __version__
-from addgp.nightly import ChallengerSummary, ChampionEvaluation, ChampionRecord, StepCost
+from addgp.nightly import (
+    ChallengerSummary,
+    ChampionEvaluation,
+    ChampionRecord,
+    GatedDecision,
+    GateRecord,
+    InboxFolder,
+    StepCost,
+)
 from storage.night_state import champion_to_json
 from storage.score_cache import CACHED
-from tasks.nightly.gate import GatedDecision, GateRecord
-from tasks.nightly.intake import InboxFolder
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
 from tasks.report.model import Block, Cell, Column, Document, Inline, Paragraph, Section, Span, Table

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.nightly.intake import InboxFolder
+from addgp.nightly import InboxFolder
 from tasks.report.content import ordered_data_checks
 from tasks.report.model import Block, Column, Inline, Paragraph, Section, Span, Table
 from tasks.report.sections import checks_section, name_cell
