@@ -1,14 +1,16 @@
 """What the nightly loop's steps hand each other and keep between runs: the champion in
-service, tonight's challenger, and the night under way.
+service and its nightly measurements, tonight's challenger, the night under way, the drop
+folder read and the promotion gate's decision and record.
 
-Plain frozen values, shared by the steps (``tasks/nightly/``), the nightly report and the
-state files that persist them (``storage/night_state.py`` reads and writes them in the JSON
-format ``storage/champions.py`` documents).
+Plain frozen values, shared by the steps (``tasks/nightly/``), the nightly report (an earlier
+stage than the steps, so the values it reads live here) and the state files that persist
+them (``storage/night_state.py`` reads and writes them in the JSON format
+``storage/champions.py`` documents).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,34 @@ class ChallengerRecord:
 
 
 @dataclass(frozen=True)
+class ChallengerSummary:
+    """How tonight's challenger was made, as the nightly report states it: the configured
+    strategy, the rows it learnt from (with those of undecided nights) and held out, its model
+    folder, the step that built it and that step's cost (None on a night record written before
+    steps were recorded)."""
+
+    strategy: str
+    new_rows: int
+    held_out_rows: int
+    model: str
+    step: str | None
+    cost: StepCost | None
+
+
+@dataclass(frozen=True)
+class ChampionEvaluation:
+    """One night's measurement of the model in service: when, which version (None on a
+    hand-written record), its EER per eval corpus and their average (None: no corpus)."""
+
+    run_id: str
+    evaluated_at: str
+    version: int | None
+    model_path: str
+    eer: dict[str, float]
+    average_eer: float | None
+
+
+@dataclass(frozen=True)
 class Night:
     """One night: its run id, the inbox batches it absorbs (none: a quiet night), the champion it
     started from and each step done, so a night killed part-way is resumed, not redone
@@ -71,3 +101,57 @@ class Night:
     @property
     def nothing_new(self) -> bool:
         return not self.batches
+
+
+@dataclass(frozen=True)
+class InboxFolder:
+    """The drop folder as resolved, how many files (audio and sidecars; hidden files left out)
+    it holds now, and whether it was created tonight."""
+
+    folder: str
+    n_files: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class GatedDecision:
+    """The night's decision: the point rule's figures (``PromotionDecision``), the verdict after the
+    gate, its reason, the outcome (promoted / kept / not enough evidence yet), and ``decided``
+    (False: not enough evidence yet, the rows are pooled for the next night)."""
+
+    promote: bool
+    reason: str
+    champion_average_eer: float | None
+    challenger_average_eer: float
+    average_ci_half_width: float | None
+    champion_new_fakes_eer: float | None
+    challenger_new_fakes_eer: float | None
+    outcome: str
+    decided: bool
+
+    def as_dict(self) -> dict:
+        """The decision as the nightly report's metrics.json holds it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """What the gate saw and said: its rule in words, the held-out counts and their minimums, the
+    CI of champion − challenger EER on the new fakes, the nights pooled, the outcome and why."""
+
+    rule: str
+    n_spoof: int
+    n_bonafide: int
+    min_spoof: int
+    min_bonafide: int
+    ci_level: float | None
+    difference_ci_low: float | None
+    difference_ci_high: float | None
+    nights_pooled: int
+    max_nights: int
+    outcome: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        """The record as the nightly report's metrics.json holds it."""
+        return asdict(self)

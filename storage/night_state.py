@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
+from addgp.nightly import ChallengerRecord, ChampionEvaluation, ChampionRecord, Night, StepCost
 from storage import champions
 
 _CHAMPION_OPTIONAL = ("version", "run_id", "promoted_at", "promoted_on", "batches", "step")
@@ -38,6 +38,22 @@ def champion_to_json(champion: ChampionRecord) -> dict:
     if champion.cost is not None:
         record["cost"] = asdict(champion.cost)
     return record
+
+
+def evaluation_from_json(record: dict) -> ChampionEvaluation:
+    return ChampionEvaluation(
+        run_id=record["run_id"],
+        evaluated_at=record["evaluated_at"],
+        version=record.get("version"),
+        model_path=record["model_path"],
+        eer=record["eer"],
+        average_eer=record.get("average_eer"),
+    )
+
+
+def evaluation_to_json(evaluation: ChampionEvaluation) -> dict:
+    """The record as the champion file's ``evaluations`` hold it."""
+    return asdict(evaluation)
 
 
 def challenger_from_json(record: dict) -> ChallengerRecord:
@@ -104,6 +120,15 @@ def require_champion_model(state_dir: str | os.PathLike, detector: str, champion
 
 def promote(state_dir: str | os.PathLike, detector: str, champion: ChampionRecord) -> None:
     champions.promote(state_dir, detector, champion_to_json(champion))
+
+
+def champion_evaluations(state_dir: str | os.PathLike, detector: str) -> list[ChampionEvaluation]:
+    """The champion's nightly measurements, oldest first."""
+    return [evaluation_from_json(e) for e in champions.read_champions(state_dir, detector)["evaluations"]]
+
+
+def record_evaluation(state_dir: str | os.PathLike, detector: str, evaluation: ChampionEvaluation) -> None:
+    champions.record_evaluation(state_dir, detector, evaluation_to_json(evaluation))
 
 
 def night_in_progress(state_dir: str | os.PathLike, detector: str) -> Night | None:

@@ -6,12 +6,35 @@ from __future__ import annotations
 import pandas as pd
 
 from addgp.config import GateConfig
+from addgp.nightly import ChampionEvaluation, ChampionRecord, GatedDecision
 from tasks.nightly.compare import HELD_OUT, NEW_FAKES
-from tasks.nightly.gate import apply_gate
+from tasks.nightly.gate import KEPT, PROMOTED, apply_gate
 from tasks.nightly.promotion import decide_promotion
 from tasks.report.nightly import NightlyOutcome
 
 EVIL = "<script>alert(1)</script>"
+
+
+def decided(promote: bool, reason: str) -> GatedDecision:
+    """A decided night's verdict and reason (the figures the point rule adds left empty)."""
+    return GatedDecision(
+        promote=promote,
+        reason=reason,
+        champion_average_eer=None,
+        challenger_average_eer=0.0,
+        average_ci_half_width=None,
+        champion_new_fakes_eer=None,
+        challenger_new_fakes_eer=None,
+        outcome=PROMOTED if promote else KEPT,
+        decided=True,
+    )
+
+
+def evaluation(run_id: str, version: int, average_eer: float) -> ChampionEvaluation:
+    """One night's measurement of the champion (version ``version``) on one eval corpus."""
+    return ChampionEvaluation(
+        run_id, f"{run_id}T03:00:00+00:00", version, f"/secret/models/lr/v{version}", {"demo": average_eer}, average_eer
+    )
 
 
 def drift_record(run_id: str, mmd2: float, drifted: bool, version: int = 1) -> dict:
@@ -64,11 +87,11 @@ def undecided_night() -> NightlyOutcome:
         "night",
         "night-3",
         [{"batch_id": EVIL, "n_files": 10, "n_bonafide": 2, "n_spoof": 8}],
-        decision=decision.as_dict(),
+        decision=decision,
         eer=pd.DataFrame({"champion": [0.1, 0.33], "challenger": [0.1, 0.2]}, index=["demo_studio", NEW_FAKES]),
         evidence=pd.DataFrame([new_fakes]),
-        champion={"model_path": "models/gp/v1", "version": 1, "eer": {"demo_studio": 0.1}},
-        gate=gate.as_dict(),
+        champion=ChampionRecord("models/gp/v1", version=1, eer={"demo_studio": 0.1}),
+        gate=gate,
         drift=[
             drift_record("night-1", 0.001, False),
             drift_record("night-2", 0.002, False),

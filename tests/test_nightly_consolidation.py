@@ -6,9 +6,11 @@ import json
 from dataclasses import replace
 
 import pytest
+from nightly_report_fixtures import decided
 from pydantic import ValidationError
 
 from addgp.config import NightlyConfig
+from addgp.nightly import ChallengerSummary, ChampionRecord, StepCost
 from storage import nightly_records
 from tasks.nightly.consolidation import (
     CONSOLIDATE,
@@ -89,34 +91,15 @@ def test_the_rows_learnt_are_recorded_once_in_the_order_taken_in(tmp_path):
 
 def test_the_report_names_tonights_step_its_cost_and_the_chain():
     chain = [
-        {
-            "model_path": "/w/models/gp/v1",
-            "version": 1,
-            "promoted_at": "n-1",
-            "step": FIT,
-            "cost": {"wall_s": None, "rows_learnt": 40},
-        },
-        {
-            "model_path": "/w/models/gp/v2",
-            "version": 2,
-            "promoted_at": "n-1",
-            "step": UPDATE,
-            "cost": {"wall_s": 0.6, "rows_learnt": 12},
-        },
+        ChampionRecord("/w/models/gp/v1", version=1, promoted_at="n-1", step=FIT, cost=StepCost(None, 40, 0)),
+        ChampionRecord("/w/models/gp/v2", version=2, promoted_at="n-1", step=UPDATE, cost=StepCost(0.6, 12, 12)),
     ]
     refused = NightlyOutcome(
         "night",
         "n-2",
         [{"batch_id": "b2"}],
-        decision={"promote": False, "reason": "worse on the new fakes: 9.00 % > 2.00 %", "outcome": "kept"},
-        challenger={
-            "strategy": "adapt",
-            "new_rows": 11,
-            "held_out_rows": 8,
-            "model": "/w/models/gp/v3",
-            "step": CONSOLIDATE,
-            "cost": {"wall_s": 19.3, "rows_learnt": 63, "inbox_rows": 23},
-        },
+        decision=decided(False, "worse on the new fakes: 9.00 % > 2.00 %"),
+        challenger=ChallengerSummary("adapt", 11, 8, "/w/models/gp/v3", CONSOLIDATE, StepCost(19.3, 63, 23)),
         chain=chain,
     )
     text = render_markdown(refused)
@@ -131,5 +114,5 @@ def test_the_report_names_tonights_step_its_cost_and_the_chain():
     assert [r["step"] for r in document["champion_chain"]] == [FIT, UPDATE]
     assert document["challenger"]["step"] == CONSOLIDATE and document["challenger"]["model"] == "gp/v3"
     # an update night, or a promoted consolidation, says nothing about the next night
-    promoted = replace(refused, decision={**refused.decision, "promote": True, "outcome": "promoted"})
+    promoted = replace(refused, decision=decided(True, "better on the new fakes"))
     assert "consolidates again" not in render_markdown(promoted)

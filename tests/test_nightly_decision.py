@@ -9,8 +9,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from nightly_report_fixtures import decided, evaluation
 
-from storage import champions
+from storage import champions, night_state
 from tasks.nightly.compare import EVAL_CORPORA, HELD_OUT, NEW_FAKES, held_out_evidence
 from tasks.nightly.rejects import rejects_by_reason
 from tasks.report.nightly import NightlyOutcome, render_nightly_report
@@ -118,15 +119,12 @@ def test_a_quiet_night_reports_the_champion_re_evaluated_and_its_drift():
             "change": [0.02, 0.04],
         }
     )
-    history = [
-        {"run_id": "night-1", "version": 2, "average_eer": 0.15},
-        {"run_id": "night-2", "version": 2, "average_eer": 0.18},
-    ]
+    history = [evaluation("night-1", 2, 0.15), evaluation("night-2", 2, 0.18)]
     outcome = NightlyOutcome(
         "night",
         "night-2",
         [],
-        champion=CHAMPION,
+        champion=night_state.champion_from_json(CHAMPION),
         reevaluation=reevaluation,
         champion_history=history,
         rejects=rejects_by_reason(rejects_table()),
@@ -145,7 +143,10 @@ def test_a_quiet_night_reports_the_champion_re_evaluated_and_its_drift():
     assert "<table id='champion-history'>" in files["index.html"]
     document = json.loads(files["metrics.json"])
     assert document["nothing_new"] and [r["n_spoof"] for r in document["champion_reevaluation"]] == [70, 70]
-    assert document["champion_history"] == history and document["inbox_rejects"][0]["count"] == 5
+    assert (
+        document["champion_history"] == [night_state.evaluation_to_json(e) for e in history]
+        and document["inbox_rejects"][0]["count"] == 5
+    )
 
 
 def test_every_night_shows_the_champion_in_service_and_the_held_out_evidence():
@@ -168,11 +169,11 @@ def test_every_night_shows_the_champion_in_service_and_the_held_out_evidence():
         "night",
         "night-3",
         [{"batch_id": "2026-12-03-elevenlabs", "n_files": 60, "n_bonafide": 20, "n_spoof": 40}],
-        decision={"promote": True, "reason": "better on the new fakes (0.1000 < 0.3000) and within the CI"},
+        decision=decided(True, "better on the new fakes (0.1000 < 0.3000) and within the CI"),
         eer=pd.DataFrame({"champion": [0.3], "challenger": [0.1]}, index=[NEW_FAKES]),
-        champion=CHAMPION,
+        champion=night_state.champion_from_json(CHAMPION),
         evidence=evidence,
-        champion_history=[{"run_id": "night-3", "version": 2, "average_eer": 0.16}],
+        champion_history=[evaluation("night-3", 2, 0.16)],
         rejects=rejects_by_reason(rejects_table().iloc[:0]),
     )
     files = render_nightly_report(busy)

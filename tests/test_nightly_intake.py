@@ -16,12 +16,13 @@ from helpers import drop_new_generator_batch, nightly_config
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
+from addgp.nightly import InboxFolder
 from flows.cli.common import exit_code_of
 from flows.nightly import nightly_flow
 from storage.inbox_ledger import read_ledger
 from storage.manifests import read_manifest
 from tasks.ingest.inbox import InboxMissingError
-from tasks.nightly.intake import InboxFolder, inbox_folder, night_data_checks, without_excluded
+from tasks.nightly.intake import inbox_folder, night_data_checks, without_excluded
 from tasks.report.nightly import NightlyOutcome, render_nightly_report
 
 
@@ -58,7 +59,7 @@ def test_new_rows_with_an_eval_files_audio_are_excluded_and_listed():
         "r1",
         [{"batch_id": "b1", "n_files": 3}],
         detector="gp",
-        inbox={"folder": "/data/inbox", "n_files": 4, "created": False},
+        inbox=InboxFolder("/data/inbox", n_files=4, created=False),
         data_checks=checks,
         excluded=excluded,
     )

@@ -8,11 +8,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from nightly_report_fixtures import decided
 from test_crossdataset import make_scores
 from test_report import EVIL_DATASET, report_input
 from test_report_cli import app, runner, workspace  # noqa: F401 (module fixtures reused)
 
 from addgp.metrics import METRIC_SPECS, MetricSpec, compute_metrics
+from addgp.nightly import ChallengerSummary, ChampionRecord
 from tasks.report.build import render_report
 from tasks.report.format import md_escape
 from tasks.report.nightly import NightlyOutcome, render_nightly_report
@@ -115,10 +117,10 @@ def nightly_outcome() -> NightlyOutcome:
         config_name="nightly <demo>",
         run_id="night-1",
         batches=[{"batch_id": EVIL_BATCH, "n_files": 12, "n_bonafide": 0, "n_spoof": 12}],
-        decision={"promote": True, "reason": f"better on {EVIL_DATASET}"},
+        decision=decided(True, f"better on {EVIL_DATASET}"),
         eer=eer,
         forgetting=forgetting,
-        champion={"model_path": "/secret/models/lr/v2", "version": 2},
+        champion=ChampionRecord("/secret/models/lr/v2", version=2),
     )
 
 
@@ -139,7 +141,7 @@ def test_nightly_report_escapes_data_in_html_and_markdown():
 def test_nightly_report_says_which_strategy_made_the_challenger_and_on_how_many_rows():
     from dataclasses import replace
 
-    made = {"strategy": "adapt", "new_rows": 21, "held_out_rows": 9, "model": "/secret/models/lr/v3"}
+    made = ChallengerSummary("adapt", 21, 9, "/secret/models/lr/v3", step=None, cost=None)
     files = render_nightly_report(replace(nightly_outcome(), challenger=made))
     for text in (files["index.html"], files["report.md"]):
         assert "Strategy adapt: conditioned the champion on the new rows" in text

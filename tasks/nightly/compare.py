@@ -15,13 +15,14 @@ import pandas as pd
 from addgp.config import GateConfig
 from addgp.contracts import BONAFIDE, SPOOF
 from addgp.metrics import compute_metrics
+from addgp.nightly import GatedDecision, GateRecord
 from storage.models import EmbeddingSetting
 from storage.score_cache import CACHED, SCORED, read_cached_summary, summary_path, write_cached_summary
 from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import select_rows, subset_rows
-from tasks.nightly.gate import GatedDecision, GateRecord, apply_gate
+from tasks.nightly.gate import apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 
 NEW_FAKES = "new_fakes"

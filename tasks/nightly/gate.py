@@ -22,9 +22,10 @@ the gate can decide. A decided night — either way — starts a new pool.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 from addgp.config import GateConfig
+from addgp.nightly import GatedDecision, GateRecord
 from tasks.nightly.promotion import PromotionDecision
 
 PROMOTED, KEPT, NOT_ENOUGH_EVIDENCE = "promoted", "kept", "not enough evidence yet"
@@ -41,50 +42,6 @@ def gate_rule(gate: GateConfig) -> str:
             f"(still straddling 0 after {gate.max_nights} nights of pooled evidence: keep the champion)"
         )
     return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class GatedDecision:
-    """The night's decision: the point rule's figures (``PromotionDecision``), the verdict after the
-    gate, its reason, the outcome (promoted / kept / not enough evidence yet), and ``decided``
-    (False: not enough evidence yet, the rows are pooled for the next night)."""
-
-    promote: bool
-    reason: str
-    champion_average_eer: float | None
-    challenger_average_eer: float
-    average_ci_half_width: float | None
-    champion_new_fakes_eer: float | None
-    challenger_new_fakes_eer: float | None
-    outcome: str
-    decided: bool
-
-    def as_dict(self) -> dict:
-        """The decision as the nightly report's metrics.json holds it."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class GateRecord:
-    """What the gate saw and said: its rule in words, the held-out counts and their minimums, the
-    CI of champion − challenger EER on the new fakes, the nights pooled, the outcome and why."""
-
-    rule: str
-    n_spoof: int
-    n_bonafide: int
-    min_spoof: int
-    min_bonafide: int
-    ci_level: float | None
-    difference_ci_low: float | None
-    difference_ci_high: float | None
-    nights_pooled: int
-    max_nights: int
-    outcome: str = ""
-    reason: str = ""
-
-    def as_dict(self) -> dict:
-        """The record as the nightly report's metrics.json holds it."""
-        return asdict(self)
 
 
 def apply_gate(

@@ -13,24 +13,14 @@ plus tonight's rows, and shown in the nightly report's "Data checks" section.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from addgp.nightly import InboxFolder
 from tasks.ingest.checks import CHECK_COLUMNS, MAX_EXAMPLES, Role, content_checks
 
 EXCLUDED_COLUMNS = ("utt_id", "batch_id", "label", "sha256", "also_in")
-
-
-@dataclass(frozen=True)
-class InboxFolder:
-    """The drop folder as resolved, how many files (audio and sidecars; hidden files left out)
-    it holds now, and whether it was created tonight."""
-
-    folder: str
-    n_files: int
-    created: bool
 
 
 def inbox_folder(root: str | Path, created: bool = False) -> InboxFolder:

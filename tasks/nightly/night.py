@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
+from addgp.nightly import ChallengerRecord, ChampionEvaluation, ChampionRecord, Night, StepCost
 from storage import champions, night_state
 from storage.inbox_ledger import acknowledge_inbox_batches, new_inbox_batches, nightly_consumer
 from storage.models import read_card
@@ -138,23 +138,23 @@ def promote_after_decision(
 
 def record_champion_evaluation(
     state_dir: str, detector: str, run_id: str, champion: ChampionRecord, eer: dict[str, float]
-) -> dict:
+) -> ChampionEvaluation:
     """Record tonight's EERs of the champion in service (once per night); return the record."""
-    evaluation = {
-        "run_id": run_id,
-        "evaluated_at": _now(),
-        "version": champion.version,
-        "model_path": champion.model_path,
-        "eer": dict(eer),
-        "average_eer": float(sum(eer.values()) / len(eer)) if eer else None,
-    }
-    champions.record_evaluation(state_dir, detector, evaluation)
+    evaluation = ChampionEvaluation(
+        run_id=run_id,
+        evaluated_at=_now(),
+        version=champion.version,
+        model_path=champion.model_path,
+        eer=dict(eer),
+        average_eer=float(sum(eer.values()) / len(eer)) if eer else None,
+    )
+    night_state.record_evaluation(state_dir, detector, evaluation)
     return evaluation
 
 
-def champion_history(state_dir: str, detector: str, nights: int = 7) -> list[dict]:
+def champion_history(state_dir: str, detector: str, nights: int = 7) -> list[ChampionEvaluation]:
     """The champion's measurements of the last ``nights`` nights, oldest first (its drift)."""
-    return champions.read_champions(state_dir, detector)["evaluations"][-nights:]
+    return night_state.champion_evaluations(state_dir, detector)[-nights:]
 
 
 def _now() -> str:

@@ -8,7 +8,7 @@ nightly report's input from the typed values) and ``announce_night`` (events, th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from addgp.nightly import ChallengerRecord, ChampionRecord, Night, StepCost
+from addgp.nightly import ChallengerRecord, ChallengerSummary, ChampionRecord, InboxFolder, Night, StepCost
 from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
 from storage import night_state, nightly_records
@@ -31,7 +31,7 @@ from tasks.nightly.compare import Comparison, compare_champion_and_challenger, r
 from tasks.nightly.consolidation import CONSOLIDATE, RETRAIN, UPDATE, tonight_step
 from tasks.nightly.context import NightContext, NightResult
 from tasks.nightly.drift import measure_drift, reference_embeddings
-from tasks.nightly.intake import InboxFolder, inbox_folder, night_data_checks, without_excluded
+from tasks.nightly.intake import inbox_folder, night_data_checks, without_excluded
 from tasks.nightly.night import (
     baseline_champion,
     champion_chain,
@@ -347,6 +347,11 @@ def night_intake(ctx: NightContext) -> NightIntake:
     return NightIntake(inbox, inbox_rejects_task(ctx.inbox_manifest))
 
 
+def _promoted_chain(ctx: NightContext) -> list[ChampionRecord]:
+    """The champion chain as the report shows it: every model promoted, oldest first."""
+    return [night_state.champion_from_json(record) for record in champion_chain(ctx.state, ctx.name)]
+
+
 def quiet_outcome(
     ctx: NightContext,
     night: Night,
@@ -359,14 +364,14 @@ def quiet_outcome(
         ctx.config.name,
         night.run_id,
         [],
-        champion=night_state.champion_to_json(champion) if champion is not None else None,
+        champion=champion,
         warnings=ctx.warnings,
         reevaluation=reevaluation,
         champion_history=champion_history(ctx.state, ctx.name),
-        chain=champion_chain(ctx.state, ctx.name),
+        chain=_promoted_chain(ctx),
         rejects=intake.rejects,
         detector=ctx.name,
-        inbox=asdict(intake.inbox),
+        inbox=intake.inbox,
     )
 
 
@@ -386,29 +391,29 @@ def night_outcome(
         ctx.config.name,
         night.run_id,
         night.batches,
-        comparison.decision.as_dict(),
+        comparison.decision,
         comparison.eer,
         comparison.forgetting,
-        night_state.champion_to_json(champion),
+        champion,
         ctx.warnings,
         evidence=comparison.evidence,
         champion_history=champion_history(ctx.state, ctx.name),
-        chain=champion_chain(ctx.state, ctx.name),
+        chain=_promoted_chain(ctx),
         rejects=intake.rejects,
         detector=ctx.name,
-        inbox=asdict(intake.inbox),
+        inbox=intake.inbox,
         data_checks=rows.checks,
         excluded=rows.excluded,
         score_sources=comparison.score_sources,
-        challenger={
-            "strategy": ctx.nightly.strategy,
-            "new_rows": int(len(pooled.learn)),
-            "held_out_rows": int(len(pooled.held_out)),
-            "model": challenger.path,
-            "step": challenger.step,
-            "cost": asdict(challenger.cost) if challenger.cost is not None else None,
-        },
-        gate=comparison.gate.as_dict(),
+        challenger=ChallengerSummary(
+            strategy=ctx.nightly.strategy,
+            new_rows=int(len(pooled.learn)),
+            held_out_rows=int(len(pooled.held_out)),
+            model=challenger.path,
+            step=challenger.step,
+            cost=challenger.cost,
+        ),
+        gate=comparison.gate,
         drift=drift.nights,
     )
 

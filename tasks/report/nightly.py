@@ -9,12 +9,22 @@ from data - dataset names, batch ids, generators, conditions - stay text in both
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 
 from addgp import __version__
+from addgp.nightly import (
+    ChallengerSummary,
+    ChampionEvaluation,
+    ChampionRecord,
+    GatedDecision,
+    GateRecord,
+    InboxFolder,
+    StepCost,
+)
+from storage.night_state import champion_to_json
 from storage.score_cache import CACHED
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
@@ -28,14 +38,13 @@ class NightlyOutcome:
     config_name: str
     run_id: str
     batches: list[dict]  # new inbox batches absorbed tonight
-    decision: dict | None = None  # GatedDecision.as_dict() (tasks/nightly/gate.py), None on a night with nothing new
+    decision: GatedDecision | None = None  # None on a night with nothing new
     eer: pd.DataFrame | None = None  # dataset × {champion, challenger}
     forgetting: pd.DataFrame | None = None
-    champion: dict | None = None  # the champion record after tonight
+    champion: ChampionRecord | None = None  # the champion record after tonight
     warnings: list[str] = field(default_factory=list)
-    # how tonight's challenger was made: {"strategy", "new_rows", "held_out_rows", "model", "step",
-    # "cost": {"wall_s", "rows_learnt", "inbox_rows"}} (step: tasks/nightly/consolidation.py)
-    challenger: dict | None = None
+    # how tonight's challenger was made (step: tasks/nightly/consolidation.py)
+    challenger: ChallengerSummary | None = None
     # per slice: dataset, n_bonafide, n_spoof, champion_eer, challenger_eer, difference,
     # difference_ci_low/high, bonafide_from (tasks.nightly.compare.held_out_evidence)
     evidence: pd.DataFrame | None = None
@@ -43,16 +52,16 @@ class NightlyOutcome:
     # eer_ci_low/high, eer_at_promotion, change (tasks.nightly.compare.reevaluate_champion)
     reevaluation: pd.DataFrame | None = None
     # the champion's recorded measurements of the last nights, oldest first (storage.champions)
-    champion_history: list[dict] = field(default_factory=list)
+    champion_history: list[ChampionEvaluation] = field(default_factory=list)
     # the champion chain: every model promoted, oldest first, each with the step that made it and
     # its cost (tasks.nightly.night.champion_chain)
-    chain: list[dict] = field(default_factory=list)
+    chain: list[ChampionRecord] = field(default_factory=list)
     # the inbox's rejects per reason: reason, count, examples (tasks.nightly.rejects)
     rejects: pd.DataFrame | None = None
     # the champion detector the night is about (its reports live under reports/nightly/<detector>/)
     detector: str | None = None
-    # the drop folder read tonight: {"folder", "n_files", "created"} (tasks.nightly.intake.inbox_folder)
-    inbox: dict | None = None
+    # the drop folder read tonight (tasks.nightly.intake.inbox_folder)
+    inbox: InboxFolder | None = None
     # data checks of the corpora + tonight's new rows, and the new rows excluded from learning
     # (tasks.nightly.intake.night_data_checks)
     data_checks: pd.DataFrame | None = None
@@ -61,7 +70,7 @@ class NightlyOutcome:
     # tasks.evaluate.scoring.ScoredSets.sources). A quiet night's come from reevaluation["scores"].
     score_sources: pd.DataFrame | None = None
     # the promotion gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks.nightly.gate)
-    gate: dict | None = None
+    gate: GateRecord | None = None
     # drift records of recent nights, tonight last (tasks.nightly.drift; storage.nightly_records)
     drift: list[dict] = field(default_factory=list)
 
@@ -79,16 +88,16 @@ def headline(outcome: NightlyOutcome) -> str:
         if outcome.reevaluation is None or outcome.reevaluation.empty:
             return "Nothing new in the inbox tonight and no champion yet: no model was trained or evaluated."
         now = _average(dict(zip(outcome.reevaluation["dataset"], outcome.reevaluation["eer"])))
-        then = _average((outcome.champion or {}).get("eer"))
+        then = _average(outcome.champion.eer if outcome.champion is not None else None)
         since = f" ({pct(then)} % at its promotion)" if then is not None else ""
         return (
             f"No new data; champion re-evaluated: average EER {pct(now)} % on the eval corpora{since}. "
             "No model was trained and the champion is unchanged."
         )
-    if outcome.decision.get("decided") is False:  # the promotion gate could not decide (tasks/nightly/gate.py)
-        return f"NOT ENOUGH EVIDENCE YET, champion kept: {outcome.decision['reason']}."
-    verdict = "PROMOTED" if outcome.decision["promote"] else "NOT PROMOTED"
-    return f"Challenger {verdict}: {outcome.decision['reason']}."
+    if not outcome.decision.decided:  # the promotion gate could not decide (tasks/nightly/gate.py)
+        return f"NOT ENOUGH EVIDENCE YET, champion kept: {outcome.decision.reason}."
+    verdict = "PROMOTED" if outcome.decision.promote else "NOT PROMOTED"
+    return f"Challenger {verdict}: {outcome.decision.reason}."
 
 
 def _model_ref(path) -> str:
@@ -114,33 +123,33 @@ STEP_WORDS = {
 }
 
 
-def _cost(cost: dict | None) -> str:
+def _cost(cost: StepCost | None) -> str:
     """``12.3 s, 2 140 rows learnt``: what a chain step cost (the baseline's time is not measured)."""
-    if not cost:
+    if cost is None:
         return "not recorded"
-    seconds = "time not measured" if cost.get("wall_s") is None else f"{cost['wall_s']:.1f} s"
-    return f"{seconds}, {fmt(cost.get('rows_learnt'))} rows learnt"
+    seconds = "time not measured" if cost.wall_s is None else f"{cost.wall_s:.1f} s"
+    return f"{seconds}, {fmt(cost.rows_learnt)} rows learnt"
 
 
 def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
     """Which strategy and step ran tonight, on what and at what cost, so a reader knows what the challenger is."""
     made = outcome.challenger
-    if not made:
+    if made is None:
         return []
-    step = made.get("step")
+    step = made.step
     if step is None:  # a night resumed from a record written before steps were recorded
-        what = f"Strategy {made['strategy']}: {STRATEGY_WORDS.get(made['strategy'], made['strategy'])}."
+        what = f"Strategy {made.strategy}: {STRATEGY_WORDS.get(made.strategy, made.strategy)}."
     else:
-        what = f"Tonight's step: {step}, {STEP_WORDS.get(step, step)} ({_cost(made.get('cost'))})."
+        what = f"Tonight's step: {step}, {STEP_WORDS.get(step, step)} ({_cost(made.cost)})."
     paragraphs = [
         Paragraph(
             [
-                f"{what} Tonight: {made['new_rows']} new rows to learn from (with those of undecided nights), "
-                f"{made['held_out_rows']} held out to test on; challenger {_model_ref(made['model'])}."
+                f"{what} Tonight: {made.new_rows} new rows to learn from (with those of undecided nights), "
+                f"{made.held_out_rows} held out to test on; challenger {_model_ref(made.model)}."
             ]
         )
     ]
-    if step == "consolidate" and outcome.decision is not None and not outcome.decision["promote"]:
+    if step == "consolidate" and outcome.decision is not None and not outcome.decision.promote:
         paragraphs.append(
             Paragraph(
                 [
@@ -152,17 +161,17 @@ def _challenger_paragraph(outcome: NightlyOutcome) -> list[Paragraph]:
     return paragraphs
 
 
-def _chain_section(chain: list[dict]) -> Section | None:
+def _chain_section(chain: list[ChampionRecord]) -> Section | None:
     """Every model promoted, oldest first: which step made it and what it cost."""
     if not chain:
         return None
     rows = [
         [
-            count_cell(record.get("version")),
-            name_cell(record.get("step") or "not recorded"),
-            name_cell(record.get("promoted_at") or record.get("run_id") or ""),
-            Cell(fmt((record.get("cost") or {}).get("wall_s"), 1)),
-            count_cell((record.get("cost") or {}).get("rows_learnt")),
+            count_cell(record.version),
+            name_cell(record.step or "not recorded"),
+            name_cell(record.promoted_at or record.run_id or ""),
+            Cell(fmt(record.cost.wall_s if record.cost is not None else None, 1)),
+            count_cell(record.cost.rows_learnt if record.cost is not None else None),
         ]
         for record in chain
     ]
@@ -224,40 +233,40 @@ def _evidence_section(evidence: pd.DataFrame | None) -> Section | None:
     return Section("evidence", "Held-out evidence", [intro, Table("evidence", columns, rows)])
 
 
-def _gate_section(gate: dict | None) -> Section | None:
-    if not gate:
+def _gate_section(gate: GateRecord | None) -> Section | None:
+    if gate is None:
         return None
 
     def need(have: int, want: int) -> Cell:
         return Cell(f"{have} (needs {want})", css="bad" if have < want else "good")
 
     ci = (
-        ci_pct(gate["difference_ci_low"], gate["difference_ci_high"], digits=2)
-        if gate.get("difference_ci_low") is not None
+        ci_pct(gate.difference_ci_low, gate.difference_ci_high, digits=2)
+        if gate.difference_ci_low is not None
         else "no held-out spoof"
     )
     level = (
-        f"{pct(gate['ci_level'], 0)} % CI (the gate's)"
-        if gate.get("ci_level") is not None
+        f"{pct(gate.ci_level, 0)} % CI (the gate's)"
+        if gate.ci_level is not None
         else "95 % CI (shown; the gate does not use it)"
     )
     rows = [
-        [name_cell("outcome"), Cell(gate["outcome"], text_column=True, strong=True)],
-        [name_cell("held-out spoof rows"), need(gate["n_spoof"], gate["min_spoof"])],
-        [name_cell("bona fide rows of the new fakes"), need(gate["n_bonafide"], gate["min_bonafide"])],
+        [name_cell("outcome"), Cell(gate.outcome, text_column=True, strong=True)],
+        [name_cell("held-out spoof rows"), need(gate.n_spoof, gate.min_spoof)],
+        [name_cell("bona fide rows of the new fakes"), need(gate.n_bonafide, gate.min_bonafide)],
         [name_cell(f"champion − challenger EER on the new fakes (pp), {level}"), Cell(ci)],
-        [name_cell("nights of pooled evidence"), Cell(f"{gate['nights_pooled']} (at most {gate['max_nights']})")],
+        [name_cell("nights of pooled evidence"), Cell(f"{gate.nights_pooled} (at most {gate.max_nights})")],
     ]
     intro = Paragraph(
         [
-            f'Rule: {gate["rule"]}. Below it the night ends "not enough evidence yet": the champion is kept and '
+            f'Rule: {gate.rule}. Below it the night ends "not enough evidence yet": the champion is kept and '
             "tonight's rows (held out and learnt) are pooled with the next nights' until the gate can decide."
         ]
     )
     return Section(
         "gate",
         "Promotion gate",
-        [intro, Table("gate-table", [Column("figure", True), Column("tonight")], rows), Paragraph([gate["reason"]])],
+        [intro, Table("gate-table", [Column("figure", True), Column("tonight")], rows), Paragraph([gate.reason])],
     )
 
 
@@ -333,11 +342,11 @@ def _drift_section(drift: list[dict]) -> Section | None:
     return Section("drift", "Drift of the inbox before labels", blocks)
 
 
-def _since(champion: dict) -> str:
+def _since(champion: ChampionRecord) -> str:
     """`` in service since 2026-12-03 (run R)``: the promotion's date (records from before it was
     kept have none) and run."""
-    parts = [str(champion["promoted_on"])[:10]] if champion.get("promoted_on") else []
-    run = champion.get("promoted_at") or champion.get("run_id")
+    parts = [str(champion.promoted_on)[:10]] if champion.promoted_on else []
+    run = champion.promoted_at or champion.run_id
     if run:
         parts.append(f"(run {run})")
     return f" in service since {' '.join(parts)}" if parts else ""
@@ -345,26 +354,26 @@ def _since(champion: dict) -> str:
 
 def _champion_section(outcome: NightlyOutcome) -> Section:
     champion = outcome.champion
-    if not champion:
+    if champion is None:
         return Section(
             "champion",
             "Champion in service",
             [Paragraph(["No champion yet: the first night with new data trains the baseline."], note=False)],
         )
-    at_promotion = _average(champion.get("eer"))
+    at_promotion = _average(champion.eer)
     tonight = outcome.champion_history[-1] if outcome.champion_history else None
-    if tonight is not None and tonight.get("run_id") != outcome.run_id:
+    if tonight is not None and tonight.run_id != outcome.run_id:
         tonight = None
     figures = []
     if at_promotion is not None:
         figures.append(f"average EER {pct(at_promotion)} % at its promotion")
-    if tonight is not None and tonight.get("average_eer") is not None:
-        figures.append(f"{pct(tonight['average_eer'])} % tonight")
+    if tonight is not None and tonight.average_eer is not None:
+        figures.append(f"{pct(tonight.average_eer)} % tonight")
     blocks: list[Block] = [
         Paragraph(
             [
-                Span(_model_ref(champion["model_path"]), "code"),
-                f" (version {champion['version']}){_since(champion)}"
+                Span(_model_ref(champion.model_path), "code"),
+                f" (version {champion.version}){_since(champion)}"
                 + (f"; {', '.join(figures)}" if figures else "")
                 + ".",
             ],
@@ -411,10 +420,7 @@ def _champion_section(outcome: NightlyOutcome) -> Section:
             Table(
                 "champion-history",
                 [Column("night (run)", True), Column("version"), Column("average EER (%)")],
-                [
-                    [name_cell(e["run_id"]), count_cell(e.get("version")), _rate(e.get("average_eer"))]
-                    for e in outcome.champion_history
-                ],
+                [[name_cell(e.run_id), count_cell(e.version), _rate(e.average_eer)] for e in outcome.champion_history],
             )
         )
     return Section("champion", "Champion in service", blocks)
@@ -479,7 +485,7 @@ def _rejects_section(rejects: pd.DataFrame | None) -> Section | None:
 
 
 def nightly_document(outcome: NightlyOutcome) -> Document:
-    promoted = bool(outcome.decision and outcome.decision["promote"])
+    promoted = outcome.decision is not None and outcome.decision.promote
     sections = [
         Section(
             "decision",
@@ -603,22 +609,22 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "addgp_version": __version__,
         "nothing_new": outcome.nothing_new,
         "batches": outcome.batches,
-        "decision": outcome.decision,
+        "decision": None if outcome.decision is None else outcome.decision.as_dict(),
         "eer": None if outcome.eer is None else json.loads(outcome.eer.to_json(orient="index")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
         "evidence": None if outcome.evidence is None else json.loads(outcome.evidence.to_json(orient="records")),
-        "champion": outcome.champion,
+        "champion": None if outcome.champion is None else champion_to_json(outcome.champion),
         "champion_reevaluation": None
         if outcome.reevaluation is None
         else json.loads(outcome.reevaluation.to_json(orient="records")),
-        "champion_history": outcome.champion_history,
+        "champion_history": [asdict(e) for e in outcome.champion_history],
         "champion_chain": [
             {
-                "version": r.get("version"),
-                "model": _model_ref(r["model_path"]),
-                "step": r.get("step"),
-                "promoted_at": r.get("promoted_at"),
-                "cost": r.get("cost"),
+                "version": r.version,
+                "model": _model_ref(r.model_path),
+                "step": r.step,
+                "promoted_at": r.promoted_at,
+                "cost": None if r.cost is None else asdict(r.cost),
             }
             for r in outcome.chain
         ],
@@ -626,14 +632,14 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "detector": outcome.detector,
         "challenger": None
         if outcome.challenger is None
-        else {**outcome.challenger, "model": _model_ref(outcome.challenger["model"])},
-        "inbox": outcome.inbox,
+        else {**asdict(outcome.challenger), "model": _model_ref(outcome.challenger.model)},
+        "inbox": None if outcome.inbox is None else asdict(outcome.inbox),
         "data_checks": None
         if outcome.data_checks is None
         else json.loads(outcome.data_checks.to_json(orient="records")),
         "excluded_rows": None if outcome.excluded is None else json.loads(outcome.excluded.to_json(orient="records")),
         "score_sources": None if sources is None else json.loads(sources.to_json(orient="records")),
-        "gate": outcome.gate,
+        "gate": None if outcome.gate is None else outcome.gate.as_dict(),
         "drift": outcome.drift,
         "warnings": outcome.warnings,
     }

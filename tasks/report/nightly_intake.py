@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import pandas as pd
 
+from addgp.nightly import InboxFolder
 from tasks.report.content import ordered_data_checks
 from tasks.report.model import Block, Column, Inline, Paragraph, Section, Span, Table
 from tasks.report.sections import checks_section, name_cell
 
 
-def inbox_section(inbox: dict | None) -> Section | None:
+def inbox_section(inbox: InboxFolder | None) -> Section | None:
     """Which drop folder was read and how many files it holds (a wrong path shows here)."""
     if inbox is None:
         return None
-    created = " It did not exist and was created tonight (nightly.create_inbox: true)." if inbox.get("created") else ""
+    created = " It did not exist and was created tonight (nightly.create_inbox: true)." if inbox.created else ""
     text: list[Inline] = [
         "Drop folder ",
-        Span(str(inbox["folder"]), "code"),
-        f": {inbox['n_files']} file(s) (audio and sidecars) in it tonight.{created}",
+        Span(str(inbox.folder), "code"),
+        f": {inbox.n_files} file(s) (audio and sidecars) in it tonight.{created}",
     ]
     return Section("inbox", "Inbox", [Paragraph(text, note=False)])
 
