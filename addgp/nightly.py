@@ -114,10 +114,8 @@ class InboxFolder:
 
 
 @dataclass(frozen=True)
-class GatedDecision:
-    """The night's decision: the point rule's figures (``PromotionDecision``), the verdict after the
-    gate, its reason, the outcome (promoted / kept / not enough evidence yet), and ``decided``
-    (False: not enough evidence yet, the rows are pooled for the next night)."""
+class PromotionDecision:
+    """The point rule's verdict (``tasks/nightly/promotion.py``) and the figures it compared."""
 
     promote: bool
     reason: str
@@ -126,6 +124,14 @@ class GatedDecision:
     average_ci_half_width: float | None
     champion_new_fakes_eer: float | None
     challenger_new_fakes_eer: float | None
+
+
+@dataclass(frozen=True)
+class GatedDecision(PromotionDecision):
+    """The night's decision: the point rule's figures, the verdict after the gate, its reason,
+    the outcome (promoted / kept / not enough evidence yet), and ``decided`` (False: not enough
+    evidence yet, the rows are pooled for the next night)."""
+
     outcome: str
     decided: bool
 

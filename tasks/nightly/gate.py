@@ -25,8 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from addgp.config import GateConfig
-from addgp.nightly import GatedDecision, GateRecord
-from tasks.nightly.promotion import PromotionDecision
+from addgp.nightly import GatedDecision, GateRecord, PromotionDecision
 
 PROMOTED, KEPT, NOT_ENOUGH_EVIDENCE = "promoted", "kept", "not enough evidence yet"
 

@@ -22,11 +22,12 @@ evidence yet" instead.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+
+from addgp.nightly import PromotionDecision
 
 # EERs this close are equal: they differ by float rounding, not by a single row
 # (one row of a 10 000-row slice moves the EER by 1e-4).
@@ -36,17 +37,6 @@ EER_TIE = 1e-9
 class _DecisionFigures(TypedDict):
     """The figures every non-first ``PromotionDecision`` carries, whatever the verdict."""
 
-    champion_average_eer: float | None
-    challenger_average_eer: float
-    average_ci_half_width: float | None
-    champion_new_fakes_eer: float | None
-    challenger_new_fakes_eer: float | None
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    promote: bool
-    reason: str
     champion_average_eer: float | None
     challenger_average_eer: float
     average_ci_half_width: float | None
