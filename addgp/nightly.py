@@ -1,11 +1,13 @@
 """What the nightly loop's steps hand each other and keep between runs: the champion in
-service and its nightly measurements, tonight's challenger, the night under way, the drop
-folder read and the promotion gate's decision and record.
+service and its nightly measurements, tonight's challenger, the night under way with the inbox
+batches it absorbs and the evidence pool it tests on, the drop folder read and the promotion
+gate's decision and record.
 
 Plain frozen values, shared by the steps (``tasks/nightly/``), the nightly report (an earlier
 stage than the steps, so the values it reads live here) and the state files that persist
-them (``storage/night_state.py`` reads and writes them in the JSON format
-``storage/champions.py`` documents).
+them (``storage/night_state.py``, ``storage/nightly_records.py`` and
+``storage/inbox_ledger.py`` read and write them; JSON layouts there and in
+``storage/champions.py``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,33 @@ class ChampionEvaluation:
 
 
 @dataclass(frozen=True)
+class InboxBatch:
+    """A batch of the inbox ledger (``storage/inbox_ledger.py``): its id, the delivery folder it came
+    from (None: files at the drop folder's top), when it was first seen (ISO time), its files,
+    bona fide and spoof counts and hours of audio. Its manifest rows carry its ``batch_id``."""
+
+    batch_id: str
+    folder: str | None
+    created_at: str
+    n_files: int
+    n_bonafide: int
+    n_spoof: int
+    hours: float
+
+
+@dataclass(frozen=True)
+class EvidencePool:
+    """The held-out evidence of undecided nights, kept for the champion it was gathered against
+    (``tasks/nightly/pool.py``): the nights (run ids) and the keys ``[dataset, utt_id]`` of their
+    held-out and learn rows (the rows stay in the inbox manifest and the embedding store)."""
+
+    champion: str | None
+    nights: list[str] = field(default_factory=list)
+    held_out: list[list[str]] = field(default_factory=list)
+    learn: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Night:
     """One night: its run id, the inbox batches it absorbs (none: a quiet night), the champion it
     started from and each step done, so a night killed part-way is resumed, not redone
@@ -90,12 +119,12 @@ class Night:
 
     run_id: str
     batch_ids: list[str] = field(default_factory=list)
-    batches: list[dict] = field(default_factory=list)  # the ledger's batch records (storage.inbox_ledger)
+    batches: list[InboxBatch] = field(default_factory=list)
     started_at: str | None = None
     champion: ChampionRecord | None = None
     challenger: ChallengerRecord | None = None
-    # the evidence pool read for tonight (storage.nightly_records' record), so a resumed night tests on the same rows
-    evidence_pool: dict | None = None
+    # the evidence pool read for tonight, so a resumed night tests on the same rows
+    evidence_pool: EvidencePool | None = None
     resumed: int = 0  # how often this night was resumed after a kill
 
     @property

@@ -121,7 +121,7 @@ class Strategy:
         self.name, self.args = name, args
         self.X, self.y, self.Xd, self.yd = X, y, Xd, yd  # everything seen so far (for the retraining ones)
         self.detector = self.fit()
-        self.chain = [{"step": FIT}]  # the steps that made each model in turn (no gate here: all kept)
+        self.chain_steps = [FIT]  # the steps that made each model in turn (no gate here: all kept)
 
     def make(self):
         if self.name == "lr":
@@ -137,7 +137,7 @@ class Strategy:
         if self.name in ("retrain", "lr"):
             step = RETRAIN
         elif self.name == "weekly":  # the nightly loop's own rule (nightly.consolidate_every_nights)
-            step = tonight_step(self.chain, self.args.retrain_every)
+            step = tonight_step(self.chain_steps, self.args.retrain_every)
         else:
             step = UPDATE
         if step != UPDATE:
@@ -148,7 +148,7 @@ class Strategy:
             )
         else:
             self.detector = self.detector.adapt(X_new, y_new, shot_weight=self.args.shot_weight)
-        self.chain.append({"step": step})
+        self.chain_steps.append(step)
         return step
 
 

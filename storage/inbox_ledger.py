@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 
+from addgp.nightly import InboxBatch
 from storage.paths import OldFormatError
-from storage.state import read_state, state_lock, state_path, write_state
+from storage.state import parse_state, read_state, state_lock, state_path, write_state
 
 LEDGER_NAME = "inbox_batches.json"
 LEDGER_VERSION = 2
@@ -72,16 +74,35 @@ def ledger_transaction(state_dir: str | os.PathLike) -> Iterator[dict]:
         write_state(ledger_path(state_dir), ledger)
 
 
-def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str) -> list[dict]:
-    """Batches (oldest first) that ``consumer`` has not acknowledged yet.
+def batch_to_json(batch: InboxBatch) -> dict:
+    """A batch as the ledger (and a night's record, and the nightly report's metrics.json) holds it."""
+    return asdict(batch)
 
-    Each is ``{"batch_id", "folder", "created_at", "n_files", "n_bonafide", "n_spoof", "hours"}``
-    (``folder`` absent in batches of older ledgers, None for files at the drop folder's top); the
-    manifest rows of a batch are those whose ``batch_id`` column equals it.
-    """
+
+def batch_from_json(record: dict) -> InboxBatch:
+    """A batch of the ledger; ``folder`` is absent in batches written before delivery folders named them."""
+    return InboxBatch(
+        batch_id=record["batch_id"],
+        folder=record.get("folder"),
+        created_at=record["created_at"],
+        n_files=record["n_files"],
+        n_bonafide=record["n_bonafide"],
+        n_spoof=record["n_spoof"],
+        hours=record["hours"],
+    )
+
+
+def new_inbox_batches(state_dir: str | os.PathLike, *, consumer: str) -> list[InboxBatch]:
+    """Batches (oldest first) that ``consumer`` has not acknowledged yet; the manifest rows of a
+    batch are those whose ``batch_id`` column equals it."""
     ledger = read_ledger(state_dir)
     seen = set(ledger["consumers"].get(consumer, []))
-    return [dict(b) for b in ledger["batches"] if b["batch_id"] not in seen]
+    return parse_state(
+        ledger_path(state_dir),
+        ledger["batches"],
+        lambda batches: [batch_from_json(b) for b in batches if b["batch_id"] not in seen],
+        fix=_FIX,
+    )
 
 
 def acknowledge_inbox_batches(state_dir: str | os.PathLike, batch_ids: Iterable[str], *, consumer: str) -> None:

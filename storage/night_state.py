@@ -9,6 +9,8 @@ from dataclasses import asdict
 
 from addgp.nightly import ChallengerRecord, ChampionEvaluation, ChampionRecord, Night, StepCost
 from storage import champions
+from storage.inbox_ledger import batch_from_json, batch_to_json
+from storage.nightly_records import evidence_pool_from_json, evidence_pool_to_json
 
 _CHAMPION_OPTIONAL = ("version", "run_id", "promoted_at", "promoted_on", "batches", "step")
 
@@ -77,15 +79,15 @@ def challenger_to_json(challenger: ChallengerRecord) -> dict:
 
 
 def night_from_json(record: dict) -> Night:
-    champion, challenger = record.get("champion"), record.get("challenger")
+    champion, challenger, pool = record.get("champion"), record.get("challenger"), record.get("evidence_pool")
     return Night(
         run_id=record["run_id"],
         batch_ids=list(record.get("batch_ids", [])),
-        batches=list(record.get("batches", [])),
+        batches=[batch_from_json(b) for b in record.get("batches", [])],
         started_at=record.get("started_at"),
         champion=champion_from_json(champion) if champion is not None else None,
         challenger=challenger_from_json(challenger) if challenger is not None else None,
-        evidence_pool=record.get("evidence_pool"),
+        evidence_pool=evidence_pool_from_json(pool) if pool is not None else None,
         resumed=int(record.get("resumed", 0)),
     )
 
@@ -96,14 +98,14 @@ def night_to_json(night: Night) -> dict:
     record: dict = {
         "run_id": night.run_id,
         "batch_ids": list(night.batch_ids),
-        "batches": list(night.batches),
+        "batches": [batch_to_json(b) for b in night.batches],
         "started_at": night.started_at,
         "champion": champion_to_json(night.champion) if night.champion is not None else None,
     }
     if night.challenger is not None:
         record["challenger"] = challenger_to_json(night.challenger)
     if night.evidence_pool is not None:
-        record["evidence_pool"] = night.evidence_pool
+        record["evidence_pool"] = evidence_pool_to_json(night.evidence_pool)
     if night.resumed:
         record["resumed"] = night.resumed
     return record

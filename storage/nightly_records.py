@@ -12,7 +12,16 @@ store). A pool gathered against another champion is not this champion's evidence
 as empty; a decided night clears the pool.
 
 ``STATE/drift-<detector>.json`` — ``{"nights": [drift record, …]}``, oldest first, at most
-``keep`` nights (``nightly.drift.history_nights``), one per run id.
+``keep`` nights (``nightly.drift.history_nights``), one per run id. A drift record
+(``addgp.drift.NightDrift``; ``addgp drift --json`` prints the same tests, the nightly report's
+metrics.json and the ``drift`` webhook carry the same record)::
+
+    {"run_id", "champion_version", "variance_reference", "n_rows",
+     "mmd": {"n_reference", "n_tonight", "alpha", "mmd2", "threshold", "p_value", "bandwidth", "drifted"},
+     "variance": {"available": true, "reference_median", "tonight_median", "reference_q95",
+                  "share_above_q95", "expected_share", "p_value", "alpha", "drifted"}
+                 or {"available": false, "why", "drifted": false},
+     "drifted"}
 
 ``STATE/learnt-<detector>.json`` — ``{"rows": [[dataset, utt_id], …]}``: every inbox row a
 challenger of this detector was built to learn from (never a held-out row, never an eval copy),
@@ -24,10 +33,11 @@ like the batch ledger's list of files.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
-from storage.state import read_state, remove_state, state_lock, state_path, write_state
-
-EMPTY_POOL: dict = {"champion": None, "nights": [], "held_out": [], "learn": []}
+from addgp.drift import DriftMeasurement, MmdTest, NightDrift, VarianceTest, VarianceUnmeasured
+from addgp.nightly import EvidencePool
+from storage.state import parse_state, read_state, remove_state, state_lock, state_path, write_state
 
 
 def _evidence_path(state_dir: str | os.PathLike, detector: str) -> str:
@@ -42,34 +52,88 @@ def _drift_path(state_dir: str | os.PathLike, detector: str) -> str:
     return state_path(state_dir, f"drift-{detector}.json")
 
 
-def read_evidence_pool(state_dir: str | os.PathLike, detector: str, champion_path: str) -> dict:
+def evidence_pool_from_json(record: dict) -> EvidencePool:
+    return EvidencePool(
+        champion=record.get("champion"),
+        nights=list(record.get("nights", [])),
+        held_out=[list(k) for k in record.get("held_out", [])],
+        learn=[list(k) for k in record.get("learn", [])],
+    )
+
+
+def evidence_pool_to_json(pool: EvidencePool) -> dict:
+    return asdict(pool)
+
+
+def read_evidence_pool(state_dir: str | os.PathLike, detector: str, champion_path: str) -> EvidencePool:
     """The pooled evidence gathered against the champion at ``champion_path`` (empty for another)."""
     fix = "move it away: the pooled rows of undecided nights are then forgotten and the next night starts a new pool"
-    pool = read_state(_evidence_path(state_dir, detector), None, fix=fix)
-    if pool is None or pool.get("champion") != champion_path:
-        return {**EMPTY_POOL, "champion": champion_path}
-    return {**EMPTY_POOL, **pool}
+    path = _evidence_path(state_dir, detector)
+    record = read_state(path, None, fix=fix)
+    pool = None if record is None else parse_state(path, record, evidence_pool_from_json, fix=fix)
+    if pool is None or pool.champion != champion_path:
+        return EvidencePool(champion=champion_path)
+    return pool
 
 
-def save_evidence_pool(state_dir: str | os.PathLike, detector: str, pool: dict) -> None:
-    write_state(_evidence_path(state_dir, detector), pool)
+def save_evidence_pool(state_dir: str | os.PathLike, detector: str, pool: EvidencePool) -> None:
+    write_state(_evidence_path(state_dir, detector), evidence_pool_to_json(pool))
 
 
 def clear_evidence_pool(state_dir: str | os.PathLike, detector: str) -> None:
     remove_state(_evidence_path(state_dir, detector))
 
 
-def read_drift_history(state_dir: str | os.PathLike, detector: str) -> list[dict]:
+def drift_measurement_to_json(measured: DriftMeasurement) -> dict:
+    """The two tests' record (module docstring) without the night's keys: ``addgp drift --json``'s."""
+    variance = measured.variance
+    return {
+        "n_rows": measured.n_rows,
+        "mmd": asdict(measured.mmd),
+        "variance": {"available": variance.available, **asdict(variance)}
+        if isinstance(variance, VarianceTest)
+        else {"available": False, "why": variance.why, "drifted": False},
+        "drifted": measured.drifted,
+    }
+
+
+def night_drift_to_json(night: NightDrift) -> dict:
+    return {
+        "run_id": night.run_id,
+        "champion_version": night.champion_version,
+        "variance_reference": night.variance_reference,
+        **drift_measurement_to_json(night.measured),
+    }
+
+
+def night_drift_from_json(record: dict) -> NightDrift:
+    variance = record["variance"]
+    fields = {k: v for k, v in variance.items() if k != "available"}
+    return NightDrift(
+        run_id=record["run_id"],
+        champion_version=record["champion_version"],
+        variance_reference=record["variance_reference"],
+        measured=DriftMeasurement(
+            n_rows=record["n_rows"],
+            mmd=MmdTest(**record["mmd"]),
+            variance=VarianceTest(**fields) if variance["available"] else VarianceUnmeasured(variance["why"]),
+        ),
+    )
+
+
+def read_drift_history(state_dir: str | os.PathLike, detector: str) -> list[NightDrift]:
     fix = "move it away: the report's drift trend then starts again from tonight"
-    return read_state(_drift_path(state_dir, detector), {"nights": []}, fix=fix)["nights"]
+    path = _drift_path(state_dir, detector)
+    document = read_state(path, {"nights": []}, fix=fix)
+    return parse_state(path, document, lambda d: [night_drift_from_json(r) for r in d["nights"]], fix=fix)
 
 
-def record_drift(state_dir: str | os.PathLike, detector: str, record: dict, keep: int) -> list[dict]:
-    """Add tonight's drift ``record`` (keyed by ``run_id``; a resumed night's repeat replaces it); the history."""
+def record_drift(state_dir: str | os.PathLike, detector: str, night: NightDrift, keep: int) -> list[NightDrift]:
+    """Add tonight's drift record (keyed by ``run_id``; a resumed night's repeat replaces it); the history."""
     with state_lock(state_dir, f"drift-{detector}.json"):
-        nights = [r for r in read_drift_history(state_dir, detector) if r.get("run_id") != record["run_id"]]
-        nights = [*nights, record][-keep:]
-        write_state(_drift_path(state_dir, detector), {"nights": nights})
+        nights = [r for r in read_drift_history(state_dir, detector) if r.run_id != night.run_id]
+        nights = [*nights, night][-keep:]
+        write_state(_drift_path(state_dir, detector), {"nights": [night_drift_to_json(r) for r in nights]})
     return nights
 
 

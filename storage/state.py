@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from storage.paths import atomic_write, filesystem, flocked, join, local_path
+
+T = TypeVar("T")
 
 
 class StateFileError(ValueError):
@@ -33,6 +35,15 @@ def read_state(path: str | os.PathLike, default: Any, *, fix: str) -> Any:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StateFileError(f"{path}: state file is damaged (not valid JSON: {exc}); {fix}") from None
+
+
+def parse_state(path: str | os.PathLike, document: Any, parse: Callable[[Any], T], *, fix: str) -> T:
+    """``parse(document)``, a document read from ``path``; one valid as JSON but not in the expected
+    layout (hand-edited, written by another tool) is a StateFileError that names the file and ``fix``."""
+    try:
+        return parse(document)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise StateFileError(f"{path}: state file is damaged (not the expected layout: {exc!r}); {fix}") from None
 
 
 def write_state(path: str | os.PathLike, document: Any) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from addgp.config import GateConfig
-from addgp.nightly import ChampionEvaluation, ChampionRecord, GatedDecision
+from addgp.drift import DriftMeasurement, MmdTest, NightDrift, VarianceTest
+from addgp.nightly import ChampionEvaluation, ChampionRecord, GatedDecision, InboxBatch
 from tasks.nightly.compare import HELD_OUT, NEW_FAKES
 from tasks.nightly.gate import KEPT, PROMOTED, apply_gate
 from tasks.nightly.promotion import decide_promotion
@@ -37,35 +38,33 @@ def evaluation(run_id: str, version: int, average_eer: float) -> ChampionEvaluat
     )
 
 
-def drift_record(run_id: str, mmd2: float, drifted: bool, version: int = 1) -> dict:
-    return {
-        "run_id": run_id,
-        "champion_version": version,
-        "variance_reference": "dev split of demo_studio",
-        "n_rows": 46,
-        "mmd": {
-            "mmd2": mmd2,
-            "threshold": 0.012,
-            "p_value": 0.005 if drifted else 0.4,
-            "bandwidth": 3.2,
-            "n_reference": 80,
-            "n_tonight": 46,
-            "alpha": 0.01,
-            "drifted": drifted,
-        },
-        "variance": {
-            "available": True,
-            "reference_median": 0.11,
-            "tonight_median": 0.34 if drifted else 0.12,
-            "reference_q95": 0.3,
-            "share_above_q95": 0.52 if drifted else 0.04,
-            "expected_share": 0.05,
-            "p_value": 1e-9 if drifted else 0.6,
-            "alpha": 0.01,
-            "drifted": drifted,
-        },
-        "drifted": drifted,
-    }
+def inbox_batch(batch_id: str, n_bonafide: int = 0, n_spoof: int = 0) -> InboxBatch:
+    """A batch of the inbox ledger with these counts (delivered at the drop folder's top)."""
+    return InboxBatch(batch_id, None, "2026-12-01T02:00:00+00:00", n_bonafide + n_spoof, n_bonafide, n_spoof, 0.01)
+
+
+def drift_record(run_id: str, mmd2: float, drifted: bool, version: int = 1) -> NightDrift:
+    mmd = MmdTest(
+        n_reference=80,
+        n_tonight=46,
+        alpha=0.01,
+        mmd2=mmd2,
+        threshold=0.012,
+        p_value=0.005 if drifted else 0.4,
+        bandwidth=3.2,
+        drifted=drifted,
+    )
+    variance = VarianceTest(
+        reference_median=0.11,
+        tonight_median=0.34 if drifted else 0.12,
+        reference_q95=0.3,
+        share_above_q95=0.52 if drifted else 0.04,
+        expected_share=0.05,
+        p_value=1e-9 if drifted else 0.6,
+        alpha=0.01,
+        drifted=drifted,
+    )
+    return NightDrift(run_id, version, "dev split of demo_studio", DriftMeasurement(46, mmd, variance))
 
 
 def undecided_night() -> NightlyOutcome:
@@ -86,7 +85,7 @@ def undecided_night() -> NightlyOutcome:
     return NightlyOutcome(
         "night",
         "night-3",
-        [{"batch_id": EVIL, "n_files": 10, "n_bonafide": 2, "n_spoof": 8}],
+        [inbox_batch(EVIL, n_bonafide=2, n_spoof=8)],
         decision=decision,
         eer=pd.DataFrame({"champion": [0.1, 0.33], "challenger": [0.1, 0.2]}, index=["demo_studio", NEW_FAKES]),
         evidence=pd.DataFrame([new_fakes]),

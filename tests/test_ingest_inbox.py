@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import isnull, reasons, row, run_migrate, write_audio, write_garbage
 
+from addgp.nightly import InboxBatch
 from flows.cli.common import exit_code_of
 from storage import champions
 from storage.inbox_ledger import acknowledge_inbox_batches, ledger_path, new_inbox_batches, read_ledger
@@ -64,15 +65,15 @@ def test_inbox_first_ingest_records_a_batch(tmp_path):
     assert "unparseable collected date 'yesterday'" in why["2025-06-01-social/b"]
     assert why["2025-06-01-social/a"] == "unknown label 'maybe'"
     assert new_inbox_batches(state, consumer="nightly") == [
-        {
-            "batch_id": "B1",
-            "folder": None,  # the option names the batch: all new files in one, whatever their folder
-            "created_at": read_ledger(state)["batches"][0]["created_at"],
-            "n_files": 4,
-            "n_bonafide": 1,
-            "n_spoof": 3,
-            "hours": pytest.approx(4 * 0.2 / 3600, abs=1e-4),
-        }
+        InboxBatch(
+            batch_id="B1",
+            folder=None,  # the option names the batch: all new files in one, whatever their folder
+            created_at=read_ledger(state)["batches"][0]["created_at"],
+            n_files=4,
+            n_bonafide=1,
+            n_spoof=3,
+            hours=pytest.approx(4 * 0.2 / 3600, abs=1e-4),
+        )
     ]
     assert Path(ledger_path(state)).is_file() and not (inbox / "inbox_batches.json").exists()
 
@@ -83,7 +84,7 @@ def test_nightly_sees_only_new_batches(tmp_path):
     ingest_dataset("inbox", inbox, state_dir=state, batch_id="B1", progress=False)
     acknowledge_inbox_batches(state, ["B1"], consumer="nightly")
     assert new_inbox_batches(state, consumer="nightly") == []
-    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="weekly")] == ["B1"]
+    assert [b.batch_id for b in new_inbox_batches(state, consumer="weekly")] == ["B1"]
 
     # Nothing new: no new batch.
     again = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
@@ -107,13 +108,13 @@ def test_nightly_sees_only_new_batches(tmp_path):
     result = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     new = new_inbox_batches(state, consumer="nightly")
     # One batch per delivery folder, named after it; a file at ROOT gets a batch named by the ingest time.
-    assert [(b["batch_id"], b["folder"], b["n_files"]) for b in new[:1]] == [("2025-06-03", "2025-06-03", 2)]
-    assert len(new) == 2 and new[1]["folder"] is None and re.fullmatch(r"\d{8}T\d{6}Z", new[1]["batch_id"])
-    assert sorted(rows_of_batches(result.manifest, [new[0]["batch_id"]])["utt_id"]) == ["2025-06-03/d", "2025-06-03/e"]
-    assert list(rows_of_batches(result.manifest, [new[1]["batch_id"]])["utt_id"]) == ["loose"]
+    assert [(b.batch_id, b.folder, b.n_files) for b in new[:1]] == [("2025-06-03", "2025-06-03", 2)]
+    assert len(new) == 2 and new[1].folder is None and re.fullmatch(r"\d{8}T\d{6}Z", new[1].batch_id)
+    assert sorted(rows_of_batches(result.manifest, [new[0].batch_id])["utt_id"]) == ["2025-06-03/d", "2025-06-03/e"]
+    assert list(rows_of_batches(result.manifest, [new[1].batch_id])["utt_id"]) == ["loose"]
     assert row(result, "2025-06-03/d")["split"] == "dev" and row(result, "2025-06-03/e")["source"] == "lab"
     assert row(result, "2025-06-01-social/a")["batch_id"] == "B1"
-    acknowledge_inbox_batches(state, [b["batch_id"] for b in new], consumer="nightly")
+    acknowledge_inbox_batches(state, [b.batch_id for b in new], consumer="nightly")
     assert new_inbox_batches(state, consumer="nightly") == []
     with pytest.raises(KeyError, match="no batch"):
         acknowledge_inbox_batches(state, ["nope"], consumer="nightly")
@@ -168,7 +169,7 @@ def test_a_poison_file_is_quarantined_and_the_rest_forms_the_batch(tmp_path):
     assert list(result.manifest["utt_id"]) == ["2026-11-20-tipline/good"]
     why = reasons(result)["2026-11-20-tipline/poison"]
     assert "declares 16000 s of audio, over max_seconds=1800" in why and "raise the inbox option max_seconds" in why
-    assert [b["n_files"] for b in new_inbox_batches(state, consumer="nightly")] == [1]
+    assert [b.n_files for b in new_inbox_batches(state, consumer="nightly")] == [1]
     kept = ingest_dataset("inbox", inbox, state_dir=tmp_path / "state2", max_seconds=20000, progress=False)
     assert len(kept.manifest) == 2
 
@@ -197,7 +198,7 @@ def test_batches_are_acknowledged_per_consumer_and_a_version_1_ledger_is_migrate
     ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     acknowledge_inbox_batches(state, ["2026-12-01-a"], consumer="nightly:lr")
     assert new_inbox_batches(state, consumer="nightly:lr") == []
-    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:gp")] == ["2026-12-01-a"]
+    assert [b.batch_id for b in new_inbox_batches(state, consumer="nightly:gp")] == ["2026-12-01-a"]
     # A version-1 ledger: one list, "nightly", for every nightly. Refused until `addgp migrate`,
     # which gives it to each detector with a champion record (lr's nights acknowledged it).
     ledger = read_ledger(state)
@@ -209,7 +210,7 @@ def test_batches_are_acknowledged_per_consumer_and_a_version_1_ledger_is_migrate
     champions.promote(state, "lr", {"model_path": str(work / "models" / "lr" / "v1"), "version": 1, "eer": None})
     assert run_migrate(work)[0] == 0
     ingest_dataset("inbox", inbox, state_dir=state, progress=False)
-    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly:lr")] == ["2026-12-02-b"]
+    assert [b.batch_id for b in new_inbox_batches(state, consumer="nightly:lr")] == ["2026-12-02-b"]
     assert len(new_inbox_batches(state, consumer="nightly:gp")) == 2, "no champion record: every batch"
     acknowledge_inbox_batches(state, ["2026-12-02-b"], consumer="nightly:lr")
     written = read_ledger(state)
@@ -261,4 +262,4 @@ def test_a_ledger_of_time_named_batches_keeps_working(tmp_path):
     spoof_drop(inbox / "2026-11-21-tipline", ["b.wav"], seed=5)
     again = ingest_dataset("inbox", inbox, state_dir=state, progress=False)
     assert row(again, "2026-11-20-tipline/a")["batch_id"] == old_id and len(first.manifest) == 1
-    assert [b["batch_id"] for b in new_inbox_batches(state, consumer="nightly")] == ["2026-11-21-tipline"]
+    assert [b.batch_id for b in new_inbox_batches(state, consumer="nightly")] == ["2026-11-21-tipline"]

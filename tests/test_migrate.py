@@ -87,7 +87,8 @@ def old_workdir(tmp_path: Path) -> tuple[Path, dict]:
     _edit_card(Path(ref.path), lambda c: (c.pop("digest"), c.update(format="addgp-model/1")))
     champions.promote(work / "state", "lr", {"model_path": ref.path, "version": 1, "eer": None})
     # An inbox ledger of version 1: one list for every nightly.
-    batches = [{"batch_id": b, "folder": b, "created_at": "2026-12-01T00:00:00Z", "n_files": 1} for b in ("b1", "b2")]
+    batch = {"created_at": "2026-12-01T00:00:00Z", "n_files": 1, "n_bonafide": 0, "n_spoof": 1, "hours": 0.0003}
+    batches = [{"batch_id": b, "folder": b, **batch} for b in ("b1", "b2")]
     ledger = {"version": 1, "dataset": "inbox", "files": {}, "batches": batches, "consumers": {"nightly": ["b1"]}}
     Path(ledger_path(work / "state")).write_text(json.dumps(ledger))
     # A nightly report in the shared folder, its detector named by its champion's model folder.
@@ -154,7 +155,7 @@ def test_every_old_format_is_refused_by_its_reader_then_migrated_once(tmp_path, 
     assert load_detector(old["model"])[1]["digest"] == card["digest"]
     ledger = read_ledger(work / "state")
     assert ledger["version"] == 2 and ledger["consumers"] == {"nightly:lr": ["b1"]}
-    assert [b["batch_id"] for b in new_inbox_batches(work / "state", consumer="nightly:lr")] == ["b2"]
+    assert [b.batch_id for b in new_inbox_batches(work / "state", consumer="nightly:lr")] == ["b2"]
     assert len(new_inbox_batches(work / "state", consumer="nightly:gp")) == 2, "no champion record: every batch"
     nightly = run_inventory(str(work / "reports"))
     assert [(r["detector"], r["run_id"]) for r in nightly] == [("lr", old["report"].name)]

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from nightly_report_fixtures import decided
+from nightly_report_fixtures import decided, inbox_batch
 from pydantic import ValidationError
 
 from addgp.config import NightlyConfig
@@ -23,8 +23,8 @@ from tasks.nightly.consolidation import (
 from tasks.report.nightly import NightlyOutcome, render_markdown, render_nightly_report
 
 
-def _chain(*steps: str | None) -> list[dict]:
-    return [{"version": i + 1} | ({"step": s} if s else {}) for i, s in enumerate(steps)]
+def _chain(*steps: str | None) -> list[str | None]:
+    return list(steps)
 
 
 def test_every_nth_night_since_the_last_full_fit_consolidates():
@@ -34,13 +34,13 @@ def test_every_nth_night_since_the_last_full_fit_consolidates():
     for _ in range(7):
         step = tonight_step(chain, 3)
         steps.append(step)
-        chain.append({"step": step})
+        chain.append(step)
     assert steps == [UPDATE, UPDATE, CONSOLIDATE, UPDATE, UPDATE, CONSOLIDATE, UPDATE]
     # N = 7 on a chain fitted on night 0: nights 7 and 14 consolidate (benchmarks/season.py's weekly)
     chain, nights = _chain(FIT), []
     for night in range(1, 16):
         step = tonight_step(chain, 7)
-        chain.append({"step": step})
+        chain.append(step)
         nights += [night] if step == CONSOLIDATE else []
     assert nights == [7, 14]
 
@@ -56,7 +56,7 @@ def test_a_refused_consolidation_leaves_the_chain_so_the_next_night_consolidates
     assert tonight_step(chain, 3) == CONSOLIDATE
     # refused: nothing is promoted, the chain is the same the next night
     assert tonight_step(chain, 3) == CONSOLIDATE
-    assert tonight_step([*chain, {"step": CONSOLIDATE}], 3) == UPDATE
+    assert tonight_step([*chain, CONSOLIDATE], 3) == UPDATE
 
 
 def test_any_full_fit_restarts_the_count_and_old_records_read_as_fit_then_updates():
@@ -97,7 +97,7 @@ def test_the_report_names_tonights_step_its_cost_and_the_chain():
     refused = NightlyOutcome(
         "night",
         "n-2",
-        [{"batch_id": "b2"}],
+        [inbox_batch("b2")],
         decision=decided(False, "worse on the new fakes: 9.00 % > 2.00 %"),
         challenger=ChallengerSummary("adapt", 11, 8, "/w/models/gp/v3", CONSOLIDATE, StepCost(19.3, 63, 23)),
         chain=chain,

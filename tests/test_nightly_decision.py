@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from nightly_report_fixtures import decided, evaluation
+from nightly_report_fixtures import decided, evaluation, inbox_batch
 
 from storage import champions, night_state
 from tasks.nightly.compare import EVAL_CORPORA, HELD_OUT, NEW_FAKES, held_out_evidence
@@ -168,7 +168,7 @@ def test_every_night_shows_the_champion_in_service_and_the_held_out_evidence():
     busy = NightlyOutcome(
         "night",
         "night-3",
-        [{"batch_id": "2026-12-03-elevenlabs", "n_files": 60, "n_bonafide": 20, "n_spoof": 40}],
+        [inbox_batch("2026-12-03-elevenlabs", n_bonafide=20, n_spoof=40)],
         decision=decided(True, "better on the new fakes (0.1000 < 0.3000) and within the CI"),
         eer=pd.DataFrame({"champion": [0.3], "challenger": [0.1]}, index=[NEW_FAKES]),
         champion=night_state.champion_from_json(CHAMPION),

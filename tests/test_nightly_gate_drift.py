@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from nightly_report_fixtures import drift_record
 
 from addgp.config import ConfigError, GateConfig, load_config
+from addgp.drift import VarianceTest, VarianceUnmeasured
 from storage import nightly_records
 from tasks.nightly.drift import measure_drift, mmd_test, variance_test
 from tasks.nightly.gate import KEPT, NOT_ENOUGH_EVIDENCE, PROMOTED, apply_gate
@@ -91,15 +93,16 @@ def test_undecided_nights_pool_their_rows_for_the_same_champion_and_a_decision_s
     again = pool_rows(pool, inbox, inbox.iloc[:3], inbox.iloc[3:5], "n1")
     assert len(again.held_out) == 2 and again.nights == ["n1"]
     # Another champion's pool is not this champion's evidence.
-    assert nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v2")["held_out"] == []
+    assert nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v2").held_out == []
     assert settled_pool("models/gp/v1", True, second) is None
 
 
 def test_the_drift_history_keeps_one_record_per_night_and_at_most_keep_nights(tmp_path):
     for i in range(5):
-        nightly_records.record_drift(tmp_path, "gp", {"run_id": f"n{i}", "drifted": False}, keep=3)
-    history = nightly_records.record_drift(tmp_path, "gp", {"run_id": "n4", "drifted": True}, keep=3)
-    assert [r["run_id"] for r in history] == ["n2", "n3", "n4"] and history[-1]["drifted"]
+        nightly_records.record_drift(tmp_path, "gp", drift_record(f"n{i}", 0.001, False), keep=3)
+    history = nightly_records.record_drift(tmp_path, "gp", drift_record("n4", 0.05, True), keep=3)
+    assert [r.run_id for r in history] == ["n2", "n3", "n4"] and history[-1].drifted
+    assert nightly_records.read_drift_history(tmp_path, "gp") == history
 
 
 def test_mmd_fires_on_a_shifted_sample_and_about_alpha_of_the_time_on_the_same_distribution():
@@ -107,15 +110,16 @@ def test_mmd_fires_on_a_shifted_sample_and_about_alpha_of_the_time_on_the_same_d
     reference = rng.normal(size=(400, 16))
     shifted = rng.normal(size=(60, 16)) + np.r_[1.0, np.zeros(15)]
     result = mmd_test(reference, shifted, max_rows=200, n_permutations=200, alpha=0.01)
-    assert result["drifted"] and result["mmd2"] > result["threshold"] and result["p_value"] <= 0.01
-    assert result["n_reference"] == 200 and result["n_tonight"] == 60  # subsampled to max_rows
+    assert result.mmd2 is not None and result.threshold is not None and result.p_value is not None
+    assert result.drifted and result.mmd2 > result.threshold and result.p_value <= 0.01
+    assert result.n_reference == 200 and result.n_tonight == 60  # subsampled to max_rows
     fired = [
-        mmd_test(reference, rng.normal(size=(60, 16)), max_rows=200, n_permutations=100, alpha=0.05, seed=s)["drifted"]
+        mmd_test(reference, rng.normal(size=(60, 16)), max_rows=200, n_permutations=100, alpha=0.05, seed=s).drifted
         for s in range(40)
     ]
     assert sum(fired) <= 6  # 5 % of 40 is 2; a test that fires on most same-distribution nights is broken
     few = mmd_test(reference, shifted[:3], max_rows=200, n_permutations=50, alpha=0.01)
-    assert few["mmd2"] is None and not few["drifted"]
+    assert few.mmd2 is None and not few.drifted
 
 
 class _Variance:
@@ -138,13 +142,13 @@ def test_predictive_variance_flags_rows_far_from_the_data_and_a_model_without_va
         n_permutations=50,
         alpha=0.01,
     )
-    assert far["variance"]["available"] and far["variance"]["share_above_q95"] > 0.5 and far["drifted"]
+    assert isinstance(far.variance, VarianceTest) and far.variance.share_above_q95 > 0.5 and far.drifted
     near = variance_test(held[:150, 0] ** 2, held[150:, 0] ** 2, alpha=0.01, kind="dkl_gp")
-    assert not near["drifted"]
+    assert isinstance(near, VarianceTest) and not near.drifted
     lr = measure_drift(
         object(), "logreg", reference, held, rng.normal(size=(80, 4)), max_rows=200, n_permutations=50, alpha=0.01
     )
-    assert not lr["variance"]["available"] and "logreg model has no predictive variance" in lr["variance"]["why"]
+    assert isinstance(lr.variance, VarianceUnmeasured) and "logreg model has no predictive variance" in lr.variance.why
 
 
 def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
@@ -172,7 +176,7 @@ def test_the_report_shows_the_gate_and_the_drift_with_its_trend():
 def test_a_resumed_night_tests_on_the_pool_the_killed_night_read(tmp_path):
     import yaml
 
-    from addgp.nightly import ChampionRecord, Night
+    from addgp.nightly import ChampionRecord, EvidencePool, Night
     from storage import night_state
     from storage.manifests import write_manifest
     from tasks.nightly.context import NightContext
@@ -194,7 +198,7 @@ def test_a_resumed_night_tests_on_the_pool_the_killed_night_read(tmp_path):
     write_manifest(inbox, ctx.inbox_manifest)
     night = Night("n2", batch_ids=["b2"], champion=ChampionRecord("models/gp/v1"))
     night_state.save_night(ctx.state, "gp", night)
-    earlier = {"champion": "models/gp/v1", "nights": ["n1"], "held_out": [["inbox", "u0"]], "learn": [["inbox", "u1"]]}
+    earlier = EvidencePool("models/gp/v1", nights=["n1"], held_out=[["inbox", "u0"]], learn=[["inbox", "u1"]])
     nightly_records.save_evidence_pool(ctx.state, "gp", earlier)
     rows = NightRows(inbox.iloc[2:4], inbox.iloc[4:6], pd.DataFrame(), pd.DataFrame())
     night, first = pool_evidence_task.fn(ctx, night, rows)
@@ -215,4 +219,4 @@ def test_damaged_pool_and_drift_files_name_the_file_and_the_fix(tmp_path):
         nightly_records.read_evidence_pool(tmp_path, "gp", "models/gp/v1")
     (tmp_path / "drift-gp.json").write_bytes(b"\xff\xfe")
     with pytest.raises(StateFileError, match=r"drift-gp\.json: state file is damaged.*drift trend"):
-        nightly_records.record_drift(tmp_path, "gp", {"run_id": "n1", "drifted": False}, keep=3)
+        nightly_records.record_drift(tmp_path, "gp", drift_record("n1", 0.001, False), keep=3)

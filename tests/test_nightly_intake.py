@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import drop_new_generator_batch, nightly_config
+from nightly_report_fixtures import inbox_batch
 from prefect.testing.utilities import prefect_test_harness
 
 from addgp.config import load_config
@@ -57,7 +58,7 @@ def test_new_rows_with_an_eval_files_audio_are_excluded_and_listed():
     outcome = NightlyOutcome(
         "cfg",
         "r1",
-        [{"batch_id": "b1", "n_files": 3}],
+        [inbox_batch("b1", n_bonafide=1, n_spoof=2)],
         detector="gp",
         inbox=InboxFolder("/data/inbox", n_files=4, created=False),
         data_checks=checks,

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from nightly_report_fixtures import decided
+from nightly_report_fixtures import decided, inbox_batch
 from test_crossdataset import make_scores
 from test_report import EVIL_DATASET, report_input
 from test_report_cli import app, runner, workspace  # noqa: F401 (module fixtures reused)
@@ -116,7 +116,7 @@ def nightly_outcome() -> NightlyOutcome:
     return NightlyOutcome(
         config_name="nightly <demo>",
         run_id="night-1",
-        batches=[{"batch_id": EVIL_BATCH, "n_files": 12, "n_bonafide": 0, "n_spoof": 12}],
+        batches=[inbox_batch(EVIL_BATCH, n_spoof=12)],
         decision=decided(True, f"better on {EVIL_DATASET}"),
         eer=eer,
         forgetting=forgetting,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from addgp.config import DriftConfig
+from addgp.drift import DriftMeasurement, VarianceTest
 from flows.cli.common import EXIT_DRIFT, EXIT_UNAVAILABLE, app, exit_codes, fail
 from flows.cli.models import resolve_model_option
 
@@ -44,6 +45,7 @@ def drift(
     (docs/operations.md, "Drift"). The same measurement the nightly report makes of each night's inbox."""
     from storage.manifests import read_manifests
     from storage.models import EmbeddingSetting
+    from storage.nightly_records import drift_measurement_to_json
     from tasks.embed.encoder import EncoderUnavailableError
     from tasks.embed.run import embed_paths
     from tasks.evaluate.score_files import encoder_spec_of_card, expand_audio_paths
@@ -77,7 +79,7 @@ def drift(
                 _kept, X, failures = embed_paths(paths, encoder_spec_of_card(card))
             except EncoderUnavailableError as exc:
                 fail(f"{model} needs its encoder's weights, which are not on this machine: {exc}", EXIT_UNAVAILABLE)
-        record = measure_drift(
+        measured = measure_drift(
             detector,
             card["model_type"],
             reference,
@@ -87,33 +89,38 @@ def drift(
             n_permutations=settings.n_permutations,
             alpha=settings.alpha,
         )
-    record = {"model": resolved, "variance_reference": held_from, **record, "unreadable_files": failures}
     if as_json:
+        record = {
+            "model": resolved,
+            "variance_reference": held_from,
+            **drift_measurement_to_json(measured),
+            "unreadable_files": failures,
+        }
         typer.echo(json.dumps(record, default=str))
     else:
-        for line in drift_lines(record):
+        for line in drift_lines(measured, held_from, len(failures)):
             typer.echo(line)
-    if record["drifted"] and fail_on_drift:
+    if measured.drifted and fail_on_drift:
         raise typer.Exit(EXIT_DRIFT)
 
 
-def drift_lines(record: dict) -> list[str]:
-    """The drift record in a few lines of text."""
-    mmd, variance = record["mmd"], record["variance"]
-    lines = [f"rows tested: {record['n_rows']} (unreadable files: {len(record['unreadable_files'])})"]
-    if mmd["mmd2"] is None:
-        lines.append(f"MMD: too few rows to test ({mmd['n_tonight']} new, {mmd['n_reference']} reference)")
+def drift_lines(measured: DriftMeasurement, variance_reference: str, n_unreadable: int) -> list[str]:
+    """The drift tests in a few lines of text."""
+    mmd, variance = measured.mmd, measured.variance
+    lines = [f"rows tested: {measured.n_rows} (unreadable files: {n_unreadable})"]
+    if mmd.mmd2 is None:
+        lines.append(f"MMD: too few rows to test ({mmd.n_tonight} new, {mmd.n_reference} reference)")
     else:
         lines.append(
-            f"MMD²: {mmd['mmd2']:.4g}, threshold {mmd['threshold']:.4g} at alpha {mmd['alpha']:g} "
-            f"(p = {mmd['p_value']:.3g}; {mmd['n_tonight']} new vs {mmd['n_reference']} training rows)"
+            f"MMD²: {mmd.mmd2:.4g}, threshold {mmd.threshold:.4g} at alpha {mmd.alpha:g} "
+            f"(p = {mmd.p_value:.3g}; {mmd.n_tonight} new vs {mmd.n_reference} training rows)"
         )
-    if variance["available"]:
+    if isinstance(variance, VarianceTest):
         lines.append(
-            f"predictive variance: {variance['share_above_q95']:.1%} of the new rows above the 95th percentile of the "
-            f"{record['variance_reference']} (about 5 % without drift; p = {variance['p_value']:.3g})"
+            f"predictive variance: {variance.share_above_q95:.1%} of the new rows above the 95th percentile of the "
+            f"{variance_reference} (about 5 % without drift; p = {variance.p_value:.3g})"
         )
     else:
-        lines.append(f"predictive variance: not measured ({variance['why']})")
-    lines.append("drift: " + ("YES" if record["drifted"] else "no"))
+        lines.append(f"predictive variance: not measured ({variance.why})")
+    lines.append("drift: " + ("YES" if measured.drifted else "no"))
     return lines

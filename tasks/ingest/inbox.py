@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from addgp.contracts import BONAFIDE, SPOOF
-from storage.inbox_ledger import LEDGER_NAME, ledger_path, ledger_transaction, read_ledger
+from addgp.nightly import InboxBatch
+from storage.inbox_ledger import LEDGER_NAME, batch_to_json, ledger_path, ledger_transaction, read_ledger
 from tasks.ingest.common import (
     IngestResult,
     LayoutError,
@@ -316,17 +317,16 @@ def ingest(
         for folder, rows in _fresh_by_folder(manifest["utt_id"], fresh, batch_id is not None).items():
             new_id = unique_batch_id(batch_id or batch_name(folder, now), {b["batch_id"] for b in ledger["batches"]})
             batch_rows = manifest.iloc[rows]
-            ledger["batches"].append(
-                {
-                    "batch_id": new_id,
-                    "folder": folder,
-                    "created_at": now.isoformat(timespec="seconds"),
-                    "n_files": int(len(batch_rows)),
-                    "n_bonafide": int((batch_rows["label"] == BONAFIDE).sum()),
-                    "n_spoof": int((batch_rows["label"] == SPOOF).sum()),
-                    "hours": round(float(batch_rows["duration_s"].sum()) / 3600.0, 4),
-                }
+            batch = InboxBatch(
+                batch_id=new_id,
+                folder=folder,
+                created_at=now.isoformat(timespec="seconds"),
+                n_files=len(batch_rows),
+                n_bonafide=int((batch_rows["label"] == BONAFIDE).sum()),
+                n_spoof=int((batch_rows["label"] == SPOOF).sum()),
+                hours=round(float(batch_rows["duration_s"].sum()) / 3600.0, 4),
             )
+            ledger["batches"].append(batch_to_json(batch))
             for i in rows:
                 files[manifest["utt_id"].iat[i]] = {"batch_id": new_id, "sha256": manifest["sha256"].iat[i]}
         manifest["batch_id"] = [files[u]["batch_id"] for u in manifest["utt_id"]]

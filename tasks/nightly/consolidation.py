@@ -8,8 +8,9 @@ nights. ``nightly.consolidate_every_nights: N`` makes every Nth night since the 
 full fit a consolidation and the nights between updates: with N = 7 and a baseline fitted on
 night 0, nights 7, 14, 21, … consolidate (one a week) and the six nights between update.
 
-The rule reads only the champion chain (the models promoted, oldest first, each recording the
-step that made it), so it is the same for the nightly loop and for benchmarks/season.py:
+The rule reads only the champion chain's steps (the models promoted, oldest first, each
+recording the step that made it), so it is the same for the nightly loop and for
+benchmarks/season.py:
 
 * the steps since the chain's last full fit (``fit``, ``retrain`` or ``consolidate``) are
   counted; when ``N - 1`` updates have been promoted since it, tonight consolidates;
@@ -32,20 +33,21 @@ FIT, UPDATE, RETRAIN, CONSOLIDATE = "fit", "update", "retrain", "consolidate"
 FULL_FITS = (FIT, RETRAIN, CONSOLIDATE)
 
 
-def step_of(record: dict, first: bool) -> str:
-    """The step that made a chain record (for a record without one: the baseline's fit, else an update)."""
-    return record.get("step") or (FIT if first else UPDATE)
+def step_of(step: str | None, first: bool) -> str:
+    """The step that made a chain's model (None, not recorded: the baseline's fit, else an update)."""
+    return step or (FIT if first else UPDATE)
 
 
-def updates_since_full_fit(chain: Sequence[dict]) -> int:
-    """How many models of ``chain`` (oldest first) came after its last full fit."""
-    steps = [step_of(record, i == 0) for i, record in enumerate(chain)]
+def updates_since_full_fit(chain_steps: Sequence[str | None]) -> int:
+    """How many models of the chain (its steps, oldest first) came after its last full fit."""
+    steps = [step_of(step, i == 0) for i, step in enumerate(chain_steps)]
     fits = [i for i, step in enumerate(steps) if step in FULL_FITS]
     return len(steps) - 1 - fits[-1] if fits else len(steps)
 
 
-def tonight_step(chain: Sequence[dict], consolidate_every_nights: int | None) -> str:
-    """``consolidate`` or ``update`` for a challenger built on ``chain``'s newest model."""
+def tonight_step(chain_steps: Sequence[str | None], consolidate_every_nights: int | None) -> str:
+    """``consolidate`` or ``update`` for a challenger built on the newest model of the chain
+    whose steps (oldest first) are ``chain_steps``."""
     if consolidate_every_nights is None:
         return UPDATE
-    return CONSOLIDATE if updates_since_full_fit(chain) >= consolidate_every_nights - 1 else UPDATE
+    return CONSOLIDATE if updates_since_full_fit(chain_steps) >= consolidate_every_nights - 1 else UPDATE

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
+from addgp.drift import DriftMeasurement, MmdTest, VarianceTest, VarianceUnmeasured
 from storage.models import EmbeddingSetting
 from tasks.nightly.challenger import select_rows
 
@@ -65,19 +66,16 @@ def mmd_test(
     n_permutations: int,
     alpha: float,
     seed: int = 0,
-) -> dict:
-    """The MMD permutation test of ``tonight`` against ``reference`` (rows × features).
-
-    Returns mmd2, threshold (the permutation quantile at 1 − alpha), p_value, bandwidth, the
-    rows used per side and ``drifted`` (mmd2 above the threshold). With fewer than
-    ``MIN_ROWS`` on a side there is no test: the figures are None and ``drifted`` False.
+) -> MmdTest:
+    """The MMD permutation test of ``tonight`` against ``reference`` (rows × features): drifted
+    when MMD² lies above the permutation quantile at 1 − alpha. With fewer than ``MIN_ROWS`` on
+    a side there is no test: the figures are None and ``drifted`` False.
     """
     rng = np.random.default_rng(seed)
     X = _subsample(np.asarray(reference, dtype=float), max_rows, rng)
     Y = _subsample(np.asarray(tonight, dtype=float), max_rows, rng)
-    result: dict = {"n_reference": int(len(X)), "n_tonight": int(len(Y)), "alpha": alpha}
     if len(X) < MIN_ROWS or len(Y) < MIN_ROWS:
-        return result | {"mmd2": None, "threshold": None, "p_value": None, "bandwidth": None, "drifted": False}
+        return MmdTest(n_reference=len(X), n_tonight=len(Y), alpha=alpha)
     Z = np.concatenate([X, Y])
     squares = (Z**2).sum(axis=1)
     distances2 = np.maximum(squares[:, None] + squares[None, :] - 2 * Z @ Z.T, 0.0)
@@ -94,13 +92,16 @@ def mmd_test(
     null = _mmd2_of_splits(K, splits)
     threshold = float(np.quantile(null, 1 - alpha))
     p_value = float((1 + np.sum(null >= mmd2)) / (1 + n_permutations))
-    return result | {
-        "mmd2": mmd2,
-        "threshold": threshold,
-        "p_value": p_value,
-        "bandwidth": bandwidth,
-        "drifted": bool(mmd2 > threshold),
-    }
+    return MmdTest(
+        n_reference=len(X),
+        n_tonight=len(Y),
+        alpha=alpha,
+        mmd2=mmd2,
+        threshold=threshold,
+        p_value=p_value,
+        bandwidth=bandwidth,
+        drifted=bool(mmd2 > threshold),
+    )
 
 
 def predictive_variance(detector, X: np.ndarray) -> np.ndarray | None:
@@ -109,30 +110,29 @@ def predictive_variance(detector, X: np.ndarray) -> np.ndarray | None:
     return None if method is None else np.asarray(method(X), dtype=float)
 
 
-def variance_test(reference: np.ndarray | None, tonight: np.ndarray | None, *, alpha: float, kind: str) -> dict:
-    """Tonight's predictive variances against the reference rows' (module docstring).
-
-    ``available`` False (with ``why``) for a model without variance or too few rows.
-    """
+def variance_test(
+    reference: np.ndarray | None, tonight: np.ndarray | None, *, alpha: float, kind: str
+) -> VarianceTest | VarianceUnmeasured:
+    """Tonight's predictive variances against the reference rows' (module docstring); unmeasured
+    (and why) for a model without variance or too few rows."""
     if reference is None or tonight is None:
-        return {"available": False, "why": f"a {kind} model has no predictive variance", "drifted": False}
+        return VarianceUnmeasured(f"a {kind} model has no predictive variance")
     if len(reference) < MIN_ROWS or len(tonight) < MIN_ROWS:
-        return {"available": False, "why": f"fewer than {MIN_ROWS} rows on a side", "drifted": False}
+        return VarianceUnmeasured(f"fewer than {MIN_ROWS} rows on a side")
     cut = float(np.quantile(reference, VARIANCE_QUANTILE))
     above = int((tonight > cut).sum())
     expected = 1 - VARIANCE_QUANTILE
     p_value = float(binomtest(above, len(tonight), expected, alternative="greater").pvalue)
-    return {
-        "available": True,
-        "reference_median": float(np.median(reference)),
-        "tonight_median": float(np.median(tonight)),
-        "reference_q95": cut,
-        "share_above_q95": above / len(tonight),
-        "expected_share": expected,
-        "p_value": p_value,
-        "alpha": alpha,
-        "drifted": bool(p_value <= alpha),
-    }
+    return VarianceTest(
+        reference_median=float(np.median(reference)),
+        tonight_median=float(np.median(tonight)),
+        reference_q95=cut,
+        share_above_q95=above / len(tonight),
+        expected_share=expected,
+        p_value=p_value,
+        alpha=alpha,
+        drifted=bool(p_value <= alpha),
+    )
 
 
 def measure_drift(
@@ -146,11 +146,11 @@ def measure_drift(
     n_permutations: int,
     alpha: float,
     seed: int = 0,
-) -> dict:
+) -> DriftMeasurement:
     """Both tests of ``tonight`` (embeddings) against the model's reference rows.
 
     ``reference``: training rows (the MMD's); ``variance_reference``: held-out rows of the
-    training corpora (the variance test's). ``drifted``: either test fired.
+    training corpora (the variance test's).
     """
     rng = np.random.default_rng(seed)
     tonight_rows = _subsample(np.asarray(tonight, dtype=float), max_rows, rng)
@@ -162,12 +162,7 @@ def measure_drift(
         alpha=alpha,
         kind=kind,
     )
-    return {
-        "n_rows": int(len(tonight)),
-        "mmd": mmd,
-        "variance": variance,
-        "drifted": mmd["drifted"] or variance["drifted"],
-    }
+    return DriftMeasurement(n_rows=len(tonight), mmd=mmd, variance=variance)
 
 
 def reference_embeddings(card: dict, manifest: pd.DataFrame, store: str) -> tuple[np.ndarray, np.ndarray, str]:

@@ -34,7 +34,7 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
     pending = new_inbox_batches(state_dir, consumer=nightly_consumer(detector))
     night = night_state.night_in_progress(state_dir, detector)
     if night is not None:
-        waiting = {b["batch_id"] for b in pending}
+        waiting = {b.batch_id for b in pending}
         if not set(night.batch_ids) & waiting:
             # Killed after acknowledging, before removing the record: the night is done.
             champions.finish_night(state_dir, detector)
@@ -57,7 +57,7 @@ def open_night(state_dir: str, detector: str, reports_root: str, name: str, run_
         night_state.require_champion_model(state_dir, detector, champion)
     night = Night(
         run_id=run_id,
-        batch_ids=[b["batch_id"] for b in pending],
+        batch_ids=[b.batch_id for b in pending],
         batches=pending,
         started_at=_now(),
         champion=champion,
@@ -80,20 +80,21 @@ def baseline_champion(model_path: str, version: int, run_id: str) -> ChampionRec
     return ChampionRecord(model_path=model_path, version=version, run_id=run_id, step=FIT, cost=cost)
 
 
-def night_chain(state_dir: str, detector: str, night: Night) -> list[dict]:
-    """The champion chain a night's challenger builds on, oldest first (the champion file's
-    records): the promoted models, and on the first night the baseline not yet promoted."""
+def night_chain(state_dir: str, detector: str, night: Night) -> list[ChampionRecord]:
+    """The champion chain a night's challenger builds on, oldest first: the promoted models, and
+    on the first night the baseline not yet promoted."""
     chain = champion_chain(state_dir, detector)
     champion = night.champion
-    if champion is not None and (not chain or chain[-1].get("model_path") != champion.model_path):
-        chain.append(night_state.champion_to_json(champion))
+    if champion is not None and (not chain or chain[-1].model_path != champion.model_path):
+        chain.append(champion)
     return chain
 
 
-def champion_chain(state_dir: str, detector: str) -> list[dict]:
-    """Every model promoted, oldest first, the champion in service last (the champion file's records)."""
+def champion_chain(state_dir: str, detector: str) -> list[ChampionRecord]:
+    """Every model promoted, oldest first, the champion in service last."""
     record = champions.read_champions(state_dir, detector)
-    return [*record["history"], *([record["current"]] if record["current"] is not None else [])]
+    promoted = [*record["history"], *([record["current"]] if record["current"] is not None else [])]
+    return [night_state.champion_from_json(r) for r in promoted]
 
 
 def record_step(state_dir: str, detector: str, night: Night) -> Night:

@@ -1,5 +1,5 @@
 """The evidence pool of undecided nights, as pure functions over manifest rows and the pool
-record (storage.nightly_records): tonight's rows joined to the pooled ones, and the pool a
+(``addgp.nightly.EvidencePool``): tonight's rows joined to the pooled ones, and the pool a
 night leaves behind.
 
 A night the promotion gate cannot decide (tasks/nightly/gate.py) keeps the champion; its
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+
+from addgp.nightly import EvidencePool
 
 KEY = ["dataset", "utt_id"]
 
@@ -39,28 +41,24 @@ class PooledRows:
 
 
 def pool_rows(
-    pool: dict, inbox: pd.DataFrame, learn_rows: pd.DataFrame, holdout_rows: pd.DataFrame, run_id: str
+    pool: EvidencePool, inbox: pd.DataFrame, learn_rows: pd.DataFrame, holdout_rows: pd.DataFrame, run_id: str
 ) -> PooledRows:
-    """The pooled manifest rows plus tonight's (``pool``: storage.nightly_records' record).
+    """The pooled manifest rows plus tonight's.
 
     Pooled rows no longer in the inbox manifest drop out; a resumed night whose rows are
     already pooled counts them once.
     """
     return PooledRows(
-        learn=rows_of_keys(inbox, pool["learn"], learn_rows),
-        held_out=rows_of_keys(inbox, pool["held_out"], holdout_rows),
-        nights=[n for n in pool["nights"] if n != run_id] + [run_id],
+        learn=rows_of_keys(inbox, pool.learn, learn_rows),
+        held_out=rows_of_keys(inbox, pool.held_out, holdout_rows),
+        nights=[n for n in pool.nights if n != run_id] + [run_id],
     )
 
 
-def settled_pool(champion_path: str, decided: bool, pooled: PooledRows) -> dict | None:
-    """The pool tonight leaves (storage.nightly_records' record): None (start over) after a
-    ``decided`` night, else the pooled rows' keys."""
+def settled_pool(champion_path: str, decided: bool, pooled: PooledRows) -> EvidencePool | None:
+    """The pool tonight leaves: None (start over) after a ``decided`` night, else the pooled rows' keys."""
     if decided:
         return None
-    return {
-        "champion": champion_path,
-        "nights": pooled.nights,
-        "held_out": row_keys(pooled.held_out),
-        "learn": row_keys(pooled.learn),
-    }
+    return EvidencePool(
+        champion=champion_path, nights=pooled.nights, held_out=row_keys(pooled.held_out), learn=row_keys(pooled.learn)
+    )

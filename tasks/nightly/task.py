@@ -16,6 +16,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from addgp.drift import NightDrift
 from addgp.nightly import ChallengerRecord, ChallengerSummary, ChampionRecord, InboxFolder, Night, StepCost
 from addgp.progress import progress_to_run_log
 from addgp.runs import artifact_key, task_label
@@ -136,7 +137,9 @@ def challenger_task(ctx: NightContext, night: Night, manifest_paths: list[str], 
     step = (
         RETRAIN
         if strategy == "retrain"
-        else tonight_step(night_chain(ctx.state, ctx.name, night), ctx.nightly.consolidate_every_nights)
+        else tonight_step(
+            [r.step for r in night_chain(ctx.state, ctx.name, night)], ctx.nightly.consolidate_every_nights
+        )
     )
     learnt = nightly_records.record_learnt_rows(ctx.state, ctx.name, row_keys(pooled.learn))
     rows = (
@@ -198,19 +201,18 @@ def compare_task(ctx: NightContext, night: Night, manifest_paths: list[str], poo
 
 @dataclass(frozen=True)
 class DriftHistory:
-    """The drift records of recent nights, tonight last (storage.nightly_records' records:
-    run_id, champion_version, variance_reference and measure_drift's mmd, variance, drifted)."""
+    """The drift records of recent nights, tonight last."""
 
-    nights: list[dict]
+    nights: list[NightDrift]
 
     @property
-    def tonight(self) -> dict:
+    def tonight(self) -> NightDrift:
         return self.nights[-1]
 
     @property
     def drifted(self) -> bool:
         """Tonight's inbox crossed a drift threshold (nightly.drift)."""
-        return bool(self.tonight["drifted"])
+        return self.tonight.drifted
 
 
 @task(name="drift", task_run_name="drift[{ctx.name}]", cache_policy=NO_CACHE)
@@ -236,12 +238,7 @@ def drift_task(ctx: NightContext, night: Night, manifest_paths: list[str]) -> Dr
         n_permutations=config.n_permutations,
         alpha=config.alpha,
     )
-    record = {
-        "run_id": night.run_id,
-        "champion_version": champion.version,
-        "variance_reference": held_from,
-        **measured,
-    }
+    record = NightDrift(night.run_id, champion.version, held_from, measured)
     return DriftHistory(nightly_records.record_drift(ctx.state, ctx.name, record, config.history_nights))
 
 
@@ -347,11 +344,6 @@ def night_intake(ctx: NightContext) -> NightIntake:
     return NightIntake(inbox, inbox_rejects_task(ctx.inbox_manifest))
 
 
-def _promoted_chain(ctx: NightContext) -> list[ChampionRecord]:
-    """The champion chain as the report shows it: every model promoted, oldest first."""
-    return [night_state.champion_from_json(record) for record in champion_chain(ctx.state, ctx.name)]
-
-
 def quiet_outcome(
     ctx: NightContext,
     night: Night,
@@ -368,7 +360,7 @@ def quiet_outcome(
         warnings=ctx.warnings,
         reevaluation=reevaluation,
         champion_history=champion_history(ctx.state, ctx.name),
-        chain=_promoted_chain(ctx),
+        chain=champion_chain(ctx.state, ctx.name),
         rejects=intake.rejects,
         detector=ctx.name,
         inbox=intake.inbox,
@@ -398,7 +390,7 @@ def night_outcome(
         ctx.warnings,
         evidence=comparison.evidence,
         champion_history=champion_history(ctx.state, ctx.name),
-        chain=_promoted_chain(ctx),
+        chain=champion_chain(ctx.state, ctx.name),
         rejects=intake.rejects,
         detector=ctx.name,
         inbox=intake.inbox,

@@ -15,16 +15,20 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from addgp import __version__
+from addgp.drift import NightDrift, VarianceTest
 from addgp.nightly import (
     ChallengerSummary,
     ChampionEvaluation,
     ChampionRecord,
     GatedDecision,
     GateRecord,
+    InboxBatch,
     InboxFolder,
     StepCost,
 )
+from storage.inbox_ledger import batch_to_json
 from storage.night_state import champion_to_json
+from storage.nightly_records import night_drift_to_json
 from storage.score_cache import CACHED
 from tasks.report import html, markdown
 from tasks.report.format import ci_pct, fmt, pct, signed_pp
@@ -37,7 +41,7 @@ from tasks.report.sections import count_cell, name_cell, rate_cell
 class NightlyOutcome:
     config_name: str
     run_id: str
-    batches: list[dict]  # new inbox batches absorbed tonight
+    batches: list[InboxBatch]  # new inbox batches absorbed tonight
     decision: GatedDecision | None = None  # None on a night with nothing new
     eer: pd.DataFrame | None = None  # dataset × {champion, challenger}
     forgetting: pd.DataFrame | None = None
@@ -71,8 +75,8 @@ class NightlyOutcome:
     score_sources: pd.DataFrame | None = None
     # the promotion gate's record: rule, outcome, reason, counts, CI, nights pooled (tasks.nightly.gate)
     gate: GateRecord | None = None
-    # drift records of recent nights, tonight last (tasks.nightly.drift; storage.nightly_records)
-    drift: list[dict] = field(default_factory=list)
+    # drift records of recent nights, tonight last (tasks.nightly.drift)
+    drift: list[NightDrift] = field(default_factory=list)
 
     @property
     def nothing_new(self) -> bool:
@@ -278,48 +282,53 @@ def _num(value, digits: int = 4) -> str:
 DRIFT_TREND_NIGHTS = 14
 
 
-def _drift_section(drift: list[dict]) -> Section | None:
+def _variance_above_q95(r: NightDrift) -> str:
+    variance = r.measured.variance
+    return f"{pct(variance.share_above_q95, 0)} %" if isinstance(variance, VarianceTest) else "–"
+
+
+def _drift_section(drift: list[NightDrift]) -> Section | None:
     if not drift:
         return None
     tonight = drift[-1]
-    mmd, variance = tonight["mmd"], tonight["variance"]
-    if mmd.get("mmd2") is None:
-        mmd_words = f"too few rows for the MMD test ({mmd['n_tonight']} tonight, {mmd['n_reference']} reference)"
+    mmd, variance = tonight.measured.mmd, tonight.measured.variance
+    if mmd.mmd2 is None:
+        mmd_words = f"too few rows for the MMD test ({mmd.n_tonight} tonight, {mmd.n_reference} reference)"
     else:
         mmd_words = (
-            f"MMD² {_num(mmd['mmd2'])} against a permutation threshold of {_num(mmd['threshold'])} at "
-            f"α = {mmd['alpha']:g} (p = {_num(mmd['p_value'], 3)}; {mmd['n_tonight']} tonight vs "
-            f"{mmd['n_reference']} training rows, RBF bandwidth {_num(mmd['bandwidth'], 3)})"
+            f"MMD² {_num(mmd.mmd2)} against a permutation threshold of {_num(mmd.threshold)} at "
+            f"α = {mmd.alpha:g} (p = {_num(mmd.p_value, 3)}; {mmd.n_tonight} tonight vs "
+            f"{mmd.n_reference} training rows, RBF bandwidth {_num(mmd.bandwidth, 3)})"
         )
-    if variance.get("available"):
+    if isinstance(variance, VarianceTest):
         variance_words = (
-            f"{pct(variance['share_above_q95'], 0)} % of tonight's rows have a GP predictive variance above the 95th "
-            f"percentile of the {tonight.get('variance_reference', 'reference rows')} (about 5 % without drift; "
-            f"p = {_num(variance['p_value'], 3)}); median variance {_num(variance['tonight_median'], 3)} tonight vs "
-            f"{_num(variance['reference_median'], 3)}"
+            f"{pct(variance.share_above_q95, 0)} % of tonight's rows have a GP predictive variance above the 95th "
+            f"percentile of the {tonight.variance_reference} (about 5 % without drift; "
+            f"p = {_num(variance.p_value, 3)}); median variance {_num(variance.tonight_median, 3)} tonight vs "
+            f"{_num(variance.reference_median, 3)}"
         )
     else:
-        variance_words = f"predictive variance: not measured ({variance['why']})"
-    verdict = "DRIFT: tonight's inbox lies beyond the threshold" if tonight["drifted"] else "within the thresholds"
+        variance_words = f"predictive variance: not measured ({variance.why})"
+    verdict = "DRIFT: tonight's inbox lies beyond the threshold" if tonight.drifted else "within the thresholds"
     blocks: list[Block] = [
         Paragraph(
             [
                 Span(f"Drift tonight: {verdict}.", "b"),
-                f" Measured before any label was read, on all {tonight['n_rows']} rows of tonight's batches against the "
-                f"champion (version {tonight.get('champion_version')})'s training data: {mmd_words}; {variance_words}.",
+                f" Measured before any label was read, on all {tonight.measured.n_rows} rows of tonight's batches against "
+                f"the champion (version {tonight.champion_version})'s training data: {mmd_words}; {variance_words}.",
             ],
             note=False,
         )
     ]
     trend = [
         [
-            name_cell(r["run_id"]),
-            count_cell(r.get("champion_version")),
-            count_cell(r["n_rows"]),
-            Cell(_num(r["mmd"].get("mmd2"))),
-            Cell(_num(r["mmd"].get("threshold"))),
-            Cell("–" if not r["variance"].get("available") else f"{pct(r['variance']['share_above_q95'], 0)} %"),
-            Cell("yes" if r["drifted"] else "no", css="bad" if r["drifted"] else ""),
+            name_cell(r.run_id),
+            count_cell(r.champion_version),
+            count_cell(r.measured.n_rows),
+            Cell(_num(r.measured.mmd.mmd2)),
+            Cell(_num(r.measured.mmd.threshold)),
+            Cell(_variance_above_q95(r)),
+            Cell("yes" if r.drifted else "no", css="bad" if r.drifted else ""),
         ]
         for r in drift[-DRIFT_TREND_NIGHTS:]
     ]
@@ -497,10 +506,10 @@ def nightly_document(outcome: NightlyOutcome) -> Document:
     if not outcome.nothing_new:
         batches = [
             [
-                name_cell(b["batch_id"]),
-                Cell(fmt(b.get("n_files", ""))),
-                Cell(fmt(b.get("n_bonafide", ""))),
-                Cell(fmt(b.get("n_spoof", ""))),
+                name_cell(b.batch_id),
+                Cell(fmt(b.n_files)),
+                Cell(fmt(b.n_bonafide)),
+                Cell(fmt(b.n_spoof)),
             ]
             for b in outcome.batches
         ]
@@ -608,7 +617,7 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "created": datetime.now(UTC).isoformat(),
         "addgp_version": __version__,
         "nothing_new": outcome.nothing_new,
-        "batches": outcome.batches,
+        "batches": [batch_to_json(b) for b in outcome.batches],
         "decision": None if outcome.decision is None else outcome.decision.as_dict(),
         "eer": None if outcome.eer is None else json.loads(outcome.eer.to_json(orient="index")),
         "forgetting": None if outcome.forgetting is None else json.loads(outcome.forgetting.to_json(orient="records")),
@@ -640,7 +649,7 @@ def render_nightly_report(outcome: NightlyOutcome) -> dict[str, str]:
         "excluded_rows": None if outcome.excluded is None else json.loads(outcome.excluded.to_json(orient="records")),
         "score_sources": None if sources is None else json.loads(sources.to_json(orient="records")),
         "gate": None if outcome.gate is None else outcome.gate.as_dict(),
-        "drift": outcome.drift,
+        "drift": [night_drift_to_json(r) for r in outcome.drift],
         "warnings": outcome.warnings,
     }
     return {

@@ -20,10 +20,12 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from addgp.config import NotifyConfig
+from addgp.drift import NightDrift
 from addgp.nightly import ChampionRecord
 from addgp.progress import run_logger
 from addgp.runs import artifact_key
 from storage.night_state import champion_to_json
+from storage.nightly_records import night_drift_to_json
 from storage.paths import join
 from storage.reports import previous_report, publish_report, read_report_metrics, report_history
 from tasks.evaluate.crossdataset import Evaluation
@@ -146,11 +148,12 @@ def regressions_task(notify: NotifyConfig, config_name: str, run_id: str, folder
 
 @task(name="announce-drift", task_run_name="announce-drift[{config_name}/{run_id}]", cache_policy=NO_CACHE)
 def drift_announce_task(
-    notify: NotifyConfig, config_name: str, run_id: str, folder: str, detector: str, drift: dict
+    notify: NotifyConfig, config_name: str, run_id: str, folder: str, detector: str, drift: NightDrift
 ) -> None:
     """Tonight's inbox drifted from the champion's training data: the Prefect event ``addgp.run.drift`` and the webhook POST."""
-    get_run_logger().warning("tonight's inbox drifted from the training data of %s's champion: %s", detector, drift)
-    _announce(drift_payload(config_name, run_id, report_link(folder), detector, drift), notify)
+    record = night_drift_to_json(drift)
+    get_run_logger().warning("tonight's inbox drifted from the training data of %s's champion: %s", detector, record)
+    _announce(drift_payload(config_name, run_id, report_link(folder), detector, record), notify)
 
 
 @task(name="announce-promotion", task_run_name="announce-promotion[{config_name}/{run_id}]", cache_policy=NO_CACHE)
