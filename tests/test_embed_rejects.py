@@ -21,7 +21,8 @@ from storage import embeddings as store
 from storage.manifests import read_manifest, write_manifest
 from storage.paths import OldFormatError
 from tasks.embed.encoder import EncoderSpec
-from tasks.embed.run import TooManyRejectsError, embed_manifest
+from tasks.embed.run import embed_manifest
+from tasks.embed.summary import TooManyRejectsError
 from tasks.embed.task import _retry_unless_rejects
 from tasks.ingest.common import finalize
 

@@ -136,7 +136,7 @@ def test_a_run_with_too_many_embed_rejects_fails_after_embedding_with_exit_code_
     and the flow fails with TooManyRejectsError (which `addgp run` turns into exit code 7)."""
     from flows.cli.common import EXIT_TOO_MANY_REJECTS, exit_code_of
     from storage.embeddings import read_rejects
-    from tasks.embed.run import TooManyRejectsError
+    from tasks.embed.summary import TooManyRejectsError
 
     path = tiny_config(tmp_path)
     config = yaml.safe_load(path.read_text())

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_crossdataset import make_scores
+from test_report_notes import ingested_corpus
 
 from addgp.runs import artifact_key
 from storage.reports import list_reports, previous_report, publish_report, report_history
@@ -17,6 +18,7 @@ from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.report.build import ReportInput, render_report
 from tasks.report.compare import AVERAGE_LABEL, compare_with_previous, trend_table
 from tasks.report.format import md_escape, slug, without_paths
+from tasks.report.notes import RunNotes
 from tasks.report.task import publish_run_report
 from tasks.train.trained import TrainedModel
 
@@ -37,7 +39,7 @@ def report_input(scores: pd.DataFrame, run_id: str = "20250101T000000Z-demo", **
         models=models,
         encoder="/models/wav2vec2-xls-r-300m",
         warnings=["RANDOM-WEIGHT ENCODER: test run"],
-        notes={"ingest": {"demo_studio": {"rows": 10, "manifest": MANIFEST_PATH}}},
+        notes=RunNotes(ingest={"demo_studio": ingested_corpus("demo_studio", MANIFEST_PATH, rows=10)}),
         evaluation=evaluate_scores(scores, SETTINGS),
         scores=scores,
         **kwargs,

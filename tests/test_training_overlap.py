@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_crossdataset import make_scores
+from test_report_notes import ingested_corpus
 
 from tasks.evaluate.crossdataset import EvaluationSettings, evaluate_scores
 from tasks.evaluate.overlap import card_overlap_columns, with_card_overlap_columns
 from tasks.report.build import ReportInput, render_report
 from tasks.report.content import ModelEntry
+from tasks.report.notes import RunNotes
 from tasks.train.training_sets import content_digest, training_sets
 
 DATASETS = ("studio", "phone", "street")
@@ -79,7 +81,6 @@ def _markdown(evaluation, scores) -> str:
             models=[ModelEntry(d, "logreg", 1) for d in detectors],
             encoder="enc",
             warnings=[],
-            notes={},
             evaluation=evaluation,
             scores=scores,
         )
@@ -125,16 +126,12 @@ def test_report_shows_the_label_policy_of_corpora_with_resynthesised_audio():
             models=[ModelEntry("lr", "logreg", 1)],
             encoder="enc",
             warnings=[],
-            notes={
-                "ingest": {
-                    "phone": {
-                        "rows": 120,
-                        "label_policy": ["resynthesised=spoof (corpus label)"],
-                        "resynthesised_rows": 7,
-                    },
-                    "studio": {"rows": 120},
+            notes=RunNotes(
+                ingest={
+                    "phone": ingested_corpus("phone", "/m/phone.parquet", rows=120, resynthesised=7),
+                    "studio": ingested_corpus("studio", "/m/studio.parquet", rows=120),
                 }
-            },
+            ),
             evaluation=evaluation,
             scores=scores,
         )

@@ -102,7 +102,7 @@ _EXIT_CODES = (
     ("storage.models", "ModelRegistryError", EXIT_BAD_INPUT),
     ("flows.cli.server", "ServerStartError", EXIT_BAD_INPUT),
     ("tasks.ingest.inbox", "InboxMissingError", EXIT_BAD_INPUT),
-    ("tasks.embed.run", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
+    ("tasks.embed.summary", "TooManyRejectsError", EXIT_TOO_MANY_REJECTS),
     ("tasks.ingest.losses", "IngestLossError", EXIT_TOO_MANY_REJECTS),
     ("tasks.train.base", "UnsoundUpdateError", EXIT_UNSOUND_UPDATE),
     ("tasks.ingest.common", "LayoutError", EXIT_BAD_INPUT),

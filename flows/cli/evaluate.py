@@ -187,7 +187,7 @@ def report(
             detectors,
             cards,
             evaluation,
-            notes={"scores": [Path(p).name for p in scores]},
+            score_files=[Path(p).name for p in scores],
             scores=frame,
         )
     with exit_codes(ValueError):

@@ -14,7 +14,8 @@ from addgp.progress import progress_to_run_log, run_logger
 from addgp.runs import manifest_datasets, task_label
 from storage.manifests import read_manifests
 from tasks.embed.encoder import spec_from_config
-from tasks.embed.run import EmbedSummary, TooManyRejectsError, embed_manifest
+from tasks.embed.run import embed_manifest
+from tasks.embed.summary import EmbedSummary, TooManyRejectsError
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from tasks.ingest.losses import LeftOut
 from tasks.report import plots
 from tasks.report.compare import AVERAGE_LABEL, Comparison, compare_with_previous, trend_table
 from tasks.report.format import jsonable, records, slug, truthy, without_paths, without_paths_in_text
+from tasks.report.notes import RunNotes
 from tasks.train.trained import TrainedModel
 
 FORMAT = "addgp-report/3"
@@ -60,7 +61,7 @@ class ReportInput:
     models: Sequence[TrainedModel | ModelEntry]
     encoder: str
     warnings: list[str] = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # free-form, into metrics.json (a pipeline run's: RunStages.notes)
+    notes: RunNotes = field(default_factory=RunNotes)  # into metrics.json's "notes" (tasks/report/notes.py)
     evaluation: Evaluation | None = None
     scores: pd.DataFrame | None = None
     previous: dict | None = None
@@ -174,7 +175,7 @@ def metrics_document(
         "robustness_cells": records(evaluation.robustness_cells),
         "selective": records(evaluation.selective),
         "selective_curves": records(evaluation.selective_curves),
-        "notes": without_paths(report.notes),
+        "notes": without_paths(report.notes.as_dict()),
         "data_checks": records(data_checks_of(report)) if report.data_checks is not None else None,
         "left_out": [{**asdict(r), "reason": without_paths_in_text(r.reason)} for r in report.left_out],
     }

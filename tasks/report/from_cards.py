@@ -9,6 +9,7 @@ from storage.reports import score_provenance
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.report.build import ReportInput
 from tasks.report.content import ModelEntry
+from tasks.report.notes import RunNotes
 from tasks.train.detectors import detector_summary
 
 
@@ -22,7 +23,7 @@ def report_input_from_cards(
     detectors: list[str],
     cards: dict[str, dict],
     evaluation: Evaluation,
-    notes: dict,
+    score_files: list[str],
     scores: pd.DataFrame | None = None,
 ) -> ReportInput:
     """The models table, encoder and warnings come from the cards and from the score table's
@@ -48,13 +49,12 @@ def report_input_from_cards(
     random_weights = any(c.get("random_weight_encoder") for c in cards.values()) or any(
         bool(v) for v in provenance["random_weights"]
     )
-    records = [{k: ("unknown" if v is None else v) for k, v in r.items()} for r in provenance.to_dict("records")]
     return ReportInput(
         title=title,
         run_id=run_id,
         models=models,
         encoder=", ".join(encoders) or "not recorded",
         warnings=[RANDOM_ENCODER_WARNING] if random_weights else [],
-        notes={**notes, "score_provenance": records},
+        notes=RunNotes(score_files=score_files, score_provenance=provenance),
         evaluation=evaluation,
     )

@@ -1,7 +1,7 @@
 """A pipeline run's report input: what its stages handed on, besides the scores.
 
 Apart from ``tasks/report/content.py`` (which ``addgp report`` loads without any encoder or
-detector code), because it names the stages' own result types.
+detector code), because it reads the encoder's random-weight banner and the degrade task's result.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import pandas as pd
 
 from tasks.degrade.task import DegradedCopies
 from tasks.embed.encoder import RANDOM_WEIGHT_WARNING
-from tasks.embed.run import EmbedSummary
+from tasks.embed.summary import EmbedSummary
 from tasks.evaluate.crossdataset import Evaluation
 from tasks.ingest.common import IngestedCorpus
 from tasks.ingest.losses import LeftOut
 from tasks.report.content import ReportInput
+from tasks.report.notes import RunNotes
 from tasks.train.trained import TrainedModel
 
 
@@ -31,12 +32,13 @@ class RunStages:
     data_checks: pd.DataFrame
     left_out: list[LeftOut]
 
-    def notes(self) -> dict:
-        """The run notes of metrics.json: the ingest, embed (and degrade) summaries."""
-        notes: dict = {"ingest": {name: i.as_dict() for name, i in self.ingests.items()}, "embed": self.embed.as_dict()}
-        if self.degraded is not None:
-            notes["degrade"] = [s.as_dict() for s in self.degraded.summaries]
-        return notes
+    def notes(self) -> RunNotes:
+        """The run notes: the ingest, embed (and degrade) summaries."""
+        return RunNotes(
+            ingest=self.ingests,
+            embed=self.embed,
+            degrade=self.degraded.summaries if self.degraded is not None else None,
+        )
 
 
 def run_report_input(config_name: str, run_id: str, stages: RunStages, evaluation: Evaluation) -> ReportInput:
