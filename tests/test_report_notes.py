@@ -97,14 +97,17 @@ def test_metrics_json_holds_the_notes_with_paths_cut_to_names():
     evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=0))
     stages = pipeline_stages(degraded=True)
     report = run_report_input("cfg", "20250101T000000Z-notes", stages, evaluation)
-    notes = json.loads(render_report(report)["metrics.json"])["notes"]
+    files = render_report(report)
+    notes = json.loads(files["metrics.json"])["notes"]
     assert notes == json.loads(json.dumps(without_paths(stages.notes().as_dict())))
+    assert "Run notes (ingest, embed, degrade)" in files["index.html"], "the label names what the notes hold"
     assert list(notes) == ["ingest", "embed", "degrade"]
     assert notes["ingest"]["demo_studio"]["manifest"] == "demo_studio.parquet"
     assert notes["embed"]["encoder"] == "wav2vec2-xls-r-300m" and notes["embed"]["store"] == "store"
     # a report with no notes given (tests, other callers) writes an empty mapping
     bare = ReportInput(title="t", run_id="r", models=[], encoder="e", evaluation=evaluation)
     assert json.loads(render_report(bare)["metrics.json"])["notes"] == {}
+    assert "Run notes (none)" in render_report(bare)["index.html"]
 
 
 def test_a_report_of_score_files_notes_the_files_and_each_detectors_provenance():
@@ -114,6 +117,7 @@ def test_a_report_of_score_files_notes_the_files_and_each_detectors_provenance()
     evaluation = evaluate_scores(scores, EvaluationSettings(n_boot=0))
     report = report_input_from_cards("t", "r", ["lr", "gp"], {}, evaluation, ["a.parquet", "b.csv"], scores)
     notes = report.notes.as_dict()
+    assert "Run notes (scores, score provenance)" in render_report(report)["index.html"]
     provenance = score_provenance(scores).to_dict("records")
     assert list(notes) == ["scores", "score_provenance"] and notes["scores"] == ["a.parquet", "b.csv"]
     # every null of the provenance table (a column the file lacked) is "unknown"; nothing else changes

@@ -16,8 +16,6 @@ import pandas as pd
 
 from addgp.nightly import EvidencePool
 
-KEY = ["dataset", "utt_id"]
-
 
 def row_keys(rows: pd.DataFrame) -> list[list[str]]:
     return [[str(d), str(u)] for d, u in zip(rows["dataset"], rows["utt_id"])]

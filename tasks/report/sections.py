@@ -699,6 +699,12 @@ def trends_section(content: ReportContent) -> Section:
     )
 
 
+def _run_notes_label(content: ReportContent) -> str:
+    """The run notes' details label, naming what they hold (their keys in metrics.json)."""
+    held = [str(key).replace("_", " ") for key in content.document.get("notes") or {}]
+    return f"Run notes ({', '.join(held)})" if held else "Run notes (none)"
+
+
 def models_section(content: ReportContent) -> Section:
     rows = [
         [
@@ -728,7 +734,7 @@ def models_section(content: ReportContent) -> Section:
     return Section(
         "models",
         "Models",
-        [Table("models", columns, rows), dev_note, Details("Run notes (ingest, embed)", notes)],
+        [Table("models", columns, rows), dev_note, Details(_run_notes_label(content), notes)],
         nav="Models",
     )
 
