@@ -35,7 +35,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -490,9 +490,10 @@ def iter_embeddings(
     datasets: list[str],
     batch_rows: int = BATCH_ROWS,
     files: list[str] | None = None,
+    utt_ids: Collection[str] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """The rows of one embedding setting in ``datasets``, streamed: (``ROW_IDENTITY`` frame, float32 matrix)
-    per record batch of at most ``batch_rows`` rows.
+    """The rows of one embedding setting in ``datasets`` (and with one of ``utt_ids``, when given),
+    streamed: (``ROW_IDENTITY`` frame, float32 matrix) per record batch of at most ``batch_rows`` rows.
 
     Memory is one batch (plus the Parquet reader's one row group in flight), not the selection:
     the scanner reads only the identity and embedding columns of the row groups that pass the
@@ -514,6 +515,8 @@ def iter_embeddings(
     expression = (
         _setting_filter(encoder, pooling, crop_s) & (pc.field("layer") == layer) & pc.field("dataset").isin(datasets)
     )
+    if utt_ids is not None:
+        expression = expression & pc.field("utt_id").isin(list(utt_ids))
     scanner = dataset.scanner(
         columns=[*ROW_IDENTITY, "embedding"],
         filter=expression,

@@ -208,7 +208,7 @@ def test_scheduled_consolidation_through_the_flow(tmp_path, prefect_backend):
     source = _far_corpus(tmp_path)
     bona = source.pop("-")
     batches = [f"2026-12-0{i}-{family}" for i, family in enumerate(("A01", "A02", "A03", "A04"), start=1)]
-    chain_steps, expected, documents, held = [{"step": FIT}], [], [], set()
+    chain_steps, expected, documents, held = [FIT], [], [], set()
     for i, batch in enumerate(batches, start=1):
         spoofs, bona_fide = source[batch[-3:]], bona[4 * (i - 1) : 4 * i]
         _drop(tmp_path, batch, spoofs, bona_fide, batch[-3:])
@@ -222,7 +222,7 @@ def test_scheduled_consolidation_through_the_flow(tmp_path, prefect_backend):
         page = unescape((Path(result.report) / "index.html").read_text())
         assert f"Tonight's step: {expected[-1]}" in page and "Champion chain" in page
         if document["decision"]["promote"]:
-            chain_steps.append({"step": expected[-1]})
+            chain_steps.append(expected[-1])
 
     # Each night ran the step the rule gives on the chain as it stood (a refused challenger leaves
     # the chain, so its step is tried again the next night); a consolidation ran.
@@ -230,8 +230,8 @@ def test_scheduled_consolidation_through_the_flow(tmp_path, prefect_backend):
     assert CONSOLIDATE in expected, [d["decision"]["reason"] for d in documents]
     record = champions.read_champions(workdir / "state", "gp")
     chain = record["history"] + [record["current"]]
-    assert [r["step"] for r in chain] == [r["step"] for r in chain_steps]
-    assert [r["step"] for r in documents[-1]["champion_chain"]] == [r["step"] for r in chain_steps]
+    assert [r["step"] for r in chain] == chain_steps
+    assert [r["step"] for r in documents[-1]["champion_chain"]] == chain_steps
     assert chain[0]["cost"]["rows_learnt"] > 0 and chain[0]["cost"]["inbox_rows"] == 0
 
     # A consolidation learnt every inbox row taken in to learn from up to its night (never a

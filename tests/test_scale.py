@@ -14,6 +14,7 @@ from storage.manifests import write_manifest
 from storage.models import EmbeddingSetting, save_model
 from storage.score_cache import CACHED, SCORED
 from tasks.evaluate.scoring import score_rows, score_sets
+from tasks.nightly.challenger import rows_embeddings
 from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import load_detector
@@ -188,6 +189,32 @@ def test_rows_missing_from_the_store_are_counted_and_left_out(workspace):
     )
     assert data.missing == 3 and len(data.X) == 50
     np.testing.assert_array_equal(data.X, workspace["matrix"][:50])
+
+
+def test_a_nights_rows_are_read_without_the_rest_of_their_dataset(workspace, monkeypatch):
+    """Tonight's rows of an inbox that holds every night so far: the store yields only them."""
+    manifest, store, matrix = workspace["manifest"], workspace["store"], workspace["matrix"]
+    yielded: list[int] = []
+    real = data_module.iter_embeddings
+
+    def counting(store, **kwargs):
+        for meta, values in real(store, **{**kwargs, "batch_rows": 16}):
+            yielded.append(len(meta))
+            yield meta, values
+
+    monkeypatch.setattr(data_module, "iter_embeddings", counting)
+    tonight = manifest[manifest["dataset"] == "noisy"].iloc[[60, 2, 5]]
+    data = rows_embeddings(SETTING, manifest, store, tonight)
+    in_manifest_order = sorted(tonight.index)
+    assert data.rows["utt_id"].tolist() == manifest.loc[in_manifest_order, "utt_id"].tolist()
+    np.testing.assert_array_equal(data.X, matrix[in_manifest_order])
+    assert sum(yielded) == 3 and data.missing == 0, "the other 117 rows of the dataset are not read out"
+    # rows the store lacks are counted missing; none of them there is an empty selection, not an error
+    ghost = tonight.assign(utt_id=lambda f: f["utt_id"] + "-ghost", sha256="f" * 64)
+    both = rows_embeddings(SETTING, pd.concat([manifest, ghost], ignore_index=True), store, pd.concat([tonight, ghost]))
+    assert len(both.rows) == 3 and both.missing == 3
+    none = rows_embeddings(SETTING, pd.concat([manifest, ghost], ignore_index=True), store, ghost)
+    assert len(none.rows) == 0 and none.missing == 3
 
 
 @pytest.mark.integration

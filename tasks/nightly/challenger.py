@@ -23,7 +23,7 @@ from addgp.contracts import is_bonafide
 from storage.embeddings import path_identity_hint
 from storage.models import EmbeddingSetting
 from tasks.nightly.promotion import stratified_holdout_mask
-from tasks.train.data import LabelledEmbeddings, labelled_embeddings
+from tasks.train.data import LabelledEmbeddings, embeddings_of_rows, labelled_embeddings
 from tasks.train.detectors import make_detector
 from tasks.train.fit import snapshot_id
 
@@ -41,12 +41,15 @@ def split_new_rows(new_rows: pd.DataFrame, holdout_fraction: float) -> tuple[pd.
     return new_rows[~held].reset_index(drop=True), new_rows[held].reset_index(drop=True)
 
 
-def subset_rows(data: LabelledEmbeddings, rows: pd.DataFrame) -> LabelledEmbeddings:
+def rows_embeddings(
+    setting: EmbeddingSetting, manifest: pd.DataFrame, store: str, rows: pd.DataFrame
+) -> LabelledEmbeddings:
+    """The store vectors of ``rows`` (tonight's, the held-out or pooled ones: matched to ``manifest``
+    by dataset and utt_id, in manifest order). Only these rows are read and held, not their
+    whole dataset: the inbox's grows every night (docs/benchmarks.md, "Nightly reads")."""
     keys = set(zip(rows["dataset"], rows["utt_id"]))
-    mask = np.array([k in keys for k in zip(data.rows["dataset"], data.rows["utt_id"])], dtype=bool)
-    return LabelledEmbeddings(
-        rows=data.rows[mask].reset_index(drop=True), X=data.X[mask], missing=len(rows) - int(mask.sum())
-    )
+    wanted = manifest[[k in keys for k in zip(manifest["dataset"], manifest["utt_id"])]]
+    return embeddings_of_rows(wanted, store, setting)
 
 
 def build_challenger(
@@ -63,7 +66,7 @@ def build_challenger(
     setting = EmbeddingSetting.of_card(champion_card)
     training = champion_card["training_data"]
     old = select_rows(setting, manifest, store, training["datasets"], training["splits"])
-    new = subset_rows(select_rows(setting, manifest, store, sorted(learn_rows["dataset"].unique()), None), learn_rows)
+    new = rows_embeddings(setting, manifest, store, learn_rows)
     if len(new.rows) == 0:
         raise ValueError(
             "none of the new rows to learn from are in the embedding store; did the embed step reject them?"

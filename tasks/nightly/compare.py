@@ -21,7 +21,7 @@ from storage.score_cache import CACHED, SCORED, read_cached_summary, summary_pat
 from tasks.evaluate.bootstrap import bootstrap_ci, bootstrap_distribution
 from tasks.evaluate.robustness import paired_delta_distribution
 from tasks.evaluate.scoring import score_rows, score_sets
-from tasks.nightly.challenger import select_rows, subset_rows
+from tasks.nightly.challenger import rows_embeddings
 from tasks.nightly.gate import apply_gate
 from tasks.nightly.promotion import decide_promotion, forgetting_table
 
@@ -58,9 +58,7 @@ def score_champion_and_challenger(
     if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
         for name, (detector, card) in models.items():
             setting = EmbeddingSetting.of_card(card)
-            held = subset_rows(
-                select_rows(setting, manifest, store, sorted(holdout_rows["dataset"].unique()), None), holdout_rows
-            )
+            held = rows_embeddings(setting, manifest, store, holdout_rows)
             parts = [score_rows(detector, name, held)]
             if int((held.rows["label"] == BONAFIDE).sum()) < max(min_bonafide, 1):
                 bona = scored.scores[(scored.scores["detector"] == name) & (scored.scores["label"] == BONAFIDE)]

@@ -27,7 +27,7 @@ from storage.paths import exists, join
 from storage.reports import publish_report
 from tasks.ingest.checks import describe, pipeline_roles, problems
 from tasks.ingest.inbox import rows_of_batches
-from tasks.nightly.challenger import build_challenger, derived_card, select_rows, split_new_rows, subset_rows
+from tasks.nightly.challenger import build_challenger, derived_card, rows_embeddings, split_new_rows
 from tasks.nightly.compare import Comparison, compare_champion_and_challenger, reevaluate_champion
 from tasks.nightly.consolidation import CONSOLIDATE, RETRAIN, UPDATE, tonight_step
 from tasks.nightly.context import NightContext, NightResult
@@ -227,7 +227,7 @@ def drift_task(ctx: NightContext, night: Night, manifest_paths: list[str]) -> Dr
     reference, held, held_from = reference_embeddings(card, manifest, store)
     setting = EmbeddingSetting.of_card(card)
     rows = rows_of_batches(read_manifest(ctx.inbox_manifest), night.batch_ids)
-    tonight = subset_rows(select_rows(setting, manifest, store, sorted(rows["dataset"].unique()), None), rows)
+    tonight = rows_embeddings(setting, manifest, store, rows)
     measured = measure_drift(
         model,
         card["model_type"],

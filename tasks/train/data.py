@@ -115,15 +115,39 @@ def labelled_embeddings(
     splits, datasets, layers).
     """
     selected = _select(manifest, datasets, splits)
+    found = _read_selected(selected, store_root, setting)
+    if found is None:
+        raise ValueError(_none_found(selected, store_root, setting, datasets, splits))
+    return found
+
+
+def embeddings_of_rows(rows: pd.DataFrame, store_root: str, setting: EmbeddingSetting) -> LabelledEmbeddings:
+    """The store vectors of exactly these manifest ``rows`` (in their order), the rows the store
+    lacks counted ``missing``; none there is an empty selection, not an error (asked for tonight's
+    rows, their absence is data: the caller says what it means).
+
+    The store read is filtered on the rows' utt_ids and only they are held: the cost follows the
+    rows asked for, not the size of their datasets (an inbox dataset holds every night so far).
+    """
+    found = _read_selected(rows, store_root, setting, utt_ids=set(rows["utt_id"])) if len(rows) else None
+    if found is None:
+        return LabelledEmbeddings(rows.iloc[:0].reset_index(drop=True), np.empty((0, 0), np.float32), len(rows))
+    return found
+
+
+def _read_selected(
+    selected: pd.DataFrame, store_root: str, setting: EmbeddingSetting, utt_ids: set[str] | None = None
+) -> LabelledEmbeddings | None:
+    """The stored rows of ``selected`` in manifest order (None: the store holds none of them)."""
     positions = _RowPositions(selected)
     X: np.ndarray | None = None
-    for meta, values in _store_batches(store_root, setting, selected):
+    for meta, values in _store_batches(store_root, setting, selected, utt_ids=utt_ids):
         where, keep = positions.claim(meta)
         if X is None:
             X = np.empty((len(selected), values.shape[1]), dtype=np.float32)
         X[where] = values[keep]
     if X is None or not positions.found.any():
-        raise ValueError(_none_found(selected, store_root, setting, datasets, splits))
+        return None
     return positions.compacted(selected, X)
 
 
@@ -156,7 +180,11 @@ def stream_labelled_embeddings(
 
 
 def _store_batches(
-    store_root: str, setting: EmbeddingSetting, selected: pd.DataFrame, files: list[str] | None = None
+    store_root: str,
+    setting: EmbeddingSetting,
+    selected: pd.DataFrame,
+    files: list[str] | None = None,
+    utt_ids: set[str] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     return iter_embeddings(
         store_root,
@@ -166,6 +194,7 @@ def _store_batches(
         crop_s=setting.crop_s,
         datasets=sorted(selected["dataset"].unique()),
         files=files,
+        utt_ids=utt_ids,
     )
 
 
