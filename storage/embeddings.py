@@ -516,7 +516,12 @@ def iter_embeddings(
         _setting_filter(encoder, pooling, crop_s) & (pc.field("layer") == layer) & pc.field("dataset").isin(datasets)
     )
     if utt_ids is not None:
-        expression = expression & pc.field("utt_id").isin(list(utt_ids))
+        wanted = sorted(utt_ids)
+        # the range lets the reader skip row groups by their utt_id statistics (isin alone does
+        # not); a night's rows share its delivery folder's prefix, so other nights' shards are skipped
+        expression = expression & pc.field("utt_id").isin(wanted)
+        if wanted:
+            expression = expression & (pc.field("utt_id") >= wanted[0]) & (pc.field("utt_id") <= wanted[-1])
     scanner = dataset.scanner(
         columns=[*ROW_IDENTITY, "embedding"],
         filter=expression,
