@@ -139,7 +139,7 @@ def test_nightly_deployment_on_a_real_server(tmp_path, prefect_server):
         assert state["type"] == "COMPLETED", f"{state}\n{serve_log.read_text()[-4000:]}"
 
         artifacts = api_call(
-            client, "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["addgp-night-nightly"]}}}
+            client, "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["addgp-night-lr-nightly"]}}}
         ).json()
         assert artifacts and "PROMOTED" in artifacts[0]["data"]
         record = champions.read_champions(tmp_path / "work" / "state", "lr")

@@ -303,8 +303,10 @@ def publish_nightly_task(outcome: NightlyOutcome, reports_root: str, night: Nigh
     if night is not None and exists(join(reports_root, outcome.run_id)):
         return join(reports_root, outcome.run_id)  # this night's own report, published before a kill
     folder = publish_report(render_nightly_report(outcome), reports_root, outcome.run_id, replace=False)
+    # keyed by detector too, like the reports folder: two champions' nights keep apart histories
+    owner = outcome.config_name if outcome.detector is None else f"{outcome.config_name}-{outcome.detector}"
     create_markdown_artifact(
-        render_markdown(outcome), key=artifact_key(outcome.config_name, "nightly"), description="nightly decision"
+        render_markdown(outcome), key=artifact_key(owner, "nightly"), description="nightly decision"
     )
     return folder
 
