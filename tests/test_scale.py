@@ -15,7 +15,12 @@ from storage.models import EmbeddingSetting, save_model
 from storage.score_cache import CACHED, SCORED
 from tasks.evaluate.scoring import score_rows, score_sets
 from tasks.nightly.challenger import rows_embeddings
-from tasks.nightly.compare import compare_champion_and_challenger, reevaluate_champion
+from tasks.nightly.compare import (
+    NEW_FAKES,
+    compare_champion_and_challenger,
+    reevaluate_champion,
+    score_champion_and_challenger,
+)
 from tasks.train.data import labelled_embeddings
 from tasks.train.detectors import load_detector
 
@@ -189,6 +194,22 @@ def test_rows_missing_from_the_store_are_counted_and_left_out(workspace):
     )
     assert data.missing == 3 and len(data.X) == 50
     np.testing.assert_array_equal(data.X, workspace["matrix"][:50])
+
+
+def test_held_out_rows_the_embed_step_rejected_test_no_new_fakes_instead_of_failing(workspace):
+    manifest, store = workspace["manifest"], workspace["store"]
+    models = {
+        name: load_detector(workspace["models"][m]) for name, m in (("champion", "strong"), ("challenger", "weak"))
+    }
+    rejected = manifest.iloc[:4].assign(dataset="inbox", utt_id=lambda f: "night-1/" + f["utt_id"], label="spoof")
+    grown = pd.concat([manifest, rejected], ignore_index=True)
+    scores, _ = score_champion_and_challenger(models, grown, store, list(DATASETS), ["eval"], rejected)
+    assert NEW_FAKES not in set(scores["dataset"]) and set(scores["dataset"]) == set(DATASETS)
+    # one held-out row in the store: the slice is there, with that row and the borrowed bona fide ones
+    held = pd.concat([rejected, manifest[manifest["label"] == "spoof"].iloc[:1]], ignore_index=True)
+    scores, _ = score_champion_and_challenger(models, grown, store, list(DATASETS), ["eval"], held)
+    new_fakes = scores[(scores["dataset"] == NEW_FAKES) & scores["borrowed"].ne(True)]
+    assert len(new_fakes) == 2  # the one row, for each model
 
 
 def test_a_nights_rows_are_read_without_the_rest_of_their_dataset(workspace, monkeypatch):

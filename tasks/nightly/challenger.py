@@ -47,8 +47,10 @@ def rows_embeddings(
     """The store vectors of ``rows`` (tonight's, the held-out or pooled ones: matched to ``manifest``
     by dataset and utt_id, in manifest order). Only these rows are read and held, not their
     whole dataset: the inbox's grows every night (docs/benchmarks.md, "Nightly reads")."""
-    keys = set(zip(rows["dataset"], rows["utt_id"]))
-    wanted = manifest[[k in keys for k in zip(manifest["dataset"], manifest["utt_id"])]]
+    # vectorised: ``manifest`` is every corpus's rows (millions at full size), a Python loop over it took seconds
+    candidates = manifest[manifest["dataset"].isin(rows["dataset"].unique()) & manifest["utt_id"].isin(rows["utt_id"])]
+    keys = pd.MultiIndex.from_frame(rows[["dataset", "utt_id"]])
+    wanted = candidates[pd.MultiIndex.from_frame(candidates[["dataset", "utt_id"]]).isin(keys)]
     return embeddings_of_rows(wanted, store, setting)
 
 

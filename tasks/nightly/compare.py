@@ -50,15 +50,20 @@ def score_champion_and_challenger(
     ``min_bonafide`` bona fide rows (by default: none), the bona fide rows of the eval
     datasets join them (as ASVspoof scores each attack against the shared bona fide set), so
     a mostly-spoof inbox does not starve the promotion gate of bona fide rows. Held-out rows
-    without a single spoof test no new fake: then
-    there is no ``new_fakes`` set, and the decision says so.
+    without a single spoof (or none of them in the store: the embed step rejected them all)
+    test no new fake: then there is no ``new_fakes`` set, and the decision says so.
     """
     scored = score_sets(manifest, store, models, eval_datasets, eval_splits)
     frames = [scored.scores]
     if len(holdout_rows) and (holdout_rows["label"] == SPOOF).any():
-        for name, (detector, card) in models.items():
-            setting = EmbeddingSetting.of_card(card)
-            held = rows_embeddings(setting, manifest, store, holdout_rows)
+        helds = {
+            name: rows_embeddings(EmbeddingSetting.of_card(card), manifest, store, holdout_rows)
+            for name, (_, card) in models.items()
+        }
+        if not all(len(held.rows) for held in helds.values()):
+            helds = {}  # the embed step rejected every held-out row: no new fakes tested tonight
+        for name, held in helds.items():
+            detector = models[name][0]
             parts = [score_rows(detector, name, held)]
             if int((held.rows["label"] == BONAFIDE).sum()) < max(min_bonafide, 1):
                 bona = scored.scores[(scored.scores["detector"] == name) & (scored.scores["label"] == BONAFIDE)]
